@@ -1,0 +1,74 @@
+# zelo.c — build. `make` builds the programs, `make test` builds and runs every test,
+# `make bench` runs the benchmarks (figures side by side with their peers).
+CC ?= gcc
+CFLAGS ?= -O3 -march=native
+CFLAGS += -std=gnu11 -Wall -Wextra -fopenmp -I.
+LDLIBS += -lm
+BUILD = build
+
+# OpenBLAS is used when a program that calls it compiles and links here (NO_BLAS=1 turns
+# it off); otherwise the plain loops of model.c do the matrix products.
+ifeq ($(NO_BLAS),)
+  BLAS_PROBE := $(shell printf '\#include <cblas.h>\nint main(void){float a=1,b=1,c=0;cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1.f,&a,1,&b,1,0.f,&c,1);return (int)c-1;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+  ifeq ($(BLAS_PROBE),yes)
+    CFLAGS += -DUSE_BLAS
+    LDLIBS += -lopenblas
+  endif
+endif
+
+# ---- sources of each module (headers beside them) ----
+SRC_JSON = json.c
+SRC_TOKENIZER = tokenizer/wordpiece.c $(SRC_JSON)
+SRC_MODEL = model.c
+SRC_WEIGHTS = safetensors.c weights.c $(SRC_MODEL) $(SRC_JSON)
+SRC_ZELO = zelo_loss.c
+SRC_BM25 = bm25.c analyzer.c
+SRC_DATA = beir.c $(SRC_JSON)
+SRC_METRICS = metrics.c
+HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
+
+PROGRAMS = zelo_fit
+TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics
+
+.PHONY: all test bench clean
+all: $(PROGRAMS)
+
+zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
+
+$(BUILD)/test_json: test/test_json.c $(SRC_JSON) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_json.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_tokenizer: test/test_tokenizer.c $(SRC_TOKENIZER) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_tokenizer.c $(SRC_TOKENIZER) $(LDLIBS)
+$(BUILD)/test_model: test/test_model.c $(SRC_MODEL) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_model.c $(SRC_MODEL) $(LDLIBS)
+$(BUILD)/test_weights: test/test_weights.c $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_weights.c $(SRC_WEIGHTS) tokenizer/wordpiece.c $(LDLIBS)
+$(BUILD)/test_zelo: test/test_zelo.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_zelo.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_bm25: test/test_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_bm25.c $(SRC_BM25) $(SRC_DATA) $(LDLIBS)
+$(BUILD)/test_beir: test/test_beir.c $(SRC_DATA) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_beir.c $(SRC_DATA) $(LDLIBS)
+$(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_metrics.c $(SRC_METRICS) $(LDLIBS)
+
+# a test target builds only the tests whose sources exist yet, so work in progress on
+# one module never breaks the others' tests
+AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
+test: $(AVAILABLE_TESTS) $(PROGRAMS)
+	@bash test/run_all.sh $(AVAILABLE_TESTS)
+
+bench:
+	@bash dev/bench_all.sh
+
+clean:
+	rm -rf $(BUILD) $(PROGRAMS)

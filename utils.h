@@ -1,0 +1,123 @@
+/*
+ * utils.h — the checked wrappers every file uses. Each one prints the file and line of
+ * the call that failed, a hint, and exits non-zero: a tool that trains for hours must
+ * stop loudly at the first bad read, never carry on with garbage.
+ */
+#ifndef ZELO_UTILS_H
+#define ZELO_UTILS_H
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// prints "error at file:line: <message>" and exits with status 1
+__attribute__((format(printf, 3, 4), noreturn))
+static inline void die_at(const char* file, int line, const char* fmt, ...) {
+    fflush(stdout);
+    fprintf(stderr, "error at %s:%d: ", file, line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+#define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)
+
+static inline FILE* fopen_check(const char* path, const char* mode, const char* file, int line) {
+    FILE* fp = fopen(path, mode);
+    if (fp == NULL) {
+        die_at(file, line, "could not open '%s' (mode %s): %s", path, mode, strerror(errno));
+    }
+    return fp;
+}
+#define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
+
+static inline void fread_check(void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    size_t got = fread(ptr, size, nmemb, fp);
+    if (got != nmemb) {
+        die_at(file, line, "short read: wanted %zu items of %zu bytes, got %zu (%s); "
+               "the file is truncated or not of the expected format",
+               nmemb, size, got, feof(fp) ? "end of file" : "read error");
+    }
+}
+#define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
+
+static inline void fwrite_check(const void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    size_t put = fwrite(ptr, size, nmemb, fp);
+    if (put != nmemb) {
+        die_at(file, line, "short write: wanted %zu items of %zu bytes, wrote %zu: %s (disk full?)",
+               nmemb, size, put, strerror(errno));
+    }
+}
+#define fwriteCheck(ptr, size, nmemb, fp) fwrite_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
+
+static inline void fclose_check(FILE* fp, const char* file, int line) {
+    // a buffered write can fail only at close time (disk full), so this is checked too
+    if (fclose(fp) != 0) {
+        die_at(file, line, "fclose failed: %s", strerror(errno));
+    }
+}
+#define fcloseCheck(fp) fclose_check(fp, __FILE__, __LINE__)
+
+static inline void fseek_check(FILE* fp, long off, int whence, const char* file, int line) {
+    if (fseek(fp, off, whence) != 0) {
+        die_at(file, line, "fseek to %ld (whence %d) failed: %s", off, whence, strerror(errno));
+    }
+}
+#define fseekCheck(fp, off, whence) fseek_check(fp, off, whence, __FILE__, __LINE__)
+
+static inline void* malloc_check(size_t size, const char* file, int line) {
+    void* ptr = malloc(size > 0 ? size : 1);
+    if (ptr == NULL) {
+        die_at(file, line, "out of memory allocating %zu bytes", size);
+    }
+    return ptr;
+}
+#define mallocCheck(size) malloc_check(size, __FILE__, __LINE__)
+
+static inline void* calloc_check(size_t nmemb, size_t size, const char* file, int line) {
+    void* ptr = calloc(nmemb > 0 ? nmemb : 1, size > 0 ? size : 1);
+    if (ptr == NULL) {
+        die_at(file, line, "out of memory allocating %zu x %zu bytes", nmemb, size);
+    }
+    return ptr;
+}
+#define callocCheck(nmemb, size) calloc_check(nmemb, size, __FILE__, __LINE__)
+
+static inline void* realloc_check(void* old, size_t size, const char* file, int line) {
+    void* ptr = realloc(old, size > 0 ? size : 1);
+    if (ptr == NULL) {
+        die_at(file, line, "out of memory growing a buffer to %zu bytes", size);
+    }
+    return ptr;
+}
+#define reallocCheck(old, size) realloc_check(old, size, __FILE__, __LINE__)
+
+static inline char* strdup_check(const char* s, const char* file, int line) {
+    size_t n = strlen(s) + 1;
+    char* copy = (char*)malloc_check(n, file, line);
+    memcpy(copy, s, n);
+    return copy;
+}
+#define strdupCheck(s) strdup_check(s, __FILE__, __LINE__)
+
+// reads a whole file into a NUL-terminated buffer; *len_out (if not NULL) gets its length
+static inline char* read_file_check(const char* path, size_t* len_out, const char* file, int line) {
+    FILE* fp = fopen_check(path, "rb", file, line);
+    fseek_check(fp, 0, SEEK_END, file, line);
+    long size = ftell(fp);
+    if (size < 0) { die_at(file, line, "could not size '%s': %s", path, strerror(errno)); }
+    fseek_check(fp, 0, SEEK_SET, file, line);
+    char* buf = (char*)malloc_check((size_t)size + 1, file, line);
+    fread_check(buf, 1, (size_t)size, fp, file, line);
+    buf[size] = '\0';
+    fclose(fp);
+    if (len_out != NULL) { *len_out = (size_t)size; }
+    return buf;
+}
+#define readFileCheck(path, len_out) read_file_check(path, len_out, __FILE__, __LINE__)
+
+#endif // ZELO_UTILS_H
