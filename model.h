@@ -1,0 +1,178 @@
+/*
+ * model.h — the BERT encoder with the cross-encoder score head, as plain structs: the
+ * config, one flat parameter buffer with a pointer per tensor, the activations, the
+ * checkpoint format, and the API of the CPU reference backend (model.c).
+ *
+ * Batches are PACKED: the tokens of all sequences lie back to back, ids (N,) and token
+ * types (N,), and seq_starts (S+1,) gives where each sequence starts (seq_starts[0] = 0,
+ * seq_starts[S] = N). Positions restart at 0 in every sequence and attention never
+ * crosses a sequence boundary, so no compute is spent on padding and no mask exists.
+ *
+ * The layout matches Hugging Face BertForSequenceClassification: post-LayerNorm blocks,
+ * GELU (erf form), learned absolute positions, token types, pooler dense + tanh on the
+ * first ([CLS]) token, then a linear classifier. Linear weights keep PyTorch's (out, in)
+ * layout so that safetensors import/export is a plain copy.
+ */
+#ifndef ZELO_MODEL_H
+#define ZELO_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int vocab_size;        // V
+    int hidden_size;       // C
+    int num_layers;        // L
+    int num_heads;         // NH
+    int intermediate_size; // I
+    int max_position;      // P  (max_position_embeddings)
+    int type_vocab_size;   // TT
+    int num_labels;        // 1 for the cross-encoder score head
+    float layer_norm_eps;
+} BertConfig;
+
+#define NUM_PARAMETER_TENSORS 21
+typedef struct {                 // in this order in the flat buffer; Linear weights in PyTorch (out, in) layout
+    float* wte;      // (V, C)   embeddings.word_embeddings
+    float* wpe;      // (P, C)   embeddings.position_embeddings
+    float* wtt;      // (TT, C)  embeddings.token_type_embeddings
+    float* emb_lnw;  // (C)      embeddings.LayerNorm
+    float* emb_lnb;  // (C)
+    float* qkvw;     // (L, 3*C, C) attention.self.{query,key,value}.weight stacked in that order
+    float* qkvb;     // (L, 3*C)
+    float* attprojw; // (L, C, C) attention.output.dense
+    float* attprojb; // (L, C)
+    float* ln1w;     // (L, C)   attention.output.LayerNorm
+    float* ln1b;     // (L, C)
+    float* fcw;      // (L, I, C) intermediate.dense
+    float* fcb;      // (L, I)
+    float* fcprojw;  // (L, C, I) output.dense
+    float* fcprojb;  // (L, C)
+    float* ln2w;     // (L, C)   output.LayerNorm
+    float* ln2b;     // (L, C)
+    float* poolw;    // (C, C)   pooler.dense
+    float* poolb;    // (C)
+    float* clsw;     // (num_labels, C) classifier
+    float* clsb;     // (num_labels)
+} ParameterTensors;
+
+// the names of the tensors above, in buffer order (for messages and tests)
+extern const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS];
+
+// param_sizes[i] = number of floats of tensor i; dies on a config that is not a valid BERT
+void fill_in_parameter_sizes(size_t* param_sizes, const BertConfig* config);
+// one allocation holding every tensor, pointers assigned by walking it in order; zeroed
+float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param_sizes);
+// whether AdamW decays tensor i: the Hugging Face convention, every weight matrix
+// (embeddings included) decays, biases and LayerNorm weights do not
+int parameter_tensor_decays(int i);
+
+#define NUM_ACTIVATION_TENSORS 21
+typedef struct {
+    // N = tokens of the batch, S = sequences, A = NH * sum over sequences of T_s^2
+    float* emb;      // (N, C)   word + position + type embeddings, before the LayerNorm
+    float* emb_ln;   // (N, C)   input of layer 0
+    float* emb_mean; // (N)
+    float* emb_rstd; // (N)
+    float* qkv;      // (L, N, 3*C)
+    float* att;      // (L, A)   softmax probabilities, per sequence (NH, T, T)
+    float* atty;     // (L, N, C) attention output before its dense layer
+    float* res1;     // (L, N, C) layer input + attention dense output
+    float* ln1;      // (L, N, C)
+    float* ln1_mean; // (L, N)
+    float* ln1_rstd; // (L, N)
+    float* fch;      // (L, N, I) intermediate dense output, before GELU
+    float* fch_gelu; // (L, N, I)
+    float* res2;     // (L, N, C) ln1 + output dense
+    float* ln2;      // (L, N, C) output of the layer
+    float* ln2_mean; // (L, N)
+    float* ln2_rstd; // (L, N)
+    float* cls;      // (S, C)   last hidden state of each sequence's first token
+    float* pooled;   // (S, C)   tanh(pooler(cls))
+    float* logits;   // (S, num_labels)
+    float* embeddings; // (S, C) mean of the last hidden states over each sequence
+} ActivationTensors;
+
+typedef struct {
+    BertConfig config;
+    // the weights
+    ParameterTensors params;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    float* params_memory;
+    size_t num_parameters;
+    // gradients of the weights and AdamW state, allocated lazily (inference never pays them)
+    ParameterTensors grads;
+    float* grads_memory;
+    float* m_memory;
+    float* v_memory;
+    // activations, (re)allocated on demand by the forward pass when a batch needs more room
+    // than the last one: the capacity only grows, so a training loop settles after one step
+    ActivationTensors acts;
+    float* acts_memory;
+    size_t acts_capacity;   // floats in acts_memory
+    float* scratch_memory;  // backward pass buffers, one layer's worth, reused across layers
+    size_t scratch_capacity;
+    // the batch of the last forward pass
+    int num_tokens;         // N
+    int num_seqs;           // S
+    int* seq_starts;        // (S+1) a copy of the caller's offsets
+    int* inputs;            // (N) token ids
+    int* att_offsets;       // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
+    int att_size;           // A, floats of att per layer
+    int backward_ready;     // 1 after bert_forward (activations of every layer kept)
+    // outputs of the last forward pass (point into acts_memory)
+    float* logits;          // (S, num_labels) the cross-encoder scores
+    float* embeddings;      // (S, C) mean-pooled sentence embeddings
+} BertModel;
+
+// matrix products through cblas_sgemm (1) or the plain loops (0); compiled with USE_BLAS
+// it starts at 1, else at 0 and cannot be set to 1. Tests flip it to compare both paths.
+extern int matmul_use_blas;
+
+// allocates the parameters (zeroed) for a config; dies on an invalid config
+void bert_build(BertModel* model, const BertConfig* config);
+// BERT's initialisation: every weight matrix ~ N(0, 0.02^2), LayerNorm weights 1, biases 0
+void bert_init_random(BertModel* model, uint64_t seed);
+// forward pass over a packed batch; keeps every layer's activations for bert_backward.
+// Results in model->logits (S, num_labels) and model->embeddings (S, C). Dies naming the
+// offending sequence/token on a sequence longer than max_position, an empty sequence, a
+// token id outside [0, V) or a token type outside [0, TT).
+void bert_forward(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs);
+// the same results as bert_forward with one layer's activations reused by all layers
+// (less memory, faster scoring); bert_backward refuses to follow it
+void bert_infer(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs);
+// accumulates into model->grads the gradient of a loss whose derivatives with respect to the
+// last forward pass's outputs are dlogits (S, num_labels) and dembeddings (S, C); either may
+// be NULL when the loss does not use that output
+void bert_backward(BertModel* model, const float* dlogits, const float* dembeddings);
+void bert_zero_grad(BertModel* model);
+// scales all gradients so that their global L2 norm is at most max_norm (when max_norm > 0);
+// returns the norm before clipping
+float bert_clip_grad_norm(BertModel* model, float max_norm);
+// one AdamW step (step counts from 1, for the bias correction), weight decay decoupled and
+// applied only where parameter_tensor_decays says so
+void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, int step);
+void bert_free(BertModel* model);
+
+// ---- checkpoints ----
+// model file: header of 256 little-endian int32: [0] BERT_CHECKPOINT_MAGIC, [1] version,
+// [2..9] vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position,
+// type_vocab_size, num_labels, [10] the bits of layer_norm_eps (fp32), [11], [12] the
+// number of floats (low, high 32 bits), the rest 0; then the flat fp32 parameter buffer.
+// optimizer file: header [0] BERT_OPTIMIZER_MAGIC, [1] version, [2] step, [3], [4] the
+// number of floats (low, high), the rest 0; then m, then v (each num_parameters floats).
+// Both are written atomically (path.tmp, fsync, rename) and read back with every header
+// field and the exact file length checked.
+#define BERT_CHECKPOINT_MAGIC 0x7A4C4231  // "1BLz" on disk
+#define BERT_OPTIMIZER_MAGIC 0x7A4C4F31   // "1OLz" on disk
+#define BERT_CHECKPOINT_VERSION 1
+void bert_save(const BertModel* model, const char* path);
+// builds the model from the file's config and reads its weights; dies naming the file on
+// anything wrong
+void bert_load(BertModel* model, const char* path);
+void bert_save_optimizer(const BertModel* model, int step, const char* path);
+// reads m and v into a built model of the same size; returns the saved step
+int bert_load_optimizer(BertModel* model, const char* path);
+
+#endif // ZELO_MODEL_H
