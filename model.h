@@ -117,6 +117,7 @@ typedef struct {
     int num_seqs;           // S
     int* seq_starts;        // (S+1) a copy of the caller's offsets
     int* inputs;            // (N) token ids
+    int* types;             // (N) token types
     int* att_offsets;       // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
     int att_size;           // A, floats of att per layer
     int backward_ready;     // 1 after bert_forward (activations of every layer kept)
@@ -136,7 +137,7 @@ void bert_init_random(BertModel* model, uint64_t seed);
 // forward pass over a packed batch; keeps every layer's activations for bert_backward.
 // Results in model->logits (S, num_labels) and model->embeddings (S, C). Dies naming the
 // offending sequence/token on a sequence longer than max_position, an empty sequence, a
-// token id outside [0, V) or a token type outside [0, TT).
+// token id outside [0, V) or a token type outside [0, TT). types may be NULL: all type 0.
 void bert_forward(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs);
 // the same results as bert_forward with one layer's activations reused by all layers
 // (less memory, faster scoring); bert_backward refuses to follow it

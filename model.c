@@ -1,0 +1,963 @@
+/*
+ * model.c — the CPU reference backend of the BERT cross-encoder: fp32 forward and backward
+ * over packed variable-length batches, AdamW, checkpoints. Layers are plain functions over
+ * flat arrays (outputs first); matrix products go through one matmul() that calls
+ * cblas_sgemm when built with USE_BLAS and otherwise runs readable loops; everything else
+ * is loops with OpenMP. The gradient of a tensor is always ACCUMULATED (+=), as in
+ * PyTorch, so callers zero a buffer before its first contribution.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include <omp.h>
+#ifdef USE_BLAS
+#include <cblas.h>
+#undef I  // OpenBLAS's cblas.h pulls in complex.h, whose I would shadow the intermediate size
+#endif
+#include "model.h"
+#include "utils.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoints are read and written as little-endian memory images"
+#endif
+
+#ifdef USE_BLAS
+int matmul_use_blas = 1;
+#else
+int matmul_use_blas = 0;
+#endif
+
+const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS] = {
+    "wte", "wpe", "wtt", "emb_lnw", "emb_lnb", "qkvw", "qkvb", "attprojw", "attprojb",
+    "ln1w", "ln1b", "fcw", "fcb", "fcprojw", "fcprojb", "ln2w", "ln2b",
+    "poolw", "poolb", "clsw", "clsb",
+};
+
+// ----------------------------------------------------------------------------
+// parameter layout
+
+// NULL when the config describes a BERT this code can run, else what is wrong with it
+static const char* config_problem(const BertConfig* c) {
+    if (c->vocab_size <= 0) { return "vocab_size must be positive"; }
+    if (c->hidden_size <= 0) { return "hidden_size must be positive"; }
+    if (c->num_layers < 0) { return "num_layers must not be negative"; }
+    if (c->num_heads <= 0) { return "num_heads must be positive"; }
+    if (c->hidden_size % c->num_heads != 0) { return "hidden_size must be a multiple of num_heads"; }
+    if (c->intermediate_size <= 0) { return "intermediate_size must be positive"; }
+    if (c->max_position <= 0) { return "max_position must be positive"; }
+    if (c->type_vocab_size <= 0) { return "type_vocab_size must be positive"; }
+    if (c->num_labels <= 0) { return "num_labels must be positive"; }
+    if (!(c->layer_norm_eps > 0.0f) || !isfinite(c->layer_norm_eps)) { return "layer_norm_eps must be positive and finite"; }
+    return NULL;
+}
+
+void fill_in_parameter_sizes(size_t* param_sizes, const BertConfig* config) {
+    const char* problem = config_problem(config);
+    if (problem != NULL) { die("invalid BERT config: %s", problem); }
+    size_t V = config->vocab_size, C = config->hidden_size, L = config->num_layers;
+    size_t I = config->intermediate_size, P = config->max_position, TT = config->type_vocab_size;
+    size_t NL = config->num_labels;
+    size_t sizes[NUM_PARAMETER_TENSORS] = {
+        V * C, P * C, TT * C, C, C,
+        L * 3 * C * C, L * 3 * C, L * C * C, L * C,
+        L * C, L * C, L * I * C, L * I, L * C * I, L * C,
+        L * C, L * C,
+        C * C, C, NL * C, NL,
+    };
+    memcpy(param_sizes, sizes, sizeof(sizes));
+}
+
+// points each of the n pointers of a struct of float* at consecutive slices of memory
+static void point_tensors(float** ptrs, float* memory, const size_t* sizes, int n) {
+    for (int i = 0; i < n; i++) {
+        ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+static size_t sum_sizes(const size_t* sizes, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) { total += sizes[i]; }
+    return total;
+}
+
+float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param_sizes) {
+    size_t total = sum_sizes(param_sizes, NUM_PARAMETER_TENSORS);
+    float* memory = (float*)callocCheck(total, sizeof(float));
+    point_tensors((float**)params, memory, param_sizes, NUM_PARAMETER_TENSORS);
+    return memory;
+}
+
+int parameter_tensor_decays(int i) {
+    switch (i) {
+        case 0: case 1: case 2:     // wte, wpe, wtt
+        case 5: case 7: case 11: case 13: // qkvw, attprojw, fcw, fcprojw
+        case 17: case 19:           // poolw, clsw
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// matrix product: c (m, n) = alpha * op(a) (m, k) @ op(b) (k, n) + beta * c, row-major,
+// op(x) = x or its transpose; lda, ldb, ldc are row strides, so that strided views (one
+// head's columns of the packed qkv) need no copy. beta = 0 never reads c.
+
+static void matmul_loops(float* c, int ldc, const float* a, int lda, int trans_a,
+                         const float* b, int ldb, int trans_b, int m, int n, int k,
+                         float alpha, float beta) {
+    #pragma omp parallel for collapse(2)
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            float sum = 0.0f;
+            for (int p = 0; p < k; p++) {
+                float av = trans_a ? a[(size_t)p * lda + i] : a[(size_t)i * lda + p];
+                float bv = trans_b ? b[(size_t)j * ldb + p] : b[(size_t)p * ldb + j];
+                sum += av * bv;
+            }
+            float* out = &c[(size_t)i * ldc + j];
+            *out = alpha * sum + (beta == 0.0f ? 0.0f : beta * *out);
+        }
+    }
+}
+
+static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
+                   const float* b, int ldb, int trans_b, int m, int n, int k,
+                   float alpha, float beta) {
+#ifdef USE_BLAS
+    if (matmul_use_blas) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
+                    beta, c, ldc);
+        return;
+    }
+#endif
+    matmul_loops(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
+}
+
+// The attention runs one small matmul per (sequence, head), spread over OpenMP threads;
+// a threaded BLAS inside those threads would start threads of its own on the same cores,
+// so it is held to one thread there and given its threads back afterwards.
+static int blas_single_thread_begin(void) {
+#ifdef USE_BLAS
+    int threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    return threads;
+#else
+    return 1;
+#endif
+}
+
+static void blas_single_thread_end(int threads) {
+#ifdef USE_BLAS
+    openblas_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+}
+
+// ----------------------------------------------------------------------------
+// layers
+
+// sums over the rows of x (n, d) into acc (d) +=. Each thread owns a block of columns and
+// walks all rows, so the result is race-free and independent of the thread count.
+#define COLUMN_BLOCK 64
+static void column_sum_accumulate(float* acc, const float* x, int n, int d) {
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < d; c0 += COLUMN_BLOCK) {
+        int c1 = c0 + COLUMN_BLOCK < d ? c0 + COLUMN_BLOCK : d;
+        float sum[COLUMN_BLOCK] = {0};
+        for (int t = 0; t < n; t++) {
+            const float* row = x + (size_t)t * d;
+            for (int c = c0; c < c1; c++) { sum[c - c0] += row[c]; }
+        }
+        for (int c = c0; c < c1; c++) { acc[c] += sum[c - c0]; }
+    }
+}
+
+// out (N, C) = word + position + type embeddings of each token; positions restart per sequence
+static void embeddings_forward(float* out, const int* ids, const int* types, const int* seq_starts,
+                               int S, const float* wte, const float* wpe, const float* wtt, int C) {
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
+            const float* w = wte + (size_t)ids[t] * C;
+            const float* p = wpe + (size_t)(t - seq_starts[s]) * C;
+            const float* y = wtt + (size_t)types[t] * C;
+            float* o = out + (size_t)t * C;
+            for (int c = 0; c < C; c++) { o[c] = w[c] + p[c] + y[c]; }
+        }
+    }
+}
+
+// scatters demb (N, C) into the three tables. Threads split the columns rather than the
+// tokens, because several tokens share a row of wte (same id) and would race.
+static void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* demb,
+                                const int* ids, const int* types, const int* seq_starts, int S, int C) {
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
+        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
+        for (int s = 0; s < S; s++) {
+            for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
+                const float* d = demb + (size_t)t * C;
+                float* w = dwte + (size_t)ids[t] * C;
+                float* p = dwpe + (size_t)(t - seq_starts[s]) * C;
+                float* y = dwtt + (size_t)types[t] * C;
+                for (int c = c0; c < c1; c++) { w[c] += d[c]; p[c] += d[c]; y[c] += d[c]; }
+            }
+        }
+    }
+}
+
+// out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward
+static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                              const float* weight, const float* bias, int N, int C, float eps) {
+    #pragma omp parallel for
+    for (int t = 0; t < N; t++) {
+        const float* x = inp + (size_t)t * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) { m += x[c]; }
+        m /= C;
+        // two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, which
+        // cancels catastrophically when the mean is large against the spread
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) { float d = x[c] - m; v += d * d; }
+        v /= C;
+        float s = 1.0f / sqrtf(v + eps);
+        float* o = out + (size_t)t * C;
+        for (int c = 0; c < C; c++) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
+        mean[t] = m;
+        rstd[t] = s;
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, const float* mean,
+                               const float* rstd, int N, int C) {
+    #pragma omp parallel for
+    for (int t = 0; t < N; t++) {
+        const float* x = inp + (size_t)t * C;
+        const float* g = dout + (size_t)t * C;
+        float m = mean[t], s = rstd[t];
+        // d/dx of a normalised row: the gradient minus its mean, minus its projection on
+        // the normalised row itself, rescaled by rstd
+        float gw_mean = 0.0f, gw_xhat_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            float gw = g[c] * weight[c];
+            gw_mean += gw;
+            gw_xhat_mean += gw * (x[c] - m) * s;
+        }
+        gw_mean /= C;
+        gw_xhat_mean /= C;
+        float* d = dinp + (size_t)t * C;
+        for (int c = 0; c < C; c++) {
+            float xhat = (x[c] - m) * s;
+            d[c] += (g[c] * weight[c] - gw_mean - xhat * gw_xhat_mean) * s;
+        }
+    }
+    // weight and bias gradients sum over tokens: columns split over threads (see column_sum_accumulate)
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
+        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
+        float dw[COLUMN_BLOCK] = {0}, db[COLUMN_BLOCK] = {0};
+        for (int t = 0; t < N; t++) {
+            const float* x = inp + (size_t)t * C;
+            const float* g = dout + (size_t)t * C;
+            for (int c = c0; c < c1; c++) {
+                dw[c - c0] += g[c] * (x[c] - mean[t]) * rstd[t];
+                db[c - c0] += g[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
+    }
+}
+
+// out (N, OC) = inp (N, C) @ weight^T + bias, weight (OC, C) as PyTorch's Linear
+static void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
+                           int N, int C, int OC) {
+    #pragma omp parallel for
+    for (int t = 0; t < N; t++) {
+        memcpy(out + (size_t)t * OC, bias, (size_t)OC * sizeof(float));
+    }
+    matmul(out, OC, inp, C, 0, weight, C, 1, N, OC, C, 1.0f, 1.0f);
+}
+
+static void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                            const float* inp, const float* weight, int N, int C, int OC) {
+    matmul(dinp, C, dout, OC, 0, weight, C, 0, N, C, OC, 1.0f, 1.0f);    // dinp (N, C) += dout @ W
+    matmul(dweight, C, dout, OC, 1, inp, C, 0, OC, C, N, 1.0f, 1.0f);    // dW (OC, C) += dout^T @ inp
+    column_sum_accumulate(dbias, dout, N, OC);
+}
+
+// GELU, the exact erf form BERT uses (not the tanh approximation)
+#define INV_SQRT2 0.70710678118654752f
+#define INV_SQRT_2PI 0.39894228040143268f
+static void gelu_forward(float* out, const float* inp, size_t n) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+    }
+}
+
+// dinout (n): the gradient wrt GELU's output on entry, wrt its input inp on return
+static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        float x = inp[i];
+        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
+        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
+        dinout[i] *= cdf + x * pdf;
+    }
+}
+
+// out (n) = a + b
+static void residual_forward(float* out, const float* a, const float* b, size_t n) {
+    #pragma omp parallel for
+    for (size_t i = 0; i < n; i++) { out[i] = a[i] + b[i]; }
+}
+
+// Bidirectional multi-head attention inside each sequence of a packed batch.
+// qkv (N, 3*C) holds q, k, v side by side per token; head h of q is columns [h*hs, (h+1)*hs).
+// att: per sequence s, at att_offsets[s], the probabilities (NH, T, T); out (N, C).
+static void attention_forward(float* out, float* att, const float* qkv, const int* seq_starts,
+                              const int* att_offsets, int S, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int blas_threads = blas_single_thread_begin();
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        for (int h = 0; h < NH; h++) {
+            int start = seq_starts[s], T = seq_starts[s + 1] - start;
+            const float* q = qkv + (size_t)start * 3 * C + h * hs;
+            const float* k = q + C;
+            const float* v = q + 2 * C;
+            float* p = att + att_offsets[s] + (size_t)h * T * T;
+            matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
+            for (int i = 0; i < T; i++) {
+                float* row = p + (size_t)i * T;
+                // subtracting the row maximum keeps expf from overflowing; it cancels out
+                float maxv = -INFINITY;
+                for (int j = 0; j < T; j++) { maxv = row[j] > maxv ? row[j] : maxv; }
+                float sum = 0.0f;
+                for (int j = 0; j < T; j++) { row[j] = expf(row[j] - maxv); sum += row[j]; }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < T; j++) { row[j] *= inv; }
+            }
+            matmul(out + (size_t)start * C + h * hs, C, p, T, 0, v, 3 * C, 0, T, hs, T, 1.0f, 0.0f);
+        }
+    }
+    blas_single_thread_end(blas_threads);
+}
+
+// dqkv (N, 3*C) is WRITTEN (every entry belongs to exactly one (sequence, head));
+// datt is scratch of the size of one layer's att
+static void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
+                               const float* att, const int* seq_starts, const int* att_offsets,
+                               int S, int C, int NH) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+    int blas_threads = blas_single_thread_begin();
+    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        for (int h = 0; h < NH; h++) {
+            int start = seq_starts[s], T = seq_starts[s + 1] - start;
+            size_t off = (size_t)start * 3 * C + h * hs;
+            const float* q = qkv + off;
+            const float* k = q + C;
+            const float* v = q + 2 * C;
+            float* dq = dqkv + off;
+            float* dk = dq + C;
+            float* dv = dq + 2 * C;
+            const float* dy = dout + (size_t)start * C + h * hs;
+            const float* p = att + att_offsets[s] + (size_t)h * T * T;
+            float* dp = datt + att_offsets[s] + (size_t)h * T * T;
+            matmul(dp, T, dy, C, 0, v, 3 * C, 1, T, T, hs, 1.0f, 0.0f);     // dP (T, T) = dy v^T
+            matmul(dv, 3 * C, p, T, 1, dy, C, 0, T, hs, T, 1.0f, 0.0f);     // dv (T, hs) = P^T dy
+            // softmax backward per row: dS = P * (dP - sum_j P dP)
+            for (int i = 0; i < T; i++) {
+                const float* prow = p + (size_t)i * T;
+                float* drow = dp + (size_t)i * T;
+                float dot = 0.0f;
+                for (int j = 0; j < T; j++) { dot += prow[j] * drow[j]; }
+                for (int j = 0; j < T; j++) { drow[j] = prow[j] * (drow[j] - dot); }
+            }
+            matmul(dq, 3 * C, dp, T, 0, k, 3 * C, 0, T, hs, T, scale, 0.0f); // dq = dS k / sqrt(hs)
+            matmul(dk, 3 * C, dp, T, 1, q, 3 * C, 0, T, hs, T, scale, 0.0f); // dk = dS^T q / sqrt(hs)
+        }
+    }
+    blas_single_thread_end(blas_threads);
+}
+
+// out (S, C) = inp at the first token ([CLS]) of each sequence
+static void cls_gather_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
+    for (int s = 0; s < S; s++) {
+        memcpy(out + (size_t)s * C, inp + (size_t)seq_starts[s] * C, (size_t)C * sizeof(float));
+    }
+}
+
+static void cls_gather_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
+    for (int s = 0; s < S; s++) {
+        float* d = dinp + (size_t)seq_starts[s] * C;
+        for (int c = 0; c < C; c++) { d[c] += dout[(size_t)s * C + c]; }
+    }
+}
+
+static void tanh_forward(float* out, const float* inp, size_t n) {
+    for (size_t i = 0; i < n; i++) { out[i] = tanhf(inp[i]); }
+}
+
+// dinout: gradient wrt tanh's output on entry, wrt its input on return; out = tanh(input)
+static void tanh_backward_inplace(float* dinout, const float* out, size_t n) {
+    for (size_t i = 0; i < n; i++) { dinout[i] *= 1.0f - out[i] * out[i]; }
+}
+
+// out (S, C) = mean over each sequence's tokens of inp (N, C), as sentence-transformers' mean pooling
+static void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
+    #pragma omp parallel for
+    for (int s = 0; s < S; s++) {
+        float* o = out + (size_t)s * C;
+        for (int c = 0; c < C; c++) { o[c] = 0.0f; }
+        for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
+            for (int c = 0; c < C; c++) { o[c] += inp[(size_t)t * C + c]; }
+        }
+        float inv = 1.0f / (float)(seq_starts[s + 1] - seq_starts[s]);
+        for (int c = 0; c < C; c++) { o[c] *= inv; }
+    }
+}
+
+static void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
+    #pragma omp parallel for
+    for (int s = 0; s < S; s++) {
+        float inv = 1.0f / (float)(seq_starts[s + 1] - seq_starts[s]);
+        for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
+            for (int c = 0; c < C; c++) { dinp[(size_t)t * C + c] += dout[(size_t)s * C + c] * inv; }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------
+// the model
+
+void bert_build(BertModel* model, const BertConfig* config) {
+    memset(model, 0, sizeof(*model));
+    model->config = *config;
+    fill_in_parameter_sizes(model->param_sizes, config);
+    model->num_parameters = sum_sizes(model->param_sizes, NUM_PARAMETER_TENSORS);
+    model->params_memory = malloc_and_point_parameters(&model->params, model->param_sizes);
+}
+
+// splitmix64: a tiny, well-mixed generator, so that a seed gives the same weights everywhere
+static uint64_t rng_next(uint64_t* state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// uniform in (0, 1]: never 0, so that logf below stays finite
+static double rng_uniform(uint64_t* state) {
+    return ((rng_next(state) >> 11) + 1) * (1.0 / 9007199254740992.0);
+}
+
+// standard normal by Box-Muller (one of the pair is used: simpler, and init is not hot)
+static double rng_normal(uint64_t* state) {
+    double u1 = rng_uniform(state), u2 = rng_uniform(state);
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+void bert_init_random(BertModel* model, uint64_t seed) {
+    uint64_t state = seed;
+    float** tensors = (float**)&model->params;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        const char* name = PARAMETER_TENSOR_NAMES[i];
+        size_t n = model->param_sizes[i];
+        // LayerNorm weights are the tensors named ...lnw / ...lnNw; their biases ...lnb
+        int is_ln_weight = strstr(name, "ln") != NULL && name[strlen(name) - 1] == 'w';
+        for (size_t j = 0; j < n; j++) {
+            if (parameter_tensor_decays(i)) {
+                tensors[i][j] = (float)(0.02 * rng_normal(&state));
+            } else {
+                tensors[i][j] = is_ln_weight ? 1.0f : 0.0f;
+            }
+        }
+    }
+}
+
+// checks a packed batch against the config; dies naming the sequence and token at fault
+static void validate_batch(const BertConfig* cfg, const int* ids, const int* types,
+                           const int* seq_starts, int S) {
+    if (S <= 0) { die("bert_forward: a batch needs at least one sequence (got %d)", S); }
+    if (seq_starts[0] != 0) { die("bert_forward: seq_starts[0] must be 0 (got %d)", seq_starts[0]); }
+    for (int s = 0; s < S; s++) {
+        int T = seq_starts[s + 1] - seq_starts[s];
+        if (T <= 0) { die("bert_forward: sequence %d is empty or seq_starts decreases (length %d)", s, T); }
+        if (T > cfg->max_position) {
+            die("bert_forward: sequence %d has %d tokens, more than max_position %d", s, T, cfg->max_position);
+        }
+        for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
+            if (ids[t] < 0 || ids[t] >= cfg->vocab_size) {
+                die("bert_forward: token %d (sequence %d) has id %d outside [0, %d)", t, s, ids[t], cfg->vocab_size);
+            }
+            if (types != NULL && (types[t] < 0 || types[t] >= cfg->type_vocab_size)) {
+                die("bert_forward: token %d (sequence %d) has type %d outside [0, %d)", t, s, types[t], cfg->type_vocab_size);
+            }
+        }
+    }
+}
+
+// sizes of the activation tensors for N tokens, S sequences, A attention floats per layer,
+// with Ls layers stored (L for training, 1 when all layers share one slot)
+static void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S,
+                                     size_t A, size_t Ls) {
+    size_t C = cfg->hidden_size, I = cfg->intermediate_size;
+    size_t act_sizes[NUM_ACTIVATION_TENSORS] = {
+        N * C, N * C, N, N,                  // emb, emb_ln, emb_mean, emb_rstd
+        Ls * N * 3 * C, Ls * A,              // qkv, att
+        Ls * N * C, Ls * N * C, Ls * N * C,  // atty, res1, ln1
+        Ls * N, Ls * N,                      // ln1_mean, ln1_rstd
+        Ls * N * I, Ls * N * I,              // fch, fch_gelu
+        Ls * N * C, Ls * N * C, Ls * N, Ls * N, // res2, ln2, ln2_mean, ln2_rstd
+        S * C, S * C, S * (size_t)cfg->num_labels, S * C, // cls, pooled, logits, embeddings
+    };
+    memcpy(sizes, act_sizes, sizeof(act_sizes));
+}
+
+static void forward_pass(BertModel* model, const int* ids, const int* types, const int* seq_starts,
+                         int S, int keep_all_layers) {
+    const BertConfig* cfg = &model->config;
+    validate_batch(cfg, ids, types, seq_starts, S);
+    int N = seq_starts[S];
+    int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
+
+    // remember the batch: backward needs the offsets, ids and types
+    model->seq_starts = (int*)reallocCheck(model->seq_starts, (size_t)(S + 1) * sizeof(int));
+    model->att_offsets = (int*)reallocCheck(model->att_offsets, (size_t)(S + 1) * sizeof(int));
+    model->inputs = (int*)reallocCheck(model->inputs, (size_t)N * sizeof(int));
+    model->types = (int*)reallocCheck(model->types, (size_t)N * sizeof(int));
+    memcpy(model->seq_starts, seq_starts, (size_t)(S + 1) * sizeof(int));
+    memcpy(model->inputs, ids, (size_t)N * sizeof(int));
+    if (types != NULL) { memcpy(model->types, types, (size_t)N * sizeof(int)); }
+    else { memset(model->types, 0, (size_t)N * sizeof(int)); }
+    size_t A = 0;
+    for (int s = 0; s < S; s++) {
+        size_t T = (size_t)(seq_starts[s + 1] - seq_starts[s]);
+        model->att_offsets[s] = (int)A;
+        A += (size_t)NH * T * T;
+        if (A > INT32_MAX) { die("bert_forward: batch too large (attention needs %zu floats per layer)", A); }
+    }
+    model->att_offsets[S] = (int)A;
+    model->att_size = (int)A;
+    model->num_tokens = N;
+    model->num_seqs = S;
+
+    // room for the activations, grown when this batch needs more than any before
+    size_t Ls = keep_all_layers ? (size_t)L : 1;
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    fill_in_activation_sizes(sizes, cfg, N, S, A, Ls);
+    size_t total = sum_sizes(sizes, NUM_ACTIVATION_TENSORS);
+    if (total > model->acts_capacity) {
+        free(model->acts_memory);
+        model->acts_memory = (float*)mallocCheck(total * sizeof(float));
+        model->acts_capacity = total;
+    }
+    point_tensors((float**)&model->acts, model->acts_memory, sizes, NUM_ACTIVATION_TENSORS);
+
+    ParameterTensors p = model->params;
+    ActivationTensors a = model->acts;
+    embeddings_forward(a.emb, model->inputs, model->types, model->seq_starts, S, p.wte, p.wpe, p.wtt, C);
+    layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, cfg->layer_norm_eps);
+    const float* x = a.emb_ln;
+    for (int l = 0; l < L; l++) {
+        // slot of this layer's activations; when only one slot exists, the layer input
+        // (ln2 of the previous layer) is last read by res1, before ln2 is overwritten
+        size_t k = keep_all_layers ? (size_t)l : 0;
+        float* qkv = a.qkv + k * N * 3 * C;
+        float* att = a.att + k * A;
+        float* atty = a.atty + k * N * C;
+        float* res1 = a.res1 + k * N * C;
+        float* ln1 = a.ln1 + k * N * C;
+        float* ln1_mean = a.ln1_mean + k * N;
+        float* ln1_rstd = a.ln1_rstd + k * N;
+        float* fch = a.fch + k * N * I;
+        float* fch_gelu = a.fch_gelu + k * N * I;
+        float* res2 = a.res2 + k * N * C;
+        float* ln2 = a.ln2 + k * N * C;
+        float* ln2_mean = a.ln2_mean + k * N;
+        float* ln2_rstd = a.ln2_rstd + k * N;
+
+        linear_forward(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C);
+        attention_forward(atty, att, qkv, model->seq_starts, model->att_offsets, S, C, NH);
+        // res1 first gets the dense output, then the residual is added in place
+        linear_forward(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C);
+        residual_forward(res1, res1, x, (size_t)N * C);
+        layernorm_forward(ln1, ln1_mean, ln1_rstd, res1, p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, cfg->layer_norm_eps);
+        linear_forward(fch, ln1, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, N, C, I);
+        gelu_forward(fch_gelu, fch, (size_t)N * I);
+        linear_forward(res2, fch_gelu, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, N, I, C);
+        residual_forward(res2, res2, ln1, (size_t)N * C);
+        layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, cfg->layer_norm_eps);
+        x = ln2;
+    }
+
+    // the two heads: the cross-encoder score and the mean-pooled sentence embedding
+    cls_gather_forward(a.cls, x, model->seq_starts, S, C);
+    linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
+    tanh_forward(a.pooled, a.pooled, (size_t)S * C);
+    linear_forward(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels);
+    meanpool_forward(a.embeddings, x, model->seq_starts, S, C);
+    model->logits = a.logits;
+    model->embeddings = a.embeddings;
+    model->backward_ready = keep_all_layers;
+}
+
+void bert_forward(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+    forward_pass(model, ids, types, seq_starts, num_seqs, 1);
+}
+
+void bert_infer(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+    forward_pass(model, ids, types, seq_starts, num_seqs, 0);
+}
+
+void bert_zero_grad(BertModel* model) {
+    if (model->grads_memory != NULL) {
+        memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+    }
+}
+
+void bert_backward(BertModel* model, const float* dlogits, const float* dembeddings) {
+    if (!model->backward_ready) {
+        die("bert_backward: needs the activations of a bert_forward call (none, or bert_infer ran last)");
+    }
+    if (model->grads_memory == NULL) {
+        model->grads_memory = malloc_and_point_parameters(&model->grads, model->param_sizes);
+    }
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, A = model->att_size;
+    int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
+    int NL = cfg->num_labels;
+    const int* seq_starts = model->seq_starts;
+
+    // scratch: gradients of one layer's activations, reused by every layer
+    size_t scratch_sizes[7] = {
+        (size_t)N * C,     // dh: gradient wrt the current layer's output, then its input
+        (size_t)N * C,     // da
+        (size_t)N * C,     // db
+        (size_t)N * I,     // dffn
+        (size_t)N * 3 * C, // dqkv
+        (size_t)A,         // datt
+        (size_t)S * C * 2, // dcls and dpooled
+    };
+    size_t total = sum_sizes(scratch_sizes, 7);
+    if (total > model->scratch_capacity) {
+        free(model->scratch_memory);
+        model->scratch_memory = (float*)mallocCheck(total * sizeof(float));
+        model->scratch_capacity = total;
+    }
+    float* buffers[7];
+    point_tensors(buffers, model->scratch_memory, scratch_sizes, 7);
+    float *dh = buffers[0], *da = buffers[1], *db = buffers[2], *dffn = buffers[3];
+    float *dqkv = buffers[4], *datt = buffers[5], *dcls = buffers[6], *dpooled = buffers[6] + (size_t)S * C;
+
+    ParameterTensors p = model->params, g = model->grads;
+    ActivationTensors a = model->acts;
+
+    memset(dh, 0, (size_t)N * C * sizeof(float));
+    if (dlogits != NULL) {
+        memset(dpooled, 0, (size_t)S * C * sizeof(float));
+        linear_backward(dpooled, g.clsw, g.clsb, dlogits, a.pooled, p.clsw, S, C, NL);
+        tanh_backward_inplace(dpooled, a.pooled, (size_t)S * C);
+        memset(dcls, 0, (size_t)S * C * sizeof(float));
+        linear_backward(dcls, g.poolw, g.poolb, dpooled, a.cls, p.poolw, S, C, C);
+        cls_gather_backward(dh, dcls, seq_starts, S, C);
+    }
+    if (dembeddings != NULL) {
+        meanpool_backward(dh, dembeddings, seq_starts, S, C);
+    }
+
+    for (int l = L - 1; l >= 0; l--) {
+        const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * N * C;
+        const float* qkv = a.qkv + (size_t)l * N * 3 * C;
+        const float* att = a.att + (size_t)l * A;
+        const float* atty = a.atty + (size_t)l * N * C;
+        const float* res1 = a.res1 + (size_t)l * N * C;
+        const float* ln1 = a.ln1 + (size_t)l * N * C;
+        const float* fch = a.fch + (size_t)l * N * I;
+        const float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
+        const float* res2 = a.res2 + (size_t)l * N * C;
+
+        // dh = d ln2  ->  da = d res2
+        memset(da, 0, (size_t)N * C * sizeof(float));
+        layernorm_backward(da, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
+                           p.ln2w + (size_t)l * C, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, N, C);
+        // res2 = ln1 + fcproj(gelu(fc(ln1))): db = d ln1 gets the residual, then the FFN path
+        memcpy(db, da, (size_t)N * C * sizeof(float));
+        memset(dffn, 0, (size_t)N * I * sizeof(float));
+        linear_backward(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, da, fch_gelu,
+                        p.fcprojw + (size_t)l * C * I, N, I, C);
+        gelu_backward_inplace(dffn, fch, (size_t)N * I);
+        linear_backward(db, g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1,
+                        p.fcw + (size_t)l * I * C, N, C, I);
+        // db = d ln1  ->  da = d res1
+        memset(da, 0, (size_t)N * C * sizeof(float));
+        layernorm_backward(da, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, db, res1,
+                           p.ln1w + (size_t)l * C, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, N, C);
+        // res1 = x + attproj(attention(qkv(x))): dh = d x gets the residual, then the attention path
+        memcpy(dh, da, (size_t)N * C * sizeof(float));
+        memset(db, 0, (size_t)N * C * sizeof(float));
+        linear_backward(db, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, da, atty,
+                        p.attprojw + (size_t)l * C * C, N, C, C);
+        attention_backward(dqkv, datt, db, qkv, att, seq_starts, model->att_offsets, S, C, NH);
+        linear_backward(dh, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
+                        p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
+    }
+
+    memset(da, 0, (size_t)N * C * sizeof(float));
+    layernorm_backward(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C);
+    embeddings_backward(g.wte, g.wpe, g.wtt, da, model->inputs, model->types, seq_starts, S, C);
+}
+
+// squared L2 norm of x (n) in double, summed in fixed chunks and then in order, so the
+// result does not depend on the number of threads
+#define NORM_CHUNK 65536
+static double sum_of_squares(const float* x, size_t n) {
+    size_t num_chunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
+    double* partial = (double*)mallocCheck(num_chunks * sizeof(double));
+    #pragma omp parallel for
+    for (size_t ch = 0; ch < num_chunks; ch++) {
+        size_t end = (ch + 1) * NORM_CHUNK < n ? (ch + 1) * NORM_CHUNK : n;
+        double sum = 0.0;
+        for (size_t i = ch * NORM_CHUNK; i < end; i++) { sum += (double)x[i] * x[i]; }
+        partial[ch] = sum;
+    }
+    double total = 0.0;
+    for (size_t ch = 0; ch < num_chunks; ch++) { total += partial[ch]; }
+    free(partial);
+    return total;
+}
+
+float bert_clip_grad_norm(BertModel* model, float max_norm) {
+    if (model->grads_memory == NULL) { die("bert_clip_grad_norm: no gradients (call bert_backward first)"); }
+    double norm = sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
+    if (!isfinite(norm)) { die("bert_clip_grad_norm: the gradient norm is %f (NaN or overflow in the backward pass)", norm); }
+    // the same rule as torch.nn.utils.clip_grad_norm_, its 1e-6 included, so runs match
+    double coef = max_norm / (norm + 1e-6);
+    if (max_norm > 0.0f && coef < 1.0) {
+        float c = (float)coef;
+        #pragma omp parallel for
+        for (size_t i = 0; i < model->num_parameters; i++) { model->grads_memory[i] *= c; }
+    }
+    return (float)norm;
+}
+
+void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, int step) {
+    if (model->grads_memory == NULL) { die("bert_adamw_update: no gradients (call bert_backward first)"); }
+    if (step < 1) { die("bert_adamw_update: step counts from 1 (got %d)", step); }
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
+        model->v_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
+    }
+    float bias_correction1 = 1.0f - powf(beta1, (float)step);
+    float bias_correction2 = 1.0f - powf(beta2, (float)step);
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        float decay = parameter_tensor_decays(i) ? weight_decay : 0.0f;
+        float* param = model->params_memory + offset;
+        const float* grad = model->grads_memory + offset;
+        float* m = model->m_memory + offset;
+        float* v = model->v_memory + offset;
+        size_t n = model->param_sizes[i];
+        #pragma omp parallel for
+        for (size_t j = 0; j < n; j++) {
+            m[j] = beta1 * m[j] + (1.0f - beta1) * grad[j];
+            v[j] = beta2 * v[j] + (1.0f - beta2) * grad[j] * grad[j];
+            float m_hat = m[j] / bias_correction1;
+            float v_hat = v[j] / bias_correction2;
+            // decoupled decay (Loshchilov & Hutter): shrinks the weight itself, outside Adam's scaling
+            param[j] -= lr * (m_hat / (sqrtf(v_hat) + eps) + decay * param[j]);
+        }
+        offset += n;
+    }
+}
+
+void bert_free(BertModel* model) {
+    free(model->params_memory);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->scratch_memory);
+    free(model->seq_starts);
+    free(model->inputs);
+    free(model->types);
+    free(model->att_offsets);
+    memset(model, 0, sizeof(*model));
+}
+
+// ----------------------------------------------------------------------------
+// checkpoints
+
+#define HEADER_INTS 256
+
+// writes header + payload to path.tmp, syncs it to disk, then renames it over path, so a
+// crash leaves either the old file or the new one, never half of one
+static void write_file_atomic(const char* path, const int* header, const float* const* payloads,
+                              const size_t* counts, int num_payloads) {
+    size_t len = strlen(path);
+    char* tmp = (char*)mallocCheck(len + 5);
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp", 5);
+    FILE* fp = fopenCheck(tmp, "wb");
+    fwriteCheck(header, sizeof(int), HEADER_INTS, fp);
+    for (int i = 0; i < num_payloads; i++) { fwriteCheck(payloads[i], sizeof(float), counts[i], fp); }
+    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) { die("could not write '%s' to disk: %s", tmp, strerror(errno)); }
+    fcloseCheck(fp);
+    if (rename(tmp, path) != 0) { die("could not rename '%s' to '%s': %s", tmp, path, strerror(errno)); }
+    free(tmp);
+}
+
+// opens path and reads its header (refusing a file too short to hold one); returns the
+// open file positioned at the payload
+static FILE* open_and_read_header(const char* path, int* header, const char* what) {
+    FILE* fp = fopenCheck(path, "rb");
+    fseekCheck(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    if (len < (long)(HEADER_INTS * sizeof(int))) {
+        die("'%s' is not a zelo.c %s: %ld bytes, shorter than its %zu-byte header", path, what, len,
+            HEADER_INTS * sizeof(int));
+    }
+    fseekCheck(fp, 0, SEEK_SET);
+    freadCheck(header, sizeof(int), HEADER_INTS, fp);
+    return fp;
+}
+
+static void check_file_length(FILE* fp, const char* path, size_t num_floats) {
+    long pos = ftell(fp);
+    fseekCheck(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseekCheck(fp, pos, SEEK_SET);
+    long want = (long)(HEADER_INTS * sizeof(int) + num_floats * sizeof(float));
+    if (len != want) {
+        die("'%s' has %ld bytes, expected %ld for %zu floats: the file is truncated or corrupt", path, len, want, num_floats);
+    }
+}
+
+static void check_reserved_zero(const int* header, int first, const char* path) {
+    for (int i = first; i < HEADER_INTS; i++) {
+        if (header[i] != 0) { die("'%s': header word %d is %d, expected 0 (corrupt file or newer format)", path, i, header[i]); }
+    }
+}
+
+void bert_save(const BertModel* model, const char* path) {
+    int header[HEADER_INTS] = {0};
+    const BertConfig* c = &model->config;
+    header[0] = BERT_CHECKPOINT_MAGIC;
+    header[1] = BERT_CHECKPOINT_VERSION;
+    header[2] = c->vocab_size;
+    header[3] = c->hidden_size;
+    header[4] = c->num_layers;
+    header[5] = c->num_heads;
+    header[6] = c->intermediate_size;
+    header[7] = c->max_position;
+    header[8] = c->type_vocab_size;
+    header[9] = c->num_labels;
+    memcpy(&header[10], &c->layer_norm_eps, sizeof(float));
+    header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
+    header[12] = (int)(uint32_t)(model->num_parameters >> 32);
+    const float* payloads[1] = {model->params_memory};
+    size_t counts[1] = {model->num_parameters};
+    write_file_atomic(path, header, payloads, counts, 1);
+}
+
+static size_t header_count(const int* header, int at) {
+    return (size_t)(uint32_t)header[at] | ((size_t)(uint32_t)header[at + 1] << 32);
+}
+
+void bert_load(BertModel* model, const char* path) {
+    int header[HEADER_INTS];
+    FILE* fp = open_and_read_header(path, header, "model checkpoint");
+    if (header[0] != BERT_CHECKPOINT_MAGIC) {
+        die("'%s' is not a zelo.c model checkpoint (magic 0x%08x, expected 0x%08x)", path,
+            (unsigned)header[0], (unsigned)BERT_CHECKPOINT_MAGIC);
+    }
+    if (header[1] != BERT_CHECKPOINT_VERSION) {
+        die("'%s': checkpoint version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
+    }
+    check_reserved_zero(header, 13, path);
+    BertConfig cfg = {
+        .vocab_size = header[2], .hidden_size = header[3], .num_layers = header[4],
+        .num_heads = header[5], .intermediate_size = header[6], .max_position = header[7],
+        .type_vocab_size = header[8], .num_labels = header[9],
+    };
+    memcpy(&cfg.layer_norm_eps, &header[10], sizeof(float));
+    const char* problem = config_problem(&cfg);
+    if (problem != NULL) { die("'%s': invalid config in the header: %s", path, problem); }
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    fill_in_parameter_sizes(sizes, &cfg);
+    size_t want = sum_sizes(sizes, NUM_PARAMETER_TENSORS);
+    size_t count = header_count(header, 11);
+    if (count != want) {
+        die("'%s': header says %zu floats, its config needs %zu", path, count, want);
+    }
+    check_file_length(fp, path, count);
+    bert_build(model, &cfg);
+    freadCheck(model->params_memory, sizeof(float), count, fp);
+    fclose(fp);
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        for (size_t j = 0; j < sizes[i]; j++) {
+            if (!isfinite(model->params_memory[offset + j])) {
+                die("'%s': tensor %s has a non-finite value at index %zu", path, PARAMETER_TENSOR_NAMES[i], j);
+            }
+        }
+        offset += sizes[i];
+    }
+}
+
+void bert_save_optimizer(const BertModel* model, int step, const char* path) {
+    if (model->m_memory == NULL) { die("bert_save_optimizer: no optimizer state (no AdamW step taken yet)"); }
+    int header[HEADER_INTS] = {0};
+    header[0] = BERT_OPTIMIZER_MAGIC;
+    header[1] = BERT_CHECKPOINT_VERSION;
+    header[2] = step;
+    header[3] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
+    header[4] = (int)(uint32_t)(model->num_parameters >> 32);
+    const float* payloads[2] = {model->m_memory, model->v_memory};
+    size_t counts[2] = {model->num_parameters, model->num_parameters};
+    write_file_atomic(path, header, payloads, counts, 2);
+}
+
+int bert_load_optimizer(BertModel* model, const char* path) {
+    int header[HEADER_INTS];
+    FILE* fp = open_and_read_header(path, header, "optimizer state");
+    if (header[0] != BERT_OPTIMIZER_MAGIC) {
+        die("'%s' is not a zelo.c optimizer state (magic 0x%08x, expected 0x%08x)", path,
+            (unsigned)header[0], (unsigned)BERT_OPTIMIZER_MAGIC);
+    }
+    if (header[1] != BERT_CHECKPOINT_VERSION) {
+        die("'%s': optimizer state version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
+    }
+    check_reserved_zero(header, 5, path);
+    if (header[2] < 0) { die("'%s': negative step %d", path, header[2]); }
+    size_t count = header_count(header, 3);
+    if (count != model->num_parameters) {
+        die("'%s': optimizer state for %zu parameters, the model has %zu", path, count, model->num_parameters);
+    }
+    check_file_length(fp, path, 2 * count);
+    if (model->m_memory == NULL) {
+        model->m_memory = (float*)mallocCheck(count * sizeof(float));
+        model->v_memory = (float*)mallocCheck(count * sizeof(float));
+    }
+    freadCheck(model->m_memory, sizeof(float), count, fp);
+    freadCheck(model->v_memory, sizeof(float), count, fp);
+    fclose(fp);
+    for (size_t j = 0; j < count; j++) {
+        if (!isfinite(model->m_memory[j]) || !(model->v_memory[j] >= 0.0f) || !isfinite(model->v_memory[j])) {
+            die("'%s': non-finite or negative optimizer state at index %zu", path, j);
+        }
+    }
+    return header[2];
+}
