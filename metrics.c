@@ -79,7 +79,7 @@ void metrics_eval_query(MetricScores* out, const char* qid,
     qsort(ranked, (size_t)n_ranked, sizeof(RankedDoc), compare_trec_order);
 
     // the ideal ranking: every positive grade of the qrels, best first
-    int* ideal_gains = (int*)mallocCheck((size_t)n_qrels * sizeof(int));  // (num_rel)
+    int* ideal_gains = (int*)mallocCheck((size_t)n_qrels * sizeof(int));  // (n_qrels), num_rel used
     int num_rel = 0;
     for (int i = 0; i < n_qrels; i++) {
         if (judged[i].grade >= 1) { ideal_gains[num_rel++] = judged[i].grade; }

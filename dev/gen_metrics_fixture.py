@@ -137,7 +137,13 @@ def main():
         # recip_rank >= 0.1 exactly when the first relevant document is in the top 10
         want = r["recip_rank"] if r["recip_rank"] >= 0.1 - 1e-12 else 0.0
         assert abs(mrr - want) < 1e-15, (qid, mrr, r["recip_rank"])
-        rows.append((qid, int(r["num_rel"]), int(r["num_ret"]), r["ndcg_cut_10"], r["recall_100"],
+        num_ret = int(r["num_ret"])
+        if max(all_qrels[qid].values()) < 0:
+            # trec_eval sizes a table by the largest grade + 1 and misbehaves when that is 0:
+            # we have seen num_ret 0 and crashes. Every measure is still 0 (nothing is
+            # relevant), but num_ret is taken from its definition here.
+            num_ret = len(all_runs.get(qid, {}))
+        rows.append((qid, int(r["num_rel"]), num_ret, r["ndcg_cut_10"], r["recall_100"],
                      r["recip_rank"], mrr, r["map_cut_100"], r["P_10"]))
 
     # run lines: shuffled across queries, random rank column (trec_eval ignores it), mixed
