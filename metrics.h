@@ -16,7 +16,8 @@
  *   that is positive and 0 otherwise (judged non-relevant, unjudged, or a negative grade,
  *   which trec_eval reads as "in the pool but not judged");
  * - NDCG@10 discounts the gain at rank r by log2(r + 1), and the ideal ranking is built from
- *   every judged document of the query, retrieved or not;
+ *   every judged document of the query, retrieved or not (old trec_eval releases left rank 2
+ *   undiscounted, dividing by log2(r) from rank 2 on: their figures differ from these);
  * - a document id appearing twice in one query's ranking or qrels is an error (trec_eval
  *   stops with "duplicate docs"; a dictionary-based pytrec_eval cannot even express it).
  * Our own decisions, where trec_eval has none or one we do not want:
