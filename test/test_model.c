@@ -1,0 +1,593 @@
+/*
+ * test/test_model.c — model.c against Hugging Face transformers (float64) on a tiny random
+ * BERT cross-encoder and a packed batch of 5 sequences (lengths 7, 23, 64, 1, 40; fixtures
+ * from dev/gen_model_fixture.py): forward outputs, the loss, every parameter gradient,
+ * three AdamW steps with gradient clipping; then central finite differences of the
+ * backward pass, BLAS against the plain loops, bert_infer against bert_forward, checkpoint
+ * round trips, and the refusal (in a child process) of corrupt files and bad batches.
+ *
+ * Errors are measured per tensor, normwise: max|got - want| / max|want|. fp32 against a
+ * float64 reference has relative rounding errors that grow from 6e-8 (one rounding) with
+ * sum lengths (<= 135 tokens, <= 128 features) and depth; what this test measures is
+ * around 1e-6 (printed below). The tolerances (stated at each check) sit one to two orders
+ * of magnitude above that and far below what any real bug gives (a wrong index, a missing
+ * term or a wrong transpose moves a tensor by 1e-2 to O(1) of its scale).
+ */
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "model.h"
+#include "utils.h"
+#include "test/test.h"
+
+#define FIXTURE_DIR "test/fixtures/model"
+#define FIXTURE_MAGIC 0x7A4C5846
+#define HEADER_INTS 256
+
+typedef struct {
+    BertConfig config;
+    size_t num_parameters;
+    int N, S, steps;
+    float lr, beta1, beta2, eps, weight_decay, max_norm;
+    int* seq_starts;  // (S+1)
+    int* ids;         // (N)
+    int* types;       // (N)
+    float* params;    // (num_parameters)
+    float* y;         // (S) regression targets of the logits
+    float* R;         // (S, C) the loss's weights on the embeddings
+    // float64 reference, rounded to fp32
+    float loss;
+    float* logits;     // (S)
+    float* embeddings; // (S, C)
+    float* grads;      // (num_parameters)
+    float* norms;      // (steps) gradient norms before clipping, training steps
+    float loss_after;  // the loss after the training steps
+    float grad_scales[8]; // (steps) AdamW alone: gradient of step k = grad_scales[k] * grads
+    float* delta;      // (num_parameters) AdamW alone: weights after the steps minus before
+    char* buffers[3];
+} Fixture;
+
+static float float_bits(int bits) {
+    float f;
+    memcpy(&f, &bits, sizeof(f));
+    return f;
+}
+
+// reads one fixture file, checks its header and exact size; returns the payload
+static char* read_fixture_file(Fixture* fx, int kind, size_t payload_bytes_if_known, size_t* payload_len) {
+    static const char* names[4] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin"};
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[kind]);
+    size_t len;
+    char* buf = readFileCheck(path, &len);
+    if (len < HEADER_INTS * sizeof(int)) { die("%s: shorter than its header", path); }
+    int* h = (int*)buf;
+    if (h[0] != FIXTURE_MAGIC || h[1] != kind) { die("%s: bad magic or kind (rerun dev/gen_model_fixture.py)", path); }
+    *payload_len = len - HEADER_INTS * sizeof(int);
+    if (payload_bytes_if_known != 0 && *payload_len != payload_bytes_if_known) {
+        die("%s: payload of %zu bytes, expected %zu", path, *payload_len, payload_bytes_if_known);
+    }
+    fx->buffers[kind - 1] = buf;
+    return buf + HEADER_INTS * sizeof(int);
+}
+
+static void read_fixture(Fixture* fx) {
+    size_t len;
+    char* p = read_fixture_file(fx, 1, 0, &len);
+    const int* h = (const int*)fx->buffers[0];
+    fx->config = (BertConfig){
+        .vocab_size = h[2], .hidden_size = h[3], .num_layers = h[4], .num_heads = h[5],
+        .intermediate_size = h[6], .max_position = h[7], .type_vocab_size = h[8],
+        .num_labels = h[9], .layer_norm_eps = float_bits(h[10]),
+    };
+    fx->num_parameters = (size_t)h[11];
+    fx->N = h[12];
+    fx->S = h[13];
+    fx->steps = h[14];
+    fx->lr = float_bits(h[15]);
+    fx->beta1 = float_bits(h[16]);
+    fx->beta2 = float_bits(h[17]);
+    fx->eps = float_bits(h[18]);
+    fx->weight_decay = float_bits(h[19]);
+    fx->max_norm = float_bits(h[20]);
+    size_t P = fx->num_parameters, N = fx->N, S = fx->S, C = fx->config.hidden_size;
+    size_t want = 4 * ((S + 1) + 2 * N + P + S + S * C);
+    if (len != want) { die("%s/model_params.bin: payload of %zu bytes, expected %zu", FIXTURE_DIR, len, want); }
+    fx->seq_starts = (int*)p; p += 4 * (S + 1);
+    fx->ids = (int*)p; p += 4 * N;
+    fx->types = (int*)p; p += 4 * N;
+    fx->params = (float*)p; p += 4 * P;
+    fx->y = (float*)p; p += 4 * S;
+    fx->R = (float*)p;
+
+    p = read_fixture_file(fx, 2, 4 * (1 + S * fx->config.num_labels + S * C + P), &len);
+    fx->loss = *(float*)p; p += 4;
+    fx->logits = (float*)p; p += 4 * S * fx->config.num_labels;
+    fx->embeddings = (float*)p; p += 4 * S * C;
+    fx->grads = (float*)p;
+
+    if (fx->steps < 1 || fx->steps > 8) { die("%s: %d AdamW steps, expected 1 to 8", FIXTURE_DIR, fx->steps); }
+    p = read_fixture_file(fx, 3, 4 * (fx->steps + 1 + P), &len);
+    for (int k = 0; k < fx->steps; k++) { fx->grad_scales[k] = float_bits(((const int*)fx->buffers[2])[2 + k]); }
+    fx->norms = (float*)p; p += 4 * fx->steps;
+    fx->loss_after = *(float*)p; p += 4;
+    fx->delta = (float*)p;
+}
+
+// max|got - want| / max|want| over n values (absolute when want is all zero)
+static double normwise_error(const float* got, const float* want, size_t n) {
+    double max_diff = 0.0, max_want = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        if (!(d <= max_diff)) { max_diff = d; } // also catches NaN
+        if (fabs(want[i]) > max_want) { max_want = fabs(want[i]); }
+    }
+    return max_want > 0.0 ? max_diff / max_want : max_diff;
+}
+
+// compares every parameter tensor, printing each one's error; returns the worst
+static double compare_parameter_tensors(const char* what, const float* got, const float* want,
+                                        const size_t* sizes, double tol) {
+    double worst = 0.0;
+    size_t off = 0;
+    printf("%s (normwise error per tensor, tolerance %.0e):\n", what, tol);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        double err = normwise_error(got + off, want + off, sizes[i]);
+        printf("  %-9s %8zu values  err %.2e\n", PARAMETER_TENSOR_NAMES[i], sizes[i], err);
+        CHECK(err <= tol, "%s: tensor %s error %.3e > %.0e", what, PARAMETER_TENSOR_NAMES[i], err, tol);
+        if (!(err <= worst)) { worst = err; }
+        off += sizes[i];
+    }
+    return worst;
+}
+
+// the test's loss: 0.5 * sum (logit - y)^2 + sum embedding * R; fills its derivatives
+static double loss_and_derivatives(const BertModel* m, const Fixture* fx, float* dlogits, float* dembeddings) {
+    int S = fx->S, C = fx->config.hidden_size;
+    double loss = 0.0;
+    for (int s = 0; s < S; s++) {
+        double d = (double)m->logits[s] - fx->y[s];
+        loss += 0.5 * d * d;
+        if (dlogits != NULL) { dlogits[s] = (float)d; }
+    }
+    for (int i = 0; i < S * C; i++) {
+        loss += (double)m->embeddings[i] * fx->R[i];
+        if (dembeddings != NULL) { dembeddings[i] = fx->R[i]; }
+    }
+    return loss;
+}
+
+static BertModel model_from_fixture(const Fixture* fx) {
+    BertModel m;
+    bert_build(&m, &fx->config);
+    CHECK(m.num_parameters == fx->num_parameters, "parameter count %zu, fixture has %zu", m.num_parameters, fx->num_parameters);
+    if (m.num_parameters != fx->num_parameters) { die("the fixture does not match model.h's layout"); }
+    memcpy(m.params_memory, fx->params, m.num_parameters * sizeof(float));
+    return m;
+}
+
+// forward + backward of the fixture's batch; grads of m end up those of the test loss
+static double forward_backward(BertModel* m, const Fixture* fx) {
+    float* dlogits = (float*)mallocCheck((size_t)fx->S * sizeof(float));
+    float* dembeddings = (float*)mallocCheck((size_t)fx->S * fx->config.hidden_size * sizeof(float));
+    bert_forward(m, fx->ids, fx->types, fx->seq_starts, fx->S);
+    double loss = loss_and_derivatives(m, fx, dlogits, dembeddings);
+    bert_zero_grad(m);
+    bert_backward(m, dlogits, dembeddings);
+    free(dlogits);
+    free(dembeddings);
+    return loss;
+}
+
+static double loss_at_fixture_batch(BertModel* m, const Fixture* fx) {
+    bert_forward(m, fx->ids, fx->types, fx->seq_starts, fx->S);
+    return loss_and_derivatives(m, fx, NULL, NULL);
+}
+
+static void test_against_transformers(const Fixture* fx) {
+    BertModel m = model_from_fixture(fx);
+    int S = fx->S, C = fx->config.hidden_size;
+    double loss = forward_backward(&m, fx);
+    // forward: ~1e-6 measured; 2e-5 allows the growth of rounding with depth, see the top
+    double e_logits = normwise_error(m.logits, fx->logits, S);
+    double e_emb = normwise_error(m.embeddings, fx->embeddings, (size_t)S * C);
+    double e_loss = fabs(loss - fx->loss) / fabs(fx->loss);
+    printf("forward vs transformers float64: logits %.2e, embeddings %.2e, loss %.2e (tolerance 2e-5)\n",
+           e_logits, e_emb, e_loss);
+    CHECK(e_logits <= 2e-5, "logits error %.3e", e_logits);
+    CHECK(e_emb <= 2e-5, "embeddings error %.3e", e_emb);
+    CHECK(e_loss <= 2e-5, "loss error %.3e", e_loss);
+    // gradients run through twice the depth of the forward (and the fp32 loss derivatives);
+    // measured ~1e-6 to 1e-5: 1e-4
+    compare_parameter_tensors("gradients vs transformers float64", m.grads_memory, fx->grads, m.param_sizes, 1e-4);
+
+    // training: the same steps as torch.optim.AdamW + clip_grad_norm_ in float64; compared
+    // on what is smooth in the weights (see dev/gen_model_fixture.py: Adam amplifies fp32
+    // noise on gradients that are exactly zero, like the key biases', so weights are
+    // compared by the AdamW-alone test instead)
+    for (int step = 1; step <= fx->steps; step++) {
+        if (step > 1) { forward_backward(&m, fx); }
+        float norm = bert_clip_grad_norm(&m, fx->max_norm);
+        // the norm sums 139521 squares of gradients that are ~4e-7 off: 1e-5
+        double e = fabs(norm - fx->norms[step - 1]) / fx->norms[step - 1];
+        printf("training step %d: gradient norm %.6f (reference %.6f, error %.2e, tolerance 1e-5)%s\n", step, norm,
+               fx->norms[step - 1], e, norm > fx->max_norm ? ", clipped" : "");
+        CHECK(e <= 1e-5, "step %d gradient norm error %.3e", step, e);
+        bert_adamw_update(&m, fx->lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, step);
+    }
+    double loss_after = loss_at_fixture_batch(&m, fx);
+    // the loss moved from 13.85 to -72.3, by ~lr per weight and step: the few weights that
+    // Adam moves differently do so because their gradient is ~0, so the loss hardly feels
+    // them; rounding of the loss itself is ~1e-6 relative: 1e-4
+    double e_after = fabs(loss_after - fx->loss_after) / fabs(fx->loss_after);
+    printf("loss after %d training steps %.6f (reference %.6f, error %.2e, tolerance 1e-4)\n", fx->steps,
+           loss_after, fx->loss_after, e_after);
+    CHECK(e_after <= 1e-4, "loss after training steps: error %.3e", e_after);
+    bert_free(&m);
+}
+
+// AdamW alone: both sides get the same fp32 gradients (scaled per step), so only fp32
+// arithmetic separates them, dominated by storing the weights in fp32 after each step:
+// up to 2^-24 |w| per step, i.e. for LayerNorm weights (~1) 3 * 6e-8 = 1.8e-7 absolute,
+// 6e-5 of the largest change (~3 lr = 3e-3) of such a tensor (measured: 4.7e-5; 1.5e-5 for
+// the matrices, whose weights are smaller). Tolerance 1e-4 of the largest change. A wrong
+// decay mask moves a tensor by lr * weight_decay * |w| * 3 ~ 1e-4 absolute (3e-2 of the
+// change), a wrong bias correction or a missed clip by far more.
+static void test_adamw_alone(const Fixture* fx) {
+    BertModel m = model_from_fixture(fx);
+    forward_backward(&m, fx); // allocates the gradients
+    size_t P = m.num_parameters;
+    for (int step = 1; step <= fx->steps; step++) {
+        float scale = fx->grad_scales[step - 1];
+        for (size_t i = 0; i < P; i++) { m.grads_memory[i] = scale * fx->grads[i]; }
+        float norm = bert_clip_grad_norm(&m, fx->max_norm);
+        int clipped = norm > fx->max_norm;
+        // clipping multiplies every gradient by max_norm / (norm + 1e-6), as PyTorch does
+        double coef = clipped ? fx->max_norm / ((double)norm + 1e-6) : 1.0;
+        double worst = 0.0;
+        for (size_t i = 0; i < P; i++) {
+            double want = (double)(scale * fx->grads[i]) * coef;
+            double e = fabs(m.grads_memory[i] - want);
+            if (e > worst) { worst = e; }
+        }
+        double rel = worst / (fabs(scale) * fx->max_norm);
+        printf("AdamW alone step %d: gradient scale %+.2f, norm %.3f%s, clipped gradients off by %.2e (tolerance 1e-6)\n",
+               step, scale, norm, clipped ? " (clipped)" : " (not clipped)", rel);
+        // fp32 rounding of one product: 1e-6 relative to the gradient scale
+        CHECK(rel <= 1e-6, "clipping at step %d is off by %.3e", step, rel);
+        bert_adamw_update(&m, fx->lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, step);
+    }
+    float* delta = (float*)mallocCheck(P * sizeof(float));
+    for (size_t i = 0; i < P; i++) { delta[i] = m.params_memory[i] - fx->params[i]; }
+    compare_parameter_tensors("AdamW alone, weight change over the steps vs torch float64", delta, fx->delta,
+                              m.param_sizes, 1e-4);
+    free(delta);
+    bert_free(&m);
+}
+
+// the cheap deterministic generator the test uses to pick coordinates and directions
+static uint64_t test_rng_state = 42;
+static uint32_t test_rng(void) {
+    test_rng_state = test_rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(test_rng_state >> 33);
+}
+
+// Central differences (L(w + h) - L(w - h)) / 2h of the fp32 forward, with the loss summed
+// in double. The fp32 forward rounds the loss (~14) at ~1e-6 relative, so the difference
+// quotient carries an absolute noise of ~1e-5 / h; h = 1e-2 (weights are ~0.1 to 1, and the
+// network is smooth) keeps both that noise (~1e-3) and the h^2 truncation small. Each
+// tensor is checked on its largest-gradient coordinate and on a random +-1 direction over
+// a sample of 16 coordinates (whose directional derivative is large against the noise).
+static void test_finite_differences(const Fixture* fx) {
+    BertModel m = model_from_fixture(fx);
+    forward_backward(&m, fx);
+    float* grads = (float*)mallocCheck(m.num_parameters * sizeof(float));
+    memcpy(grads, m.grads_memory, m.num_parameters * sizeof(float));
+    const float h = 1e-2f;
+    size_t off = 0;
+    double worst = 0.0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        size_t n = m.param_sizes[i];
+        float* w = m.params_memory + off;
+        const float* g = grads + off;
+        // the coordinate of largest |gradient|, then 16 random coordinates with random signs
+        size_t best = 0;
+        for (size_t j = 0; j < n; j++) { if (fabsf(g[j]) > fabsf(g[best])) { best = j; } }
+        size_t coords[17];
+        float signs[17];
+        int k = 0;
+        coords[k] = best; signs[k] = 1.0f; k++;
+        int sample = n < 16 ? (int)n : 16;
+        for (int r = 0; r < sample; r++) {
+            coords[k] = test_rng() % n;
+            int dup = 0;
+            for (int q = 1; q < k; q++) { dup |= coords[q] == coords[k]; }
+            if (dup) { continue; }
+            signs[k] = (test_rng() & 1) ? 1.0f : -1.0f;
+            k++;
+        }
+        double err_max = 0.0;
+        for (int mode = 0; mode < 2; mode++) {
+            // mode 0: the largest coordinate alone; mode 1: the random direction
+            int first = mode == 0 ? 0 : 1, last = mode == 0 ? 1 : k;
+            if (first >= last) { continue; }
+            // the fp32 steps w+ - w- are not exactly 2h, so the analytic side uses them
+            float saved[17];
+            double analytic = 0.0;
+            for (int q = first; q < last; q++) {
+                saved[q] = w[coords[q]];
+                float plus = saved[q] + signs[q] * h, minus = saved[q] - signs[q] * h;
+                analytic += (double)g[coords[q]] * ((double)plus - minus) / (2.0 * h);
+            }
+            for (int q = first; q < last; q++) { w[coords[q]] = saved[q] + signs[q] * h; }
+            double lp = loss_at_fixture_batch(&m, fx);
+            for (int q = first; q < last; q++) { w[coords[q]] = saved[q] - signs[q] * h; }
+            double lm = loss_at_fixture_batch(&m, fx);
+            for (int q = first; q < last; q++) { w[coords[q]] = saved[q]; }
+            double numeric = (lp - lm) / (2.0 * h);
+            double err = fabs(numeric - analytic) / (fabs(analytic) + 1e-2);
+            if (err > err_max) { err_max = err; }
+        }
+        printf("  %-9s finite differences: worst error %.2e\n", PARAMETER_TENSOR_NAMES[i], err_max);
+        // relative error with an absolute floor of 1e-2 on the derivative (the noise of the
+        // quotient above is ~1e-3); measured worst ~4e-4 (noise and h^2 truncation):
+        // tolerance 5e-3, while a wrong gradient term is off by O(1)
+        CHECK(err_max <= 5e-3, "finite differences disagree on tensor %s: %.3e", PARAMETER_TENSOR_NAMES[i], err_max);
+        if (err_max > worst) { worst = err_max; }
+        off += n;
+    }
+    printf("finite differences: worst %.2e over all tensors (tolerance 5e-3)\n", worst);
+    free(grads);
+    bert_free(&m);
+}
+
+// the plain loops and cblas_sgemm compute the same products in different orders:
+// fp32 rounding of sums of <= 135 terms, measured ~1e-7 to 1e-6: 1e-5
+static void test_blas_against_loops(const Fixture* fx) {
+#ifdef USE_BLAS
+    int S = fx->S, C = fx->config.hidden_size;
+    BertModel a = model_from_fixture(fx), b = model_from_fixture(fx);
+    matmul_use_blas = 1;
+    forward_backward(&a, fx);
+    matmul_use_blas = 0;
+    forward_backward(&b, fx);
+    matmul_use_blas = 1;
+    double e_logits = normwise_error(b.logits, a.logits, S);
+    double e_emb = normwise_error(b.embeddings, a.embeddings, (size_t)S * C);
+    printf("plain loops vs BLAS: logits %.2e, embeddings %.2e (tolerance 1e-5)\n", e_logits, e_emb);
+    CHECK(e_logits <= 1e-5, "loops vs BLAS logits %.3e", e_logits);
+    CHECK(e_emb <= 1e-5, "loops vs BLAS embeddings %.3e", e_emb);
+    compare_parameter_tensors("gradients, plain loops vs BLAS", b.grads_memory, a.grads_memory, a.param_sizes, 1e-5);
+    bert_free(&a);
+    bert_free(&b);
+#else
+    (void)fx;
+    printf("plain loops vs BLAS: not compiled with USE_BLAS, only the loops exist\n");
+#endif
+}
+
+// bert_infer shares one layer slot across layers but runs the same arithmetic: bit-identical
+static void test_infer_matches_forward(const Fixture* fx) {
+    int S = fx->S, C = fx->config.hidden_size;
+    BertModel m = model_from_fixture(fx);
+    bert_forward(&m, fx->ids, fx->types, fx->seq_starts, S);
+    float* logits = (float*)mallocCheck((size_t)S * sizeof(float));
+    float* emb = (float*)mallocCheck((size_t)S * C * sizeof(float));
+    memcpy(logits, m.logits, (size_t)S * sizeof(float));
+    memcpy(emb, m.embeddings, (size_t)S * C * sizeof(float));
+    size_t capacity_forward = m.acts_capacity;
+    BertModel lean = model_from_fixture(fx);
+    bert_infer(&lean, fx->ids, fx->types, fx->seq_starts, S);
+    CHECK(memcmp(logits, lean.logits, (size_t)S * sizeof(float)) == 0, "bert_infer logits differ from bert_forward");
+    CHECK(memcmp(emb, lean.embeddings, (size_t)S * C * sizeof(float)) == 0, "bert_infer embeddings differ from bert_forward");
+    CHECK(lean.acts_capacity < capacity_forward, "bert_infer should need less memory (%zu vs %zu floats)",
+          lean.acts_capacity, capacity_forward);
+    // a single sequence alone gives its result within the batch (no leak across sequences)
+    int one[2] = {0, fx->seq_starts[3] - fx->seq_starts[2]};
+    bert_forward(&lean, fx->ids + fx->seq_starts[2], fx->types + fx->seq_starts[2], one, 1);
+    double e = normwise_error(lean.embeddings, emb + (size_t)2 * C, C);
+    printf("sequence 2 alone vs in the batch: embeddings differ by %.2e (tolerance 1e-6)\n", e);
+    CHECK(e <= 1e-6, "sequence 2 alone differs from its packed result by %.3e", e);
+    free(logits);
+    free(emb);
+    bert_free(&m);
+    bert_free(&lean);
+}
+
+// ---- refusals, run in a child process (the test binary re-executed in a child mode) ----
+
+static const char* self_path;
+
+// runs this binary with args in a child; returns its exit status (-1 if killed) and its
+// stderr + stdout in out
+static int run_child(const char* const* args, char* out, size_t outlen) {
+    int fds[2];
+    if (pipe(fds) != 0) { die("pipe failed"); }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) { die("fork failed"); }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        close(fds[1]);
+        const char* argv[8] = {self_path};
+        for (int i = 0; args[i] != NULL && i < 6; i++) { argv[i + 1] = args[i]; }
+        execv("/proc/self/exe", (char* const*)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < outlen && (r = read(fds[0], out + got, outlen - 1 - got)) > 0) { got += (size_t)r; }
+    out[got] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// the child must exit with status 1 (die) and say `must_say`
+static void expect_refusal(const char* what, const char* const* args, const char* must_say) {
+    char out[4096];
+    int status = run_child(args, out, sizeof(out));
+    int ok = status == 1 && strstr(out, must_say) != NULL;
+    CHECK(ok, "%s: expected exit 1 with a message containing '%s', got exit %d and: %s", what, must_say, status, out);
+    if (ok) { printf("  refused %-34s %s", what, strstr(out, "error at") ? strstr(out, "error at") : out); }
+}
+
+static int child_main(int argc, char** argv) {
+    BertModel m;
+    if (strcmp(argv[1], "--load") == 0 && argc == 3) {
+        bert_load(&m, argv[2]);
+        return 0;
+    }
+    if (strcmp(argv[1], "--load-optimizer") == 0 && argc == 4) {
+        bert_load(&m, argv[2]);
+        bert_load_optimizer(&m, argv[3]);
+        return 0;
+    }
+    if (strcmp(argv[1], "--bad-batch") == 0 && argc == 3) {
+        // a 2-layer config like the fixture's, and a batch broken as argv[2] says
+        BertConfig c = {.vocab_size = 1000, .hidden_size = 64, .num_layers = 2, .num_heads = 4,
+                        .intermediate_size = 128, .max_position = 64, .type_vocab_size = 2,
+                        .num_labels = 1, .layer_norm_eps = 1e-12f};
+        bert_build(&m, &c);
+        int ids[70] = {0}, types[70] = {0};
+        int starts[3] = {0, 5, 10};
+        if (strcmp(argv[2], "id") == 0) { ids[7] = 1000; }
+        if (strcmp(argv[2], "negative-id") == 0) { ids[7] = -1; }
+        if (strcmp(argv[2], "type") == 0) { types[3] = 2; }
+        if (strcmp(argv[2], "long") == 0) { starts[2] = 70; }
+        if (strcmp(argv[2], "empty") == 0) { starts[1] = 0; }
+        if (strcmp(argv[2], "start") == 0) { starts[0] = 1; }
+        if (strcmp(argv[2], "backward-after-infer") == 0) {
+            bert_infer(&m, ids, types, starts, 2);
+            float d[2] = {1, 1};
+            bert_backward(&m, d, NULL);
+            return 0;
+        }
+        bert_forward(&m, ids, types, starts, 2);
+        return 0;
+    }
+    die("unknown child mode %s", argv[1]);
+}
+
+// writes a copy of src to dst, with n bytes at offset replaced (or the file cut at `cut`)
+static void write_modified(const char* dst, const char* src, long offset, const void* bytes, size_t n, long cut) {
+    size_t len;
+    char* buf = readFileCheck(src, &len);
+    if (bytes != NULL) { memcpy(buf + offset, bytes, n); }
+    FILE* fp = fopenCheck(dst, "wb");
+    fwriteCheck(buf, 1, cut >= 0 ? (size_t)cut : len, fp);
+    fcloseCheck(fp);
+    free(buf);
+}
+
+static void test_checkpoints(const Fixture* fx) {
+    char dir[] = "/tmp/test_model_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    char path[128], opt_path[128], bad[128], tmp[140];
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(opt_path, sizeof(opt_path), "%s/optimizer.bin", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+
+    // round trip: one AdamW step so that m and v are not trivial
+    BertModel m = model_from_fixture(fx);
+    forward_backward(&m, fx);
+    bert_adamw_update(&m, fx->lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
+    bert_save(&m, path);
+    bert_save_optimizer(&m, 1, opt_path);
+    CHECK(access(tmp, F_OK) != 0, "the temporary file %s was left behind", tmp);
+    BertModel r;
+    bert_load(&r, path);
+    CHECK(memcmp(&r.config, &m.config, sizeof(BertConfig)) == 0, "config changed by save/load");
+    CHECK(r.num_parameters == m.num_parameters &&
+          memcmp(r.params_memory, m.params_memory, m.num_parameters * sizeof(float)) == 0,
+          "parameters changed by save/load");
+    int step = bert_load_optimizer(&r, opt_path);
+    CHECK(step == 1, "optimizer step %d after load, saved 1", step);
+    CHECK(memcmp(r.m_memory, m.m_memory, m.num_parameters * sizeof(float)) == 0 &&
+          memcmp(r.v_memory, m.v_memory, m.num_parameters * sizeof(float)) == 0,
+          "optimizer state changed by save/load");
+    size_t len;
+    free(readFileCheck(path, &len));
+    CHECK(len == 1024 + 4 * m.num_parameters, "checkpoint has %zu bytes, expected %zu", len, 1024 + 4 * m.num_parameters);
+    bert_free(&r);
+
+    printf("checkpoint refusals (each in a child process):\n");
+    const char* load_bad[] = {"--load", bad, NULL};
+    int v;
+    write_modified(bad, path, 0, NULL, 0, (long)len - 4);
+    expect_refusal("truncated checkpoint", load_bad, bad);
+    write_modified(bad, path, 0, NULL, 0, 100);
+    expect_refusal("checkpoint shorter than its header", load_bad, bad);
+    v = 0x12345678;
+    write_modified(bad, path, 0, &v, 4, -1);
+    expect_refusal("bad magic", load_bad, "not a zelo.c model checkpoint");
+    v = BERT_CHECKPOINT_VERSION + 1;
+    write_modified(bad, path, 4, &v, 4, -1);
+    expect_refusal("wrong version", load_bad, "version");
+    v = 65;  // hidden size not a multiple of the heads
+    write_modified(bad, path, 3 * 4, &v, 4, -1);
+    expect_refusal("invalid config", load_bad, "multiple of num_heads");
+    v = (int)m.num_parameters + 1;
+    write_modified(bad, path, 11 * 4, &v, 4, -1);
+    expect_refusal("float count mismatch", load_bad, "floats");
+    v = 7;
+    write_modified(bad, path, 200 * 4, &v, 4, -1);
+    expect_refusal("non-zero reserved header word", load_bad, "header word 200");
+    float nan = NAN;
+    write_modified(bad, path, 1024 + 4 * (long)(m.param_sizes[0] + 5), &nan, 4, -1);
+    expect_refusal("NaN weight", load_bad, "tensor wpe");
+    write_modified(bad, path, 0, NULL, 0, -1);
+    FILE* fp = fopenCheck(bad, "ab");
+    fwriteCheck(&v, 4, 1, fp);
+    fcloseCheck(fp);
+    expect_refusal("trailing bytes", load_bad, "truncated or corrupt");
+
+    const char* opt_bad[] = {"--load-optimizer", path, bad, NULL};
+    free(readFileCheck(opt_path, &len));
+    write_modified(bad, opt_path, 0, NULL, 0, (long)len - 4);
+    expect_refusal("truncated optimizer state", opt_bad, bad);
+    write_modified(bad, path, 0, NULL, 0, -1);
+    expect_refusal("model file as optimizer state", opt_bad, "not a zelo.c optimizer state");
+    v = (int)m.num_parameters - 1;
+    write_modified(bad, opt_path, 3 * 4, &v, 4, -1);
+    expect_refusal("optimizer state of another size", opt_bad, "parameters");
+
+    printf("bad batches refused by bert_forward (each in a child process):\n");
+    const char* cases[][2] = {
+        {"id", "id 1000 outside [0, 1000)"}, {"negative-id", "id -1 outside"},
+        {"type", "type 2 outside [0, 2)"}, {"long", "more than max_position 64"},
+        {"empty", "sequence 0 is empty"}, {"start", "seq_starts[0] must be 0"},
+        {"backward-after-infer", "bert_infer ran last"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const char* args[] = {"--bad-batch", cases[i][0], NULL};
+        expect_refusal(cases[i][0], args, cases[i][1]);
+    }
+
+    bert_free(&m);
+    unlink(path);
+    unlink(opt_path);
+    unlink(bad);
+    rmdir(dir);
+}
+
+int main(int argc, char** argv) {
+    self_path = argv[0];
+    if (argc > 1) { return child_main(argc, argv); }
+    Fixture fx;
+    read_fixture(&fx);
+    test_against_transformers(&fx);
+    test_adamw_alone(&fx);
+    test_blas_against_loops(&fx);
+    test_infer_matches_forward(&fx);
+    test_finite_differences(&fx);
+    test_checkpoints(&fx);
+    for (int i = 0; i < 3; i++) { free(fx.buffers[i]); }
+    return test_summary("test_model");
+}
