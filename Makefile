@@ -45,9 +45,9 @@ $(BUILD)/test_tokenizer: test/test_tokenizer.c $(SRC_TOKENIZER) $(HEADERS)
 $(BUILD)/test_model: test/test_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_model.c $(SRC_MODEL) $(LDLIBS)
-$(BUILD)/test_weights: test/test_weights.c $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+$(BUILD)/test_weights: test/test_weights.c $(SRC_WEIGHTS) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_weights.c $(SRC_WEIGHTS) tokenizer/wordpiece.c $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_weights.c $(SRC_WEIGHTS) $(LDLIBS)
 $(BUILD)/test_zelo: test/test_zelo.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_zelo.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
@@ -60,6 +60,10 @@ $(BUILD)/test_beir: test/test_beir.c $(SRC_DATA) $(HEADERS)
 $(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_metrics.c $(SRC_METRICS) $(LDLIBS)
+
+$(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(LDLIBS)
 
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests

@@ -1,0 +1,52 @@
+/*
+ * weights.h — Hugging Face checkpoints in and out: config.json <-> BertConfig, the tensor
+ * names of BertModel / BertForSequenceClassification <-> ParameterTensors, loading a model
+ * directory (config.json + model.safetensors) and exporting one that transformers'
+ * AutoModelForSequenceClassification / AutoTokenizer and sentence-transformers'
+ * CrossEncoder load.
+ *
+ * Names: a BertForSequenceClassification checkpoint (every published cross-encoder) puts
+ * the encoder under "bert." and has "classifier.{weight,bias}"; a BertModel checkpoint
+ * (all-MiniLM-L6-v2, bge-small) has the encoder names bare and no classifier. Both load.
+ * The three (C, C) matrices attention.self.{query,key,value} map to the three consecutive
+ * row blocks of one layer's qkvw (3*C, C), since PyTorch's (out, in) layout is kept.
+ */
+#ifndef ZELO_WEIGHTS_H
+#define ZELO_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+
+// one Hugging Face tensor and where it lives in the flat parameter buffer
+typedef struct {
+    char name[80];     // without the "bert." prefix, e.g. "encoder.layer.3.output.dense.bias"
+    float* data;       // points into the model's parameters
+    int ndim;
+    size_t shape[2];   // (ndim,) PyTorch layout
+    int is_head;       // pooler or classifier: absent from encoder-only checkpoints
+} HfTensor;
+
+// reads a Hugging Face config.json; dies naming the file and the field on a missing or
+// mistyped size, or on any option this engine does not implement
+void bert_config_from_hf(BertConfig* config, const char* path);
+
+// number of Hugging Face tensors of a config: 5 embedding + 16 per layer + 4 head
+int hf_tensor_count(const BertConfig* config);
+// fills out (hf_tensor_count entries) with the names and places of every tensor of a
+// built model, in the parameter buffer's order
+void hf_tensor_list(HfTensor* out, const BertModel* model);
+
+// builds the model from dir/config.json and reads dir/model.safetensors (F32, F16 or BF16).
+// A missing pooler or classifier keeps BERT's random initialisation (seeded) and a note on
+// stderr says so; a file tensor that nothing uses is named on stderr too (except the
+// embeddings.position_ids buffer, which is arange(P) and carries no weights).
+void bert_load_hf(BertModel* model, const char* dir, uint64_t seed);
+
+// writes dir/ (created if needed) as a Hugging Face BertForSequenceClassification:
+// config.json, model.safetensors (F32), vocab.txt (a copy of vocab_path),
+// tokenizer_config.json and special_tokens_map.json (BertTokenizer)
+void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case);
+
+#endif // ZELO_WEIGHTS_H
