@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "test/test.h"
 #include "utils.h"
@@ -581,6 +583,71 @@ static void test_losses(void) {
     free(fx.data);
 }
 
+
+// ----------------------------------------------------------------------------
+// the zelo_fit tool (built by `make test` before the tests run)
+
+static int run_tool(const char* args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "./zelo_fit %s 2>/dev/null", args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void write_text(const char* path, const char* text) {
+    FILE* fp = fopenCheck(path, "w");
+    fputs(text, fp);
+    fcloseCheck(fp);
+}
+
+static void test_tool(void) {
+    char dir[] = "/tmp/test_zelo_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    char good[256], bad[256], out[256], args[1024];
+    snprintf(good, sizeof(good), "%s/good.jsonl", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.jsonl", dir);
+    snprintf(out, sizeof(out), "%s/out.tsv", dir);
+    // two judges of one pair, one in the reverse order: the pair's p is (0.9 + (1 - 0.3)) / 2
+    write_text(good, "{\"query_id\": \"q\", \"doc_a\": \"x\", \"doc_b\": \"y\", \"p\": 0.9, \"judge\": \"j1\"}\n"
+                     "{\"query_id\": \"q\", \"doc_a\": \"y\", \"doc_b\": \"x\", \"p\": 0.3, \"judge\": \"j2\"}\n"
+                     "\n{\"query_id\": \"q\", \"doc_a\": \"y\", \"doc_b\": \"z\", \"p\": 0.6}\n");
+    snprintf(args, sizeof(args), "-o %s %s", out, good);
+    CHECK(run_tool(args) == 0, "zelo_fit failed on good input");
+    int a[2] = { 0, 1 }, b[2] = { 1, 2 };
+    double p[2] = { 0.8, 0.6 }, e[3];
+    fit_single(e, 3, a, b, p, NULL, 2, ZELO_LINK_THURSTONE, ZELO_DEFAULT_LAMBDA_THURSTONE);
+    FILE* fp = fopen(out, "r");
+    CHECK(fp != NULL, "zelo_fit wrote no output");
+    if (fp != NULL) {
+        char line[256];
+        int rows = 0;
+        CHECK(fgets(line, sizeof(line), fp) && strcmp(line, "query_id\tdoc_id\trating\ttarget\n") == 0, "bad TSV header");
+        while (fgets(line, sizeof(line), fp)) {
+            char q[16], d[16];
+            double rating, target;
+            if (sscanf(line, "%15s %15s %lf %lf", q, d, &rating, &target) != 4) { break; }
+            int i = d[0] - 'x';
+            // printed with %.17g: the library's own ratings to the last bit
+            CHECK(i >= 0 && i < 3 && rating == e[i] && fabs(target - zelo_target(e[i])) < 1e-15,
+                  "tool row %s %s %g %g vs library %g", q, d, rating, target, i >= 0 && i < 3 ? e[i] : NAN);
+            rows++;
+        }
+        CHECK(rows == 3, "tool wrote %d rows, want 3", rows);
+        fclose(fp);
+    }
+    remove(out);
+    // malformed line 2: exit 1 and no output file
+    write_text(bad, "{\"query_id\": \"q\", \"doc_a\": \"x\", \"doc_b\": \"y\", \"p\": 0.9}\n"
+                    "{\"query_id\": \"q\", \"doc_a\": \"x\", \"doc_b\": \"y\", \"p\": 1.5}\n");
+    snprintf(args, sizeof(args), "-o %s %s", out, bad);
+    CHECK(run_tool(args) == 1 && fopen(out, "r") == NULL, "p = 1.5 accepted or partial output written");
+    snprintf(args, sizeof(args), "%s 2>&1 | grep -q 'bad.jsonl:2:'", bad);
+    CHECK(run_tool(args) == 0, "the error does not name line 2");
+    remove(bad);
+    remove(good);
+    rmdir(dir);
+}
+
 int main(void) {
     test_graphs();
     test_fit_fixture();
@@ -589,5 +656,6 @@ int main(void) {
     test_simulation();
     test_calibration();
     test_losses();
+    test_tool();
     return test_summary("test_zelo");
 }

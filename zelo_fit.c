@@ -1,0 +1,442 @@
+/*
+ * zelo_fit — pairwise judgments in, one rating and one target per document out.
+ *
+ *   zelo_fit [options] JUDGMENTS.jsonl        judgments: one JSON object per line,
+ *       {"query_id": "q1", "doc_a": "d3", "doc_b": "d7", "p": 0.8, "judge": "gpt"}
+ *       p = P(doc_a is more relevant than doc_b), in [0, 1]; "judge" is optional. Several
+ *       judgments of one pair (either order) are averaged per judge, then across judges.
+ *   zelo_fit [options] --zbench-annotated FILE.jsonl
+ *       imports a zbench annotated dataset ({"query": {"id"}, "documents": [{"id", "score"}]}
+ *       per line; scores are Bradley–Terry ratings): every pair of a query's documents gets
+ *       p = σ(score_a − score_b) and is refitted, so the ratings land on the chosen link's
+ *       scale with our prior and gauge.
+ * options:
+ *   -o PATH          output (default: stdout); .tsv gives TSV unless --format says otherwise
+ *   --format F       jsonl | tsv: rows (query_id, doc_id, rating, target)
+ *   --link L         thurstone (default) | bt
+ *   --lambda X       prior precision (default 0.1 thurstone, 0.02 bt)
+ *   --tol X          stop at ‖∇‖∞ <= X (default 1e-9)    --max-iter N  (default 100)
+ *   --cross FILE     cross-query judgments for calibration, one per line:
+ *       {"query_a": "q1", "doc_a": "d3", "query_b": "q2", "doc_b": "d9", "p": 0.3}
+ *       without it every offset b_q is 0 and the run says so.
+ * Any malformed line stops the run with FILE:LINE and nothing is written. Queries whose fit
+ * did not converge are listed on stderr and the exit status is 3 (the output is written).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "strtab.h"
+#include "utils.h"
+#include "zelo_loss.h"
+
+// one judged pair after averaging
+typedef struct {
+    int query, a, b;   // a, b: local document indices, in the order first seen
+    int line;          // line of its first judgment, for messages
+} Pair;
+
+// one judgment, oriented to its pair's order
+typedef struct { int pair, judge; double p; } Judgment;
+
+typedef struct {
+    StrTab queries;     // query id -> query index, in order of first appearance
+    StrTab docs;        // "<query index>\x01<doc id>" -> global document number
+    int* doc_query;     // (docs.count,) query of each document
+    int* doc_local;     // (docs.count,) index within its query
+    int* num_docs;      // (queries.count,)
+    StrTab pair_keys;   // "<query>\x01<lo>\x01<hi>" -> pair index
+    Pair* pairs; int num_pairs, cap_pairs;
+    StrTab judges;
+    Judgment* judgments; int num_judgments, cap_judgments;
+} Dataset;
+
+static const char* doc_id_of(const Dataset* ds, int global) {
+    return strchr(strtab_get(&ds->docs, global), '\x01') + 1;
+}
+
+// global document number of (query, id), created when new
+static int intern_doc(Dataset* ds, int q, const char* id) {
+    char* key = mallocCheck(strlen(id) + 16);
+    int len = sprintf(key, "%d\x01%s", q, id);
+    int added;
+    int g = strtab_intern(&ds->docs, key, (size_t)len, &added);
+    free(key);
+    if (added) {
+        ds->doc_query = reallocCheck(ds->doc_query, sizeof(int) * ds->docs.cap);
+        ds->doc_local = reallocCheck(ds->doc_local, sizeof(int) * ds->docs.cap);
+        ds->doc_query[g] = q;
+        ds->doc_local[g] = ds->num_docs[q]++;
+    }
+    return g;
+}
+
+static int intern_query(Dataset* ds, const char* id) {
+    int added;
+    int q = strtab_intern(&ds->queries, id, strlen(id), &added);
+    if (added) {
+        ds->num_docs = reallocCheck(ds->num_docs, sizeof(int) * ds->queries.cap);
+        ds->num_docs[q] = 0;
+    }
+    return q;
+}
+
+// the pair {a, b} of query q (local indices), created in this order when new; *flipped
+// says whether (a, b) is the reverse of the stored order
+static int intern_pair(Dataset* ds, int q, int a, int b, int line, int* flipped) {
+    char key[48];
+    int lo = a < b ? a : b, hi = a < b ? b : a;
+    int len = sprintf(key, "%d\x01%d\x01%d", q, lo, hi);
+    int added;
+    int i = strtab_intern(&ds->pair_keys, key, (size_t)len, &added);
+    if (added) {
+        if (ds->num_pairs == ds->cap_pairs) {
+            ds->cap_pairs = ds->cap_pairs ? 2 * ds->cap_pairs : 1024;
+            ds->pairs = reallocCheck(ds->pairs, sizeof(Pair) * ds->cap_pairs);
+        }
+        ds->pairs[ds->num_pairs++] = (Pair){ q, a, b, line };
+    }
+    *flipped = ds->pairs[i].a != a;
+    return i;
+}
+
+static void add_judgment(Dataset* ds, int pair, int judge, double p) {
+    if (ds->num_judgments == ds->cap_judgments) {
+        ds->cap_judgments = ds->cap_judgments ? 2 * ds->cap_judgments : 1024;
+        ds->judgments = reallocCheck(ds->judgments, sizeof(Judgment) * ds->cap_judgments);
+    }
+    ds->judgments[ds->num_judgments++] = (Judgment){ pair, judge, p };
+}
+
+// ----------------------------------------------------------------------------
+// reading JSONL
+
+typedef struct { const char* path; int line; } Where;
+
+#define bad_line(w, ...) die_line(w, __VA_ARGS__)
+__attribute__((format(printf, 2, 3), noreturn))
+static void die_line(const Where* w, const char* fmt, ...) {
+    fflush(stdout);
+    fprintf(stderr, "error: %s:%d: ", w->path, w->line);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (nothing written)\n");
+    exit(1);
+}
+
+static const char* get_string(const Where* w, const JsonValue* obj, const char* key) {
+    const JsonValue* v = json_get(obj, key);
+    if (v == NULL) { bad_line(w, "missing \"%s\"", key); }
+    if (v->type != JSON_STRING) { bad_line(w, "\"%s\" must be a string, got %s", key, json_type_name(v->type)); }
+    if (strlen(v->str) != v->len || v->len == 0) { bad_line(w, "\"%s\" is empty or contains a NUL character", key); }
+    return v->str;
+}
+
+static double get_prob(const Where* w, const JsonValue* obj, const char* key) {
+    const JsonValue* v = json_get(obj, key);
+    if (v == NULL) { bad_line(w, "missing \"%s\"", key); }
+    if (v->type != JSON_NUMBER) { bad_line(w, "\"%s\" must be a number, got %s", key, json_type_name(v->type)); }
+    if (!isfinite(v->number) || v->number < 0 || v->number > 1) { bad_line(w, "\"%s\" = %g is not in [0, 1]", key, v->number); }
+    return v->number;
+}
+
+// calls fn on every non-blank line of path, parsed as a JSON object
+typedef void (*LineFn)(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx);
+static void for_each_jsonl(const char* path, LineFn fn, Dataset* ds, void* ctx) {
+    size_t len;
+    char* text = readFileCheck(path, &len);
+    Where w = { path, 0 };
+    size_t pos = 0;
+    while (pos < len) {
+        size_t end = pos;
+        while (end < len && text[end] != '\n') { end++; }
+        w.line++;
+        size_t s = pos;
+        while (s < end && (text[s] == ' ' || text[s] == '\t' || text[s] == '\r')) { s++; }
+        if (s < end) {
+            JsonValue v;
+            char err[200];
+            if (!json_parse(&v, text + pos, end - pos, err, sizeof(err))) { bad_line(&w, "bad JSON: %s", err); }
+            if (v.type != JSON_OBJECT) { bad_line(&w, "expected a JSON object, got %s", json_type_name(v.type)); }
+            fn(ds, &w, &v, ctx);
+            json_free(&v);
+        }
+        pos = end + 1;
+    }
+    free(text);
+}
+
+static void read_judgment(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
+    (void)ctx;
+    const char* qid = get_string(w, obj, "query_id");
+    const char* da = get_string(w, obj, "doc_a");
+    const char* db = get_string(w, obj, "doc_b");
+    double p = get_prob(w, obj, "p");
+    const JsonValue* jv = json_get(obj, "judge");
+    const char* judge = "";
+    if (jv != NULL) { judge = get_string(w, obj, "judge"); }
+    if (strcmp(da, db) == 0) { bad_line(w, "doc_a and doc_b are the same document \"%s\"", da); }
+    int q = intern_query(ds, qid);
+    // separate statements: intern_doc may move doc_local
+    int ga = intern_doc(ds, q, da);
+    int gb = intern_doc(ds, q, db);
+    int a = ds->doc_local[ga], b = ds->doc_local[gb];
+    int flipped;
+    int pair = intern_pair(ds, q, a, b, w->line, &flipped);
+    add_judgment(ds, pair, strtab_intern(&ds->judges, judge, strlen(judge), NULL), flipped ? 1.0 - p : p);
+}
+
+static void read_zbench_line(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
+    (void)ctx;
+    const JsonValue* query = json_get(obj, "query");
+    const JsonValue* docs = json_get(obj, "documents");
+    if (query == NULL || query->type != JSON_OBJECT) { bad_line(w, "missing object \"query\""); }
+    if (docs == NULL || docs->type != JSON_ARRAY) { bad_line(w, "missing array \"documents\""); }
+    int q = intern_query(ds, get_string(w, query, "id"));
+    if (ds->num_docs[q] > 0) { bad_line(w, "query \"%s\" appears twice", strtab_get(&ds->queries, q)); }
+    double* score = mallocCheck(sizeof(double) * (docs->count + 1));
+    for (int i = 0; i < docs->count; i++) {
+        const JsonValue* d = &docs->items[i];
+        if (d->type != JSON_OBJECT) { bad_line(w, "documents[%d] is not an object", i); }
+        const char* id = get_string(w, d, "id");
+        const JsonValue* s = json_get(d, "score");
+        if (s == NULL || s->type != JSON_NUMBER || !isfinite(s->number)) {
+            bad_line(w, "documents[%d] (\"%s\") needs a finite number \"score\"", i, id);
+        }
+        int before = ds->num_docs[q];
+        intern_doc(ds, q, id);
+        if (ds->num_docs[q] == before) { bad_line(w, "document \"%s\" listed twice", id); }
+        score[i] = s->number;
+    }
+    int judge = strtab_intern(&ds->judges, "zbench", 6, NULL);
+    for (int i = 0; i < docs->count; i++) {
+        for (int j = i + 1; j < docs->count; j++) {
+            int flipped;
+            int pair = intern_pair(ds, q, i, j, w->line, &flipped);
+            add_judgment(ds, pair, judge, zelo_link_prob(score[i] - score[j], ZELO_LINK_BT));
+        }
+    }
+    free(score);
+}
+
+// cross-query judgments, collected for the calibration
+typedef struct {
+    ZeloCrossPair* pairs; double* p; int* line; int64_t count, cap;
+} CrossSet;
+
+static void read_cross(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
+    CrossSet* cs = ctx;
+    const char* qa = get_string(w, obj, "query_a");
+    const char* da = get_string(w, obj, "doc_a");
+    const char* qb = get_string(w, obj, "query_b");
+    const char* db = get_string(w, obj, "doc_b");
+    double p = get_prob(w, obj, "p");
+    int q1 = strtab_find(&ds->queries, qa, strlen(qa));
+    int q2 = strtab_find(&ds->queries, qb, strlen(qb));
+    if (q1 < 0 || q2 < 0) { bad_line(w, "query \"%s\" has no judgments", q1 < 0 ? qa : qb); }
+    if (q1 == q2) { bad_line(w, "query_a and query_b are the same query \"%s\"", qa); }
+    int ids[2];
+    const char* names[2] = { da, db };
+    int qs[2] = { q1, q2 };
+    for (int i = 0; i < 2; i++) {
+        char* key = mallocCheck(strlen(names[i]) + 16);
+        int len = sprintf(key, "%d\x01%s", qs[i], names[i]);
+        ids[i] = strtab_find(&ds->docs, key, (size_t)len);
+        free(key);
+        if (ids[i] < 0) { bad_line(w, "document \"%s\" has no judgments in query \"%s\"", names[i], i ? qb : qa); }
+    }
+    if (cs->count == cs->cap) {
+        cs->cap = cs->cap ? 2 * cs->cap : 1024;
+        cs->pairs = reallocCheck(cs->pairs, sizeof(ZeloCrossPair) * cs->cap);
+        cs->p = reallocCheck(cs->p, sizeof(double) * cs->cap);
+        cs->line = reallocCheck(cs->line, sizeof(int) * cs->cap);
+    }
+    cs->pairs[cs->count] = (ZeloCrossPair){ q1, ds->doc_local[ids[0]], q2, ds->doc_local[ids[1]] };
+    cs->p[cs->count] = p;
+    cs->line[cs->count] = w->line;
+    cs->count++;
+}
+
+// ----------------------------------------------------------------------------
+
+static int compare_judgments(const void* x, const void* y) {
+    const Judgment* a = x;
+    const Judgment* b = y;
+    if (a->pair != b->pair) { return a->pair < b->pair ? -1 : 1; }
+    return (a->judge > b->judge) - (a->judge < b->judge);
+}
+
+static void usage(void) {
+    fprintf(stderr, "usage: zelo_fit [-o OUT] [--format jsonl|tsv] [--link thurstone|bt] [--lambda X]\n"
+                    "                [--tol X] [--max-iter N] [--cross CROSS.jsonl]\n"
+                    "                (JUDGMENTS.jsonl | --zbench-annotated FILE.jsonl)\n");
+    exit(1);
+}
+
+int main(int argc, char** argv) {
+    const char* out_path = NULL; const char* format = NULL; const char* input = NULL;
+    const char* cross_path = NULL; const char* zbench_path = NULL;
+    ZeloLink link = ZELO_LINK_THURSTONE;
+    double lambda = -1, tol = ZELO_DEFAULT_GRAD_TOL;
+    int max_iter = ZELO_DEFAULT_MAX_ITER;
+    for (int i = 1; i < argc; i++) {
+        const char* arg = argv[i];
+        int has_value = i + 1 < argc;
+        if (strcmp(arg, "-o") == 0 && has_value) { out_path = argv[++i]; }
+        else if (strcmp(arg, "--format") == 0 && has_value) { format = argv[++i]; }
+        else if (strcmp(arg, "--link") == 0 && has_value) {
+            if (!zelo_link_parse(&link, argv[++i])) { die("--link must be thurstone or bt, got '%s'", argv[i]); }
+        }
+        else if (strcmp(arg, "--lambda") == 0 && has_value) { lambda = atof(argv[++i]); if (!(lambda >= 0)) { die("--lambda must be >= 0"); } }
+        else if (strcmp(arg, "--tol") == 0 && has_value) { tol = atof(argv[++i]); if (!(tol > 0)) { die("--tol must be > 0"); } }
+        else if (strcmp(arg, "--max-iter") == 0 && has_value) { max_iter = atoi(argv[++i]); if (max_iter < 1) { die("--max-iter must be >= 1"); } }
+        else if (strcmp(arg, "--cross") == 0 && has_value) { cross_path = argv[++i]; }
+        else if (strcmp(arg, "--zbench-annotated") == 0 && has_value) { zbench_path = argv[++i]; }
+        else if (arg[0] == '-' && arg[1] != '\0') { usage(); }
+        else if (input == NULL) { input = arg; }
+        else { usage(); }
+    }
+    if ((input == NULL) == (zbench_path == NULL)) { usage(); }
+    int tsv = 0;
+    if (format != NULL) {
+        if (strcmp(format, "tsv") == 0) { tsv = 1; }
+        else if (strcmp(format, "jsonl") != 0) { die("--format must be jsonl or tsv, got '%s'", format); }
+    } else if (out_path != NULL) {
+        size_t n = strlen(out_path);
+        tsv = n >= 4 && strcmp(out_path + n - 4, ".tsv") == 0;
+    }
+
+    Dataset ds;
+    memset(&ds, 0, sizeof(ds));
+    strtab_init(&ds.queries); strtab_init(&ds.docs); strtab_init(&ds.pair_keys); strtab_init(&ds.judges);
+    if (input) { for_each_jsonl(input, read_judgment, &ds, NULL); }
+    else { for_each_jsonl(zbench_path, read_zbench_line, &ds, NULL); }
+    CrossSet cross = { 0 };
+    if (cross_path) { for_each_jsonl(cross_path, read_cross, &ds, &cross); }
+    int Q = ds.queries.count;
+
+    // p per pair: average per (pair, judge), then the mean of those over judges
+    qsort(ds.judgments, ds.num_judgments, sizeof(Judgment), compare_judgments);
+    double* pair_p = callocCheck(ds.num_pairs + 1, sizeof(double));
+    for (int i = 0; i < ds.num_judgments;) {
+        int pair = ds.judgments[i].pair, judges = 0;
+        double sum_over_judges = 0.0;
+        while (i < ds.num_judgments && ds.judgments[i].pair == pair) {
+            int judge = ds.judgments[i].judge, count = 0;
+            double sum = 0.0;
+            for (; i < ds.num_judgments && ds.judgments[i].pair == pair && ds.judgments[i].judge == judge; i++) {
+                sum += ds.judgments[i].p;
+                count++;
+            }
+            sum_over_judges += sum / count;
+            judges++;
+        }
+        pair_p[pair] = sum_over_judges / judges;
+    }
+
+    // the batch: documents and pairs grouped by query (counting sort keeps file order)
+    int64_t* doc_start = mallocCheck(sizeof(int64_t) * (Q + 1));
+    int64_t* pair_start = callocCheck(Q + 1, sizeof(int64_t));
+    doc_start[0] = 0;
+    for (int q = 0; q < Q; q++) { doc_start[q + 1] = doc_start[q] + ds.num_docs[q]; }
+    for (int i = 0; i < ds.num_pairs; i++) { pair_start[ds.pairs[i].query + 1]++; }
+    for (int q = 0; q < Q; q++) { pair_start[q + 1] += pair_start[q]; }
+    int* fill = mallocCheck(sizeof(int) * (Q + 1));
+    for (int q = 0; q < Q; q++) { fill[q] = (int)pair_start[q]; }
+    int P = ds.num_pairs;
+    int* pa = mallocCheck(sizeof(int) * (P + 1));
+    int* pb = mallocCheck(sizeof(int) * (P + 1));
+    double* pp = mallocCheck(sizeof(double) * (P + 1));
+    int* pline = mallocCheck(sizeof(int) * (P + 1));
+    for (int i = 0; i < P; i++) {
+        int j = fill[ds.pairs[i].query]++;
+        pa[j] = ds.pairs[i].a; pb[j] = ds.pairs[i].b; pp[j] = pair_p[i]; pline[j] = ds.pairs[i].line;
+    }
+    ZeloPairs batch = { Q, doc_start, pair_start, pa, pb, pp, NULL };
+    ZeloFitConfig cfg;
+    zelo_fit_config_default(&cfg, link);
+    if (lambda >= 0) { cfg.lambda = lambda; }
+    cfg.grad_tol = tol;
+    cfg.max_iter = max_iter;
+    double* ratings = mallocCheck(sizeof(double) * (doc_start[Q] + 1));
+    ZeloFitStatus* status = mallocCheck(sizeof(ZeloFitStatus) * (Q + 1));
+    ZeloPairError err;
+    int not_converged = zelo_fit_ratings(ratings, status, &err, &batch, &cfg);
+    if (not_converged < 0) {
+        const char* path = input ? input : zbench_path;
+        if (err.pair >= 0) { die("%s:%d: %s (nothing written)", path, pline[err.pair], err.message); }
+        die("%s: %s (nothing written)", path, err.message);
+    }
+
+    double* offsets = callocCheck(Q + 1, sizeof(double));
+    ZeloCalibrationStatus cal;
+    if (!zelo_calibrate_offsets(offsets, &cal, &err, cross.pairs, cross.p, cross.count, ratings, doc_start, Q, &cfg)) {
+        if (err.pair >= 0) { die("%s:%d: %s (nothing written)", cross_path, cross.line[err.pair], err.message); }
+        die("%s: %s (nothing written)", cross_path, err.message);
+    }
+
+    // all input is valid: write (to a temporary file renamed at the end, so a failing disk
+    // never leaves a partial output under the final name)
+    char* tmp_path = NULL;
+    FILE* fp = stdout;
+    if (out_path) {
+        tmp_path = mallocCheck(strlen(out_path) + 8);
+        sprintf(tmp_path, "%s.tmp", out_path);
+        fp = fopenCheck(tmp_path, "w");
+    }
+    if (tsv) { fprintf(fp, "query_id\tdoc_id\trating\ttarget\n"); }
+    for (int g = 0; g < ds.docs.count; g++) {
+        int q = ds.doc_query[g];
+        double e = ratings[doc_start[q] + ds.doc_local[g]];
+        double y = zelo_target(e + offsets[q]);
+        if (tsv) {
+            fprintf(fp, "%s\t%s\t%.17g\t%.17g\n", strtab_get(&ds.queries, q), doc_id_of(&ds, g), e + offsets[q], y);
+        } else {
+            fprintf(fp, "{\"query_id\": ");
+            json_write_string(fp, strtab_get(&ds.queries, q));
+            fprintf(fp, ", \"doc_id\": ");
+            json_write_string(fp, doc_id_of(&ds, g));
+            fprintf(fp, ", \"rating\": %.17g, \"target\": %.17g}\n", e + offsets[q], y);
+        }
+    }
+    if (out_path) {
+        fcloseCheck(fp);
+        if (rename(tmp_path, out_path) != 0) { die("could not rename %s to %s", tmp_path, out_path); }
+    } else {
+        fflush(stdout);
+    }
+
+    fprintf(stderr, "zelo_fit: %d queries, %d documents, %d pairs from %d judgments, link %s, lambda %g\n",
+            Q, ds.docs.count, P, ds.num_judgments, zelo_link_name(link), cfg.lambda);
+    if (cal.fallback_zero) {
+        fprintf(stderr, "zelo_fit: no cross-query judgments: every query offset b = 0 (ratings are not "
+                        "comparable across queries)\n");
+    } else {
+        fprintf(stderr, "zelo_fit: calibrated %d query offsets from %lld cross-query judgments (%d queries "
+                        "in none; offset fit %s after %d iterations)\n", Q, (long long)cross.count, cal.uncovered,
+                cal.fit.converged ? "converged" : "NOT CONVERGED", cal.fit.iterations);
+    }
+    int listed = 0;
+    for (int q = 0; q < Q; q++) {
+        if (status[q].converged) { continue; }
+        if (listed++ < 20) {
+            fprintf(stderr, "zelo_fit: warning: query \"%s\" did not converge: |grad| = %.2e after %d iterations\n",
+                    strtab_get(&ds.queries, q), status[q].grad_inf, status[q].iterations);
+        }
+    }
+    if (not_converged > 0 || !cal.fit.converged) {
+        fprintf(stderr, "zelo_fit: %d queries did not converge (output written; exit status 3)\n", not_converged);
+    }
+
+    free(tmp_path); free(offsets); free(status); free(ratings);
+    free(pline); free(pp); free(pb); free(pa); free(fill); free(pair_start); free(doc_start); free(pair_p);
+    free(cross.pairs); free(cross.p); free(cross.line);
+    free(ds.doc_query); free(ds.doc_local); free(ds.num_docs); free(ds.pairs); free(ds.judgments);
+    strtab_free(&ds.queries); strtab_free(&ds.docs); strtab_free(&ds.pair_keys); strtab_free(&ds.judges);
+    return (not_converged > 0 || !cal.fit.converged) ? 3 : 0;
+}
