@@ -64,6 +64,9 @@ $(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(HEADERS)
 $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(LDLIBS)
+$(BUILD)/bench_zelo: dev/bench_zelo.c $(SRC_ZELO) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ dev/bench_zelo.c $(SRC_ZELO) $(LDLIBS)
 
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests

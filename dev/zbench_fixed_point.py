@@ -55,3 +55,60 @@ def fixed_point(w, epsilon=1e-4, max_iters=1000, step_tol=None):
         elif len(losses) > 2 and abs(losses[-2] - losses[-1]) < epsilon:
             return e, True, t + 1, losses
     return e, False, max_iters, losses
+
+
+def _bench(sample_path, c_qps_bt, c_qps_thurstone, max_queries=200, scipy_queries=50):
+    """Times the fixed point (one query at a time, zbench's defaults) and scipy on the
+    queries dev/bench_zelo.c wrote, and compares their ratings with ours (BT, no prior)."""
+    import time
+    import scipy.optimize
+    raw = open(sample_path, "rb").read()
+    head = np.frombuffer(raw[:1024], "<i4")
+    assert head[0] == 0x5A454C4F and head[1] == 1, f"{sample_path}: bad header"
+    nq, n, m = int(head[2]), int(head[3]), int(head[4])
+    rec = m * 4 * 2 + m * 8 + n * 8
+    queries = []
+    for q in range(min(nq, max_queries)):
+        o = 1024 + q * rec
+        a = np.frombuffer(raw[o:o + 4 * m], "<i4")
+        b = np.frombuffer(raw[o + 4 * m:o + 8 * m], "<i4")
+        p = np.frombuffer(raw[o + 8 * m:o + 16 * m], "<f8")
+        ours = np.frombuffer(raw[o + 16 * m:o + 16 * m + 8 * n], "<f8")
+        queries.append((a, b, p, ours))
+
+    t0 = time.perf_counter()
+    results = [fixed_point(win_matrix(n, a, b, p)) for a, b, p, _ in queries]
+    t_fp = time.perf_counter() - t0
+    err_fp = max(np.max(np.abs(r[0] - q[3])) for r, q in zip(results, queries))
+    not_conv = sum(not r[1] for r in results)
+    its = np.mean([r[2] for r in results])
+
+    def objective(e, a, b, p):
+        d = e[a] - e[b]
+        f = np.sum(np.logaddexp(0.0, -d) * p + np.logaddexp(0.0, d) * (1 - p))
+        dd = 1.0 / (1.0 + np.exp(-d)) - p
+        g = np.zeros(n)
+        np.add.at(g, a, dd)
+        np.add.at(g, b, -dd)
+        s = e.sum()  # the gauge, as in dev/gen_zelo_fixture.py
+        return f + 0.5 * s * s, g + s
+    sq = queries[:scipy_queries]
+    t0 = time.perf_counter()
+    sols = [scipy.optimize.minimize(objective, np.zeros(n), args=(a, b, p), jac=True, method="L-BFGS-B",
+                                    options=dict(gtol=1e-9, ftol=0, maxiter=10000)).x for a, b, p, _ in sq]
+    t_sp = time.perf_counter() - t0
+    err_sp = max(np.max(np.abs(x - q[3])) for x, q in zip(sols, sq))
+
+    qps_fp, qps_sp = len(queries) / t_fp, len(sq) / t_sp
+    print(f"numpy fixed point (zbench defaults, 1 query at a time): {len(queries)} queries, {qps_fp:.1f} queries/s, "
+          f"{its:.0f} iterations mean, {not_conv} not within epsilon; max |e - ours| = {err_fp:.1e}")
+    print(f"scipy L-BFGS-B (gtol 1e-9, BT, no prior):                {len(sq)} queries, {qps_sp:.1f} queries/s; "
+          f"max |e - ours| = {err_sp:.1e}")
+    print(f"ratio ours/numpy fixed point: {c_qps_bt / qps_fp:.0f}x (same BT objective), "
+          f"{c_qps_thurstone / qps_fp:.0f}x (Thurstone + prior)")
+    print(f"ratio ours/scipy:             {c_qps_bt / qps_sp:.0f}x (same BT objective)")
+
+
+if __name__ == "__main__":
+    import sys
+    _bench(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The rating fit at the paper's scale (112,000 queries x 100 documents x 400 pairs) on
+# OMP_NUM_THREADS threads (default 2), then zbench's numpy fixed point and scipy on a sample
+# of the same queries, one at a time (numpy/scipy limited to 1 thread). Usage:
+#   bash dev/bench_zelo.sh [num_queries]
+set -eu
+cd "$(dirname "$0")/.."
+make -s build/bench_zelo
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+sample=$(mktemp /tmp/bench_zelo.XXXXXX)
+trap 'rm -f "$sample"' EXIT
+out=$(./build/bench_zelo "${1:-112000}" "$sample" 200)
+echo "$out"
+qps_thurstone=$(echo "$out" | sed -nE 's/^fit thurstone.* = ([0-9]+) queries\/s.*/\1/p')
+qps_bt=$(echo "$out" | sed -nE 's/^fit bt.* = ([0-9]+) queries\/s.*/\1/p')
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python3 dev/zbench_fixed_point.py "$sample" "$qps_bt" "$qps_thurstone"
