@@ -6,6 +6,11 @@ dtypes.safetensors  (written by the `safetensors` package, not by our writer)
                         subnormals, the largest/smallest normals, infinities and NaNs
     f16_as_f32          the same values converted by numpy (f16) and torch (bf16)
     bf16_as_f32
+tiny_f16/, tiny_bf16/  BertForSequenceClassification directories (V=32, C=8, L=2) written by
+                    transformers' own save_pretrained in float16 / bfloat16, every
+                    parameter N(0, 1) so no value is trivial; tiny_f16_as_f32.safetensors
+                    and tiny_bf16_as_f32.safetensors: the same parameters converted to
+                    fp32 by torch
 head.safetensors    a fixed random classification head, classifier.weight (1, C) and
                     classifier.bias (1), put on top of all-MiniLM-L6-v2
 pairs.jsonl         the 32 (query, doc) texts, 16 from cranfield and 16 from cisi; the first
@@ -64,6 +69,22 @@ def dtype_fixture():
               os.path.join(OUT, "dtypes.safetensors"))
 
 
+def tiny_checkpoints():
+    from transformers import BertConfig
+    config = BertConfig(vocab_size=32, hidden_size=8, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16, num_labels=1)
+    for dtype, name in ((torch.float16, "tiny_f16"), (torch.bfloat16, "tiny_bf16")):
+        torch.manual_seed(3)
+        model = BertForSequenceClassification(config)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn_like(p))
+        model = model.to(dtype)
+        model.save_pretrained(os.path.join(OUT, name))
+        expected = {k: p.detach().float().contiguous() for k, p in model.named_parameters()}
+        save_file(expected, os.path.join(OUT, name + "_as_f32.safetensors"))
+
+
 def read_jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -103,6 +124,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     torch.manual_seed(0)
     dtype_fixture()
+    tiny_checkpoints()
 
     model_dir = os.environ.get("ZELO_MINILM_DIR") or subprocess.check_output(["bash", "dev/find_minilm.sh"], text=True).strip()
     rng = random.Random(2509)

@@ -445,6 +445,46 @@ static void test_loader(void) {
     bert_free(&m);
 }
 
+// half-precision checkpoints written by transformers' save_pretrained: every parameter must
+// arrive as torch's own conversion to fp32, bit for bit (the conversions are exact)
+static void test_half_checkpoint(const char* name) {
+    char dir[512], ref_path[512], msg[4096];
+    snprintf(dir, sizeof(dir), FIXTURES "/%s", name);
+    snprintf(ref_path, sizeof(ref_path), FIXTURES "/%s_as_f32.safetensors", name);
+    int status = run_child(load_model_dir, dir, msg, sizeof(msg));
+    CHECK(status == 0 && msg[0] == '\0', "%s: should load silently (every tensor present, none unused), status %d: %s", name, status, msg);
+    if (status != 0) { return; }
+    BertModel m;
+    bert_load_hf(&m, dir, 1);
+    SafeTensors ref;
+    safetensors_open(&ref, ref_path);
+    int count = hf_tensor_count(&m.config);
+    HfTensor* list = (HfTensor*)mallocCheck((size_t)count * sizeof(HfTensor));
+    hf_tensor_list(list, &m);
+    int found = 0;
+    size_t wrong = 0, total = 0;
+    for (int i = 0; i < count; i++) {
+        char full[128];
+        snprintf(full, sizeof(full), "%s%s", strncmp(list[i].name, "classifier.", 11) == 0 ? "" : "bert.", list[i].name);
+        const SafeTensorInfo* t = safetensors_find(&ref, full);
+        if (t == NULL) { continue; }
+        found++;
+        size_t n = safetensors_numel(t);
+        float* want = (float*)mallocCheck(n * sizeof(float));
+        safetensors_read_f32(want, &ref, t);
+        for (size_t k = 0; k < n; k++) { wrong += !same_bits(list[i].data[k], want[k]); }
+        total += n;
+        free(want);
+    }
+    CHECK(found == count && found == ref.num_tensors, "%s: %d of %d tensors matched by name (reference has %d)", name, found, count, ref.num_tensors);
+    CHECK(wrong == 0 && total == m.num_parameters, "%s: %zu of %zu parameters differ from torch's fp32 conversion (model has %zu)",
+          name, wrong, total, m.num_parameters);
+    printf("%s checkpoint from transformers: %zu parameters in %d tensors, bit-identical to torch's fp32 conversion\n", name, total, found);
+    free(list);
+    safetensors_close(&ref);
+    bert_free(&m);
+}
+
 // ----------------------------------------------------------------------------
 // the real all-MiniLM-L6-v2 against transformers and sentence-transformers
 
@@ -659,6 +699,8 @@ int main(void) {
     test_dtypes();
     test_malformed();
     test_loader();
+    test_half_checkpoint("tiny_f16");
+    test_half_checkpoint("tiny_bf16");
     char dir[2048];
     if (find_minilm(dir, sizeof(dir))) {
         test_config(dir);
