@@ -149,9 +149,21 @@ void bm25_free(Bm25Index* index) {
     memset(index, 0, sizeof(*index));
 }
 
-// the query's term ids, one per occurrence, words outside the vocabulary left out;
-// returns how many (the array grows as needed)
-static int query_terms(int** out, int* cap, const Bm25Index* index, const char* query) {
+typedef struct {
+    int term;
+    float count;    // occurrences in the query
+} QueryTerm;
+
+static int query_term_compare(const void* pa, const void* pb) {
+    int a = ((const QueryTerm*)pa)->term, b = ((const QueryTerm*)pb)->term;
+    return (a > b) - (a < b);
+}
+
+// the query's distinct terms with their counts, by term id, words outside the
+// vocabulary left out; returns how many (the array grows as needed). A term that occurs
+// m times is added once as m * weight: the same score up to float rounding, in one pass
+// over its postings instead of m (long queries repeat their words).
+static int query_terms(QueryTerm** out, int* cap, const Bm25Index* index, const char* query) {
     char word[ANALYZER_MAX_WORD + 1];
     const char* cursor = query;
     int n = 0;
@@ -163,12 +175,21 @@ static int query_terms(int** out, int* cap, const Bm25Index* index, const char* 
         if (t < 0) { continue; }
         if (n == *cap) {
             *cap = *cap > 0 ? 2 * *cap : 64;
-            *out = (int*)reallocCheck(*out, sizeof(int) * (size_t)*cap);
+            *out = (QueryTerm*)reallocCheck(*out, sizeof(QueryTerm) * (size_t)*cap);
         }
-        (*out)[n++] = t;
+        (*out)[n++] = (QueryTerm){t, 1.0f};
     }
-    return n;
+    qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_compare);
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        if (m > 0 && (*out)[m - 1].term == (*out)[i].term) { (*out)[m - 1].count += 1.0f; }
+        else { (*out)[m++] = (*out)[i]; }
+    }
+    return m;
 }
+
+// documents per flag of the search's dirty map: 64 floats = 4 cache lines
+#define SEARCH_BLOCK 64
 
 typedef struct {
     float score;
@@ -178,11 +199,6 @@ typedef struct {
 // a ranks before b: higher score, then lower document index
 static int hit_before(Hit a, Hit b) {
     return a.score > b.score || (a.score == b.score && a.doc < b.doc);
-}
-
-static int hit_compare(const void* pa, const void* pb) {
-    Hit a = *(const Hit*)pa, b = *(const Hit*)pb;
-    return hit_before(a, b) ? -1 : (hit_before(b, a) ? 1 : 0);
 }
 
 // min-heap on rank: heap[0] is the worst hit kept, the one a better candidate replaces
@@ -218,66 +234,93 @@ void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
                  const char* const* queries, int n_queries, int K) {
     if (K <= 0) { die("bm25_search: K = %d, need K >= 1", K); }
     int D = index->n_docs;
+    int n_blocks = (D + SEARCH_BLOCK - 1) / SEARCH_BLOCK;
     #pragma omp parallel
     {
-        float* acc = (float*)callocCheck((size_t)(D > 0 ? D : 1), sizeof(float)); // (D,) score so far
-        int* touched = (int*)mallocCheck(sizeof(int) * (size_t)(D > 0 ? D : 1));   // documents with acc > 0
-        Hit* heap = (Hit*)mallocCheck(sizeof(Hit) * (size_t)K);                    // (K,)
-        int* terms = NULL;
+        float* acc = (float*)callocCheck((size_t)(D > 0 ? D : 1), sizeof(float));   // (D,) score so far
+        unsigned char* dirty = (unsigned char*)callocCheck((size_t)(n_blocks > 0 ? n_blocks : 1), 1); // (n_blocks,)
+        Hit* heap = (Hit*)mallocCheck(sizeof(Hit) * (size_t)K);                      // (K,)
+        QueryTerm* terms = NULL;
         int terms_cap = 0;
         #pragma omp for schedule(dynamic, 1)
         for (int q = 0; q < n_queries; q++) {
             int nt = query_terms(&terms, &terms_cap, index, queries[q]);
-            int n_touched = 0;
+            // branch-free accumulation; a flag per block of documents records where to look,
+            // so a query with rare terms scans few blocks and one with common terms scans
+            // the whole array at memory speed
             for (int i = 0; i < nt; i++) {
-                int t = terms[i];
-                for (int64_t p = index->term_start[t]; p < index->term_start[t + 1]; p++) {
-                    int d = index->post_doc[p];
-                    // weights are > 0, so acc == 0 means the document was not seen yet
-                    if (acc[d] == 0.0f) { touched[n_touched++] = d; }
-                    acc[d] += index->post_weight[p];
+                int t = terms[i].term;
+                float count = terms[i].count;
+                // local pointers: the byte stores to dirty may alias anything, and would
+                // otherwise make the compiler reload the index fields at every posting
+                const int* restrict post_doc = index->post_doc + index->term_start[t];
+                const float* restrict post_weight = index->post_weight + index->term_start[t];
+                int64_t n_post = index->term_start[t + 1] - index->term_start[t];
+                for (int64_t p = 0; p < n_post; p++) {
+                    int d = post_doc[p];
+                    acc[d] += count * post_weight[p];
+                    dirty[d / SEARCH_BLOCK] = 1;
                 }
             }
+            // blocks are scanned in document order, so a document that ties with the worst
+            // hit kept comes after it and loses, as the order by index wants
             int n_heap = 0;
-            for (int i = 0; i < n_touched; i++) {
-                Hit h = {acc[touched[i]], touched[i]};
-                heap_offer(heap, &n_heap, K, h);
+            for (int blk = 0; blk < n_blocks; blk++) {
+                if (!dirty[blk]) { continue; }
+                int end = (blk + 1) * SEARCH_BLOCK < D ? (blk + 1) * SEARCH_BLOCK : D;
+                float threshold = n_heap < K ? 0.0f : heap[0].score; // weights are > 0
+                for (int d = blk * SEARCH_BLOCK; d < end; d++) {
+                    if (acc[d] > threshold) {
+                        heap_offer(heap, &n_heap, K, (Hit){acc[d], d});
+                        threshold = n_heap < K ? 0.0f : heap[0].score;
+                    }
+                }
             }
             // too few matches: the list goes on with unmatched documents, by index
             for (int d = 0; d < D && n_heap < K; d++) {
-                if (acc[d] == 0.0f) { heap[n_heap++] = (Hit){0.0f, d}; }
+                if (acc[d] == 0.0f) { heap_offer(heap, &n_heap, K, (Hit){0.0f, d}); }
             }
-            qsort(heap, (size_t)n_heap, sizeof(Hit), hit_compare);
-            for (int r = 0; r < K; r++) {
-                doc_out[(int64_t)q * K + r] = r < n_heap ? heap[r].doc : -1;
-                score_out[(int64_t)q * K + r] = r < n_heap ? heap[r].score : 0.0f;
+            int* qdoc = doc_out + (int64_t)q * K;
+            float* qscore = score_out + (int64_t)q * K;
+            for (int r = n_heap; r < K; r++) { qdoc[r] = -1; qscore[r] = 0.0f; }
+            // popping the worst hit fills the list from its end
+            for (int r = n_heap - 1; r >= 0; r--) {
+                qdoc[r] = heap[0].doc;
+                qscore[r] = heap[0].score;
+                heap[0] = heap[r];
+                heap_sift_down(heap, r, 0);
             }
-            for (int i = 0; i < n_touched; i++) { acc[touched[i]] = 0.0f; }
+            for (int blk = 0; blk < n_blocks; blk++) {
+                if (!dirty[blk]) { continue; }
+                int end = (blk + 1) * SEARCH_BLOCK < D ? (blk + 1) * SEARCH_BLOCK : D;
+                memset(acc + (size_t)blk * SEARCH_BLOCK, 0, sizeof(float) * (size_t)(end - blk * SEARCH_BLOCK));
+                dirty[blk] = 0;
+            }
         }
         free(acc);
-        free(touched);
+        free(dirty);
         free(heap);
         free(terms);
     }
 }
 
 void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query, const int* docs, int n) {
-    int* terms = NULL;
+    QueryTerm* terms = NULL;
     int cap = 0;
     int nt = query_terms(&terms, &cap, index, query);
     for (int i = 0; i < n; i++) {
         int d = docs[i];
         if (d < 0 || d >= index->n_docs) { die("bm25_score_docs: document %d outside 0..%d", d, index->n_docs - 1); }
         float s = 0.0f;
-        // same order of additions as bm25_search (query term order), so the same float
+        // the same terms, counts and order of additions as bm25_search: the same float
         for (int j = 0; j < nt; j++) {
-            int t = terms[j];
+            int t = terms[j].term;
             int64_t lo = index->term_start[t], hi = index->term_start[t + 1];
             while (lo < hi) {
                 int64_t mid = lo + (hi - lo) / 2;
                 if (index->post_doc[mid] < d) { lo = mid + 1; } else { hi = mid; }
             }
-            if (lo < index->term_start[t + 1] && index->post_doc[lo] == d) { s += index->post_weight[lo]; }
+            if (lo < index->term_start[t + 1] && index->post_doc[lo] == d) { s += terms[j].count * index->post_weight[lo]; }
         }
         score_out[i] = s;
     }

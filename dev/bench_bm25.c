@@ -1,0 +1,60 @@
+/*
+ * bench_bm25.c — times our BM25 on a BEIR corpus: index build (analysis included) and
+ * top-K search. dev/bench_bm25.sh runs it beside bm25s on the same files.
+ *
+ *   bench_bm25 <corpus.jsonl> <queries.jsonl> [K]
+ *
+ * Threads: OMP_NUM_THREADS. Prints one "result" line that the script parses:
+ *   result docs D terms T postings P load_s L build_s B queries Q search_s S qps R
+ * build_s: texts already in memory -> index ready (word splitting, stopwords, stemming,
+ * postings, weights). search_s: query texts -> top-K lists (query analysis included), the
+ * best of 5 runs.
+ */
+#include <omp.h>
+#include "../beir.h"
+#include "../bm25.h"
+
+int main(int argc, char** argv) {
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, "usage: %s corpus.jsonl queries.jsonl [K]\n", argv[0]);
+        return 1;
+    }
+    int K = argc == 4 ? atoi(argv[3]) : 100;
+    if (K < 1) { die("K must be >= 1, got '%s'", argv[3]); }
+    double t0 = omp_get_wtime();
+    Corpus corpus;
+    Queries queries;
+    beir_load_corpus(&corpus, argv[1]);
+    beir_load_queries(&queries, argv[2]);
+    double load_s = omp_get_wtime() - t0;
+    const char** texts = (const char**)mallocCheck(sizeof(char*) * (size_t)corpus.n);
+    const char** qtexts = (const char**)mallocCheck(sizeof(char*) * (size_t)queries.n);
+    for (int i = 0; i < corpus.n; i++) { texts[i] = beir_text(&corpus, i); }
+    for (int i = 0; i < queries.n; i++) { qtexts[i] = beir_text(&queries, i); }
+
+    Bm25Index index;
+    t0 = omp_get_wtime();
+    bm25_build(&index, texts, corpus.n, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
+    double build_s = omp_get_wtime() - t0;
+
+    int* doc = (int*)mallocCheck(sizeof(int) * (size_t)queries.n * K);      // (Q, K)
+    float* score = (float*)mallocCheck(sizeof(float) * (size_t)queries.n * K); // (Q, K)
+    double search_s = 1e30;
+    for (int rep = 0; rep < 5; rep++) {
+        t0 = omp_get_wtime();
+        bm25_search(doc, score, &index, qtexts, queries.n, K);
+        double s = omp_get_wtime() - t0;
+        if (s < search_s) { search_s = s; }
+    }
+    printf("result docs %d terms %d postings %lld load_s %.4f build_s %.4f queries %d search_s %.5f qps %.1f threads %d\n",
+           corpus.n, index.n_terms, (long long)index.n_postings, load_s, build_s, queries.n, search_s,
+           queries.n / search_s, omp_get_max_threads());
+    bm25_free(&index);
+    beir_free_texts(&corpus);
+    beir_free_texts(&queries);
+    free(texts);
+    free(qtexts);
+    free(doc);
+    free(score);
+    return 0;
+}

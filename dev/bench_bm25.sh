@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# BM25: ours (dev/bench_bm25.c) against bm25s (method="lucene", numpy backend, the same
+# analyzer: [a-z0-9]{1,255} words, Lucene's 33 stopwords, PyStemmer porter), 2 threads
+# on both sides, on the same files:
+#   cranfield  1,400 documents, 225 queries
+#   synthetic  Cranfield + CISI documents repeated 35 times with new ids (100,100
+#              documents; the vocabulary stays that of the two collections), the 337
+#              queries of both repeated 3 times (1,011 queries)
+# build: texts in memory -> index ready (splitting, stopwords, stemming, index). bm25s:
+#        bm25s.tokenize + BM25.index. Reading the JSONL files is not included on either side.
+# search: query texts -> top-100 per query, query analysis included (bm25s:
+#        bm25s.tokenize + retrieve(k=100, n_threads=2)). Best of 5 runs on both sides.
+# Not a test: it prints figures, it asserts nothing.
+set -eu
+cd "$(dirname "$0")/.."
+export OMP_NUM_THREADS=2
+make -s build/bench_bm25
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+python3 - "$tmp" <<'EOF'
+import json, os, sys
+tmp = sys.argv[1]
+os.makedirs(os.path.join(tmp, "synthetic"))
+docs, queries = [], []
+for name in ("cranfield", "cisi"):
+    base = os.path.join("..", "shared", "data", name)
+    # the two collections number their ids alike, so the collection's name goes in front
+    for l in open(os.path.join(base, "corpus.jsonl")):
+        d = json.loads(l)
+        docs.append(dict(d, _id=name + "-" + d["_id"]))
+    for l in open(os.path.join(base, "queries.jsonl")):
+        q = json.loads(l)
+        queries.append(dict(q, _id=name + "-" + q["_id"]))
+with open(os.path.join(tmp, "synthetic", "corpus.jsonl"), "w") as f:
+    for r in range(35):
+        for d in docs:
+            f.write(json.dumps({"_id": f"r{r}-{d['_id']}", "title": d["title"], "text": d["text"]}) + "\n")
+with open(os.path.join(tmp, "synthetic", "queries.jsonl"), "w") as f:
+    for r in range(3):
+        for q in queries:
+            f.write(json.dumps({"_id": f"r{r}-{q['_id']}", "text": q["text"]}) + "\n")
+EOF
+
+run_bm25s() {
+python3 - "$1" "$2" <<'EOF'
+import json, sys, time
+import bm25s, Stemmer
+STOP = ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it",
+        "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they",
+        "this", "to", "was", "will", "with"]
+LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+stemmer = Stemmer.Stemmer("porter")
+def analyze(texts):
+    return bm25s.tokenize([t.translate(LOWER) for t in texts], lower=False, token_pattern=r"[a-z0-9]{1,255}",
+                          stopwords=STOP, stemmer=stemmer, return_ids=False, show_progress=False)
+docs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+queries = [json.loads(l)["text"] for l in open(sys.argv[2]) if l.strip()]
+texts = [(d["title"] + " " + d["text"]) if d.get("title") else d["text"] for d in docs]
+t0 = time.perf_counter()
+retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
+retriever.index(analyze(texts), show_progress=False)
+build_s = time.perf_counter() - t0
+search_s = 1e30
+for _ in range(5):
+    t0 = time.perf_counter()
+    retriever.retrieve(analyze(queries), k=100, n_threads=2, show_progress=False)
+    search_s = min(search_s, time.perf_counter() - t0)
+print(f"result build_s {build_s:.4f} search_s {search_s:.5f} qps {len(queries) / search_s:.1f}")
+EOF
+}
+
+field() { echo "$1" | tr ' ' '\n' | grep -A1 -x "$2" | tail -n 1; }
+
+printf '%-10s %9s %9s | %10s %10s %7s | %10s %10s %7s\n' corpus docs queries \
+    "build ours" "bm25s" ratio "q/s ours" "bm25s" ratio
+for set in cranfield synthetic; do
+    if [ "$set" = cranfield ]; then dir=../shared/data/cranfield; else dir="$tmp/synthetic"; fi
+    ours=$(./build/bench_bm25 "$dir/corpus.jsonl" "$dir/queries.jsonl" 100 | grep '^result')
+    peer=$(run_bm25s "$dir/corpus.jsonl" "$dir/queries.jsonl" | grep '^result')
+    ob=$(field "$ours" build_s); pb=$(field "$peer" build_s)
+    oq=$(field "$ours" qps); pq=$(field "$peer" qps)
+    printf '%-10s %9s %9s | %9.3fs %9.3fs %6.1fx | %10.0f %10.0f %6.1fx\n' "$set" "$(field "$ours" docs)" \
+        "$(field "$ours" queries)" "$ob" "$pb" "$(echo "$pb / $ob" | bc -l)" "$oq" "$pq" "$(echo "$oq / $pq" | bc -l)"
+done
+echo "threads: $OMP_NUM_THREADS (ours: OpenMP; bm25s: n_threads=2, numpy backend); K = 100"
