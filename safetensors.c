@@ -20,8 +20,6 @@ static const char* dtype_names[ST_NUM_DTYPES] = {
 };
 static const size_t dtype_sizes[ST_NUM_DTYPES] = {1, 1, 1, 1, 1, 2, 2, 2, 2, 4, 4, 4, 8, 8, 8};
 
-const char* safetensors_dtype_name(SafeDtype dtype) { return dtype_names[dtype]; }
-
 // ----------------------------------------------------------------------------
 // number formats
 

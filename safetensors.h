@@ -53,7 +53,6 @@ const SafeTensorInfo* safetensors_find(const SafeTensors* st, const char* name);
 size_t safetensors_numel(const SafeTensorInfo* t);
 // reads one F32/F16/BF16 tensor into out (numel floats); dies for any other dtype
 void safetensors_read_f32(float* out, const SafeTensors* st, const SafeTensorInfo* t);
-const char* safetensors_dtype_name(SafeDtype dtype);
 
 // exact conversions of IEEE binary16 and bfloat16 bit patterns to fp32 (both fit in fp32
 // without rounding, subnormals, infinities, signed zeros and NaN payloads included)
