@@ -4,14 +4,17 @@ Face BertTokenizerFast (the `tokenizers` library) as the reference:
 
   uncased.jsonl   inputs and their ids on the all-MiniLM-L6-v2 vocabulary: queries and
                   documents of ../shared/data/{cranfield,cisi} (by reference), written-out
-                  edge cases, and invalid UTF-8 byte strings (as hex)
+                  edge cases, and invalid UTF-8 byte strings (as hex); the written-out
+                  ones also carry the reference's normalised words
   pairs.jsonl     (a, b, max_len) -> ids and token types of [CLS] a [SEP] b [SEP] with
                   truncation="longest_first"
   corpus_hashes.txt  one line per document field of both collections: a hash of its ids
                   (every document is checked, only a sample above keeps its ids in full)
   cased/          a small cased vocabulary trained here (vocab.txt, tokenizer_config.json:
                   do_lower_case and strip_accents false), cased_json/ the same as
-                  tokenizer.json, and cased.jsonl inputs with their ids on it
+                  tokenizer.json, and cased.jsonl inputs with their ids on it;
+                  lower_json/ and lower.jsonl the same vocabulary lower-cased without
+                  accent stripping
   sweep_uncased.txt, sweep_cased.txt  every code point c (but NUL and surrogates) as
                   "x" + c + "x" through the reference's normaliser and pre-tokenizer; one
                   hash per block of 1024 code points of the words it gives
@@ -24,6 +27,8 @@ usage: python dev/gen_tokenizer_fixture.py   (from the repository root; about a 
 """
 import json
 import os
+
+os.environ["RAYON_NUM_THREADS"] = "1"  # so that the WordPiece trainer gives the same vocabulary each run
 import random
 import struct
 import subprocess
@@ -91,6 +96,11 @@ def edge_cases(rng):
         "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]", "[SEP][SEP]", "a[SEP]b", "[cls] lower",
         "[SEP", "SEP]", "[ SEP ]", "[[SEP]]", "x[MASK]y", "[CLS]hello[SEP]world[SEP]", " [UNK] ",
         "##", "##ing", "un##able", "[UNK]known",
+        # NFD sorts runs of combining characters by class; musical symbols (classes 216,
+        # 226) survive accent stripping, so their order shows; U+0941 (class 0) ends a run
+        "x\U0001D16D\U0001D165y", "x\U0001D16D\u0941\U0001D165y", "x\U0001D16D\u0301\U0001D165y",
+        "x\u302e\u1734\u302f\U0001D165\u1dfay", "\U0001D15F\U0001D16D\U0001D165", "e\u0301\U0001D16D\u0327\U0001D165",
+        "\u0130\U0001D165\U0001D16D", "\u4e2d\U0001D16D\U0001D165", "\uac00\U0001D16D\U0001D165",
     ]
     cases = list(pieces)
     # every piece between words, to exercise the boundaries around it
@@ -128,6 +138,15 @@ def invalid_utf8_cases():
     cases += [bytes([b]) for b in range(0x80, 0x100)]
     cases += [b"w" + bytes([b]) + b"w" for b in range(0x80, 0x100, 7)]
     return cases
+
+
+def words_of(tok, text):
+    # the normalised words, each followed by ' ', which ids alone do not show when a word
+    # is [UNK]; only for texts without added tokens, which the normaliser never sees
+    if any(t in text for t in tok.all_special_tokens):
+        return {}
+    words = tok.backend_tokenizer.pre_tokenizer.pre_tokenize_str(tok.backend_tokenizer.normalizer.normalize_str(text))
+    return {"words": "".join(w + " " for w, _ in words)}
 
 
 def write_jsonl(path, records):
@@ -174,11 +193,12 @@ def main():
     for r in records:
         r["ids"] = encode(tok, resolve(cols, r["ref"]))
     for text in edge_cases(rng):
-        records.append({"text": text, "ids": encode(tok, text)})
+        records.append({"text": text, "ids": encode(tok, text), **words_of(tok, text)})
     # invalid UTF-8: the C tokenizer reads each bad byte as U+FFFD, the clean-up drops it,
     # so the reference's ids of the text decoded with replacement characters are expected
     for raw in invalid_utf8_cases():
-        records.append({"hex": raw.hex(), "ids": encode(tok, raw.decode("utf-8", errors="replace"))})
+        text = raw.decode("utf-8", errors="replace")
+        records.append({"hex": raw.hex(), "ids": encode(tok, text), **words_of(tok, text)})
     write_jsonl(f"{OUT}/uncased.jsonl", records)
     print(f"uncased.jsonl: {len(records)} inputs")
 
@@ -261,7 +281,7 @@ def main():
     for r in crecords:
         r["ids"] = encode(cased, resolve(cols, r["ref"]))
     for text in edge_cases(random.Random(SEED + 1))[:260]:
-        crecords.append({"text": text, "ids": encode(cased, text)})
+        crecords.append({"text": text, "ids": encode(cased, text), **words_of(cased, text)})
     # the same tokenizer as one tokenizer.json file must give the same ids
     os.makedirs(f"{OUT}/cased_json", exist_ok=True)
     cased.backend_tokenizer.save(f"{OUT}/cased_json/tokenizer.json")
@@ -269,6 +289,19 @@ def main():
     assert all(encode(same, r["text"]) == r["ids"] for r in crecords if "text" in r)
     write_jsonl(f"{OUT}/cased.jsonl", crecords)
     print(f"cased.jsonl: {len(crecords)} inputs")
+
+    # --- the third setting: lower-casing without accent stripping (no NFD), on the same
+    # small vocabulary; here lower-casing alone turns U+0130 into "i" + U+0307
+    lower = Tokenizer.from_str(cased.backend_tokenizer.to_str())
+    lower.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=False)
+    os.makedirs(f"{OUT}/lower_json", exist_ok=True)
+    lower.save(f"{OUT}/lower_json/tokenizer.json")
+    lower = BertTokenizerFast(tokenizer_file=f"{OUT}/lower_json/tokenizer.json")
+    lrecords = []
+    for text in edge_cases(random.Random(SEED + 2))[:250]:
+        lrecords.append({"text": text, "ids": encode(lower, text), **words_of(lower, text)})
+    write_jsonl(f"{OUT}/lower.jsonl", lrecords)
+    print(f"lower.jsonl: {len(lrecords)} inputs")
 
     sweep(tok, f"{OUT}/sweep_uncased.txt")
     sweep(cased, f"{OUT}/sweep_cased.txt")

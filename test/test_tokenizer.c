@@ -143,15 +143,26 @@ static void print_diff(const Tokenizer* tok, const char* what, const int* got, i
     printf("\n");
 }
 
-// compares the ids of every record of a fixture; returns the number of mismatching inputs
+// compares the ids of every record of a fixture, and its normalised words where the
+// record has them; returns the number of inputs that differ in either
 static int check_singles(const Tokenizer* tok, const Jsonl* fx, const char* name) {
     static int got[MAX_IDS], want[MAX_IDS];
-    int bad = 0;
+    static char words[1 << 16];
+    int bad = 0, n_words = 0;
     for (int i = 0; i < fx->n; i++) {
         char* text = record_text(&fx->records[i]);
         int n_want = json_ids(want, json_get(&fx->records[i], "ids"));
         int n_got = tokenizer_encode(tok, got, MAX_IDS, text);
         int same = n_got == n_want && memcmp(got, want, (size_t)n_want * sizeof(int)) == 0;
+        const JsonValue* want_words = json_get(&fx->records[i], "words");
+        if (want_words != NULL) {
+            n_words++;
+            tokenizer_pretokenize(tok, words, sizeof(words), text);
+            if (strcmp(words, want_words->str) != 0) {
+                if (same && bad < 5) { printf("  words of %s record %d: got '%s', want '%s'\n", name, i + 1, words, want_words->str); }
+                same = 0;
+            }
+        }
         if (!same && bad++ < 5) {
             char what[128];
             snprintf(what, sizeof(what), "%s record %d", name, i + 1);
@@ -159,7 +170,7 @@ static int check_singles(const Tokenizer* tok, const Jsonl* fx, const char* name
         }
         free(text);
     }
-    printf("%s: %d inputs, %d mismatching\n", name, fx->n, bad);
+    printf("%s: %d inputs (%d with their words), %d mismatching\n", name, fx->n, n_words, bad);
     return bad;
 }
 
@@ -442,6 +453,16 @@ int main(void) {
     CHECK(bad == 0, "%d cased inputs tokenize differently from the reference (tokenizer.json)", bad);
     free_jsonl(&cased);
     test_sweep(&cased_dir, FIXTURES "/sweep_cased.txt");
+
+    // lower-casing without accent stripping, on the cased vocabulary
+    Tokenizer lower;
+    tokenizer_load(&lower, FIXTURES "/lower_json/tokenizer.json");
+    CHECK(lower.lowercase && !lower.strip_accents, "lower_json should load with lower-casing on, accent stripping off");
+    Jsonl lower_fx = read_jsonl(FIXTURES "/lower.jsonl");
+    bad = check_singles(&lower, &lower_fx, "lower (tokenizer.json)");
+    CHECK(lower_fx.n >= 200 && bad == 0, "%d of %d inputs lower-cased without stripping differ from the reference", bad, lower_fx.n);
+    free_jsonl(&lower_fx);
+    tokenizer_free(&lower);
 
     test_bad_files();
     report_speed(&from_json);
