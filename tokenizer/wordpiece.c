@@ -615,6 +615,7 @@ void tokenizer_load(Tokenizer* tok, const char* path) {
     tok->unk_id = -1;
     SpecialNames names = {strdupCheck("[CLS]"), strdupCheck("[SEP]"), strdupCheck("[PAD]"), strdupCheck("[UNK]"), strdupCheck("[MASK]")};
     char json_path[4096], vocab_path[4096], config_path[4096];
+    if (strlen(path) > sizeof(json_path) - 32) { die("tokenizer path is too long: %s", path); }
     int dir = is_directory(path);
     snprintf(json_path, sizeof(json_path), "%s%s", path, dir ? "/tokenizer.json" : "");
     snprintf(vocab_path, sizeof(vocab_path), "%s%s", path, dir ? "/vocab.txt" : "");
