@@ -9,7 +9,7 @@ BUILD = build
 # OpenBLAS is used when a program that calls it compiles and links here (NO_BLAS=1 turns
 # it off); otherwise the plain loops of model.c do the matrix products.
 ifeq ($(NO_BLAS),)
-  BLAS_PROBE := $(shell printf '\#include <cblas.h>\nint main(void){float a=1,b=1,c=0;cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,1,1,1,1.f,&a,1,&b,1,0.f,&c,1);return (int)c-1;}\n' | $(CC) -x c - -lopenblas -o /dev/null 2>/dev/null && echo yes)
+  BLAS_PROBE := $(shell $(CC) dev/probe_blas.c -lopenblas -o /dev/null 2>/dev/null && echo yes)
   ifeq ($(BLAS_PROBE),yes)
     CFLAGS += -DUSE_BLAS
     LDLIBS += -lopenblas
