@@ -78,6 +78,7 @@ void bm25_build(Bm25Index* index, const char* const* texts, int n_docs,
     char term[ANALYZER_MAX_WORD + 1];
     for (int d = 0; d < n_docs; d++) {
         doc_start[d] = n_tokens;
+        if (texts[d] == NULL) { die("bm25_build: text of document %d is NULL", d); }
         const char* cursor = texts[d];
         int len;
         while ((len = analyzer_next_word(word, &cursor)) > 0) {

@@ -7,7 +7,8 @@
  *     idf(t)      = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))
  *     weight(t,d) = idf(t) * tf / (tf + k1 * (1 - b + b * dl / avgdl))
  * and score(q,d) is the sum of weight(t,d) over the query's terms, a term counted as
- * often as it occurs in the query (Lucene does the same with one clause per occurrence).
+ * often as it occurs in the query (Lucene does the same with one clause per occurrence;
+ * we add count * weight once, equal up to float rounding).
  * Query terms the corpus never uses add nothing. Defaults k1 = 0.9, b = 0.4 (pyserini's).
  * Document lengths are EXACT: Lucene stores each length as a one-byte norm (a lossy
  * float-like code), so its scores differ slightly from ours; bm25s uses exact lengths too,
@@ -58,7 +59,8 @@ typedef struct {
 } Bm25Index;
 
 // indexes texts[0..n_docs) (a document's text is its title, a space, and its body: see
-// beir.h). stopwords == NULL takes the English stop set (analyzer.h).
+// beir.h; a NULL text is an error). stopwords == NULL takes the English stop set
+// (analyzer.h); k1, b as in bm25_set_params.
 void bm25_build(Bm25Index* index, const char* const* texts, int n_docs,
                 const char* const* stopwords, int n_stopwords, float k1, float b);
 // (re)computes idf and every posting's weight for new k1 >= 0 and b in [0, 1]

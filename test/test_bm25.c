@@ -147,6 +147,52 @@ static void load_index(const char* path) {
     bm25_load(&ix, path);
 }
 
+// ranks before: higher score, then lower document index (the order bm25_search promises)
+typedef struct { float score; int doc; } Ranked;
+static int ranked_compare(const void* pa, const void* pb) {
+    const Ranked* a = (const Ranked*)pa;
+    const Ranked* b = (const Ranked*)pb;
+    if (a->score != b->score) { return a->score > b->score ? -1 : 1; }
+    return (a->doc > b->doc) - (a->doc < b->doc);
+}
+
+// Cranfield three times over: every score comes in (at least) three exact copies, so the
+// K-th place falls inside groups of ties. bm25_search's top-K must equal a brute-force
+// sort of every document's bm25_score_docs score (another code path: binary search in the
+// postings instead of the accumulator) by (score descending, index ascending), exactly.
+static void test_ties_against_brute_force(const char* const* texts, int D, const char* const* qtexts, int Q) {
+    int D3 = 3 * D;
+    const int K = 100;
+    const char** texts3 = (const char**)mallocCheck(sizeof(char*) * (size_t)D3);
+    for (int i = 0; i < D3; i++) { texts3[i] = texts[i % D]; }
+    Bm25Index ix;
+    bm25_build(&ix, texts3, D3, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
+    int* doc = (int*)mallocCheck(sizeof(int) * (size_t)Q * K);
+    float* score = (float*)mallocCheck(sizeof(float) * (size_t)Q * K);
+    bm25_search(doc, score, &ix, qtexts, Q, K);
+    int* all_docs = (int*)mallocCheck(sizeof(int) * (size_t)D3);
+    float* all_scores = (float*)mallocCheck(sizeof(float) * (size_t)D3);
+    Ranked* ranked = (Ranked*)mallocCheck(sizeof(Ranked) * (size_t)D3);
+    for (int i = 0; i < D3; i++) { all_docs[i] = i; }
+    int bad_queries = 0, cut_in_tie = 0;
+    for (int q = 0; q < Q; q++) {
+        bm25_score_docs(all_scores, &ix, qtexts[q], all_docs, D3);
+        for (int i = 0; i < D3; i++) { ranked[i] = (Ranked){all_scores[i], i}; }
+        qsort(ranked, (size_t)D3, sizeof(Ranked), ranked_compare);
+        int same = 1;
+        for (int r = 0; r < K; r++) {
+            if (doc[(size_t)q * K + r] != ranked[r].doc || score[(size_t)q * K + r] != ranked[r].score) { same = 0; }
+        }
+        if (!same && bad_queries++ < 3) { printf("query %d: top-%d differs from the brute-force order\n", q, K); }
+        if (ranked[K - 1].score == ranked[K].score) { cut_in_tie++; }
+    }
+    CHECK(bad_queries == 0, "%d of %d queries: top-K differs from brute force", bad_queries, Q);
+    // K = 100 is not a multiple of 3, so the cut falls inside a group of copies everywhere
+    CHECK(cut_in_tie == Q, "only %d of %d queries have a tie across the K-th place", cut_in_tie, Q);
+    bm25_free(&ix);
+    free(texts3); free(doc); free(score); free(all_docs); free(all_scores); free(ranked);
+}
+
 // writes a copy of src with a change: truncated to keep bytes, or one int32 replaced
 static void write_damaged(const char* dst, const char* src, long keep, long int_at, int32_t value) {
     size_t len;
@@ -309,6 +355,8 @@ int main(void) {
     CHECK(worst_pair <= tol, "bm25_score_docs error %.2e > %.0e", worst_pair, tol);
     CHECK(missing == 0, "%d documents clearly above the cut-off are in one top-%d list only", missing, K);
     CHECK(bad_order == 0, "%d places out of order (score descending, then document index)", bad_order);
+
+    test_ties_against_brute_force(texts, D, qtexts, Q);
 
     // 3. save / load gives the same index and the same results, bit for bit
     char path[] = "/tmp/zelo_test_bm25_XXXXXX";
