@@ -28,7 +28,7 @@ SRC_METRICS = metrics.c
 HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
 
 PROGRAMS = zelo_fit
-TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_synth
+TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth
 
 .PHONY: all test bench clean
 all: $(PROGRAMS)
@@ -63,6 +63,9 @@ $(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(HEADERS)
 $(BUILD)/test_synth: test/test_synth.c synth.c $(SRC_DATA) $(SRC_BM25) $(SRC_METRICS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_synth.c synth.c beir.c bm25.c analyzer.c metrics.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_judge_cmd: test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(LDLIBS)
 
 $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 	@mkdir -p $(BUILD)
