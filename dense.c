@@ -1,0 +1,264 @@
+/*
+ * dense.c — bi-encoder embeddings through bert_infer, and a store of them (see dense.h).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "dense.h"
+#include "utils.h"
+
+#define DENSE_MAGIC 20251101
+#define DENSE_VERSION 1
+#define DENSE_HEADER_INTS 256
+// texts tokenized at a time: enough to sort into batches of even length, while the token
+// buffer (chunk, max_len) stays small whatever the collection's size
+#define DENSE_CHUNK 1024
+// tokens per forward pass: large enough for the matrix products to run at full speed,
+// small enough that the attention of 256-token sequences stays a few MB per layer
+#define DENSE_BATCH_TOKENS 8192
+// above this many texts, dense_embed reports its progress
+#define DENSE_PROGRESS_MIN 512
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// chunk-local sort by token count; the index breaks ties so the order is reproducible
+static const int* sort_lengths;
+static int by_length(const void* x, const void* y) {
+    int a = *(const int*)x, b = *(const int*)y;
+    if (sort_lengths[a] != sort_lengths[b]) { return sort_lengths[a] - sort_lengths[b]; }
+    return a - b;
+}
+
+void dense_embed(float* out, BertModel* model, const Tokenizer* tok, const char* const* texts, int n, int max_len) {
+    int C = model->config.hidden_size;
+    if (max_len < 3) { die("dense_embed: max_len %d leaves no room for a token between [CLS] and [SEP]", max_len); }
+    if (max_len > model->config.max_position) {
+        die("dense_embed: max_len %d exceeds the model's %d positions", max_len, model->config.max_position);
+    }
+    int* tokens = (int*)mallocCheck(sizeof(int) * (size_t)DENSE_CHUNK * (size_t)max_len); // (chunk, max_len)
+    int* lengths = (int*)mallocCheck(sizeof(int) * DENSE_CHUNK);
+    int* order = (int*)mallocCheck(sizeof(int) * DENSE_CHUNK);
+    int max_seqs = DENSE_BATCH_TOKENS / 3 + 1;
+    int* ids = (int*)mallocCheck(sizeof(int) * (size_t)(DENSE_BATCH_TOKENS + max_len));
+    int* seq_starts = (int*)mallocCheck(sizeof(int) * (size_t)(max_seqs + 2));
+    int* batch_items = (int*)mallocCheck(sizeof(int) * (size_t)(max_seqs + 1));
+    int show = n >= DENSE_PROGRESS_MIN;
+    double t0 = seconds_now(), last_shown = t0;
+
+    for (int start = 0; start < n; start += DENSE_CHUNK) {
+        int m = n - start < DENSE_CHUNK ? n - start : DENSE_CHUNK;
+        for (int i = 0; i < m; i++) {
+            int* row = tokens + (size_t)i * max_len;
+            int words = tokenizer_encode(tok, row + 1, max_len - 2, texts[start + i]);
+            if (words > max_len - 2) { words = max_len - 2; } // cut at the end, as the reference does
+            row[0] = tok->cls_id;
+            row[words + 1] = tok->sep_id;
+            lengths[i] = words + 2;
+            order[i] = i;
+        }
+        sort_lengths = lengths;
+        qsort(order, (size_t)m, sizeof(int), by_length);
+
+        int next = 0;
+        while (next < m) {
+            int S = 0, N = 0;
+            seq_starts[0] = 0;
+            // at least one sequence per batch, then as many as the token budget allows
+            while (next < m && (S == 0 || N + lengths[order[next]] <= DENSE_BATCH_TOKENS) && S < max_seqs) {
+                int i = order[next++];
+                memcpy(ids + N, tokens + (size_t)i * max_len, sizeof(int) * (size_t)lengths[i]);
+                N += lengths[i];
+                batch_items[S++] = i;
+                seq_starts[S] = N;
+            }
+            bert_infer(model, ids, NULL, seq_starts, S);
+            for (int s = 0; s < S; s++) {
+                const float* e = model->embeddings + (size_t)s * C;
+                float* dst = out + (size_t)(start + batch_items[s]) * C;
+                double norm = sqrt(dense_dot(e, e, C));
+                // sentence-transformers' Normalize divides by max(norm, 1e-12)
+                double scale = 1.0 / (norm > 1e-12 ? norm : 1e-12);
+                for (int c = 0; c < C; c++) { dst[c] = (float)(e[c] * scale); }
+            }
+        }
+        double now = seconds_now();
+        if (show && (now - last_shown > 2.0 || start + m == n)) {
+            double rate = (start + m) / (now - t0 + 1e-9);
+            fprintf(stderr, "\rdense: embedded %d/%d texts, %.0f texts/s, %.0f s left   ",
+                    start + m, n, rate, (n - start - m) / rate);
+            if (start + m == n) { fprintf(stderr, "\n"); }
+            last_shown = now;
+        }
+    }
+    free(tokens);
+    free(lengths);
+    free(order);
+    free(ids);
+    free(seq_starts);
+    free(batch_items);
+}
+
+double dense_dot(const float* a, const float* b, int C) {
+    double s = 0.0;
+    for (int c = 0; c < C; c++) { s += (double)a[c] * (double)b[c]; }
+    return s;
+}
+
+// ----------------------------------------------------------------------------
+// the store
+
+static uint64_t fnv1a64(uint64_t h, const void* data, size_t len) {
+    const unsigned char* p = (const unsigned char*)data;
+    for (size_t i = 0; i < len; i++) { h ^= p[i]; h *= 1099511628211ull; }
+    return h;
+}
+#define FNV64_START 14695981039346656037ull
+
+void dense_store_init(DenseStore* store, const BertModel* model, const char* const* texts, int n_items, int max_len) {
+    memset(store, 0, sizeof(*store));
+    store->n_items = n_items;
+    store->C = model->config.hidden_size;
+    store->max_len = max_len;
+    uint64_t h = FNV64_START;
+    // the NUL is hashed too, so that moving a byte from one text to the next changes the hash
+    for (int i = 0; i < n_items; i++) { h = fnv1a64(h, texts[i], strlen(texts[i]) + 1); }
+    store->text_hash = h;
+    store->model_hash = fnv1a64(FNV64_START, model->params_memory, model->num_parameters * sizeof(float));
+    store->row_of = (int*)mallocCheck(sizeof(int) * (size_t)(n_items > 0 ? n_items : 1));
+    for (int i = 0; i < n_items; i++) { store->row_of[i] = -1; }
+}
+
+static void store_reserve(DenseStore* store, int rows) {
+    if (rows <= store->cap) { return; }
+    int cap = store->cap > 0 ? store->cap : 256;
+    while (cap < rows) { cap *= 2; }
+    store->item_of = (int*)reallocCheck(store->item_of, sizeof(int) * (size_t)cap);
+    store->rows = (float*)reallocCheck(store->rows, sizeof(float) * (size_t)cap * (size_t)store->C);
+    store->cap = cap;
+}
+
+void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok, const char* const* texts,
+                      const int* items, int n) {
+    int* todo = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int item = items[i];
+        if (item < 0 || item >= store->n_items) { die("dense_store_fill: item %d outside 0..%d", item, store->n_items - 1); }
+        // -2 marks an item already queued, so that repeats are embedded once
+        if (store->row_of[item] == -1) { store->row_of[item] = -2; todo[m++] = item; }
+    }
+    if (m > 0) {
+        const char** batch_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)m);
+        for (int i = 0; i < m; i++) { batch_texts[i] = texts[todo[i]]; }
+        store_reserve(store, store->n + m);
+        dense_embed(store->rows + (size_t)store->n * store->C, model, tok, batch_texts, m, store->max_len);
+        for (int i = 0; i < m; i++) {
+            store->item_of[store->n + i] = todo[i];
+            store->row_of[todo[i]] = store->n + i;
+        }
+        store->n += m;
+        free(batch_texts);
+    }
+    free(todo);
+}
+
+const float* dense_store_row(const DenseStore* store, int item) {
+    if (item < 0 || item >= store->n_items || store->row_of[item] < 0) {
+        die("dense_store_row: item %d has no embedding (not filled)", item);
+    }
+    return store->rows + (size_t)store->row_of[item] * store->C;
+}
+
+void dense_store_save(const DenseStore* store, const char* path) {
+    int32_t header[DENSE_HEADER_INTS] = {0};
+    header[0] = DENSE_MAGIC;
+    header[1] = DENSE_VERSION;
+    header[2] = store->n;
+    header[3] = store->C;
+    header[4] = store->n_items;
+    header[5] = store->max_len;
+    header[6] = (int32_t)(uint32_t)(store->text_hash & 0xFFFFFFFFu);
+    header[7] = (int32_t)(uint32_t)(store->text_hash >> 32);
+    header[8] = (int32_t)(uint32_t)(store->model_hash & 0xFFFFFFFFu);
+    header[9] = (int32_t)(uint32_t)(store->model_hash >> 32);
+    size_t len = strlen(path);
+    char* tmp = (char*)mallocCheck(len + 5);
+    memcpy(tmp, path, len);
+    memcpy(tmp + len, ".tmp", 5);
+    FILE* fp = fopenCheck(tmp, "wb");
+    fwriteCheck(header, sizeof(int32_t), DENSE_HEADER_INTS, fp);
+    fwriteCheck(store->item_of, sizeof(int), (size_t)store->n, fp);
+    fwriteCheck(store->rows, sizeof(float), (size_t)store->n * store->C, fp);
+    fcloseCheck(fp);
+    // a crash leaves the old file or the new one, never half of one
+    if (rename(tmp, path) != 0) { die("could not rename '%s' to '%s': %s", tmp, path, strerror(errno)); }
+    free(tmp);
+}
+
+static uint64_t header_u64(const int32_t* header, int at) {
+    return (uint64_t)(uint32_t)header[at] | ((uint64_t)(uint32_t)header[at + 1] << 32);
+}
+
+int dense_store_load(DenseStore* store, const char* path) {
+    if (store->n != 0) { die("dense_store_load: the store must be empty (it holds %d rows)", store->n); }
+    if (access(path, F_OK) != 0) { return 0; }
+    FILE* fp = fopenCheck(path, "rb");
+    fseekCheck(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseekCheck(fp, 0, SEEK_SET);
+    int32_t header[DENSE_HEADER_INTS];
+    if (len < (long)sizeof(header)) { die("'%s' is not an embedding file: %ld bytes, shorter than its header", path, len); }
+    freadCheck(header, sizeof(int32_t), DENSE_HEADER_INTS, fp);
+    if (header[0] != DENSE_MAGIC) { die("'%s' is not an embedding file (magic %d, expected %d)", path, header[0], DENSE_MAGIC); }
+    if (header[1] != DENSE_VERSION) { die("'%s': embedding file version %d, this build reads %d", path, header[1], DENSE_VERSION); }
+    if (header[3] != store->C || header[4] != store->n_items || header[5] != store->max_len) {
+        die("'%s' holds embeddings of size %d for %d items at max_len %d; this run needs size %d for %d items "
+            "at max_len %d (remove the file to recompute)", path, header[3], header[4], header[5],
+            store->C, store->n_items, store->max_len);
+    }
+    if (header_u64(header, 6) != store->text_hash) {
+        die("'%s' was computed for other texts than this collection's (remove the file to recompute)", path);
+    }
+    if (header_u64(header, 8) != store->model_hash) {
+        die("'%s' was computed by another model than the one loaded (remove the file to recompute)", path);
+    }
+    for (int i = 10; i < DENSE_HEADER_INTS; i++) {
+        if (header[i] != 0) { die("'%s': header word %d is %d, expected 0 (corrupt file or newer format)", path, i, header[i]); }
+    }
+    int n = header[2];
+    if (n < 0 || n > store->n_items) { die("'%s': %d rows for a collection of %d items", path, n, store->n_items); }
+    long want = (long)sizeof(header) + (long)n * (long)sizeof(int32_t) + (long)n * store->C * (long)sizeof(float);
+    if (len != want) { die("'%s' has %ld bytes, expected %ld for %d rows: the file is truncated or corrupt", path, len, want, n); }
+    int* items = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    freadCheck(items, sizeof(int), (size_t)n, fp);
+    store_reserve(store, n);
+    freadCheck(store->rows, sizeof(float), (size_t)n * store->C, fp);
+    fclose(fp);
+    for (int i = 0; i < n; i++) {
+        int item = items[i];
+        if (item < 0 || item >= store->n_items) { die("'%s': row %d is for item %d, outside 0..%d", path, i, item, store->n_items - 1); }
+        const float* row = store->rows + (size_t)i * store->C;
+        for (int c = 0; c < store->C; c++) {
+            if (!isfinite(row[c])) { die("'%s': row %d (item %d) holds a non-finite value", path, i, item); }
+        }
+        if (store->row_of[item] >= 0) { die("'%s': item %d appears twice", path, item); }
+        store->row_of[item] = i;
+        store->item_of[i] = item;
+    }
+    store->n = n;
+    free(items);
+    return 1;
+}
+
+void dense_store_free(DenseStore* store) {
+    free(store->row_of);
+    free(store->item_of);
+    free(store->rows);
+    memset(store, 0, sizeof(*store));
+}
