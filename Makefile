@@ -28,7 +28,7 @@ SRC_METRICS = metrics.c
 HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
 
 PROGRAMS = zelo_fit
-TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth
+TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge
 
 .PHONY: all test bench clean
 all: $(PROGRAMS)
@@ -66,6 +66,9 @@ $(BUILD)/test_synth: test/test_synth.c synth.c $(SRC_DATA) $(SRC_BM25) $(SRC_MET
 $(BUILD)/test_judge_cmd: test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_judge: test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
 
 $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 	@mkdir -p $(BUILD)
