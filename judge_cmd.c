@@ -45,8 +45,8 @@ static double now_s(void) {
 static int child_exited(pid_t pid) {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    if (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
-        die("waitid on judge program (pid %d) failed: %s", (int)pid, strerror(errno));
+    while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+        if (errno != EINTR) { die("waitid on judge program (pid %d) failed: %s", (int)pid, strerror(errno)); }
     }
     return info.si_pid != 0;
 }
@@ -299,7 +299,9 @@ int cmd_judge_ask(float* p_out, char* error, size_t errlen, CmdJudge* j,
         if (wait_s <= 0.0) { timed_out = 1; break; }
         struct pollfd fds[2] = {{.fd = j->from_child, .events = POLLIN}, {.fd = j->to_child, .events = POLLOUT}};
         int nfds = (written < len && !input_closed) ? 2 : 1;
-        int ready = poll(fds, (nfds_t)nfds, (int)ceil(wait_s * 1000.0));
+        // an hour at most per poll (the loop checks the clock again), so a huge timeout_s
+        // cannot overflow the int of milliseconds
+        int ready = poll(fds, (nfds_t)nfds, wait_s > 3600.0 ? 3600000 : (int)ceil(wait_s * 1000.0));
         if (ready < 0 && errno != EINTR) { die("cmd judge: poll failed: %s", strerror(errno)); }
         if (ready <= 0) { continue; }
         if (nfds == 2 && fds[1].revents != 0) {

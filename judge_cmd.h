@@ -52,7 +52,7 @@ typedef struct {
     char* pending;        // (pending_cap,) bytes read past the last answer line used
     size_t pending_len;
     size_t pending_cap;
-    char failure[512];    // why the judge stopped working; "" while it works
+    char failure[768];    // why the judge stopped working; "" while it works
 } CmdJudge;
 
 // starts `command` through /bin/sh -c, its stdin/stdout piped to us; stderr passes through.

@@ -21,7 +21,8 @@ document contains, turned into a probability. `--llm` asks an OpenAI-compatible 
 completions endpoint instead (ZELO_JUDGE_LLM_URL, ZELO_JUDGE_LLM_MODEL and
 ZELO_JUDGE_LLM_KEY); nothing touches the network without it.
 
-Its command for the cmd judge: python3 dev/judge_example.py   (or: ... --llm)
+    ./train_zelo ... --judge "cmd:python3 dev/judge_example.py"          (word overlap)
+    ./train_zelo ... --judge "cmd:python3 dev/judge_example.py --llm"    (an LLM)
 """
 import json
 import math
