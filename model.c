@@ -123,39 +123,37 @@ static void matmul_loops(float* c, int ldc, const float* a, int lda, int trans_a
     }
 }
 
+// With BLAS, the threads are OpenMP's alone: OpenBLAS is held to one thread (bert_build)
+// and a large product is split by rows of c into one single-threaded sgemm per OpenMP
+// thread. Letting OpenBLAS start threads of its own puts two thread pools on the same
+// cores, each spinning while the other works. Inside a parallel region (the attention's
+// per-head products) the call is made as it is.
 static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
                    const float* b, int ldb, int trans_b, int m, int n, int k,
                    float alpha, float beta) {
 #ifdef USE_BLAS
     if (matmul_use_blas) {
-        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                    trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
-                    beta, c, ldc);
+        CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+        if (omp_in_parallel() || (size_t)m * n * k < (1u << 20)) {
+            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+            return;
+        }
+        #pragma omp parallel
+        {
+            int nt = omp_get_num_threads(), it = omp_get_thread_num();
+            // rows in multiples of 16 so that each block stays aligned with the kernels' tiles
+            int rows = ((m + nt - 1) / nt + 15) / 16 * 16;
+            int i0 = it * rows, i1 = i0 + rows < m ? i0 + rows : m;
+            if (i0 < i1) {
+                const float* a_rows = trans_a ? a + i0 : a + (size_t)i0 * lda;
+                cblas_sgemm(CblasRowMajor, ta, tb, i1 - i0, n, k, alpha, a_rows, lda, b, ldb,
+                            beta, c + (size_t)i0 * ldc, ldc);
+            }
+        }
         return;
     }
 #endif
     matmul_loops(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
-}
-
-// The attention runs one small matmul per (sequence, head), spread over OpenMP threads;
-// a threaded BLAS inside those threads would start threads of its own on the same cores,
-// so it is held to one thread there and given its threads back afterwards.
-static int blas_single_thread_begin(void) {
-#ifdef USE_BLAS
-    int threads = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    return threads;
-#else
-    return 1;
-#endif
-}
-
-static void blas_single_thread_end(int threads) {
-#ifdef USE_BLAS
-    openblas_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
 }
 
 // ----------------------------------------------------------------------------
@@ -291,25 +289,54 @@ static void linear_backward(float* dinp, float* dweight, float* dbias, const flo
     column_sum_accumulate(dbias, dout, N, OC);
 }
 
-// GELU, the exact erf form BERT uses (not the tanh approximation)
+// e^x in fp32, written out so that loops calling it vectorize (libm's expf is an opaque
+// call, and the softmax and GELU spend most of their time in it). x = n ln2 + r with
+// |r| <= ln2/2 (ln2 split in two so that n ln2 is exact), e^r by its Taylor series to r^7
+// (the next term is below 6e-9), 2^n written into the exponent bits: about 2 ulp. The
+// clamp keeps 2^n a normal float; e^-87 stands in for anything smaller.
+static inline float exp_approx(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    // rounds x / ln2 to the nearest integer: adding 1.5 * 2^23 drops the fraction bits
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693145751953125f - n * 1.42860682028622e-06f;
+    float p = 1.0f + r * (1.0f + r * (1.0f / 2 + r * (1.0f / 6 + r * (1.0f / 24 + r * (1.0f / 120
+                  + r * (1.0f / 720 + r * (1.0f / 5040)))))));
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof(scale));
+    return p * scale;
+}
+
+// Phi(x) = P(N(0,1) < x) = erfc(-x / sqrt 2) / 2. erfc(z) for z >= 0 by the Chebyshev fit of
+// Numerical Recipes (erfcc: t exp(-z^2 + poly(t)), relative error below 1.2e-7), the tail
+// computed directly on both sides so that Phi of a negative x keeps its relative accuracy.
 #define INV_SQRT2 0.70710678118654752f
 #define INV_SQRT_2PI 0.39894228040143268f
+static inline float normal_cdf(float x) {
+    float z = (x < 0.0f ? -x : x) * INV_SQRT2;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float poly = -1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f
+                 + t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f
+                 + t * (-0.82215223f + t * 0.17087277f))))))));
+    float tail = 0.5f * t * exp_approx(-z * z + poly); // P(N(0,1) > |x|)
+    return x >= 0.0f ? 1.0f - tail : tail;
+}
+
+// GELU, the exact erf form BERT uses (not the tanh approximation): x Phi(x)
 static void gelu_forward(float* out, const float* inp, size_t n) {
-    #pragma omp parallel for
+    #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
-        float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + erff(x * INV_SQRT2));
+        out[i] = inp[i] * normal_cdf(inp[i]);
     }
 }
 
 // dinout (n): the gradient wrt GELU's output on entry, wrt its input inp on return
 static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
-    #pragma omp parallel for
+    #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        float cdf = 0.5f * (1.0f + erff(x * INV_SQRT2));
-        float pdf = INV_SQRT_2PI * expf(-0.5f * x * x);
-        dinout[i] *= cdf + x * pdf;
+        float pdf = INV_SQRT_2PI * exp_approx(-0.5f * x * x);
+        dinout[i] *= normal_cdf(x) + x * pdf;
     }
 }
 
@@ -326,7 +353,6 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
                               const int* att_offsets, int S, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    int blas_threads = blas_single_thread_begin();
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {
@@ -338,18 +364,19 @@ static void attention_forward(float* out, float* att, const float* qkv, const in
             matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
             for (int i = 0; i < T; i++) {
                 float* row = p + (size_t)i * T;
-                // subtracting the row maximum keeps expf from overflowing; it cancels out
+                // subtracting the row maximum keeps exp from overflowing; it cancels out
                 float maxv = -INFINITY;
+                #pragma omp simd reduction(max:maxv)
                 for (int j = 0; j < T; j++) { maxv = row[j] > maxv ? row[j] : maxv; }
                 float sum = 0.0f;
-                for (int j = 0; j < T; j++) { row[j] = expf(row[j] - maxv); sum += row[j]; }
+                #pragma omp simd reduction(+:sum)
+                for (int j = 0; j < T; j++) { row[j] = exp_approx(row[j] - maxv); sum += row[j]; }
                 float inv = 1.0f / sum;
                 for (int j = 0; j < T; j++) { row[j] *= inv; }
             }
             matmul(out + (size_t)start * C + h * hs, C, p, T, 0, v, 3 * C, 0, T, hs, T, 1.0f, 0.0f);
         }
     }
-    blas_single_thread_end(blas_threads);
 }
 
 // dqkv (N, 3*C) is WRITTEN (every entry belongs to exactly one (sequence, head));
@@ -359,7 +386,6 @@ static void attention_backward(float* dqkv, float* datt, const float* dout, cons
                                int S, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    int blas_threads = blas_single_thread_begin();
     #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
         for (int h = 0; h < NH; h++) {
@@ -381,6 +407,7 @@ static void attention_backward(float* dqkv, float* datt, const float* dout, cons
                 const float* prow = p + (size_t)i * T;
                 float* drow = dp + (size_t)i * T;
                 float dot = 0.0f;
+                #pragma omp simd reduction(+:dot)
                 for (int j = 0; j < T; j++) { dot += prow[j] * drow[j]; }
                 for (int j = 0; j < T; j++) { drow[j] = prow[j] * (drow[j] - dot); }
             }
@@ -388,7 +415,6 @@ static void attention_backward(float* dqkv, float* datt, const float* dout, cons
             matmul(dk, 3 * C, dp, T, 1, q, 3 * C, 0, T, hs, T, scale, 0.0f); // dk = dS^T q / sqrt(hs)
         }
     }
-    blas_single_thread_end(blas_threads);
 }
 
 // out (S, C) = inp at the first token ([CLS]) of each sequence
@@ -442,6 +468,9 @@ static void meanpool_backward(float* dinp, const float* dout, const int* seq_sta
 // the model
 
 void bert_build(BertModel* model, const BertConfig* config) {
+#ifdef USE_BLAS
+    openblas_set_num_threads(1); // model.c threads the products itself, see matmul()
+#endif
     memset(model, 0, sizeof(*model));
     model->config = *config;
     fill_in_parameter_sizes(model->param_sizes, config);
