@@ -76,6 +76,9 @@ $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 $(BUILD)/bench_zelo: dev/bench_zelo.c $(SRC_ZELO) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_zelo.c $(SRC_ZELO) $(LDLIBS)
+$(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ dev/bench_model.c $(SRC_MODEL) $(LDLIBS)
 
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
