@@ -216,23 +216,23 @@ static int parse_answer(float* p_out, char* why, size_t whylen, const char* line
     char err[160];
     JsonValue v;
     if (!json_parse(&v, line, len, err, sizeof(err))) {
-        snprintf(why, whylen, "the answer to request id %lld is not JSON (%s): %s", id, err, quote);
+        snprintf(why, whylen, "gave an answer to request id %lld that is not JSON (%s): %s", id, err, quote);
         return 0;
     }
     int ok = 0;
     const JsonValue* jid = json_get(&v, "id");
     const JsonValue* jp = json_get(&v, "p");
     if (v.type != JSON_OBJECT) {
-        snprintf(why, whylen, "the answer to request id %lld is not a JSON object: %s", id, quote);
+        snprintf(why, whylen, "gave an answer to request id %lld that is not a JSON object: %s", id, quote);
     } else if (jid == NULL || jid->type != JSON_NUMBER) {
-        snprintf(why, whylen, "the answer to request id %lld has no number \"id\": %s", id, quote);
+        snprintf(why, whylen, "gave an answer to request id %lld with no number \"id\": %s", id, quote);
     } else if (jid->number != (double)id) {
         snprintf(why, whylen, "answered id %.17g where request id %lld was expected "
                  "(one answer per request, in the order received): %s", jid->number, id, quote);
     } else if (jp == NULL || jp->type != JSON_NUMBER) {
-        snprintf(why, whylen, "the answer to request id %lld has no number \"p\": %s", id, quote);
+        snprintf(why, whylen, "gave an answer to request id %lld with no number \"p\": %s", id, quote);
     } else if (!(jp->number >= 0.0 && jp->number <= 1.0)) {
-        snprintf(why, whylen, "the answer to request id %lld has p = %g, outside [0, 1]: %s", id, jp->number, quote);
+        snprintf(why, whylen, "gave an answer to request id %lld with p = %g, outside [0, 1]: %s", id, jp->number, quote);
     } else {
         *p_out = (float)jp->number;
         ok = 1;
