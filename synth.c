@@ -356,11 +356,26 @@ static void make_dirs(const char* dir) {
     free(path);
 }
 
+// Every file is written as <name>.tmp and renamed when complete, corpus.jsonl last: a run
+// that stops half-way never leaves a file that looks whole, and a corpus.jsonl present
+// means the whole collection is (what a caller checks before generating it again).
+static void tmp_path(char* out, size_t cap, const char* dir, const char* name, const char* suffix) {
+    int n = snprintf(out, cap, "%s/%s%s", dir, name, suffix);
+    if (n < 0 || (size_t)n >= cap) { die("synthetic collection: path too long: %s/%s", dir, name); }
+}
+
 static FILE* open_in(const char* dir, const char* name) {
     char path[4096];
-    int n = snprintf(path, sizeof(path), "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= sizeof(path)) { die("synthetic collection: path too long: %s/%s", dir, name); }
+    tmp_path(path, sizeof(path), dir, name, ".tmp");
     return fopenCheck(path, "wb");
+}
+
+static void close_in(FILE* fp, const char* dir, const char* name) {
+    fcloseCheck(fp);
+    char from[4096], to[4096];
+    tmp_path(from, sizeof(from), dir, name, ".tmp");
+    tmp_path(to, sizeof(to), dir, name, "");
+    if (rename(from, to) != 0) { die("could not rename '%s' to '%s': %s", from, to, strerror(errno)); }
 }
 
 static void write_vocab(const char* dir, const World* w) {
@@ -375,12 +390,14 @@ static void write_vocab(const char* dir, const World* w) {
         if ((c <= '9') || (c >= 'a')) { fprintf(fp, "##%c\n", c); }
     }
     for (int i = 0; i < w->words.count; i++) { fprintf(fp, "%s\n", strtab_get(&w->words, i)); }
-    fcloseCheck(fp);
+    close_in(fp, dir, "vocab.txt");
 }
 
 static void check_config(const SynthConfig* c) {
     if (c->n_docs < 1 || c->n_docs > 100000000) { die("synthetic collection: n_docs %d not in [1, 1e8]", c->n_docs); }
-    if (c->n_queries < 2) { die("synthetic collection: n_queries %d, need 2 or more (train and test)", c->n_queries); }
+    if (c->n_queries < 2 || c->n_queries > 10000000) {
+        die("synthetic collection: n_queries %d not in [2, 1e7] (train and test need one each)", c->n_queries);
+    }
     if (c->test_percent < 1 || c->test_percent > 99) { die("synthetic collection: test_percent %d not in [1, 99]", c->test_percent); }
     if (c->n_topics < 2) { die("synthetic collection: n_topics %d, need 2 or more (documents have a secondary topic)", c->n_topics); }
     if (c->n_facets < MAX_DOC_FACETS || c->n_facets > 64) {
@@ -421,6 +438,13 @@ void synth_write_collection(const char* dir, const SynthConfig* cfg) {
     Rng r = {cfg->seed};
     World w;
     world_build(&w, cfg, &r);
+    // what documents and queries are about is drawn before any file is written, so a
+    // config whose queries cannot be drawn leaves nothing behind
+    SynthDoc* docs = (SynthDoc*)mallocCheck(sizeof(SynthDoc) * (size_t)cfg->n_docs);
+    for (int i = 0; i < cfg->n_docs; i++) { doc_draw(&docs[i], &w, &r); }
+    SynthQuery* qs = (SynthQuery*)mallocCheck(sizeof(SynthQuery) * (size_t)cfg->n_queries);
+    queries_draw(qs, cfg->n_queries, docs, cfg->n_docs, &w, &r);
+
     make_dirs(dir);
     char qrels_dir[4096];
     int len = snprintf(qrels_dir, sizeof(qrels_dir), "%s/qrels", dir);
@@ -429,30 +453,14 @@ void synth_write_collection(const char* dir, const SynthConfig* cfg) {
     write_vocab(dir, &w);
 
     Text title = {0}, body = {0};
-    SynthDoc* docs = (SynthDoc*)mallocCheck(sizeof(SynthDoc) * (size_t)cfg->n_docs);
-    FILE* fp = open_in(dir, "corpus.jsonl");
-    for (int i = 0; i < cfg->n_docs; i++) {
-        doc_draw(&docs[i], &w, &r);
-        int n_words = cfg->doc_min_words + rng_below(&r, cfg->doc_max_words - cfg->doc_min_words + 1);
-        doc_render(&title, &body, &docs[i], &w, n_words, &r);
-        fprintf(fp, "{\"_id\": \"d%d\", \"title\": ", i);
-        json_write_string(fp, title.s);
-        fputs(", \"text\": ", fp);
-        json_write_string(fp, body.s);
-        fputs("}\n", fp);
-    }
-    fcloseCheck(fp);
-
-    SynthQuery* qs = (SynthQuery*)mallocCheck(sizeof(SynthQuery) * (size_t)cfg->n_queries);
-    queries_draw(qs, cfg->n_queries, docs, cfg->n_docs, &w, &r);
-    fp = open_in(dir, "queries.jsonl");
+    FILE* fp = open_in(dir, "queries.jsonl");
     for (int i = 0; i < cfg->n_queries; i++) {
         query_render(&body, &qs[i], &w, &r);
         fprintf(fp, "{\"_id\": \"q%d\", \"text\": ", i);
         json_write_string(fp, body.s);
         fputs("}\n", fp);
     }
-    fcloseCheck(fp);
+    close_in(fp, dir, "queries.jsonl");
 
     // the test split: a random n_test of the queries
     int n_test = (cfg->n_queries * cfg->test_percent + 50) / 100;
@@ -469,7 +477,20 @@ void synth_write_collection(const char* dir, const SynthConfig* cfg) {
             if (g > 0) { fprintf(split_fp[is_test[q]], "q%d\td%d\t%d\n", q, d, g); }
         }
     }
-    for (int k = 0; k < 2; k++) { fcloseCheck(split_fp[k]); }
+    close_in(split_fp[0], dir, "qrels/train.tsv");
+    close_in(split_fp[1], dir, "qrels/test.tsv");
+
+    fp = open_in(dir, "corpus.jsonl");
+    for (int i = 0; i < cfg->n_docs; i++) {
+        int n_words = cfg->doc_min_words + rng_below(&r, cfg->doc_max_words - cfg->doc_min_words + 1);
+        doc_render(&title, &body, &docs[i], &w, n_words, &r);
+        fprintf(fp, "{\"_id\": \"d%d\", \"title\": ", i);
+        json_write_string(fp, title.s);
+        fputs(", \"text\": ", fp);
+        json_write_string(fp, body.s);
+        fputs("}\n", fp);
+    }
+    close_in(fp, dir, "corpus.jsonl");
 
     free(order);
     free(is_test);

@@ -14,9 +14,9 @@
  *   a facet (often with a form of the topic) among words of that topic's vocabulary and
  *   common words. The title is a form of the main topic and words of its vocabulary. A
  *   document's author uses ONE form of each concept throughout, chosen at random;
- * - a query asks for a topic and two of its facets (a combination that some document
- *   covers, and no two queries ask for the same one), each named by a form chosen
- *   independently of any document, plus up to two frequent common words;
+ * - a query asks for a topic and two facets (a combination some document covers under
+ *   its main topic, and no two queries ask for the same one), each concept named by a
+ *   form chosen independently of any document, plus up to two frequent common words;
  * - relevance of a document to a query asking for topic t and facets {f1, f2}: c = how
  *   many of f1, f2 the document discusses under topic t (in the sentences about t); the
  *   grade is 0 when c = 0, else c + 1 if t is the document's main topic, else c. So 3 =
@@ -27,7 +27,9 @@
  * cross-encoder trained on the training queries can learn which forms mean the same thing
  * (and which topic vocabulary goes with which topic) and do better on the test queries.
  *
- * Files written into dir (created with its parents if needed; existing files replaced):
+ * Files written into dir (created with its parents if needed; existing files replaced;
+ * each written under a temporary name and renamed when complete, corpus.jsonl last, so a
+ * corpus.jsonl present means the collection is whole):
  *   corpus.jsonl       {"_id": "d<i>", "title": ..., "text": ...}, documents d0..d<n-1>
  *   queries.jsonl      {"_id": "q<i>", "text": ...}
  *   qrels/train.tsv    "query-id<TAB>corpus-id<TAB>score" with the header line, every
