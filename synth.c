@@ -252,7 +252,8 @@ static void doc_render(Text* title, Text* body, const SynthDoc* d, const World* 
     int order[MAX_SENTENCES];
     for (int s = 0; s < n_sent; s++) { order[s] = s; }
     shuffle_ints(r, order + 1, n_sent - 1);
-    int* words = (int*)mallocCheck(sizeof(int) * (size_t)n_words);
+    int n_title = 2 + rng_below(r, 2);  // the title's words, drawn below
+    int* words = (int*)mallocCheck(sizeof(int) * (size_t)(n_words > n_title ? n_words : n_title));
     body->len = 0;
     for (int i = 0; i < n_sent; i++) {
         int s = order[i];
@@ -264,7 +265,6 @@ static void doc_render(Text* title, Text* body, const SynthDoc* d, const World* 
         text_sentence(body, w, words, n, ".");
     }
     // title: the main topic's form among one or two words of its vocabulary
-    int n_title = 2 + rng_below(r, 2);
     words[0] = topic_form(w, d->topic[0], tform[0]);
     for (int i = 1; i < n_title; i++) {
         words[i] = w->topic_word[d->topic[0] * w->n_topic_words + rng_below(r, w->n_topic_words)];
