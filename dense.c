@@ -143,19 +143,18 @@ static void store_reserve(DenseStore* store, int rows) {
     store->cap = cap;
 }
 
-void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok, const char* const* texts,
-                      const int* items, int n) {
+void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok, const int* items,
+                      const char* const* texts, int n) {
     int* todo = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    const char** batch_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)(n > 0 ? n : 1));
     int m = 0;
     for (int i = 0; i < n; i++) {
         int item = items[i];
         if (item < 0 || item >= store->n_items) { die("dense_store_fill: item %d outside 0..%d", item, store->n_items - 1); }
         // -2 marks an item already queued, so that repeats are embedded once
-        if (store->row_of[item] == -1) { store->row_of[item] = -2; todo[m++] = item; }
+        if (store->row_of[item] == -1) { store->row_of[item] = -2; batch_texts[m] = texts[i]; todo[m++] = item; }
     }
     if (m > 0) {
-        const char** batch_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)m);
-        for (int i = 0; i < m; i++) { batch_texts[i] = texts[todo[i]]; }
         store_reserve(store, store->n + m);
         dense_embed(store->rows + (size_t)store->n * store->C, model, tok, batch_texts, m, store->max_len);
         for (int i = 0; i < m; i++) {
@@ -163,8 +162,8 @@ void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok,
             store->row_of[todo[i]] = store->n + i;
         }
         store->n += m;
-        free(batch_texts);
     }
+    free(batch_texts);
     free(todo);
 }
 

@@ -53,9 +53,10 @@ typedef struct {
 // an empty store for the texts[0..n_items) of a collection embedded by model
 void dense_store_init(DenseStore* store, const BertModel* model, const char* const* texts,
                       int n_items, int max_len);
-// embeds the given items that are not held yet (repeats allowed)
+// embeds those of items[0..n) that are not held yet (repeats allowed); texts[i] is the
+// text of items[i], so that a caller lists only the texts it needs
 void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok,
-                      const char* const* texts, const int* items, int n);
+                      const int* items, const char* const* texts, int n);
 // the embedding of an item; dies if it was never filled
 const float* dense_store_row(const DenseStore* store, int item);
 // writes the file atomically (path.tmp, then rename)

@@ -314,32 +314,28 @@ static void dense_file(char* out, size_t cap, const JudgeContext* ctx, const cha
 }
 
 static void dense_prepare(JudgeMember* m, const JudgeContext* ctx, const Battle* battles, int n) {
-    int* docs = (int*)mallocCheck(sizeof(int) * (size_t)(2 * n + 1));
-    int* queries = (int*)mallocCheck(sizeof(int) * (size_t)(2 * n + 1));
-    for (int i = 0; i < n; i++) {
-        docs[2 * i] = battles[i].doc_a;
-        docs[2 * i + 1] = battles[i].doc_b;
-        queries[2 * i] = battles[i].query_a;
-        queries[2 * i + 1] = battles[i].query_b;
-    }
+    int* items = (int*)mallocCheck(sizeof(int) * (size_t)(2 * n + 1));
+    const char** texts = (const char**)mallocCheck(sizeof(char*) * (size_t)(2 * n + 1));
     DenseStore* stores[2] = {&m->dense_queries, &m->dense_docs};
-    const BeirTexts* texts[2] = {ctx->queries, ctx->corpus};
-    const int* items[2] = {queries, docs};
     const char* names[2] = {"queries", "docs"};
     for (int k = 0; k < 2; k++) {
+        const BeirTexts* collection = k == 0 ? ctx->queries : ctx->corpus;
+        for (int i = 0; i < 2 * n; i++) {
+            const Battle* b = &battles[i / 2];
+            if (k == 0) { items[i] = i % 2 ? b->query_b : b->query_a; }
+            else { items[i] = i % 2 ? b->doc_b : b->doc_a; }
+            texts[i] = beir_text(collection, items[i]);
+        }
         int before = stores[k]->n;
-        const char** t = (const char**)mallocCheck(sizeof(char*) * (size_t)texts[k]->n);
-        for (int i = 0; i < texts[k]->n; i++) { t[i] = beir_text(texts[k], i); }
-        dense_store_fill(stores[k], ctx->dense_model, ctx->tokenizer, t, items[k], 2 * n);
-        free(t);
+        dense_store_fill(stores[k], ctx->dense_model, ctx->tokenizer, items, texts, 2 * n);
         if (stores[k]->n > before && ctx->run_dir != NULL) {
             char path[4096];
             dense_file(path, sizeof(path), ctx, names[k]);
             dense_store_save(stores[k], path);
         }
     }
-    free(docs);
-    free(queries);
+    free(items);
+    free(texts);
 }
 
 static void dense_battles(float* p_out, JudgeMember* m, const JudgeContext* ctx, const Battle* battles, int n) {
