@@ -501,10 +501,8 @@ void bert_init_random(BertModel* model, uint64_t seed) {
     uint64_t state = seed;
     float** tensors = (float**)&model->params;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        const char* name = PARAMETER_TENSOR_NAMES[i];
         size_t n = model->param_sizes[i];
-        // LayerNorm weights are the tensors named ...lnw / ...lnNw; their biases ...lnb
-        int is_ln_weight = strstr(name, "ln") != NULL && name[strlen(name) - 1] == 'w';
+        int is_ln_weight = i == 3 || i == 9 || i == 15; // emb_lnw, ln1w, ln2w
         for (size_t j = 0; j < n; j++) {
             if (parameter_tensor_decays(i)) {
                 tensors[i][j] = (float)(0.02 * rng_normal(&state));

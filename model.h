@@ -128,6 +128,9 @@ typedef struct {
 
 // matrix products through cblas_sgemm (1) or the plain loops (0); compiled with USE_BLAS
 // it starts at 1, else at 0 and cannot be set to 1. Tests flip it to compare both paths.
+// With BLAS, bert_build sets OpenBLAS to ONE thread for the whole process: model.c splits
+// each large product over its OpenMP threads itself (two thread pools on the same cores
+// would each spin while the other works); set OMP_NUM_THREADS, not OPENBLAS_NUM_THREADS.
 extern int matmul_use_blas;
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config

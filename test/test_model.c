@@ -395,6 +395,43 @@ static void test_infer_matches_forward(const Fixture* fx) {
     bert_free(&lean);
 }
 
+// BERT's initialisation: weight matrices N(0, 0.02^2), LayerNorm weights 1, biases 0, and
+// the same seed gives the same weights
+static void test_init_random(const Fixture* fx) {
+    BertModel a, b;
+    bert_build(&a, &fx->config);
+    bert_build(&b, &fx->config);
+    bert_init_random(&a, 7);
+    bert_init_random(&b, 7);
+    CHECK(memcmp(a.params_memory, b.params_memory, a.num_parameters * sizeof(float)) == 0,
+          "bert_init_random is not a function of its seed");
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        const char* name = PARAMETER_TENSOR_NAMES[i];
+        const float* w = a.params_memory + off;
+        size_t n = a.param_sizes[i];
+        if (parameter_tensor_decays(i)) {
+            double sum = 0.0, sum2 = 0.0;
+            for (size_t j = 0; j < n; j++) { sum += w[j]; sum2 += (double)w[j] * w[j]; }
+            double mean = sum / n, std = sqrt(sum2 / n - mean * mean);
+            // a sample of n normals: the mean is off by ~0.02/sqrt(n), the std by
+            // ~0.02/sqrt(2n); five of those standard errors (n >= 64 here)
+            double tol_mean = 5 * 0.02 / sqrt((double)n), tol_std = 5 * 0.02 / sqrt(2.0 * n);
+            CHECK(fabs(mean) <= tol_mean && fabs(std - 0.02) <= tol_std,
+                  "init of %s: mean %.5f std %.5f, expected 0 and 0.02", name, mean, std);
+        } else {
+            int ln_weight = !strcmp(name, "emb_lnw") || !strcmp(name, "ln1w") || !strcmp(name, "ln2w");
+            float want = ln_weight ? 1.0f : 0.0f;
+            size_t bad = 0;
+            for (size_t j = 0; j < n; j++) { bad += w[j] != want; }
+            CHECK(bad == 0, "init of %s: %zu values differ from %g", name, bad, want);
+        }
+        off += n;
+    }
+    bert_free(&a);
+    bert_free(&b);
+}
+
 // ---- refusals, run in a child process (the test binary re-executed in a child mode) ----
 
 static const char* self_path;
@@ -587,6 +624,7 @@ int main(int argc, char** argv) {
     test_blas_against_loops(&fx);
     test_infer_matches_forward(&fx);
     test_finite_differences(&fx);
+    test_init_random(&fx);
     test_checkpoints(&fx);
     for (int i = 0; i < 3; i++) { free(fx.buffers[i]); }
     return test_summary("test_model");
