@@ -134,6 +134,7 @@ static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
 #ifdef USE_BLAS
     if (matmul_use_blas) {
         CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
+        // below ~1M multiply-adds a parallel region costs more than it saves
         if (omp_in_parallel() || (size_t)m * n * k < (1u << 20)) {
             cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
             return;
