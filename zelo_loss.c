@@ -244,6 +244,30 @@ static inline double exp_nonpositive(double x) {
     return q * scale;
 }
 
+// log x for a normal x > 0: x = 2^k m with m in [√½, √2), log m = 2 atanh(s) with
+// s = (m − 1)/(m + 1), |s| <= 0.172, by its series to s^23 (truncation under 1e-19)
+static inline double log_positive(double x) {
+    const double ln2_hi = 6.93147180369123816490e-01;  // as in exp_nonpositive
+    const double ln2_lo = 1.90821492927058770002e-10;
+    uint64_t bits;
+    memcpy(&bits, &x, sizeof(bits));
+    // counting the exponent from the bits of √½ puts the rest of x in [√½, √2)
+    int64_t k = (int64_t)(bits - 0x3FE6A09E667F3BCDull) >> 52;
+    uint64_t m_bits = bits - ((uint64_t)k << 52);
+    double m;
+    memcpy(&m, &m_bits, sizeof(m));
+    // k as a double through the bits of 1.5·2^52 + k: a conversion that vectorises everywhere
+    uint64_t k_bits = 0x4338000000000000ull + (uint64_t)k;
+    double kd;
+    memcpy(&kd, &k_bits, sizeof(kd));
+    kd -= 0x1.8p52;
+    double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    double q = 1.0 / 23;
+    #pragma GCC unroll 11
+    for (int j = 10; j >= 0; j--) { q = q * s2 + 1.0 / (2 * j + 1); }
+    return kd * ln2_hi + (2.0 * s * q + kd * ln2_lo);
+}
+
 // erfcx(t) = e^{t²} erfc(t) for t >= 0, as one Chebyshev series in y = (t − 3)/(t + 3):
 // erfcx(t) = 3/(t + 3) · Σ c_j T_j(y), summed by Clenshaw's recurrence. The coefficients
 // come from dev/gen_erfcx_table.py (mpmath), which checks this evaluation in float64:
@@ -293,8 +317,10 @@ static inline void thurstone_pair_derivs(double* d1, double* d2, double d, doubl
 static inline double thurstone_pair_loss(double d, double p) {
     double t = fabs(d);
     double X = erfcx_nonneg(t);
-    double log_tail = log(0.5 * X) - t * t;                  // log F(−t)
-    double log_head = log1p(-0.5 * exp_nonpositive(-t * t) * X);  // log F(t)
+    double log_tail = log_positive(0.5 * X) - t * t;  // log F(−t)
+    // log F(t) = log(1 − F(−t)): forming 1 − F(−t) costs an absolute error of ~1e-16 in
+    // the log, all that a sum of pair terms needs
+    double log_head = log_positive(1.0 - 0.5 * exp_nonpositive(-t * t) * X);
     double lp = d >= 0 ? log_head : log_tail;  // log F(d)
     double lq = d >= 0 ? log_tail : log_head;  // log F(−d)
     return -(p * lp + (1.0 - p) * lq);
@@ -303,27 +329,31 @@ static inline double thurstone_pair_loss(double d, double p) {
 static inline void bt_pair_derivs(double* d1, double* d2, double d, double p) {
     double z = exp_nonpositive(-fabs(d));
     double s_head = 1.0 / (1.0 + z), s_tail = z * s_head;  // σ(|d|), σ(−|d|)
-    *d1 = (d >= 0 ? s_head : s_tail) - p;
+    // ℓ' = σ(d) − p, written for d >= 0 as (1 − p) − σ(−d) so that it keeps its relative
+    // precision when σ(d) and p are both near 1
+    *d1 = d >= 0 ? (1.0 - p) - s_tail : s_tail - p;
     *d2 = s_head * s_tail;
 }
 
 static inline double bt_pair_loss(double d, double p) {
     // −p log σ(d) − (1−p) log σ(−d), with log σ(t) = −log1p(e^{−t}), log σ(−t) = −t + log σ(t)
     double t = fabs(d);
-    return log1p(exp(-t)) + (d >= 0 ? (1.0 - p) : p) * t;
+    return log_positive(1.0 + exp_nonpositive(-t)) + (d >= 0 ? (1.0 - p) : p) * t;
 }
 
-static inline double pair_loss(double d, double p, ZeloLink link) {
-    return link == ZELO_LINK_BT ? bt_pair_loss(d, p) : thurstone_pair_loss(d, p);
-}
-
-// the objective at e
-static double query_value(const double* e, int n, const int* a, const int* b, const double* p,
-                          const double* offset, int num_pairs, ZeloLink link, double lambda) {
+// the objective at e; diff: (num_pairs,) scratch
+static double query_value(double* diff, const double* e, int n, const int* a, const int* b,
+                          const double* p, const double* offset, int num_pairs, ZeloLink link,
+                          double lambda) {
     double f = 0.0;
     for (int i = 0; i < n; i++) { f += 0.5 * lambda * e[i] * e[i]; }
-    for (int i = 0; i < num_pairs; i++) {
-        f += pair_loss(e[a[i]] - e[b[i]] + (offset ? offset[i] : 0.0), p[i], link);
+    for (int i = 0; i < num_pairs; i++) { diff[i] = e[a[i]] - e[b[i]] + (offset ? offset[i] : 0.0); }
+    if (link == ZELO_LINK_BT) {
+        #pragma omp simd reduction(+:f)
+        for (int i = 0; i < num_pairs; i++) { f += bt_pair_loss(diff[i], p[i]); }
+    } else {
+        #pragma omp simd reduction(+:f)
+        for (int i = 0; i < num_pairs; i++) { f += thurstone_pair_loss(diff[i], p[i]); }
     }
     return f;
 }
@@ -357,8 +387,9 @@ double zelo_query_objective(double* grad, const double* e, int n, const int* a, 
     double* scratch = mallocCheck(((size_t)2 * num_pairs + n) * sizeof(double));
     query_derivs(grad, scratch, scratch + num_pairs, scratch + 2 * num_pairs, e, n, a, b, p,
                  offset, num_pairs, link, lambda);
+    double f = query_value(scratch, e, n, a, b, p, offset, num_pairs, link, lambda);
     free(scratch);
-    return query_value(e, n, a, b, p, offset, num_pairs, link, lambda);
+    return f;
 }
 
 // ----------------------------------------------------------------------------
@@ -578,13 +609,13 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
         } else if (slope_new <= 1e-4 * slope) {
             f = NAN;
         } else {
-            if (isnan(f)) { f = query_value(e, n, a, b, p, offset, num_pairs, link, lambda); }
+            if (isnan(f)) { f = query_value(w->d1, e, n, a, b, p, offset, num_pairs, link, lambda); }
             double t = 1.0, f_new = f;
             int accepted = 0;
             for (int ls = 0; ls < 60 && !accepted; ls++, t *= 0.5) {
                 for (int i = 0; i < n; i++) { e_new[i] = e[i] + t * w->step[i]; }
                 if (lambda == 0) { project_zero_mean(e_new, n); }
-                f_new = query_value(e_new, n, a, b, p, offset, num_pairs, link, lambda);
+                f_new = query_value(w->d1, e_new, n, a, b, p, offset, num_pairs, link, lambda);
                 if (ls > 0) {
                     query_derivs(g_new, w->d1, c_new, h_new, e_new, n, a, b, p, offset, num_pairs, link, lambda);
                     g_new_inf = inf_norm(g_new, n);
@@ -606,7 +637,7 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
         g_inf = g_new_inf;
         it++;
     }
-    if (isnan(f)) { f = query_value(e, n, a, b, p, offset, num_pairs, link, lambda); }
+    if (isnan(f)) { f = query_value(w->d1, e, n, a, b, p, offset, num_pairs, link, lambda); }
     memcpy(ratings, e, (size_t)n * sizeof(double));
     st->converged = g_inf <= cfg->grad_tol;
     st->iterations = it;
