@@ -27,11 +27,16 @@ SRC_DATA = beir.c $(SRC_JSON)
 SRC_METRICS = metrics.c
 HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
 
-PROGRAMS = zelo_fit
+PROGRAMS = train_zelo zelo_fit
 TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge
 
 .PHONY: all test bench clean
 all: $(PROGRAMS)
+
+SRC_TRAIN = train.c beir.c bm25.c analyzer.c dense.c judge.c judge_cmd.c metrics.c synth.c \
+            zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
+train_zelo: $(SRC_TRAIN) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(LDLIBS)
 
 zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
