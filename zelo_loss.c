@@ -268,33 +268,29 @@ static inline double log_positive(double x) {
     return kd * ln2_hi + (2.0 * s * q + kd * ln2_lo);
 }
 
-// erfcx(t) = e^{t²} erfc(t) for t >= 0, as one Chebyshev series in y = (t − 3)/(t + 3):
-// erfcx(t) = 3/(t + 3) · Σ c_j T_j(y), summed by Clenshaw's recurrence. The coefficients
-// come from dev/gen_erfcx_table.py (mpmath), which checks this evaluation in float64:
-// relative error under 5e-16 on [0, 1e8], and the limit 1/(√π t) beyond.
-static const double ERFCX_CHEB[25] = {
-    4.71146074660290626e-01, -3.77158949691565770e-01, 1.18036033447495456e-01,
-    -2.83623466996951526e-02, 4.87175775760554600e-03, -4.59852387876544266e-04,
-    -2.14302223810531505e-05, 1.30144736992413494e-05, -8.80928358285351384e-07,
-    -2.74648004797028463e-07, 4.41599189922378533e-08, 6.39840838557548297e-09,
-    -1.67683572124846446e-09, -1.94733547008900252e-10, 6.24744130346944880e-11,
-    8.12455755224647478e-12, -2.33031461322611416e-12, -4.19103853963574697e-13,
-    8.19333526321665355e-14, 2.33524726236462974e-14, -2.24425628172745450e-15,
-    -1.28114631587147949e-15, 1.05940710181776799e-18, 6.43942246755223065e-17,
-    7.19341265505056610e-18,
+// erfcx(t) = e^{t²} erfc(t) for t >= 0, as one polynomial in y = (t − 3)/(t + 3) ∈ [−1, 1):
+// erfcx(t) = 3/(t + 3) · Σ a_k y^k. The coefficients come from dev/gen_erfcx_table.py
+// (Chebyshev interpolation in mpmath), which checks this evaluation in float64: relative
+// error under 6e-16 on [0, 1e8], and the limit 1/(√π t) beyond.
+static const double ERFCX_POLY[25] = {
+    3.58002302362779912e-01, -2.94464817723294470e-01, 1.96742785701367245e-01,
+    -1.03489087300194529e-01, 3.98425870957655262e-02, -8.94241154134722133e-03,
+    -4.04138875793666388e-04, 1.01135399864680717e-03, -1.82769896417389317e-04,
+    -9.22592710777957208e-05, 3.58538222512792956e-05, 1.01326827865481332e-05,
+    -5.82349199251421082e-06, -1.58300660264713142e-06, 9.21715997200549247e-07,
+    3.32934150607809426e-07, -1.35856281422743274e-07, -7.79457866014506135e-08,
+    1.52182334574190492e-08, 1.70569805155054383e-08, -2.38458371516506043e-10,
+    -2.89639076557854352e-09, -3.59834575950359177e-10, 2.70088954133441912e-10,
+    6.03427189454584192e-11,
 };
 
 static inline double erfcx_nonneg(double t) {
     double inv = 1.0 / (t + 3.0);
-    double y = (t - 3.0) * inv, y2 = 2.0 * y;
-    double b1 = 0.0, b2 = 0.0;
+    double y = (t - 3.0) * inv;
+    double q = ERFCX_POLY[24];
     #pragma GCC unroll 24
-    for (int j = 24; j >= 1; j--) {
-        double b0 = y2 * b1 - b2 + ERFCX_CHEB[j];
-        b2 = b1;
-        b1 = b0;
-    }
-    return 3.0 * inv * (ERFCX_CHEB[0] + y * b1 - b2);
+    for (int k = 23; k >= 0; k--) { q = q * y + ERFCX_POLY[k]; }
+    return 3.0 * inv * q;
 }
 
 static inline void thurstone_pair_derivs(double* d1, double* d2, double d, double p) {
@@ -355,40 +351,6 @@ static double query_value(double* diff, const double* e, int n, const int* a, co
         #pragma omp simd reduction(+:f)
         for (int i = 0; i < num_pairs; i++) { f += thurstone_pair_loss(diff[i], p[i]); }
     }
-    return f;
-}
-
-// at e: the gradient (n,), ℓ' and ℓ'' of every pair (num_pairs,) and the Hessian's
-// diagonal λ + Σ ℓ'' (n,). Three loops, so that the middle one, where the time goes, runs
-// on contiguous arrays in vector registers.
-static void query_derivs(double* grad, double* d1, double* d2, double* diag, const double* e,
-                         int n, const int* a, const int* b, const double* p, const double* offset,
-                         int num_pairs, ZeloLink link, double lambda) {
-    for (int i = 0; i < num_pairs; i++) { d2[i] = e[a[i]] - e[b[i]] + (offset ? offset[i] : 0.0); }
-    if (link == ZELO_LINK_BT) {
-        #pragma omp simd
-        for (int i = 0; i < num_pairs; i++) { bt_pair_derivs(&d1[i], &d2[i], d2[i], p[i]); }
-    } else {
-        #pragma omp simd
-        for (int i = 0; i < num_pairs; i++) { thurstone_pair_derivs(&d1[i], &d2[i], d2[i], p[i]); }
-    }
-    for (int i = 0; i < n; i++) { grad[i] = lambda * e[i]; diag[i] = lambda; }
-    for (int i = 0; i < num_pairs; i++) {
-        grad[a[i]] += d1[i];
-        grad[b[i]] -= d1[i];
-        diag[a[i]] += d2[i];
-        diag[b[i]] += d2[i];
-    }
-}
-
-double zelo_query_objective(double* grad, const double* e, int n, const int* a, const int* b,
-                            const double* p, const double* offset, int num_pairs,
-                            ZeloLink link, double lambda) {
-    double* scratch = mallocCheck(((size_t)2 * num_pairs + n) * sizeof(double));
-    query_derivs(grad, scratch, scratch + num_pairs, scratch + 2 * num_pairs, e, n, a, b, p,
-                 offset, num_pairs, link, lambda);
-    double f = query_value(scratch, e, n, a, b, p, offset, num_pairs, link, lambda);
-    free(scratch);
     return f;
 }
 
@@ -456,30 +418,110 @@ int zelo_pairs_check(ZeloPairError* err, const ZeloPairs* pairs, const ZeloFitCo
 
 // scratch for one thread, sized for the largest query: no allocation in the hot loop
 typedef struct {
-    double *e0, *e1, *g0, *g1, *h0, *h1;  // (n_max,) ratings, gradients, Hessian diagonals
+    double *e, *e_new;  // (n_max,) ratings: current and trial point
+    double *g, *h;      // (n_max,) gradient and Hessian diagonal at the last point evaluated
     double *step, *r, *z, *dir, *hd, *inv_h;  // (n_max,) conjugate gradients
-    double *c0, *c1;                      // (p_max,) per-pair curvatures ℓ''
-    double* d1;                           // (p_max,) per-pair slopes ℓ'
-    // the pairs as adjacency lists (CSR), built once per query: row i holds the documents
-    // judged against i, so that the Hessian product gathers instead of scattering
-    int* row_start;  // (n_max+1,)
-    int* nbr;        // (2 p_max,)
-    int* slot;       // (2 p_max,) where pair i's curvature goes: rows a[i] and b[i]
-    double* weight;  // (2 p_max,) the curvatures in row order
+    double *d1, *d2;    // (p_max,) ℓ' and ℓ'' of each pair (d2 first holds the differences)
+    // the pairs as adjacency lists (CSR), built once per query: row i lists the pairs that
+    // judge document i, first those where it is a, then those where it is b, so that sums
+    // over a document's pairs and the Hessian product are gathers, not read-modify-writes
+    int* row_start;     // (n_max+1,)
+    int* row_split;     // (n_max,) pairs where i is a: [row_start[i], row_split[i]), b: the rest
+    int *pair, *nbr;    // (2 p_max,) each entry's pair and the other document in it
+    double* weight;     // (2 p_max,) each entry's ℓ'': the off-diagonal of the Hessian
+    int* fill;          // (2 n_max,) scratch for building the rows
+    double* dbuf;
+    int* ibuf;
 } FitWork;
 
+static void fit_work_alloc(FitWork* w, int n_max, int64_t p_max) {
+    size_t n = (size_t)n_max, p = (size_t)p_max;
+    w->dbuf = mallocCheck((12 * n + 4 * p) * sizeof(double));
+    double** slots[12] = { &w->e, &w->e_new, &w->g, &w->h, &w->step, &w->r, &w->z, &w->dir,
+                           &w->hd, &w->inv_h, NULL, NULL };
+    for (int i = 0; i < 10; i++) { *slots[i] = w->dbuf + i * n; }
+    w->d1 = w->dbuf + 10 * n;
+    w->d2 = w->d1 + p;
+    w->weight = w->d2 + p;
+    w->ibuf = mallocCheck((4 * n + 1 + 4 * p) * sizeof(int));
+    w->row_start = w->ibuf;
+    w->row_split = w->row_start + n + 1;
+    w->fill = w->row_split + n;
+    w->pair = w->fill + 2 * n;
+    w->nbr = w->pair + 2 * p;
+}
+
+static void fit_work_free(FitWork* w) {
+    free(w->dbuf);
+    free(w->ibuf);
+}
+
 static void build_adjacency(FitWork* w, int n, const int* a, const int* b, int num_pairs) {
-    int* fill = (int*)w->hd;  // (n,) free until the first conjugate gradient
-    for (int i = 0; i <= n; i++) { w->row_start[i] = 0; }
-    for (int i = 0; i < num_pairs; i++) { w->row_start[a[i] + 1]++; w->row_start[b[i] + 1]++; }
-    for (int i = 0; i < n; i++) { w->row_start[i + 1] += w->row_start[i]; fill[i] = w->row_start[i]; }
-    for (int i = 0; i < num_pairs; i++) {
-        int sa = fill[a[i]]++, sb = fill[b[i]]++;
-        w->nbr[sa] = b[i];
-        w->nbr[sb] = a[i];
-        w->slot[2 * i] = sa;
-        w->slot[2 * i + 1] = sb;
+    int *fill_a = w->fill, *fill_b = w->fill + n;
+    for (int i = 0; i < n; i++) { fill_a[i] = 0; fill_b[i] = 0; }
+    for (int j = 0; j < num_pairs; j++) { fill_a[a[j]]++; fill_b[b[j]]++; }
+    w->row_start[0] = 0;
+    for (int i = 0; i < n; i++) {
+        w->row_split[i] = w->row_start[i] + fill_a[i];
+        w->row_start[i + 1] = w->row_split[i] + fill_b[i];
+        fill_a[i] = w->row_start[i];
+        fill_b[i] = w->row_split[i];
     }
+    for (int j = 0; j < num_pairs; j++) {
+        int ka = fill_a[a[j]]++, kb = fill_b[b[j]]++;
+        w->pair[ka] = j;
+        w->nbr[ka] = b[j];
+        w->pair[kb] = j;
+        w->nbr[kb] = a[j];
+    }
+}
+
+// at e: the gradient w->g (n,), the Hessian's diagonal λ + Σ ℓ'' w->h (n,) and its
+// off-diagonal w->weight. Three loops, so that the middle one, where the time goes, runs
+// on contiguous arrays in vector registers.
+static void query_derivs(FitWork* w, const double* e, int n, const int* a, const int* b,
+                         const double* p, const double* offset, int num_pairs, ZeloLink link,
+                         double lambda) {
+    double* restrict d1 = w->d1;
+    double* restrict d2 = w->d2;
+    for (int j = 0; j < num_pairs; j++) { d2[j] = e[a[j]] - e[b[j]] + (offset ? offset[j] : 0.0); }
+    if (link == ZELO_LINK_BT) {
+        #pragma omp simd
+        for (int j = 0; j < num_pairs; j++) { bt_pair_derivs(&d1[j], &d2[j], d2[j], p[j]); }
+    } else {
+        #pragma omp simd
+        for (int j = 0; j < num_pairs; j++) { thurstone_pair_derivs(&d1[j], &d2[j], d2[j], p[j]); }
+    }
+    const int* restrict pair = w->pair;
+    double* restrict weight = w->weight;
+    for (int i = 0; i < n; i++) {
+        double gi = lambda * e[i], hi = lambda;
+        for (int k = w->row_start[i]; k < w->row_split[i]; k++) {
+            gi += d1[pair[k]];
+            hi += d2[pair[k]];
+            weight[k] = d2[pair[k]];
+        }
+        for (int k = w->row_split[i]; k < w->row_start[i + 1]; k++) {
+            gi -= d1[pair[k]];
+            hi += d2[pair[k]];
+            weight[k] = d2[pair[k]];
+        }
+        w->g[i] = gi;
+        w->h[i] = hi;
+    }
+}
+
+double zelo_query_objective(double* grad, const double* e, int n, const int* a, const int* b,
+                            const double* p, const double* offset, int num_pairs,
+                            ZeloLink link, double lambda) {
+    FitWork w;
+    fit_work_alloc(&w, n, num_pairs);
+    build_adjacency(&w, n, a, b, num_pairs);
+    query_derivs(&w, e, n, a, b, p, offset, num_pairs, link, lambda);
+    memcpy(grad, w.g, (size_t)n * sizeof(double));
+    double f = query_value(w.d1, e, n, a, b, p, offset, num_pairs, link, lambda);
+    fit_work_free(&w);
+    return f;
 }
 
 static void project_zero_mean(double* x, int n) {
@@ -490,11 +532,11 @@ static void project_zero_mean(double* x, int n) {
 }
 
 // out = H d with H = diag(h) − W: the weighted graph Laplacian + λI. Returns dᵀ H d.
-static double hessian_times(double* restrict out, const FitWork* w, const double* restrict h,
-                            const double* restrict d, int n) {
+static double hessian_times(double* restrict out, const FitWork* w, const double* restrict d, int n) {
     const int* restrict row_start = w->row_start;
     const int* restrict nbr = w->nbr;
     const double* restrict weight = w->weight;
+    const double* restrict h = w->h;
     double dhd = 0.0;
     for (int i = 0; i < n; i++) {
         double s = h[i] * d[i];
@@ -505,16 +547,17 @@ static double hessian_times(double* restrict out, const FitWork* w, const double
     return dhd;
 }
 
-// solves H step = −g to residual max(eta ‖g‖, floor) (inexact Newton) by conjugate gradients
-// preconditioned with the diagonal h (n,); returns the CG iterations
-static int newton_direction(double* restrict step, FitWork* w, const double* restrict g,
-                            const double* restrict h, int n, double lambda, double eta,
-                            double floor) {
+// solves H step = −g (at the last point evaluated) to residual max(eta ‖g‖, floor) by
+// conjugate gradients preconditioned with the diagonal; returns the CG iterations
+static int newton_direction(FitWork* w, int n, double lambda, double eta, double floor) {
+    double* restrict step = w->step;
     double* restrict r = w->r;
     double* restrict z = w->z;
     double* restrict dir = w->dir;
     double* restrict hd = w->hd;
     double* restrict inv_h = w->inv_h;
+    const double* restrict g = w->g;
+    const double* restrict h = w->h;
     double rr = 0.0, rz = 0.0;
     for (int i = 0; i < n; i++) {
         // a document in no pair has a zero row when λ = 0; its residual stays 0 anyway
@@ -532,7 +575,7 @@ static int newton_direction(double* restrict step, FitWork* w, const double* res
     int it = 0;
     int max_it = 2 * n + 10;
     while (it < max_it && rr > target) {
-        double dhd = hessian_times(hd, w, h, dir, n);
+        double dhd = hessian_times(hd, w, dir, n);
         if (!(dhd > 0)) { break; }
         double alpha = rz / dhd;
         double rz_new = 0.0;
@@ -560,17 +603,21 @@ static double inf_norm(const double* x, int n) {
     return m;
 }
 
+static double dot(const double* x, const double* y, int n) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) { s += x[i] * y[i]; }
+    return s;
+}
+
 static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n, const int* a,
                           const int* b, const double* p, const double* offset, int num_pairs,
                           const ZeloFitConfig* cfg) {
-    double *e = w->e0, *e_new = w->e1, *g = w->g0, *g_new = w->g1;
-    double *h = w->h0, *h_new = w->h1, *c = w->c0, *c_new = w->c1;
     ZeloLink link = cfg->link;
     double lambda = cfg->lambda;
     build_adjacency(w, n, a, b, num_pairs);
-    for (int i = 0; i < n; i++) { e[i] = 0.0; }
-    query_derivs(g, w->d1, c, h, e, n, a, b, p, offset, num_pairs, link, lambda);
-    double g_inf = inf_norm(g, n);
+    for (int i = 0; i < n; i++) { w->e[i] = 0.0; }
+    query_derivs(w, w->e, n, a, b, p, offset, num_pairs, link, lambda);
+    double g_inf = inf_norm(w->g, n);
     // The objective (logs) is evaluated only when a step needs checking on it. A full
     // Newton step is taken unchecked when either
     //  - it shrinks ‖∇‖∞ to at most half of g_best, the smallest value reached by such
@@ -585,40 +632,36 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
     double f = NAN;  // the objective at e, computed only when a line search needs it
     int it = 0, cg_total = 0;
     while (g_inf > cfg->grad_tol && it < cfg->max_iter) {
-        for (int i = 0; i < num_pairs; i++) { w->weight[w->slot[2 * i]] = w->weight[w->slot[2 * i + 1]] = c[i]; }
-        // forcing term ‖∇‖ (quadratic convergence) but no residual below grad_tol/10, which
-        // the fit does not need and rounding may not allow
+        // forcing term ‖∇‖ (quadratic convergence) but no residual below grad_tol/2: the
+        // fit does not need it and rounding may not allow it
         double eta = fmin(0.5, g_inf);
-        cg_total += newton_direction(w->step, w, g, h, n, lambda, eta, 0.1 * cfg->grad_tol);
-        double slope = 0.0;
-        for (int i = 0; i < n; i++) { slope += g[i] * w->step[i]; }
+        cg_total += newton_direction(w, n, lambda, eta, 0.5 * cfg->grad_tol);
+        double slope = dot(w->g, w->step, n);
         if (!(slope < 0)) {
             // CG stopped before making progress: fall back on the preconditioned gradient
-            slope = 0.0;
-            for (int i = 0; i < n; i++) { w->step[i] = -g[i] * w->inv_h[i]; slope += g[i] * w->step[i]; }
+            for (int i = 0; i < n; i++) { w->step[i] = -w->g[i] * w->inv_h[i]; }
+            slope = dot(w->g, w->step, n);
         }
-        for (int i = 0; i < n; i++) { e_new[i] = e[i] + w->step[i]; }
-        if (lambda == 0) { project_zero_mean(e_new, n); }
-        query_derivs(g_new, w->d1, c_new, h_new, e_new, n, a, b, p, offset, num_pairs, link, lambda);
-        double g_new_inf = inf_norm(g_new, n);
-        double slope_new = 0.0;
-        for (int i = 0; i < n; i++) { slope_new += g_new[i] * w->step[i]; }
+        for (int i = 0; i < n; i++) { w->e_new[i] = w->e[i] + w->step[i]; }
+        if (lambda == 0) { project_zero_mean(w->e_new, n); }
+        query_derivs(w, w->e_new, n, a, b, p, offset, num_pairs, link, lambda);
+        double g_new_inf = inf_norm(w->g, n);
         if (g_new_inf <= 0.5 * g_best) {
             g_best = g_new_inf;
             f = NAN;
-        } else if (slope_new <= 1e-4 * slope) {
+        } else if (dot(w->g, w->step, n) <= 1e-4 * slope) {
             f = NAN;
         } else {
-            if (isnan(f)) { f = query_value(w->d1, e, n, a, b, p, offset, num_pairs, link, lambda); }
+            if (isnan(f)) { f = query_value(w->d1, w->e, n, a, b, p, offset, num_pairs, link, lambda); }
             double t = 1.0, f_new = f;
             int accepted = 0;
             for (int ls = 0; ls < 60 && !accepted; ls++, t *= 0.5) {
-                for (int i = 0; i < n; i++) { e_new[i] = e[i] + t * w->step[i]; }
-                if (lambda == 0) { project_zero_mean(e_new, n); }
-                f_new = query_value(w->d1, e_new, n, a, b, p, offset, num_pairs, link, lambda);
+                for (int i = 0; i < n; i++) { w->e_new[i] = w->e[i] + t * w->step[i]; }
+                if (lambda == 0) { project_zero_mean(w->e_new, n); }
+                f_new = query_value(w->d1, w->e_new, n, a, b, p, offset, num_pairs, link, lambda);
                 if (ls > 0) {
-                    query_derivs(g_new, w->d1, c_new, h_new, e_new, n, a, b, p, offset, num_pairs, link, lambda);
-                    g_new_inf = inf_norm(g_new, n);
+                    query_derivs(w, w->e_new, n, a, b, p, offset, num_pairs, link, lambda);
+                    g_new_inf = inf_norm(w->g, n);
                 }
                 // Armijo; near the optimum f changes by less than its rounding, so a step
                 // that keeps f within rounding and shrinks the gradient is taken as well
@@ -626,19 +669,18 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
                 int flat = f_new <= f + 1e-13 * (1.0 + fabs(f)) && g_new_inf < g_inf;
                 accepted = armijo || flat;
             }
-            if (!accepted) { break; }  // no decrease along a descent direction: reported below
+            // no decrease along a descent direction: reported below, with the gradient at e
+            if (!accepted) { query_derivs(w, w->e, n, a, b, p, offset, num_pairs, link, lambda); break; }
             f = f_new;
         }
-        double* tmp;
-        tmp = e; e = e_new; e_new = tmp;
-        tmp = g; g = g_new; g_new = tmp;
-        tmp = h; h = h_new; h_new = tmp;
-        tmp = c; c = c_new; c_new = tmp;
+        double* tmp = w->e;
+        w->e = w->e_new;
+        w->e_new = tmp;
         g_inf = g_new_inf;
         it++;
     }
-    if (isnan(f)) { f = query_value(w->d1, e, n, a, b, p, offset, num_pairs, link, lambda); }
-    memcpy(ratings, e, (size_t)n * sizeof(double));
+    if (isnan(f)) { f = query_value(w->d1, w->e, n, a, b, p, offset, num_pairs, link, lambda); }
+    memcpy(ratings, w->e, (size_t)n * sizeof(double));
     st->converged = g_inf <= cfg->grad_tol;
     st->iterations = it;
     st->cg_iterations = cg_total;
@@ -662,18 +704,7 @@ int zelo_fit_ratings(double* ratings, ZeloFitStatus* status, ZeloPairError* err,
     #pragma omp parallel reduction(+:not_converged)
     {
         FitWork w;
-        double* buf = mallocCheck(((size_t)12 * n_max + (size_t)5 * p_max) * sizeof(double));
-        double** slots[12] = { &w.e0, &w.e1, &w.g0, &w.g1, &w.h0, &w.h1,
-                               &w.step, &w.r, &w.z, &w.dir, &w.hd, &w.inv_h };
-        for (int i = 0; i < 12; i++) { *slots[i] = buf + (size_t)i * n_max; }
-        w.c0 = buf + (size_t)12 * n_max;
-        w.c1 = w.c0 + p_max;
-        w.weight = w.c1 + p_max;  // (2 p_max,)
-        w.d1 = w.weight + 2 * p_max;
-        int* ibuf = mallocCheck(((size_t)n_max + 1 + (size_t)4 * p_max) * sizeof(int));
-        w.row_start = ibuf;
-        w.nbr = ibuf + n_max + 1;
-        w.slot = w.nbr + 2 * p_max;
+        fit_work_alloc(&w, n_max, p_max);
         #pragma omp for schedule(dynamic, 16)
         for (int q = 0; q < Q; q++) {
             int64_t d0 = pairs->doc_start[q], p0 = pairs->pair_start[q];
@@ -687,8 +718,7 @@ int zelo_fit_ratings(double* ratings, ZeloFitStatus* status, ZeloPairError* err,
             if (!st.converged) { not_converged++; }
             if (status) { status[q] = st; }
         }
-        free(ibuf);
-        free(buf);
+        fit_work_free(&w);
     }
     return not_converged;
 }
