@@ -3,8 +3,9 @@
 # on the all-MiniLM-L6-v2 shape, both with 2 threads (OMP_NUM_THREADS=2, and
 # torch.set_num_threads(2)): training steps (forward+backward, 16 x 256 tokens, tokens/s)
 # and scoring (forward only, 100 documents of 256 tokens, docs/s).
-# The two sides run in turns, ROUNDS times (default 2), and the best of each is kept: on a
-# machine shared with other work, the best run is the one least disturbed.
+# The two sides run in turns, ROUNDS times (default 2); each run reports its best step and
+# best scoring batch, and the best over the rounds is kept: on a machine shared with other
+# work, the fastest measurement is the least disturbed one.
 # OpenBLAS picks its kernels by CPU model (or by OPENBLAS_CORETYPE, which this machine's
 # environment sets to Haswell, i.e. AVX2), and releases older than a CPU fall back to AVX2
 # kernels; on a CPU with AVX-512 the C side is therefore run twice, with the environment
@@ -14,7 +15,7 @@ set -eu
 cd "$(dirname "$0")/.."
 make -s build/bench_model
 export OMP_NUM_THREADS=2
-STEPS=${STEPS:-2}
+STEPS=${STEPS:-3}
 ROUNDS=${ROUNDS:-2}
 have_torch=1
 python3 -c "import torch, transformers" 2>/dev/null || have_torch=0
