@@ -558,7 +558,9 @@ static int newton_direction(FitWork* w, int n, double lambda, double eta, double
     double* restrict inv_h = w->inv_h;
     const double* restrict g = w->g;
     const double* restrict h = w->h;
+    // the sums below are vector reductions (omp simd): their order is fixed for a build
     double rr = 0.0, rz = 0.0;
+    #pragma omp simd reduction(+:rr)
     for (int i = 0; i < n; i++) {
         // a document in no pair has a zero row when λ = 0; its residual stays 0 anyway
         inv_h[i] = h[i] > 0 ? 1.0 / h[i] : 1.0;
@@ -571,6 +573,7 @@ static int newton_direction(FitWork* w, int n, double lambda, double eta, double
     // with λ = 0, Σr = 0 (the gradient and every column of the Laplacian sum to 0), so
     // centring z keeps rᵀz and keeps the iterates in the gauge Σ = 0
     if (lambda == 0) { project_zero_mean(z, n); }
+    #pragma omp simd reduction(+:rz)
     for (int i = 0; i < n; i++) { dir[i] = z[i]; rz += r[i] * z[i]; }
     int it = 0;
     int max_it = 2 * n + 10;
@@ -580,6 +583,7 @@ static int newton_direction(FitWork* w, int n, double lambda, double eta, double
         double alpha = rz / dhd;
         double rz_new = 0.0;
         rr = 0.0;
+        #pragma omp simd reduction(+:rr, rz_new)
         for (int i = 0; i < n; i++) {
             step[i] += alpha * dir[i];
             r[i] -= alpha * hd[i];
@@ -599,12 +603,14 @@ static int newton_direction(FitWork* w, int n, double lambda, double eta, double
 
 static double inf_norm(const double* x, int n) {
     double m = 0.0;
-    for (int i = 0; i < n; i++) { double v = fabs(x[i]); if (v > m) { m = v; } }
+    #pragma omp simd reduction(max:m)
+    for (int i = 0; i < n; i++) { m = fmax(m, fabs(x[i])); }
     return m;
 }
 
 static double dot(const double* x, const double* y, int n) {
     double s = 0.0;
+    #pragma omp simd reduction(+:s)
     for (int i = 0; i < n; i++) { s += x[i] * y[i]; }
     return s;
 }
