@@ -16,9 +16,11 @@
  *   --link L         thurstone (default) | bt
  *   --lambda X       prior precision (default 0.1 thurstone, 0.02 bt)
  *   --tol X          stop at ‖∇‖∞ <= X (default 1e-9)    --max-iter N  (default 100)
- *   --cross FILE     cross-query judgments for calibration, one per line:
- *       {"query_a": "q1", "doc_a": "d3", "query_b": "q2", "doc_b": "d9", "p": 0.3}
- *       without it every offset b_q is 0 and the run says so.
+ *   --cross FILE     more cross-query judgments for calibration, one per line:
+ *       {"query_id": "q1", "doc_a": "d3", "query_id_b": "q2", "doc_b": "d9", "p": 0.3}
+ *       (doc_a answers query_id, doc_b answers query_id_b). Such lines may also stand in
+ *       JUDGMENTS.jsonl itself, as train_zelo's judgments.jsonl holds them; without any,
+ *       every offset b_q is 0 and the run says so.
  * Any malformed line stops the run with FILE:LINE and nothing is written. Queries whose fit
  * did not converge are listed on stderr and the exit status is 3 (the output is written).
  */
@@ -173,6 +175,8 @@ static void for_each_jsonl(const char* path, LineFn fn, Dataset* ds, void* ctx) 
 
 static void read_judgment(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
     (void)ctx;
+    // cross-query lines are read in a second pass, once every query's documents are known
+    if (json_get(obj, "query_id_b") != NULL) { return; }
     const char* qid = get_string(w, obj, "query_id");
     const char* da = get_string(w, obj, "doc_a");
     const char* db = get_string(w, obj, "doc_b");
@@ -227,19 +231,24 @@ static void read_zbench_line(Dataset* ds, const Where* w, const JsonValue* obj, 
 // cross-query judgments, collected for the calibration
 typedef struct {
     ZeloCrossPair* pairs; double* p; int* line; int64_t count, cap;
+    int only_cross;  // 1: every line must be cross-query (--cross); 0: others are skipped
 } CrossSet;
 
 static void read_cross(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
     CrossSet* cs = ctx;
-    const char* qa = get_string(w, obj, "query_a");
+    if (json_get(obj, "query_id_b") == NULL) {
+        if (cs->only_cross) { bad_line(w, "a cross-query judgment needs \"query_id_b\""); }
+        return;
+    }
+    const char* qa = get_string(w, obj, "query_id");
     const char* da = get_string(w, obj, "doc_a");
-    const char* qb = get_string(w, obj, "query_b");
+    const char* qb = get_string(w, obj, "query_id_b");
     const char* db = get_string(w, obj, "doc_b");
     double p = get_prob(w, obj, "p");
     int q1 = strtab_find(&ds->queries, qa, strlen(qa));
     int q2 = strtab_find(&ds->queries, qb, strlen(qb));
     if (q1 < 0 || q2 < 0) { bad_line(w, "query \"%s\" has no judgments", q1 < 0 ? qa : qb); }
-    if (q1 == q2) { bad_line(w, "query_a and query_b are the same query \"%s\"", qa); }
+    if (q1 == q2) { bad_line(w, "query_id and query_id_b are the same query \"%s\"", qa); }
     int ids[2];
     const char* names[2] = { da, db };
     int qs[2] = { q1, q2 };
@@ -271,6 +280,14 @@ static int compare_judgments(const void* x, const void* y) {
     return (a->judge > b->judge) - (a->judge < b->judge);
 }
 
+// the number an option's value spells, all of it, or an error naming the option
+static double number_option(const char* name, const char* value) {
+    char* end = NULL;
+    double v = strtod(value, &end);
+    if (end == value || *end != '\0' || !isfinite(v)) { die("%s wants a number, got '%s'", name, value); }
+    return v;
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: zelo_fit [-o OUT] [--format jsonl|tsv] [--link thurstone|bt] [--lambda X]\n"
                     "                [--tol X] [--max-iter N] [--cross CROSS.jsonl]\n"
@@ -292,9 +309,13 @@ int main(int argc, char** argv) {
         else if (strcmp(arg, "--link") == 0 && has_value) {
             if (!zelo_link_parse(&link, argv[++i])) { die("--link must be thurstone or bt, got '%s'", argv[i]); }
         }
-        else if (strcmp(arg, "--lambda") == 0 && has_value) { lambda = atof(argv[++i]); if (!(lambda >= 0)) { die("--lambda must be >= 0"); } }
-        else if (strcmp(arg, "--tol") == 0 && has_value) { tol = atof(argv[++i]); if (!(tol > 0)) { die("--tol must be > 0"); } }
-        else if (strcmp(arg, "--max-iter") == 0 && has_value) { max_iter = atoi(argv[++i]); if (max_iter < 1) { die("--max-iter must be >= 1"); } }
+        else if (strcmp(arg, "--lambda") == 0 && has_value) { lambda = number_option("--lambda", argv[++i]); if (!(lambda >= 0)) { die("--lambda must be >= 0"); } }
+        else if (strcmp(arg, "--tol") == 0 && has_value) { tol = number_option("--tol", argv[++i]); if (!(tol > 0)) { die("--tol must be > 0"); } }
+        else if (strcmp(arg, "--max-iter") == 0 && has_value) {
+            double m = number_option("--max-iter", argv[++i]);
+            if (m < 1 || m > 1e9 || m != floor(m)) { die("--max-iter must be a whole number >= 1"); }
+            max_iter = (int)m;
+        }
         else if (strcmp(arg, "--cross") == 0 && has_value) { cross_path = argv[++i]; }
         else if (strcmp(arg, "--zbench-annotated") == 0 && has_value) { zbench_path = argv[++i]; }
         else if (arg[0] == '-' && arg[1] != '\0') { usage(); }
@@ -317,6 +338,8 @@ int main(int argc, char** argv) {
     if (input) { for_each_jsonl(input, read_judgment, &ds, NULL); }
     else { for_each_jsonl(zbench_path, read_zbench_line, &ds, NULL); }
     CrossSet cross = { 0 };
+    if (input) { for_each_jsonl(input, read_cross, &ds, &cross); }
+    cross.only_cross = 1;
     if (cross_path) { for_each_jsonl(cross_path, read_cross, &ds, &cross); }
     int Q = ds.queries.count;
 
