@@ -601,11 +601,16 @@ static int newton_direction(FitWork* w, int n, double lambda, double eta, double
     return it;
 }
 
+// ‖x‖∞, or NaN if some x is NaN or infinite (which fmax alone would skip), so that such a
+// gradient never passes for converged
 static double inf_norm(const double* x, int n) {
-    double m = 0.0;
-    #pragma omp simd reduction(max:m)
-    for (int i = 0; i < n; i++) { m = fmax(m, fabs(x[i])); }
-    return m;
+    double m = 0.0, poison = 0.0;
+    #pragma omp simd reduction(max:m) reduction(+:poison)
+    for (int i = 0; i < n; i++) {
+        m = fmax(m, fabs(x[i]));
+        poison += 0.0 * x[i];
+    }
+    return m + poison;
 }
 
 static double dot(const double* x, const double* y, int n) {
@@ -675,8 +680,7 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
                 int flat = f_new <= f + 1e-13 * (1.0 + fabs(f)) && g_new_inf < g_inf;
                 accepted = armijo || flat;
             }
-            // no decrease along a descent direction: reported below, with the gradient at e
-            if (!accepted) { query_derivs(w, w->e, n, a, b, p, offset, num_pairs, link, lambda); break; }
+            if (!accepted) { break; }  // no decrease along a descent direction: reported below
             f = f_new;
         }
         double* tmp = w->e;
