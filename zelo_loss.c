@@ -436,9 +436,9 @@ typedef struct {
 
 static void fit_work_alloc(FitWork* w, int n_max, int64_t p_max) {
     size_t n = (size_t)n_max, p = (size_t)p_max;
-    w->dbuf = mallocCheck((12 * n + 4 * p) * sizeof(double));
-    double** slots[12] = { &w->e, &w->e_new, &w->g, &w->h, &w->step, &w->r, &w->z, &w->dir,
-                           &w->hd, &w->inv_h, NULL, NULL };
+    w->dbuf = mallocCheck((10 * n + 4 * p) * sizeof(double));
+    double** slots[10] = { &w->e, &w->e_new, &w->g, &w->h, &w->step, &w->r, &w->z, &w->dir,
+                           &w->hd, &w->inv_h };
     for (int i = 0; i < 10; i++) { *slots[i] = w->dbuf + i * n; }
     w->d1 = w->dbuf + 10 * n;
     w->d2 = w->d1 + p;

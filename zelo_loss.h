@@ -58,11 +58,13 @@ void zelo_graph_stats(ZeloGraphStats* out, const int* a, const int* b, int num_p
 // the rating fit, per query:
 //   minimize  Σ_pairs −[p log F(d) + (1−p) log F(−d)] + (λ/2) Σ e²,  d = e_a − e_b + offset
 // by Newton's method (the Hessian, a weighted graph Laplacian + λI, is solved by Jacobi-
-// preconditioned conjugate gradients at O(pairs) per product) with an Armijo line search,
-// in double precision, until ‖∇‖∞ <= grad_tol. With λ > 0 the optimum exists and is
-// unique even for hard labels, documents that win every battle and disconnected graphs,
-// and it satisfies Σe = 0 by itself; with λ = 0 (prior-free MLE, for comparisons only)
-// the ratings are kept centred (gauge Σe = 0).
+// preconditioned conjugate gradients at O(pairs) per product) in double precision, until
+// ‖∇‖∞ <= grad_tol. The objective itself is evaluated only where a step must be checked:
+// a full step is taken when it halves the gradient or when convexity proves Armijo's
+// condition from the new gradient, otherwise an Armijo line search decides. With λ > 0
+// the optimum exists and is unique even for hard labels, documents that win every battle
+// and disconnected graphs, and it satisfies Σe = 0 by itself; with λ = 0 (prior-free MLE,
+// for comparisons only) the ratings are kept centred (gauge Σe = 0).
 
 // The default prior. λ is the precision of a N(0, 1/λ) prior on each rating: 0.1 gives a
 // standard deviation of 3.2 Thurstone units, beyond the ±2 where targets ½(1+erf(s))

@@ -22,12 +22,20 @@ static double peak_rss_mib(void) {
     return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
+// CPU seconds of the whole process (all threads): on a machine shared with other jobs the
+// wall time depends on their load, CPU time / threads much less
+static double cpu_seconds(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static void fit_and_report(const char* name, double* ratings, ZeloFitStatus* status,
                            const ZeloPairs* pairs, const ZeloFitConfig* cfg) {
     ZeloPairError err;
-    double t0 = omp_get_wtime();
+    double t0 = omp_get_wtime(), c0 = cpu_seconds();
     int bad = zelo_fit_ratings(ratings, status, &err, pairs, cfg);
-    double dt = omp_get_wtime() - t0;
+    double dt = omp_get_wtime() - t0, cpu = cpu_seconds() - c0;
     if (bad < 0) { die("bench: input rejected: %s", err.message); }
     int Q = pairs->num_queries, max_it = 0;
     double sum_it = 0, sum_cg = 0;
@@ -38,6 +46,8 @@ static void fit_and_report(const char* name, double* ratings, ZeloFitStatus* sta
     }
     printf("fit %-22s %d queries in %.3f s = %.0f queries/s; Newton its mean %.2f max %d, CG its/query %.1f; "
            "not converged: %d\n", name, Q, dt, Q / dt, sum_it / Q, max_it, sum_cg / Q, bad);
+    printf("    CPU time %.3f s (%.1f us per query); the %d threads were busy %.0f%% of the wall time\n",
+           cpu, 1e6 * cpu / Q, omp_get_max_threads(), 100.0 * cpu / (dt * omp_get_max_threads()));
 }
 
 int main(int argc, char** argv) {

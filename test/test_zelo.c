@@ -207,7 +207,7 @@ static void test_pair_terms(void) {
             double g1[2], e1[2] = { 0.0, 0.0 };
             int a1 = 0, b1 = 1;
             double f = zelo_query_objective(g1, e1, 2, &a1, &b1, &p[i], &d[i], 1, (ZeloLink)link, 0.0);
-            // Each term of ℓ' is computed to a few ulps (erfcx series 5e-16, exp and log 1-2
+            // Each term of ℓ' is computed to a few ulps (erfcx series 6e-16, exp and log 1-2
             // ulps): 1e-14 of the terms that cancel. For the Thurstone link the term of the
             // nearer tail holds e^{−d²}, evaluated at the rounded d² (relative error
             // 1.1e-16·d²) as in any float64 evaluation; and where the exact value underflows,
