@@ -724,7 +724,15 @@ void judge_create(Judge* judge, const char* spec, const JudgeContext* ctx) {
         s += len + 1;
         if (*s == '\0') { die("judge '%s': a '+' with no judge after it", spec); }
     }
-    judge->description = strdupCheck(spec);
+    // the simulated judge's answers depend on the seed: it is part of the name, so that a
+    // cache written under another seed is refused instead of reused
+    if (judge_is_simulated(judge)) {
+        size_t cap = strlen(spec) + 40;
+        judge->description = (char*)mallocCheck(cap);
+        snprintf(judge->description, cap, "%s@seed%llu", spec, (unsigned long long)ctx->seed);
+    } else {
+        judge->description = strdupCheck(spec);
+    }
 }
 
 static int member_battles(float* p_out, char* error, size_t errlen, JudgeMember* m, const JudgeContext* ctx,

@@ -27,7 +27,8 @@
  * Several lines for one battle are averaged; a line for (b, a) answers (a, b) as 1 − p.
  *
  * The cache: <run_dir>/judgments.jsonl collects every battle judged, in the same format
- * with "judge" set to judge_describe(), flushed after each batch, so that an interrupted
+ * with "judge" set to judge_describe() (the spec, plus "@seed<N>" when a member is sim,
+ * whose answers depend on the seed), flushed after each batch, so that an interrupted
  * run resumes without asking again. A line cut short at the end of the file (a kill in
  * the middle of a write) is dropped with a warning; any other malformed line is an error.
  */

@@ -223,7 +223,7 @@ static void test_sim(void) {
     Judge judge;
     judge_create(&judge, "sim", &ctx);
     CHECK(judge_is_simulated(&judge) == 1, "sim: not reported as simulated");
-    CHECK(strcmp(judge_describe(&judge), "sim") == 0, "sim: described as '%s'", judge_describe(&judge));
+    CHECK(strncmp(judge_describe(&judge), "sim@seed", 8) == 0, "sim: described as '%s' (the seed belongs in the name)", judge_describe(&judge));
 
     const int gaps[5] = {0, 1, 2, -1, 3};
     double worst_se = 0.0;
@@ -656,7 +656,7 @@ static void test_cache(void) {
 
     // answers are taken from the cache, not asked again: a planted value comes back
     FILE* fp = fopenCheck(path, "a");
-    fprintf(fp, "{\"query_id\": \"%s\", \"doc_a\": \"%s\", \"doc_b\": \"%s\", \"p\": 0.123456, \"judge\": \"sim\"}\n",
+    fprintf(fp, "{\"query_id\": \"%s\", \"doc_a\": \"%s\", \"doc_b\": \"%s\", \"p\": 0.123456, \"judge\": \"sim@seed77\"}\n",
             beir_id(&queries, 0), beir_id(&corpus, 0), beir_id(&corpus, 1));
     // and a line cut off by a kill
     fprintf(fp, "{\"query_id\": \"%s\", \"doc_a\": \"%s\", \"doc_b", beir_id(&queries, 0), beir_id(&corpus, 2));
@@ -676,7 +676,7 @@ static void test_cache(void) {
     judge_cache_close(&cache);
     // a complete last line without its newline is kept, and the next one starts a new line
     fp = fopenCheck(path, "a");
-    fprintf(fp, "{\"query_id\": \"%s\", \"doc_a\": \"%s\", \"doc_b\": \"%s\", \"p\": 0.5, \"judge\": \"sim\"}",
+    fprintf(fp, "{\"query_id\": \"%s\", \"doc_a\": \"%s\", \"doc_b\": \"%s\", \"p\": 0.5, \"judge\": \"sim@seed77\"}",
             beir_id(&queries, 0), beir_id(&corpus, 4), beir_id(&corpus, 5));
     fcloseCheck(fp);
     judge_cache_open(&cache, path, &judge);
@@ -694,11 +694,11 @@ static void test_cache(void) {
     judge_create(&bm, "bm25", &bctx);
     CachedArgs args = {&bm, path, NULL, 0};
     int status = in_child(open_cache, &args, err, sizeof(err));
-    CHECK(status == 1 && strstr(err, "cache.jsonl:1:") && strstr(err, "'sim'"), "cache: another judge's file: status %d, '%s'", status, err);
+    CHECK(status == 1 && strstr(err, "cache.jsonl:1:") && strstr(err, "'sim@seed77'"), "cache: another judge's file: status %d, '%s'", status, err);
     judge_free(&bm);
-    write_text(TMP "/cache_bad.jsonl", "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim\"}\n"
+    write_text(TMP "/cache_bad.jsonl", "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim@seed77\"}\n"
                                        "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\" \"p\": 0.5}\n"
-                                       "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim\"}\n");
+                                       "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim@seed77\"}\n");
     CachedArgs bad_args = {&judge, TMP "/cache_bad.jsonl", NULL, 0};
     status = in_child(open_cache, &bad_args, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "cache_bad.jsonl:2:"), "cache: a bad middle line: status %d, '%s'", status, err);
@@ -740,7 +740,7 @@ static void test_ensemble(void) {
     judge_create(&both, "sim+bm25", &ctx);
     judge_create(&sim, "sim", &ctx);
     judge_create(&bm, "bm25", &ctx);
-    CHECK(both.n_members == 2 && judge_is_simulated(&both) && strcmp(judge_describe(&both), "sim+bm25") == 0,
+    CHECK(both.n_members == 2 && judge_is_simulated(&both) && strncmp(judge_describe(&both), "sim+bm25@seed", 13) == 0,
           "ensemble: %d members, described '%s'", both.n_members, judge_describe(&both));
     int n = 500;
     Battle* battles = (Battle*)mallocCheck(sizeof(Battle) * (size_t)n);
