@@ -27,8 +27,8 @@ SRC_DATA = beir.c $(SRC_JSON)
 SRC_METRICS = metrics.c
 HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
 
-PROGRAMS = train_zelo zelo_fit
-TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge
+PROGRAMS = train_zelo zelo_fit rerank
+TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
 
 .PHONY: all test bench clean
 all: $(PROGRAMS)
@@ -40,6 +40,10 @@ train_zelo: $(SRC_TRAIN) $(HEADERS)
 
 zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
+
+SRC_RERANK = rerank.c beir.c metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
+rerank: $(SRC_RERANK) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ $(SRC_RERANK) $(LDLIBS)
 
 $(BUILD)/test_json: test/test_json.c $(SRC_JSON) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -74,6 +78,13 @@ $(BUILD)/test_judge_cmd: test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(HEADERS
 $(BUILD)/test_judge: test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_distill: test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+
+$(BUILD)/rerank_checkpoint: test/rerank_checkpoint.c $(SRC_WEIGHTS) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/rerank_checkpoint.c $(SRC_WEIGHTS) $(LDLIBS)
 
 $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -88,8 +99,8 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
-test: $(AVAILABLE_TESTS) $(PROGRAMS)
-	@bash test/run_all.sh $(AVAILABLE_TESTS)
+test: $(AVAILABLE_TESTS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
+	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh
 
 bench:
 	@bash dev/bench_all.sh
