@@ -430,7 +430,7 @@ typedef struct {
     int *pair, *nbr;    // (2 p_max,) each entry's pair and the other document in it
     double* weight;     // (2 p_max,) each entry's ℓ'': the off-diagonal of the Hessian
     int* fill;          // (2 n_max,) scratch for building the rows
-    double* dbuf;
+    double* dbuf;       // the two allocations that hold all of the above
     int* ibuf;
 } FitWork;
 
@@ -477,8 +477,9 @@ static void build_adjacency(FitWork* w, int n, const int* a, const int* b, int n
 }
 
 // at e: the gradient w->g (n,), the Hessian's diagonal λ + Σ ℓ'' w->h (n,) and its
-// off-diagonal w->weight. Three loops, so that the middle one, where the time goes, runs
-// on contiguous arrays in vector registers.
+// off-diagonal w->weight. Three loops: the differences, the pair terms (where the time
+// goes: contiguous arrays, so it runs in vector registers), then each document's sums
+// along its row.
 static void query_derivs(FitWork* w, const double* e, int n, const int* a, const int* b,
                          const double* p, const double* offset, int num_pairs, ZeloLink link,
                          double lambda) {

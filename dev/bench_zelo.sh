@@ -9,6 +9,8 @@ make -s build/bench_zelo
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 sample=$(mktemp /tmp/bench_zelo.XXXXXX)
 trap 'rm -f "$sample"' EXIT
+# the machine is shared: its load says how much of the cores the fit could get
+[ -r /proc/loadavg ] && echo "load average before the fit: $(cut -d' ' -f1-3 /proc/loadavg)"
 out=$(./build/bench_zelo "${1:-112000}" "$sample" 200)
 echo "$out"
 qps_thurstone=$(echo "$out" | sed -nE 's/^fit thurstone.* = ([0-9]+) queries\/s.*/\1/p')
