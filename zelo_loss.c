@@ -608,7 +608,8 @@ static double inf_norm(const double* x, int n) {
     double m = 0.0, poison = 0.0;
     #pragma omp simd reduction(max:m) reduction(+:poison)
     for (int i = 0; i < n; i++) {
-        m = fmax(m, fabs(x[i]));
+        double v = fabs(x[i]);
+        m = v > m ? v : m;
         poison += 0.0 * x[i];
     }
     return m + poison;
