@@ -5,8 +5,10 @@
  *                    HEAD.safetensors (the head dev/gen_rerank_fixture.py gave transformers),
  *                    so that rerank's scores can be compared with the fixture's logits
  *   OUT_LABELS2.bin  a tiny random model with a two-label head, which rerank must refuse
+ *   OUT_HF_DIR/      the model of OUT.bin exported as a Hugging Face cross-encoder, so that
+ *                    rerank reads the same weights through its other loader
  *
- * usage: rerank_checkpoint MINILM_DIR HEAD.safetensors OUT.bin OUT_LABELS2.bin
+ * usage: rerank_checkpoint MINILM_DIR HEAD.safetensors OUT.bin OUT_LABELS2.bin OUT_HF_DIR
  */
 #include <stdio.h>
 
@@ -26,8 +28,8 @@ static void read_head_tensor(float* dst, size_t numel, const SafeTensors* st, co
 }
 
 int main(int argc, char** argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s MINILM_DIR HEAD.safetensors OUT.bin OUT_LABELS2.bin\n", argv[0]);
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s MINILM_DIR HEAD.safetensors OUT.bin OUT_LABELS2.bin OUT_HF_DIR\n", argv[0]);
         return 2;
     }
     BertModel model;
@@ -40,6 +42,9 @@ int main(int argc, char** argv) {
     read_head_tensor(model.params.clsb, 1, &head, "classifier.bias");
     safetensors_close(&head);
     bert_save(&model, argv[3]);
+    char vocab[4096];
+    snprintf(vocab, sizeof(vocab), "%s/vocab.txt", argv[1]);
+    bert_export_hf(&model, argv[5], vocab, 1);
 
     // the vocabulary size matches MiniLM's so that only the head can be the reason to refuse
     BertConfig two = {

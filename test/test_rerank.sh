@@ -39,9 +39,10 @@ fi
 mkdir -p "$TMP/ckpt"
 cp "$MINILM/vocab.txt" "$TMP/ckpt/vocab.txt"
 check "rerank_checkpoint writes the checkpoints" \
-    build/rerank_checkpoint "$MINILM" $FIX/head.safetensors "$TMP/ckpt/model.bin" "$TMP/labels2.bin" 2>"$TMP/ckpt.err"
+    build/rerank_checkpoint "$MINILM" $FIX/head.safetensors "$TMP/ckpt/model.bin" "$TMP/labels2.bin" "$TMP/hf_ce" 2>"$TMP/ckpt.err"
 CKPT=$TMP/ckpt/model.bin
 
+not_in() { ! grep -qF -- "$1" "$2"; }  # not_in TEXT FILE
 # rerank ARGS...: runs ./rerank on the fixture's collection, stdout to $TMP/out, stderr to
 # $TMP/err; returns its exit status
 rerank() { ./rerank --data $DATA --threads 2 "$@" >"$TMP/out" 2>"$TMP/err"; }
@@ -179,7 +180,11 @@ check "--top 5: the cut queries are counted" grep -q "5 queries had more and wer
 check "rerank --top 5 again" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/top5b.trec" --max-len 64 --top 5
 check "the same command gives the same file" cmp -s "$TMP/top5.trec" "$TMP/top5b.trec"
 
-# ---- a Hugging Face directory: all-MiniLM-L6-v2 has no classifier
+# ---- Hugging Face directories: the same cross-encoder exported, then all-MiniLM-L6-v2,
+# which has no classifier
+check "rerank reads the exported cross-encoder" rerank --model "$TMP/hf_ce" --run $FIX/run.trec --out "$TMP/hf_ce.trec" --max-len 64 --top 5
+check "... every tensor from the file (no note of a missing one)" not_in "has no tensor" "$TMP/err"
+check "... and scores exactly as from the checkpoint" cmp -s "$TMP/top5.trec" "$TMP/hf_ce.trec"
 check "an encoder without a score head is refused" \
     fails_with "has no score head" --model "$MINILM" --run $FIX/run.trec --out "$TMP/hf.trec"
 check "... and nothing is written" test ! -e "$TMP/hf.trec"
