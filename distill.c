@@ -196,6 +196,8 @@ static double teacher_entropy(const float* p, const int* holdout, int n_holdout)
     return n_holdout > 0 ? sum / n_holdout : NAN;
 }
 
+static int teacher_decided(float p) { return fabs((double)p - 0.5) > DISTILL_TIE_MARGIN; }
+
 static HoldoutFigures holdout_measure(BertModel* student, PairBatch* b, const Tokenizer* tok, const Corpus* corpus,
                                       const Queries* queries, const Battle* battles, const float* p,
                                       const int* holdout, int n_holdout) {
@@ -212,7 +214,7 @@ static HoldoutFigures holdout_measure(BertModel* student, PairBatch* b, const To
         bce += zelo_pairwise_bce_loss(dlogits, z, b->target, 2 * m) * 2 * m;
         for (int i = 0; i < m; i++) {
             antisym += fabs(sigmoid(z[2 * i]) + sigmoid(z[2 * i + 1]) - 1.0);
-            if (fabs(b->target[2 * i] - 0.5) <= DISTILL_TIE_MARGIN) { continue; }
+            if (!teacher_decided(b->target[2 * i])) { continue; }
             for (int s = 2 * i; s <= 2 * i + 1; s++) {
                 decided++;
                 // a logit of exactly 0 prefers neither document: it does not agree
@@ -321,7 +323,7 @@ DistillResult distill_pairwise(BertModel* student, const Tokenizer* tok, const C
     if (r.n_train == 0) {
         die("distill: all %d battles fell in the hold-out (holdout_frac %g): nothing left to train on", n, cfg->holdout_frac);
     }
-    for (int i = 0; i < r.n_holdout; i++) { r.n_decided += fabsf(p[holdout[i]] - 0.5f) > DISTILL_TIE_MARGIN; }
+    for (int i = 0; i < r.n_holdout; i++) { r.n_decided += teacher_decided(p[holdout[i]]); }
     int half = cfg->batch_size / 2;
     int total = cfg->steps > 0 ? cfg->steps : (r.n_train + half - 1) / half;
     printf("distill: %d battles, %d to train on (both orders), %d held out (%d with a preference); "
