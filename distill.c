@@ -185,7 +185,7 @@ static double sigmoid(double x) {
     return x >= 0.0 ? 1.0 / (1.0 + exp(-x)) : exp(x) / (1.0 + exp(x));
 }
 
-// the teacher's entropy, the BCE a perfect student would reach
+// the teacher's entropy: the BCE of a student answering exactly p, below which none can go
 static double teacher_entropy(const float* p, const int* holdout, int n_holdout) {
     double sum = 0.0;
     for (int i = 0; i < n_holdout; i++) {
