@@ -27,6 +27,7 @@
 #include "beir.h"
 #include "bm25.h"
 #include "dense.h"
+#include "distill.h"
 #include "judge.h"
 #include "metrics.h"
 #include "model.h"
@@ -55,6 +56,8 @@ typedef struct {
     int candidates;            // K, BM25 candidates per query
     int cycles;                // k/2 random Hamiltonian cycles per query
     int cross_pairs;           // m, cross-query battles per query edge (0: no calibration)
+    int distill;               // battles the judge answers for a distilled pairwise judge (0: off)
+    int distill_steps;         // training steps of the pairwise student (0: one pass)
     float bm25_k1, bm25_b;
     ZeloLink link;
     double lambda;             // prior precision of the rating fit (< 0: the link's default)
@@ -132,6 +135,9 @@ static void usage(FILE* fp) {
 "  --dense-model DIR     Hugging Face bi-encoder for the dense judge and baseline\n"
 "  --cross-pairs M       battles per edge of the cross-query cycles for the calibration;\n"
 "                        0 turns calibration off (offsets b = 0) [2]\n"
+"  --distill N           the judge answers N sampled battles, a pairwise model (started\n"
+"                        like the reranker) learns them and judges every battle [0: off]\n"
+"  --distill-steps N     training steps of that pairwise model [one pass over the N]\n"
 "  --link thurstone|bt   link of the rating fit [thurstone]\n"
 "  --lambda X            prior precision of the rating fit [0.1 thurstone, 0.02 bt]\n"
 "model and training\n"
@@ -182,7 +188,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -202,7 +208,8 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
-        {"stop-at", required_argument, 0, O_STOP_AT},
+        {"stop-at", required_argument, 0, O_STOP_AT}, {"distill", required_argument, 0, O_DISTILL},
+        {"distill-steps", required_argument, 0, O_DISTILL_STEPS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -260,6 +267,8 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_CKPT_EVERY: o->checkpoint_every = parse_int_option("checkpoint-every", optarg, 1, 1 << 30); break;
             case O_EXPORT: o->export_dir = optarg; break;
             case O_STOP_AT: o->stop_at = parse_int_option("stop-at", optarg, 1, 1 << 30); break;
+            case O_DISTILL: o->distill = parse_int_option("distill", optarg, 0, 1 << 30); break;
+            case O_DISTILL_STEPS: o->distill_steps = parse_int_option("distill-steps", optarg, 1, 1 << 30); break;
             case 'h': usage(stdout); exit(0);
             default: usage(stderr); exit(2);
         }
@@ -571,7 +580,7 @@ static uint64_t query_seed(uint64_t seed, const char* query_id) {
 static void targets_header(int* want, const Collection* c, const Options* o) {
     int w[12] = { TARGETS_MAGIC, STAGE_VERSION, c->n_train, o->candidates, o->cycles, (int)o->link,
                   float_bits((float)o->lambda), o->cross_pairs, (int)(o->seed & 0x7fffffff),
-                  (int)(fnv1a(o->judge) & 0x7fffffff), c->corpus.n, c->queries.n };
+                  (int)((fnv1a(o->judge) ^ (uint32_t)o->distill) & 0x7fffffff), c->corpus.n, c->queries.n };
     memcpy(want, w, sizeof(w));
 }
 
@@ -963,23 +972,31 @@ static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collec
     for (int d = 0; d < c->corpus.n; d++) { doc_texts[d] = beir_text(&c->corpus, d); }
     const char** query_texts = (const char**)mallocCheck((size_t)c->queries.n * sizeof(char*));
     for (int q = 0; q < c->queries.n; q++) { query_texts[q] = beir_text(&c->queries, q); }
+    // the items to embed, each with its text beside it (dense_store_fill's convention)
     int* items = (int*)mallocCheck((size_t)c->n_eval * K * sizeof(int));
+    const char** item_texts = (const char**)mallocCheck((size_t)c->n_eval * K * sizeof(char*));
+    const char** eval_query_texts = (const char**)mallocCheck((size_t)c->n_eval * sizeof(char*));
     int n = 0;
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
-        for (int j = 0; j < candidates_count(cand, q); j++) { items[n++] = cand->docs[(size_t)q * K + j]; }
+        eval_query_texts[i] = query_texts[q];
+        for (int j = 0; j < candidates_count(cand, q); j++) {
+            items[n] = cand->docs[(size_t)q * K + j];
+            item_texts[n] = doc_texts[items[n]];
+            n++;
+        }
     }
     char path[4096];
     DenseStore docs, queries;
     dense_store_init(&docs, m, doc_texts, c->corpus.n, DENSE_DEFAULT_MAX_LEN);
     run_path(path, sizeof(path), run_dir, "dense_corpus.bin");
     dense_store_load(&docs, path);
-    dense_store_fill(&docs, m, tok, items, doc_texts, n);
+    dense_store_fill(&docs, m, tok, items, item_texts, n);
     dense_store_save(&docs, path);
     dense_store_init(&queries, m, query_texts, c->queries.n, DENSE_DEFAULT_MAX_LEN);
     run_path(path, sizeof(path), run_dir, "dense_queries.bin");
     dense_store_load(&queries, path);
-    dense_store_fill(&queries, m, tok, c->eval_queries, query_texts, c->n_eval);
+    dense_store_fill(&queries, m, tok, c->eval_queries, eval_query_texts, c->n_eval);
     dense_store_save(&queries, path);
     float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
     for (int i = 0; i < c->n_eval; i++) {
@@ -991,7 +1008,7 @@ static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collec
     }
     dense_store_free(&docs);
     dense_store_free(&queries);
-    free(doc_texts); free(query_texts); free(items);
+    free(doc_texts); free(query_texts); free(items); free(item_texts); free(eval_query_texts);
     return scores;
 }
 
@@ -1003,20 +1020,24 @@ static int ends_with(const char* s, const char* suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-static void model_setup(BertModel* model, Tokenizer* tok, char* vocab_path, size_t vocab_cap,
-                        const Options* o, const Collection* c) {
-    // the vocabulary: --vocab, else the --init directory, else the synthetic collection's
+// the vocabulary: --vocab, else the --init directory, else the synthetic collection's
+static void tokenizer_setup(Tokenizer* tok, char* vocab_path, size_t vocab_cap, const Options* o, const Collection* c) {
     if (o->vocab != NULL) { snprintf(vocab_path, vocab_cap, "%s", o->vocab); }
     else if (o->init != NULL && !ends_with(o->init, ".bin")) { snprintf(vocab_path, vocab_cap, "%s", o->init); }
     else if (o->data_dir == NULL) { run_path(vocab_path, vocab_cap, c->dir, "vocab.txt"); }
     else { die("no tokenizer: give --vocab (vocab.txt, tokenizer.json or a directory) or --init a Hugging Face directory"); }
     tokenizer_load(tok, vocab_path);
+}
+
+// the starting model, from --init or random; the reranker and the distilled pairwise judge
+// both start here
+static void model_init(BertModel* model, const Options* o, const Tokenizer* tok, const char* vocab_path, const char* role) {
     if (o->init != NULL && ends_with(o->init, ".bin")) {
         bert_load(model, o->init);
-        printf("model: %s (train_zelo checkpoint)\n", o->init);
+        printf("%s: %s (train_zelo checkpoint)\n", role, o->init);
     } else if (o->init != NULL) {
         bert_load_hf(model, o->init, o->seed);
-        printf("model: %s (Hugging Face)\n", o->init);
+        printf("%s: %s (Hugging Face)\n", role, o->init);
     } else {
         BertConfig cfg = {
             .vocab_size = tok->vocab_size, .hidden_size = o->hidden, .num_layers = o->layers,
@@ -1025,8 +1046,8 @@ static void model_setup(BertModel* model, Tokenizer* tok, char* vocab_path, size
         };
         bert_build(model, &cfg);
         bert_init_random(model, o->seed);
-        printf("model: random BERT, %d layers, hidden %d, %d heads, intermediate %d\n",
-               o->layers, o->hidden, o->heads, o->intermediate);
+        printf("%s: random BERT, %d layers, hidden %d, %d heads, intermediate %d\n",
+               role, o->layers, o->hidden, o->heads, o->intermediate);
     }
     const BertConfig* cfg = &model->config;
     if (cfg->num_labels != 1) { die("the model has %d labels; a reranker scores with 1", cfg->num_labels); }
@@ -1036,14 +1057,85 @@ static void model_setup(BertModel* model, Tokenizer* tok, char* vocab_path, size
     if (o->max_len > cfg->max_position) {
         die("--max-len %d is longer than the model's %d positions", o->max_len, cfg->max_position);
     }
-    printf("model: %zu parameters, vocabulary %s (%d tokens)\n", model->num_parameters, vocab_path, tok->vocab_size);
+    printf("%s: %zu parameters, vocabulary %s (%d tokens)\n", role, model->num_parameters, vocab_path, tok->vocab_size);
+}
+
+// ----------------------------------------------------------------------------
+// the paper's second stage: the judge answers a sample of the battles, a pairwise model
+// learns its answers, then judges every battle (cheaply, where the judge is an LLM ensemble)
+
+typedef struct {
+    const Options* o;
+    const Collection* c;
+    const Tokenizer* tok;       // the reranker's vocabulary, which the student shares
+    const char* vocab_path;
+} DistillSetup;
+
+// p_out[i] for the ordinary battles[0..n): the teacher judges a seeded sample of them, the
+// student trained on that sample judges them all
+static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* teacher, JudgeCache* teacher_cache,
+                            const DistillSetup* ds) {
+    const Options* o = ds->o;
+    char student_path[4096], cache_path[4096];
+    run_path(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
+    run_path(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
+    if (!file_exists(student_path)) {
+        // the teacher's sample: a seeded partial shuffle of the battles
+        int m = o->distill < n ? o->distill : n;
+        int* order = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+        for (int i = 0; i < n; i++) { order[i] = i; }
+        ZeloRng rng;
+        zelo_rng_seed(&rng, o->seed ^ 0xD157111ull);
+        Battle* sample = (Battle*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(Battle));
+        for (int i = 0; i < m; i++) {
+            int j = i + zelo_rng_below(&rng, n - i);
+            int tmp = order[i]; order[i] = order[j]; order[j] = tmp;
+            sample[i] = battles[order[i]];
+        }
+        float* sample_p = (float*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(float));
+        printf("distill: the judge answers %d of %d battles\n", m, n);
+        judge_battles_cached(sample_p, teacher, teacher_cache, sample, m);
+        BertModel student;
+        model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
+        DistillConfig cfg;
+        distill_default_config(&cfg);
+        cfg.steps = o->distill_steps;
+        cfg.batch_size = o->batch_size % 2 == 0 ? o->batch_size : o->batch_size + 1;
+        cfg.max_len = o->max_len;
+        cfg.lr = o->lr;
+        cfg.weight_decay = o->weight_decay;
+        cfg.grad_clip = o->grad_clip;
+        cfg.warmup_frac = o->warmup_frac;
+        cfg.seed = o->seed;
+        FILE* log = log_open(o->run_dir);
+        DistillResult r = distill_pairwise(&student, ds->tok, &ds->c->corpus, &ds->c->queries, sample, sample_p, m, &cfg, log);
+        fclose(log);
+        printf("distill: held-out agreement with the judge %.3f -> %.3f, BCE %.4f -> %.4f (floor %.4f)\n",
+               r.agreement_start, r.agreement_end, r.bce_start, r.bce_end, r.bce_floor);
+        bert_save(&student, student_path);
+        bert_free(&student);
+        free(order); free(sample); free(sample_p);
+    }
+    char spec[4200];
+    snprintf(spec, sizeof(spec), "model:%s,pairwise", student_path);
+    JudgeContext ctx = teacher->ctx;
+    ctx.tokenizer = ds->tok;
+    ctx.max_len = o->max_len;
+    Judge student_judge;
+    judge_create(&student_judge, spec, &ctx);
+    JudgeCache cache;
+    judge_cache_open(&cache, cache_path, &student_judge);
+    printf("distill: the pairwise student judges all %d battles\n", n);
+    judge_battles_cached(p_out, &student_judge, &cache, battles, n);
+    judge_cache_close(&cache);
+    judge_free(&student_judge);
 }
 
 // ----------------------------------------------------------------------------
 // stage 2 itself
 
 static void targets_stage(TrainSet* t, const Collection* c, const Candidates* cand, Judge* judge,
-                          const Options* o) {
+                          const Options* o, const DistillSetup* ds) {
     char path[4096], cache_path[4096], tsv_path[4096];
     run_path(path, sizeof(path), o->run_dir, "targets.bin");
     run_path(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
@@ -1085,7 +1177,8 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     }
     JudgeCache cache;
     judge_cache_open(&cache, cache_path, judge);
-    judge_battles_cached(t->pair_p, judge, &cache, battles, (int)P);
+    if (o->distill > 0) { judge_distilled(t->pair_p, battles, (int)P, judge, &cache, ds); }
+    else { judge_battles_cached(t->pair_p, judge, &cache, battles, (int)P); }
     free(battles);
     // the rating fit of every query
     double* p = (double*)mallocCheck((size_t)(P > 0 ? P : 1) * sizeof(double));
@@ -1196,7 +1289,8 @@ int main(int argc, char** argv) {
     BertModel model;
     Tokenizer tok;
     char vocab_path[4096];
-    model_setup(&model, &tok, vocab_path, sizeof(vocab_path), &o, &c);
+    tokenizer_setup(&tok, vocab_path, sizeof(vocab_path), &o, &c);
+    model_init(&model, &o, &tok, vocab_path, "model");
 
     // the dense bi-encoder, for the dense judge and the dense baseline
     BertModel dense_model;
@@ -1225,7 +1319,8 @@ int main(int argc, char** argv) {
            judge_is_simulated(&judge) ? "  (SIMULATED from the human judgments of the training queries: for experiments only)" : "");
 
     TrainSet t;
-    targets_stage(&t, &c, &cand, &judge, &o);
+    DistillSetup ds = { &o, &c, &tok, vocab_path };
+    targets_stage(&t, &c, &cand, &judge, &o, &ds);
 
     // ---- training
     int groups = o.batch_size / o.group_size;
