@@ -257,9 +257,13 @@ static void check_run_ids(long* first_line, const TrecRun* run, const char* path
     free(text);
 }
 
-static const long* sort_first_line;  // qsort's comparator has no context argument
+typedef struct {
+    long first_line;
+    int run_query;       // index into the TrecRun's queries
+} QueryOrder;
+
 static int compare_first_line(const void* a, const void* b) {
-    long x = sort_first_line[*(const int*)a], y = sort_first_line[*(const int*)b];
+    long x = ((const QueryOrder*)a)->first_line, y = ((const QueryOrder*)b)->first_line;
     return (x > y) - (x < y);
 }
 
@@ -270,10 +274,9 @@ static void candidates_load(Candidates* cand, const char* path, int top, const C
     int nq = run.num_queries;
     long* first_line = (long*)mallocCheck((size_t)nq * sizeof(long));  // (nq,)
     check_run_ids(first_line, &run, path, corpus, queries, data_dir);
-    int* order = (int*)mallocCheck((size_t)nq * sizeof(int));          // (nq,) run queries in file order
-    for (int q = 0; q < nq; q++) { order[q] = q; }
-    sort_first_line = first_line;
-    qsort(order, (size_t)nq, sizeof(int), compare_first_line);
+    QueryOrder* order = (QueryOrder*)mallocCheck((size_t)nq * sizeof(QueryOrder));  // (nq,) run queries in file order
+    for (int q = 0; q < nq; q++) { order[q] = (QueryOrder){ first_line[q], q }; }
+    qsort(order, (size_t)nq, sizeof(QueryOrder), compare_first_line);
 
     int64_t num_pairs = 0;
     int longest = 0;
@@ -282,6 +285,7 @@ static void candidates_load(Candidates* cand, const char* path, int top, const C
         num_pairs += n < top ? n : top;
         if (n > longest) { longest = n; }
     }
+    if (num_pairs > INT32_MAX) { die("%s: %lld candidate pairs; at most %d can be reranked at once", path, (long long)num_pairs, INT32_MAX); }
     cand->num_queries = nq;
     cand->query = (int*)mallocCheck((size_t)nq * sizeof(int));
     cand->offsets = (int*)mallocCheck((size_t)(nq + 1) * sizeof(int));
@@ -291,7 +295,7 @@ static void candidates_load(Candidates* cand, const char* path, int top, const C
     Entry* entries = (Entry*)mallocCheck((size_t)longest * sizeof(Entry));  // (longest,)
     int pos = 0;
     for (int i = 0; i < nq; i++) {
-        int q = order[i];
+        int q = order[i].run_query;
         int start = run.offsets[q], n = run.offsets[q + 1] - start;
         for (int j = 0; j < n; j++) { entries[j] = (Entry){ start + j, run.doc_ids[start + j], run.scores[start + j] }; }
         qsort(entries, (size_t)n, sizeof(Entry), compare_entries);
@@ -346,13 +350,11 @@ static void model_setup(BertModel* model, Tokenizer* tok, int* max_len, const Op
     if (stat(o->model, &st) != 0) { die("--model '%s': %s", o->model, strerror(errno)); }
     int is_hf = S_ISDIR(st.st_mode);
     char vocab[4096];
-    if (o->vocab != NULL) {
-        snprintf(vocab, sizeof(vocab), "%s", o->vocab);
-    } else if (is_hf) {
-        snprintf(vocab, sizeof(vocab), "%s", o->model);
-    } else {
+    const char* given = o->vocab != NULL ? o->vocab : o->model;
+    if (strlen(given) >= sizeof(vocab)) { die("path too long: %s", given); }
+    strcpy(vocab, given);
+    if (o->vocab == NULL && !is_hf) {
         // the directory of the checkpoint file
-        snprintf(vocab, sizeof(vocab), "%s", o->model);
         char* slash = strrchr(vocab, '/');
         if (slash == NULL) { snprintf(vocab, sizeof(vocab), "."); } else if (slash == vocab) { slash[1] = '\0'; } else { *slash = '\0'; }
         if (!dir_has_tokenizer(vocab)) {

@@ -11,10 +11,11 @@ expected.tsv      qid, docid, then the logit of (query, document) at max_length 
                   checkpoint's own Hugging Face tokenizer with longest-first truncation.
                   The document text is the title, a space, then the body, as beir.h builds it.
 metrics.tsv       system, NDCG@10, Recall@100, MRR@10 over the 5 queries (qrels/test.tsv), by
-                  pytrec_eval: "input" is run.trec, "reranked" the same candidates ordered
-                  by the max_length 256 logits above. MRR@10 is recip_rank of each ranking
-                  cut to its first 10 documents (trec_eval's order: score descending, ties
-                  by document id descending).
+                  pytrec_eval, on each query's top 10 of run.trec (the test reranks with
+                  --top 10 --max-len 64, to stay quick on a CPU without BLAS): "input" in
+                  the run's order, "reranked" ordered by the max_length 64 logits above.
+                  MRR@10 is recip_rank of each ranking cut to its first 10 documents
+                  (trec_eval's order: score descending, ties by document id descending).
 
 Run from the repository root:  python dev/gen_rerank_fixture.py
 """
@@ -35,6 +36,8 @@ DATA = "../shared/data/cranfield"
 NUM_QUERIES = 5
 DEPTH = 20
 MAX_LENGTHS = (256, 64)
+METRICS_TOP = 10
+METRICS_MAX_LENGTH = 64
 
 
 def read_jsonl(path):
@@ -123,15 +126,19 @@ def main():
                 f.write(f"{qid}\t{did}\t" + "\t".join(f"{logits[L][(qid, did)]:.9g}" for L in MAX_LENGTHS) + "\n")
 
     sub_qrels = {q: qrels[q] for q in qids}
-    reranked = {q: {d: float(np.float32(logits[256][(q, d)])) for d in run[q]} for q in qids}
+    top = {q: {d: run[q][d] for d in trec_order(run[q])[:METRICS_TOP]} for q in qids}
+    reranked = {q: {d: float(np.float32(logits[METRICS_MAX_LENGTH][(q, d)])) for d in top[q]} for q in qids}
     with open(os.path.join(OUT, "metrics.tsv"), "w") as f:
-        for name, r in (("input", run), ("reranked", reranked)):
+        for name, r in (("input", top), ("reranked", reranked)):
             ndcg, recall, mrr = evaluate(r, sub_qrels)
             f.write(f"{name}\t{ndcg:.6f}\t{recall:.6f}\t{mrr:.6f}\n")
             print(f"{name}: NDCG@10 {ndcg:.4f} Recall@100 {recall:.4f} MRR@10 {mrr:.4f}")
     all_logits = np.array(list(logits[256].values()))
     print(f"queries {qids}; {len(all_logits)} pairs; logits in [{all_logits.min():.3f}, {all_logits.max():.3f}]; "
           f"truncated: {truncated}")
+    top3_truncated = sum(len(tok(queries[q], texts[d], truncation="longest_first", max_length=256)["input_ids"]) == 256
+                         for q in qids for d in trec_order(run[q])[:3])
+    print(f"of each query's top 3, {top3_truncated} pairs are truncated at max_length 256")
 
 
 if __name__ == "__main__":

