@@ -210,10 +210,11 @@ static void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const flo
     }
 }
 
-// out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward
+// out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward.
+// Like the other row-wise forward layers it runs on the calling thread: forward_pass hands
+// each thread blocks of rows (see there).
 static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
                               const float* weight, const float* bias, int N, int C, float eps) {
-    #pragma omp parallel for
     for (int t = 0; t < N; t++) {
         const float* x = inp + (size_t)t * C;
         float m = 0.0f;
@@ -276,7 +277,6 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 // out (N, OC) = inp (N, C) @ weight^T + bias, weight (OC, C) as PyTorch's Linear
 static void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
                            int N, int C, int OC) {
-    #pragma omp parallel for
     for (int t = 0; t < N; t++) {
         memcpy(out + (size_t)t * OC, bias, (size_t)OC * sizeof(float));
     }
@@ -325,7 +325,7 @@ static inline float normal_cdf(float x) {
 
 // GELU, the exact erf form BERT uses (not the tanh approximation): x Phi(x)
 static void gelu_forward(float* out, const float* inp, size_t n) {
-    #pragma omp parallel for simd
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         out[i] = inp[i] * normal_cdf(inp[i]);
     }
@@ -343,41 +343,34 @@ static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
 
 // out (n) = a + b
 static void residual_forward(float* out, const float* a, const float* b, size_t n) {
-    #pragma omp parallel for
     for (size_t i = 0; i < n; i++) { out[i] = a[i] + b[i]; }
 }
 
-// Bidirectional multi-head attention inside each sequence of a packed batch.
-// qkv (N, 3*C) holds q, k, v side by side per token; head h of q is columns [h*hs, (h+1)*hs).
-// att: per sequence s, at att_offsets[s], the probabilities (NH, T, T); out (N, C).
-static void attention_forward(float* out, float* att, const float* qkv, const int* seq_starts,
-                              const int* att_offsets, int S, int C, int NH) {
+// Bidirectional multi-head attention inside each sequence of a packed batch, one head of
+// one sequence per call (forward_pass spreads the (sequence, head) pairs over its threads).
+// qkv (T, 3*C): the sequence's rows, q, k, v side by side per token; head h of q is columns
+// [h*hs, (h+1)*hs). p (T, T): the head's softmax probabilities; out (T, C): its rows, of
+// which the head writes columns [h*hs, (h+1)*hs).
+static void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int s = 0; s < S; s++) {
-        for (int h = 0; h < NH; h++) {
-            int start = seq_starts[s], T = seq_starts[s + 1] - start;
-            const float* q = qkv + (size_t)start * 3 * C + h * hs;
-            const float* k = q + C;
-            const float* v = q + 2 * C;
-            float* p = att + att_offsets[s] + (size_t)h * T * T;
-            matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
-            for (int i = 0; i < T; i++) {
-                float* row = p + (size_t)i * T;
-                // subtracting the row maximum keeps exp from overflowing; it cancels out
-                float maxv = -INFINITY;
-                #pragma omp simd reduction(max:maxv)
-                for (int j = 0; j < T; j++) { maxv = row[j] > maxv ? row[j] : maxv; }
-                float sum = 0.0f;
-                #pragma omp simd reduction(+:sum)
-                for (int j = 0; j < T; j++) { row[j] = exp_approx(row[j] - maxv); sum += row[j]; }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < T; j++) { row[j] *= inv; }
-            }
-            matmul(out + (size_t)start * C + h * hs, C, p, T, 0, v, 3 * C, 0, T, hs, T, 1.0f, 0.0f);
-        }
+    const float* q = qkv + h * hs;
+    const float* k = q + C;
+    const float* v = q + 2 * C;
+    matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
+    for (int i = 0; i < T; i++) {
+        float* row = p + (size_t)i * T;
+        // subtracting the row maximum keeps exp from overflowing; it cancels out
+        float maxv = -INFINITY;
+        #pragma omp simd reduction(max:maxv)
+        for (int j = 0; j < T; j++) { maxv = row[j] > maxv ? row[j] : maxv; }
+        float sum = 0.0f;
+        #pragma omp simd reduction(+:sum)
+        for (int j = 0; j < T; j++) { row[j] = exp_approx(row[j] - maxv); sum += row[j]; }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < T; j++) { row[j] *= inv; }
     }
+    matmul(out + h * hs, C, p, T, 0, v, 3 * C, 0, T, hs, T, 1.0f, 0.0f);
 }
 
 // dqkv (N, 3*C) is WRITTEN (every entry belongs to exactly one (sequence, head));
@@ -467,6 +460,9 @@ static void meanpool_backward(float* dinp, const float* dout, const int* seq_sta
 
 // ----------------------------------------------------------------------------
 // the model
+
+// tokens per block of the forward pass's row-wise work (see forward_pass)
+#define ROW_BLOCK 128
 
 void bert_build(BertModel* model, const BertConfig* config) {
 #ifdef USE_BLAS
@@ -596,39 +592,76 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     embeddings_forward(a.emb, model->inputs, model->types, model->seq_starts, S, p.wte, p.wpe, p.wtt, C);
-    layernorm_forward(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, cfg->layer_norm_eps);
-    const float* x = a.emb_ln;
-    for (int l = 0; l < L; l++) {
-        // slot of this layer's activations; when only one slot exists, the layer input
-        // (ln2 of the previous layer) is last read by res1, before ln2 is overwritten
-        size_t k = keep_all_layers ? (size_t)l : 0;
-        float* qkv = a.qkv + k * N * 3 * C;
-        float* att = a.att + k * A;
-        float* atty = a.atty + k * N * C;
-        float* res1 = a.res1 + k * N * C;
-        float* ln1 = a.ln1 + k * N * C;
-        float* ln1_mean = a.ln1_mean + k * N;
-        float* ln1_rstd = a.ln1_rstd + k * N;
-        float* fch = a.fch + k * N * I;
-        float* fch_gelu = a.fch_gelu + k * N * I;
-        float* res2 = a.res2 + k * N * C;
-        float* ln2 = a.ln2 + k * N * C;
-        float* ln2_mean = a.ln2_mean + k * N;
-        float* ln2_rstd = a.ln2_rstd + k * N;
+    const int* att_offsets = model->att_offsets;
+    float eps = cfg->layer_norm_eps;
+    // One parallel region for all layers. Work is handed out in blocks of ROW_BLOCK tokens
+    // (every layer but the attention is row-wise) and, for the attention, in (sequence,
+    // head) pairs, each taken by whichever thread is free (dynamic): no product is split
+    // between threads and a thread delayed by other work on the machine only delays its
+    // block, not every product. Each block runs the whole row-wise chain from the attention
+    // dense layer to the second LayerNorm while its rows are in cache, and threads meet
+    // three times per layer. A block of 128 rows keeps single-threaded sgemm at full speed.
+    #pragma omp parallel
+    {
+        #pragma omp for schedule(dynamic, 1)
+        for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
+            int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+            layernorm_forward(a.emb_ln + (size_t)r0 * C, a.emb_mean + r0, a.emb_rstd + r0,
+                              a.emb + (size_t)r0 * C, p.emb_lnw, p.emb_lnb, n, C, eps);
+        }
+        for (int l = 0; l < L; l++) {
+            // slot of this layer's activations; when only one slot exists, the layer input
+            // (ln2 of the previous layer) is read by the qkv product and, row by row, by
+            // res1, before the same rows of ln2 are overwritten
+            size_t k = keep_all_layers ? (size_t)l : 0;
+            const float* x = l == 0 ? a.emb_ln : a.ln2 + (keep_all_layers ? (size_t)(l - 1) : 0) * N * C;
+            float* qkv = a.qkv + k * N * 3 * C;
+            float* att = a.att + k * A;
+            float* atty = a.atty + k * N * C;
+            float* res1 = a.res1 + k * N * C;
+            float* ln1 = a.ln1 + k * N * C;
+            float* ln1_mean = a.ln1_mean + k * N;
+            float* ln1_rstd = a.ln1_rstd + k * N;
+            float* fch = a.fch + k * N * I;
+            float* fch_gelu = a.fch_gelu + k * N * I;
+            float* res2 = a.res2 + k * N * C;
+            float* ln2 = a.ln2 + k * N * C;
+            float* ln2_mean = a.ln2_mean + k * N;
+            float* ln2_rstd = a.ln2_rstd + k * N;
 
-        linear_forward(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C);
-        attention_forward(atty, att, qkv, model->seq_starts, model->att_offsets, S, C, NH);
-        // res1 first gets the dense output, then the residual is added in place
-        linear_forward(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C);
-        residual_forward(res1, res1, x, (size_t)N * C);
-        layernorm_forward(ln1, ln1_mean, ln1_rstd, res1, p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, cfg->layer_norm_eps);
-        linear_forward(fch, ln1, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, N, C, I);
-        gelu_forward(fch_gelu, fch, (size_t)N * I);
-        linear_forward(res2, fch_gelu, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, N, I, C);
-        residual_forward(res2, res2, ln1, (size_t)N * C);
-        layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, cfg->layer_norm_eps);
-        x = ln2;
+            #pragma omp for schedule(dynamic, 1)
+            for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
+                int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+                linear_forward(qkv + (size_t)r0 * 3 * C, x + (size_t)r0 * C, p.qkvw + (size_t)l * 3 * C * C,
+                               p.qkvb + (size_t)l * 3 * C, n, C, 3 * C);
+            }
+            #pragma omp for collapse(2) schedule(dynamic, 1)
+            for (int s = 0; s < S; s++) {
+                for (int h = 0; h < NH; h++) {
+                    int start = model->seq_starts[s], T = model->seq_starts[s + 1] - start;
+                    attention_head_forward(atty + (size_t)start * C, att + att_offsets[s] + (size_t)h * T * T,
+                                           qkv + (size_t)start * 3 * C, T, h, C, NH);
+                }
+            }
+            #pragma omp for schedule(dynamic, 1)
+            for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
+                int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+                size_t rc = (size_t)r0 * C, ri = (size_t)r0 * I;
+                // res1 first gets the dense output, then the residual is added in place
+                linear_forward(res1 + rc, atty + rc, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, n, C, C);
+                residual_forward(res1 + rc, res1 + rc, x + rc, (size_t)n * C);
+                layernorm_forward(ln1 + rc, ln1_mean + r0, ln1_rstd + r0, res1 + rc,
+                                  p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, n, C, eps);
+                linear_forward(fch + ri, ln1 + rc, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, n, C, I);
+                gelu_forward(fch_gelu + ri, fch + ri, (size_t)n * I);
+                linear_forward(res2 + rc, fch_gelu + ri, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, n, I, C);
+                residual_forward(res2 + rc, res2 + rc, ln1 + rc, (size_t)n * C);
+                layernorm_forward(ln2 + rc, ln2_mean + r0, ln2_rstd + r0, res2 + rc,
+                                  p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, n, C, eps);
+            }
+        }
     }
+    const float* x = L == 0 ? a.emb_ln : a.ln2 + (keep_all_layers ? (size_t)(L - 1) : 0) * N * C;
 
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
     cls_gather_forward(a.cls, x, model->seq_starts, S, C);
