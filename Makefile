@@ -33,7 +33,7 @@ TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 tes
 .PHONY: all test bench clean
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c beir.c bm25.c analyzer.c dense.c distill.c judge.c judge_cmd.c metrics.c synth.c \
+SRC_TRAIN = train.c beir.c bm25.c analyzer.c dense.c distill.c judge.c judge_cmd.c metrics.c score.c synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 train_zelo: $(SRC_TRAIN) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(LDLIBS)
@@ -41,7 +41,7 @@ train_zelo: $(SRC_TRAIN) $(HEADERS)
 zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
 
-SRC_RERANK = rerank.c beir.c metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
+SRC_RERANK = rerank.c score.c beir.c metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 rerank: $(SRC_RERANK) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $(SRC_RERANK) $(LDLIBS)
 

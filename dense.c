@@ -21,12 +21,6 @@
 // above this many texts, dense_embed reports its progress
 #define DENSE_PROGRESS_MIN 512
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // chunk-local sort by token count; the index breaks ties so the order is reproducible
 static const int* sort_lengths;
 static int by_length(const void* x, const void* y) {
@@ -49,7 +43,7 @@ void dense_embed(float* out, BertModel* model, const Tokenizer* tok, const char*
     int* seq_starts = (int*)mallocCheck(sizeof(int) * (size_t)(max_seqs + 2));
     int* batch_items = (int*)mallocCheck(sizeof(int) * (size_t)(max_seqs + 1));
     int show = n >= DENSE_PROGRESS_MIN;
-    double t0 = seconds_now(), last_shown = t0;
+    double t0 = wall_seconds(), last_shown = t0;
 
     for (int start = 0; start < n; start += DENSE_CHUNK) {
         int m = n - start < DENSE_CHUNK ? n - start : DENSE_CHUNK;
@@ -87,7 +81,7 @@ void dense_embed(float* out, BertModel* model, const Tokenizer* tok, const char*
                 for (int c = 0; c < C; c++) { dst[c] = (float)(e[c] * scale); }
             }
         }
-        double now = seconds_now();
+        double now = wall_seconds();
         if (show && (now - last_shown > 2.0 || start + m == n)) {
             double rate = (start + m) / (now - t0 + 1e-9);
             fprintf(stderr, "\rdense: embedded %d/%d texts, %.0f texts/s, %.0f s left   ",

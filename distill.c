@@ -286,15 +286,9 @@ static float learning_rate(const DistillConfig* cfg, int step, int total) {
     return cfg->lr * (1.0f - frac);
 }
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // redrawn in place on a terminal, a line every 10 s elsewhere (a log file stays readable)
 static void progress_print(int step, int total, double loss, double start, double* last) {
-    double now = seconds_now();
+    double now = wall_seconds();
     int tty = isatty(fileno(stderr));
     if (step < total && now - *last < (tty ? 0.2 : 10.0)) { return; }
     *last = now;
@@ -342,9 +336,9 @@ DistillResult distill_pairwise(BertModel* student, const Tokenizer* tok, const C
     EpochOrder eo = { r.n_train, -1, (int*)mallocCheck((size_t)r.n_train * sizeof(int)), cfg->seed };
     int* which = (int*)mallocCheck((size_t)half * sizeof(int));
     float* dlogits = (float*)mallocCheck((size_t)cfg->batch_size * sizeof(float));  // (B,)
-    double t_start = seconds_now(), last_print = 0.0;
+    double t_start = wall_seconds(), last_print = 0.0;
     for (int step = 1; step <= total; step++) {
-        double t0 = seconds_now();
+        double t0 = wall_seconds();
         step_battles(which, &eo, train, step, half);
         pair_batch_encode(&batch, tok, corpus, queries, battles, p, which, half);
         bert_zero_grad(student);
@@ -357,7 +351,7 @@ DistillResult distill_pairwise(BertModel* student, const Tokenizer* tok, const C
         bert_adamw_update(student, lr, 0.9f, 0.999f, 1e-8f, cfg->weight_decay, step);
         if (log != NULL) {
             fprintf(log, "{\"distill_step\": %d, \"distill_loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
-                    step, loss, lr, norm, batch.n_tokens / (seconds_now() - t0 + 1e-9));
+                    step, loss, lr, norm, batch.n_tokens / (wall_seconds() - t0 + 1e-9));
             fflush(log);
         }
         progress_print(step, total, loss, t_start, &last_print);

@@ -38,12 +38,6 @@
 // strongest BM25 preference is confident but a weak one stays close to a coin flip.
 #define JUDGE_BM25_RANGE 2.0
 
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // ----------------------------------------------------------------------------
 // battle maps
 
@@ -517,7 +511,7 @@ static void model_prepare(JudgeMember* m, const JudgeContext* ctx, const Battle*
     int* types = (int*)mallocCheck(sizeof(int) * (size_t)JUDGE_MODEL_CHUNK * max_len); // (chunk, max_len)
     int* lengths = (int*)mallocCheck(sizeof(int) * JUDGE_MODEL_CHUNK);
     float* logits = (float*)mallocCheck(sizeof(float) * JUDGE_MODEL_CHUNK);
-    double t0 = seconds_now();
+    double t0 = wall_seconds();
     for (int start = 0; start < count; start += JUDGE_MODEL_CHUNK) {
         int k = count - start < JUDGE_MODEL_CHUNK ? count - start : JUDGE_MODEL_CHUNK;
         for (int i = 0; i < k; i++) {
@@ -528,7 +522,7 @@ static void model_prepare(JudgeMember* m, const JudgeContext* ctx, const Battle*
         model_logits(logits, &m->model, ids, types, lengths, k, max_len);
         for (int i = 0; i < k; i++) { battle_map_add(&m->scores, &todo[start + i], logits[i]); }
         if (count > JUDGE_MODEL_CHUNK) {
-            double rate = (start + k) / (seconds_now() - t0 + 1e-9);
+            double rate = (start + k) / (wall_seconds() - t0 + 1e-9);
             fprintf(stderr, "\rjudge %s: scored %d/%d (query, document) pairs, %.0f/s, %.0f s left   %s", m->spec,
                     start + k, count, rate, (count - start - k) / rate, start + k == count ? "\n" : "");
         }
@@ -875,7 +869,7 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
     for (int i = 0; i < m; i++) { ask[i] = battles[missing[i]]; }
     if (m > 0) { judge_prepare(judge, ask, m); }
     int show = m >= JUDGE_PROGRESS_MIN;
-    double t0 = seconds_now(), last_shown = t0;
+    double t0 = wall_seconds(), last_shown = t0;
     float answers[JUDGE_BATCH];
     for (int start = 0; start < m; start += JUDGE_BATCH) {
         int k = m - start < JUDGE_BATCH ? m - start : JUDGE_BATCH;
@@ -891,7 +885,7 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
             die("%s\n(the %d battles judged so far are saved in %s; run again to resume)", judge->error,
                 cache->map.count, cache->path);
         }
-        double now = seconds_now();
+        double now = wall_seconds();
         if (show && (now - last_shown > 2.0 || start + k == m)) {
             double rate = (start + k) / (now - t0 + 1e-9);
             fprintf(stderr, "\rjudge %s: %d/%d battles (%d cached), %.1f/s, %.0f s left   ", judge->description,

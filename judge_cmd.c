@@ -34,12 +34,6 @@ extern char** environ;
 // ----------------------------------------------------------------------------
 // time and child processes
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
 // 1 once the child has exited; it is left a zombie (WNOWAIT) so that its pid, which is
 // also its process group's id, cannot be reused before the group is killed and it is reaped
 static int child_exited(pid_t pid) {
@@ -52,9 +46,9 @@ static int child_exited(pid_t pid) {
 }
 
 static int wait_child_exit(pid_t pid, double seconds) {
-    double deadline = now_s() + seconds;
+    double deadline = wall_seconds() + seconds;
     while (!child_exited(pid)) {
-        if (now_s() >= deadline) { return 0; }
+        if (wall_seconds() >= deadline) { return 0; }
         struct timespec tick = {0, 10 * 1000 * 1000};
         nanosleep(&tick, NULL);
     }
@@ -289,13 +283,13 @@ int cmd_judge_ask(float* p_out, char* error, size_t errlen, CmdJudge* j,
     int timed_out = 0;
     int bad_answer = 0;
     char why[QUOTE_BYTES + 512] = "";
-    double last_progress = now_s();
+    double last_progress = wall_seconds();
     // answers already buffered (past a previous batch) are checked before any wait
     bad_answer = !take_answers(p_out, &answered, &scanned, why, sizeof(why), j, first_id, n);
     // writing goes on until the whole batch is out even once all answers are in, so that
     // no partial request is left to corrupt the next batch
     while (!bad_answer && (answered < n || written < len)) {
-        double wait_s = last_progress + j->timeout_s - now_s();
+        double wait_s = last_progress + j->timeout_s - wall_seconds();
         if (wait_s <= 0.0) { timed_out = 1; break; }
         struct pollfd fds[2] = {{.fd = j->from_child, .events = POLLIN}, {.fd = j->to_child, .events = POLLOUT}};
         int nfds = (written < len && !input_closed) ? 2 : 1;
@@ -308,7 +302,7 @@ int cmd_judge_ask(float* p_out, char* error, size_t errlen, CmdJudge* j,
             ssize_t w = write(j->to_child, requests + written, len - written);
             if (w > 0) {
                 written += (size_t)w;
-                last_progress = now_s();
+                last_progress = wall_seconds();
             } else if (w < 0 && errno == EPIPE) {
                 input_closed = 1;
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
@@ -323,7 +317,7 @@ int cmd_judge_ask(float* p_out, char* error, size_t errlen, CmdJudge* j,
             ssize_t r = read(j->from_child, j->pending + j->pending_len, j->pending_cap - j->pending_len);
             if (r > 0) {
                 j->pending_len += (size_t)r;
-                last_progress = now_s();
+                last_progress = wall_seconds();
                 bad_answer = !take_answers(p_out, &answered, &scanned, why, sizeof(why), j, first_id, n);
             } else if (r == 0) {
                 output_closed = 1;

@@ -27,6 +27,7 @@
 #include "beir.h"
 #include "metrics.h"
 #include "model.h"
+#include "score.h"
 #include "safetensors.h"
 #include "tokenizer/wordpiece.h"
 #include "utils.h"
@@ -139,53 +140,6 @@ static void parse_options(Options* o, int argc, char** argv) {
         fprintf(stderr, "rerank: %s is required (see --help)\n", missing);
         exit(2);
     }
-}
-
-// ----------------------------------------------------------------------------
-// small helpers
-
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void join_path(char* path, size_t cap, const char* dir, const char* name) {
-    int n = snprintf(path, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) { die("path too long: %s/%s", dir, name); }
-}
-
-static int file_exists(const char* path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-// one line on stderr that redraws itself on a terminal and prints every 10 s elsewhere
-typedef struct {
-    int64_t total;
-    double start;
-    double last_print;
-    int tty;
-} Progress;
-
-static void progress_begin(Progress* p, int64_t total) {
-    p->total = total;
-    p->start = wall_seconds();
-    p->last_print = 0.0;
-    p->tty = isatty(fileno(stderr));
-}
-
-static void progress_update(Progress* p, int64_t done) {
-    double now = wall_seconds();
-    if (done < p->total && now - p->last_print < (p->tty ? 0.2 : 10.0)) { return; }
-    p->last_print = now;
-    double elapsed = now - p->start;
-    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
-    double eta = rate > 0 ? (double)(p->total - done) / rate : 0.0;
-    fprintf(stderr, "%sscoring %lld/%lld pairs  %.1f pairs/s  %s %.0fs%s", p->tty ? "\r" : "",
-            (long long)done, (long long)p->total, rate, done < p->total ? "eta" : "took",
-            done < p->total ? eta : elapsed, p->tty && done < p->total ? "" : "\n");
-    fflush(stderr);
 }
 
 // ----------------------------------------------------------------------------
@@ -326,7 +280,7 @@ static void candidates_free(Candidates* cand) {
 // "bert." in BertForSequenceClassification, bare in BertModel) and the classifier
 static int hf_has_score_head(const char* dir) {
     char path[4096];
-    join_path(path, sizeof(path), dir, "model.safetensors");
+    joinPathCheck(path, sizeof(path), dir, "model.safetensors");
     if (!file_exists(path)) { die("'%s' does not exist: a Hugging Face model directory holds config.json and model.safetensors", path); }
     SafeTensors st;
     safetensors_open(&st, path);
@@ -339,9 +293,9 @@ static int hf_has_score_head(const char* dir) {
 // a directory holding tokenizer.json or vocab.txt, as tokenizer_load reads it
 static int dir_has_tokenizer(const char* dir) {
     char path[4096];
-    join_path(path, sizeof(path), dir, "tokenizer.json");
+    joinPathCheck(path, sizeof(path), dir, "tokenizer.json");
     if (file_exists(path)) { return 1; }
-    join_path(path, sizeof(path), dir, "vocab.txt");
+    joinPathCheck(path, sizeof(path), dir, "vocab.txt");
     return file_exists(path);
 }
 
@@ -394,34 +348,7 @@ static void model_setup(BertModel* model, Tokenizer* tok, int* max_len, const Op
 }
 
 // ----------------------------------------------------------------------------
-// scoring: packed batches of (query, document) sequences
-
-typedef struct {
-    int max_len;
-    int cap;             // sequences a batch holds
-    int* ids;            // (cap * max_len,) packed, back to back
-    int* types;          // (cap * max_len,)
-    int* seq_starts;     // (cap + 1,)
-    int* item_ids;       // (cap, max_len) each sequence before packing
-    int* item_types;     // (cap, max_len)
-    int* item_len;       // (cap,)
-} Batch;
-
-static void batch_init(Batch* b, int cap, int max_len) {
-    b->max_len = max_len;
-    b->cap = cap;
-    b->ids = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->types = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->seq_starts = (int*)mallocCheck((size_t)(cap + 1) * sizeof(int));
-    b->item_ids = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->item_types = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->item_len = (int*)mallocCheck((size_t)cap * sizeof(int));
-}
-
-static void batch_free(Batch* b) {
-    free(b->ids); free(b->types); free(b->seq_starts);
-    free(b->item_ids); free(b->item_types); free(b->item_len);
-}
+// scoring
 
 // scores (num_pairs,): the logit of every candidate pair, in the candidates' order
 static void score_candidates(float* scores, BertModel* model, const Tokenizer* tok, const Candidates* cand,
@@ -433,36 +360,7 @@ static void score_candidates(float* scores, BertModel* model, const Tokenizer* t
     }
     Batch b;
     batch_init(&b, batch_size, max_len);
-    Progress progress;
-    progress_begin(&progress, n);
-    for (int start = 0; start < n; start += batch_size) {
-        int m = n - start < batch_size ? n - start : batch_size;
-        // tokenizing is a good share of the time for a small model, and the tokenizer is
-        // read-only, so the sequences of a batch are encoded in parallel
-        #pragma omp parallel for schedule(dynamic, 1)
-        for (int i = 0; i < m; i++) {
-            b.item_len[i] = tokenizer_encode_pair(tok, b.item_ids + (size_t)i * max_len, b.item_types + (size_t)i * max_len, max_len,
-                                                  beir_text(queries, pair_query[start + i]), beir_text(corpus, cand->doc[start + i]));
-        }
-        int tokens = 0;
-        for (int i = 0; i < m; i++) {
-            b.seq_starts[i] = tokens;
-            memcpy(b.ids + tokens, b.item_ids + (size_t)i * max_len, (size_t)b.item_len[i] * sizeof(int));
-            memcpy(b.types + tokens, b.item_types + (size_t)i * max_len, (size_t)b.item_len[i] * sizeof(int));
-            tokens += b.item_len[i];
-        }
-        b.seq_starts[m] = tokens;
-        bert_infer(model, b.ids, b.types, b.seq_starts, m);
-        for (int i = 0; i < m; i++) {
-            float s = model->logits[i];  // num_labels is 1
-            if (!isfinite(s)) {
-                die("the model scored query '%s', document '%s' as %f: the checkpoint is broken",
-                    beir_id(queries, pair_query[start + i]), beir_id(corpus, cand->doc[start + i]), (double)s);
-            }
-            scores[start + i] = s;
-        }
-        progress_update(&progress, start + m);
-    }
+    score_pairs(scores, model, &b, tok, queries, corpus, pair_query, cand->doc, n, "scoring pairs");
     batch_free(&b);
     free(pair_query);
 }
@@ -550,9 +448,9 @@ int main(int argc, char** argv) {
     char path[4096];
     Corpus corpus;
     Queries queries;
-    join_path(path, sizeof(path), o.data_dir, "corpus.jsonl");
+    joinPathCheck(path, sizeof(path), o.data_dir, "corpus.jsonl");
     beir_load_corpus(&corpus, path);
-    join_path(path, sizeof(path), o.data_dir, "queries.jsonl");
+    joinPathCheck(path, sizeof(path), o.data_dir, "queries.jsonl");
     beir_load_queries(&queries, path);
 
     Candidates cand;

@@ -342,20 +342,6 @@ static void query_render(Text* t, const SynthQuery* q, const World* w, Rng* r) {
 // ----------------------------------------------------------------------------
 // files
 
-// mkdir -p: creates dir and its missing parents
-static void make_dirs(const char* dir) {
-    char* path = strdupCheck(dir);
-    for (char* p = path + 1; ; p++) {
-        if (*p != '/' && *p != '\0') { continue; }
-        char c = *p;
-        *p = '\0';
-        if (mkdir(path, 0755) != 0 && errno != EEXIST) { die("could not create directory '%s': %s", path, strerror(errno)); }
-        *p = c;
-        if (c == '\0') { break; }
-    }
-    free(path);
-}
-
 // Every file is written as <name>.tmp and renamed when complete, corpus.jsonl last: a run
 // that stops half-way never leaves a file that looks whole, and a corpus.jsonl present
 // means the whole collection is (what a caller checks before generating it again).
@@ -445,11 +431,11 @@ void synth_write_collection(const char* dir, const SynthConfig* cfg) {
     SynthQuery* qs = (SynthQuery*)mallocCheck(sizeof(SynthQuery) * (size_t)cfg->n_queries);
     queries_draw(qs, cfg->n_queries, docs, cfg->n_docs, &w, &r);
 
-    make_dirs(dir);
+    makeDirsCheck(dir);
     char qrels_dir[4096];
     int len = snprintf(qrels_dir, sizeof(qrels_dir), "%s/qrels", dir);
     if (len < 0 || (size_t)len >= sizeof(qrels_dir)) { die("synthetic collection: path too long: %s", dir); }
-    make_dirs(qrels_dir);
+    makeDirsCheck(qrels_dir);
     write_vocab(dir, &w);
 
     Text title = {0}, body = {0};

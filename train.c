@@ -31,6 +31,8 @@
 #include "judge.h"
 #include "metrics.h"
 #include "model.h"
+#include "progress.h"
+#include "score.h"
 #include "synth.h"
 #include "tokenizer/wordpiece.h"
 #include "utils.h"
@@ -293,80 +295,10 @@ static void parse_options(Options* o, int argc, char** argv) {
 // ----------------------------------------------------------------------------
 // run directory, progress and log
 
-static double wall_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-// path = dir/name, checked for length
-static void run_path(char* path, size_t cap, const char* dir, const char* name) {
-    int n = snprintf(path, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) { die("path too long: %s/%s", dir, name); }
-}
-
-static int file_exists(const char* path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-// mkdir -p
-static void make_dirs(const char* dir) {
-    char buf[4096];
-    if (strlen(dir) >= sizeof(buf)) { die("directory path too long: %s", dir); }
-    strcpy(buf, dir);
-    for (char* s = buf + 1; ; s++) {
-        if (*s == '/' || *s == '\0') {
-            char saved = *s;
-            *s = '\0';
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) { die("could not create directory '%s': %s", buf, strerror(errno)); }
-            *s = saved;
-            if (saved == '\0') { break; }
-        }
-    }
-}
-
-// one line on stderr that redraws itself on a terminal and prints now and then elsewhere,
-// so that a long stage always shows how far it is and when it will end
-typedef struct {
-    const char* what;
-    int64_t total;
-    double start;
-    double last_print;
-    int tty;
-} Progress;
-
-static void progress_begin(Progress* p, const char* what, int64_t total) {
-    p->what = what;
-    p->total = total;
-    p->start = wall_seconds();
-    p->last_print = 0.0;
-    p->tty = isatty(fileno(stderr));
-}
-
-static void progress_update(Progress* p, int64_t done) {
-    double now = wall_seconds();
-    double interval = p->tty ? 0.2 : 10.0;
-    if (done < p->total && now - p->last_print < interval) { return; }
-    p->last_print = now;
-    double elapsed = now - p->start;
-    double rate = elapsed > 0 ? (double)done / elapsed : 0.0;
-    double eta = rate > 0 ? (double)(p->total - done) / rate : 0.0;
-    int width = 30;
-    int filled = p->total > 0 ? (int)((double)width * (double)done / (double)p->total) : width;
-    char bar[64];
-    for (int i = 0; i < width; i++) { bar[i] = i < filled ? '#' : '.'; }
-    bar[width] = '\0';
-    fprintf(stderr, "%s%-22s [%s] %lld/%lld  %.1f/s  %s %.0fs%s", p->tty ? "\r" : "", p->what, bar,
-            (long long)done, (long long)p->total, rate, done < p->total ? "eta" : "took",
-            done < p->total ? eta : elapsed, p->tty && done < p->total ? "" : "\n");
-    fflush(stderr);
-}
-
 // the JSONL log of the run: one object per line, flushed at once so a plot can follow it
 static FILE* log_open(const char* run_dir) {
     char path[4096];
-    run_path(path, sizeof(path), run_dir, "log.jsonl");
+    joinPathCheck(path, sizeof(path), run_dir, "log.jsonl");
     return fopenCheck(path, "a");
 }
 
@@ -427,8 +359,8 @@ static void collection_load(Collection* c, const Options* o) {
     if (o->data_dir != NULL) {
         snprintf(c->dir, sizeof(c->dir), "%s", o->data_dir);
     } else {
-        run_path(c->dir, sizeof(c->dir), o->run_dir, "synthetic");
-        run_path(path, sizeof(path), c->dir, "corpus.jsonl");
+        joinPathCheck(c->dir, sizeof(c->dir), o->run_dir, "synthetic");
+        joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
         if (!file_exists(path)) {
             SynthConfig sc;
             synth_default_config(&sc);
@@ -437,16 +369,16 @@ static void collection_load(Collection* c, const Options* o) {
             synth_write_collection(c->dir, &sc);
         }
     }
-    run_path(path, sizeof(path), c->dir, "corpus.jsonl");
+    joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
     beir_load_corpus(&c->corpus, path);
-    run_path(path, sizeof(path), c->dir, "queries.jsonl");
+    joinPathCheck(path, sizeof(path), c->dir, "queries.jsonl");
     beir_load_queries(&c->queries, path);
     char name[256];
     snprintf(name, sizeof(name), "qrels/%s.tsv", o->split);
-    run_path(path, sizeof(path), c->dir, name);
+    joinPathCheck(path, sizeof(path), c->dir, name);
     if (!file_exists(path)) { die("no evaluation judgments: %s does not exist (see --split)", path); }
     beir_load_qrels(&c->eval_qrels, path, &c->corpus, &c->queries, 0);
-    run_path(path, sizeof(path), c->dir, "qrels/train.tsv");
+    joinPathCheck(path, sizeof(path), c->dir, "qrels/train.tsv");
     c->has_train_split = strcmp(o->split, "train") != 0 && file_exists(path);
     if (c->has_train_split) {
         beir_load_qrels(&c->train_qrels, path, &c->corpus, &c->queries, 0);
@@ -491,8 +423,8 @@ typedef struct {
 
 static void candidates_stage(Candidates* cand, const Collection* c, const Options* o, Bm25Index* index) {
     char path[4096], idx_path[4096];
-    run_path(path, sizeof(path), o->run_dir, "candidates.bin");
-    run_path(idx_path, sizeof(idx_path), o->run_dir, "bm25.idx");
+    joinPathCheck(path, sizeof(path), o->run_dir, "candidates.bin");
+    joinPathCheck(idx_path, sizeof(idx_path), o->run_dir, "bm25.idx");
     int nq = c->queries.n, K = o->candidates;
     int want[7] = { CANDIDATES_MAGIC, STAGE_VERSION, c->corpus.n, nq, K, float_bits(o->bm25_k1), float_bits(o->bm25_b) };
     cand->n_queries = nq;
@@ -660,69 +592,6 @@ static void trainset_write_tsv(const TrainSet* t, const Collection* c, const cha
 }
 
 // ----------------------------------------------------------------------------
-// packed batches of (query, document) sequences
-
-typedef struct {
-    int max_len;
-    int cap;             // sequences the buffers hold
-    int n_seqs;
-    int n_tokens;
-    int* ids;            // (n_tokens,) packed
-    int* types;          // (n_tokens,)
-    int* seq_starts;     // (n_seqs + 1,)
-    int* item_ids;       // (cap, max_len) each sequence before packing
-    int* item_types;     // (cap, max_len)
-    int* item_len;       // (cap,)
-} Batch;
-
-static void batch_init(Batch* b, int cap, int max_len) {
-    b->max_len = max_len;
-    b->cap = cap;
-    b->ids = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->types = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->seq_starts = (int*)mallocCheck((size_t)(cap + 1) * sizeof(int));
-    b->item_ids = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->item_types = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
-    b->item_len = (int*)mallocCheck((size_t)cap * sizeof(int));
-}
-
-static void batch_free(Batch* b) {
-    free(b->ids); free(b->types); free(b->seq_starts);
-    free(b->item_ids); free(b->item_types); free(b->item_len);
-}
-
-// [CLS] query [SEP] document [SEP] for each (queries[i], docs[i]), packed without padding
-static void batch_encode(Batch* b, const Tokenizer* tok, const Collection* c, const int* queries, const int* docs, int n) {
-    if (n > b->cap) { die("batch of %d sequences, room for %d", n, b->cap); }
-    #pragma omp parallel for schedule(dynamic, 1)
-    for (int i = 0; i < n; i++) {
-        b->item_len[i] = tokenizer_encode_pair(tok, b->item_ids + (size_t)i * b->max_len, b->item_types + (size_t)i * b->max_len,
-                                               b->max_len, beir_text(&c->queries, queries[i]), beir_text(&c->corpus, docs[i]));
-    }
-    b->n_seqs = n;
-    b->n_tokens = 0;
-    for (int i = 0; i < n; i++) {
-        b->seq_starts[i] = b->n_tokens;
-        memcpy(b->ids + b->n_tokens, b->item_ids + (size_t)i * b->max_len, (size_t)b->item_len[i] * sizeof(int));
-        memcpy(b->types + b->n_tokens, b->item_types + (size_t)i * b->max_len, (size_t)b->item_len[i] * sizeof(int));
-        b->n_tokens += b->item_len[i];
-    }
-    b->seq_starts[n] = b->n_tokens;
-}
-
-// scores[i] = the model's logit for (queries[i], docs[i]), in chunks of the batch's size
-static void score_pairs(float* scores, BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c,
-                        const int* queries, const int* docs, int n, Progress* progress, int64_t progress_base) {
-    for (int start = 0; start < n; start += b->cap) {
-        int m = n - start < b->cap ? n - start : b->cap;
-        batch_encode(b, tok, c, queries + start, docs + start, m);
-        bert_infer(model, b->ids, b->types, b->seq_starts, m);
-        for (int i = 0; i < m; i++) { scores[start + i] = model->logits[(size_t)i * model->config.num_labels]; }
-        if (progress != NULL) { progress_update(progress, progress_base + start + m); }
-    }
-}
-
-// ----------------------------------------------------------------------------
 // evaluation: rerank each evaluation query's candidates and score the ranking
 
 typedef struct {
@@ -778,9 +647,7 @@ static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok
         for (int j = 0; j < candidates_count(cand, q); j++) { qs[n] = q; ds[n] = cand->docs[(size_t)q * K + j]; n++; }
     }
     float* flat = (float*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(float));
-    Progress progress;
-    progress_begin(&progress, "evaluating", n);
-    score_pairs(flat, model, b, tok, c, qs, ds, (int)n, &progress, 0);
+    score_pairs(flat, model, b, tok, &c->queries, &c->corpus, qs, ds, (int)n, "evaluating");
     n = 0;
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
@@ -912,12 +779,12 @@ static float learning_rate(const Options* o, int step, int total) {
 static void checkpoint_save(const BertModel* model, const char* run_dir, int step, int previous) {
     char path[4096], name[64];
     snprintf(name, sizeof(name), "model_%d.bin", step);
-    run_path(path, sizeof(path), run_dir, name);
+    joinPathCheck(path, sizeof(path), run_dir, name);
     bert_save(model, path);
     snprintf(name, sizeof(name), "optimizer_%d.bin", step);
-    run_path(path, sizeof(path), run_dir, name);
+    joinPathCheck(path, sizeof(path), run_dir, name);
     bert_save_optimizer(model, step, path);
-    run_path(path, sizeof(path), run_dir, "checkpoint.txt");
+    joinPathCheck(path, sizeof(path), run_dir, "checkpoint.txt");
     char tmp[4200];
     FILE* fp;
     write_atomically_begin(&fp, tmp, sizeof(tmp), path);
@@ -925,10 +792,10 @@ static void checkpoint_save(const BertModel* model, const char* run_dir, int ste
     write_atomically_end(fp, tmp, path);
     if (previous > 0 && previous != step) {
         snprintf(name, sizeof(name), "model_%d.bin", previous);
-        run_path(path, sizeof(path), run_dir, name);
+        joinPathCheck(path, sizeof(path), run_dir, name);
         remove(path);
         snprintf(name, sizeof(name), "optimizer_%d.bin", previous);
-        run_path(path, sizeof(path), run_dir, name);
+        joinPathCheck(path, sizeof(path), run_dir, name);
         remove(path);
     }
 }
@@ -936,7 +803,7 @@ static void checkpoint_save(const BertModel* model, const char* run_dir, int ste
 // the step of the last checkpoint, or 0 when there is none
 static int checkpoint_step(const char* run_dir) {
     char path[4096];
-    run_path(path, sizeof(path), run_dir, "checkpoint.txt");
+    joinPathCheck(path, sizeof(path), run_dir, "checkpoint.txt");
     if (!file_exists(path)) { return 0; }
     FILE* fp = fopenCheck(path, "r");
     int step = 0;
@@ -948,7 +815,7 @@ static int checkpoint_step(const char* run_dir) {
 static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
     char path[4096], name[64];
     snprintf(name, sizeof(name), "model_%d.bin", step);
-    run_path(path, sizeof(path), run_dir, name);
+    joinPathCheck(path, sizeof(path), run_dir, name);
     BertModel loaded;
     bert_load(&loaded, path);
     if (loaded.num_parameters != model->num_parameters ||
@@ -958,7 +825,7 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
     memcpy(model->params_memory, loaded.params_memory, model->num_parameters * sizeof(float));
     bert_free(&loaded);
     snprintf(name, sizeof(name), "optimizer_%d.bin", step);
-    run_path(path, sizeof(path), run_dir, name);
+    joinPathCheck(path, sizeof(path), run_dir, name);
     int saved = bert_load_optimizer(model, path);
     if (saved != step) { die("%s holds step %d, checkpoint.txt says %d", path, saved, step); }
 }
@@ -989,12 +856,12 @@ static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collec
     char path[4096];
     DenseStore docs, queries;
     dense_store_init(&docs, m, doc_texts, c->corpus.n, DENSE_DEFAULT_MAX_LEN);
-    run_path(path, sizeof(path), run_dir, "dense_corpus.bin");
+    joinPathCheck(path, sizeof(path), run_dir, "dense_corpus.bin");
     dense_store_load(&docs, path);
     dense_store_fill(&docs, m, tok, items, item_texts, n);
     dense_store_save(&docs, path);
     dense_store_init(&queries, m, query_texts, c->queries.n, DENSE_DEFAULT_MAX_LEN);
-    run_path(path, sizeof(path), run_dir, "dense_queries.bin");
+    joinPathCheck(path, sizeof(path), run_dir, "dense_queries.bin");
     dense_store_load(&queries, path);
     dense_store_fill(&queries, m, tok, c->eval_queries, eval_query_texts, c->n_eval);
     dense_store_save(&queries, path);
@@ -1024,7 +891,7 @@ static int ends_with(const char* s, const char* suffix) {
 static void tokenizer_setup(Tokenizer* tok, char* vocab_path, size_t vocab_cap, const Options* o, const Collection* c) {
     if (o->vocab != NULL) { snprintf(vocab_path, vocab_cap, "%s", o->vocab); }
     else if (o->init != NULL && !ends_with(o->init, ".bin")) { snprintf(vocab_path, vocab_cap, "%s", o->init); }
-    else if (o->data_dir == NULL) { run_path(vocab_path, vocab_cap, c->dir, "vocab.txt"); }
+    else if (o->data_dir == NULL) { joinPathCheck(vocab_path, vocab_cap, c->dir, "vocab.txt"); }
     else { die("no tokenizer: give --vocab (vocab.txt, tokenizer.json or a directory) or --init a Hugging Face directory"); }
     tokenizer_load(tok, vocab_path);
 }
@@ -1077,8 +944,8 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
                             const DistillSetup* ds) {
     const Options* o = ds->o;
     char student_path[4096], cache_path[4096];
-    run_path(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
-    run_path(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
+    joinPathCheck(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
+    joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
     if (!file_exists(student_path)) {
         // the teacher's sample: a seeded partial shuffle of the battles
         int m = o->distill < n ? o->distill : n;
@@ -1137,9 +1004,9 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
 static void targets_stage(TrainSet* t, const Collection* c, const Candidates* cand, Judge* judge,
                           const Options* o, const DistillSetup* ds) {
     char path[4096], cache_path[4096], tsv_path[4096];
-    run_path(path, sizeof(path), o->run_dir, "targets.bin");
-    run_path(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
-    run_path(tsv_path, sizeof(tsv_path), o->run_dir, "ratings.tsv");
+    joinPathCheck(path, sizeof(path), o->run_dir, "targets.bin");
+    joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
+    joinPathCheck(tsv_path, sizeof(tsv_path), o->run_dir, "ratings.tsv");
     int want[12];
     targets_header(want, c, o);
     if (file_exists(path)) {
@@ -1250,7 +1117,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
 
 static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir) {
     char path[4096], tmp[4200];
-    run_path(path, sizeof(path), run_dir, "results.tsv");
+    joinPathCheck(path, sizeof(path), run_dir, "results.tsv");
     FILE* fp;
     write_atomically_begin(&fp, tmp, sizeof(tmp), path);
     fprintf(fp, "system\tndcg@10\trecall@100\tmrr@10\n");
@@ -1276,7 +1143,7 @@ int main(int argc, char** argv) {
     options_default(&o);
     parse_options(&o, argc, argv);
     if (o.threads > 0) { omp_set_num_threads(o.threads); }
-    make_dirs(o.run_dir);
+    makeDirsCheck(o.run_dir);
     double t_start = wall_seconds();
     printf("train_zelo: run directory %s, %d threads\n", o.run_dir, omp_get_max_threads());
 
@@ -1351,12 +1218,12 @@ int main(int argc, char** argv) {
     int n_rows = 0;
     char run_file[4096];
     float* scores = bm25_eval_scores(&c, &cand);
-    run_path(run_file, sizeof(run_file), o.run_dir, "run.bm25.trec");
+    joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.bm25.trec");
     rows[n_rows++] = (ResultRow){ "BM25", evaluate_scores(scores, &c, &cand, run_file, "bm25") };
     free(scores);
     if (have_dense) {
         scores = dense_eval_scores(&dense_model, &dense_tok, &c, &cand, o.run_dir);
-        run_path(run_file, sizeof(run_file), o.run_dir, "run.dense.trec");
+        joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.dense.trec");
         rows[n_rows++] = (ResultRow){ "dense (bi-encoder cosine)", evaluate_scores(scores, &c, &cand, run_file, "dense") };
         free(scores);
     }
@@ -1382,7 +1249,7 @@ int main(int argc, char** argv) {
         int64_t tokens = 0;
         for (int micro = 0; micro < o.grad_accum; micro++) {
             microbatch_sample(&mb, &t, groups, o.group_size, o.seed, step, micro);
-            batch_encode(&batch, &tok, &c, mb.query, mb.doc, mb.n);
+            batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
             loss += batch_loss(dlogits, model.logits, &mb, o.loss) / o.grad_accum;
             for (int i = 0; i < mb.n; i++) { dlogits[i] /= (float)o.grad_accum; }
@@ -1417,13 +1284,13 @@ int main(int argc, char** argv) {
     }
 
     scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
-    run_path(run_file, sizeof(run_file), o.run_dir, "run.model.trec");
+    joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.model.trec");
     rows[n_rows++] = (ResultRow){ "zELO-trained model", evaluate_scores(scores, &c, &cand, run_file, "zelo") };
     free(scores);
     log_eval(log, total, &rows[n_rows - 1].mean);
     fclose(log);
     char model_path[4096];
-    run_path(model_path, sizeof(model_path), o.run_dir, "model.bin");
+    joinPathCheck(model_path, sizeof(model_path), o.run_dir, "model.bin");
     bert_save(&model, model_path);
     printf("model: %s\n", model_path);
     if (o.export_dir != NULL) {

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 // prints "error at file:line: <message>" and exits with status 1
 __attribute__((format(printf, 3, 4), noreturn))
@@ -119,5 +121,44 @@ static inline char* read_file_check(const char* path, size_t* len_out, const cha
     return buf;
 }
 #define readFileCheck(path, len_out) read_file_check(path, len_out, __FILE__, __LINE__)
+
+// ----------------------------------------------------------------------------
+// time and paths
+
+// seconds on a clock that never jumps (for rates and timeouts, not dates)
+static inline double wall_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int file_exists(const char* path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+// path = dir/name; a path that does not fit is an error, never a silently cut name
+static inline void join_path_check(char* path, size_t cap, const char* dir, const char* name, const char* file, int line) {
+    int n = snprintf(path, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap) { die_at(file, line, "path too long: %s/%s", dir, name); }
+}
+#define joinPathCheck(path, cap, dir, name) join_path_check(path, cap, dir, name, __FILE__, __LINE__)
+
+// mkdir -p: creates dir and its missing parents
+static inline void make_dirs_check(const char* dir, const char* file, int line) {
+    char* path = strdup_check(dir, file, line);
+    for (char* p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') { continue; }
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            die_at(file, line, "could not create directory '%s': %s", path, strerror(errno));
+        }
+        *p = saved;
+        if (saved == '\0') { break; }
+    }
+    free(path);
+}
+#define makeDirsCheck(dir) make_dirs_check(dir, __FILE__, __LINE__)
 
 #endif // ZELO_UTILS_H

@@ -15,11 +15,6 @@
 #include "safetensors.h"
 #include "utils.h"
 
-static void join_path(char* out, size_t cap, const char* dir, const char* name) {
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-    if (n < 0 || (size_t)n >= cap) { die("path '%s/%s' is too long", dir, name); }
-}
-
 // ----------------------------------------------------------------------------
 // config.json
 
@@ -183,14 +178,14 @@ static void format_shape(char* out, size_t cap, int ndim, const size_t* shape) {
 
 void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) {
     char path[4096];
-    join_path(path, sizeof(path), dir, "config.json");
+    joinPathCheck(path, sizeof(path), dir, "config.json");
     BertConfig config;
     bert_config_from_hf(&config, path);
     bert_build(model, &config);
     // the head tensors a checkpoint may lack keep this initialisation; the rest is overwritten
     bert_init_random(model, seed);
 
-    join_path(path, sizeof(path), dir, "model.safetensors");
+    joinPathCheck(path, sizeof(path), dir, "model.safetensors");
     if (access(path, R_OK) != 0) {
         die("'%s' cannot be read (%s); only model.safetensors checkpoints are loaded (a pytorch_model.bin "
             "can be converted with the safetensors Python package)", path, strerror(errno));
@@ -321,14 +316,14 @@ static const char* const SPECIAL_TOKENS[5][2] = {
 
 static void write_tokenizer_files(const char* dir, int do_lower_case, int max_length) {
     char path[4096];
-    join_path(path, sizeof(path), dir, "special_tokens_map.json");
+    joinPathCheck(path, sizeof(path), dir, "special_tokens_map.json");
     FILE* fp = fopenCheck(path, "w");
     fprintf(fp, "{");
     for (int i = 0; i < 5; i++) { fprintf(fp, "%s\"%s\": \"%s\"", i > 0 ? ", " : "", SPECIAL_TOKENS[i][0], SPECIAL_TOKENS[i][1]); }
     fprintf(fp, "}\n");
     fcloseCheck(fp);
 
-    join_path(path, sizeof(path), dir, "tokenizer_config.json");
+    joinPathCheck(path, sizeof(path), dir, "tokenizer_config.json");
     fp = fopenCheck(path, "w");
     fprintf(fp, "{\n  \"tokenizer_class\": \"BertTokenizer\",\n");
     fprintf(fp, "  \"do_lower_case\": %s,\n", do_lower_case ? "true" : "false");
@@ -358,11 +353,11 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) { die("could not create directory '%s': %s", dir, strerror(errno)); }
 
     char path[4096];
-    join_path(path, sizeof(path), dir, "vocab.txt");
+    joinPathCheck(path, sizeof(path), dir, "vocab.txt");
     FILE* fp = fopenCheck(path, "wb");
     fwriteCheck(vocab, 1, vocab_len, fp);
     fcloseCheck(fp);
-    join_path(path, sizeof(path), dir, "config.json");
+    joinPathCheck(path, sizeof(path), dir, "config.json");
     write_config_json(model, path, vocab_index(vocab, vocab_len, "[PAD]"));
     write_tokenizer_files(dir, do_lower_case, model->config.max_position);
     free(vocab);
@@ -377,7 +372,7 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
         snprintf(name, sizeof(name), "%s%s", is_classifier(&list[i]) ? "" : "bert.", list[i].name);
         safetensors_writer_add(&w, name, list[i].data, list[i].ndim, list[i].shape);
     }
-    join_path(path, sizeof(path), dir, "model.safetensors");
+    joinPathCheck(path, sizeof(path), dir, "model.safetensors");
     safetensors_writer_write(&w, path);
     safetensors_writer_free(&w);
     free(list);

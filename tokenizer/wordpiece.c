@@ -591,7 +591,7 @@ static int is_directory(const char* path) {
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static int file_exists(const char* path) {
+static int is_regular_file(const char* path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
@@ -621,8 +621,8 @@ void tokenizer_load(Tokenizer* tok, const char* path) {
     snprintf(vocab_path, sizeof(vocab_path), "%s%s", path, dir ? "/vocab.txt" : "");
     snprintf(config_path, sizeof(config_path), "%s/tokenizer_config.json", path);
     const char* source;
-    int from_json = dir ? file_exists(json_path) : ends_with(path, ".json");
-    if (dir && !from_json && !file_exists(vocab_path)) { die("%s: directory has neither tokenizer.json nor vocab.txt", path); }
+    int from_json = dir ? is_regular_file(json_path) : ends_with(path, ".json");
+    if (dir && !from_json && !is_regular_file(vocab_path)) { die("%s: directory has neither tokenizer.json nor vocab.txt", path); }
 
     // settings of a vocab.txt without tokenizer.json: the reference's BertTokenizer defaults,
     // overridden by tokenizer_config.json where the directory has one
@@ -630,7 +630,7 @@ void tokenizer_load(Tokenizer* tok, const char* path) {
     tok->split_chinese = 1;
     tok->lowercase = 1;
     tok->strip_accents = -1;  // "follow lowercase", settled below
-    if (dir && file_exists(config_path)) {
+    if (dir && is_regular_file(config_path)) {
         JsonValue cfg;
         char* text = read_json(&cfg, config_path);
         tok->lowercase = json_flag(&cfg, "do_lower_case", 1, config_path);
