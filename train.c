@@ -99,7 +99,7 @@ static void options_default(Options* o) {
     o->group_size = 8;
     o->grad_accum = 1;
     o->steps = 0;
-    o->lr = 5e-5f;
+    o->lr = 0.0f;  // set after parsing: it depends on --init
     o->warmup_frac = 0.1f;
     o->weight_decay = 0.01f;
     o->grad_clip = 1.0f;
@@ -153,7 +153,7 @@ static void usage(FILE* fp) {
 "  --group-size N        documents of one query in a batch [8]\n"
 "  --grad-accum N        micro-batches per optimizer step [1]\n"
 "  --steps N             optimizer steps [one epoch over the training items]\n"
-"  --lr X                peak learning rate [5e-5]\n"
+"  --lr X                peak learning rate [5e-5 with --init, 1e-3 for a random model]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
@@ -256,7 +256,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_GROUP: o->group_size = parse_int_option("group-size", optarg, 2, 1 << 20); break;
             case O_ACCUM: o->grad_accum = parse_int_option("grad-accum", optarg, 1, 1 << 20); break;
             case O_STEPS: o->steps = parse_int_option("steps", optarg, 1, 1 << 30); break;
-            case O_LR: o->lr = (float)parse_number_option("lr", optarg, 0.0, 10.0); break;
+            case O_LR: o->lr = (float)parse_number_option("lr", optarg, 1e-12, 10.0); break;
             case O_WARMUP: o->warmup_frac = (float)parse_number_option("warmup", optarg, 0.0, 1.0); break;
             case O_SCHEDULE:
                 if (strcmp(optarg, "linear") == 0) { o->schedule = SCHEDULE_LINEAR; }
@@ -288,6 +288,9 @@ static void parse_options(Options* o, int argc, char** argv) {
         o->lambda = o->link == ZELO_LINK_BT ? ZELO_DEFAULT_LAMBDA_BT : ZELO_DEFAULT_LAMBDA_THURSTONE;
     }
     if (o->judge == NULL) { o->judge = o->data_dir == NULL ? "sim" : "bm25+dense"; }
+    // fine-tuning a pretrained encoder wants a small step; a model trained from scratch
+    // learns nothing in a short run at that rate
+    if (o->lr == 0.0f) { o->lr = o->init != NULL ? 5e-5f : 1e-3f; }
     // the synthetic collection's texts are short: query + document fit in 128 tokens
     if (o->max_len == 0) { o->max_len = o->data_dir == NULL ? 128 : 256; }
 }
