@@ -890,6 +890,29 @@ static int ends_with(const char* s, const char* suffix) {
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
+// the vocab.txt that goes with a tokenizer path (a vocab.txt, a tokenizer.json, a directory)
+static void vocab_txt_path(char* out, size_t cap, const char* vocab_path) {
+    if (ends_with(vocab_path, ".txt")) { snprintf(out, cap, "%s", vocab_path); return; }
+    if (ends_with(vocab_path, ".json")) {
+        const char* slash = strrchr(vocab_path, '/');
+        int dir_len = slash != NULL ? (int)(slash - vocab_path) : 1;
+        snprintf(out, cap, "%.*s/vocab.txt", dir_len, slash != NULL ? vocab_path : ".");
+        return;
+    }
+    joinPathCheck(out, cap, vocab_path, "vocab.txt");
+}
+
+static void copy_file(const char* to, const char* from) {
+    size_t len;
+    char* bytes = readFileCheck(from, &len);
+    char tmp[4200];
+    FILE* fp;
+    write_atomically_begin(&fp, tmp, sizeof(tmp), to);
+    fwriteCheck(bytes, 1, len, fp);
+    write_atomically_end(fp, tmp, to);
+    free(bytes);
+}
+
 // the vocabulary: --vocab, else the --init directory, else the synthetic collection's
 static void tokenizer_setup(Tokenizer* tok, char* vocab_path, size_t vocab_cap, const Options* o, const Collection* c) {
     if (o->vocab != NULL) { snprintf(vocab_path, vocab_cap, "%s", o->vocab); }
@@ -1296,10 +1319,12 @@ int main(int argc, char** argv) {
     joinPathCheck(model_path, sizeof(model_path), o.run_dir, "model.bin");
     bert_save(&model, model_path);
     printf("model: %s\n", model_path);
+    // the vocabulary beside the model, so that rerank and later runs find it
+    char vocab_file[4200], run_vocab[4200];
+    vocab_txt_path(vocab_file, sizeof(vocab_file), vocab_path);
+    joinPathCheck(run_vocab, sizeof(run_vocab), o.run_dir, "vocab.txt");
+    if (file_exists(vocab_file) && strcmp(vocab_file, run_vocab) != 0) { copy_file(run_vocab, vocab_file); }
     if (o.export_dir != NULL) {
-        char vocab_file[4200];
-        if (ends_with(vocab_path, ".txt")) { snprintf(vocab_file, sizeof(vocab_file), "%s", vocab_path); }
-        else { snprintf(vocab_file, sizeof(vocab_file), "%s/vocab.txt", vocab_path); }
         bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase);
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
