@@ -160,19 +160,29 @@ static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
 // ----------------------------------------------------------------------------
 // layers
 
-// sums over the rows of x (n, d) into acc (d) +=. Each thread owns a block of columns and
-// walks all rows, so the result is race-free and independent of the thread count.
+// tokens per block of row-wise work handed to one thread (see forward_pass)
+#define ROW_BLOCK 128
+
+// sums over the rows of x (n, d), columns [c0, c1) only, into acc (d) +=; single-threaded
 #define COLUMN_BLOCK 64
-static void column_sum_accumulate(float* acc, const float* x, int n, int d) {
-    #pragma omp parallel for
-    for (int c0 = 0; c0 < d; c0 += COLUMN_BLOCK) {
-        int c1 = c0 + COLUMN_BLOCK < d ? c0 + COLUMN_BLOCK : d;
+static void column_sum_range(float* acc, const float* x, int n, int d, int c0, int c1) {
+    for (; c0 < c1; c0 += COLUMN_BLOCK) {
+        int ce = c0 + COLUMN_BLOCK < c1 ? c0 + COLUMN_BLOCK : c1;
         float sum[COLUMN_BLOCK] = {0};
         for (int t = 0; t < n; t++) {
             const float* row = x + (size_t)t * d;
-            for (int c = c0; c < c1; c++) { sum[c - c0] += row[c]; }
+            for (int c = c0; c < ce; c++) { sum[c - c0] += row[c]; }
         }
-        for (int c = c0; c < c1; c++) { acc[c] += sum[c - c0]; }
+        for (int c = c0; c < ce; c++) { acc[c] += sum[c - c0]; }
+    }
+}
+
+// sums over the rows of x (n, d) into acc (d) +=. Each thread owns a block of columns and
+// walks all rows, so the result is race-free and independent of the thread count.
+static void column_sum_accumulate(float* acc, const float* x, int n, int d) {
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < d; c0 += COLUMN_BLOCK) {
+        column_sum_range(acc, x, n, d, c0, c0 + COLUMN_BLOCK < d ? c0 + COLUMN_BLOCK : d);
     }
 }
 
@@ -233,10 +243,9 @@ static void layernorm_forward(float* out, float* mean, float* rstd, const float*
     }
 }
 
-static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, const float* mean,
-                               const float* rstd, int N, int C) {
-    #pragma omp parallel for
+// dinp (N, C) += the gradient wrt the LayerNorm's input, for the N rows given; single-threaded
+static void layernorm_backward_input(float* dinp, const float* dout, const float* inp, const float* weight,
+                                     const float* mean, const float* rstd, int N, int C) {
     for (int t = 0; t < N; t++) {
         const float* x = inp + (size_t)t * C;
         const float* g = dout + (size_t)t * C;
@@ -257,20 +266,41 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
             d[c] += (g[c] * weight[c] - gw_mean - xhat * gw_xhat_mean) * s;
         }
     }
-    // weight and bias gradients sum over tokens: columns split over threads (see column_sum_accumulate)
-    #pragma omp parallel for
-    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
-        int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
+}
+
+// dweight, dbias (C) += their gradients, sums over all N tokens, columns [c0, c1) only;
+// single-threaded
+static void layernorm_backward_params(float* dweight, float* dbias, const float* dout, const float* inp,
+                                      const float* mean, const float* rstd, int N, int C, int c0, int c1) {
+    for (; c0 < c1; c0 += COLUMN_BLOCK) {
+        int ce = c0 + COLUMN_BLOCK < c1 ? c0 + COLUMN_BLOCK : c1;
         float dw[COLUMN_BLOCK] = {0}, db[COLUMN_BLOCK] = {0};
         for (int t = 0; t < N; t++) {
             const float* x = inp + (size_t)t * C;
             const float* g = dout + (size_t)t * C;
-            for (int c = c0; c < c1; c++) {
+            for (int c = c0; c < ce; c++) {
                 dw[c - c0] += g[c] * (x[c] - mean[t]) * rstd[t];
                 db[c - c0] += g[c];
             }
         }
-        for (int c = c0; c < c1; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
+        for (int c = c0; c < ce; c++) { dweight[c] += dw[c - c0]; dbias[c] += db[c - c0]; }
+    }
+}
+
+static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                               const float* inp, const float* weight, const float* mean,
+                               const float* rstd, int N, int C) {
+    #pragma omp parallel for
+    for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
+        int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+        layernorm_backward_input(dinp + (size_t)r0 * C, dout + (size_t)r0 * C, inp + (size_t)r0 * C,
+                                 weight, mean + r0, rstd + r0, n, C);
+    }
+    // weight and bias gradients sum over tokens: columns split over threads (see column_sum_accumulate)
+    #pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
+        layernorm_backward_params(dweight, dbias, dout, inp, mean, rstd, N, C, c0,
+                                  c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C);
     }
 }
 
@@ -333,7 +363,7 @@ static void gelu_forward(float* out, const float* inp, size_t n) {
 
 // dinout (n): the gradient wrt GELU's output on entry, wrt its input inp on return
 static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
-    #pragma omp parallel for simd
+    #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float pdf = INV_SQRT_2PI * exp_approx(-0.5f * x * x);
@@ -373,42 +403,63 @@ static void attention_head_forward(float* out, float* p, const float* qkv, int T
     matmul(out + h * hs, C, p, T, 0, v, 3 * C, 0, T, hs, T, 1.0f, 0.0f);
 }
 
-// dqkv (N, 3*C) is WRITTEN (every entry belongs to exactly one (sequence, head));
-// datt is scratch of the size of one layer's att
-static void attention_backward(float* dqkv, float* datt, const float* dout, const float* qkv,
-                               const float* att, const int* seq_starts, const int* att_offsets,
-                               int S, int C, int NH) {
+// the backward of attention_head_forward for one head of one sequence: dqkv (T, 3*C), the
+// sequence's rows, gets the head's columns of q, k and v WRITTEN (every entry belongs to
+// exactly one (sequence, head)); dp (T, T) is scratch; dout (T, C), p (T, T) as in forward
+static void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
+                                    const float* p, int T, int h, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
-    #pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int s = 0; s < S; s++) {
-        for (int h = 0; h < NH; h++) {
-            int start = seq_starts[s], T = seq_starts[s + 1] - start;
-            size_t off = (size_t)start * 3 * C + h * hs;
-            const float* q = qkv + off;
-            const float* k = q + C;
-            const float* v = q + 2 * C;
-            float* dq = dqkv + off;
-            float* dk = dq + C;
-            float* dv = dq + 2 * C;
-            const float* dy = dout + (size_t)start * C + h * hs;
-            const float* p = att + att_offsets[s] + (size_t)h * T * T;
-            float* dp = datt + att_offsets[s] + (size_t)h * T * T;
-            matmul(dp, T, dy, C, 0, v, 3 * C, 1, T, T, hs, 1.0f, 0.0f);     // dP (T, T) = dy v^T
-            matmul(dv, 3 * C, p, T, 1, dy, C, 0, T, hs, T, 1.0f, 0.0f);     // dv (T, hs) = P^T dy
-            // softmax backward per row: dS = P * (dP - sum_j P dP)
-            for (int i = 0; i < T; i++) {
-                const float* prow = p + (size_t)i * T;
-                float* drow = dp + (size_t)i * T;
-                float dot = 0.0f;
-                #pragma omp simd reduction(+:dot)
-                for (int j = 0; j < T; j++) { dot += prow[j] * drow[j]; }
-                for (int j = 0; j < T; j++) { drow[j] = prow[j] * (drow[j] - dot); }
-            }
-            matmul(dq, 3 * C, dp, T, 0, k, 3 * C, 0, T, hs, T, scale, 0.0f); // dq = dS k / sqrt(hs)
-            matmul(dk, 3 * C, dp, T, 1, q, 3 * C, 0, T, hs, T, scale, 0.0f); // dk = dS^T q / sqrt(hs)
+    const float* q = qkv + h * hs;
+    const float* k = q + C;
+    const float* v = q + 2 * C;
+    float* dq = dqkv + h * hs;
+    float* dk = dq + C;
+    float* dv = dq + 2 * C;
+    const float* dy = dout + h * hs;
+    matmul(dp, T, dy, C, 0, v, 3 * C, 1, T, T, hs, 1.0f, 0.0f);     // dP (T, T) = dy v^T
+    matmul(dv, 3 * C, p, T, 1, dy, C, 0, T, hs, T, 1.0f, 0.0f);     // dv (T, hs) = P^T dy
+    // softmax backward per row: dS = P * (dP - sum_j P dP)
+    for (int i = 0; i < T; i++) {
+        const float* prow = p + (size_t)i * T;
+        float* drow = dp + (size_t)i * T;
+        float dot = 0.0f;
+        #pragma omp simd reduction(+:dot)
+        for (int j = 0; j < T; j++) { dot += prow[j] * drow[j]; }
+        for (int j = 0; j < T; j++) { drow[j] = prow[j] * (drow[j] - dot); }
+    }
+    matmul(dq, 3 * C, dp, T, 0, k, 3 * C, 0, T, hs, T, scale, 0.0f); // dq = dS k / sqrt(hs)
+    matmul(dk, 3 * C, dp, T, 1, q, 3 * C, 0, T, hs, T, scale, 0.0f); // dk = dS^T q / sqrt(hs)
+}
+
+// The gradient of a Linear's weight, dweight (OC, C) += dout^T (OC, N) @ inp (N, C), and of its
+// bias, dbias (OC) += column sums of dout (N, OC), as WEIGHT_GRAD_BLOCKS independent pieces
+// that threads take one at a time. The larger of OC and C is cut, so the operand that every
+// piece packs again inside sgemm is the smaller one.
+#define WEIGHT_GRAD_BLOCKS 4
+typedef struct {
+    float* dweight;
+    float* dbias;
+    const float* dout;
+    const float* inp;
+    int N, C, OC;
+} WeightGrad;
+
+static void weight_grad_block(const WeightGrad* w, int block) {
+    int N = w->N, C = w->C, OC = w->OC;
+    int cut = OC >= C ? OC : C;
+    // bounds in multiples of 16, so that each piece stays aligned with the kernels' tiles
+    int step = ((cut + WEIGHT_GRAD_BLOCKS - 1) / WEIGHT_GRAD_BLOCKS + 15) / 16 * 16;
+    int j0 = block * step < cut ? block * step : cut, j1 = j0 + step < cut ? j0 + step : cut;
+    if (j0 < j1) {
+        if (OC >= C) {  // rows [j0, j1) of dweight
+            matmul(w->dweight + (size_t)j0 * C, C, w->dout + j0, OC, 1, w->inp, C, 0, j1 - j0, C, N, 1.0f, 1.0f);
+        } else {        // columns [j0, j1) of dweight
+            matmul(w->dweight + j0, C, w->dout, OC, 1, w->inp + j0, C, 0, OC, j1 - j0, N, 1.0f, 1.0f);
         }
     }
+    int b0 = (int)((long)OC * block / WEIGHT_GRAD_BLOCKS), b1 = (int)((long)OC * (block + 1) / WEIGHT_GRAD_BLOCKS);
+    column_sum_range(w->dbias, w->dout, N, OC, b0, b1);
 }
 
 // out (S, C) = inp at the first token ([CLS]) of each sequence
@@ -460,9 +511,6 @@ static void meanpool_backward(float* dinp, const float* dout, const int* seq_sta
 
 // ----------------------------------------------------------------------------
 // the model
-
-// tokens per block of the forward pass's row-wise work (see forward_pass)
-#define ROW_BLOCK 128
 
 void bert_build(BertModel* model, const BertConfig* config) {
 #ifdef USE_BLAS
@@ -702,25 +750,30 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     const int* seq_starts = model->seq_starts;
 
     // scratch: gradients of one layer's activations, reused by every layer
-    size_t scratch_sizes[7] = {
-        (size_t)N * C,     // dh: gradient wrt the current layer's output, then its input
-        (size_t)N * C,     // da
-        (size_t)N * C,     // db
-        (size_t)N * I,     // dffn
+    enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, NUM_SCRATCH };
+    size_t scratch_sizes[NUM_SCRATCH] = {
+        (size_t)N * C,     // dh: gradient wrt the current layer's output (d ln2)
+        (size_t)N * C,     // dx: gradient wrt the current layer's input
+        (size_t)N * C,     // dres2
+        (size_t)N * C,     // dln1
+        (size_t)N * C,     // dres1
+        (size_t)N * C,     // datty
+        (size_t)N * I,     // dffn: gradient wrt fch
         (size_t)N * 3 * C, // dqkv
         (size_t)A,         // datt
         (size_t)S * C * 2, // dcls and dpooled
     };
-    size_t total = sum_sizes(scratch_sizes, 7);
+    size_t total = sum_sizes(scratch_sizes, NUM_SCRATCH);
     if (total > model->scratch_capacity) {
         free(model->scratch_memory);
         model->scratch_memory = (float*)mallocCheck(total * sizeof(float));
         model->scratch_capacity = total;
     }
-    float* buffers[7];
-    point_tensors(buffers, model->scratch_memory, scratch_sizes, 7);
-    float *dh = buffers[0], *da = buffers[1], *db = buffers[2], *dffn = buffers[3];
-    float *dqkv = buffers[4], *datt = buffers[5], *dcls = buffers[6], *dpooled = buffers[6] + (size_t)S * C;
+    float* buffers[NUM_SCRATCH];
+    point_tensors(buffers, model->scratch_memory, scratch_sizes, NUM_SCRATCH);
+    float *dh = buffers[DH], *dres2 = buffers[DRES2], *dln1 = buffers[DLN1];
+    float *dres1 = buffers[DRES1], *datty = buffers[DATTY], *dffn = buffers[DFFN], *dqkv = buffers[DQKV];
+    float *datt = buffers[DATT], *dcls = buffers[DHEADS], *dpooled = buffers[DHEADS] + (size_t)S * C;
 
     ParameterTensors p = model->params, g = model->grads;
     ActivationTensors a = model->acts;
@@ -738,7 +791,20 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
         meanpool_backward(dh, dembeddings, seq_starts, S, C);
     }
 
+    // As in forward_pass, one parallel region, and work handed out piece by piece to
+    // whichever thread is free. Per layer: (1) the input gradients of the row-wise chain,
+    // LayerNorm 2 back to the attention output, in blocks of rows; (2) every piece that
+    // needs all rows of (1) and nothing else: the weight gradients of the three dense layers
+    // and of both LayerNorms, and the attention backward of each (sequence, head); (3) the
+    // qkv layer's input gradient (row blocks) and weight gradient. No product is split
+    // between threads and no thread waits for another between phases only.
+    int num_row_blocks = (N + ROW_BLOCK - 1) / ROW_BLOCK;
+    #pragma omp parallel
     for (int l = L - 1; l >= 0; l--) {
+        // the gradient wrt a layer's input is the next (lower) layer's dh: the two buffers
+        // trade places every layer
+        float* dh = buffers[(L - 1 - l) % 2 == 0 ? DH : DX];
+        float* dx = buffers[(L - 1 - l) % 2 == 0 ? DX : DH];
         const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * N * C;
         const float* qkv = a.qkv + (size_t)l * N * 3 * C;
         const float* att = a.att + (size_t)l * A;
@@ -748,33 +814,71 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
         const float* fch = a.fch + (size_t)l * N * I;
         const float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
         const float* res2 = a.res2 + (size_t)l * N * C;
+        const float *ln1_mean = a.ln1_mean + (size_t)l * N, *ln1_rstd = a.ln1_rstd + (size_t)l * N;
+        const float *ln2_mean = a.ln2_mean + (size_t)l * N, *ln2_rstd = a.ln2_rstd + (size_t)l * N;
 
-        // dh = d ln2  ->  da = d res2
-        memset(da, 0, (size_t)N * C * sizeof(float));
-        layernorm_backward(da, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
-                           p.ln2w + (size_t)l * C, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, N, C);
-        // res2 = ln1 + fcproj(gelu(fc(ln1))): db = d ln1 gets the residual, then the FFN path
-        memcpy(db, da, (size_t)N * C * sizeof(float));
-        memset(dffn, 0, (size_t)N * I * sizeof(float));
-        linear_backward(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, da, fch_gelu,
-                        p.fcprojw + (size_t)l * C * I, N, I, C);
-        gelu_backward_inplace(dffn, fch, (size_t)N * I);
-        linear_backward(db, g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1,
-                        p.fcw + (size_t)l * I * C, N, C, I);
-        // db = d ln1  ->  da = d res1
-        memset(da, 0, (size_t)N * C * sizeof(float));
-        layernorm_backward(da, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, db, res1,
-                           p.ln1w + (size_t)l * C, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, N, C);
-        // res1 = x + attproj(attention(qkv(x))): dh = d x gets the residual, then the attention path
-        memcpy(dh, da, (size_t)N * C * sizeof(float));
-        memset(db, 0, (size_t)N * C * sizeof(float));
-        linear_backward(db, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, da, atty,
-                        p.attprojw + (size_t)l * C * C, N, C, C);
-        attention_backward(dqkv, datt, db, qkv, att, seq_starts, model->att_offsets, S, C, NH);
-        linear_backward(dh, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
-                        p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C);
+        #pragma omp for schedule(dynamic, 1)
+        for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
+            int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+            size_t rc = (size_t)r0 * C, ri = (size_t)r0 * I;
+            // dh = d ln2  ->  dres2
+            memset(dres2 + rc, 0, (size_t)n * C * sizeof(float));
+            layernorm_backward_input(dres2 + rc, dh + rc, res2 + rc, p.ln2w + (size_t)l * C,
+                                     ln2_mean + r0, ln2_rstd + r0, n, C);
+            // res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual, then the FFN path
+            memcpy(dln1 + rc, dres2 + rc, (size_t)n * C * sizeof(float));
+            matmul(dffn + ri, I, dres2 + rc, C, 0, p.fcprojw + (size_t)l * C * I, I, 0, n, I, C, 1.0f, 0.0f);
+            gelu_backward_inplace(dffn + ri, fch + ri, (size_t)n * I);
+            matmul(dln1 + rc, C, dffn + ri, I, 0, p.fcw + (size_t)l * I * C, C, 0, n, C, I, 1.0f, 1.0f);
+            // d ln1  ->  dres1
+            memset(dres1 + rc, 0, (size_t)n * C * sizeof(float));
+            layernorm_backward_input(dres1 + rc, dln1 + rc, res1 + rc, p.ln1w + (size_t)l * C,
+                                     ln1_mean + r0, ln1_rstd + r0, n, C);
+            // res1 = x + attproj(attention(qkv(x))): dx gets the residual, then the attention path
+            memcpy(dx + rc, dres1 + rc, (size_t)n * C * sizeof(float));
+            matmul(datty + rc, C, dres1 + rc, C, 0, p.attprojw + (size_t)l * C * C, C, 0, n, C, C, 1.0f, 0.0f);
+        }
+
+        WeightGrad dense[3] = {  // the two big ones first: the small pieces fill in at the end
+            {g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1, N, C, I},
+            {g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, fch_gelu, N, I, C},
+            {g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1, atty, N, C, C},
+        };
+        int num_dense = 3 * WEIGHT_GRAD_BLOCKS, num_heads = S * NH;
+        #pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < num_dense + num_heads + 2; task++) {
+            if (task < num_dense) {
+                weight_grad_block(&dense[task / WEIGHT_GRAD_BLOCKS], task % WEIGHT_GRAD_BLOCKS);
+            } else if (task < num_dense + num_heads) {
+                int s = (task - num_dense) / NH, h = (task - num_dense) % NH;
+                int start = seq_starts[s], T = seq_starts[s + 1] - start;
+                size_t head = (size_t)model->att_offsets[s] + (size_t)h * T * T;
+                attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, datty + (size_t)start * C,
+                                        qkv + (size_t)start * 3 * C, att + head, T, h, C, NH);
+            } else if (task == num_dense + num_heads) {
+                layernorm_backward_params(g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
+                                          ln2_mean, ln2_rstd, N, C, 0, C);
+            } else {
+                layernorm_backward_params(g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1,
+                                          ln1_mean, ln1_rstd, N, C, 0, C);
+            }
+        }
+
+        WeightGrad dqkvw = {g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x, N, C, 3 * C};
+        #pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < WEIGHT_GRAD_BLOCKS + num_row_blocks; task++) {
+            if (task < WEIGHT_GRAD_BLOCKS) {
+                weight_grad_block(&dqkvw, task);
+            } else {
+                int r0 = (task - WEIGHT_GRAD_BLOCKS) * ROW_BLOCK, n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
+                matmul(dx + (size_t)r0 * C, C, dqkv + (size_t)r0 * 3 * C, 3 * C, 0, p.qkvw + (size_t)l * 3 * C * C,
+                       C, 0, n, C, 3 * C, 1.0f, 1.0f);
+            }
+        }
     }
-
+    // the gradient wrt the input of layer 0, where the last layer's dx was
+    if (L % 2 == 1) { dh = buffers[DX]; }
+    float* da = dres2;
     memset(da, 0, (size_t)N * C * sizeof(float));
     layernorm_backward(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C);
     embeddings_backward(g.wte, g.wpe, g.wtt, da, model->inputs, model->types, seq_starts, S, C);
