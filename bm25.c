@@ -1,6 +1,7 @@
 /*
  * bm25.c — inverted index, Lucene BM25 scoring, top-K search (formulas in bm25.h).
  */
+#include <float.h>
 #include <math.h>
 #include "bm25.h"
 
@@ -121,8 +122,10 @@ void bm25_set_params(Bm25Index* index, float k1, float b) {
     index->avg_doc_len = index->n_docs > 0 ? (double)total / index->n_docs : 0.0;
     free(index->idf);
     free(index->post_weight);
+    free(index->term_max_weight);
     index->idf = (float*)mallocCheck(sizeof(float) * (size_t)(index->n_terms > 0 ? index->n_terms : 1));
     index->post_weight = (float*)mallocCheck(sizeof(float) * (size_t)(index->n_postings > 0 ? index->n_postings : 1));
+    index->term_max_weight = (float*)mallocCheck(sizeof(float) * (size_t)(index->n_terms > 0 ? index->n_terms : 1));
     double N = index->n_docs;
     // a term has postings only if some document has terms, so avg_doc_len > 0 below
     #pragma omp parallel for schedule(dynamic, 256)
@@ -130,11 +133,14 @@ void bm25_set_params(Bm25Index* index, float k1, float b) {
         double df = (double)(index->term_start[t + 1] - index->term_start[t]);
         double idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
         index->idf[t] = (float)idf;
+        float max_weight = 0.0f;
         for (int64_t p = index->term_start[t]; p < index->term_start[t + 1]; p++) {
             double tf = index->post_tf[p];
             double norm = k1 * (1.0 - b + b * index->doc_len[index->post_doc[p]] / index->avg_doc_len);
             index->post_weight[p] = (float)(idf * tf / (tf + norm));
+            if (index->post_weight[p] > max_weight) { max_weight = index->post_weight[p]; }
         }
+        index->term_max_weight[t] = max_weight;
     }
 }
 
@@ -147,23 +153,36 @@ void bm25_free(Bm25Index* index) {
     free(index->post_weight);
     free(index->doc_len);
     free(index->idf);
+    free(index->term_max_weight);
     memset(index, 0, sizeof(*index));
 }
 
 typedef struct {
     int term;
     float count;    // occurrences in the query
+    double bound;   // count * the term's largest weight (exact in double): the most it adds
 } QueryTerm;
 
-static int query_term_compare(const void* pa, const void* pb) {
+static int query_term_by_id(const void* pa, const void* pb) {
     int a = ((const QueryTerm*)pa)->term, b = ((const QueryTerm*)pb)->term;
     return (a > b) - (a < b);
 }
 
-// the query's distinct terms with their counts, by term id, words outside the
-// vocabulary left out; returns how many (the array grows as needed). A term that occurs
-// m times is added once as m * weight: the same score up to float rounding, in one pass
-// over its postings instead of m (long queries repeat their words).
+// larger bound first, then term id: the order in which a document's weights are added
+static int query_term_by_bound(const void* pa, const void* pb) {
+    const QueryTerm* a = (const QueryTerm*)pa;
+    const QueryTerm* b = (const QueryTerm*)pb;
+    if (a->bound != b->bound) { return a->bound > b->bound ? -1 : 1; }
+    return (a->term > b->term) - (a->term < b->term);
+}
+
+// the query's distinct terms with their counts, words outside the vocabulary left out;
+// returns how many (the array grows as needed). A term that occurs m times is added once
+// as m * weight: the same score up to float rounding, in one pass over its postings
+// instead of m (long queries repeat their words).
+// The terms come sorted by bound, largest first. bm25_search and bm25_score_docs add a
+// document's weights in this one order, so both compute the same float; the search wants
+// the terms that can add the most first, so that it can stop reading postings early.
 static int query_terms(QueryTerm** out, int* cap, const Bm25Index* index, const char* query) {
     char word[ANALYZER_MAX_WORD + 1];
     const char* cursor = query;
@@ -178,130 +197,227 @@ static int query_terms(QueryTerm** out, int* cap, const Bm25Index* index, const 
             *cap = *cap > 0 ? 2 * *cap : 64;
             *out = (QueryTerm*)reallocCheck(*out, sizeof(QueryTerm) * (size_t)*cap);
         }
-        (*out)[n++] = (QueryTerm){t, 1.0f};
+        (*out)[n++] = (QueryTerm){t, 1.0f, 0.0};
     }
-    qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_compare);
+    qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_by_id);
     int m = 0;
     for (int i = 0; i < n; i++) {
         if (m > 0 && (*out)[m - 1].term == (*out)[i].term) { (*out)[m - 1].count += 1.0f; }
         else { (*out)[m++] = (*out)[i]; }
     }
+    for (int i = 0; i < m; i++) { (*out)[i].bound = (double)(*out)[i].count * index->term_max_weight[(*out)[i].term]; }
+    qsort(*out, (size_t)m, sizeof(QueryTerm), query_term_by_bound);
     return m;
 }
-
-// documents per flag of the search's dirty map: 64 floats = 4 cache lines
-#define SEARCH_BLOCK 64
 
 typedef struct {
     float score;
     int doc;
 } Hit;
 
-// a ranks before b: higher score, then lower document index
-static int hit_before(Hit a, Hit b) {
-    return a.score > b.score || (a.score == b.score && a.doc < b.doc);
+// a ranks before b: higher score, then lower document index. Bitwise & and |, not && and
+// ||: the partition below then has no branch that depends on the scores
+static inline int hit_before(Hit a, Hit b) {
+    return (a.score > b.score) | ((a.score == b.score) & (a.doc < b.doc));
 }
 
-// min-heap on rank: heap[0] is the worst hit kept, the one a better candidate replaces
-static void heap_sift_down(Hit* heap, int n, int i) {
-    for (;;) {
-        int worst = i, l = 2 * i + 1, r = 2 * i + 2;
-        if (l < n && hit_before(heap[worst], heap[l])) { worst = l; }
-        if (r < n && hit_before(heap[worst], heap[r])) { worst = r; }
-        if (worst == i) { return; }
-        Hit tmp = heap[i]; heap[i] = heap[worst]; heap[worst] = tmp;
-        i = worst;
+// moves the median of hit[0], hit[n/2], hit[n-1] to hit[n-1], the partition's pivot, so
+// that sorted or reversed input does not make a quickselect quadratic
+static void median_to_end(Hit* hit, int n) {
+    Hit tmp;
+    int m = n / 2;
+    if (hit_before(hit[m], hit[0])) { tmp = hit[0]; hit[0] = hit[m]; hit[m] = tmp; }
+    if (hit_before(hit[n - 1], hit[0])) { tmp = hit[0]; hit[0] = hit[n - 1]; hit[n - 1] = tmp; }
+    // hit[0] is the best of the three, the better of the other two is the median
+    if (hit_before(hit[m], hit[n - 1])) { tmp = hit[m]; hit[m] = hit[n - 1]; hit[n - 1] = tmp; }
+}
+
+// puts the hits that rank before the pivot hit[n-1] in front, the pivot next; returns
+// its position. Branch-free: every hit is swapped with the first one not in front, and
+// the front grows only when the hit belongs there (a mispredicted branch per hit would
+// cost more than the whole swap).
+static int partition_hits(Hit* hit, int n) {
+    median_to_end(hit, n);
+    Hit pivot = hit[n - 1];
+    int front = 0;
+    for (int i = 0; i < n - 1; i++) {
+        Hit h = hit[i];
+        hit[i] = hit[front];
+        hit[front] = h;
+        front += hit_before(h, pivot);
+    }
+    hit[n - 1] = hit[front];
+    hit[front] = pivot;
+    return front;
+}
+
+// reorders hit[0..n) so that hit[0..k) are the k best, in no order (quickselect), k < n
+static void select_hits(Hit* hit, int n, int k) {
+    int lo = 0, hi = n; // hit[0..lo) rank before hit[lo..hi), which rank before hit[hi..n)
+    while (hi - lo > 1) {
+        int p = lo + partition_hits(hit + lo, hi - lo);
+        if (p == k) { return; }
+        if (p < k) { lo = p + 1; } else { hi = p; }
     }
 }
 
-static void heap_offer(Hit* heap, int* n, int K, Hit h) {
-    if (*n < K) {
-        // sift up
-        int i = (*n)++;
-        heap[i] = h;
-        while (i > 0) {
-            int parent = (i - 1) / 2;
-            if (!hit_before(heap[parent], heap[i])) { break; }
-            Hit tmp = heap[i]; heap[i] = heap[parent]; heap[parent] = tmp;
-            i = parent;
+// sorts hit[0..n), best first
+static void sort_hits(Hit* hit, int n) {
+    while (n > 16) {
+        int p = partition_hits(hit, n);
+        // recursion on the smaller side keeps the stack depth logarithmic
+        if (p < n - 1 - p) { sort_hits(hit, p); hit += p + 1; n -= p + 1; }
+        else { sort_hits(hit + p + 1, n - 1 - p); n = p; }
+    }
+    for (int i = 1; i < n; i++) {
+        Hit h = hit[i];
+        int j = i;
+        for (; j > 0 && hit_before(h, hit[j - 1]); j--) { hit[j] = hit[j - 1]; }
+        hit[j] = h;
+    }
+}
+
+// the best K (or fewer) of the documents docs[0..n), into hit[0..K) best first (hit has
+// room for n); returns how many
+static int best_hits(Hit* hit, int K, const float* acc, const int* docs, int n) {
+    for (int i = 0; i < n; i++) { hit[i] = (Hit){acc[docs[i]], docs[i]}; }
+    if (n > K) { select_hits(hit, n, K); n = K; }
+    sort_hits(hit, n);
+    return n;
+}
+
+// one thread's buffers for bm25_search
+typedef struct {
+    float* acc;             // (D,) score so far; 0 = no query term met yet (weights are > 0)
+    unsigned char* dirty;   // (D / 64 + 1,) 1 for a block of 64 documents where acc may be > 0
+    uint64_t* mark;         // (D / 64 + 1,) a bit set of documents, all clear between uses
+    int* docs;              // (D,) a list of documents
+    Hit* hit;               // (D,) selection space
+    QueryTerm* terms;
+    int terms_cap;
+} Search;
+
+// the postings of term t: documents, weights, how many
+static int64_t term_postings(const int** doc, const float** weight, const Bm25Index* index, int t) {
+    *doc = index->post_doc + index->term_start[t];
+    *weight = index->post_weight + index->term_start[t];
+    return index->term_start[t + 1] - index->term_start[t];
+}
+
+// adds the term's weight to every document that has it; a flag per block of documents
+// records where acc is no longer 0 (a byte store: tracking single documents costs a load
+// and a compare per posting and made this loop twice as slow)
+static void add_term(Search* s, const Bm25Index* index, const QueryTerm* qt) {
+    // restrict: the byte stores could otherwise alias the index and make the compiler
+    // reload its fields at every posting
+    const int* restrict doc;
+    const float* restrict weight;
+    int64_t n = term_postings((const int**)&doc, (const float**)&weight, index, qt->term);
+    float* restrict acc = s->acc;
+    unsigned char* restrict dirty = s->dirty;
+    float count = qt->count;
+    for (int64_t p = 0; p < n; p++) {
+        int d = doc[p];
+        acc[d] = fmaf(count, weight[p], acc[d]);
+        dirty[d >> 6] = 1;
+    }
+}
+
+// the distinct documents of the postings of the query's terms, in query_terms' order, at
+// most cap of them, into s->docs; returns how many
+static int first_documents(Search* s, const Bm25Index* index, int n_terms, int cap) {
+    int n = 0;
+    for (int i = 0; i < n_terms && n < cap; i++) {
+        const int* doc;
+        const float* weight;
+        int64_t n_post = term_postings(&doc, &weight, index, s->terms[i].term);
+        for (int64_t p = 0; p < n_post && n < cap; p++) {
+            int d = doc[p];
+            uint64_t bit = 1ull << (d & 63);
+            if (!(s->mark[d >> 6] & bit)) { s->mark[d >> 6] |= bit; s->docs[n++] = d; }
         }
-    } else if (hit_before(h, heap[0])) {
-        heap[0] = h;
-        heap_sift_down(heap, *n, 0);
+    }
+    for (int j = 0; j < n; j++) { s->mark[s->docs[j] >> 6] = 0; }
+    return n;
+}
+
+// the documents of the dirty blocks with acc >= cut, ascending, into s->docs; returns how many
+static int documents_above(Search* s, int D, float cut) {
+    int n = 0;
+    for (int blk = 0; blk <= (D - 1) >> 6; blk++) {
+        if (!s->dirty[blk]) { continue; }
+        int base = blk << 6, len = D - base < 64 ? D - base : 64;
+        // most blocks hold no document above the cut: a test of the whole block first,
+        // which the compiler vectorizes
+        int any = 0;
+        for (int j = 0; j < len; j++) { any |= s->acc[base + j] >= cut; }
+        if (!any) { continue; }
+        for (int j = 0; j < len; j++) {
+            s->docs[n] = base + j;
+            n += s->acc[base + j] >= cut;
+        }
+    }
+    return n;
+}
+
+// The K best documents of one query. Every posting of the query's terms is added (term
+// at a time: the accumulator stays in cache and the loop is about half a nanosecond per
+// posting). Dynamic pruning (MaxScore, skipping the postings of terms that cannot lift a
+// document into the top K) was tried and dropped: on Cranfield, CISI and the 100k
+// synthetic corpus of dev/bench_bm25.sh its bookkeeping cost more than the postings it
+// skipped. What is left to save is the selection: a lower bound theta of the K-th best
+// score, the K-th best among the first documents met (those of the terms with the largest
+// bounds, the likely winners; K documents' scores, so the K-th best overall is at least
+// theta), lets one vectorized pass over the accumulator keep only the few documents that
+// can be in the top K, and a quickselect and a sort of those do the rest.
+static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s,
+                       const Bm25Index* index, const char* query, int K) {
+    int D = index->n_docs;
+    int nt = query_terms(&s->terms, &s->terms_cap, index, query);
+    for (int i = 0; i < nt; i++) { add_term(s, index, &s->terms[i]); }
+
+    float theta = FLT_TRUE_MIN; // every document met: weights are > 0
+    int n = first_documents(s, index, nt, 2 * K);
+    if (n >= K) {
+        for (int j = 0; j < n; j++) { s->hit[j] = (Hit){s->acc[s->docs[j]], s->docs[j]}; }
+        if (n > K) { select_hits(s->hit, n, K); }
+        theta = s->hit[0].score;
+        for (int j = 1; j < K; j++) { theta = fminf(theta, s->hit[j].score); }
+    }
+    n = documents_above(s, D, theta);
+    int n_hit = best_hits(s->hit, K, s->acc, s->docs, n);
+
+    for (int r = 0; r < n_hit; r++) { qdoc[r] = s->hit[r].doc; qscore[r] = s->hit[r].score; }
+    // too few matches: the list goes on with unmatched documents, by index
+    for (int d = 0; d < D && n_hit < K; d++) {
+        if (s->acc[d] == 0.0f) { qdoc[n_hit] = d; qscore[n_hit] = 0.0f; n_hit++; }
+    }
+    for (int r = n_hit; r < K; r++) { qdoc[r] = -1; qscore[r] = 0.0f; }
+    for (int blk = 0; blk <= (D - 1) >> 6; blk++) {
+        if (!s->dirty[blk]) { continue; }
+        int len = D - (blk << 6) < 64 ? D - (blk << 6) : 64;
+        memset(s->acc + ((size_t)blk << 6), 0, sizeof(float) * (size_t)len);
+        s->dirty[blk] = 0;
     }
 }
 
 void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
                  const char* const* queries, int n_queries, int K) {
     if (K <= 0) { die("bm25_search: K = %d, need K >= 1", K); }
-    int D = index->n_docs;
-    int n_blocks = (D + SEARCH_BLOCK - 1) / SEARCH_BLOCK;
+    size_t D = (size_t)index->n_docs;
     #pragma omp parallel
     {
-        float* acc = (float*)callocCheck((size_t)(D > 0 ? D : 1), sizeof(float));   // (D,) score so far
-        unsigned char* dirty = (unsigned char*)callocCheck((size_t)(n_blocks > 0 ? n_blocks : 1), 1); // (n_blocks,)
-        Hit* heap = (Hit*)mallocCheck(sizeof(Hit) * (size_t)K);                      // (K,)
-        QueryTerm* terms = NULL;
-        int terms_cap = 0;
+        Search s = {0};
+        s.acc = (float*)callocCheck(D > 0 ? D : 1, sizeof(float));
+        s.dirty = (unsigned char*)callocCheck(D / 64 + 1, 1);
+        s.mark = (uint64_t*)callocCheck(D / 64 + 1, sizeof(uint64_t));
+        s.docs = (int*)mallocCheck(sizeof(int) * (D > 0 ? D : 1));
+        s.hit = (Hit*)mallocCheck(sizeof(Hit) * (D > 0 ? D : 1));
         #pragma omp for schedule(dynamic, 1)
         for (int q = 0; q < n_queries; q++) {
-            int nt = query_terms(&terms, &terms_cap, index, queries[q]);
-            // branch-free accumulation; a flag per block of documents records where to look,
-            // so a query with rare terms scans few blocks and one with common terms scans
-            // the whole array at memory speed
-            for (int i = 0; i < nt; i++) {
-                int t = terms[i].term;
-                float count = terms[i].count;
-                // local pointers: the byte stores to dirty may alias anything, and would
-                // otherwise make the compiler reload the index fields at every posting
-                const int* restrict post_doc = index->post_doc + index->term_start[t];
-                const float* restrict post_weight = index->post_weight + index->term_start[t];
-                int64_t n_post = index->term_start[t + 1] - index->term_start[t];
-                for (int64_t p = 0; p < n_post; p++) {
-                    int d = post_doc[p];
-                    acc[d] += count * post_weight[p];
-                    dirty[d / SEARCH_BLOCK] = 1;
-                }
-            }
-            // blocks are scanned in document order, so a document that ties with the worst
-            // hit kept comes after it and loses, as the order by index wants
-            int n_heap = 0;
-            for (int blk = 0; blk < n_blocks; blk++) {
-                if (!dirty[blk]) { continue; }
-                int end = (blk + 1) * SEARCH_BLOCK < D ? (blk + 1) * SEARCH_BLOCK : D;
-                float threshold = n_heap < K ? 0.0f : heap[0].score; // weights are > 0
-                for (int d = blk * SEARCH_BLOCK; d < end; d++) {
-                    if (acc[d] > threshold) {
-                        heap_offer(heap, &n_heap, K, (Hit){acc[d], d});
-                        threshold = n_heap < K ? 0.0f : heap[0].score;
-                    }
-                }
-            }
-            // too few matches: the list goes on with unmatched documents, by index
-            for (int d = 0; d < D && n_heap < K; d++) {
-                if (acc[d] == 0.0f) { heap_offer(heap, &n_heap, K, (Hit){0.0f, d}); }
-            }
-            int* qdoc = doc_out + (int64_t)q * K;
-            float* qscore = score_out + (int64_t)q * K;
-            for (int r = n_heap; r < K; r++) { qdoc[r] = -1; qscore[r] = 0.0f; }
-            // popping the worst hit fills the list from its end
-            for (int r = n_heap - 1; r >= 0; r--) {
-                qdoc[r] = heap[0].doc;
-                qscore[r] = heap[0].score;
-                heap[0] = heap[r];
-                heap_sift_down(heap, r, 0);
-            }
-            for (int blk = 0; blk < n_blocks; blk++) {
-                if (!dirty[blk]) { continue; }
-                int end = (blk + 1) * SEARCH_BLOCK < D ? (blk + 1) * SEARCH_BLOCK : D;
-                memset(acc + (size_t)blk * SEARCH_BLOCK, 0, sizeof(float) * (size_t)(end - blk * SEARCH_BLOCK));
-                dirty[blk] = 0;
-            }
+            search_one(doc_out + (int64_t)q * K, score_out + (int64_t)q * K, &s, index, queries[q], K);
         }
-        free(acc);
-        free(dirty);
-        free(heap);
-        free(terms);
+        free(s.acc); free(s.dirty); free(s.mark); free(s.docs); free(s.hit); free(s.terms);
     }
 }
 
@@ -313,7 +429,7 @@ void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query
         int d = docs[i];
         if (d < 0 || d >= index->n_docs) { die("bm25_score_docs: document %d outside 0..%d", d, index->n_docs - 1); }
         float s = 0.0f;
-        // the same terms, counts and order of additions as bm25_search: the same float
+        // the same terms, order and operations (fmaf) as bm25_search: the same float
         for (int j = 0; j < nt; j++) {
             int t = terms[j].term;
             int64_t lo = index->term_start[t], hi = index->term_start[t + 1];
@@ -321,7 +437,7 @@ void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query
                 int64_t mid = lo + (hi - lo) / 2;
                 if (index->post_doc[mid] < d) { lo = mid + 1; } else { hi = mid; }
             }
-            if (lo < index->term_start[t + 1] && index->post_doc[lo] == d) { s += terms[j].count * index->post_weight[lo]; }
+            if (lo < index->term_start[t + 1] && index->post_doc[lo] == d) { s = fmaf(terms[j].count, index->post_weight[lo], s); }
         }
         score_out[i] = s;
     }
