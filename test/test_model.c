@@ -3,7 +3,8 @@
  * BERT cross-encoder and a packed batch of 5 sequences (lengths 7, 23, 64, 1, 40; fixtures
  * from dev/gen_model_fixture.py): forward outputs, the loss, every parameter gradient,
  * three AdamW steps with gradient clipping; then central finite differences of the
- * backward pass, BLAS against the plain loops, bert_infer against bert_forward, checkpoint
+ * backward pass, BLAS against the plain loops, a batch of several copies of the fixture
+ * batch (work split into row blocks) against the batch, bert_infer against bert_forward, checkpoint
  * round trips, and the refusal (in a child process) of corrupt files and bad batches.
  *
  * Errors are measured per tensor, normwise: max|got - want| / max|want|. fp32 against a
@@ -367,6 +368,59 @@ static void test_blas_against_loops(const Fixture* fx) {
 #endif
 }
 
+// model.c hands threads blocks of 256 tokens (and (sequence, head) pairs); the fixture batch
+// (135 tokens) fits in one block. Here it is packed COPIES times (675 tokens, block edges
+// inside sequences) with the test loss on every copy: every copy must give the fixture
+// batch's outputs, and the gradients must be COPIES times the fixture batch's. The products
+// run over other row counts and longer sums than on the fixture batch, so the results agree
+// to fp32 rounding of sums of <= 675 terms: outputs within 1e-6 as for a sequence alone
+// (below; measured ~3e-7), gradients within 1e-5 as for the plain loops vs BLAS (measured
+// ~2e-7 to 1e-6, worst 4.3e-6 on ln2b, a sum over 675 tokens whose terms largely cancel).
+#define COPIES 5
+static void test_row_blocks(const Fixture* fx) {
+    int S = fx->S, N = fx->N, C = fx->config.hidden_size;
+    BertModel one = model_from_fixture(fx), many = model_from_fixture(fx);
+    forward_backward(&one, fx);
+    int* ids = (int*)mallocCheck((size_t)COPIES * N * sizeof(int));
+    int* types = (int*)mallocCheck((size_t)COPIES * N * sizeof(int));
+    int* starts = (int*)mallocCheck((size_t)(COPIES * S + 1) * sizeof(int));
+    float* dlogits = (float*)mallocCheck((size_t)COPIES * S * sizeof(float));
+    float* dembeddings = (float*)mallocCheck((size_t)COPIES * S * C * sizeof(float));
+    for (int c = 0; c < COPIES; c++) {
+        memcpy(ids + (size_t)c * N, fx->ids, (size_t)N * sizeof(int));
+        memcpy(types + (size_t)c * N, fx->types, (size_t)N * sizeof(int));
+        for (int s = 0; s < S; s++) { starts[c * S + s] = c * N + fx->seq_starts[s]; }
+    }
+    starts[COPIES * S] = COPIES * N;
+    bert_forward(&many, ids, types, starts, COPIES * S);
+    double e_logits = 0.0, e_emb = 0.0;
+    for (int c = 0; c < COPIES; c++) {
+        double el = normwise_error(many.logits + (size_t)c * S, one.logits, S);
+        double ee = normwise_error(many.embeddings + (size_t)c * S * C, one.embeddings, (size_t)S * C);
+        if (!(el <= e_logits)) { e_logits = el; }
+        if (!(ee <= e_emb)) { e_emb = ee; }
+    }
+    printf("%d copies of the batch (%d tokens): outputs differ by %.2e (logits), %.2e (embeddings) (tolerance 1e-6)\n",
+           COPIES, COPIES * N, e_logits, e_emb);
+    CHECK(e_logits <= 1e-6, "batch copies: logits differ by %.3e", e_logits);
+    CHECK(e_emb <= 1e-6, "batch copies: embeddings differ by %.3e", e_emb);
+    loss_and_derivatives(&one, fx, dlogits, dembeddings);
+    for (int c = 1; c < COPIES; c++) {
+        memcpy(dlogits + (size_t)c * S, dlogits, (size_t)S * sizeof(float));
+        memcpy(dembeddings + (size_t)c * S * C, dembeddings, (size_t)S * C * sizeof(float));
+    }
+    bert_zero_grad(&many);
+    bert_backward(&many, dlogits, dembeddings);
+    float* want = (float*)mallocCheck(one.num_parameters * sizeof(float));
+    for (size_t i = 0; i < one.num_parameters; i++) { want[i] = COPIES * one.grads_memory[i]; }
+    compare_parameter_tensors("gradients, batch copies vs the batch times copies", many.grads_memory, want,
+                              one.param_sizes, 1e-5);
+    free(want);
+    free(ids); free(types); free(starts); free(dlogits); free(dembeddings);
+    bert_free(&one);
+    bert_free(&many);
+}
+
 // bert_infer shares one layer slot across layers but runs the same arithmetic: bit-identical
 static void test_infer_matches_forward(const Fixture* fx) {
     int S = fx->S, C = fx->config.hidden_size;
@@ -622,6 +676,7 @@ int main(int argc, char** argv) {
     test_against_transformers(&fx);
     test_adamw_alone(&fx);
     test_blas_against_loops(&fx);
+    test_row_blocks(&fx);
     test_infer_matches_forward(&fx);
     test_finite_differences(&fx);
     test_init_random(&fx);
