@@ -8,6 +8,9 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "../utils.h"
 
 static int test_passed = 0;
 static int test_failed = 0;
@@ -23,6 +26,44 @@ static inline double rel_err(double got, double want, double floor_abs) {
     double d = fabs(got - want);
     double scale = fabs(want) > floor_abs ? fabs(want) : floor_abs;
     return d / scale;
+}
+
+// runs fn(arg) in a forked child, so that a function that must die() can be tested; returns
+// the child's exit status (-1 if a signal killed it: a crash is never a refusal) and its
+// stderr in err, NUL-terminated and cut to errlen - 1 bytes
+static inline int run_in_child(void (*fn)(const void*), const void* arg, char* err, size_t errlen) {
+    int fd[2];
+    if (pipe(fd) != 0) { die("pipe: %s", strerror(errno)); }
+    // unflushed output would be written twice, once by each process
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) { die("fork: %s", strerror(errno)); }
+    if (pid == 0) {
+        close(fd[0]);
+        dup2(fd[1], 2);
+        close(fd[1]);
+        fn(arg);
+        _exit(0);
+    }
+    close(fd[1]);
+    // read to EOF even past errlen: a child blocked on a full pipe would never exit
+    size_t n = 0;
+    char spill[512];
+    for (;;) {
+        int room = n + 1 < errlen;
+        ssize_t got = read(fd[0], room ? err + n : spill, room ? errlen - 1 - n : sizeof(spill));
+        if (got < 0 && errno == EINTR) { continue; }
+        if (got <= 0) { break; }
+        if (room) { n += (size_t)got; }
+    }
+    if (errlen > 0) { err[n] = '\0'; }
+    close(fd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) { die("waitpid: %s", strerror(errno)); }
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 // prints the closing line and returns the process exit status

@@ -5,7 +5,6 @@
  * Run from the repository root (reads ../shared/data/cranfield).
  */
 #include <omp.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "../beir.h"
 #include "../bm25.h"
@@ -13,31 +12,6 @@
 
 #define FIXTURE "test/fixtures/bm25/cranfield_bm25s.bin"
 #define CRANFIELD "../shared/data/cranfield"
-
-// runs fn(arg) in a child process; returns its exit status (-1 if it crashed) and what
-// it wrote to stderr, so that a function that must die() can be tested
-static int run_in_child(void (*fn)(const char*), const char* arg, char* err, size_t errlen) {
-    int fd[2];
-    if (pipe(fd) != 0) { die("pipe failed"); }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork failed"); }
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t n = 0;
-    ssize_t got;
-    while (n + 1 < errlen && (got = read(fd[0], err + n, errlen - 1 - n)) > 0) { n += (size_t)got; }
-    err[n] = '\0';
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static uint32_t fnv1a_update(uint32_t h, const char* s, size_t len) {
     for (size_t i = 0; i < len; i++) { h ^= (unsigned char)s[i]; h *= 16777619u; }
@@ -142,7 +116,7 @@ static void test_tiny_corpus(void) {
     bm25_free(&ix);
 }
 
-static void load_index(const char* path) {
+static void load_index(const void* path) {
     Bm25Index ix;
     bm25_load(&ix, path);
 }

@@ -18,7 +18,6 @@
 #include <omp.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "../distill.h"
 #include "../json.h"
@@ -138,36 +137,11 @@ typedef struct {
     DistillConfig cfg;
 } DistillArgs;
 
-static void distill_in_child(const DistillArgs* a) {
+static void distill_in_child(const void* arg) {
+    const DistillArgs* a = (const DistillArgs*)arg;
     BertModel m;
     student_build(&m, 1);
     distill_pairwise(&m, &tok, &corpus, &queries, a->battles, a->p, a->n, &a->cfg, NULL);
-}
-
-// runs distill_pairwise in a child; returns its exit status (-1 if killed by a signal)
-static int refused(char* err, size_t cap, const DistillArgs* a) {
-    int fd[2];
-    if (pipe(fd) != 0) { die("pipe failed"); }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork failed"); }
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        dup2(fd[1], 1);
-        distill_in_child(a);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t n = 0;
-    ssize_t got;
-    while (n + 1 < cap && (got = read(fd[0], err + n, cap - 1 - n)) > 0) { n += (size_t)got; }
-    err[n] = '\0';
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void test_refusals(const Battle* battles, const float* p) {
@@ -175,7 +149,7 @@ static void test_refusals(const Battle* battles, const float* p) {
     DistillArgs a = { battles, p, 0, {0} };
     test_config(&a.cfg);
     a.cfg.steps = 1;
-    int status = refused(err, sizeof(err), &a);
+    int status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "no battles") != NULL, "n = 0: status %d, '%s'", status, err);
 
     // a cross-query battle among good ones, named by its ids
@@ -183,43 +157,43 @@ static void test_refusals(const Battle* battles, const float* p) {
     bad[1].query_b = (bad[1].query_a + 1) % N_QUERIES;
     a.battles = bad;
     a.n = 3;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "cross-query") != NULL && strstr(err, "battle 1") != NULL,
           "cross-query battle: status %d, '%s'", status, err);
 
     float bad_p[3] = { p[0], NAN, p[2] };
     a.battles = battles;
     a.p = bad_p;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "battle 1") != NULL && strstr(err, "probability") != NULL,
           "NaN answer: status %d, '%s'", status, err);
     bad_p[1] = 1.5f;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "probability") != NULL, "answer 1.5: status %d, '%s'", status, err);
 
     bad[1] = battles[1];
     bad[1].doc_b = bad[1].doc_a;
     a.battles = bad;
     a.p = p;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "against itself") != NULL, "self battle: status %d, '%s'", status, err);
     bad[1] = battles[1];
     bad[1].doc_a = N_DOCS;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "outside") != NULL, "unknown document: status %d, '%s'", status, err);
 
     a.battles = battles;
     a.cfg.batch_size = 7;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "batch_size") != NULL, "odd batch: status %d, '%s'", status, err);
     test_config(&a.cfg);
     a.cfg.max_len = 64;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "positions") != NULL, "max_len beyond the positions: status %d, '%s'", status, err);
     // everything held out: nothing to train on
     test_config(&a.cfg);
     a.cfg.holdout_frac = 0.999999;
-    status = refused(err, sizeof(err), &a);
+    status = run_in_child(distill_in_child, &a, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "nothing left to train") != NULL, "all held out: status %d, '%s'", status, err);
 }
 

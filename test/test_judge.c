@@ -16,7 +16,6 @@
  */
 #include <math.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include "../judge.h"
 #include "../json.h"
@@ -39,32 +38,6 @@ static double thurstone(double x) { return 0.5 * erfc(-x); }
 // helpers
 
 typedef struct { const char* spec; const JudgeContext* ctx; } CreateArgs;
-
-// runs fn(arg) in a forked child with its stderr captured; returns the exit status (-1 if
-// it was killed by a signal), for functions that must die()
-static int in_child(void (*fn)(const void*), const void* arg, char* err, size_t cap) {
-    int fd[2];
-    if (pipe(fd) != 0) { die("pipe: %s", strerror(errno)); }
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork: %s", strerror(errno)); }
-    if (pid == 0) {
-        close(fd[0]);
-        dup2(fd[1], 2);
-        fn(arg);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t n = 0;
-    ssize_t got;
-    while ((got = read(fd[0], err + n, cap - 1 - n)) > 0) { n += (size_t)got; if (n + 1 >= cap) { break; } }
-    err[n] = '\0';
-    close(fd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 static void create_and_free(const void* arg) {
     const CreateArgs* a = (const CreateArgs*)arg;
@@ -438,11 +411,11 @@ static void test_dense(void) {
     fwriteCheck(&bad, 4, 1, fp);
     fcloseCheck(fp);
     char err[4096];
-    int status = in_child(load_damaged_store, &ctx, err, sizeof(err));
+    int status = run_in_child(load_damaged_store, &ctx, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "dense_docs.bin") != NULL, "dense: damaged embedding file: status %d, '%s'", status, err);
     // a file cut short is refused too
     CHECK(truncate(TMP "/dense_queries.bin", 1100) == 0, "truncate failed");
-    status = in_child(load_damaged_store, &ctx, err, sizeof(err));
+    status = run_in_child(load_damaged_store, &ctx, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "dense_queries.bin") != NULL, "dense: truncated embedding file: status %d, '%s'", status, err);
     unlink(TMP "/dense_docs.bin");
     unlink(TMP "/dense_queries.bin");
@@ -516,7 +489,7 @@ static void test_model(void) {
     CreateArgs args = {path, &ctx};
     snprintf(spec, sizeof(spec), "model:%s", path);
     args.spec = spec;
-    int status = in_child(create_and_free, &args, err, sizeof(err));
+    int status = run_in_child(create_and_free, &args, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "pointwise") != NULL, "model: a spec without its mode: status %d, '%s'", status, err);
     unlink(path);
     for (int i = 0; i <= nb; i++) { json_free(&lines[i]); }
@@ -580,13 +553,13 @@ static void test_file(void) {
         write_text(TMP "/bad.jsonl", bad[k].text);
         CreateArgs args = {"file:" TMP "/bad.jsonl", &ctx};
         char err[4096], where[64];
-        int status = in_child(create_and_free, &args, err, sizeof(err));
+        int status = run_in_child(create_and_free, &args, err, sizeof(err));
         snprintf(where, sizeof(where), "bad.jsonl:%d:", bad[k].line);
         CHECK(status == 1 && strstr(err, where) && strstr(err, bad[k].why), "file: bad case %zu: status %d, stderr '%s'", k, status, err);
     }
     CreateArgs missing = {"file:" TMP "/no_such_file.jsonl", &ctx};
     char err[4096];
-    int status = in_child(create_and_free, &missing, err, sizeof(err));
+    int status = run_in_child(create_and_free, &missing, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "no_such_file.jsonl"), "file: a missing file: status %d, '%s'", status, err);
 }
 
@@ -693,14 +666,14 @@ static void test_cache(void) {
     JudgeContext bctx = {.corpus = &corpus, .queries = &queries, .bm25 = &bm25};
     judge_create(&bm, "bm25", &bctx);
     CachedArgs args = {&bm, path, NULL, 0};
-    int status = in_child(open_cache, &args, err, sizeof(err));
+    int status = run_in_child(open_cache, &args, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "cache.jsonl:1:") && strstr(err, "'sim@seed77'"), "cache: another judge's file: status %d, '%s'", status, err);
     judge_free(&bm);
     write_text(TMP "/cache_bad.jsonl", "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim@seed77\"}\n"
                                        "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\" \"p\": 0.5}\n"
                                        "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"judge\": \"sim@seed77\"}\n");
     CachedArgs bad_args = {&judge, TMP "/cache_bad.jsonl", NULL, 0};
-    status = in_child(open_cache, &bad_args, err, sizeof(err));
+    status = run_in_child(open_cache, &bad_args, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "cache_bad.jsonl:2:"), "cache: a bad middle line: status %d, '%s'", status, err);
 
     // a judge that fails part way: what it judged stays in the cache, the run dies naming why
@@ -717,7 +690,7 @@ static void test_cache(void) {
     for (int i = 0; i < covered + 5; i++) { asked[i] = (Battle){0, i, 0, i + 100}; }
     unlink(TMP "/cache_partial.jsonl");
     CachedArgs pargs = {&partial, TMP "/cache_partial.jsonl", asked, covered + 5};
-    status = in_child(judge_through_cache, &pargs, err, sizeof(err));
+    status = run_in_child(judge_through_cache, &pargs, err, sizeof(err));
     char missing_id[64];
     snprintf(missing_id, sizeof(missing_id), "'%s'", beir_id(&corpus, covered));
     CHECK(status == 1 && strstr(err, missing_id) && strstr(err, "resume"), "cache: a failing judge: status %d, '%s'", status, err);
@@ -777,14 +750,14 @@ static void test_ensemble(void) {
     for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
         CreateArgs args = {bad[k].spec, &ctx};
         char err[4096];
-        int status = in_child(create_and_free, &args, err, sizeof(err));
+        int status = run_in_child(create_and_free, &args, err, sizeof(err));
         CHECK(status == 1 && strstr(err, bad[k].why), "spec '%s': status %d, stderr '%s'", bad[k].spec, status, err);
     }
     JudgeContext no_labels = ctx;
     no_labels.qrels = NULL;
     CreateArgs args = {"bm25+sim", &no_labels};
     char err[4096];
-    int status = in_child(create_and_free, &args, err, sizeof(err));
+    int status = run_in_child(create_and_free, &args, err, sizeof(err));
     CHECK(status == 1 && strstr(err, "qrels"), "spec: sim without qrels: status %d, '%s'", status, err);
     free(battles);
     free(pe);

@@ -7,7 +7,6 @@
  * round trip, and the error paths in child processes.
  */
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "metrics.h"
@@ -183,44 +182,26 @@ static void test_write_read_round_trip(const TrecRun* run, const TrecQrels* qrel
 // ----------------------------------------------------------------------------
 // error paths: each must stop the program with status 1 and a message that says where
 
-typedef void (*DyingCall)(const char* arg);
+typedef void (*DyingCall)(const void* arg);
 
 // runs call(arg) in a child process and checks it exits with status 1, its stderr holding want
-static void check_dies(DyingCall call, const char* arg, const char* want, const char* label) {
-    int fds[2];
-    if (pipe(fds) != 0) { die("pipe failed"); }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork failed"); }
-    if (pid == 0) {
-        dup2(fds[1], 2);
-        close(fds[0]);
-        call(arg);
-        _exit(0);  // returning means it did not die
-    }
-    close(fds[1]);
+static void check_dies(DyingCall call, const void* arg, const char* want, const char* label) {
     char msg[2048];
-    size_t len = 0;
-    ssize_t got;
-    while (len < sizeof(msg) - 1 && (got = read(fds[0], msg + len, sizeof(msg) - 1 - len)) > 0) { len += (size_t)got; }
-    msg[len] = '\0';
-    close(fds[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    int exited_1 = WIFEXITED(status) && WEXITSTATUS(status) == 1;
+    int status = run_in_child(call, arg, msg, sizeof(msg));
+    int exited_1 = status == 1;
     CHECK(exited_1 && strstr(msg, want) != NULL, "%s: want exit 1 and a message with '%s', got status %d and '%s'",
           label, want, status, msg);
 }
 
-static void read_run_file(const char* path) {
+static void read_run_file(const void* path) {
     TrecRun run;
     metrics_read_trec_run(&run, path);
 }
-static void read_qrels_file(const char* path) {
+static void read_qrels_file(const void* path) {
     TrecQrels qrels;
     metrics_read_trec_qrels(&qrels, path);
 }
-static void eval_duplicate_ranking(const char* unused) {
+static void eval_duplicate_ranking(const void* unused) {
     (void)unused;
     const char* ids[3] = { "a", "b", "a" };
     float scores[3] = { 1.0f, 2.0f, 3.0f };
@@ -229,14 +210,14 @@ static void eval_duplicate_ranking(const char* unused) {
     MetricScores s;
     metrics_eval_query(&s, "q7", ids, scores, 3, qids, grades, 1);
 }
-static void eval_nan_score(const char* unused) {
+static void eval_nan_score(const void* unused) {
     (void)unused;
     const char* ids[2] = { "a", "b" };
     float scores[2] = { 1.0f, NAN };
     MetricScores s;
     metrics_eval_query(&s, "q8", ids, scores, 2, ids, (const int[2]){ 1, 0 }, 2);
 }
-static void write_id_with_space(const char* unused) {
+static void write_id_with_space(const void* unused) {
     (void)unused;
     const char* ids[1] = { "doc 1" };
     float scores[1] = { 1.0f };

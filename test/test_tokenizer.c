@@ -7,7 +7,6 @@
  */
 #include <stdint.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -315,30 +314,17 @@ static void test_api(const Tokenizer* tok) {
     CHECK(memcmp(few, all, 3 * sizeof(int)) == 0 && few[3] == -7, "encode with a short buffer wrote the wrong ids or past max_ids");
 }
 
+static void load_tokenizer(const void* path) {
+    Tokenizer tok;
+    tokenizer_load(&tok, path);
+}
+
 // runs tokenizer_load(path) in a child process; checks that it exits 1 with a message
 // containing each of the given strings
 static void expect_load_error(const char* path, const char* must1, const char* must2) {
-    int pipefd[2];
-    if (pipe(pipefd) != 0) { die("pipe failed"); }
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork failed"); }
-    if (pid == 0) {
-        close(pipefd[0]);
-        dup2(pipefd[1], 2);
-        Tokenizer tok;
-        tokenizer_load(&tok, path);
-        _exit(0);
-    }
-    close(pipefd[1]);
     char msg[1024];
-    int len = 0, r;
-    while (len < (int)sizeof(msg) - 1 && (r = (int)read(pipefd[0], msg + len, sizeof(msg) - 1 - (size_t)len)) > 0) { len += r; }
-    msg[len] = '\0';
-    close(pipefd[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "loading %s should exit 1", path);
+    int status = run_in_child(load_tokenizer, path, msg, sizeof(msg));
+    CHECK(status == 1, "loading %s should exit 1", path);
     CHECK(strstr(msg, must1) != NULL && strstr(msg, must2) != NULL,
           "loading %s: message '%s' should mention '%s' and '%s'", path, msg, must1, must2);
 }

@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "json.h"
@@ -40,47 +39,24 @@
 // ----------------------------------------------------------------------------
 // refusals: the library dies on bad input, so each case runs in a child process
 
-typedef void (*Action)(const char* arg);
-
-// runs action(arg) in a child with its stderr captured into msg; returns the exit status,
-// or -1 if the child was killed (a crash is never a refusal)
-static int run_child(Action action, const char* arg, char* msg, size_t cap) {
-    const char* err_path = SCRATCH "/child_stderr.txt";
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0) { die("fork failed"); }
-    if (pid == 0) {
-        if (freopen(err_path, "w", stderr) == NULL) { _exit(99); }
-        action(arg);
-        fflush(stderr);
-        _exit(0);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    size_t len;
-    char* text = readFileCheck(err_path, &len);
-    snprintf(msg, cap, "%s", text);
-    free(text);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+typedef void (*Action)(const void* arg);
 
 static void check_refusal(Action action, const char* arg, const char* want) {
     char msg[4096];
-    int status = run_child(action, arg, msg, sizeof(msg));
+    int status = run_in_child(action, arg, msg, sizeof(msg));
     int named = strstr(msg, arg) != NULL;
     CHECK(status > 0 && status != 99 && strstr(msg, want) != NULL && named,
           "'%s': expected a non-zero exit and a message naming it and containing \"%s\"; got status %d, stderr: %s",
           arg, want, status, msg);
 }
 
-static void open_safetensors(const char* path) {
+static void open_safetensors(const void* path) {
     SafeTensors st;
     safetensors_open(&st, path);
     safetensors_close(&st);
 }
 
-static void read_all_as_f32(const char* path) {
+static void read_all_as_f32(const void* path) {
     SafeTensors st;
     safetensors_open(&st, path);
     for (int i = 0; i < st.num_tensors; i++) {
@@ -91,19 +67,19 @@ static void read_all_as_f32(const char* path) {
     safetensors_close(&st);
 }
 
-static void read_config(const char* path) {
+static void read_config(const void* path) {
     BertConfig c;
     bert_config_from_hf(&c, path);
 }
 
-static void load_model_dir(const char* dir) {
+static void load_model_dir(const void* dir) {
     BertModel m;
     bert_load_hf(&m, dir, 1);
     bert_free(&m);
 }
 
 static const BertModel* export_model;  // the model export_tiny writes
-static void export_tiny(const char* vocab_path) {
+static void export_tiny(const void* vocab_path) {
     bert_export_hf(export_model, SCRATCH "/tiny_bad_vocab", vocab_path, 1);
 }
 
@@ -292,7 +268,7 @@ static void test_malformed(void) {
     snprintf(path, sizeof(path), SCRATCH "/int64.safetensors");
     write_raw_safetensors(path, "{\"__metadata__\":{\"format\":\"pt\"},\"ids\":{\"dtype\":\"I64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16);
     char msg[4096];
-    CHECK(run_child(open_safetensors, path, msg, sizeof(msg)) == 0, "I64 file with metadata should open: %s", msg);
+    CHECK(run_in_child(open_safetensors, path, msg, sizeof(msg)) == 0, "I64 file with metadata should open: %s", msg);
     check_refusal(read_all_as_f32, path, "tensor 'ids': dtype I64 cannot be read as floats");
 }
 
@@ -404,7 +380,7 @@ static void test_loader(void) {
 
     write_tiny_checkpoint(dir, &m, TINY_ENCODER_ONLY);
     char msg[4096];
-    int status = run_child(load_model_dir, dir, msg, sizeof(msg));
+    int status = run_in_child(load_model_dir, dir, msg, sizeof(msg));
     CHECK(status == 0, "encoder-only checkpoint should load, status %d: %s", status, msg);
     CHECK(strstr(msg, "no tensor 'pooler.dense.weight'") && strstr(msg, "no tensor 'classifier.weight'") &&
           strstr(msg, "no tensor 'classifier.bias'"), "missing head tensors should be reported: %s", msg);
@@ -451,7 +427,7 @@ static void test_half_checkpoint(const char* name) {
     char dir[512], ref_path[512], msg[4096];
     snprintf(dir, sizeof(dir), FIXTURES "/%s", name);
     snprintf(ref_path, sizeof(ref_path), FIXTURES "/%s_as_f32.safetensors", name);
-    int status = run_child(load_model_dir, dir, msg, sizeof(msg));
+    int status = run_in_child(load_model_dir, dir, msg, sizeof(msg));
     CHECK(status == 0 && msg[0] == '\0', "%s: should load silently (every tensor present, none unused), status %d: %s", name, status, msg);
     if (status != 0) { return; }
     BertModel m;
