@@ -126,8 +126,8 @@ static void matmul_loops(float* c, int ldc, const float* a, int lda, int trans_a
 // With BLAS, the threads are OpenMP's alone: OpenBLAS is held to one thread (bert_build)
 // and a large product is split by rows of c into one single-threaded sgemm per OpenMP
 // thread. Letting OpenBLAS start threads of its own puts two thread pools on the same
-// cores, each spinning while the other works. Inside a parallel region (the attention's
-// per-head products) the call is made as it is.
+// cores, each spinning while the other works. Inside a parallel region (forward_pass and
+// bert_backward hand each thread whole products) the call is made as it is.
 static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
                    const float* b, int ldb, int trans_b, int m, int n, int k,
                    float alpha, float beta) {
@@ -650,8 +650,8 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     // head) pairs, each taken by whichever thread is free (dynamic): no product is split
     // between threads and a thread delayed by other work on the machine only delays its
     // block, not every product. Each block runs the whole row-wise chain from the attention
-    // dense layer to the second LayerNorm while its rows are in cache, and threads meet
-    // three times per layer. Single-threaded sgemm runs at full speed on blocks of 64 rows or more.
+    // dense layer to the next layer's qkv product while its rows are in cache, and threads
+    // meet twice per layer. Single-threaded sgemm runs at full speed on blocks of 64 rows or more.
     #pragma omp parallel
     {
         #pragma omp for schedule(dynamic, 1)
@@ -659,11 +659,15 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
             int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
             layernorm_forward(a.emb_ln + (size_t)r0 * C, a.emb_mean + r0, a.emb_rstd + r0,
                               a.emb + (size_t)r0 * C, p.emb_lnw, p.emb_lnb, n, C, eps);
+            if (L > 0) {
+                linear_forward(a.qkv + (size_t)r0 * 3 * C, a.emb_ln + (size_t)r0 * C, p.qkvw, p.qkvb, n, C, 3 * C);
+            }
         }
         for (int l = 0; l < L; l++) {
             // slot of this layer's activations; when only one slot exists, the layer input
-            // (ln2 of the previous layer) is read by the qkv product and, row by row, by
-            // res1, before the same rows of ln2 are overwritten
+            // (ln2 of the previous layer) is read, row by row, by res1 before the same rows
+            // of ln2 are overwritten, and qkv is overwritten by the next layer's only after
+            // the attention has read all of it
             size_t k = keep_all_layers ? (size_t)l : 0;
             const float* x = l == 0 ? a.emb_ln : a.ln2 + (keep_all_layers ? (size_t)(l - 1) : 0) * N * C;
             float* qkv = a.qkv + k * N * 3 * C;
@@ -679,13 +683,8 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
             float* ln2 = a.ln2 + k * N * C;
             float* ln2_mean = a.ln2_mean + k * N;
             float* ln2_rstd = a.ln2_rstd + k * N;
+            float* next_qkv = a.qkv + (keep_all_layers ? (size_t)l + 1 : 0) * N * 3 * C;
 
-            #pragma omp for schedule(dynamic, 1)
-            for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
-                int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
-                linear_forward(qkv + (size_t)r0 * 3 * C, x + (size_t)r0 * C, p.qkvw + (size_t)l * 3 * C * C,
-                               p.qkvb + (size_t)l * 3 * C, n, C, 3 * C);
-            }
             #pragma omp for collapse(2) schedule(dynamic, 1)
             for (int s = 0; s < S; s++) {
                 for (int h = 0; h < NH; h++) {
@@ -709,6 +708,10 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
                 residual_forward(res2 + rc, res2 + rc, ln1 + rc, (size_t)n * C);
                 layernorm_forward(ln2 + rc, ln2_mean + r0, ln2_rstd + r0, res2 + rc,
                                   p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, n, C, eps);
+                if (l + 1 < L) {
+                    linear_forward(next_qkv + (size_t)r0 * 3 * C, ln2 + rc, p.qkvw + (size_t)(l + 1) * 3 * C * C,
+                                   p.qkvb + (size_t)(l + 1) * 3 * C, n, C, 3 * C);
+                }
             }
         }
     }
