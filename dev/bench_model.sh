@@ -3,9 +3,11 @@
 # on the all-MiniLM-L6-v2 shape, both with 2 threads (OMP_NUM_THREADS=2, and
 # torch.set_num_threads(2)): training steps (forward+backward, 16 x 256 tokens, tokens/s)
 # and scoring (forward only, 100 documents of 256 tokens, docs/s).
-# The two sides run in turns, ROUNDS times (default 2); each run reports its best step and
-# best scoring batch, and the best over the rounds is kept: on a machine shared with other
-# work, the fastest measurement is the least disturbed one.
+# The two sides run in turns, ROUNDS times (default 3), so that load from other work on
+# the machine falls on both alike; each run reports its best step and best scoring batch
+# (warm-up excluded), and the median and the best of those over the rounds are printed,
+# with the load average before and after: on a shared machine the fastest measurement is
+# the least disturbed one, the median says how typical it is.
 # OpenBLAS picks its kernels by CPU model (or by OPENBLAS_CORETYPE, which this machine's
 # environment sets to Haswell, i.e. AVX2), and releases older than a CPU fall back to AVX2
 # kernels; on a CPU with AVX-512 the C side is therefore run twice, with the environment
@@ -16,7 +18,7 @@ cd "$(dirname "$0")/.."
 make -s build/bench_model
 export OMP_NUM_THREADS=2
 STEPS=${STEPS:-3}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 have_torch=1
 python3 -c "import torch, transformers" 2>/dev/null || have_torch=0
 avx512=0
@@ -25,6 +27,7 @@ if grep -q -w avx512f /proc/cpuinfo && [ "${kernels,,}" != skylakex ]; then avx5
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 for r in $(seq "$ROUNDS"); do
     echo "--- round $r (C with OpenBLAS kernels $kernels$([ "$avx512" = 1 ] && echo ", C with SKYLAKEX kernels"), PyTorch)"
     ./build/bench_model "$STEPS" | sed 's/^RESULT c_/RESULT c_default_/' | tee -a "$out" | grep -v '^RESULT'
@@ -33,19 +36,30 @@ for r in $(seq "$ROUNDS"); do
     fi
     if [ "$have_torch" = 1 ]; then python3 dev/bench_model.py "$STEPS" | tee -a "$out" | grep -v '^RESULT'; fi
 done
-best() { awk -v k="$1" '$1 == "RESULT" && $2 == k && $3 > m { m = $3 } END { print m + 0 }' "$out"; }
-printf '%-40s %14s %14s\n' "best of $ROUNDS rounds, 2 threads" "train tok/s" "score docs/s"
-printf '%-40s %14.1f %14.2f\n' "C (OpenBLAS kernels $kernels)" "$(best c_default_train_tokens_per_s)" "$(best c_default_score_docs_per_s)"
-if [ "$avx512" = 1 ]; then
-    printf '%-40s %14.1f %14.2f\n' "C (OPENBLAS_CORETYPE=SKYLAKEX)" "$(best c_avx512_train_tokens_per_s)" "$(best c_avx512_score_docs_per_s)"
-fi
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+# stat KEY best|median: over the rounds' results named KEY
+stat() {
+    awk -v k="$1" '$1 == "RESULT" && $2 == k { print $3 }' "$out" | sort -g |
+        awk -v w="$2" '{ x[NR] = $1 } END { if (w == "best") print x[NR] + 0;
+                                            else print (NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2) + 0 }'
+}
+row() {  # label, result key prefix
+    printf '%-34s %9.1f %9.1f %9.2f %9.2f\n' "$1" "$(stat "$2"_train_tokens_per_s median)" "$(stat "$2"_train_tokens_per_s best)" \
+        "$(stat "$2"_score_docs_per_s median)" "$(stat "$2"_score_docs_per_s best)"
+}
+printf '%-34s %19s %19s\n' "$ROUNDS rounds, 2 threads" "train tok/s" "score docs/s"
+printf '%-34s %9s %9s %9s %9s\n' "" median best median best
+row "C (OpenBLAS kernels $kernels)" c_default
+if [ "$avx512" = 1 ]; then row "C (OPENBLAS_CORETYPE=SKYLAKEX)" c_avx512; fi
 if [ "$have_torch" = 1 ]; then
-    tt=$(best torch_train_tokens_per_s); ts=$(best torch_score_docs_per_s)
-    printf '%-40s %14.1f %14.2f\n' "PyTorch" "$tt" "$ts"
+    row "PyTorch" torch
     for side in default avx512; do  # default: the kernels of the environment
         [ "$side" = avx512 ] && [ "$avx512" = 0 ] && continue
-        awk -v s="$side" -v a="$(best c_${side}_train_tokens_per_s)" -v b="$tt" -v c="$(best c_${side}_score_docs_per_s)" -v d="$ts" \
-            'BEGIN { printf "ratio C (%s kernels) / PyTorch: train %.2fx, score %.2fx\n", s, a / b, c / d }'
+        for w in median best; do
+            awk -v s="$side" -v w="$w" -v a="$(stat c_${side}_train_tokens_per_s $w)" -v b="$(stat torch_train_tokens_per_s $w)" \
+                -v c="$(stat c_${side}_score_docs_per_s $w)" -v d="$(stat torch_score_docs_per_s $w)" \
+                'BEGIN { printf "ratio C (%s kernels) / PyTorch, %-6s: train %.2fx, score %.2fx\n", s, w, a / b, c / d }'
+        done
     done
 else
     echo "PyTorch: not installed here, no comparison"
