@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Speed of model.c (dev/bench_model.c) beside PyTorch doing the same work (dev/bench_model.py)
-# on the all-MiniLM-L6-v2 shape, both with 2 threads (OMP_NUM_THREADS=2, and
-# torch.set_num_threads(2)): training steps (forward+backward, 16 x 256 tokens, tokens/s)
+# on the all-MiniLM-L6-v2 shape, both with THREADS threads (default 2: OMP_NUM_THREADS, and
+# torch.set_num_threads): training steps (forward+backward, 16 x 256 tokens, tokens/s)
 # and scoring (forward only, 100 documents of 256 tokens, docs/s).
 # The two sides run in turns, ROUNDS times (default 3), so that load from other work on
 # the machine falls on both alike; each run reports its best step and best scoring batch
 # (warm-up excluded), and the median and the best of those over the rounds are printed,
 # with the load average before and after: on a shared machine the fastest measurement is
-# the least disturbed one, the median says how typical it is.
+# the least disturbed one, the median says how typical it is. When other work keeps the
+# cores busy, threads that wait for each other lose time on both sides, and not alike;
+# THREADS=1 compares the work itself.
 # OpenBLAS picks its kernels by CPU model (or by OPENBLAS_CORETYPE, which this machine's
 # environment sets to Haswell, i.e. AVX2), and releases older than a CPU fall back to AVX2
 # kernels; on a CPU with AVX-512 the C side is therefore run twice, with the environment
@@ -16,7 +18,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 make -s build/bench_model
-export OMP_NUM_THREADS=2
+export OMP_NUM_THREADS=${THREADS:-2}
 STEPS=${STEPS:-3}
 ROUNDS=${ROUNDS:-3}
 have_torch=1
@@ -47,7 +49,7 @@ row() {  # label, result key prefix
     printf '%-34s %9.1f %9.1f %9.2f %9.2f\n' "$1" "$(stat "$2"_train_tokens_per_s median)" "$(stat "$2"_train_tokens_per_s best)" \
         "$(stat "$2"_score_docs_per_s median)" "$(stat "$2"_score_docs_per_s best)"
 }
-printf '%-34s %19s %19s\n' "$ROUNDS rounds, 2 threads" "train tok/s" "score docs/s"
+printf '%-34s %19s %19s\n' "$ROUNDS rounds, $OMP_NUM_THREADS thread(s)" "train tok/s" "score docs/s"
 printf '%-34s %9s %9s %9s %9s\n' "" median best median best
 row "C (OpenBLAS kernels $kernels)" c_default
 if [ "$avx512" = 1 ]; then row "C (OPENBLAS_CORETYPE=SKYLAKEX)" c_avx512; fi
