@@ -29,7 +29,7 @@ if grep -q -w avx512f /proc/cpuinfo && [ "${kernels,,}" != skylakex ]; then avx5
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(getconf _NPROCESSORS_ONLN) cores)"
 for r in $(seq "$ROUNDS"); do
     echo "--- round $r (C with OpenBLAS kernels $kernels$([ "$avx512" = 1 ] && echo ", C with SKYLAKEX kernels"), PyTorch)"
     ./build/bench_model "$STEPS" | sed 's/^RESULT c_/RESULT c_default_/' | tee -a "$out" | grep -v '^RESULT'
