@@ -1207,6 +1207,10 @@ int main(int argc, char** argv) {
     ctx.max_len = o.max_len;
     ctx.run_dir = o.run_dir;
     ctx.seed = o.seed;
+    if (!have_dense && strstr(o.judge, "dense") != NULL) {
+        die("the judge '%s' has a dense member, which needs --dense-model DIR (a Hugging Face bi-encoder such as "
+            "all-MiniLM-L6-v2: dev/find_minilm.sh prints where pip put it); or choose another --judge", o.judge);
+    }
     judge_create(&judge, o.judge, &ctx);
     printf("judge: %s%s\n", judge_describe(&judge),
            judge_is_simulated(&judge) ? "  (SIMULATED from the human judgments of the training queries: for experiments only)" : "");
