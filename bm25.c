@@ -466,7 +466,8 @@ void bm25_save(const Bm25Index* index, const char* path) {
     header[9] = (int32_t)sw->arena_len;
     header[10] = float_bits(index->k1);
     header[11] = float_bits(index->b);
-    FILE* fp = fopenCheck(path, "wb");
+    AtomicFile af;  // a killed run never leaves half an index under the final name
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(header, sizeof(int32_t), 256, fp);
     // strtab arenas are exactly the strings and their NULs, in number order
     fwriteCheck(index->vocab.arena, 1, index->vocab.arena_len, fp);
@@ -475,7 +476,7 @@ void bm25_save(const Bm25Index* index, const char* path) {
     fwriteCheck(index->post_doc, sizeof(int), (size_t)index->n_postings, fp);
     fwriteCheck(index->post_tf, sizeof(int), (size_t)index->n_postings, fp);
     fwriteCheck(index->doc_len, sizeof(int), (size_t)index->n_docs, fp);
-    fcloseCheck(fp);
+    atomicCommit(&af);
 }
 
 // splits arena[0..len) into count NUL-terminated strings; returns them as an array of

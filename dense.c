@@ -180,18 +180,12 @@ void dense_store_save(const DenseStore* store, const char* path) {
     header[7] = (int32_t)(uint32_t)(store->text_hash >> 32);
     header[8] = (int32_t)(uint32_t)(store->model_hash & 0xFFFFFFFFu);
     header[9] = (int32_t)(uint32_t)(store->model_hash >> 32);
-    size_t len = strlen(path);
-    char* tmp = (char*)mallocCheck(len + 5);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-    FILE* fp = fopenCheck(tmp, "wb");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(header, sizeof(int32_t), DENSE_HEADER_INTS, fp);
     fwriteCheck(store->item_of, sizeof(int), (size_t)store->n, fp);
     fwriteCheck(store->rows, sizeof(float), (size_t)store->n * store->C, fp);
-    fcloseCheck(fp);
-    // a crash leaves the old file or the new one, never half of one
-    if (rename(tmp, path) != 0) { die("could not rename '%s' to '%s': %s", tmp, path, strerror(errno)); }
-    free(tmp);
+    atomicCommit(&af);
 }
 
 static uint64_t header_u64(const int32_t* header, int at) {

@@ -977,17 +977,11 @@ void bert_free(BertModel* model) {
 // crash leaves either the old file or the new one, never half of one
 static void write_file_atomic(const char* path, const int* header, const float* const* payloads,
                               const size_t* counts, int num_payloads) {
-    size_t len = strlen(path);
-    char* tmp = (char*)mallocCheck(len + 5);
-    memcpy(tmp, path, len);
-    memcpy(tmp + len, ".tmp", 5);
-    FILE* fp = fopenCheck(tmp, "wb");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(header, sizeof(int), HEADER_INTS, fp);
     for (int i = 0; i < num_payloads; i++) { fwriteCheck(payloads[i], sizeof(float), counts[i], fp); }
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) { die("could not write '%s' to disk: %s", tmp, strerror(errno)); }
-    fcloseCheck(fp);
-    if (rename(tmp, path) != 0) { die("could not rename '%s' to '%s': %s", tmp, path, strerror(errno)); }
-    free(tmp);
+    atomicCommit(&af);
 }
 
 // opens path and reads its header (refusing a file too short to hold one); returns the

@@ -370,10 +370,8 @@ static void score_candidates(float* scores, BertModel* model, const Tokenizer* t
 
 static void write_run(const char* path, const Candidates* cand, const float* scores,
                       const Corpus* corpus, const Queries* queries, const char* tag) {
-    char tmp[4200];
-    int len = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    if (len < 0 || (size_t)len >= sizeof(tmp)) { die("path too long: %s", path); }
-    FILE* fp = fopenCheck(tmp, "w");
+    AtomicFile af;  // a crash or a full disk never leaves a half-written run under the final name
+    FILE* fp = atomicOpen(&af, path, "w");
     const char** doc_ids = (const char**)mallocCheck((size_t)cand->offsets[cand->num_queries] * sizeof(char*));
     for (int j = 0; j < cand->offsets[cand->num_queries]; j++) { doc_ids[j] = beir_id(corpus, cand->doc[j]); }
     for (int i = 0; i < cand->num_queries; i++) {
@@ -382,10 +380,7 @@ static void write_run(const char* path, const Candidates* cand, const float* sco
                                cand->offsets[i + 1] - start, tag);
     }
     free(doc_ids);
-    // a crash or a full disk must never leave a half-written run under the final name
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) { die("could not write %s: %s", tmp, strerror(errno)); }
-    fcloseCheck(fp);
-    if (rename(tmp, path) != 0) { die("could not rename %s to %s: %s", tmp, path, strerror(errno)); }
+    atomicCommit(&af);
 }
 
 // NDCG@10, Recall@100 and MRR@10 of the input's top K and of the reranked candidates,

@@ -301,14 +301,15 @@ void safetensors_writer_write(const SafeTensorsWriter* w, const char* path) {
     size_t padded_len = header_len + (8 - (8 + header_len) % 8) % 8;
     unsigned char len_bytes[8];
     for (int i = 0; i < 8; i++) { len_bytes[i] = (unsigned char)((uint64_t)padded_len >> (8 * i)); }
-    FILE* fp = fopenCheck(path, "wb");
+    AtomicFile af;  // a killed export never leaves half a weights file under the final name
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(len_bytes, 1, 8, fp);
     fwriteCheck(header, 1, header_len, fp);
     for (size_t i = header_len; i < padded_len; i++) { fputc(' ', fp); }
     for (int i = 0; i < w->num_tensors; i++) {
         fwriteCheck(w->data[i], sizeof(float), safetensors_numel(&w->tensors[i]), fp);
     }
-    fcloseCheck(fp);
+    atomicCommit(&af);
     free(header);
 }
 

@@ -322,18 +322,6 @@ static void header_check(const int* header, const int* want, int n, const char* 
     }
 }
 
-static void write_atomically_begin(FILE** fp, char* tmp, size_t cap, const char* path) {
-    int n = snprintf(tmp, cap, "%s.tmp", path);
-    if (n < 0 || (size_t)n >= cap) { die("path too long: %s", path); }
-    *fp = fopenCheck(tmp, "wb");
-}
-
-static void write_atomically_end(FILE* fp, const char* tmp, const char* path) {
-    if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) { die("could not flush %s: %s", tmp, strerror(errno)); }
-    fcloseCheck(fp);
-    if (rename(tmp, path) != 0) { die("could not rename %s to %s: %s", tmp, path, strerror(errno)); }
-}
-
 static int float_bits(float f) {
     int i;
     memcpy(&i, &f, sizeof(i));
@@ -467,13 +455,12 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
     printf("bm25: top-%d of %d queries in %.2fs\n", K, nq, wall_seconds() - t0);
     int header[256] = {0};
     memcpy(header, want, sizeof(want));
-    char tmp[4200];
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), path);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(header, sizeof(int), 256, fp);
     fwriteCheck(cand->docs, sizeof(int), (size_t)nq * K, fp);
     fwriteCheck(cand->scores, sizeof(float), (size_t)nq * K, fp);
-    write_atomically_end(fp, tmp, path);
+    atomicCommit(&af);
 }
 
 // how many of query q's candidates are real documents (a corpus smaller than K pads with -1)
@@ -535,9 +522,8 @@ static void trainset_alloc(TrainSet* t, int n, int K, int64_t num_pairs) {
 }
 
 static void trainset_write(const TrainSet* t, const int* header, const char* path) {
-    char tmp[4200];
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), path);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     int h[256] = {0};
     memcpy(h, header, 12 * sizeof(int));
     int64_t P = t->pair_start[t->n];
@@ -554,7 +540,7 @@ static void trainset_write(const TrainSet* t, const int* header, const char* pat
     fwriteCheck(t->pair_a, sizeof(int), (size_t)P, fp);
     fwriteCheck(t->pair_b, sizeof(int), (size_t)P, fp);
     fwriteCheck(t->pair_p, sizeof(float), (size_t)P, fp);
-    write_atomically_end(fp, tmp, path);
+    atomicCommit(&af);
 }
 
 static void trainset_read(TrainSet* t, const int* want, const char* path) {
@@ -580,9 +566,8 @@ static void trainset_read(TrainSet* t, const int* want, const char* path) {
 
 // ratings.tsv, for people and other tools: the format zelo_fit writes
 static void trainset_write_tsv(const TrainSet* t, const Collection* c, const char* path) {
-    char tmp[4200];
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), path);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fprintf(fp, "query_id\tdoc_id\trating\ttarget\n");
     for (int i = 0; i < t->n; i++) {
         for (int j = 0; j < t->num_docs[i]; j++) {
@@ -591,7 +576,7 @@ static void trainset_write_tsv(const TrainSet* t, const Collection* c, const cha
                     beir_id(&c->corpus, t->docs[k]), t->ratings[k] + t->offsets[i], t->targets[k]);
         }
     }
-    write_atomically_end(fp, tmp, path);
+    atomicCommit(&af);
 }
 
 // ----------------------------------------------------------------------------
@@ -616,8 +601,8 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     }
     const char** rel_ids = (const char**)mallocCheck((size_t)(max_rel > 0 ? max_rel : 1) * sizeof(char*));
     FILE* run = NULL;
-    char tmp[4200];
-    if (run_file != NULL) { write_atomically_begin(&run, tmp, sizeof(tmp), run_file); }
+    AtomicFile af;
+    if (run_file != NULL) { run = atomicOpen(&af, run_file, "w"); }
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
         int n = candidates_count(cand, q);
@@ -629,7 +614,7 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
                            rel_ids, qr->gain + r0, nr);
         if (run != NULL) { metrics_write_trec_run(run, beir_id(&c->queries, q), ranked, scores + (size_t)i * K, n, tag); }
     }
-    if (run != NULL) { write_atomically_end(run, tmp, run_file); }
+    if (run != NULL) { atomicCommit(&af); }
     MetricScores mean;
     metrics_mean(&mean, per_query, c->n_eval);
     free(per_query);
@@ -788,11 +773,10 @@ static void checkpoint_save(const BertModel* model, const char* run_dir, int ste
     joinPathCheck(path, sizeof(path), run_dir, name);
     bert_save_optimizer(model, step, path);
     joinPathCheck(path, sizeof(path), run_dir, "checkpoint.txt");
-    char tmp[4200];
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), path);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fprintf(fp, "%d\n", step);
-    write_atomically_end(fp, tmp, path);
+    atomicCommit(&af);
     if (previous > 0 && previous != step) {
         snprintf(name, sizeof(name), "model_%d.bin", previous);
         joinPathCheck(path, sizeof(path), run_dir, name);
@@ -905,11 +889,10 @@ static void vocab_txt_path(char* out, size_t cap, const char* vocab_path) {
 static void copy_file(const char* to, const char* from) {
     size_t len;
     char* bytes = readFileCheck(from, &len);
-    char tmp[4200];
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), to);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, to, "wb");
     fwriteCheck(bytes, 1, len, fp);
-    write_atomically_end(fp, tmp, to);
+    atomicCommit(&af);
     free(bytes);
 }
 
@@ -1142,17 +1125,17 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
 // ----------------------------------------------------------------------------
 
 static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir) {
-    char path[4096], tmp[4200];
+    char path[4096];
     joinPathCheck(path, sizeof(path), run_dir, "results.tsv");
-    FILE* fp;
-    write_atomically_begin(&fp, tmp, sizeof(tmp), path);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "system\tndcg@10\trecall@100\tmrr@10\n");
     printf("\nheld-out queries: %d\n%-28s %9s %11s %8s\n", n_eval, "system", "NDCG@10", "Recall@100", "MRR@10");
     for (int i = 0; i < n; i++) {
         printf("%-28s %9.4f %11.4f %8.4f\n", rows[i].name, rows[i].mean.ndcg_at_10, rows[i].mean.recall_at_100, rows[i].mean.mrr_at_10);
         fprintf(fp, "%s\t%.6f\t%.6f\t%.6f\n", rows[i].name, rows[i].mean.ndcg_at_10, rows[i].mean.recall_at_100, rows[i].mean.mrr_at_10);
     }
-    write_atomically_end(fp, tmp, path);
+    atomicCommit(&af);
     printf("(table in %s, TREC runs run.*.trec beside it)\n", path);
 }
 

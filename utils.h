@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 // prints "error at file:line: <message>" and exits with status 1
 __attribute__((format(printf, 3, 4), noreturn))
@@ -160,5 +161,39 @@ static inline void make_dirs_check(const char* dir, const char* file, int line) 
     free(path);
 }
 #define makeDirsCheck(dir) make_dirs_check(dir, __FILE__, __LINE__)
+
+// ----------------------------------------------------------------------------
+// atomic writes: everything goes to PATH.tmp, which atomicCommit syncs to disk and renames
+// over PATH, so that a crash or a kill leaves the old file or the new one, never half of one
+
+typedef struct {
+    FILE* fp;
+    char* path;
+    char* tmp;
+} AtomicFile;
+
+static inline FILE* atomic_open(AtomicFile* af, const char* path, const char* mode, const char* file, int line) {
+    size_t n = strlen(path);
+    af->path = strdup_check(path, file, line);
+    af->tmp = (char*)malloc_check(n + 5, file, line);
+    memcpy(af->tmp, path, n);
+    memcpy(af->tmp + n, ".tmp", 5);
+    af->fp = fopen_check(af->tmp, mode, file, line);
+    return af->fp;
+}
+#define atomicOpen(af, path, mode) atomic_open(af, path, mode, __FILE__, __LINE__)
+
+static inline void atomic_commit(AtomicFile* af, const char* file, int line) {
+    if (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0) {
+        die_at(file, line, "could not write '%s' to disk: %s", af->tmp, strerror(errno));
+    }
+    fclose_check(af->fp, file, line);
+    if (rename(af->tmp, af->path) != 0) {
+        die_at(file, line, "could not rename '%s' to '%s': %s", af->tmp, af->path, strerror(errno));
+    }
+    free(af->path);
+    free(af->tmp);
+}
+#define atomicCommit(af) atomic_commit(af, __FILE__, __LINE__)
 
 #endif // ZELO_UTILS_H

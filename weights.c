@@ -276,7 +276,8 @@ static int vocab_index(const char* text, size_t len, const char* token) {
 
 static void write_config_json(const BertModel* model, const char* path, int pad_id) {
     const BertConfig* c = &model->config;
-    FILE* fp = fopenCheck(path, "w");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "{\n");
     fprintf(fp, "  \"architectures\": [\"BertForSequenceClassification\"],\n");
     fprintf(fp, "  \"model_type\": \"bert\",\n");
@@ -307,7 +308,7 @@ static void write_config_json(const BertModel* model, const char* path, int pad_
     for (int i = 0; i < c->num_labels; i++) { fprintf(fp, "%s\"LABEL_%d\": %d", i > 0 ? ", " : "", i, i); }
     fprintf(fp, "}\n");
     fprintf(fp, "}\n");
-    fcloseCheck(fp);
+    atomicCommit(&af);
 }
 
 static const char* const SPECIAL_TOKENS[5][2] = {
@@ -317,14 +318,15 @@ static const char* const SPECIAL_TOKENS[5][2] = {
 static void write_tokenizer_files(const char* dir, int do_lower_case, int max_length) {
     char path[4096];
     joinPathCheck(path, sizeof(path), dir, "special_tokens_map.json");
-    FILE* fp = fopenCheck(path, "w");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "{");
     for (int i = 0; i < 5; i++) { fprintf(fp, "%s\"%s\": \"%s\"", i > 0 ? ", " : "", SPECIAL_TOKENS[i][0], SPECIAL_TOKENS[i][1]); }
     fprintf(fp, "}\n");
-    fcloseCheck(fp);
+    atomicCommit(&af);
 
     joinPathCheck(path, sizeof(path), dir, "tokenizer_config.json");
-    fp = fopenCheck(path, "w");
+    fp = atomicOpen(&af, path, "w");
     fprintf(fp, "{\n  \"tokenizer_class\": \"BertTokenizer\",\n");
     fprintf(fp, "  \"do_lower_case\": %s,\n", do_lower_case ? "true" : "false");
     // BERT's basic tokenizer: accents follow the casing (stripped when lower-casing)
@@ -332,7 +334,7 @@ static void write_tokenizer_files(const char* dir, int do_lower_case, int max_le
     fprintf(fp, "  \"model_max_length\": %d,\n", max_length);
     for (int i = 0; i < 5; i++) { fprintf(fp, "  \"%s\": \"%s\"%s\n", SPECIAL_TOKENS[i][0], SPECIAL_TOKENS[i][1], i < 4 ? "," : ""); }
     fprintf(fp, "}\n");
-    fcloseCheck(fp);
+    atomicCommit(&af);
 }
 
 void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case) {
@@ -354,9 +356,10 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
 
     char path[4096];
     joinPathCheck(path, sizeof(path), dir, "vocab.txt");
-    FILE* fp = fopenCheck(path, "wb");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(vocab, 1, vocab_len, fp);
-    fcloseCheck(fp);
+    atomicCommit(&af);
     joinPathCheck(path, sizeof(path), dir, "config.json");
     write_config_json(model, path, vocab_index(vocab, vocab_len, "[PAD]"));
     write_tokenizer_files(dir, do_lower_case, model->config.max_position);

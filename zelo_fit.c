@@ -405,13 +405,8 @@ int main(int argc, char** argv) {
 
     // all input is valid: write (to a temporary file renamed at the end, so a failing disk
     // never leaves a partial output under the final name)
-    char* tmp_path = NULL;
-    FILE* fp = stdout;
-    if (out_path) {
-        tmp_path = mallocCheck(strlen(out_path) + 8);
-        sprintf(tmp_path, "%s.tmp", out_path);
-        fp = fopenCheck(tmp_path, "w");
-    }
+    AtomicFile af;
+    FILE* fp = out_path ? atomicOpen(&af, out_path, "w") : stdout;
     if (tsv) { fprintf(fp, "query_id\tdoc_id\trating\ttarget\n"); }
     for (int g = 0; g < ds.docs.count; g++) {
         int q = ds.doc_query[g];
@@ -428,8 +423,7 @@ int main(int argc, char** argv) {
         }
     }
     if (out_path) {
-        fcloseCheck(fp);
-        if (rename(tmp_path, out_path) != 0) { die("could not rename %s to %s", tmp_path, out_path); }
+        atomicCommit(&af);
     } else {
         fflush(stdout);
     }
@@ -456,7 +450,7 @@ int main(int argc, char** argv) {
         fprintf(stderr, "zelo_fit: %d queries did not converge (output written; exit status 3)\n", not_converged);
     }
 
-    free(tmp_path); free(offsets); free(status); free(ratings);
+    free(offsets); free(status); free(ratings);
     free(pline); free(pp); free(pb); free(pa); free(fill); free(pair_start); free(doc_start); free(pair_p);
     free(cross.pairs); free(cross.p); free(cross.line);
     free(ds.doc_query); free(ds.doc_local); free(ds.num_docs); free(ds.pairs); free(ds.judgments);
