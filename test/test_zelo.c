@@ -703,6 +703,44 @@ static void test_tool(void) {
     snprintf(args, sizeof(args), "%s 2>&1 | grep -q 'bad.jsonl:2:'", bad);
     CHECK(run_tool(args) == 0, "the error does not name line 2");
     remove(bad);
+    // a cross-query line inside the judgments file (train_zelo's judgments.jsonl format)
+    // calibrates the offsets: the tool's ratings equal the library's fit + calibration
+    write_text(good, "{\"query_id\": \"q\", \"doc_a\": \"x\", \"doc_b\": \"y\", \"p\": 0.8}\n"
+                     "{\"query_id\": \"r\", \"doc_a\": \"u\", \"doc_b\": \"v\", \"p\": 0.3}\n"
+                     "{\"query_id\": \"q\", \"doc_a\": \"y\", \"query_id_b\": \"r\", \"doc_b\": \"u\", \"p\": 0.9}\n");
+    snprintf(args, sizeof(args), "-o %s %s", out, good);
+    CHECK(run_tool(args) == 0, "zelo_fit failed on judgments with a cross-query line");
+    int pa[2] = { 0, 0 }, pb[2] = { 1, 1 };
+    double pp[2] = { 0.8, 0.3 }, er[4];
+    int64_t doc_start[3] = { 0, 2, 4 }, pair_start[3] = { 0, 1, 2 };
+    ZeloPairs two = { 2, doc_start, pair_start, pa, pb, pp, NULL };
+    ZeloFitConfig cfg;
+    zelo_fit_config_default(&cfg, ZELO_LINK_THURSTONE);
+    ZeloPairError err;
+    CHECK(zelo_fit_ratings(er, NULL, &err, &two, &cfg) == 0, "cross check: the per-query fits did not converge");
+    ZeloCrossPair cross = { 0, 1, 1, 0 };
+    double cp = 0.9, offsets[2];
+    ZeloCalibrationStatus cs;
+    CHECK(zelo_calibrate_offsets(offsets, &cs, &err, &cross, &cp, 1, er, doc_start, 2, &cfg) == 1, "cross check: calibration failed");
+    fp = fopen(out, "r");
+    CHECK(fp != NULL, "zelo_fit wrote no output with a cross-query line");
+    if (fp != NULL) {
+        char line[256], q[16], d[16];
+        double rating, target;
+        int rows = 0;
+        const char* names = "xyuv";
+        CHECK(fgets(line, sizeof(line), fp) != NULL, "no TSV header");
+        while (fgets(line, sizeof(line), fp) && sscanf(line, "%15s %15s %lf %lf", q, d, &rating, &target) == 4) {
+            int i = (int)(strchr(names, d[0]) - names);
+            double want = er[i] + offsets[i / 2];
+            CHECK(fabs(rating - want) < 1e-12, "cross check: tool row %s %s rating %.17g, library %.17g", q, d, rating, want);
+            rows++;
+        }
+        CHECK(rows == 4, "cross check: %d rows, want 4", rows);
+        CHECK(fabs(offsets[0] - offsets[1]) > 1e-3, "cross check: the cross-query line moved no offset");
+        fclose(fp);
+    }
+    remove(out);
     remove(good);
     rmdir(dir);
 }
