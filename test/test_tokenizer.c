@@ -37,37 +37,6 @@ static void add_text(const char* key, const char* text) {
     n_texts++;
 }
 
-static void load_jsonl_texts(const char* collection, const char* kind) {
-    char path[512];
-    snprintf(path, sizeof(path), DATA "/%s/%s.jsonl", collection, kind);
-    size_t size;
-    char* buf = readFileCheck(path, &size);
-    int line = 0;
-    for (char* s = buf; s < buf + size;) {
-        char* nl = memchr(s, '\n', (size_t)(buf + size - s));
-        size_t len = nl ? (size_t)(nl - s) : (size_t)(buf + size - s);
-        line++;
-        if (len > 0) {
-            JsonValue v;
-            char err[256];
-            if (!json_parse(&v, s, len, err, sizeof(err))) { die("%s:%d: %s", path, line, err); }
-            const JsonValue* id = json_get(&v, "_id");
-            if (id == NULL || id->type != JSON_STRING) { die("%s:%d: no _id", path, line); }
-            const char* fields[2] = {"title", "text"};
-            for (int f = 0; f < 2; f++) {
-                const JsonValue* t = json_get(&v, fields[f]);
-                if (t == NULL || t->type != JSON_STRING) { continue; }
-                char key[256];
-                snprintf(key, sizeof(key), "%s/%s/%s/%s", collection, kind, id->str, fields[f]);
-                add_text(key, t->str);
-            }
-            json_free(&v);
-        }
-        s += len + 1;
-    }
-    free(buf);
-}
-
 static const char* find_text(const char* key) {
     for (int i = 0; i < n_texts; i++) {
         if (strcmp(texts[i].key, key) == 0) { return texts[i].text; }
@@ -107,6 +76,26 @@ static Jsonl read_jsonl(const char* path) {
 static void free_jsonl(Jsonl* j) {
     for (int i = 0; i < j->n; i++) { json_free(&j->records[i]); }
     free(j->records);
+}
+
+// every title and text of a collection's corpus or queries, keyed collection/kind/id/field
+static void load_jsonl_texts(const char* collection, const char* kind) {
+    char path[512];
+    snprintf(path, sizeof(path), DATA "/%s/%s.jsonl", collection, kind);
+    Jsonl j = read_jsonl(path);
+    for (int r = 0; r < j.n; r++) {
+        const JsonValue* id = json_get(&j.records[r], "_id");
+        if (id == NULL || id->type != JSON_STRING) { die("%s: record %d has no _id", path, r + 1); }
+        const char* fields[2] = {"title", "text"};
+        for (int f = 0; f < 2; f++) {
+            const JsonValue* t = json_get(&j.records[r], fields[f]);
+            if (t == NULL || t->type != JSON_STRING) { continue; }
+            char key[256];
+            snprintf(key, sizeof(key), "%s/%s/%s/%s", collection, kind, id->str, fields[f]);
+            add_text(key, t->str);
+        }
+    }
+    free_jsonl(&j);
 }
 
 // the input text of a record: written out, named by reference, or raw bytes in hex.
