@@ -6,8 +6,9 @@ CFLAGS += -std=gnu11 -Wall -Wextra -fopenmp -I.
 LDLIBS += -lm
 BUILD = build
 
-# OpenBLAS is used when a program that calls it compiles and links here (NO_BLAS=1 turns
-# it off); otherwise the plain loops of model.c do the matrix products.
+# The matrix products run on gemm.c's own kernels. OpenBLAS is linked too when a program
+# that calls it compiles and links here (NO_BLAS=1 turns it off), so that the tests and
+# dev/bench_model.sh can hold the two against each other (model.h, matmul_path).
 ifeq ($(NO_BLAS),)
   BLAS_PROBE := $(shell $(CC) dev/probe_blas.c -lopenblas -o /dev/null 2>/dev/null && echo yes)
   ifeq ($(BLAS_PROBE),yes)
@@ -19,7 +20,7 @@ endif
 # ---- sources of each module (headers beside them) ----
 SRC_JSON = json.c
 SRC_TOKENIZER = tokenizer/wordpiece.c $(SRC_JSON)
-SRC_MODEL = model.c
+SRC_MODEL = model.c gemm.c
 SRC_WEIGHTS = safetensors.c weights.c $(SRC_MODEL) $(SRC_JSON)
 SRC_ZELO = zelo_loss.c
 SRC_BM25 = bm25.c analyzer.c
@@ -28,7 +29,7 @@ SRC_METRICS = metrics.c
 HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
 
 PROGRAMS = train_zelo zelo_fit rerank
-TESTS = test_json test_tokenizer test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
+TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
 
 .PHONY: all test bench clean
 all: $(PROGRAMS)
@@ -51,6 +52,9 @@ $(BUILD)/test_json: test/test_json.c $(SRC_JSON) $(HEADERS)
 $(BUILD)/test_tokenizer: test/test_tokenizer.c $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_tokenizer.c $(SRC_TOKENIZER) $(LDLIBS)
+$(BUILD)/test_gemm: test/test_gemm.c gemm.c $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_gemm.c gemm.c $(LDLIBS)
 $(BUILD)/test_model: test/test_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_model.c $(SRC_MODEL) $(LDLIBS)
@@ -77,10 +81,10 @@ $(BUILD)/test_judge_cmd: test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(HEADERS
 	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(LDLIBS)
 $(BUILD)/test_judge: test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
 $(BUILD)/test_distill: test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
 
 $(BUILD)/rerank_checkpoint: test/rerank_checkpoint.c $(SRC_WEIGHTS) $(HEADERS)
 	@mkdir -p $(BUILD)

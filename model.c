@@ -1,9 +1,9 @@
 /*
  * model.c — the CPU reference backend of the BERT cross-encoder: fp32 forward and backward
  * over packed variable-length batches, AdamW, checkpoints. Layers are plain functions over
- * flat arrays (outputs first); matrix products go through one matmul() that calls
- * cblas_sgemm when built with USE_BLAS and otherwise runs readable loops; everything else
- * is loops with OpenMP. The gradient of a tensor is always ACCUMULATED (+=), as in
+ * flat arrays (outputs first); matrix products go through one matmul() that calls the
+ * project's own blocked sgemm (gemm.c), OpenBLAS's when asked for, or readable loops (the
+ * reference the other two are tested against); everything else is loops with OpenMP. The gradient of a tensor is always ACCUMULATED (+=), as in
  * PyTorch, so callers zero a buffer before its first contribution.
  */
 #include <math.h>
@@ -15,6 +15,7 @@
 #include <cblas.h>
 #undef I  // OpenBLAS's cblas.h pulls in complex.h, whose I would shadow the intermediate size
 #endif
+#include "gemm.h"
 #include "model.h"
 #include "utils.h"
 
@@ -22,11 +23,20 @@
 #error "checkpoints are read and written as little-endian memory images"
 #endif
 
-#ifdef USE_BLAS
-int matmul_use_blas = 1;
-#else
-int matmul_use_blas = 0;
-#endif
+MatmulPath matmul_path = MATMUL_KERNELS;
+
+const char* matmul_path_name(MatmulPath path) {
+    switch (path) {
+        case MATMUL_LOOPS: return "plain loops";
+        case MATMUL_KERNELS: {
+            static char name[64];
+            snprintf(name, sizeof(name), "gemm.c, %s kernel", GEMM_KERNEL);
+            return name;
+        }
+        case MATMUL_OPENBLAS: return "OpenBLAS";
+    }
+    return "?";
+}
 
 const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS] = {
     "wte", "wpe", "wtt", "emb_lnw", "emb_lnb", "qkvw", "qkvb", "attprojw", "attprojb",
@@ -105,6 +115,11 @@ int parameter_tensor_decays(int i) {
 // op(x) = x or its transpose; lda, ldb, ldc are row strides, so that strided views (one
 // head's columns of the packed qkv) need no copy. beta = 0 never reads c.
 
+// Row and column blocks of a product handed to different threads are cut at multiples of
+// this, so that every piece is made of whole tiles of gemm.c's kernels (12 x 32 with
+// AVX-512, 6 x 16 with AVX2, 4 x 16 in plain C) and of OpenBLAS's (multiples of 16)
+#define TILE_MULTIPLE 96
+
 static void matmul_loops(float* c, int ldc, const float* a, int lda, int trans_a,
                          const float* b, int ldb, int trans_b, int m, int n, int k,
                          float alpha, float beta) {
@@ -123,38 +138,50 @@ static void matmul_loops(float* c, int ldc, const float* a, int lda, int trans_a
     }
 }
 
-// With BLAS, the threads are OpenMP's alone: OpenBLAS is held to one thread (bert_build)
-// and a large product is split by rows of c into one single-threaded sgemm per OpenMP
+// one thread's product through the chosen path
+static void matmul_one_thread(float* c, int ldc, const float* a, int lda, int trans_a,
+                              const float* b, int ldb, int trans_b, int m, int n, int k,
+                              float alpha, float beta) {
+#ifdef USE_BLAS
+    if (matmul_path == MATMUL_OPENBLAS) {
+        cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans,
+                    m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+#else
+    if (matmul_path == MATMUL_OPENBLAS) { die("matmul: this build has no OpenBLAS (make found none to link)"); }
+#endif
+    gemm(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
+}
+
+// The threads are OpenMP's alone: gemm() is single-threaded and OpenBLAS is held to one
+// thread (bert_build), and a large product is split by rows of c into one product per OpenMP
 // thread. Letting OpenBLAS start threads of its own puts two thread pools on the same
 // cores, each spinning while the other works. Inside a parallel region (forward_pass and
 // bert_backward hand each thread whole products) the call is made as it is.
 static void matmul(float* c, int ldc, const float* a, int lda, int trans_a,
                    const float* b, int ldb, int trans_b, int m, int n, int k,
                    float alpha, float beta) {
-#ifdef USE_BLAS
-    if (matmul_use_blas) {
-        CBLAS_TRANSPOSE ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-        // below ~1M multiply-adds a parallel region costs more than it saves
-        if (omp_in_parallel() || (size_t)m * n * k < (1u << 20)) {
-            cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-            return;
-        }
-        #pragma omp parallel
-        {
-            int nt = omp_get_num_threads(), it = omp_get_thread_num();
-            // rows in multiples of 16 so that each block stays aligned with the kernels' tiles
-            int rows = ((m + nt - 1) / nt + 15) / 16 * 16;
-            int i0 = it * rows, i1 = i0 + rows < m ? i0 + rows : m;
-            if (i0 < i1) {
-                const float* a_rows = trans_a ? a + i0 : a + (size_t)i0 * lda;
-                cblas_sgemm(CblasRowMajor, ta, tb, i1 - i0, n, k, alpha, a_rows, lda, b, ldb,
-                            beta, c + (size_t)i0 * ldc, ldc);
-            }
-        }
+    if (matmul_path == MATMUL_LOOPS) {
+        matmul_loops(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
         return;
     }
-#endif
-    matmul_loops(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
+    // below ~1M multiply-adds a parallel region costs more than it saves
+    if (omp_in_parallel() || (size_t)m * n * k < (1u << 20)) {
+        matmul_one_thread(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
+        return;
+    }
+    #pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), it = omp_get_thread_num();
+        int rows = ((m + nt - 1) / nt + TILE_MULTIPLE - 1) / TILE_MULTIPLE * TILE_MULTIPLE;
+        int i0 = it * rows, i1 = i0 + rows < m ? i0 + rows : m;
+        if (i0 < i1) {
+            const float* a_rows = trans_a ? a + i0 : a + (size_t)i0 * lda;
+            matmul_one_thread(c + (size_t)i0 * ldc, ldc, a_rows, lda, trans_a, b, ldb, trans_b, i1 - i0, n, k,
+                              alpha, beta);
+        }
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -451,8 +478,7 @@ typedef struct {
 static void weight_grad_block(const WeightGrad* w, int block) {
     int N = w->N, C = w->C, OC = w->OC;
     int cut = OC >= C ? OC : C;
-    // bounds in multiples of 16, so that each piece stays aligned with the kernels' tiles
-    int step = ((cut + WEIGHT_GRAD_BLOCKS - 1) / WEIGHT_GRAD_BLOCKS + 15) / 16 * 16;
+    int step = ((cut + WEIGHT_GRAD_BLOCKS - 1) / WEIGHT_GRAD_BLOCKS + TILE_MULTIPLE - 1) / TILE_MULTIPLE * TILE_MULTIPLE;
     int j0 = block * step < cut ? block * step : cut, j1 = j0 + step < cut ? j0 + step : cut;
     if (j0 < j1) {
         if (OC >= C) {  // rows [j0, j1) of dweight

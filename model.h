@@ -126,12 +126,17 @@ typedef struct {
     float* embeddings;      // (S, C) mean-pooled sentence embeddings
 } BertModel;
 
-// matrix products through cblas_sgemm (1) or the plain loops (0); compiled with USE_BLAS
-// it starts at 1, else at 0 and cannot be set to 1. Tests flip it to compare both paths.
-// With BLAS, bert_build sets OpenBLAS to ONE thread for the whole process: model.c splits
-// each large product over its OpenMP threads itself (two thread pools on the same cores
-// would each spin while the other works); set OMP_NUM_THREADS, not OPENBLAS_NUM_THREADS.
-extern int matmul_use_blas;
+// the path every matrix product takes: gemm.c's kernels (the default), OpenBLAS's sgemm
+// (only in a build with USE_BLAS, which the Makefile sets when OpenBLAS links), or the
+// plain loops, the readable reference that tests hold the other two against. Either way
+// the threads are OpenMP's: with OpenBLAS, bert_build sets it to ONE thread for the whole
+// process, as model.c splits each large product over its OpenMP threads itself (two
+// thread pools on the same cores would each spin while the other works); set
+// OMP_NUM_THREADS, not OPENBLAS_NUM_THREADS.
+typedef enum { MATMUL_KERNELS, MATMUL_OPENBLAS, MATMUL_LOOPS } MatmulPath;
+extern MatmulPath matmul_path;
+// "gemm.c, AVX-512 kernel", "OpenBLAS", "plain loops", ...
+const char* matmul_path_name(MatmulPath path);
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config
 void bert_build(BertModel* model, const BertConfig* config);

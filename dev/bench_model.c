@@ -6,9 +6,13 @@
  * batch of the run (see below). dev/bench_model.sh runs it beside
  * dev/bench_model.py, which does the same work in PyTorch.
  *
- *   build/bench_model [train_steps]      (default 3, after one warm-up step)
+ *   build/bench_model [train_steps [kernels|openblas|loops]]
+ *
+ * train_steps: default 3, after one warm-up step; the second argument picks the path of
+ * the matrix products (model.h, matmul_path): gemm.c's kernels by default.
  */
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include "model.h"
 #include "utils.h"
@@ -33,7 +37,14 @@ static void make_batch(int* ids, int* types, int* seq_starts, int B, int T, int 
 
 int main(int argc, char** argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 3;
-    if (steps < 1) { die("usage: %s [train_steps >= 1]", argv[0]); }
+    const char* path = argc > 2 ? argv[2] : "kernels";
+    if (steps < 1) { die("usage: %s [train_steps >= 1 [kernels|openblas|loops]]", argv[0]); }
+    if (strcmp(path, "kernels") == 0) { matmul_path = MATMUL_KERNELS; }
+    else if (strcmp(path, "loops") == 0) { matmul_path = MATMUL_LOOPS; }
+#ifdef USE_BLAS
+    else if (strcmp(path, "openblas") == 0) { matmul_path = MATMUL_OPENBLAS; }
+#endif
+    else { die("unknown matrix-product path '%s' (kernels, loops, and openblas in a build with OpenBLAS)", path); }
     BertConfig cfg = {.vocab_size = 30522, .hidden_size = 384, .num_layers = 6, .num_heads = 12,
                       .intermediate_size = 1536, .max_position = 512, .type_vocab_size = 2,
                       .num_labels = 1, .layer_norm_eps = 1e-12f};
@@ -49,7 +60,7 @@ int main(int argc, char** argv) {
     float* dembeddings = (float*)mallocCheck((size_t)B * cfg.hidden_size * sizeof(float));
     for (int i = 0; i < B; i++) { dlogits[i] = 1.0f / B; }
     for (int i = 0; i < B * cfg.hidden_size; i++) { dembeddings[i] = 1e-3f; }
-    printf("matrix products: %s\n", matmul_use_blas ? "OpenBLAS" : "plain loops");
+    printf("matrix products: %s\n", matmul_path_name(matmul_path));
 
     make_batch(ids, types, seq_starts, B, T, cfg.vocab_size, &state);
     // each figure is the best step (batch) of the run: on a machine shared with other work

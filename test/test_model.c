@@ -343,28 +343,35 @@ static void test_finite_differences(const Fixture* fx) {
     bert_free(&m);
 }
 
-// the plain loops and cblas_sgemm compute the same products in different orders:
-// fp32 rounding of sums of <= 135 terms, measured ~1e-7 to 1e-6: 1e-5
-static void test_blas_against_loops(const Fixture* fx) {
-#ifdef USE_BLAS
+// gemm.c's kernels and OpenBLAS compute the same products as the plain loops in other
+// orders: fp32 rounding of sums of <= 135 terms, measured ~1e-7 to 1e-6: 1e-5
+static void compare_path_against_loops(const Fixture* fx, MatmulPath path) {
     int S = fx->S, C = fx->config.hidden_size;
     BertModel a = model_from_fixture(fx), b = model_from_fixture(fx);
-    matmul_use_blas = 1;
+    matmul_path = path;
     forward_backward(&a, fx);
-    matmul_use_blas = 0;
+    matmul_path = MATMUL_LOOPS;
     forward_backward(&b, fx);
-    matmul_use_blas = 1;
+    matmul_path = MATMUL_KERNELS;
+    const char* name = matmul_path_name(path);
     double e_logits = normwise_error(b.logits, a.logits, S);
     double e_emb = normwise_error(b.embeddings, a.embeddings, (size_t)S * C);
-    printf("plain loops vs BLAS: logits %.2e, embeddings %.2e (tolerance 1e-5)\n", e_logits, e_emb);
-    CHECK(e_logits <= 1e-5, "loops vs BLAS logits %.3e", e_logits);
-    CHECK(e_emb <= 1e-5, "loops vs BLAS embeddings %.3e", e_emb);
-    compare_parameter_tensors("gradients, plain loops vs BLAS", b.grads_memory, a.grads_memory, a.param_sizes, 1e-5);
+    printf("plain loops vs %s: logits %.2e, embeddings %.2e (tolerance 1e-5)\n", name, e_logits, e_emb);
+    CHECK(e_logits <= 1e-5, "loops vs %s logits %.3e", name, e_logits);
+    CHECK(e_emb <= 1e-5, "loops vs %s embeddings %.3e", name, e_emb);
+    char label[96];
+    snprintf(label, sizeof(label), "gradients, plain loops vs %s", name);
+    compare_parameter_tensors(label, b.grads_memory, a.grads_memory, a.param_sizes, 1e-5);
     bert_free(&a);
     bert_free(&b);
+}
+
+static void test_paths_against_loops(const Fixture* fx) {
+    compare_path_against_loops(fx, MATMUL_KERNELS);
+#ifdef USE_BLAS
+    compare_path_against_loops(fx, MATMUL_OPENBLAS);
 #else
-    (void)fx;
-    printf("plain loops vs BLAS: not compiled with USE_BLAS, only the loops exist\n");
+    printf("plain loops vs OpenBLAS: not compiled with USE_BLAS\n");
 #endif
 }
 
@@ -675,7 +682,7 @@ int main(int argc, char** argv) {
     read_fixture(&fx);
     test_against_transformers(&fx);
     test_adamw_alone(&fx);
-    test_blas_against_loops(&fx);
+    test_paths_against_loops(&fx);
     test_row_blocks(&fx);
     test_infer_matches_forward(&fx);
     test_finite_differences(&fx);
