@@ -3,6 +3,9 @@
  */
 #include <float.h>
 #include <math.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include "bm25.h"
 
 #define BM25_MAGIC 20251001
@@ -180,9 +183,9 @@ static int query_term_by_bound(const void* pa, const void* pb) {
 // returns how many (the array grows as needed). A term that occurs m times is added once
 // as m * weight: the same score up to float rounding, in one pass over its postings
 // instead of m (long queries repeat their words).
-// The terms come sorted by bound, largest first. bm25_search and bm25_score_docs add a
-// document's weights in this one order, so both compute the same float; the search wants
-// the terms that can add the most first, so that it can stop reading postings early.
+// The terms come sorted by bound, largest first (then by id). bm25_search and
+// bm25_score_docs add a document's weights in this one order, so both compute the same
+// float; any other order would round differently and change scores in the last bit.
 static int query_terms(QueryTerm** out, int* cap, const Bm25Index* index, const char* query) {
     char word[ANALYZER_MAX_WORD + 1];
     const char* cursor = query;
@@ -286,13 +289,14 @@ static int best_hits(Hit* hit, int K, const float* acc, const int* docs, int n) 
     return n;
 }
 
-// one thread's buffers for bm25_search
+// one thread's buffers for bm25_search. The accumulator is padded to whole blocks of 64
+// documents so that the passes over it have no ragged end.
 typedef struct {
-    float* acc;             // (D,) score so far; 0 = no query term met yet (weights are > 0)
-    unsigned char* dirty;   // (D / 64 + 1,) 1 for a block of 64 documents where acc may be > 0
-    uint64_t* mark;         // (D / 64 + 1,) a bit set of documents, all clear between uses
-    int* docs;              // (D,) a list of documents
-    Hit* hit;               // (D,) selection space
+    float* acc;             // (nb * 64,) score so far; 0 = no query term met yet (weights are > 0)
+    unsigned char* dirty;   // (nb,) 1 for a block of 64 documents where acc may be > 0
+    float* block_max;       // (nb,) the largest acc of each block
+    int* docs;              // (nb * 64 + 16,) a list of documents (+ 16: whole-vector stores)
+    Hit* hit;               // (nb * 64,) selection space
     QueryTerm* terms;
     int terms_cap;
 } Search;
@@ -304,9 +308,10 @@ static int64_t term_postings(const int** doc, const float** weight, const Bm25In
     return index->term_start[t + 1] - index->term_start[t];
 }
 
-// adds the term's weight to every document that has it; a flag per block of documents
-// records where acc is no longer 0 (a byte store: tracking single documents costs a load
-// and a compare per posting and made this loop twice as slow)
+// adds the term's weight to every document that has it, and flags the blocks where acc is
+// no longer 0. A term with at least one posting per block on average (the long lists that
+// take most of the time) flags its whole span once at the end: a byte store per posting
+// made that loop 15% slower.
 static void add_term(Search* s, const Bm25Index* index, const QueryTerm* qt) {
     // restrict: the byte stores could otherwise alias the index and make the compiler
     // reload its fields at every posting
@@ -316,75 +321,128 @@ static void add_term(Search* s, const Bm25Index* index, const QueryTerm* qt) {
     float* restrict acc = s->acc;
     unsigned char* restrict dirty = s->dirty;
     float count = qt->count;
-    for (int64_t p = 0; p < n; p++) {
-        int d = doc[p];
-        acc[d] = fmaf(count, weight[p], acc[d]);
-        dirty[d >> 6] = 1;
-    }
-}
-
-// the distinct documents of the postings of the query's terms, in query_terms' order, at
-// most cap of them, into s->docs; returns how many
-static int first_documents(Search* s, const Bm25Index* index, int n_terms, int cap) {
-    int n = 0;
-    for (int i = 0; i < n_terms && n < cap; i++) {
-        const int* doc;
-        const float* weight;
-        int64_t n_post = term_postings(&doc, &weight, index, s->terms[i].term);
-        for (int64_t p = 0; p < n_post && n < cap; p++) {
+    if (n > 0 && n >= (index->n_docs >> 6)) {
+        #pragma GCC unroll 4
+        for (int64_t p = 0; p < n; p++) {
             int d = doc[p];
-            uint64_t bit = 1ull << (d & 63);
-            if (!(s->mark[d >> 6] & bit)) { s->mark[d >> 6] |= bit; s->docs[n++] = d; }
+            acc[d] = fmaf(count, weight[p], acc[d]);
+        }
+        memset(dirty + (doc[0] >> 6), 1, (size_t)((doc[n - 1] >> 6) - (doc[0] >> 6) + 1));
+    } else {
+        for (int64_t p = 0; p < n; p++) {
+            int d = doc[p];
+            acc[d] = fmaf(count, weight[p], acc[d]);
+            dirty[d >> 6] = 1;
         }
     }
-    for (int j = 0; j < n; j++) { s->mark[s->docs[j] >> 6] = 0; }
-    return n;
 }
 
-// the documents of the dirty blocks with acc >= cut, ascending, into s->docs; returns how many
-static int documents_above(Search* s, int D, float cut) {
+// The two passes over the accumulator, in AVX-512 where the compiler targets it: gcc does
+// not vectorize these loops (a float max, a compaction), and they ran ten times slower.
+#ifdef __AVX512F__
+// block_max[b] = the largest acc of block b, 0 for a clean block
+static void block_maxima(Search* s, int nb) {
+    for (int blk = 0; blk < nb; blk++) {
+        __m512 m = _mm512_setzero_ps();
+        if (s->dirty[blk]) {
+            const float* a = s->acc + ((size_t)blk << 6);
+            m = _mm512_max_ps(_mm512_max_ps(_mm512_loadu_ps(a), _mm512_loadu_ps(a + 16)),
+                              _mm512_max_ps(_mm512_loadu_ps(a + 32), _mm512_loadu_ps(a + 48)));
+        }
+        s->block_max[blk] = _mm512_reduce_max_ps(m);
+    }
+}
+
+// the documents with acc >= cut, ascending, into s->docs; returns how many. Only dirty
+// blocks are read, and with use_max only those whose block_max reaches the cut.
+static int documents_above(Search* s, int nb, float cut, int use_max) {
     int n = 0;
-    for (int blk = 0; blk <= (D - 1) >> 6; blk++) {
-        if (!s->dirty[blk]) { continue; }
-        int base = blk << 6, len = D - base < 64 ? D - base : 64;
-        // most blocks hold no document above the cut: a test of the whole block first,
-        // which the compiler vectorizes
-        int any = 0;
-        for (int j = 0; j < len; j++) { any |= s->acc[base + j] >= cut; }
-        if (!any) { continue; }
-        for (int j = 0; j < len; j++) {
-            s->docs[n] = base + j;
-            n += s->acc[base + j] >= cut;
+    __m512 vcut = _mm512_set1_ps(cut);
+    __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int blk = 0; blk < nb; blk++) {
+        if (!s->dirty[blk] || (use_max && s->block_max[blk] < cut)) { continue; }
+        for (int j = blk << 6; j < (blk + 1) << 6; j += 16) {
+            __mmask16 m = _mm512_cmp_ps_mask(_mm512_loadu_ps(s->acc + j), vcut, _CMP_GE_OQ);
+            // compress in a register, then a plain store of all 16 lanes: a compressing
+            // store to memory is microcoded on AMD Zen 4 and 5, and many times slower
+            __m512i picked = _mm512_maskz_compress_epi32(m, _mm512_add_epi32(lane, _mm512_set1_epi32(j)));
+            _mm512_storeu_si512(s->docs + n, picked);
+            n += __builtin_popcount(m);
         }
     }
     return n;
+}
+#else
+static void block_maxima(Search* s, int nb) {
+    for (int blk = 0; blk < nb; blk++) {
+        float m = 0.0f;
+        if (s->dirty[blk]) {
+            for (int j = blk << 6; j < (blk + 1) << 6; j++) { m = s->acc[j] > m ? s->acc[j] : m; }
+        }
+        s->block_max[blk] = m;
+    }
+}
+
+static int documents_above(Search* s, int nb, float cut, int use_max) {
+    int n = 0;
+    for (int blk = 0; blk < nb; blk++) {
+        if (!s->dirty[blk] || (use_max && s->block_max[blk] < cut)) { continue; }
+        for (int j = blk << 6; j < (blk + 1) << 6; j++) {
+            s->docs[n] = j;
+            n += s->acc[j] >= cut;
+        }
+    }
+    return n;
+}
+#endif
+
+// the K-th largest of v[0..n) (v >= 0), or 0 when fewer than K values are > 0: the largest
+// x with at least K values >= x, found by bisection on x's bit pattern (for floats >= 0 the
+// order of the bit patterns as integers is the order of the numbers). 31 counting passes,
+// which the compiler vectorizes: cheaper than a selection, and exact.
+static float kth_largest(const float* v, int n, int K) {
+    uint32_t lo = 0, hi = 0x7f800000u; // at least K values >= lo; fewer than K >= hi (+inf)
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        float x;
+        memcpy(&x, &mid, sizeof(x));
+        int count = 0;
+        for (int i = 0; i < n; i++) { count += v[i] >= x; }
+        if (count >= K) { lo = mid; } else { hi = mid; }
+    }
+    float x;
+    memcpy(&x, &lo, sizeof(x));
+    return x;
 }
 
 // The K best documents of one query. Every posting of the query's terms is added (term
-// at a time: the accumulator stays in cache and the loop is about half a nanosecond per
-// posting). Dynamic pruning (MaxScore, skipping the postings of terms that cannot lift a
-// document into the top K) was tried and dropped: on Cranfield, CISI and the 100k
-// synthetic corpus of dev/bench_bm25.sh its bookkeeping cost more than the postings it
-// skipped. What is left to save is the selection: a lower bound theta of the K-th best
-// score, the K-th best among the first documents met (those of the terms with the largest
-// bounds, the likely winners; K documents' scores, so the K-th best overall is at least
-// theta), lets one vectorized pass over the accumulator keep only the few documents that
-// can be in the top K, and a quickselect and a sort of those do the rest.
+// at a time: the loop is about two cycles per posting, and the postings are nearly all of
+// the time). Dynamic pruning (MaxScore: stop adding terms that cannot lift a new document
+// into the top K, then add the rest only to the documents that can still make it) was
+// tried twice and dropped: on the 100k corpus of dev/bench_bm25.sh the split comes after
+// a third of the postings, but tens of thousands of documents stay in the running, and
+// finding them in the remaining postings cost more than adding those postings whole.
+// The selection then reads only the few documents that can be in the top K: those at or
+// above theta, a lower bound of the K-th best score.
 static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s,
                        const Bm25Index* index, const char* query, int K) {
     int D = index->n_docs;
+    int nb = (D + 63) >> 6;
     int nt = query_terms(&s->terms, &s->terms_cap, index, query);
     for (int i = 0; i < nt; i++) { add_term(s, index, &s->terms[i]); }
 
-    float theta = FLT_TRUE_MIN; // every document met: weights are > 0
-    int n = first_documents(s, index, nt, 2 * K);
-    if (n >= K) {
-        for (int j = 0; j < n; j++) { s->hit[j] = (Hit){s->acc[s->docs[j]], s->docs[j]}; }
-        if (n > K) { select_hits(s->hit, n, K); }
-        theta = s->hit[0].score;
-        for (int j = 1; j < K; j++) { theta = fminf(theta, s->hit[j].score); }
+    // theta: with fewer than K blocks, the exact K-th best score; else the K-th largest
+    // block maximum (K blocks hold a document that high), close to it when the best
+    // documents are spread over the corpus
+    float theta;
+    if (nb < K) {
+        theta = kth_largest(s->acc, nb << 6, K);
+    } else {
+        block_maxima(s, nb);
+        theta = kth_largest(s->block_max, nb, K);
     }
-    n = documents_above(s, D, theta);
+    if (theta == 0.0f) { theta = FLT_TRUE_MIN; } // fewer than K matches: all of them
+    int n = documents_above(s, nb, theta, nb >= K);
     int n_hit = best_hits(s->hit, K, s->acc, s->docs, n);
 
     for (int r = 0; r < n_hit; r++) { qdoc[r] = s->hit[r].doc; qscore[r] = s->hit[r].score; }
@@ -393,10 +451,9 @@ static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s
         if (s->acc[d] == 0.0f) { qdoc[n_hit] = d; qscore[n_hit] = 0.0f; n_hit++; }
     }
     for (int r = n_hit; r < K; r++) { qdoc[r] = -1; qscore[r] = 0.0f; }
-    for (int blk = 0; blk <= (D - 1) >> 6; blk++) {
+    for (int blk = 0; blk < nb; blk++) {
         if (!s->dirty[blk]) { continue; }
-        int len = D - (blk << 6) < 64 ? D - (blk << 6) : 64;
-        memset(s->acc + ((size_t)blk << 6), 0, sizeof(float) * (size_t)len);
+        memset(s->acc + ((size_t)blk << 6), 0, sizeof(float) * 64);
         s->dirty[blk] = 0;
     }
 }
@@ -404,20 +461,20 @@ static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s
 void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
                  const char* const* queries, int n_queries, int K) {
     if (K <= 0) { die("bm25_search: K = %d, need K >= 1", K); }
-    size_t D = (size_t)index->n_docs;
+    size_t nb = ((size_t)index->n_docs + 63) / 64;
     #pragma omp parallel
     {
         Search s = {0};
-        s.acc = (float*)callocCheck(D > 0 ? D : 1, sizeof(float));
-        s.dirty = (unsigned char*)callocCheck(D / 64 + 1, 1);
-        s.mark = (uint64_t*)callocCheck(D / 64 + 1, sizeof(uint64_t));
-        s.docs = (int*)mallocCheck(sizeof(int) * (D > 0 ? D : 1));
-        s.hit = (Hit*)mallocCheck(sizeof(Hit) * (D > 0 ? D : 1));
+        s.acc = (float*)callocCheck(nb * 64 + 1, sizeof(float));
+        s.dirty = (unsigned char*)callocCheck(nb + 1, 1);
+        s.block_max = (float*)mallocCheck(sizeof(float) * (nb + 1));
+        s.docs = (int*)mallocCheck(sizeof(int) * (nb * 64 + 16));
+        s.hit = (Hit*)mallocCheck(sizeof(Hit) * (nb * 64 + 1));
         #pragma omp for schedule(dynamic, 1)
         for (int q = 0; q < n_queries; q++) {
             search_one(doc_out + (int64_t)q * K, score_out + (int64_t)q * K, &s, index, queries[q], K);
         }
-        free(s.acc); free(s.dirty); free(s.mark); free(s.docs); free(s.hit); free(s.terms);
+        free(s.acc); free(s.dirty); free(s.block_max); free(s.docs); free(s.hit); free(s.terms);
     }
 }
 

@@ -56,7 +56,7 @@ typedef struct {
     float* post_weight;     // (n_postings,) weight(t, d), from k1 and b
     int* doc_len;           // (n_docs,) terms in the document
     float* idf;             // (n_terms,)
-    float* term_max_weight; // (n_terms,) largest post_weight of each term, the search's bound
+    float* term_max_weight; // (n_terms,) largest post_weight of each term: orders a query's terms
 } Bm25Index;
 
 // indexes texts[0..n_docs) (a document's text is its title, a space, and its body: see
