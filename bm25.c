@@ -179,22 +179,50 @@ static int query_term_by_bound(const void* pa, const void* pb) {
     return (a->term > b->term) - (a->term < b->term);
 }
 
+// the term id of a word (from analyzer_next_word; analyzed in place), or -1 for a
+// stopword or a term the corpus does not have
+static int word_term(const Bm25Index* index, char* word, int len) {
+    int tlen = analyzer_term(&index->analyzer, word, len);
+    return tlen < 0 ? -1 : strtab_find(&index->vocab, word, (size_t)tlen);
+}
+
+// the words a search thread has met, each with its term: queries share most of their
+// words, and the stemmer was three quarters of the analysis of a query
+typedef struct {
+    StrTab words;   // words as analyzer_next_word gives them
+    int* term;      // (words.count,) word_term of each
+    int cap;
+} WordCache;
+
 // the query's distinct terms with their counts, words outside the vocabulary left out;
-// returns how many (the array grows as needed). A term that occurs m times is added once
+// returns how many (the array grows as needed); cache (or NULL) remembers analyzed words.
+// A term that occurs m times is added once
 // as m * weight: the same score up to float rounding, in one pass over its postings
 // instead of m (long queries repeat their words).
 // The terms come sorted by bound, largest first (then by id). bm25_search and
 // bm25_score_docs add a document's weights in this one order, so both compute the same
 // float; any other order would round differently and change scores in the last bit.
-static int query_terms(QueryTerm** out, int* cap, const Bm25Index* index, const char* query) {
+static int query_terms(QueryTerm** out, int* cap, WordCache* cache, const Bm25Index* index, const char* query) {
     char word[ANALYZER_MAX_WORD + 1];
     const char* cursor = query;
     int n = 0;
     int len;
     while ((len = analyzer_next_word(word, &cursor)) > 0) {
-        int tlen = analyzer_term(&index->analyzer, word, len);
-        if (tlen < 0) { continue; }
-        int t = strtab_find(&index->vocab, word, (size_t)tlen);
+        int t;
+        if (cache == NULL) {
+            t = word_term(index, word, len);
+        } else {
+            int added;
+            int w = strtab_intern(&cache->words, word, (size_t)len, &added);
+            if (added) {
+                if (w == cache->cap) {
+                    cache->cap = cache->cap > 0 ? 2 * cache->cap : 1 << 10;
+                    cache->term = (int*)reallocCheck(cache->term, sizeof(int) * (size_t)cache->cap);
+                }
+                cache->term[w] = word_term(index, word, len);
+            }
+            t = cache->term[w];
+        }
         if (t < 0) { continue; }
         if (n == *cap) {
             *cap = *cap > 0 ? 2 * *cap : 64;
@@ -299,6 +327,7 @@ typedef struct {
     Hit* hit;               // (nb * 64,) selection space
     QueryTerm* terms;
     int terms_cap;
+    WordCache words;
 } Search;
 
 // the postings of term t: documents, weights, how many
@@ -428,7 +457,7 @@ static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s
                        const Bm25Index* index, const char* query, int K) {
     int D = index->n_docs;
     int nb = (D + 63) >> 6;
-    int nt = query_terms(&s->terms, &s->terms_cap, index, query);
+    int nt = query_terms(&s->terms, &s->terms_cap, &s->words, index, query);
     for (int i = 0; i < nt; i++) { add_term(s, index, &s->terms[i]); }
 
     // theta: with fewer than K blocks, the exact K-th best score; else the K-th largest
@@ -465,6 +494,7 @@ void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
     #pragma omp parallel
     {
         Search s = {0};
+        strtab_init(&s.words.words);
         s.acc = (float*)callocCheck(nb * 64 + 1, sizeof(float));
         s.dirty = (unsigned char*)callocCheck(nb + 1, 1);
         s.block_max = (float*)mallocCheck(sizeof(float) * (nb + 1));
@@ -475,13 +505,15 @@ void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
             search_one(doc_out + (int64_t)q * K, score_out + (int64_t)q * K, &s, index, queries[q], K);
         }
         free(s.acc); free(s.dirty); free(s.block_max); free(s.docs); free(s.hit); free(s.terms);
+        strtab_free(&s.words.words);
+        free(s.words.term);
     }
 }
 
 void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query, const int* docs, int n) {
     QueryTerm* terms = NULL;
     int cap = 0;
-    int nt = query_terms(&terms, &cap, index, query);
+    int nt = query_terms(&terms, &cap, NULL, index, query);
     for (int i = 0; i < n; i++) {
         int d = docs[i];
         if (d < 0 || d >= index->n_docs) { die("bm25_score_docs: document %d outside 0..%d", d, index->n_docs - 1); }
