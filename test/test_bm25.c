@@ -130,41 +130,76 @@ static int ranked_compare(const void* pa, const void* pb) {
     return (a->doc > b->doc) - (a->doc < b->doc);
 }
 
-// Cranfield three times over: every score comes in (at least) three exact copies, so the
-// K-th place falls inside groups of ties. bm25_search's top-K must equal a brute-force
-// sort of every document's bm25_score_docs score (another code path: binary search in the
-// postings instead of the accumulator) by (score descending, index ascending), exactly.
-static void test_ties_against_brute_force(const char* const* texts, int D, const char* const* qtexts, int Q) {
-    int D3 = 3 * D;
-    const int K = 100;
-    const char** texts3 = (const char**)mallocCheck(sizeof(char*) * (size_t)D3);
-    for (int i = 0; i < D3; i++) { texts3[i] = texts[i % D]; }
+// bm25_search against an exhaustive reference, on Cranfield repeated `copies` times (every
+// score then comes in at least `copies` exact copies, so the K-th place falls inside groups
+// of ties): every document scored by bm25_score_docs (another code path: a binary search in
+// each term's postings instead of the accumulator, the same additions in the same order,
+// hence the same floats), sorted by (score descending, index ascending), followed by -1
+// past the corpus. The lists must be EQUAL, documents and score bits, for each K of Ks.
+// bm25_search bounds the K-th score from below in one of two ways, both covered: the exact
+// K-th score when the corpus has fewer than K blocks of 64 documents, else the K-th largest
+// block maximum. Queries [0, Q) are used, with two more: rare words (6 * copies matches,
+// fewer than K for most K: the list goes on with score-0 documents by index, in both ways)
+// and words the corpus lacks (no match at all).
+static void test_search_exhaustive(const char* const* texts, int D, int copies, const char* const* qtexts, int Q,
+                                   const int* Ks, int nK) {
+    int Dc = copies * D;
+    const char** textsc = (const char**)mallocCheck(sizeof(char*) * (size_t)Dc);
+    for (int i = 0; i < Dc; i++) { textsc[i] = texts[i % D]; }
     Bm25Index ix;
-    bm25_build(&ix, texts3, D3, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
-    int* doc = (int*)mallocCheck(sizeof(int) * (size_t)Q * K);
-    float* score = (float*)mallocCheck(sizeof(float) * (size_t)Q * K);
-    bm25_search(doc, score, &ix, qtexts, Q, K);
-    int* all_docs = (int*)mallocCheck(sizeof(int) * (size_t)D3);
-    float* all_scores = (float*)mallocCheck(sizeof(float) * (size_t)D3);
-    Ranked* ranked = (Ranked*)mallocCheck(sizeof(Ranked) * (size_t)D3);
-    for (int i = 0; i < D3; i++) { all_docs[i] = i; }
-    int bad_queries = 0, cut_in_tie = 0;
-    for (int q = 0; q < Q; q++) {
-        bm25_score_docs(all_scores, &ix, qtexts[q], all_docs, D3);
-        for (int i = 0; i < D3; i++) { ranked[i] = (Ranked){all_scores[i], i}; }
-        qsort(ranked, (size_t)D3, sizeof(Ranked), ranked_compare);
-        int same = 1;
-        for (int r = 0; r < K; r++) {
-            if (doc[(size_t)q * K + r] != ranked[r].doc || score[(size_t)q * K + r] != ranked[r].score) { same = 0; }
-        }
-        if (!same && bad_queries++ < 3) { printf("query %d: top-%d differs from the brute-force order\n", q, K); }
-        if (ranked[K - 1].score == ranked[K].score) { cut_in_tie++; }
+    bm25_build(&ix, textsc, Dc, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
+    int Qx = Q + 2;
+    const char** qx = (const char**)mallocCheck(sizeof(char*) * (size_t)Qx);
+    for (int q = 0; q < Q; q++) { qx[q] = qtexts[q]; }
+    qx[Q] = "sidewall multilayer destalling";  // each word in 2 Cranfield documents, 6 in all
+    qx[Q + 1] = "qqqq zzzz";
+
+    // the reference: every document ranked, per query
+    int* all_docs = (int*)mallocCheck(sizeof(int) * (size_t)Dc);
+    float* all_scores = (float*)mallocCheck(sizeof(float) * (size_t)Dc);
+    Ranked* ranked = (Ranked*)mallocCheck(sizeof(Ranked) * (size_t)Qx * Dc); // (Qx, Dc)
+    int* matches = (int*)mallocCheck(sizeof(int) * (size_t)Qx);
+    for (int i = 0; i < Dc; i++) { all_docs[i] = i; }
+    for (int q = 0; q < Qx; q++) {
+        bm25_score_docs(all_scores, &ix, qx[q], all_docs, Dc);
+        Ranked* r = ranked + (size_t)q * Dc;
+        matches[q] = 0;
+        for (int i = 0; i < Dc; i++) { r[i] = (Ranked){all_scores[i], i}; matches[q] += all_scores[i] > 0.0f; }
+        qsort(r, (size_t)Dc, sizeof(Ranked), ranked_compare);
     }
-    CHECK(bad_queries == 0, "%d of %d queries: top-K differs from brute force", bad_queries, Q);
-    // K = 100 is not a multiple of 3, so the cut falls inside a group of copies everywhere
-    CHECK(cut_in_tie == Q, "only %d of %d queries have a tie across the K-th place", cut_in_tie, Q);
+    CHECK(matches[Q] == 6 * copies && matches[Q + 1] == 0, "rare-word queries match %d and %d documents, expected %d and 0",
+          matches[Q], matches[Q + 1], 6 * copies);
+
+    for (int k = 0; k < nK; k++) {
+        int K = Ks[k];
+        int* doc = (int*)mallocCheck(sizeof(int) * (size_t)Qx * K);
+        float* score = (float*)mallocCheck(sizeof(float) * (size_t)Qx * K);
+        bm25_search(doc, score, &ix, qx, Qx, K);
+        int bad_queries = 0, cut_in_tie = 0;
+        for (int q = 0; q < Qx; q++) {
+            const Ranked* r = ranked + (size_t)q * Dc;
+            int same = 1;
+            for (int i = 0; i < K; i++) {
+                int want_doc = i < Dc ? r[i].doc : -1;
+                float want_score = i < Dc ? r[i].score : 0.0f;
+                float got = score[(size_t)q * K + i];
+                if (doc[(size_t)q * K + i] != want_doc || memcmp(&got, &want_score, sizeof(float)) != 0) { same = 0; }
+            }
+            if (!same && bad_queries++ < 3) { printf("copies %d, K %d, query %d: top-K differs from the exhaustive ranking\n", copies, K, q); }
+            if (K < Dc && r[K - 1].score > 0.0f && r[K - 1].score == r[K].score) { cut_in_tie++; }
+        }
+        CHECK(bad_queries == 0, "copies %d, K %d (%s): %d of %d queries differ from the exhaustive ranking", copies, K,
+              (Dc + 63) / 64 < K ? "exact K-th score" : "block maxima", bad_queries, Qx);
+        // the ties are really there: whenever K is not a multiple of the copies and most
+        // queries match more than K documents, a tie straddles the K-th place
+        if (K % copies != 0 && K < Dc / 4) {
+            CHECK(cut_in_tie >= Q / 2, "copies %d, K %d: only %d of %d queries have a tie across the K-th place", copies, K, cut_in_tie, Qx);
+        }
+        free(doc);
+        free(score);
+    }
     bm25_free(&ix);
-    free(texts3); free(doc); free(score); free(all_docs); free(all_scores); free(ranked);
+    free(textsc); free(qx); free(all_docs); free(all_scores); free(ranked); free(matches);
 }
 
 // writes a copy of src with a change: truncated to keep bytes, or one int32 replaced
@@ -330,7 +365,17 @@ int main(void) {
     CHECK(missing == 0, "%d documents clearly above the cut-off are in one top-%d list only", missing, K);
     CHECK(bad_order == 0, "%d places out of order (score descending, then document index)", bad_order);
 
-    test_ties_against_brute_force(texts, D, qtexts, Q);
+    // K = 1, 10, 100, 1000 and past the corpus. 1 copy (22 blocks): the exact K-th score
+    // for every K but 1 and 10; 7 copies (154 blocks): block maxima for K <= 100; 46 copies
+    // (64,400 documents, 1,007 blocks): block maxima for K = 1000 too, on 30 queries
+    // (the reference scores every document of every query)
+    const int Ks1[] = {1, 10, 100, 1000, 1405};
+    test_search_exhaustive(texts, D, 1, qtexts, Q, Ks1, 5);
+    const int Ks3[] = {1, 10, 100, 1000};
+    test_search_exhaustive(texts, D, 3, qtexts, Q, Ks3, 4);
+    test_search_exhaustive(texts, D, 7, qtexts, Q, Ks3, 4);
+    const int Ks46[] = {100, 1000};
+    test_search_exhaustive(texts, D, 46, qtexts, 30, Ks46, 2);
 
     // 3. save / load gives the same index and the same results, bit for bit
     char path[] = "/tmp/zelo_test_bm25_XXXXXX";
