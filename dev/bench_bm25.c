@@ -7,7 +7,7 @@
  * Threads: OMP_NUM_THREADS. Prints one "result" line that the script parses:
  *   result docs D terms T postings P load_s L build_s B queries Q search_s S qps R
  * build_s: texts already in memory -> index ready (word splitting, stopwords, stemming,
- * postings, weights). search_s: query texts -> top-K lists (query analysis included), the
+ * postings, weights), the best of as many builds as fit in one second (at least one). search_s: query texts -> top-K lists (query analysis included), the
  * best of at least 5 runs and of as many as fit in one second.
  */
 #include <omp.h>
@@ -32,18 +32,27 @@ int main(int argc, char** argv) {
     for (int i = 0; i < corpus.n; i++) { texts[i] = beir_text(&corpus, i); }
     for (int i = 0; i < queries.n; i++) { qtexts[i] = beir_text(&queries, i); }
 
+    // like the search below: the best of as many builds as fit in a second, at least one
+    // (a Cranfield build takes 10 ms, less than one stall of a loaded machine)
     Bm25Index index;
-    t0 = omp_get_wtime();
-    bm25_build(&index, texts, corpus.n, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
-    double build_s = omp_get_wtime() - t0;
+    double build_s = 1e30, spent = 0.0;
+    for (int builds = 0; builds == 0 || spent < 1.0; builds++) {
+        if (builds > 0) { bm25_free(&index); }
+        t0 = omp_get_wtime();
+        bm25_build(&index, texts, corpus.n, NULL, 0, BM25_DEFAULT_K1, BM25_DEFAULT_B);
+        double s = omp_get_wtime() - t0;
+        if (s < build_s) { build_s = s; }
+        spent += s;
+    }
 
     int* doc = (int*)mallocCheck(sizeof(int) * (size_t)queries.n * K);      // (Q, K)
     float* score = (float*)mallocCheck(sizeof(float) * (size_t)queries.n * K); // (Q, K)
     // best of at least 5 runs and of as many as fit in a second: on a shared machine a
     // thread that loses its core stalls a whole run for a scheduler tick (12 ms), longer
     // than a whole run on Cranfield, so a handful of runs can all be stalled
-    double search_s = 1e30, spent = 0.0;
+    double search_s = 1e30;
     int runs = 0;
+    spent = 0.0;
     while (runs < 5 || spent < 1.0) {
         t0 = omp_get_wtime();
         bm25_search(doc, score, &index, qtexts, queries.n, K);

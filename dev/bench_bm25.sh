@@ -8,6 +8,7 @@
 #              queries of both repeated 3 times (1,011 queries)
 # build: texts in memory -> index ready (splitting, stopwords, stemming, index). bm25s:
 #        bm25s.tokenize + BM25.index. Reading the JSONL files is not included on either side.
+#        On both sides the best of as many builds as fit in one second (at least one).
 # search: query texts -> top-100 per query, query analysis included (bm25s:
 #        bm25s.tokenize + retrieve(k=100, n_threads=THREADS)). On both sides the best of at least 5
 #        runs and of as many as fit in one second (under load, a thread that loses its core
@@ -64,10 +65,13 @@ def analyze(texts):
 docs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 queries = [json.loads(l)["text"] for l in open(sys.argv[2]) if l.strip()]
 texts = [(d["title"] + " " + d["text"]) if d.get("title") else d["text"] for d in docs]
-t0 = time.perf_counter()
-retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
-retriever.index(analyze(texts), show_progress=False)
-build_s = time.perf_counter() - t0
+build_s, spent = 1e30, 0.0
+while spent < 1.0 or build_s == 1e30:
+    t0 = time.perf_counter()
+    retriever = bm25s.BM25(method="lucene", k1=0.9, b=0.4)
+    retriever.index(analyze(texts), show_progress=False)
+    s = time.perf_counter() - t0
+    build_s, spent = min(build_s, s), spent + s
 search_s, spent, runs = 1e30, 0.0, 0
 while runs < 5 or spent < 1.0:
     t0 = time.perf_counter()
