@@ -655,6 +655,68 @@ static float* bm25_eval_scores(const Collection* c, const Candidates* cand) {
 }
 
 // ----------------------------------------------------------------------------
+// the judge's own ranking of the held-out candidates
+
+// why the judge cannot rank the held-out candidates by itself, or NULL when it can: each
+// of its members must answer a held-out battle from the texts alone, cheaply
+static const char* judge_row_obstacle(const Judge* judge) {
+    for (int k = 0; k < judge->n_members; k++) {
+        const JudgeMember* m = &judge->members[k];
+        switch (m->kind) {
+            case JUDGE_SIM: return "sim reads the human labels of the training queries only";
+            case JUDGE_FILE: return "a file judge holds only the battles it was given";
+            case JUDGE_CMD: return "an external program would be asked K(K-1)/2 battles per held-out query";
+            case JUDGE_MODEL:
+                if (m->pairwise) { return "a pairwise model would need K(K-1) forward passes per held-out query"; }
+                break;
+            case JUDGE_BM25: case JUDGE_DENSE: break;
+        }
+    }
+    return NULL;
+}
+
+// The judge's score of each evaluation candidate, (n_eval, K): its mean probability of
+// beating the query's other candidates, p as judge_battles answers it (an ensemble: the
+// mean of its members' p, judge.c's combination), over every pair of the query's
+// candidates. Every member here is antisymmetric (p(b, a) = 1 − p(a, b): a link of a
+// score difference), so each pair is asked once. For one member whose p is F(c (u_a − u_b)),
+// the score grows with u: the ranking is that member's own.
+static float* judge_eval_scores(Judge* judge, const Collection* c, const Candidates* cand) {
+    int K = cand->K;
+    float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
+    Battle* battles = (Battle*)mallocCheck((size_t)K * K * sizeof(Battle));  // (K(K-1)/2,) pairs of one query
+    int* pair_a = (int*)mallocCheck((size_t)K * K * sizeof(int));
+    int* pair_b = (int*)mallocCheck((size_t)K * K * sizeof(int));
+    float* p = (float*)mallocCheck((size_t)K * K * sizeof(float));
+    Progress progress;
+    progress_begin(&progress, "judge ranking", c->n_eval);
+    for (int i = 0; i < c->n_eval; i++) {
+        int q = c->eval_queries[i], n = candidates_count(cand, q), np = 0;
+        const int* docs = cand->docs + (size_t)q * K;
+        for (int a = 0; a < n; a++) {
+            for (int b = a + 1; b < n; b++) {
+                battles[np] = (Battle){ q, docs[a], q, docs[b] };
+                pair_a[np] = a;
+                pair_b[np] = b;
+                np++;
+            }
+        }
+        judge_prepare(judge, battles, np);
+        if (judge_battles(p, judge, battles, np) < np) { die("judge ranking of query '%s': %s", beir_id(&c->queries, q), judge->error); }
+        double* wins = (double*)callocCheck((size_t)(n > 0 ? n : 1), sizeof(double));
+        for (int e = 0; e < np; e++) {
+            wins[pair_a[e]] += p[e];
+            wins[pair_b[e]] += 1.0 - (double)p[e];
+        }
+        for (int a = 0; a < n; a++) { scores[(size_t)i * K + a] = n > 1 ? (float)(wins[a] / (n - 1)) : 0.5f; }
+        free(wins);
+        progress_update(&progress, i + 1);
+    }
+    free(battles); free(pair_a); free(pair_b); free(p);
+    return scores;
+}
+
+// ----------------------------------------------------------------------------
 // training
 
 // the items of one micro-batch: G training queries with D candidates each, chosen by
@@ -843,7 +905,8 @@ static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collec
     char path[4096];
     DenseStore docs, queries;
     dense_store_init(&docs, m, doc_texts, c->corpus.n, DENSE_DEFAULT_MAX_LEN);
-    joinPathCheck(path, sizeof(path), run_dir, "dense_corpus.bin");
+    // the dense judge's file (judge.c): judge and baseline share the embeddings
+    joinPathCheck(path, sizeof(path), run_dir, "dense_docs.bin");
     dense_store_load(&docs, path);
     dense_store_fill(&docs, m, tok, items, item_texts, n);
     dense_store_save(&docs, path);
@@ -1227,19 +1290,34 @@ int main(int argc, char** argv) {
             o.run_dir, checkpoint_step(o.run_dir));
     }
 
-    ResultRow rows[5];
+    ResultRow rows[6];
     int n_rows = 0;
     char run_file[4096];
     float* scores = bm25_eval_scores(&c, &cand);
     joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.bm25.trec");
     rows[n_rows++] = (ResultRow){ "BM25", evaluate_scores(scores, &c, &cand, run_file, "bm25") };
     free(scores);
+    // the judge ranks before the dense baseline reads dense_docs.bin: a dense judge member
+    // has embedded the candidates there, and the baseline then embeds nothing twice
+    const char* judge_obstacle = judge_row_obstacle(&judge);
+    const JudgeKind sole = judge.members[0].kind;
+    int judge_row = judge_obstacle == NULL && !(judge.n_members == 1 && (sole == JUDGE_BM25 || sole == JUDGE_DENSE));
+    char judge_name[300];
+    MetricScores judge_mean;
+    if (judge_row) {
+        scores = judge_eval_scores(&judge, &c, &cand);
+        joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.judge.trec");
+        judge_mean = evaluate_scores(scores, &c, &cand, run_file, "judge");
+        free(scores);
+        snprintf(judge_name, sizeof(judge_name), "judge (%s)", judge_describe(&judge));
+    }
     if (have_dense) {
         scores = dense_eval_scores(&dense_model, &dense_tok, &c, &cand, o.run_dir);
         joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.dense.trec");
         rows[n_rows++] = (ResultRow){ "dense (bi-encoder cosine)", evaluate_scores(scores, &c, &cand, run_file, "dense") };
         free(scores);
     }
+    if (judge_row) { rows[n_rows++] = (ResultRow){ judge_name, judge_mean }; }
     if (step == 0) {
         scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
         rows[n_rows++] = (ResultRow){ "model before training", evaluate_scores(scores, &c, &cand, NULL, NULL) };
@@ -1316,6 +1394,12 @@ int main(int argc, char** argv) {
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
     print_table(rows, n_rows, c.n_eval, o.run_dir);
+    if (judge_obstacle != NULL) {
+        printf("no judge row: %s\n", judge_obstacle);
+    } else if (!judge_row) {
+        // its p is the link of a score difference: its ranking is that score's, already a row
+        printf("no judge row: the judge %s ranks as the %s row does\n", judge_describe(&judge), sole == JUDGE_BM25 ? "BM25" : "dense");
+    }
     if (judge_is_simulated(&judge)) { printf("note: the training targets came from the SIMULATED judge (human labels of the training queries)\n"); }
     printf("train_zelo: done in %.1fs\n", wall_seconds() - t_start);
 
