@@ -62,9 +62,10 @@ typedef struct {
     int doc_max_words;     // [doc_min_words, doc_max_words] (raised if its mentions need more)
 } SynthConfig;
 
-// the collection `train_zelo` uses when no data is given: 2,000 documents of 30..80 words
-// (each word one token, so query + document fit in 128 tokens), 200 queries of which 30%
-// are held out, 20 topics, 12 facets, 3 forms each, about 2,400 words in all
+// the collection `train_zelo` uses when no data is given: 2,000 documents of 6..12 words
+// (raised to fit the mentions of their concepts; each word one token, so query + document
+// fit in 128 tokens), 200 queries of which 30% are held out, 4 topics, 12 facets, 2 forms
+// each, 272 words in all
 void synth_default_config(SynthConfig* cfg);
 
 // writes the collection described above into dir; dies on an invalid config

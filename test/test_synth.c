@@ -214,7 +214,9 @@ int main(void) {
         int tl = analyzer_term(&analyzer, term, len);
         if (tl != (int)strlen(w) || strncmp(term, w, (size_t)tl) != 0) { n_changed_terms++; }
     }
-    CHECK(first_word > 0 && tok.vocab_size - first_word >= 1000, "only %d synthetic words in the vocabulary",
+    // the default has 272 words (synth.h): a bound well under it that still needs every
+    // kind of word (concept forms, topic vocabularies, common words) to be written
+    CHECK(first_word > 0 && tok.vocab_size - first_word >= 250, "only %d synthetic words in the vocabulary",
           tok.vocab_size - first_word);
     CHECK(n_split_words == 0, "%d synthetic words are not a single token", n_split_words);
     CHECK(n_changed_terms == 0, "%d synthetic words are changed by the BM25 analyzer", n_changed_terms);
@@ -299,18 +301,20 @@ int main(void) {
     printf("NDCG@10 on the %d test queries: random %.4f, BM25 %.4f, BM25 top %d reranked by the grades %.4f, "
            "oracle %.4f; BM25 recall@%d %.4f\n",
            n_in[1], ndcg_random, ndcg_bm25, K, ndcg_rerank_best, ndcg_oracle, K, recall_bm25);
-    // Why these bounds (measured with seeds 1 to 8 and 42: random 0.011-0.028, BM25
-    // 0.56-0.62, BM25 top 100 reranked by the grades 0.88-0.90; the bounds sit far from
-    // all of these, so they test the property and not one seed's luck):
+    // Why these bounds (measured on the default config with seed 42: random 0.092, BM25
+    // 0.649, BM25 top 100 reranked by the grades 0.975; the first default, with 20 topics,
+    // gave 0.011-0.028, 0.56-0.62 and 0.88-0.90 over seeds 1 to 8 and 42; the bounds sit
+    // far from all of these, so they test the property and not one seed's luck):
     // - the oracle ranks by the very grades, so it scores 1 up to rounding;
-    // - random scores about the share of relevant documents (some 55 of 2,000 per query);
-    // - BM25 > 0.15: the query's form of a concept is the form a third of the documents on
+    // - random scores about the share of relevant documents (some 275 of 2,000 per query
+    //   with 4 topics), well under 0.2;
+    // - BM25 > 0.15: the query's form of a concept is the form half of the documents on
     //   that concept use, so there is real lexical signal; BM25 < 0.8: most relevant
     //   documents name a concept of the query with another form, which BM25 cannot match;
     // - the reranking ceiling at least 0.15 above BM25: within BM25's own candidates there
     //   is a large gain for a reranker that learns the synonymy from the training queries.
     CHECK(fabs(ndcg_oracle - 1.0) < 1e-9, "oracle NDCG@10 %.12f, expected 1", ndcg_oracle);
-    CHECK(ndcg_random < 0.1, "random NDCG@10 %.4f, expected below 0.1", ndcg_random);
+    CHECK(ndcg_random < 0.2, "random NDCG@10 %.4f, expected below 0.2", ndcg_random);
     CHECK(ndcg_bm25 > 0.15 && ndcg_bm25 < 0.8, "BM25 NDCG@10 %.4f outside (0.15, 0.8)", ndcg_bm25);
     CHECK(ndcg_bm25 > ndcg_random + 0.1, "BM25 NDCG@10 %.4f not clearly above random %.4f", ndcg_bm25, ndcg_random);
     CHECK(ndcg_rerank_best > ndcg_bm25 + 0.15, "BM25 top %d reranked by the grades %.4f leaves too little room above BM25 %.4f",
