@@ -38,6 +38,20 @@ const char* matmul_path_name(MatmulPath path) {
     return "?";
 }
 
+const char* matmul_select(const char* name) {
+    if (strcmp(name, "kernels") == 0) { matmul_path = MATMUL_KERNELS; return NULL; }
+    if (strcmp(name, "loops") == 0) { matmul_path = MATMUL_LOOPS; return NULL; }
+    if (strcmp(name, "openblas") == 0) {
+#ifdef USE_BLAS
+        matmul_path = MATMUL_OPENBLAS;
+        return NULL;
+#else
+        return "this build has no OpenBLAS (make found none to link)";
+#endif
+    }
+    return "unknown path (kernels, openblas or loops)";
+}
+
 const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS] = {
     "wte", "wpe", "wtt", "emb_lnw", "emb_lnb", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln1w", "ln1b", "fcw", "fcb", "fcprojw", "fcprojb", "ln2w", "ln2b",

@@ -137,6 +137,9 @@ typedef enum { MATMUL_KERNELS, MATMUL_OPENBLAS, MATMUL_LOOPS } MatmulPath;
 extern MatmulPath matmul_path;
 // "gemm.c, AVX-512 kernel", "OpenBLAS", "plain loops", ...
 const char* matmul_path_name(MatmulPath path);
+// sets matmul_path from a user's word, kernels, openblas or loops, and returns NULL; returns
+// what is wrong instead (an unknown word, openblas in a build without it)
+const char* matmul_select(const char* name);
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config
 void bert_build(BertModel* model, const BertConfig* config);

@@ -74,6 +74,7 @@ static void usage(FILE* fp) {
 "                     positions if fewer]\n"
 "  --batch-size N     sequences per forward pass [32]\n"
 "  --threads N        OpenMP threads [all cores]\n"
+"  --matmul PATH      matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
 "  --out FILE         the reranked run (written to FILE.tmp, then renamed)\n"
 "  --tag NAME         run tag of the output [rerank]\n"
 "  --random-head      accept a Hugging Face encoder without pooler or classifier (such as\n"
@@ -100,7 +101,7 @@ static void parse_options(Options* o, int argc, char** argv) {
     o->top = 100;
     o->batch_size = 32;
     enum { O_MODEL = 256, O_VOCAB, O_DATA, O_RUN, O_QRELS, O_OUT, O_TAG, O_TOP, O_MAX_LEN,
-           O_BATCH, O_THREADS, O_RANDOM_HEAD };
+           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"vocab", required_argument, 0, O_VOCAB},
         {"data", required_argument, 0, O_DATA}, {"run", required_argument, 0, O_RUN},
@@ -108,6 +109,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"tag", required_argument, 0, O_TAG}, {"top", required_argument, 0, O_TOP},
         {"max-len", required_argument, 0, O_MAX_LEN}, {"batch-size", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"random-head", no_argument, 0, O_RANDOM_HEAD},
+        {"matmul", required_argument, 0, O_MATMUL},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -126,6 +128,11 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_BATCH: o->batch_size = parse_int_option("batch-size", optarg, 1, 1 << 16); break;
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
             case O_RANDOM_HEAD: o->random_head = 1; break;
+            case O_MATMUL: {
+                const char* err = matmul_select(optarg);
+                if (err != NULL) { fprintf(stderr, "rerank: --matmul '%s': %s\n", optarg, err); exit(2); }
+                break;
+            }
             case 'h': usage(stdout); exit(0);
             default: usage(stderr); exit(2);
         }
@@ -459,8 +466,8 @@ int main(int argc, char** argv) {
     score_candidates(scores, &model, &tok, &cand, &corpus, &queries, max_len, o.batch_size);
     double dt = wall_seconds() - t_score;
     write_run(o.out, &cand, scores, &corpus, &queries, o.tag);
-    printf("reranked: %s (%d pairs in %.1fs, %.1f pairs/s, %d threads)\n", o.out, n, dt, dt > 0 ? n / dt : 0.0,
-           omp_get_max_threads());
+    printf("reranked: %s (%d pairs in %.1fs, %.1f pairs/s, %d threads, matrix products: %s)\n", o.out, n, dt,
+           dt > 0 ? n / dt : 0.0, omp_get_max_threads(), matmul_path_name(matmul_path));
     if (o.qrels != NULL) { print_metrics(&cand, scores, o.qrels, &corpus, &queries, o.top); }
     printf("rerank: done in %.1fs\n", wall_seconds() - t_start);
 

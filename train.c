@@ -128,6 +128,7 @@ static void usage(FILE* fp) {
 "  --stop-at N           stop after step N with a checkpoint, as if interrupted there\n"
 "  --seed N              seed of every random choice [42]\n"
 "  --threads N           OpenMP threads [all cores]\n"
+"  --matmul PATH         matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
 "candidates and judgments\n"
 "  --candidates K        BM25 candidates per query [100]\n"
 "  --bm25-k1 X --bm25-b X  BM25 parameters [0.9, 0.4]\n"
@@ -192,12 +193,13 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
-        {"threads", required_argument, 0, O_THREADS}, {"candidates", required_argument, 0, O_CANDIDATES},
+        {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
+        {"candidates", required_argument, 0, O_CANDIDATES},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
         {"dense-model", required_argument, 0, O_DENSE}, {"cross-pairs", required_argument, 0, O_CROSS},
@@ -226,6 +228,11 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_RESUME: o->resume = 1; break;
             case O_SEED: o->seed = (uint64_t)parse_number_option("seed", optarg, 0, 9007199254740992.0); break;
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
+            case O_MATMUL: {
+                const char* err = matmul_select(optarg);
+                if (err != NULL) { fprintf(stderr, "train_zelo: --matmul '%s': %s\n", optarg, err); exit(2); }
+                break;
+            }
             case O_CANDIDATES: o->candidates = parse_int_option("candidates", optarg, 2, 100000); break;
             case O_K1: o->bm25_k1 = (float)parse_number_option("bm25-k1", optarg, 0.0, 100.0); break;
             case O_B: o->bm25_b = (float)parse_number_option("bm25-b", optarg, 0.0, 1.0); break;
@@ -1225,7 +1232,8 @@ int main(int argc, char** argv) {
     if (o.threads > 0) { omp_set_num_threads(o.threads); }
     makeDirsCheck(o.run_dir);
     double t_start = wall_seconds();
-    printf("train_zelo: run directory %s, %d threads\n", o.run_dir, omp_get_max_threads());
+    printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
+           matmul_path_name(matmul_path));
 
     Collection c;
     collection_load(&c, &o);

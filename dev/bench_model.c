@@ -12,7 +12,6 @@
  * the matrix products (model.h, matmul_path): gemm.c's kernels by default.
  */
 #include <stdint.h>
-#include <string.h>
 #include <time.h>
 #include "model.h"
 #include "utils.h"
@@ -39,12 +38,8 @@ int main(int argc, char** argv) {
     int steps = argc > 1 ? atoi(argv[1]) : 3;
     const char* path = argc > 2 ? argv[2] : "kernels";
     if (steps < 1) { die("usage: %s [train_steps >= 1 [kernels|openblas|loops]]", argv[0]); }
-    if (strcmp(path, "kernels") == 0) { matmul_path = MATMUL_KERNELS; }
-    else if (strcmp(path, "loops") == 0) { matmul_path = MATMUL_LOOPS; }
-#ifdef USE_BLAS
-    else if (strcmp(path, "openblas") == 0) { matmul_path = MATMUL_OPENBLAS; }
-#endif
-    else { die("unknown matrix-product path '%s' (kernels, loops, and openblas in a build with OpenBLAS)", path); }
+    const char* err = matmul_select(path);
+    if (err != NULL) { die("matrix products '%s': %s", path, err); }
     BertConfig cfg = {.vocab_size = 30522, .hidden_size = 384, .num_layers = 6, .num_heads = 12,
                       .intermediate_size = 1536, .max_position = 512, .type_vocab_size = 2,
                       .num_labels = 1, .layer_norm_eps = 1e-12f};

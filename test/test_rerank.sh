@@ -180,6 +180,10 @@ same_scores() {  # same_scores A B: every pair of B has A's score within 1e-5 (r
 }
 check "tiny model: one thread, batches of 3" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t3.trec" --threads 1 --batch-size 3
 check "... the same scores up to float rounding" same_scores "$TMP/t1.trec" "$TMP/t3.trec"
+check "tiny model: the plain loops' products (--matmul loops)" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t4.trec" --matmul loops
+check "... say so" grep -q "matrix products: plain loops" "$TMP/out"
+check "... the same scores up to float rounding" same_scores "$TMP/t1.trec" "$TMP/t4.trec"
+check "an unknown --matmul is refused" fails_with "--matmul 'gpu': unknown path" --model "$TINY" --run $FIX/run.trec --out "$TMP/x.trec" --matmul gpu
 check "tiny model: --top 5" rerank --model "$TINY" --run $FIX/run.trec --out "$TMP/t5.trec" --top 5
 check "--top 5: each query's top 5 of the input, ranked" valid_run "$TMP/t5.trec" $FIX/run.trec 5
 check "--top 5: 25 lines" test "$(wc -l <"$TMP/t5.trec")" -eq 25

@@ -61,6 +61,9 @@ check "a malformed corpus line fails" test $status -ne 0
 check "... naming corpus.jsonl line 2" grep -qE "corpus.jsonl(:| line )2" "$D/bad.out"
 $T --data ../shared/data/cranfield --run-dir "$D/nodense" --vocab "$D/a/synthetic/vocab.txt" --judge bm25+dense >"$D/nodense.out" 2>&1
 check "a dense judge without --dense-model is refused, naming the option" grep -q -- "needs --dense-model" "$D/nodense.out"
+$T --matmul gpu >"$D/mm.out" 2>&1
+status=$?
+check "an unknown --matmul exits 2 naming it" test $status -eq 2 -a -n "$(grep -- "--matmul 'gpu': unknown path" "$D/mm.out")"
 $T --lr abc >"$D/opt.out" 2>&1
 status=$?
 check "a bad option value exits 2 with a message" test $status -eq 2 -a -n "$(grep -- '--lr' "$D/opt.out")"
