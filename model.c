@@ -3,8 +3,9 @@
  * over packed variable-length batches, AdamW, checkpoints. Layers are plain functions over
  * flat arrays (outputs first); matrix products go through one matmul() that calls the
  * project's own blocked sgemm (gemm.c), OpenBLAS's when asked for, or readable loops (the
- * reference the other two are tested against); everything else is loops with OpenMP. The gradient of a tensor is always ACCUMULATED (+=), as in
- * PyTorch, so callers zero a buffer before its first contribution.
+ * reference the other two are tested against); everything else is loops with OpenMP.
+ * The gradient of a tensor is always ACCUMULATED (+=), as in PyTorch, so callers zero a
+ * buffer before its first contribution.
  */
 #include <math.h>
 #include <stdint.h>
@@ -162,8 +163,6 @@ static void matmul_one_thread(float* c, int ldc, const float* a, int lda, int tr
                     m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
     }
-#else
-    if (matmul_path == MATMUL_OPENBLAS) { die("matmul: this build has no OpenBLAS (make found none to link)"); }
 #endif
     gemm(c, ldc, a, lda, trans_a, b, ldb, trans_b, m, n, k, alpha, beta);
 }

@@ -133,6 +133,8 @@ typedef struct {
 // process, as model.c splits each large product over its OpenMP threads itself (two
 // thread pools on the same cores would each spin while the other works); set
 // OMP_NUM_THREADS, not OPENBLAS_NUM_THREADS.
+// Set it through matmul_select, which refuses openblas in a build without it (matmul
+// itself does not check again on every product).
 typedef enum { MATMUL_KERNELS, MATMUL_OPENBLAS, MATMUL_LOOPS } MatmulPath;
 extern MatmulPath matmul_path;
 // "gemm.c, AVX-512 kernel", "OpenBLAS", "plain loops", ...
