@@ -1342,8 +1342,9 @@ int main(int argc, char** argv) {
         printf("step 0: NDCG@10 %.4f (the model before training)\n", rows[n_rows - 1].mean.ndcg_at_10);
     }
 
-    printf("training: %d steps of %d sequences (%d queries x %d documents) x %d micro-batches, %s loss\n",
-           total, o.batch_size, groups, o.group_size, o.grad_accum,
+    printf("training: %d steps of %d sequences (%d %s x %d documents) x %d micro-batch%s, %s loss\n",
+           total, o.batch_size, groups, groups == 1 ? "query" : "queries", o.group_size, o.grad_accum,
+           o.grad_accum == 1 ? "" : "es",
            o.loss == LOSS_MSE ? "mse" : o.loss == LOSS_BCE ? "bce" : o.loss == LOSS_PAIRWISE ? "pairwise" : "listwise");
     Progress progress;
     progress_begin(&progress, "training", total);
