@@ -10,7 +10,7 @@
 #include "utils.h"
 
 #define DENSE_MAGIC 20251101
-#define DENSE_VERSION 1
+#define DENSE_VERSION 2  // 2: the model hash leaves out the pooler and the classifier
 #define DENSE_HEADER_INTS 256
 // texts tokenized at a time: enough to sort into batches of even length, while the token
 // buffer (chunk, max_len) stays small whatever the collection's size
@@ -123,7 +123,10 @@ void dense_store_init(DenseStore* store, const BertModel* model, const char* con
     // the NUL is hashed too, so that moving a byte from one text to the next changes the hash
     for (int i = 0; i < n_items; i++) { h = fnv1a64(h, texts[i], strlen(texts[i]) + 1); }
     store->text_hash = h;
-    store->model_hash = fnv1a64(FNV64_START, model->params_memory, model->num_parameters * sizeof(float));
+    // only the tensors mean pooling reads: a checkpoint without a pooler or classifier gets
+    // them at random from --seed, and a new seed must not make its embeddings look stale
+    size_t used = (size_t)((const char*)model->params.poolw - (const char*)model->params_memory);
+    store->model_hash = fnv1a64(FNV64_START, model->params_memory, used);
     store->row_of = (int*)mallocCheck(sizeof(int) * (size_t)(n_items > 0 ? n_items : 1));
     for (int i = 0; i < n_items; i++) { store->row_of[i] = -1; }
 }
@@ -203,7 +206,7 @@ int dense_store_load(DenseStore* store, const char* path) {
     if (len < (long)sizeof(header)) { die("'%s' is not an embedding file: %ld bytes, shorter than its header", path, len); }
     freadCheck(header, sizeof(int32_t), DENSE_HEADER_INTS, fp);
     if (header[0] != DENSE_MAGIC) { die("'%s' is not an embedding file (magic %d, expected %d)", path, header[0], DENSE_MAGIC); }
-    if (header[1] != DENSE_VERSION) { die("'%s': embedding file version %d, this build reads %d", path, header[1], DENSE_VERSION); }
+    if (header[1] != DENSE_VERSION) { die("'%s': embedding file version %d, this build reads %d (remove the file to recompute)", path, header[1], DENSE_VERSION); }
     if (header[3] != store->C || header[4] != store->n_items || header[5] != store->max_len) {
         die("'%s' holds embeddings of size %d for %d items at max_len %d; this run needs size %d for %d items "
             "at max_len %d (remove the file to recompute)", path, header[3], header[4], header[5],

@@ -145,6 +145,13 @@ echo "cranfield bm25+dense: judge scores vs the recomputation, worst |diff| $wor
 check "cranfield bm25+dense: every judge score within 1e-5 of the recomputation (worst $worst)" \
     awk -v w="$worst" 'BEGIN { exit !(w != "missing" && w + 0 <= 1e-5) }'
 check "the bm25+dense run does not call itself simulated" test -z "$(grep SIMULATED "$D/cran_bm25_dense.out")"
+# embeddings of a run with another --seed are reused: the dense model's random pooler and
+# classifier (absent from all-MiniLM-L6-v2) differ with the seed but are not part of them
+R="$D/cran_seed7"
+mkdir -p "$R" && cp "$D/cran_bm25_dense/dense_docs.bin" "$D/cran_bm25_dense/dense_queries.bin" "$R/"
+$T --run-dir "$R" $CRAN --judge bm25+dense --seed 7 >"$R.out" 2>"$R.err"
+check "a run with --seed 7 reuses the embeddings written under seed 42 (see $R.err)" \
+    test $? -eq 0 -a -z "$(grep 'another model' "$R.err")"
 
 echo "test_train: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
