@@ -9,10 +9,10 @@
  *
  * A DenseStore keeps the embeddings of some items of one collection (documents or
  * queries), computed once each. It can be saved to and loaded from a file, little-endian:
- *   header: 256 int32: [0] magic 20251101, [1] version 1, [2] n rows, [3] C,
+ *   header: 256 int32: [0] magic 20251101, [1] version 2, [2] n rows, [3] C,
  *           [4] n_items of the collection, [5] max_len, [6] [7] FNV-1a 64 of the
  *           collection's texts (low, high 32 bits), [8] [9] FNV-1a 64 of the model's
- *           parameter bytes (low, high); every other entry 0
+ *           parameter bytes up to the pooler (low, high); every other entry 0
  *   items:  (n,) int32, the collection index of each row, each at most once
  *   rows:   (n, C) float32, the L2-normalised embeddings
  * The fingerprints make a file computed for another corpus, another model or another
@@ -42,7 +42,7 @@ typedef struct {
     int C;
     int max_len;
     uint64_t text_hash;     // FNV-1a 64 of the collection's texts
-    uint64_t model_hash;    // FNV-1a 64 of the model's parameters
+    uint64_t model_hash;    // FNV-1a 64 of the model's parameters that mean pooling reads
     int n;                  // rows held
     int cap;
     int* row_of;            // (n_items,) row of item i, -1 while not embedded
