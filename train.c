@@ -1217,6 +1217,61 @@ static void print_table(const ResultRow* rows, int n, int n_eval, const char* ru
     printf("(table in %s, TREC runs run.*.trec beside it)\n", path);
 }
 
+// Before training the log loses the steps that will run again, so that it reads as one
+// run: a resumed run keeps what was written up to its checkpoint's step and drops what a
+// killed run wrote after it (and a finished run's final evaluation, which resuming repeats);
+// a fresh start (step -1) drops every step of an earlier, interrupted start. The lines of
+// the distillation stage, which is never redone, stay. Returns whether the log holds the
+// evaluation of the model before training, read into *before for the table, which a
+// resumed run cannot compute (its starting weights are gone).
+static int log_rewind(MetricScores* before, const char* run_dir, int step, int total) {
+    char path[4096];
+    joinPathCheck(path, sizeof(path), run_dir, "log.jsonl");
+    if (!file_exists(path)) { return 0; }
+    char* text = readFileCheck(path, NULL);
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
+    int have_before = 0, dropped = 0, line_no = 0;
+    for (char* line = text; *line != '\0';) {
+        char* end = strchr(line, '\n');
+        line_no++;
+        // a line without its newline was cut by the kill: its step is trained again
+        if (end == NULL) { dropped++; break; }
+        *end = '\0';
+        int s;
+        if (strncmp(line, "{\"distill_step\": ", 17) == 0) {
+            s = -1;  // kept
+        } else if (sscanf(line, "{\"step\": %d", &s) != 1) {
+            die("%s:%d: not a line train_zelo writes (each starts with {\"step\": or {\"distill_step\":); "
+                "move the file away to go on", path, line_no);
+        }
+        int is_eval = strstr(line, "\"eval\": {") != NULL;
+        if (s > step || (is_eval && s == total)) {
+            dropped++;
+        } else {
+            fprintf(fp, "%s\n", line);
+            if (s == 0 && is_eval) {
+                MetricScores m = { 0 };
+                if (sscanf(line, "{\"step\": 0, \"eval\": {\"ndcg@10\": %lf, \"recall@100\": %lf, \"mrr@10\": %lf}}",
+                           &m.ndcg_at_10, &m.recall_at_100, &m.mrr_at_10) != 3) {
+                    die("%s:%d: an evaluation line without ndcg@10, recall@100 and mrr@10", path, line_no);
+                }
+                *before = m;
+                have_before = 1;
+            }
+        }
+        line = end + 1;
+    }
+    atomicCommit(&af);
+    free(text);
+    if (dropped > 0 && step >= 0) {
+        printf("log: %d lines after step %d dropped from %s (those steps run again)\n", dropped, step, path);
+    } else if (dropped > 0) {
+        printf("log: %d lines of an earlier, interrupted start dropped from %s\n", dropped, path);
+    }
+    return have_before;
+}
+
 static void log_eval(FILE* log, int step, const MetricScores* m) {
     fprintf(log, "{\"step\": %d, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
             step, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
@@ -1293,9 +1348,9 @@ int main(int argc, char** argv) {
     MicroBatch mb;
     microbatch_init(&mb, o.batch_size, groups, t.K);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
-    FILE* log = log_open(o.run_dir);
-
     int step = 0;
+    MetricScores before;
+    int have_before = 0;
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
@@ -1305,6 +1360,8 @@ int main(int argc, char** argv) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
+    have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
+    FILE* log = log_open(o.run_dir);
 
     ResultRow rows[6];
     int n_rows = 0;
@@ -1340,6 +1397,8 @@ int main(int argc, char** argv) {
         free(scores);
         log_eval(log, 0, &rows[n_rows - 1].mean);
         printf("step 0: NDCG@10 %.4f (the model before training)\n", rows[n_rows - 1].mean.ndcg_at_10);
+    } else if (have_before) {
+        rows[n_rows++] = (ResultRow){ "model before training", before };
     }
 
     printf("training: %d steps of %d sequences (%d %s x %d documents) x %d micro-batch%s, %s loss\n",

@@ -38,10 +38,26 @@ check "ratings.tsv holds one row per training candidate" \
 # interrupted after step 3, then resumed: the same final weights to the bit
 $T --run-dir "$D/b" $SMALL --stop-at 3 >"$D/b1.out" 2>&1
 check "--stop-at 3 exits 0 and says so" grep -q "stopped after step 3" "$D/b1.out"
+# what a kill after the checkpoint leaves in the log: a step past it and a cut line
+printf '{"step": 4, "loss": 0.5, "lr": 0.001, "grad_norm": 1, "tokens_per_s": 1.0}\n{"step": 5, "lo' >>"$D/b/log.jsonl"
 $T --run-dir "$D/b" $SMALL --resume >"$D/b2.out" 2>&1
 check "--resume exits 0" test $? -eq 0
 check "resumed run ends with the same model.bin as the straight run" cmp -s "$D/a/model.bin" "$D/b/model.bin"
+steps_of() { grep -o '^{"step": [0-9]*, "[a-z]*' "$1"; }
+check "resumed run's log.jsonl has the straight run's lines, the killed steps once" \
+    test "$(steps_of "$D/a/log.jsonl")" = "$(steps_of "$D/b/log.jsonl")"
+check "... and says it dropped the two lines past step 3" grep -q "log: 2 lines after step 3 dropped" "$D/b2.out"
+check "resumed run's results.tsv equals the straight run's, the untrained model's row from the log" \
+    cmp -s "$D/a/results.tsv" "$D/b/results.tsv"
 check "resumed run reads its stage files instead of recomputing them" grep -q "targets: read from" "$D/b2.out"
+cp "$D/b/log.jsonl" "$D/b_log_done"
+$T --run-dir "$D/b" $SMALL --resume >"$D/b3.out" 2>&1
+check "resuming a finished run evaluates again and leaves log.jsonl as it was" \
+    test "$(steps_of "$D/b_log_done")" = "$(steps_of "$D/b/log.jsonl")"
+echo 'not a log line' >>"$D/b/log.jsonl"
+$T --run-dir "$D/b" $SMALL --resume >"$D/b4.out" 2>&1
+check "a foreign line in log.jsonl stops --resume" test $? -ne 0
+check "... naming the file and line" grep -q "log.jsonl:$(wc -l < "$D/b/log.jsonl"): not a line train_zelo writes" "$D/b4.out"
 
 # stage files made under other settings are refused, never reused
 $T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1
