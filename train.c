@@ -28,6 +28,7 @@
 #include "bm25.h"
 #include "dense.h"
 #include "distill.h"
+#include "json.h"
 #include "judge.h"
 #include "metrics.h"
 #include "model.h"
@@ -1238,28 +1239,34 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
         // a line without its newline was cut by the kill: its step is trained again
         if (end == NULL) { dropped++; break; }
         *end = '\0';
-        int s;
-        if (strncmp(line, "{\"distill_step\": ", 17) == 0) {
-            s = -1;  // kept
-        } else if (sscanf(line, "{\"step\": %d", &s) != 1) {
-            die("%s:%d: not a line train_zelo writes (each starts with {\"step\": or {\"distill_step\":); "
+        JsonValue v;
+        char err[256];
+        int parsed = json_parse(&v, line, (size_t)(end - line), err, sizeof(err));
+        const JsonValue* js = parsed ? json_get(&v, "step") : NULL;
+        // the distillation stage's lines (distill_step) stay: it is never redone
+        int is_distill = parsed && js == NULL && json_get(&v, "distill_step") != NULL;
+        if (!is_distill && (js == NULL || js->type != JSON_NUMBER)) {
+            die("%s:%d: not a line train_zelo writes (each is an object with \"step\" or \"distill_step\"); "
                 "move the file away to go on", path, line_no);
         }
-        int is_eval = strstr(line, "\"eval\": {") != NULL;
-        if (s > step || (is_eval && s == total)) {
+        int s = is_distill ? -1 : (int)js->number;
+        const JsonValue* eval = json_get(&v, "eval");
+        if (s > step || (eval != NULL && s == total)) {
             dropped++;
         } else {
             fprintf(fp, "%s\n", line);
-            if (s == 0 && is_eval) {
-                MetricScores m = { 0 };
-                if (sscanf(line, "{\"step\": 0, \"eval\": {\"ndcg@10\": %lf, \"recall@100\": %lf, \"mrr@10\": %lf}}",
-                           &m.ndcg_at_10, &m.recall_at_100, &m.mrr_at_10) != 3) {
-                    die("%s:%d: an evaluation line without ndcg@10, recall@100 and mrr@10", path, line_no);
+            if (s == 0 && eval != NULL) {
+                const JsonValue* m[3] = { json_get(eval, "ndcg@10"), json_get(eval, "recall@100"), json_get(eval, "mrr@10") };
+                for (int i = 0; i < 3; i++) {
+                    if (m[i] == NULL || m[i]->type != JSON_NUMBER) {
+                        die("%s:%d: an evaluation line without ndcg@10, recall@100 and mrr@10", path, line_no);
+                    }
                 }
-                *before = m;
+                *before = (MetricScores){ .ndcg_at_10 = m[0]->number, .recall_at_100 = m[1]->number, .mrr_at_10 = m[2]->number };
                 have_before = 1;
             }
         }
+        json_free(&v);
         line = end + 1;
     }
     atomicCommit(&af);
