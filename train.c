@@ -1356,8 +1356,6 @@ int main(int argc, char** argv) {
     microbatch_init(&mb, o.batch_size, groups, t.K);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
     int step = 0;
-    MetricScores before;
-    int have_before = 0;
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
@@ -1367,7 +1365,8 @@ int main(int argc, char** argv) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
-    have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
+    MetricScores before;
+    int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = log_open(o.run_dir);
 
     ResultRow rows[6];
