@@ -6,7 +6,7 @@ CFLAGS += -std=gnu11 -Wall -Wextra -fopenmp -I.
 LDLIBS += -lm
 BUILD = build
 
-# The matrix products run on gemm.c's own kernels. OpenBLAS is linked too when a program
+# The matrix products run on cpu/gemm.c's own kernels. OpenBLAS is linked too when a program
 # that calls it compiles and links here (NO_BLAS=1 turns it off), so that the tests and
 # dev/bench_model.sh can hold the two against each other (model.h, matmul_path).
 ifeq ($(NO_BLAS),)
@@ -18,15 +18,15 @@ ifeq ($(NO_BLAS),)
 endif
 
 # ---- sources of each module (headers beside them) ----
-SRC_JSON = json.c
+SRC_JSON = io/json.c
 SRC_TOKENIZER = tokenizer/wordpiece.c $(SRC_JSON)
-SRC_MODEL = model.c gemm.c
-SRC_WEIGHTS = safetensors.c weights.c $(SRC_MODEL) $(SRC_JSON)
+SRC_MODEL = model.c cpu/gemm.c
+SRC_WEIGHTS = io/safetensors.c io/weights.c $(SRC_MODEL) $(SRC_JSON)
 SRC_ZELO = zelo_loss.c
-SRC_BM25 = bm25.c analyzer.c
-SRC_DATA = beir.c $(SRC_JSON)
-SRC_METRICS = metrics.c
-HEADERS = $(wildcard *.h tokenizer/*.h test/*.h)
+SRC_BM25 = retrieval/bm25.c retrieval/analyzer.c
+SRC_DATA = io/beir.c $(SRC_JSON)
+SRC_METRICS = io/metrics.c
+HEADERS = $(wildcard *.h */*.h)
 
 PROGRAMS = train_zelo zelo_fit rerank
 TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
@@ -34,7 +34,7 @@ TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo tes
 .PHONY: all test bench clean
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c beir.c bm25.c analyzer.c dense.c distill.c judge.c judge_cmd.c metrics.c score.c synth.c \
+SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 train_zelo: $(SRC_TRAIN) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(LDLIBS)
@@ -42,7 +42,7 @@ train_zelo: $(SRC_TRAIN) $(HEADERS)
 zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(LDLIBS)
 
-SRC_RERANK = rerank.c score.c beir.c metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
+SRC_RERANK = rerank.c retrieval/score.c io/beir.c io/metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 rerank: $(SRC_RERANK) $(HEADERS)
 	$(CC) $(CFLAGS) -o $@ $(SRC_RERANK) $(LDLIBS)
 
@@ -52,9 +52,9 @@ $(BUILD)/test_json: test/test_json.c $(SRC_JSON) $(HEADERS)
 $(BUILD)/test_tokenizer: test/test_tokenizer.c $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_tokenizer.c $(SRC_TOKENIZER) $(LDLIBS)
-$(BUILD)/test_gemm: test/test_gemm.c gemm.c $(HEADERS)
+$(BUILD)/test_gemm: test/test_gemm.c cpu/gemm.c $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_gemm.c gemm.c $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_gemm.c cpu/gemm.c $(LDLIBS)
 $(BUILD)/test_model: test/test_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_model.c $(SRC_MODEL) $(LDLIBS)
@@ -73,18 +73,18 @@ $(BUILD)/test_beir: test/test_beir.c $(SRC_DATA) $(HEADERS)
 $(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_metrics.c $(SRC_METRICS) $(LDLIBS)
-$(BUILD)/test_synth: test/test_synth.c synth.c $(SRC_DATA) $(SRC_BM25) $(SRC_METRICS) $(SRC_TOKENIZER) $(HEADERS)
+$(BUILD)/test_synth: test/test_synth.c io/synth.c $(SRC_DATA) $(SRC_BM25) $(SRC_METRICS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_synth.c synth.c beir.c bm25.c analyzer.c metrics.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
-$(BUILD)/test_judge_cmd: test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ test/test_synth.c io/synth.c io/beir.c retrieval/bm25.c retrieval/analyzer.c io/metrics.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_judge_cmd: test/test_judge_cmd.c judges/judge_cmd.c $(SRC_JSON) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judge_cmd.c $(SRC_JSON) $(LDLIBS)
-$(BUILD)/test_judge: test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judges/judge_cmd.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_judge: test/test_judge.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_judge.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
-$(BUILD)/test_distill: test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ test/test_judge.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+$(BUILD)/test_distill: test/test_distill.c judges/distill.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_distill.c distill.c judge.c dense.c judge_cmd.c $(SRC_ZELO) $(SRC_BM25) beir.c safetensors.c weights.c model.c gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_distill.c judges/distill.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(LDLIBS)
 
 $(BUILD)/rerank_checkpoint: test/rerank_checkpoint.c $(SRC_WEIGHTS) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -96,9 +96,9 @@ $(BUILD)/bench_bm25: dev/bench_bm25.c $(SRC_BM25) $(SRC_DATA) $(HEADERS)
 $(BUILD)/bench_zelo: dev/bench_zelo.c $(SRC_ZELO) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_zelo.c $(SRC_ZELO) $(LDLIBS)
-$(BUILD)/bench_gemm: dev/bench_gemm.c gemm.c $(HEADERS)
+$(BUILD)/bench_gemm: dev/bench_gemm.c cpu/gemm.c $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ dev/bench_gemm.c gemm.c $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ dev/bench_gemm.c cpu/gemm.c $(LDLIBS)
 $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_model.c $(SRC_MODEL) $(LDLIBS)

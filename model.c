@@ -2,7 +2,7 @@
  * model.c — the CPU reference backend of the BERT cross-encoder: fp32 forward and backward
  * over packed variable-length batches, AdamW, checkpoints. Layers are plain functions over
  * flat arrays (outputs first); matrix products go through one matmul() that calls the
- * project's own blocked sgemm (gemm.c), OpenBLAS's when asked for, or readable loops (the
+ * project's own blocked sgemm (cpu/gemm.c), OpenBLAS's when asked for, or readable loops (the
  * reference the other two are tested against); everything else is loops with OpenMP.
  * The gradient of a tensor is always ACCUMULATED (+=), as in PyTorch, so callers zero a
  * buffer before its first contribution.
@@ -16,9 +16,9 @@
 #include <cblas.h>
 #undef I  // OpenBLAS's cblas.h pulls in complex.h, whose I would shadow the intermediate size
 #endif
-#include "gemm.h"
+#include "cpu/gemm.h"
 #include "model.h"
-#include "utils.h"
+#include "common/utils.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoints are read and written as little-endian memory images"
@@ -131,7 +131,7 @@ int parameter_tensor_decays(int i) {
 // head's columns of the packed qkv) need no copy. beta = 0 never reads c.
 
 // Row and column blocks of a product handed to different threads are cut at multiples of
-// this, so that every piece is made of whole tiles of gemm.c's kernels (12 x 32 with
+// this, so that every piece is made of whole tiles of cpu/gemm.c's kernels (12 x 32 with
 // AVX-512, 6 x 16 with AVX2, 4 x 16 in plain C) and of OpenBLAS's (multiples of 16)
 #define TILE_MULTIPLE 96
 

@@ -126,7 +126,7 @@ typedef struct {
     float* embeddings;      // (S, C) mean-pooled sentence embeddings
 } BertModel;
 
-// the path every matrix product takes: gemm.c's kernels (the default), OpenBLAS's sgemm
+// the path every matrix product takes: cpu/gemm.c's kernels (the default), OpenBLAS's sgemm
 // (only in a build with USE_BLAS, which the Makefile sets when OpenBLAS links), or the
 // plain loops, the readable reference that tests hold the other two against. Either way
 // the threads are OpenMP's: with OpenBLAS, bert_build sets it to ONE thread for the whole
@@ -137,7 +137,7 @@ typedef struct {
 // itself does not check again on every product).
 typedef enum { MATMUL_KERNELS, MATMUL_OPENBLAS, MATMUL_LOOPS } MatmulPath;
 extern MatmulPath matmul_path;
-// "gemm.c, AVX-512 kernel", "OpenBLAS", "plain loops", ...
+// "cpu/gemm.c, AVX-512 kernel", "OpenBLAS", "plain loops", ...
 const char* matmul_path_name(MatmulPath path);
 // sets matmul_path from a user's word, kernels, openblas or loops, and returns NULL; returns
 // what is wrong instead (an unknown word, openblas in a build without it)

@@ -7,7 +7,7 @@
  *   ─► [CLS] query [SEP] document [SEP], packed batches ─► logit per pair ─► run file
  *
  * The texts are those train_zelo reads: the query's "text", and the document's title, a
- * space, then its body (beir.h). Only the top K candidates of each query are scored and
+ * space, then its body (io/beir.h). Only the top K candidates of each query are scored and
  * written; the rest of the input is dropped. With --qrels, the input's top K and the
  * reranked run are scored on the same queries, so the table compares two orders of the
  * very same documents.
@@ -24,14 +24,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "beir.h"
-#include "metrics.h"
+#include "io/beir.h"
+#include "io/metrics.h"
 #include "model.h"
-#include "score.h"
-#include "safetensors.h"
+#include "retrieval/score.h"
+#include "io/safetensors.h"
 #include "tokenizer/wordpiece.h"
-#include "utils.h"
-#include "weights.h"
+#include "common/utils.h"
+#include "io/weights.h"
 
 // the seed of the head that --random-head draws, fixed so that two runs agree
 #define RANDOM_HEAD_SEED 42
@@ -167,7 +167,7 @@ typedef struct {
     float score;
 } Entry;
 
-// trec_eval's order: score descending, ties by document id descending (metrics.h)
+// trec_eval's order: score descending, ties by document id descending (io/metrics.h)
 static int compare_entries(const void* a, const void* b) {
     const Entry* x = (const Entry*)a;
     const Entry* y = (const Entry*)b;

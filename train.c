@@ -24,20 +24,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "beir.h"
-#include "bm25.h"
-#include "dense.h"
-#include "distill.h"
-#include "json.h"
-#include "judge.h"
-#include "metrics.h"
+#include "io/beir.h"
+#include "retrieval/bm25.h"
+#include "retrieval/dense.h"
+#include "judges/distill.h"
+#include "io/json.h"
+#include "judges/judge.h"
+#include "io/metrics.h"
 #include "model.h"
-#include "progress.h"
-#include "score.h"
-#include "synth.h"
+#include "common/progress.h"
+#include "retrieval/score.h"
+#include "io/synth.h"
 #include "tokenizer/wordpiece.h"
-#include "utils.h"
-#include "weights.h"
+#include "common/utils.h"
+#include "io/weights.h"
 #include "zelo_loss.h"
 
 // ----------------------------------------------------------------------------
@@ -51,7 +51,7 @@ typedef struct {
     const char* run_dir;
     const char* init;          // HF directory or our .bin checkpoint; NULL: random init
     const char* vocab;         // tokenizer (file or directory); defaults from init / data
-    const char* judge;         // judge spec (judge.h)
+    const char* judge;         // judge spec (judges/judge.h)
     const char* dense_model;   // HF directory of a bi-encoder for the dense judge and baseline
     const char* export_dir;    // write the trained model as a Hugging Face directory
     const char* split;         // qrels split used for evaluation (default: test)
@@ -693,7 +693,7 @@ static const char* judge_row_obstacle(const Judge* judge) {
 
 // The judge's score of each evaluation candidate, (n_eval, K): its mean probability of
 // beating the query's other candidates, p as judge_battles answers it (an ensemble: the
-// mean of its members' p, judge.c's combination), over every pair of the query's
+// mean of its members' p, judges/judge.c's combination), over every pair of the query's
 // candidates. Every member here is antisymmetric (p(b, a) = 1 − p(a, b): a link of a
 // score difference), so each pair is asked once. For one member whose p is F(c (u_a − u_b)),
 // the score grows with u: the ranking is that member's own.
@@ -921,7 +921,7 @@ static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collec
     char path[4096];
     DenseStore docs, queries;
     dense_store_init(&docs, m, doc_texts, c->corpus.n, DENSE_DEFAULT_MAX_LEN);
-    // the dense judge's file (judge.c): judge and baseline share the embeddings
+    // the dense judge's file (judges/judge.c): judge and baseline share the embeddings
     joinPathCheck(path, sizeof(path), run_dir, "dense_docs.bin");
     dense_store_load(&docs, path);
     dense_store_fill(&docs, m, tok, items, item_texts, n);

@@ -30,9 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "strtab.h"
-#include "utils.h"
+#include "io/json.h"
+#include "common/strtab.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 // one judged pair after averaging

@@ -10,7 +10,7 @@
 #include <omp.h>
 #endif
 
-#include "utils.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 #define INV_SQRT_PI 0.56418958354775628695  // 1/√π

@@ -1,5 +1,5 @@
 /*
- * progress.h — one line on stderr that shows how far a long stage is and when it will end:
+ * common/progress.h — one line on stderr that shows how far a long stage is and when it will end:
  * redrawn in place on a terminal, printed every 10 s into a log, and once more at the end.
  */
 #ifndef ZELO_PROGRESS_H
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "utils.h"
+#include "common/utils.h"
 
 typedef struct {
     const char* what;   // e.g. "scoring pairs"

@@ -1,5 +1,5 @@
 /*
- * strtab.h — a string table: strings stored back to back in one arena, numbered 0..count-1
+ * common/strtab.h — a string table: strings stored back to back in one arena, numbered 0..count-1
  * in the order they were first added, with an open-addressing hash from string to number.
  * It is the id -> index map of the BEIR loader, the vocabulary of BM25 and the stopword
  * set of the analyzer: one allocation per array instead of one per string, so a corpus of
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include "utils.h"
+#include "common/utils.h"
 
 typedef struct {
     char* arena;        // (arena_len,) every string followed by its NUL

@@ -1,5 +1,5 @@
 /*
- * utils.h — the checked wrappers every file uses. Each one prints the file and line of
+ * common/utils.h — the checked wrappers every file uses. Each one prints the file and line of
  * the call that failed, a hint, and exits non-zero: a tool that trains for hours must
  * stop loudly at the first bad read, never carry on with garbage.
  */

@@ -1,5 +1,5 @@
 /*
- * gemm.c — single-threaded sgemm in the classic blocked layout (Goto's, as BLIS and
+ * cpu/gemm.c — single-threaded sgemm in the classic blocked layout (Goto's, as BLIS and
  * OpenBLAS use it). The product is cut into blocks sized for the caches:
  *
  *   for each KC-deep slice of k:        pack op(b)[slice, :] into column panels of NR
@@ -20,8 +20,8 @@
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
-#include "gemm.h"
-#include "utils.h"
+#include "cpu/gemm.h"
+#include "common/utils.h"
 
 // ----------------------------------------------------------------------------
 // micro-kernels: c (MR, NR; row stride ldc) = alpha * ap (MR, kc) @ bp (kc, NR) + beta * c,

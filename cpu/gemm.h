@@ -1,5 +1,5 @@
 /*
- * gemm.h — the project's own single-threaded sgemm: blocked, with packed operands and a
+ * cpu/gemm.h — the project's own single-threaded sgemm: blocked, with packed operands and a
  * register-tiled micro-kernel written for the vector unit the compiler targets (AVX-512,
  * AVX2 + FMA, or plain C that the compiler vectorises as it can). model.c threads the
  * products itself and calls this (or OpenBLAS) once per thread; see matmul() there.

@@ -11,8 +11,8 @@
  * best of at least 5 runs and of as many as fit in one second.
  */
 #include <omp.h>
-#include "../beir.h"
-#include "../bm25.h"
+#include "io/beir.h"
+#include "retrieval/bm25.h"
 
 int main(int argc, char** argv) {
     if (argc < 3 || argc > 4) {

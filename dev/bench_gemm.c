@@ -1,5 +1,5 @@
 /*
- * dev/bench_gemm.c — gemm.c against OpenBLAS's sgemm, one thread each, on the products one
+ * dev/bench_gemm.c — cpu/gemm.c against OpenBLAS's sgemm, one thread each, on the products one
  * training step of the all-MiniLM-L6-v2 shape makes (C = 384, I = 1536, 256-token row
  * blocks, 32-wide heads): GFLOP/s of each and their ratio, the best of several timed
  * repetitions of each (a shared machine disturbs some of them; the fastest is the least
@@ -10,8 +10,8 @@
 #include <math.h>
 #include <cblas.h>
 #undef I  // cblas.h pulls in complex.h
-#include "gemm.h"
-#include "utils.h"
+#include "cpu/gemm.h"
+#include "common/utils.h"
 
 typedef struct { int m, n, k, trans_a, trans_b; const char* what; } Shape;
 

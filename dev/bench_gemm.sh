@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# gemm.c against OpenBLAS's sgemm, one thread each, on the products of a MiniLM-L6 training
+# cpu/gemm.c against OpenBLAS's sgemm, one thread each, on the products of a MiniLM-L6 training
 # step (dev/bench_gemm.c): with the kernels OpenBLAS picks (or OPENBLAS_CORETYPE names),
 # and on a CPU with AVX-512 also with OpenBLAS's AVX-512 kernels (SKYLAKEX).
 set -eu

@@ -9,12 +9,12 @@
  *   build/bench_model [train_steps [kernels|openblas|loops]]
  *
  * train_steps: default 3, after one warm-up step; the second argument picks the path of
- * the matrix products (model.h, matmul_path): gemm.c's kernels by default.
+ * the matrix products (model.h, matmul_path): cpu/gemm.c's kernels by default.
  */
 #include <stdint.h>
 #include <time.h>
 #include "model.h"
-#include "utils.h"
+#include "common/utils.h"
 
 static double now_seconds(void) {
     struct timespec ts;

@@ -10,7 +10,7 @@
 # the least disturbed one, the median says how typical it is. When other work keeps the
 # cores busy, threads that wait for each other lose time on both sides, and not alike;
 # THREADS=1 compares the work itself.
-# The C side runs with its default matrix products (gemm.c's kernels), then, in a build
+# The C side runs with its default matrix products (cpu/gemm.c's kernels), then, in a build
 # with OpenBLAS, with OpenBLAS's sgemm as the kernel developer's reference: with the
 # kernels OpenBLAS picks by itself (or that OPENBLAS_CORETYPE names: this machine's
 # environment sets Haswell, i.e. AVX2), and on a CPU with AVX-512 also with its AVX-512

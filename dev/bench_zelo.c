@@ -13,7 +13,7 @@
 #include <sys/resource.h>
 #include <omp.h>
 
-#include "utils.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 static double peak_rss_mib(void) {

@@ -1,5 +1,5 @@
 """
-Checks a directory written by bert_export_hf (weights.c): transformers (AutoTokenizer +
+Checks a directory written by bert_export_hf (io/weights.c): transformers (AutoTokenizer +
 AutoModelForSequenceClassification) and sentence-transformers (CrossEncoder) must load it
 with no missing or unexpected tensor and score each (query, doc) as the C forward pass did.
 

@@ -5,7 +5,7 @@ checks the C reader's texts against, read here with Python's json module.
 One line per document, then one per query, in file order:
   d|q <TAB> id <TAB> byte length <TAB> FNV-1a 32 (hex) of the UTF-8 text
 where a document's text is title + " " + text (text alone when the title is empty, as
-beir.h says) and a query's text is its "text".
+io/beir.h says) and a query's text is its "text".
 
 Run from the repository root: python dev/gen_beir_fixture.py
 """

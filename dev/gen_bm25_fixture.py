@@ -2,7 +2,7 @@
 Writes test/fixtures/bm25/cranfield_bm25s.bin: the reference that test/test_bm25.c checks
 our analyzer and BM25 against, computed with bm25s (method="lucene") and PyStemmer.
 
-The analysis is spelled out here with the same rule as analyzer.h, not taken from our code:
+The analysis is spelled out here with the same rule as retrieval/analyzer.h, not taken from our code:
 ASCII-only lower-casing (str.lower() would also fold non-ASCII letters, e.g. the Kelvin
 sign into "k"), words = the regex [a-z0-9]{1,255}, Lucene's 33 English stopwords removed,
 then Stemmer('porter'). bm25s.tokenize does the splitting, stopwords and stemming.
@@ -61,7 +61,7 @@ def fnv1a_terms(terms):
 def main():
     docs = read_jsonl(os.path.join(DATA, "corpus.jsonl"))
     queries = read_jsonl(os.path.join(DATA, "queries.jsonl"))
-    # title, a space, the body; the body alone when there is no title (beir.h)
+    # title, a space, the body; the body alone when there is no title (io/beir.h)
     doc_texts = [(d["title"] + " " + d["text"]) if d.get("title") else d["text"] for d in docs]
     query_texts = [q["text"] for q in queries]
     doc_terms = analyze(doc_texts)

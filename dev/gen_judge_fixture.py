@@ -17,7 +17,7 @@ model.jsonl   first line: "classifier_weight" (C floats), "classifier_bias", "ma
               until the sequence fits (doc_b, then doc_a, then the query on equal lengths),
               both from transformers' BertForSequenceClassification in float64.
 A document's text is its title, a space, and its body (the body alone without a title), as
-beir.h defines it.
+io/beir.h defines it.
 
 Run from the repository root:  python dev/gen_judge_fixture.py
 """

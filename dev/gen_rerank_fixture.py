@@ -9,7 +9,7 @@ expected.tsv      qid, docid, then the logit of (query, document) at max_length 
                   max_length 64, from transformers BertForSequenceClassification (that
                   encoder and pooler, the head above) in float64, the pair tokenized by the
                   checkpoint's own Hugging Face tokenizer with longest-first truncation.
-                  The document text is the title, a space, then the body, as beir.h builds it.
+                  The document text is the title, a space, then the body, as io/beir.h builds it.
 metrics.tsv       system, NDCG@10, Recall@100, MRR@10 over the 5 queries (qrels/test.tsv), by
                   pytrec_eval, on each query's top 10 of run.trec (the test reranks with
                   --top 10 --max-len 64, to stay quick on a CPU without BLAS): "input" in

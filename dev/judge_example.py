@@ -2,7 +2,7 @@
 """
 An example judge program for train_zelo's `cmd` judge: copy it, replace judge_pair().
 
-Protocol (judge_cmd.h and dev/README_judge_cmd.md have it in full): one JSON request per
+Protocol (judges/judge_cmd.h and dev/README_judge_cmd.md have it in full): one JSON request per
 line on stdin,
     {"id": 17, "query": "...", "doc_a": "...", "doc_b": "..."}
 with a "query_b" member in cross-query battles (then doc_b answers query_b, not query);

@@ -21,7 +21,7 @@ Matched (file:line of train_zelo's code):
 - batch: 4 training queries drawn with replacement x 8 of each one's candidates without
   replacement, first the ends of its judged pairs drawn at random (up to 4 x 8 draws), then
   any candidates to fill up (microbatch_sample, train.c:773); batch 32, group 8 (train.c:98)
-- text: query first, then "title text" (title and a space when there is a title; beir.c:140),
+- text: query first, then "title text" (title and a space when there is a title; io/beir.c:140),
   [CLS] q [SEP] d [SEP], 256 tokens, longest-first truncation (tokenizer/wordpiece.c:339,
   train.c:306)
 - loss mse: mean of (0.5 erfc(-logit) - target)^2 (zelo_mse_loss, zelo_loss.c:835);
@@ -74,7 +74,7 @@ def need(path):
 
 
 def read_texts(path, with_title):
-    """{_id: text} of a BEIR corpus.jsonl / queries.jsonl, a document's text as beir.c builds it"""
+    """{_id: text} of a BEIR corpus.jsonl / queries.jsonl, a document's text as io/beir.c builds it"""
     texts = {}
     with open(need(path), encoding="utf-8") as f:
         for line in f:

@@ -1,11 +1,11 @@
 /*
- * beir.c — streaming readers for BEIR corpus.jsonl, queries.jsonl and qrels/<split>.tsv
- * (what they accept, refuse and repair is listed in beir.h).
+ * io/beir.c — streaming readers for BEIR corpus.jsonl, queries.jsonl and qrels/<split>.tsv
+ * (what they accept, refuse and repair is listed in io/beir.h).
  */
 #include <limits.h>
 #include <unistd.h>
-#include "beir.h"
-#include "json.h"
+#include "io/beir.h"
+#include "io/json.h"
 
 // removes the line end ("\n", "\r\n") in place; returns the new length
 static size_t chomp(char* line, size_t len) {

@@ -1,5 +1,5 @@
 /*
- * beir.h — a collection in BEIR format: a corpus, queries, and graded relevance judgments.
+ * io/beir.h — a collection in BEIR format: a corpus, queries, and graded relevance judgments.
  *
  *   <dir>/corpus.jsonl      one JSON object per line: "_id", "text", optional "title"
  *   <dir>/queries.jsonl     one JSON object per line: "_id", "text"
@@ -30,7 +30,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "strtab.h"
+#include "common/strtab.h"
 
 // documents or queries: ids and texts
 typedef struct {

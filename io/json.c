@@ -1,15 +1,15 @@
 /*
- * json.c — a recursive-descent JSON parser (RFC 8259) into a JsonValue tree, and a
+ * io/json.c — a recursive-descent JSON parser (RFC 8259) into a JsonValue tree, and a
  * string writer. Numbers are parsed with strtod after checking the JSON number grammar,
  * so "01", "1.", ".5", "+1", "NaN" and "Infinity" are refused as the RFC says.
  */
-#include "json.h"
+#include "io/json.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "utils.h"
+#include "common/utils.h"
 
 // nesting deeper than this is refused rather than risking the C stack on hostile input
 #define JSON_MAX_DEPTH 512

@@ -1,5 +1,5 @@
 /*
- * json.h — a small JSON reader (RFC 8259) and string writer. Used for BEIR JSONL lines,
+ * io/json.h — a small JSON reader (RFC 8259) and string writer. Used for BEIR JSONL lines,
  * judgments, Hugging Face config.json / tokenizer.json and safetensors headers.
  *
  * The parser builds a tree of JsonValue. Strings are decoded to UTF-8 (\uXXXX escapes and

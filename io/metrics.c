@@ -1,14 +1,14 @@
 /*
- * metrics.c — trec_eval's ranking measures and the TREC run / qrels files; the conventions
- * and the decisions are listed in metrics.h.
+ * io/metrics.c — trec_eval's ranking measures and the TREC run / qrels files; the conventions
+ * and the decisions are listed in io/metrics.h.
  */
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "metrics.h"
-#include "utils.h"
+#include "io/metrics.h"
+#include "common/utils.h"
 
 // ----------------------------------------------------------------------------
 // ordering a ranking

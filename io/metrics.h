@@ -1,5 +1,5 @@
 /*
- * metrics.h — ranking quality measures computed exactly as trec_eval computes them
+ * io/metrics.h — ranking quality measures computed exactly as trec_eval computes them
  * (checked against pytrec_eval-terrier 0.5.11, which bundles trec_eval 9.0.x), and the
  * TREC text files they are usually exchanged in: runs (`qid Q0 docid rank score tag`) and
  * qrels (`qid iter docid grade`).

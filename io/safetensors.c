@@ -1,15 +1,15 @@
 /*
- * safetensors.c — reader and writer of the safetensors format (see safetensors.h).
+ * io/safetensors.c — reader and writer of the safetensors format (see safetensors.h).
  */
-#include "safetensors.h"
+#include "io/safetensors.h"
 
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
-#include "utils.h"
+#include "io/json.h"
+#include "common/utils.h"
 
 // the data area is read straight into host floats and integers
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors data is little-endian; this reader assumes a little-endian host");

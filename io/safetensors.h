@@ -1,5 +1,5 @@
 /*
- * safetensors.h — the Hugging Face safetensors format: reading (F32, F16 and BF16 tensors
+ * io/safetensors.h — the Hugging Face safetensors format: reading (F32, F16 and BF16 tensors
  * converted to fp32) and writing (F32).
  *
  * A file is: 8 bytes, the little-endian uint64 length N of a JSON header; N bytes of JSON

@@ -1,13 +1,13 @@
 /*
- * synth.c — the built-in synthetic collection (what it models and the files it writes
- * are described in synth.h).
+ * io/synth.c — the built-in synthetic collection (what it models and the files it writes
+ * are described in io/synth.h).
  */
 #include <errno.h>
 #include <sys/stat.h>
-#include "json.h"
-#include "strtab.h"
-#include "synth.h"
-#include "utils.h"
+#include "io/json.h"
+#include "common/strtab.h"
+#include "io/synth.h"
+#include "common/utils.h"
 
 // Shape of the documents. Two to four facets make documents differ in how much of a
 // query they cover (grades 1..3), and a secondary topic in 40% of them puts facet words

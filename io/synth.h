@@ -1,5 +1,5 @@
 /*
- * synth.h — a built-in synthetic retrieval collection, so that `train_zelo` with no data
+ * io/synth.h — a built-in synthetic retrieval collection, so that `train_zelo` with no data
  * runs the whole method (and tests can exercise it) without any download.
  *
  * The world it describes:

@@ -1,7 +1,7 @@
 /*
- * weights.c — Hugging Face config.json / model.safetensors import and export (weights.h).
+ * io/weights.c — Hugging Face config.json / model.safetensors import and export (weights.h).
  */
-#include "weights.h"
+#include "io/weights.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,9 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json.h"
-#include "safetensors.h"
-#include "utils.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "common/utils.h"
 
 // ----------------------------------------------------------------------------
 // config.json

@@ -1,5 +1,5 @@
 /*
- * weights.h — Hugging Face checkpoints in and out: config.json <-> BertConfig, the tensor
+ * io/weights.h — Hugging Face checkpoints in and out: config.json <-> BertConfig, the tensor
  * names of BertModel / BertForSequenceClassification <-> ParameterTensors, loading a model
  * directory (config.json + model.safetensors) and exporting one that transformers'
  * AutoModelForSequenceClassification / AutoTokenizer and sentence-transformers'

@@ -1,6 +1,6 @@
 /*
- * distill.c — pairwise distillation: a student cross-encoder learns the teacher's
- * P(a beats b) from [CLS] q [SEP] a [SEP] b [SEP]. The contract is in distill.h.
+ * judges/distill.c — pairwise distillation: a student cross-encoder learns the teacher's
+ * P(a beats b) from [CLS] q [SEP] a [SEP] b [SEP]. The contract is in judges/distill.h.
  */
 #include <math.h>
 #include <stdint.h>
@@ -10,8 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "distill.h"
-#include "utils.h"
+#include "judges/distill.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 void distill_default_config(DistillConfig* cfg) {

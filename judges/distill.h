@@ -1,5 +1,5 @@
 /*
- * distill.h — the paper's second stage: a pairwise cross-encoder learns a judge's answers.
+ * judges/distill.h — the paper's second stage: a pairwise cross-encoder learns a judge's answers.
  *
  * The judge that zELO trusts (in the paper, an ensemble of LLMs) is slow and costly, so it
  * judges a sample of battles once, and a student model learns to give the same P(a beats b)
@@ -26,8 +26,8 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include "beir.h"
-#include "judge.h"
+#include "io/beir.h"
+#include "judges/judge.h"
 #include "model.h"
 #include "tokenizer/wordpiece.h"
 

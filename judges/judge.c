@@ -1,22 +1,22 @@
 /*
- * judge.c — the judges behind one interface, their ensembles, and the judgment cache
- * (see judge.h).
+ * judges/judge.c — the judges behind one interface, their ensembles, and the judgment cache
+ * (see judges/judge.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "judge.h"
-#include "json.h"
-#include "utils.h"
+#include "judges/judge.h"
+#include "io/json.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 // battles per call of an external judge and per cache flush: a kill loses at most this many
 #define JUDGE_BATCH 64
 // above this many battles to ask, judge_battles_cached shows its progress
 #define JUDGE_PROGRESS_MIN 256
-// tokens per forward pass of the model judge (as dense.c: full-speed products, small attention)
+// tokens per forward pass of the model judge (as retrieval/dense.c: full-speed products, small attention)
 #define JUDGE_BATCH_TOKENS 8192
 // sequences the model judge encodes at a time before sorting them into batches
 #define JUDGE_MODEL_CHUNK 1024

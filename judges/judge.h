@@ -1,5 +1,5 @@
 /*
- * judge.h — the judges of zELO: who says how likely one document beats another.
+ * judges/judge.h — the judges of zELO: who says how likely one document beats another.
  *
  * A battle asks "is doc_a more relevant to query_a than doc_b is to query_b?"; ordinary
  * battles have query_a == query_b, the calibration asks cross-query ones. A judge answers
@@ -12,13 +12,13 @@
  *   bm25                the BM25 index's scores
  *   dense               cosine of bi-encoder embeddings (all-MiniLM-L6-v2)
  *   file:PATH           judgments from a JSONL file (LLM ensembles run elsewhere)
- *   cmd:COMMAND         an external program speaking JSONL (judge_cmd.h)
+ *   cmd:COMMAND         an external program speaking JSONL (judges/judge_cmd.h)
  *   model:PATH,pairwise   our checkpoint of a pairwise model: [CLS] q [SEP] a [SEP] b [SEP]
  *                         -> σ(logit) = P(a beats b)
  *   model:PATH,pointwise  our checkpoint of a cross-encoder: P = F(z_a − z_b), F the
  *                         Thurstone link (the scale its targets ½(1 + erf(s)) were fitted on)
  * and ensembles joined by '+', e.g. "bm25+dense" (equal weights; how they combine is in
- * judge.c). A '+' splits the spec only where a judge name follows it, so that a path or a
+ * judges/judge.c). A '+' splits the spec only where a judge name follows it, so that a path or a
  * command may hold a '+'; a cmd member takes the rest of the spec, so put it last.
  *
  * Judgment files (file:PATH, and the cache below) hold one JSON object per line:
@@ -37,10 +37,10 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include "beir.h"
-#include "bm25.h"
-#include "dense.h"
-#include "judge_cmd.h"
+#include "io/beir.h"
+#include "retrieval/bm25.h"
+#include "retrieval/dense.h"
+#include "judges/judge_cmd.h"
 #include "model.h"
 #include "tokenizer/wordpiece.h"
 

@@ -1,6 +1,6 @@
 /*
- * judge_cmd.c — the `cmd` judge: an external program answering battles over pipes. The
- * protocol and the failure rules are in judge_cmd.h.
+ * judges/judge_cmd.c — the `cmd` judge: an external program answering battles over pipes. The
+ * protocol and the failure rules are in judges/judge_cmd.h.
  */
 #define _GNU_SOURCE  // pipe2
 #include <errno.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "judge_cmd.h"
-#include "json.h"
-#include "utils.h"
+#include "judges/judge_cmd.h"
+#include "io/json.h"
+#include "common/utils.h"
 
 extern char** environ;
 

@@ -1,5 +1,5 @@
 /*
- * judge_cmd.h — the `cmd` judge: any external program (an LLM client, a script, another
+ * judges/judge_cmd.h — the `cmd` judge: any external program (an LLM client, a script, another
  * model) judges battles by speaking JSON Lines on its stdin and stdout.
  *
  * Protocol. The program is started once per run through `/bin/sh -c COMMAND`, its stdin

@@ -1,7 +1,7 @@
 /*
- * analyzer.c — words, stopwords and the Porter stemmer (see analyzer.h for the rules).
+ * retrieval/analyzer.c — words, stopwords and the Porter stemmer (see analyzer.h for the rules).
  */
-#include "analyzer.h"
+#include "retrieval/analyzer.h"
 
 const char* const ENGLISH_STOPWORDS[] = {
     "a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into",

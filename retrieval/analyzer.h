@@ -1,5 +1,5 @@
 /*
- * analyzer.h — the English analyzer of the BM25 first stage: text -> index terms.
+ * retrieval/analyzer.h — the English analyzer of the BM25 first stage: text -> index terms.
  *
  * 1. Words: maximal runs of ASCII letters and digits, lower-cased (A-Z -> a-z). Every other
  *    byte separates words, UTF-8 multi-byte characters included (the collections this
@@ -28,7 +28,7 @@
 #ifndef ZELO_ANALYZER_H
 #define ZELO_ANALYZER_H
 
-#include "strtab.h"
+#include "common/strtab.h"
 
 #define ANALYZER_MAX_WORD 255
 

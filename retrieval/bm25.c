@@ -1,12 +1,12 @@
 /*
- * bm25.c — inverted index, Lucene BM25 scoring, top-K search (formulas in bm25.h).
+ * retrieval/bm25.c — inverted index, Lucene BM25 scoring, top-K search (formulas in bm25.h).
  */
 #include <float.h>
 #include <math.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
-#include "bm25.h"
+#include "retrieval/bm25.h"
 
 #define BM25_MAGIC 20251001
 #define BM25_VERSION 1

@@ -1,5 +1,5 @@
 /*
- * bm25.h — the BM25 first stage: an inverted index over a corpus and top-K retrieval.
+ * retrieval/bm25.h — the BM25 first stage: an inverted index over a corpus and top-K retrieval.
  *
  * Scoring is Lucene's BM25 (BM25Similarity since Lucene 8, as pyserini and bm25s'
  * method="lucene"): for a query term t and a document d of length dl (its number of terms
@@ -35,8 +35,8 @@
 #define ZELO_BM25_H
 
 #include <stdint.h>
-#include "analyzer.h"
-#include "strtab.h"
+#include "retrieval/analyzer.h"
+#include "common/strtab.h"
 
 #define BM25_DEFAULT_K1 0.9f
 #define BM25_DEFAULT_B 0.4f
@@ -60,8 +60,8 @@ typedef struct {
 } Bm25Index;
 
 // indexes texts[0..n_docs) (a document's text is its title, a space, and its body: see
-// beir.h; a NULL text is an error). stopwords == NULL takes the English stop set
-// (analyzer.h); k1, b as in bm25_set_params.
+// io/beir.h; a NULL text is an error). stopwords == NULL takes the English stop set
+// (retrieval/analyzer.h); k1, b as in bm25_set_params.
 void bm25_build(Bm25Index* index, const char* const* texts, int n_docs,
                 const char* const* stopwords, int n_stopwords, float k1, float b);
 // (re)computes idf and every posting's weight for new k1 >= 0 and b in [0, 1]

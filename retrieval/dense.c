@@ -1,13 +1,13 @@
 /*
- * dense.c — bi-encoder embeddings through bert_infer, and a store of them (see dense.h).
+ * retrieval/dense.c — bi-encoder embeddings through bert_infer, and a store of them (see dense.h).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "dense.h"
-#include "utils.h"
+#include "retrieval/dense.h"
+#include "common/utils.h"
 
 #define DENSE_MAGIC 20251101
 #define DENSE_VERSION 2  // 2: the model hash leaves out the pooler and the classifier

@@ -1,5 +1,5 @@
 /*
- * dense.h — sentence embeddings of a bi-encoder (all-MiniLM-L6-v2 and its kin) through our
+ * retrieval/dense.h — sentence embeddings of a bi-encoder (all-MiniLM-L6-v2 and its kin) through our
  * BERT: each text becomes [CLS] text [SEP] (cut to max_len tokens as sentence-transformers
  * does), the last hidden states are averaged over every token of the sequence ([CLS] and
  * [SEP] included, as sentence-transformers' mean pooling does with its attention mask),

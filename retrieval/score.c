@@ -1,13 +1,13 @@
 /*
- * score.c — packed (query, document) batches and their scores; see score.h.
+ * retrieval/score.c — packed (query, document) batches and their scores; see score.h.
  */
-#include "score.h"
+#include "retrieval/score.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "progress.h"
-#include "utils.h"
+#include "common/progress.h"
+#include "common/utils.h"
 
 void batch_init(Batch* b, int cap, int max_len) {
     b->max_len = max_len;

@@ -1,5 +1,5 @@
 /*
- * score.h — a cross-encoder's scores of (query, document) pairs: each pair becomes
+ * retrieval/score.h — a cross-encoder's scores of (query, document) pairs: each pair becomes
  * [CLS] query [SEP] document [SEP] (tokenizer_encode_pair: token types 0/1, longest-first
  * truncation to max_len), the sequences of a batch are packed back to back with no
  * padding, and bert_infer gives one logit per sequence. train_zelo (training batches,
@@ -8,7 +8,7 @@
 #ifndef ZELO_SCORE_H
 #define ZELO_SCORE_H
 
-#include "beir.h"
+#include "io/beir.h"
 #include "model.h"
 #include "tokenizer/wordpiece.h"
 

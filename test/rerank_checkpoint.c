@@ -15,9 +15,9 @@
 #include <stdio.h>
 
 #include "model.h"
-#include "safetensors.h"
-#include "utils.h"
-#include "weights.h"
+#include "io/safetensors.h"
+#include "common/utils.h"
+#include "io/weights.h"
 
 // reads one tensor of the head file into dst, which holds numel floats
 static void read_head_tensor(float* dst, size_t numel, const SafeTensors* st, const char* name) {

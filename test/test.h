@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "../utils.h"
+#include "common/utils.h"
 
 static int test_passed = 0;
 static int test_failed = 0;

@@ -6,7 +6,7 @@
  * Run from the repository root (reads ../shared/data).
  */
 #include <math.h>
-#include "../beir.h"
+#include "io/beir.h"
 #include "test.h"
 
 #define FIX "test/fixtures/beir"

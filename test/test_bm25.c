@@ -6,8 +6,8 @@
  */
 #include <omp.h>
 #include <unistd.h>
-#include "../beir.h"
-#include "../bm25.h"
+#include "io/beir.h"
+#include "retrieval/bm25.h"
 #include "test.h"
 
 #define FIXTURE "test/fixtures/bm25/cranfield_bm25s.bin"
@@ -75,7 +75,7 @@ static void test_words(void) {
     CHECK(i == 8 && len == 0, "expected 8 words, got %d", i);
 }
 
-// a tiny corpus whose scores are worked out with the formula of bm25.h in double precision
+// a tiny corpus whose scores are worked out with the formula of retrieval/bm25.h in double precision
 static void test_tiny_corpus(void) {
     const char* docs[] = {"The cat sat.", "Cats and dogs", "", "dog dog dog"};
     Bm25Index ix;

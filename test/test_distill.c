@@ -1,5 +1,5 @@
 /*
- * test_distill.c — pairwise distillation (distill.c) on a tiny hand-made collection that
+ * test_distill.c — pairwise distillation (judges/distill.c) on a tiny hand-made collection that
  * the test writes into build/: documents of a few pseudo-words, each word with a hidden
  * quality, and a simulated teacher (zelo_sim_judge_prob: Thurstone link, N(0, 0.2²) noise,
  * 2% uniform answers) that prefers the document of higher mean word quality. The rule is
@@ -19,10 +19,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "../distill.h"
-#include "../json.h"
-#include "../utils.h"
-#include "../zelo_loss.h"
+#include "judges/distill.h"
+#include "io/json.h"
+#include "common/utils.h"
+#include "zelo_loss.h"
 #include "test.h"
 
 #define TMP "build/test_distill_tmp"

@@ -1,13 +1,13 @@
 /*
- * test_json.c — json.c against Python's json module (dev/gen_json_fixture.py): every
+ * test_json.c — io/json.c against Python's json module (dev/gen_json_fixture.py): every
  * valid case must print the same canonical form, every invalid one must be refused with
  * a "line L, column C" message. Then json_write_string round trips, bad UTF-8 included.
  */
 #include <string.h>
 
-#include "json.h"
+#include "io/json.h"
 #include "test/test.h"
-#include "utils.h"
+#include "common/utils.h"
 
 // canonical printing, the same rules as the fixture script's canon()
 typedef struct { char* buf; size_t len, cap; } Text;

@@ -17,10 +17,10 @@
 #include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "../judge.h"
-#include "../json.h"
-#include "../weights.h"
-#include "../zelo_loss.h"
+#include "judges/judge.h"
+#include "io/json.h"
+#include "io/weights.h"
+#include "zelo_loss.h"
 #include "test.h"
 
 #define CRANFIELD "../shared/data/cranfield"
@@ -377,7 +377,7 @@ static void test_dense(void) {
     float* p = (float*)mallocCheck(sizeof(float) * (size_t)nb);
     CHECK(judge_battles(p, &judge, battles, nb) == nb, "dense: did not answer");
     double worst_cos = 0.0, worst_p = 0.0;
-    double tau = 4.0 / (20.0 * sqrt(M_PI));  // dense.c's stated temperature (see JUDGE_DENSE_TAU)
+    double tau = 4.0 / (20.0 * sqrt(M_PI));  // retrieval/dense.c's stated temperature (see JUDGE_DENSE_TAU)
     for (int i = 0; i < nb; i++) {
         const JudgeMember* m = &judge.members[0];
         const Battle* b = &battles[i];

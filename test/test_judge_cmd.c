@@ -21,9 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "judge_cmd.h"
+#include "judges/judge_cmd.h"
 #include "test/test.h"
-#include "utils.h"
+#include "common/utils.h"
 
 // -S: the fake needs only the standard library, and starts faster without site-packages
 #define FAKE "exec python3 -S test/fixtures/judge_cmd/fake_judge.py "
@@ -73,7 +73,7 @@ static char* random_text(int len) {
 // bytes of s as the judge program decodes it: json_write_string turns each invalid byte
 // into U+FFFD (3 bytes). Overwriting one byte of a multi-byte character with 0xff also
 // leaves that character's other bytes invalid, so every byte that does not start or
-// continue a well-formed sequence is counted, the same way json.c decides.
+// continue a well-formed sequence is counted, the same way io/json.c decides.
 static size_t decoded_len(const char* str) {
     const unsigned char* s = (const unsigned char*)str;
     size_t n = 0;

@@ -1,5 +1,5 @@
 /*
- * test/test_metrics.c — the trec_eval measures and TREC files of metrics.c against
+ * test/test_metrics.c — the trec_eval measures and TREC files of io/metrics.c against
  * pytrec_eval, on the fixture written by dev/gen_metrics_fixture.py (200 synthetic queries:
  * graded and negative grades, queries without relevant documents or without a ranking,
  * ties, near-ties that only a float merges, rankings shorter than 10 and longer than 100,
@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "metrics.h"
+#include "io/metrics.h"
 #include "test/test.h"
-#include "utils.h"
+#include "common/utils.h"
 
 #define FIXTURE_DIR "test/fixtures/metrics/"
 #define NUM_MEASURES 6

@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "model.h"
-#include "utils.h"
+#include "common/utils.h"
 #include "test/test.h"
 
 #define FIXTURE_DIR "test/fixtures/model"
@@ -343,7 +343,7 @@ static void test_finite_differences(const Fixture* fx) {
     bert_free(&m);
 }
 
-// gemm.c's kernels and OpenBLAS compute the same products as the plain loops in other
+// cpu/gemm.c's kernels and OpenBLAS compute the same products as the plain loops in other
 // orders: fp32 rounding of sums of <= 135 terms, measured ~1e-7 to 1e-6: 1e-5
 static void compare_path_against_loops(const Fixture* fx, MatmulPath path) {
     int S = fx->S, C = fx->config.hidden_size;

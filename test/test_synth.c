@@ -9,13 +9,13 @@
  */
 #include <stdlib.h>
 #include <unistd.h>
-#include "beir.h"
-#include "bm25.h"
-#include "metrics.h"
-#include "synth.h"
+#include "io/beir.h"
+#include "retrieval/bm25.h"
+#include "io/metrics.h"
+#include "io/synth.h"
 #include "test/test.h"
 #include "tokenizer/wordpiece.h"
-#include "utils.h"
+#include "common/utils.h"
 
 static const char* const FILES[] = {"corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/test.tsv", "vocab.txt"};
 #define N_FILES 5
@@ -214,7 +214,7 @@ int main(void) {
         int tl = analyzer_term(&analyzer, term, len);
         if (tl != (int)strlen(w) || strncmp(term, w, (size_t)tl) != 0) { n_changed_terms++; }
     }
-    // the default has 272 words (synth.h): a bound well under it that still needs every
+    // the default has 272 words (io/synth.h): a bound well under it that still needs every
     // kind of word (concept forms, topic vocabularies, common words) to be written
     CHECK(first_word > 0 && tok.vocab_size - first_word >= 250, "only %d synthetic words in the vocabulary",
           tok.vocab_size - first_word);

@@ -10,10 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "io/json.h"
 #include "test/test.h"
 #include "tokenizer/wordpiece.h"
-#include "utils.h"
+#include "common/utils.h"
 
 #define FIXTURES "test/fixtures/tokenizer"
 #define DATA "../shared/data"

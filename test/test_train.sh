@@ -134,7 +134,7 @@ for judge in sim bm25+dense; do
         test "$(grep -c -E '^(BM25|dense|zELO-trained model)' "$R/results.tsv")" -eq 3
     check "cranfield $judge: exported config.json and model.safetensors" test -f "$R/hf/config.json" -a -f "$R/hf/model.safetensors"
 done
-# the judge row of bm25+dense, recomputed here from the BM25 and dense runs with judge.c's
+# the judge row of bm25+dense, recomputed here from the BM25 and dense runs with judges/judge.c's
 # formulas restated: p(a, b) = (F(2 (r_a - r_b)) + F((cos_a - cos_b) / tau)) / 2, r = BM25
 # score / the query's best (its first candidate), tau = 4 / (20 sqrt(pi)), F(x) = (1 + erf(x)) / 2;
 # a candidate's score is its mean p against the query's others. erf is Abramowitz & Stegun

@@ -23,12 +23,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "io/json.h"
 #include "model.h"
-#include "safetensors.h"
+#include "io/safetensors.h"
 #include "test/test.h"
-#include "utils.h"
-#include "weights.h"
+#include "common/utils.h"
+#include "io/weights.h"
 
 #define FIXTURES "test/fixtures/weights"
 #define SCRATCH "build/test_weights_files"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "test/test.h"
-#include "utils.h"
+#include "common/utils.h"
 #include "zelo_loss.h"
 
 #define FIXTURES "test/fixtures/zelo/"

@@ -5,9 +5,9 @@
 
 #include <sys/stat.h>
 
-#include "json.h"
+#include "io/json.h"
 #include "tokenizer/unicode_tables.h"
-#include "utils.h"
+#include "common/utils.h"
 
 // ----------------------------------------------------------------------------
 // Unicode look-ups

@@ -1,6 +1,6 @@
 """
 Downloads a BEIR dataset by name, verifies the zip against its published md5, unpacks it,
-and checks and normalises it into the layout train_zelo's loader (beir.h) reads:
+and checks and normalises it into the layout train_zelo's loader (io/beir.h) reads:
 
   <out>/<name>/corpus.jsonl      {"_id", "title", "text"} per line
   <out>/<name>/queries.jsonl     {"_id", "text"} per line
