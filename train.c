@@ -143,7 +143,7 @@ static void usage(FILE* fp) {
 "                        like the reranker) learns them and judges every battle [0: off]\n"
 "  --distill-steps N     training steps of that pairwise model [one pass over the N]\n"
 "  --link thurstone|bt   link of the rating fit [thurstone]\n"
-"  --lambda X            prior precision of the rating fit [0.1 thurstone, 0.02 bt]\n"
+"  --lambda X            prior precision of the rating fit [0.01 thurstone, 0.002 bt]\n"
 "model and training\n"
 "  --init PATH           Hugging Face directory (config.json, model.safetensors) or a\n"
 "                        train_zelo checkpoint (.bin); without it a random model\n"

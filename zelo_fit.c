@@ -14,15 +14,18 @@
  *   -o PATH          output (default: stdout); .tsv gives TSV unless --format says otherwise
  *   --format F       jsonl | tsv: rows (query_id, doc_id, rating, target)
  *   --link L         thurstone (default) | bt
- *   --lambda X       prior precision (default 0.1 thurstone, 0.02 bt)
+ *   --lambda X       prior precision (default 0.01 thurstone, 0.002 bt)
  *   --tol X          stop at ‖∇‖∞ <= X (default 1e-9)    --max-iter N  (default 100)
  *   --cross FILE     more cross-query judgments for calibration, one per line:
  *       {"query_id": "q1", "doc_a": "d3", "query_id_b": "q2", "doc_b": "d9", "p": 0.3}
  *       (doc_a answers query_id, doc_b answers query_id_b). Such lines may also stand in
  *       JUDGMENTS.jsonl itself, as train_zelo's judgments.jsonl holds them; without any,
  *       every offset b_q is 0 and the run says so.
- * Any malformed line stops the run with FILE:LINE and nothing is written. Queries whose fit
- * did not converge are listed on stderr and the exit status is 3 (the output is written).
+ * Any malformed line stops the run with FILE:LINE (and :COLUMN for bad JSON, a repeated key
+ * included) and nothing is written; so does a file with no judgments. Queries whose fit did
+ * not converge, and with --lambda 0 those whose ratings have no finite optimum (fitted with
+ * the default prior instead), are listed on stderr and the exit status is 3 (the output is
+ * written).
  */
 #include <math.h>
 #include <stdint.h>
@@ -116,13 +119,14 @@ static void add_judgment(Dataset* ds, int pair, int judge, double p) {
 // ----------------------------------------------------------------------------
 // reading JSONL
 
-typedef struct { const char* path; int line; } Where;
+typedef struct { const char* path; int line, col; } Where;  // col: 0 when not known
 
 #define bad_line(w, ...) die_line(w, __VA_ARGS__)
 __attribute__((format(printf, 2, 3), noreturn))
 static void die_line(const Where* w, const char* fmt, ...) {
     fflush(stdout);
-    fprintf(stderr, "error: %s:%d: ", w->path, w->line);
+    if (w->col > 0) { fprintf(stderr, "error: %s:%d:%d: ", w->path, w->line, w->col); }
+    else { fprintf(stderr, "error: %s:%d: ", w->path, w->line); }
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
@@ -143,7 +147,8 @@ static double get_prob(const Where* w, const JsonValue* obj, const char* key) {
     const JsonValue* v = json_get(obj, key);
     if (v == NULL) { bad_line(w, "missing \"%s\"", key); }
     if (v->type != JSON_NUMBER) { bad_line(w, "\"%s\" must be a number, got %s", key, json_type_name(v->type)); }
-    if (!isfinite(v->number) || v->number < 0 || v->number > 1) { bad_line(w, "\"%s\" = %g is not in [0, 1]", key, v->number); }
+    // 17 digits: 1.0000000000000002 must not print as 1
+    if (!isfinite(v->number) || v->number < 0 || v->number > 1) { bad_line(w, "\"%s\" = %.17g is not in [0, 1]", key, v->number); }
     return v->number;
 }
 
@@ -152,7 +157,7 @@ typedef void (*LineFn)(Dataset* ds, const Where* w, const JsonValue* obj, void* 
 static void for_each_jsonl(const char* path, LineFn fn, Dataset* ds, void* ctx) {
     size_t len;
     char* text = readFileCheck(path, &len);
-    Where w = { path, 0 };
+    Where w = { path, 0, 0 };
     size_t pos = 0;
     while (pos < len) {
         size_t end = pos;
@@ -163,7 +168,15 @@ static void for_each_jsonl(const char* path, LineFn fn, Dataset* ds, void* ctx) 
         if (s < end) {
             JsonValue v;
             char err[200];
-            if (!json_parse(&v, text + pos, end - pos, err, sizeof(err))) { bad_line(&w, "bad JSON: %s", err); }
+            if (!json_parse(&v, text + pos, end - pos, err, sizeof(err))) {
+                // json.c says "line 1, column C: what" of the line's text: FILE:LINE:C: what
+                int skip = 0;
+                if (sscanf(err, "line 1, column %d: %n", &w.col, &skip) == 1 && skip > 0) {
+                    bad_line(&w, "bad JSON: %s", err + skip);
+                }
+                w.col = 0;
+                bad_line(&w, "bad JSON: %s", err);
+            }
             if (v.type != JSON_OBJECT) { bad_line(&w, "expected a JSON object, got %s", json_type_name(v.type)); }
             fn(ds, &w, &v, ctx);
             json_free(&v);
@@ -337,6 +350,11 @@ int main(int argc, char** argv) {
     strtab_init(&ds.queries); strtab_init(&ds.docs); strtab_init(&ds.pair_keys); strtab_init(&ds.judges);
     if (input) { for_each_jsonl(input, read_judgment, &ds, NULL); }
     else { for_each_jsonl(zbench_path, read_zbench_line, &ds, NULL); }
+    // nothing to fit is an error, not an empty output: it is most often the wrong file, or
+    // a judge that wrote nothing
+    if (ds.queries.count == 0) {
+        die("%s: no judgments (the file is empty or holds only blank lines; nothing written)", input ? input : zbench_path);
+    }
     CrossSet cross = { 0 };
     if (input) { for_each_jsonl(input, read_cross, &ds, &cross); }
     cross.only_cross = 1;
@@ -438,6 +456,31 @@ int main(int argc, char** argv) {
                         "in none; offset fit %s after %d iterations)\n", Q, (long long)cross.count, cal.uncovered,
                 cal.fit.converged ? "converged" : "NOT CONVERGED", cal.fit.iterations);
     }
+    // --lambda 0 where the maximum-likelihood ratings do not exist: fitted with the default
+    // prior instead (zelo_loss.h), said here and in the exit status
+    int no_optimum = 0;
+    for (int q = 0; q < Q; q++) {
+        if (status[q].no_optimum == ZELO_OPTIMUM_FINITE) { continue; }
+        if (no_optimum++ < 20) {
+            fprintf(stderr, "zelo_fit: warning: query \"%s\" has no finite rating optimum with lambda 0: %s; "
+                            "fitted with lambda %g instead\n", strtab_get(&ds.queries, q),
+                    status[q].no_optimum == ZELO_OPTIMUM_DISCONNECTED
+                        ? "its judgments do not connect all its documents, so the offset between the parts is arbitrary"
+                        : "some documents beat all the others with certainty (p = 1 or 0 on every pair that links them to the rest), so their ratings go to infinity",
+                    status[q].lambda);
+        }
+    }
+    if (cal.fit.no_optimum != ZELO_OPTIMUM_FINITE) {
+        fprintf(stderr, "zelo_fit: warning: the query offsets have no finite optimum with lambda 0 (%s); fitted with "
+                        "lambda %g instead\n", cal.fit.no_optimum == ZELO_OPTIMUM_DISCONNECTED
+                        ? "the cross-query judgments do not connect all queries" : "some queries beat all others with certainty",
+                cal.fit.lambda);
+        no_optimum++;
+    }
+    if (no_optimum > 0) {
+        fprintf(stderr, "zelo_fit: %d fits had no finite optimum with lambda 0 and took the default prior (output written; "
+                        "exit status 3)\n", no_optimum);
+    }
     int listed = 0;
     for (int q = 0; q < Q; q++) {
         if (status[q].converged) { continue; }
@@ -455,5 +498,5 @@ int main(int argc, char** argv) {
     free(cross.pairs); free(cross.p); free(cross.line);
     free(ds.doc_query); free(ds.doc_local); free(ds.num_docs); free(ds.pairs); free(ds.judgments);
     strtab_free(&ds.queries); strtab_free(&ds.docs); strtab_free(&ds.pair_keys); strtab_free(&ds.judges);
-    return (not_converged > 0 || !cal.fit.converged) ? 3 : 0;
+    return (not_converged > 0 || !cal.fit.converged || no_optimum > 0) ? 3 : 0;
 }

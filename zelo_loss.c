@@ -82,19 +82,22 @@ int64_t zelo_pair_graph_capacity(int n, int k) {
     return complete < regular ? complete : regular;
 }
 
-// adjacency as an n×n bit matrix: the 2-opt repair asks "is this edge taken?" many times
-typedef struct { uint64_t* bits; int n; } EdgeSet;
+// the edges taken by earlier cycles, as each document's list of neighbours: a document has
+// at most k of them, so "is this edge taken?" scans at most k entries, and the memory is
+// n·k ints (an n×n bit matrix took 1.2 GB and 8 s to clear at n = 100,000)
+typedef struct { int* nbr; int* deg; int k; } EdgeSet;  // nbr: (n, k), deg: (n,)
 
 static int edge_has(const EdgeSet* s, int u, int v) {
-    uint64_t i = (uint64_t)u * (uint64_t)s->n + (uint64_t)v;
-    return (int)((s->bits[i >> 6] >> (i & 63)) & 1);
+    const int* row = s->nbr + (size_t)u * s->k;
+    for (int i = 0; i < s->deg[u]; i++) {
+        if (row[i] == v) { return 1; }
+    }
+    return 0;
 }
 
 static void edge_add(EdgeSet* s, int u, int v) {
-    uint64_t i = (uint64_t)u * (uint64_t)s->n + (uint64_t)v;
-    uint64_t j = (uint64_t)v * (uint64_t)s->n + (uint64_t)u;
-    s->bits[i >> 6] |= 1ull << (i & 63);
-    s->bits[j >> 6] |= 1ull << (j & 63);
+    s->nbr[(size_t)u * s->k + s->deg[u]++] = v;
+    s->nbr[(size_t)v * s->k + s->deg[v]++] = u;
 }
 
 static int count_repeated_edges(const int* cycle, int n, const EdgeSet* taken) {
@@ -125,6 +128,61 @@ static int repair_cycle(int* cycle, int n, const EdgeSet* taken, ZeloRng* rng) {
     return bad == 0;
 }
 
+static void shuffle(int* x, int n, ZeloRng* rng) {
+    for (int i = n - 1; i > 0; i--) {
+        int j = zelo_rng_below(rng, i + 1);
+        int tmp = x[i]; x[i] = x[j]; x[j] = tmp;
+    }
+}
+
+// writes the n edges of a cycle (in a random order each) at a + count, b + count
+static int add_cycle_pairs(int* a, int* b, int count, const int* cycle, const int* label, int n, ZeloRng* rng) {
+    for (int i = 0; i < n; i++) {
+        int u = label[cycle[i]], v = label[cycle[(i + 1) % n]];
+        int flip = (int)(zelo_rng_next(rng) >> 63);
+        a[count] = flip ? v : u;
+        b[count] = flip ? u : v;
+        count++;
+    }
+    return count;
+}
+
+// Where the random construction fails (it can for n close to k: at n = k + 2 the last cycle
+// must be a Hamiltonian cycle of the 3-regular graph that the others leave, which need not
+// exist), k/2 cycles of Walecki's decomposition, over a random relabelling of the documents.
+// For odd n = 2m + 1, the points 0..2m−1 on a circle and a hub 2m, cycle r (0 <= r < m) runs
+// hub, r, r+1, r−1, r+2, r−2, ..., r+m (mod 2m), hub: the m zigzag paths are edge-disjoint
+// and cover every chord, the hub meets each point once, so the m cycles decompose K_n. For
+// even n a second hub 2m+1 is put into each cycle in place of the path's chord of length m
+// (between its m-th and (m+1)-th points): those chords are a perfect matching of the
+// circle, so the cycles stay edge-disjoint and cover K_n minus a perfect matching. Both give
+// (n−1)/2 or (n−2)/2 >= k/2 cycles, so the graph is always exactly k-regular.
+static int walecki_graph(int* a, int* b, int n, int k, ZeloRng* rng) {
+    int even = n % 2 == 0;
+    int m = even ? (n - 2) / 2 : (n - 1) / 2;  // 2m points on the circle, m cycles
+    int hub = 2 * m, second = even ? 2 * m + 1 : -1;
+    int* label = mallocCheck((size_t)n * sizeof(int));
+    int* order = mallocCheck((size_t)m * sizeof(int));
+    int* cycle = mallocCheck((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) { label[i] = i; }
+    shuffle(label, n, rng);
+    for (int r = 0; r < m; r++) { order[r] = r; }
+    shuffle(order, m, rng);
+    int count = 0;
+    for (int c = 0; c < k / 2; c++) {
+        int r = order[c], len = 0;
+        cycle[len++] = hub;
+        for (int j = 0; j < 2 * m; j++) {
+            if (j == m && second >= 0) { cycle[len++] = second; }
+            int step = (j + 1) / 2;  // v_0 = r, v_{2i−1} = r + i, v_{2i} = r − i
+            cycle[len++] = ((j % 2 == 1 ? r + step : r - step) % (2 * m) + 2 * m) % (2 * m);
+        }
+        count = add_cycle_pairs(a, b, count, cycle, label, n, rng);
+    }
+    free(cycle); free(order); free(label);
+    return count;
+}
+
 int zelo_pair_graph(int* a, int* b, int n, int k, uint64_t seed) {
     if (k < 2 || k % 2 != 0) { die("zelo_pair_graph: k must be even and >= 2, got %d", k); }
     if (n < 0) { die("zelo_pair_graph: n must be >= 0, got %d", n); }
@@ -143,72 +201,29 @@ int zelo_pair_graph(int* a, int* b, int n, int k, uint64_t seed) {
         }
         return count;
     }
-    EdgeSet taken = { callocCheck(((size_t)n * n + 63) / 64, sizeof(uint64_t)), n };
+    EdgeSet taken = { mallocCheck((size_t)n * k * sizeof(int)), callocCheck((size_t)n, sizeof(int)), k };
     int* cycle = mallocCheck((size_t)n * sizeof(int));
-    for (int c = 0; c < k / 2; c++) {
-        int ok = 0;
+    int* identity = mallocCheck((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) { identity[i] = i; }
+    int ok = 1;
+    for (int c = 0; c < k / 2 && ok; c++) {
+        ok = 0;
         for (int attempt = 0; attempt < 20 && !ok; attempt++) {
-            for (int i = 0; i < n; i++) { cycle[i] = i; }
-            for (int i = n - 1; i > 0; i--) {
-                int j = zelo_rng_below(&rng, i + 1);
-                int tmp = cycle[i]; cycle[i] = cycle[j]; cycle[j] = tmp;
-            }
+            memcpy(cycle, identity, (size_t)n * sizeof(int));
+            shuffle(cycle, n, &rng);
             ok = repair_cycle(cycle, n, &taken, &rng);
         }
-        // when no repair was found (only for n near k) the repeated edges are skipped here
-        for (int i = 0; i < n; i++) {
-            int u = cycle[i], v = cycle[(i + 1) % n];
-            if (edge_has(&taken, u, v)) { continue; }
-            edge_add(&taken, u, v);
-            int flip = (int)(zelo_rng_next(&rng) >> 63);
-            a[count] = flip ? v : u;
-            b[count] = flip ? u : v;
-            count++;
+        if (ok) {
+            for (int i = 0; i < n; i++) { edge_add(&taken, cycle[i], cycle[(i + 1) % n]); }
+            count = add_cycle_pairs(a, b, count, cycle, identity, n, &rng);
         }
     }
+    if (!ok) { count = walecki_graph(a, b, n, k, &rng); }
+    free(identity);
     free(cycle);
-    free(taken.bits);
+    free(taken.nbr);
+    free(taken.deg);
     return count;
-}
-
-void zelo_graph_stats(ZeloGraphStats* out, const int* a, const int* b, int num_pairs, int n) {
-    out->connected = 1;
-    out->min_degree = 0;
-    out->max_degree = 0;
-    out->diameter = 0;
-    if (n <= 0) { return; }
-    // CSR adjacency: start (n+1,), nbr (2*num_pairs,)
-    int* start = callocCheck((size_t)n + 1, sizeof(int));
-    int* nbr = mallocCheck((size_t)2 * num_pairs * sizeof(int) + 1);
-    for (int i = 0; i < num_pairs; i++) { start[a[i] + 1]++; start[b[i] + 1]++; }
-    for (int i = 0; i < n; i++) { start[i + 1] += start[i]; }
-    int* fill = mallocCheck((size_t)n * sizeof(int));
-    memcpy(fill, start, (size_t)n * sizeof(int));
-    for (int i = 0; i < num_pairs; i++) { nbr[fill[a[i]]++] = b[i]; nbr[fill[b[i]]++] = a[i]; }
-    out->min_degree = start[1] - start[0];
-    for (int i = 0; i < n; i++) {
-        int deg = start[i + 1] - start[i];
-        if (deg < out->min_degree) { out->min_degree = deg; }
-        if (deg > out->max_degree) { out->max_degree = deg; }
-    }
-    int* dist = mallocCheck((size_t)n * sizeof(int));
-    int* queue = mallocCheck((size_t)n * sizeof(int));
-    for (int src = 0; src < n && out->connected; src++) {
-        for (int i = 0; i < n; i++) { dist[i] = -1; }
-        int head = 0, tail = 0;
-        dist[src] = 0;
-        queue[tail++] = src;
-        while (head < tail) {
-            int u = queue[head++];
-            for (int e = start[u]; e < start[u + 1]; e++) {
-                int v = nbr[e];
-                if (dist[v] < 0) { dist[v] = dist[u] + 1; queue[tail++] = v; }
-            }
-        }
-        if (tail < n) { out->connected = 0; out->diameter = -1; break; }
-        if (dist[queue[n - 1]] > out->diameter) { out->diameter = dist[queue[n - 1]]; }
-    }
-    free(queue); free(dist); free(fill); free(nbr); free(start);
 }
 
 // ----------------------------------------------------------------------------
@@ -406,7 +421,7 @@ int zelo_pairs_check(ZeloPairError* err, const ZeloPairs* pairs, const ZeloFitCo
             if (x == y) { return pair_error(err, q, i, "a document compared with itself (index %d)", x); }
             double p = pairs->p[i];
             if (!isfinite(p) || p < 0.0 || p > 1.0) {
-                return pair_error(err, q, i, "p must be a number in [0, 1], got %g", p);
+                return pair_error(err, q, i, "p must be a number in [0, 1], got %.17g", p);
             }
             if (pairs->offset && !isfinite(pairs->offset[i])) {
                 return pair_error(err, q, i, "offset must be finite, got %g", pairs->offset[i]);
@@ -475,6 +490,106 @@ static void build_adjacency(FitWork* w, int n, const int* a, const int* b, int n
         w->nbr[kb] = a[j];
     }
 }
+
+// ----------------------------------------------------------------------------
+// searches over the pairs as a graph (w's adjacency, built by build_adjacency)
+
+// Breadth-first search from src. mode 0 follows every pair both ways; mode 1 follows the
+// arcs "beats": a→b where p > 0 and b→a where p < 1 (a pair with p strictly between 0 and
+// 1 links both ways); mode 2 follows those arcs backwards. dist: (n,) hops from src, −1
+// where not reached; queue: (n,) the documents reached, in order of distance. Returns how
+// many were reached. O(n + pairs).
+static int graph_search(int* dist, int* queue, const FitWork* w, const double* p, int mode, int src, int n) {
+    for (int i = 0; i < n; i++) { dist[i] = -1; }
+    int head = 0, tail = 0;
+    dist[src] = 0;
+    queue[tail++] = src;
+    while (head < tail) {
+        int u = queue[head++];
+        for (int e = w->row_start[u]; e < w->row_start[u + 1]; e++) {
+            int v = w->nbr[e];
+            if (dist[v] >= 0) { continue; }
+            if (mode != 0) {
+                // u is the pair's a when e < row_split[u]; the arc u→v (mode 1) or v→u
+                // (mode 2) needs p > 0 when it points from a to b, p < 1 otherwise
+                double pe = p[w->pair[e]];
+                int a_to_b = (mode == 1) == (e < w->row_split[u]);
+                if (a_to_b ? !(pe > 0) : !(pe < 1)) { continue; }
+            }
+            dist[v] = dist[u] + 1;
+            queue[tail++] = v;
+        }
+    }
+    return tail;
+}
+
+// Whether the prior-free (λ = 0) maximum-likelihood ratings exist and are unique up to the
+// gauge (Zermelo; Ford 1957): the comparison graph must be connected, else the offset
+// between its parts is arbitrary, and the "beats" graph strongly connected, else a set of
+// documents that beat all the others with certainty goes to +∞ (or loses to −∞). Strong
+// connectivity is checked as: everything reachable from document 0 forwards and backwards.
+static ZeloOptimum query_optimum(FitWork* w, const double* p, int n) {
+    if (n < 2) { return ZELO_OPTIMUM_FINITE; }
+    int *dist = w->fill, *queue = w->fill + n;
+    if (graph_search(dist, queue, w, p, 0, 0, n) < n) { return ZELO_OPTIMUM_DISCONNECTED; }
+    if (graph_search(dist, queue, w, p, 1, 0, n) < n || graph_search(dist, queue, w, p, 2, 0, n) < n) {
+        return ZELO_OPTIMUM_AT_INFINITY;
+    }
+    return ZELO_OPTIMUM_FINITE;
+}
+
+// The diameter used to be computed here by a BFS from every document (15 s at n = 20,000);
+// exactly, it cannot be had faster on these expander-like graphs, so zelo_graph_stats gives
+// bounds from two searches (double sweep) and zelo_graph_diameter the exact value for
+// small graphs.
+void zelo_graph_stats(ZeloGraphStats* out, const int* a, const int* b, int num_pairs, int n) {
+    memset(out, 0, sizeof(*out));
+    out->connected = 1;
+    if (n <= 0) { return; }
+    FitWork w;
+    fit_work_alloc(&w, n, num_pairs);
+    build_adjacency(&w, n, a, b, num_pairs);
+    out->min_degree = w.row_start[1] - w.row_start[0];
+    for (int i = 0; i < n; i++) {
+        int deg = w.row_start[i + 1] - w.row_start[i];
+        if (deg < out->min_degree) { out->min_degree = deg; }
+        if (deg > out->max_degree) { out->max_degree = deg; }
+    }
+    int *dist = w.fill, *queue = w.fill + n;
+    int reached = graph_search(dist, queue, &w, NULL, 0, 0, n);
+    if (reached < n) {
+        out->connected = 0;
+        out->diameter_lo = out->diameter_hi = -1;
+    } else {
+        // every document is within ecc(x) of x, so any two are within 2 ecc(x) of each other;
+        // and the distance from y, the farthest document from 0, to its own farthest is one
+        // the graph has
+        int ecc0 = dist[queue[n - 1]];
+        graph_search(dist, queue, &w, NULL, 0, queue[n - 1], n);
+        int ecc1 = dist[queue[n - 1]];
+        out->diameter_lo = ecc1 > ecc0 ? ecc1 : ecc0;
+        out->diameter_hi = 2 * (ecc1 < ecc0 ? ecc1 : ecc0);
+    }
+    fit_work_free(&w);
+}
+
+int zelo_graph_diameter(const int* a, const int* b, int num_pairs, int n) {
+    if (n <= 0) { return 0; }
+    FitWork w;
+    fit_work_alloc(&w, n, num_pairs);
+    build_adjacency(&w, n, a, b, num_pairs);
+    int diameter = 0;
+    int *dist = w.fill, *queue = w.fill + n;
+    for (int src = 0; src < n && diameter >= 0; src++) {
+        if (graph_search(dist, queue, &w, NULL, 0, src, n) < n) { diameter = -1; }
+        else if (dist[queue[n - 1]] > diameter) { diameter = dist[queue[n - 1]]; }
+    }
+    fit_work_free(&w);
+    return diameter;
+}
+
+// ----------------------------------------------------------------------------
+// the rating fit: derivatives, Hessian products, Newton steps
 
 // at e: the gradient w->g (n,), the Hessian's diagonal λ + Σ ℓ'' w->h (n,) and its
 // off-diagonal w->weight. Three loops: the differences, the pair terms (where the time
@@ -628,6 +743,13 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
     ZeloLink link = cfg->link;
     double lambda = cfg->lambda;
     build_adjacency(w, n, a, b, num_pairs);
+    // without a prior the optimum may not exist: then the link's default prior makes it
+    // finite, and the status says so (the caller warns; see zelo_loss.h)
+    st->no_optimum = lambda == 0 ? query_optimum(w, p, n) : ZELO_OPTIMUM_FINITE;
+    if (st->no_optimum != ZELO_OPTIMUM_FINITE) {
+        lambda = link == ZELO_LINK_BT ? ZELO_DEFAULT_LAMBDA_BT : ZELO_DEFAULT_LAMBDA_THURSTONE;
+    }
+    st->lambda = lambda;
     for (int i = 0; i < n; i++) { w->e[i] = 0.0; }
     query_derivs(w, w->e, n, a, b, p, offset, num_pairs, link, lambda);
     double g_inf = inf_norm(w->g, n);
@@ -722,7 +844,7 @@ int zelo_fit_ratings(double* ratings, ZeloFitStatus* status, ZeloPairError* err,
             int64_t d0 = pairs->doc_start[q], p0 = pairs->pair_start[q];
             int n = (int)(pairs->doc_start[q + 1] - d0);
             int np = (int)(pairs->pair_start[q + 1] - p0);
-            ZeloFitStatus st = { 1, 0, 0, 0.0, 0.0 };
+            ZeloFitStatus st = { 1, 0, 0, 0.0, 0.0, ZELO_OPTIMUM_FINITE, cfg->lambda };
             if (n > 0) {
                 fit_one_query(ratings + d0, &st, &w, n, pairs->a + p0, pairs->b + p0, pairs->p + p0,
                               pairs->offset ? pairs->offset + p0 : NULL, np, cfg);
@@ -785,6 +907,7 @@ int zelo_calibrate_offsets(double* offsets, ZeloCalibrationStatus* status, ZeloP
                            const ZeloFitConfig* cfg) {
     memset(status, 0, sizeof(*status));
     status->fit.converged = 1;
+    status->fit.lambda = cfg->lambda;
     for (int q = 0; q < num_queries; q++) { offsets[q] = 0.0; }
     if (num_cross == 0) {
         status->fallback_zero = 1;

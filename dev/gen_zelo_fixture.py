@@ -16,7 +16,6 @@ import sys
 import numpy as np
 import scipy.optimize
 import scipy.special
-import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import zbench_fixed_point as zfp  # noqa: E402
@@ -199,6 +198,7 @@ def gen_zbench_cases(rng):
 
 
 def gen_losses(rng):
+    import torch  # only here: the other fixtures and dev/gen_zelo_shrinkage.py need no torch
     N, G, P = 64, 5, 120
     logits = rng.normal(scale=1.5, size=N).astype(np.float32)
     scores = rng.normal(scale=1.2, size=N)
