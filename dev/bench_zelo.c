@@ -2,9 +2,11 @@
  * dev/bench_zelo.c — the rating fit at the paper's scale: 112,000 queries × 100 documents ×
  * 400 judged pairs (4 random cycles), synthetic judgments from the sim judge's noise model.
  * Times the batched fit (OpenMP over queries) for the Thurstone link with its default prior
- * and for Bradley–Terry without prior (zbench's objective), prints queries/s and the peak
- * memory, and writes the first queries to a file that dev/zbench_fixed_point.py times with
- * numpy and scipy on the same problems.
+ * and for Bradley–Terry without prior (zbench's objective), first on 1 thread (the peers in
+ * dev/zbench_fixed_point.py run on 1), then on all OMP_NUM_THREADS threads; prints
+ * queries/s, the peak memory, a last line "rates: ..." for dev/bench_zelo.sh, and writes
+ * the first queries to a file that dev/zbench_fixed_point.py times with numpy and scipy on
+ * the same problems.
  * usage: ./build/bench_zelo [num_queries] [sample_file] [sample_queries]
  */
 #include <stdint.h>
@@ -30,8 +32,10 @@ static double cpu_seconds(void) {
     return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
-static void fit_and_report(const char* name, double* ratings, ZeloFitStatus* status,
-                           const ZeloPairs* pairs, const ZeloFitConfig* cfg) {
+// fits every query on `threads` threads; returns queries/s and *cpu_us the CPU time per query
+static double fit_and_report(double* cpu_us, const char* name, int threads, double* ratings, ZeloFitStatus* status,
+                             const ZeloPairs* pairs, const ZeloFitConfig* cfg) {
+    omp_set_num_threads(threads);
     ZeloPairError err;
     double t0 = omp_get_wtime(), c0 = cpu_seconds();
     int bad = zelo_fit_ratings(ratings, status, &err, pairs, cfg);
@@ -44,10 +48,13 @@ static void fit_and_report(const char* name, double* ratings, ZeloFitStatus* sta
         sum_cg += status[q].cg_iterations;
         if (status[q].iterations > max_it) { max_it = status[q].iterations; }
     }
-    printf("fit %-22s %d queries in %.3f s = %.0f queries/s; Newton its mean %.2f max %d, CG its/query %.1f; "
-           "not converged: %d\n", name, Q, dt, Q / dt, sum_it / Q, max_it, sum_cg / Q, bad);
-    printf("    CPU time %.3f s (%.1f us per query); the %d threads were busy %.0f%% of the wall time\n",
-           cpu, 1e6 * cpu / Q, omp_get_max_threads(), 100.0 * cpu / (dt * omp_get_max_threads()));
+    printf("fit %-24s %d thread%s: %d queries in %.3f s = %.0f queries/s; Newton its mean %.2f max %d, "
+           "CG its/query %.1f; not converged: %d\n", name, threads, threads > 1 ? "s" : "", Q, dt, Q / dt,
+           sum_it / Q, max_it, sum_cg / Q, bad);
+    printf("    CPU time %.3f s (%.1f us per query); the %d thread%s busy %.0f%% of the wall time\n",
+           cpu, 1e6 * cpu / Q, threads, threads > 1 ? "s were" : " was", 100.0 * cpu / (dt * threads));
+    *cpu_us = 1e6 * cpu / Q;
+    return Q / dt;
 }
 
 int main(int argc, char** argv) {
@@ -89,12 +96,23 @@ int main(int argc, char** argv) {
            omp_get_wtime() - t0);
 
     ZeloPairs pairs = { Q, doc_start, pair_start, a, b, p, NULL };
-    ZeloFitConfig cfg;
-    zelo_fit_config_default(&cfg, ZELO_LINK_THURSTONE);
-    fit_and_report("thurstone lambda=0.1", ratings, status, &pairs, &cfg);
-    zelo_fit_config_default(&cfg, ZELO_LINK_BT);
-    cfg.lambda = 0.0;
-    fit_and_report("bt lambda=0 (zbench's)", ratings, status, &pairs, &cfg);
+    ZeloFitConfig thurstone, bt;
+    zelo_fit_config_default(&thurstone, ZELO_LINK_THURSTONE);
+    zelo_fit_config_default(&bt, ZELO_LINK_BT);
+    bt.lambda = 0.0;
+    char name[64];
+    snprintf(name, sizeof(name), "thurstone lambda=%g", thurstone.lambda);
+    // 1 thread first: the same-thread comparison with the 1-thread peers; the BT fit last,
+    // so that the ratings written to the sample are zbench's objective's
+    int max_threads = omp_get_max_threads();
+    double cpu_th, cpu_bt, unused;
+    double th1 = fit_and_report(&cpu_th, name, 1, ratings, status, &pairs, &thurstone);
+    double bt1 = fit_and_report(&cpu_bt, "bt lambda=0 (zbench's)", 1, ratings, status, &pairs, &bt);
+    double thN = th1, btN = bt1;
+    if (max_threads > 1) {
+        thN = fit_and_report(&unused, name, max_threads, ratings, status, &pairs, &thurstone);
+        btN = fit_and_report(&unused, "bt lambda=0 (zbench's)", max_threads, ratings, status, &pairs, &bt);
+    }
     printf("peak memory (max RSS) %.0f MiB, of which the judgments %.0f MiB\n", peak_rss_mib(),
            (double)Q * P * (2 * sizeof(int) + sizeof(double)) / (1 << 20));
 
@@ -112,6 +130,8 @@ int main(int argc, char** argv) {
         }
         fcloseCheck(fp);
     }
+    printf("rates: threads %d thurstone_1 %.1f bt_1 %.1f thurstone_n %.1f bt_n %.1f cpu_us_thurstone %.2f cpu_us_bt %.2f\n",
+           max_threads, th1, bt1, thN, btN, cpu_th, cpu_bt);
     free(status); free(ratings); free(p); free(b); free(a); free(pair_start); free(doc_start);
     return 0;
 }

@@ -57,9 +57,12 @@ def fixed_point(w, epsilon=1e-4, max_iters=1000, step_tol=None):
     return e, False, max_iters, losses
 
 
-def _bench(sample_path, c_qps_bt, c_qps_thurstone, max_queries=200, scipy_queries=50):
+def _bench(sample_path, rates, max_queries=200, scipy_queries=50):
     """Times the fixed point (one query at a time, zbench's defaults) and scipy on the
-    queries dev/bench_zelo.c wrote, and compares their ratings with ours (BT, no prior)."""
+    queries dev/bench_zelo.c wrote, and compares their ratings with ours (BT, no prior).
+    rates: bench_zelo's queries/s ("threads", "thurstone_1", "bt_1", "thurstone_n", "bt_n") and
+    CPU µs per query on 1 thread ("cpu_us_thurstone", "cpu_us_bt"): on a shared machine the
+    wall times depend on the others' load, CPU times much less."""
     import time
     import scipy.optimize
     raw = open(sample_path, "rb").read()
@@ -76,9 +79,9 @@ def _bench(sample_path, c_qps_bt, c_qps_thurstone, max_queries=200, scipy_querie
         ours = np.frombuffer(raw[o + 16 * m:o + 16 * m + 8 * n], "<f8")
         queries.append((a, b, p, ours))
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     results = [fixed_point(win_matrix(n, a, b, p)) for a, b, p, _ in queries]
-    t_fp = time.perf_counter() - t0
+    t_fp, c_fp = time.perf_counter() - t0, time.process_time() - c0
     err_fp = max(np.max(np.abs(r[0] - q[3])) for r, q in zip(results, queries))
     not_conv = sum(not r[1] for r in results)
     its = np.mean([r[2] for r in results])
@@ -93,22 +96,31 @@ def _bench(sample_path, c_qps_bt, c_qps_thurstone, max_queries=200, scipy_querie
         s = e.sum()  # the gauge, as in dev/gen_zelo_fixture.py
         return f + 0.5 * s * s, g + s
     sq = queries[:scipy_queries]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     sols = [scipy.optimize.minimize(objective, np.zeros(n), args=(a, b, p), jac=True, method="L-BFGS-B",
                                     options=dict(gtol=1e-9, ftol=0, maxiter=10000)).x for a, b, p, _ in sq]
-    t_sp = time.perf_counter() - t0
+    t_sp, c_sp = time.perf_counter() - t0, time.process_time() - c0
     err_sp = max(np.max(np.abs(x - q[3])) for x, q in zip(sols, sq))
 
     qps_fp, qps_sp = len(queries) / t_fp, len(sq) / t_sp
-    print(f"numpy fixed point (zbench defaults, 1 query at a time): {len(queries)} queries, {qps_fp:.1f} queries/s, "
-          f"{its:.0f} iterations mean, {not_conv} not within epsilon; max |e - ours| = {err_fp:.1e}")
-    print(f"scipy L-BFGS-B (gtol 1e-9, BT, no prior):                {len(sq)} queries, {qps_sp:.1f} queries/s; "
-          f"max |e - ours| = {err_sp:.1e}")
-    print(f"ratio ours/numpy fixed point: {c_qps_bt / qps_fp:.0f}x (same BT objective), "
-          f"{c_qps_thurstone / qps_fp:.0f}x (Thurstone + prior)")
-    print(f"ratio ours/scipy:             {c_qps_bt / qps_sp:.0f}x (same BT objective)")
+    print(f"numpy fixed point (zbench defaults, 1 query at a time), 1 thread: {len(queries)} queries, {qps_fp:.1f} "
+          f"queries/s, {its:.0f} iterations mean, {not_conv} not within epsilon; max |e - ours| = {err_fp:.1e}")
+    print(f"scipy L-BFGS-B (gtol 1e-9, BT, no prior), 1 thread:                {len(sq)} queries, {qps_sp:.1f} "
+          f"queries/s; max |e - ours| = {err_sp:.1e}")
+    us_fp, us_sp = 1e6 * c_fp / len(queries), 1e6 * c_sp / len(sq)
+    print(f"ratio of CPU time per query, 1 thread each: numpy fixed point {us_fp:.0f} us / ours {rates['cpu_us_bt']:.1f} us "
+          f"= {us_fp / rates['cpu_us_bt']:.0f}x (same BT objective), {us_fp / rates['cpu_us_thurstone']:.0f}x (Thurstone "
+          f"+ prior); scipy {us_sp:.0f} us = {us_sp / rates['cpu_us_bt']:.0f}x (same BT objective)")
+    n = int(rates["threads"])
+    rows = [(1, "1")] + ([(n, "n")] if n > 1 else [])
+    for threads, key in rows:
+        ours = f"ours {threads} thread{'s' if threads > 1 else ''}"
+        print(f"ratio {ours} / numpy fixed point 1 thread: {rates['bt_' + key] / qps_fp:.0f}x (same BT objective), "
+              f"{rates['thurstone_' + key] / qps_fp:.0f}x (Thurstone + prior)")
+        print(f"ratio {ours} / scipy 1 thread:             {rates['bt_' + key] / qps_sp:.0f}x (same BT objective)")
 
 
 if __name__ == "__main__":
     import sys
-    _bench(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))
+    words = sys.argv[2:]
+    _bench(sys.argv[1], {words[i]: float(words[i + 1]) for i in range(0, len(words), 2)})
