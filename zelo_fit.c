@@ -21,8 +21,8 @@
  *       (doc_a answers query_id, doc_b answers query_id_b). Such lines may also stand in
  *       JUDGMENTS.jsonl itself, as train_zelo's judgments.jsonl holds them; without any,
  *       every offset b_q is 0 and the run says so.
- * Any malformed line stops the run with FILE:LINE (and :COLUMN for bad JSON, a repeated key
- * included) and nothing is written; so does a file with no judgments. Queries whose fit did
+ * Any malformed line (a repeated key included) stops the run with FILE:LINE (and :COLUMN
+ * for bad JSON) and nothing is written; so does a file with no judgments. Queries whose fit did
  * not converge, and with --lambda 0 those whose ratings have no finite optimum (fitted with
  * the default prior instead), are listed on stderr and the exit status is 3 (the output is
  * written).
@@ -178,6 +178,13 @@ static void for_each_jsonl(const char* path, LineFn fn, Dataset* ds, void* ctx) 
                 bad_line(&w, "bad JSON: %s", err);
             }
             if (v.type != JSON_OBJECT) { bad_line(&w, "expected a JSON object, got %s", json_type_name(v.type)); }
+            // json.c keeps the last of a repeated key; here that would silently pick one of
+            // two values of "p" (or of an id), so a repeat is refused (a line holds few keys)
+            for (int i = 0; i < v.count; i++) {
+                for (int j = 0; j < i; j++) {
+                    if (strcmp(v.keys[i], v.keys[j]) == 0) { bad_line(&w, "key \"%s\" appears twice", v.keys[i]); }
+                }
+            }
             fn(ds, &w, &v, ctx);
             json_free(&v);
         }

@@ -226,44 +226,16 @@ static int parse_array(JsonParser* p, JsonValue* out, int depth) {
     }
 }
 
-// where each key of an object stands, to refuse a key that repeats (RFC 8259 leaves the
-// meaning open; keeping the last one silently would hide a mistake in the input)
-typedef struct { const char* key; size_t len, pos; } KeySpan;
-
-static int compare_key_spans(const void* x, const void* y) {
-    const KeySpan* a = (const KeySpan*)x;
-    const KeySpan* b = (const KeySpan*)y;
-    int c = memcmp(a->key, b->key, a->len < b->len ? a->len : b->len);
-    if (c != 0) { return c; }
-    if (a->len != b->len) { return a->len < b->len ? -1 : 1; }
-    return (a->pos > b->pos) - (a->pos < b->pos);
-}
-
-// sorted by key, then position: a repeated key is found next to its first occurrence, and
-// the error points at the second
-static int keys_unique(JsonParser* p, KeySpan* span, int count) {
-    qsort(span, (size_t)count, sizeof(KeySpan), compare_key_spans);
-    for (int i = 1; i < count; i++) {
-        if (span[i].len == span[i - 1].len && memcmp(span[i].key, span[i - 1].key, span[i].len) == 0) {
-            char what[128];
-            snprintf(what, sizeof(what), "duplicate key \"%.80s\" in object", span[i].key);
-            p->pos = span[i].pos;
-            parser_fail(p, what);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static int parse_members(JsonParser* p, JsonValue* out, int depth, KeySpan** span) {
-    int cap = 0, span_cap = 0;
+static int parse_object(JsonParser* p, JsonValue* out, int depth) {
+    out->type = JSON_OBJECT;
+    int cap = 0;
     p->pos++; // '{'
     skip_whitespace(p);
     if (p->pos < p->len && p->text[p->pos] == '}') { p->pos++; return 1; }
     for (;;) {
         skip_whitespace(p);
         if (p->pos >= p->len || p->text[p->pos] != '"') { parser_fail(p, "expected a string key in object"); return 0; }
-        size_t klen, kpos = p->pos;
+        size_t klen;
         char* key = parse_string_raw(p, &klen);
         if (key == NULL) { return 0; }
         skip_whitespace(p);
@@ -272,25 +244,12 @@ static int parse_members(JsonParser* p, JsonValue* out, int depth, KeySpan** spa
         JsonValue item;
         if (!parse_value(p, &item, depth + 1)) { free(key); return 0; }
         push_item(out, &cap, item, key);
-        if (span_cap < cap) {
-            span_cap = cap;
-            *span = (KeySpan*)reallocCheck(*span, (size_t)cap * sizeof(KeySpan));
-        }
-        (*span)[out->count - 1] = (KeySpan){ key, klen, kpos };
         skip_whitespace(p);
         if (p->pos < p->len && p->text[p->pos] == ',') { p->pos++; continue; }
         if (p->pos < p->len && p->text[p->pos] == '}') { p->pos++; return 1; }
         parser_fail(p, "expected ',' or '}' in object");
         return 0;
     }
-}
-
-static int parse_object(JsonParser* p, JsonValue* out, int depth) {
-    out->type = JSON_OBJECT;
-    KeySpan* span = NULL;
-    int ok = parse_members(p, out, depth, &span) && keys_unique(p, span, out->count);
-    free(span);
-    return ok;
 }
 
 static int parse_value(JsonParser* p, JsonValue* out, int depth) {

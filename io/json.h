@@ -30,8 +30,7 @@ typedef struct JsonValue {
 int json_parse(JsonValue* out, const char* text, size_t len, char* err, size_t errlen);
 void json_free(JsonValue* v);
 
-// object member by key, or NULL if absent / not an object (json_parse refuses an object
-// whose keys repeat, with the line and column of the second)
+// object member by key (the last one if a key repeats), or NULL if absent / not an object
 const JsonValue* json_get(const JsonValue* obj, const char* key);
 const char* json_type_name(JsonType type);
 
