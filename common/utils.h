@@ -39,7 +39,10 @@ static inline FILE* fopen_check(const char* path, const char* mode, const char* 
 }
 #define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
 
+// nothing to move is not a call: an empty array's pointer may be NULL, which fread and
+// fwrite must never be given, whatever the count
 static inline void fread_check(void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    if (size == 0 || nmemb == 0) { return; }
     size_t got = fread(ptr, size, nmemb, fp);
     if (got != nmemb) {
         die_at(file, line, "short read: wanted %zu items of %zu bytes, got %zu (%s); "
@@ -50,6 +53,7 @@ static inline void fread_check(void* ptr, size_t size, size_t nmemb, FILE* fp, c
 #define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
 
 static inline void fwrite_check(const void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    if (size == 0 || nmemb == 0) { return; }
     size_t put = fwrite(ptr, size, nmemb, fp);
     if (put != nmemb) {
         die_at(file, line, "short write: wanted %zu items of %zu bytes, wrote %zu: %s (disk full?)",

@@ -230,6 +230,7 @@ static int query_terms(QueryTerm** out, int* cap, WordCache* cache, const Bm25In
         }
         (*out)[n++] = (QueryTerm){t, 1.0f, 0.0};
     }
+    if (n == 0) { return 0; } // *out may still be NULL, which qsort must not be given
     qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_by_id);
     int m = 0;
     for (int i = 0; i < n; i++) {
