@@ -413,6 +413,15 @@ static void collection_load(Collection* c, const Options* o) {
     if (c->n_eval == 0) { die("no evaluation queries with judgments in %s (split %s)", c->dir, o->split); }
 }
 
+static void collection_free(Collection* c) {
+    beir_free_texts(&c->corpus);
+    beir_free_texts(&c->queries);
+    beir_free_qrels(&c->eval_qrels);
+    if (c->has_train_split) { beir_free_qrels(&c->train_qrels); }
+    free(c->train_queries);
+    free(c->eval_queries);
+}
+
 // the judgments the simulated judge may see: those of the training queries only
 static const Qrels* collection_judge_qrels(const Collection* c) {
     return c->has_train_split ? &c->train_qrels : &c->eval_qrels;
@@ -493,6 +502,11 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
     atomicCommit(&af);
 }
 
+static void candidates_free(Candidates* cand) {
+    free(cand->docs);
+    free(cand->scores);
+}
+
 // how many of query q's candidates are real documents (a corpus smaller than K pads with -1)
 static int candidates_count(const Candidates* cand, int q) {
     int n = 0;
@@ -549,6 +563,11 @@ static void trainset_alloc(TrainSet* t, int n, int K, int64_t num_pairs) {
     t->pair_a = (int*)mallocCheck((size_t)num_pairs * sizeof(int));
     t->pair_b = (int*)mallocCheck((size_t)num_pairs * sizeof(int));
     t->pair_p = (float*)mallocCheck((size_t)num_pairs * sizeof(float));
+}
+
+static void trainset_free(TrainSet* t) {
+    free(t->query); free(t->num_docs); free(t->docs); free(t->ratings); free(t->offsets); free(t->targets);
+    free(t->pair_start); free(t->pair_a); free(t->pair_b); free(t->pair_p);
 }
 
 static void trainset_write(const TrainSet* t, const int* header, const char* path) {
@@ -1500,7 +1519,7 @@ int main(int argc, char** argv) {
         if (step == o.stop_at && step < total) {
             printf("stopped after step %d of %d (--stop-at); continue with --resume\n", step, total);
             fclose(log);
-            return 0;
+            goto free_all; // a stopped run frees what it holds too, so a leak report means something
         }
     }
 
@@ -1533,6 +1552,7 @@ int main(int argc, char** argv) {
     if (judge_is_simulated(&judge)) { printf("note: the training targets came from the SIMULATED judge (human labels of the training queries)\n"); }
     printf("train_zelo: done in %.1fs\n", wall_seconds() - t_start);
 
+free_all:
     microbatch_free(&mb);
     batch_free(&batch);
     free(dlogits);
@@ -1541,7 +1561,8 @@ int main(int argc, char** argv) {
     tokenizer_free(&tok);
     if (have_dense) { bert_free(&dense_model); tokenizer_free(&dense_tok); }
     bm25_free(&index);
-    beir_free_texts(&c.corpus);
-    beir_free_texts(&c.queries);
+    trainset_free(&t);
+    candidates_free(&cand);
+    collection_free(&c);
     return 0;
 }
