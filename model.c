@@ -62,6 +62,10 @@ const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS] = {
 // ----------------------------------------------------------------------------
 // parameter layout
 
+// no model this code trains comes near (bert-large has 2^28.3); the bound keeps every size
+// computed from a config well inside size_t
+#define MAX_PARAMETERS 1099511627776.0 // 2^40
+
 // NULL when the config describes a BERT this code can run, else what is wrong with it
 static const char* config_problem(const BertConfig* c) {
     if (c->vocab_size <= 0) { return "vocab_size must be positive"; }
@@ -74,6 +78,12 @@ static const char* config_problem(const BertConfig* c) {
     if (c->type_vocab_size <= 0) { return "type_vocab_size must be positive"; }
     if (c->num_labels <= 0) { return "num_labels must be positive"; }
     if (!(c->layer_norm_eps > 0.0f) || !isfinite(c->layer_norm_eps)) { return "layer_norm_eps must be positive and finite"; }
+    // counted in double, which cannot wrap, so that a config of sizes near 2^31 (a crafted
+    // header or config.json) never reaches fill_in_parameter_sizes' size_t products
+    double V = c->vocab_size, C = c->hidden_size, L = c->num_layers, I = c->intermediate_size;
+    double total = (V + c->max_position + c->type_vocab_size + c->num_labels) * C + L * (4 * C * C + 2 * I * C + I + 9 * C)
+                   + C * C + 3 * C + c->num_labels;
+    if (total > MAX_PARAMETERS) { return "the sizes describe more than 2^40 parameters"; }
     return NULL;
 }
 
@@ -1024,29 +1034,29 @@ static void write_file_atomic(const char* path, const int* header, const float* 
 }
 
 // opens path and reads its header (refusing a file too short to hold one); returns the
-// open file positioned at the payload
-static FILE* open_and_read_header(const char* path, int* header, const char* what) {
+// open file positioned at the payload, and its length in *len
+static FILE* open_and_read_header(const char* path, int* header, const char* what, int64_t* len) {
     FILE* fp = fopenCheck(path, "rb");
-    fseekCheck(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    if (len < (long)(HEADER_INTS * sizeof(int))) {
-        die("'%s' is not a zelo.c %s: %ld bytes, shorter than its %zu-byte header", path, what, len,
+    *len = fileLengthCheck(fp, path);
+    if (*len < (int64_t)(HEADER_INTS * sizeof(int))) {
+        die("'%s' is not a zelo.c %s: %lld bytes, shorter than its %zu-byte header", path, what, (long long)*len,
             HEADER_INTS * sizeof(int));
     }
-    fseekCheck(fp, 0, SEEK_SET);
     freadCheck(header, sizeof(int), HEADER_INTS, fp);
     return fp;
 }
 
-static void check_file_length(FILE* fp, const char* path, size_t num_floats) {
-    long pos = ftell(fp);
-    fseekCheck(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseekCheck(fp, pos, SEEK_SET);
-    long want = (long)(HEADER_INTS * sizeof(int) + num_floats * sizeof(float));
-    if (len != want) {
-        die("'%s' has %ld bytes, expected %ld for %zu floats: the file is truncated or corrupt", path, len, want, num_floats);
-    }
+static uint64_t header_count(const int* header, int at) {
+    return (uint64_t)(uint32_t)header[at] | ((uint64_t)(uint32_t)header[at + 1] << 32);
+}
+
+// a checkpoint holds the header, then num_arrays arrays of count floats: checked against the
+// file's length in int64 before anything is allocated
+static void payload_length_check(const char* path, int64_t len, uint64_t count, int num_arrays) {
+    int64_t payload = len - (int64_t)(HEADER_INTS * sizeof(int));
+    int64_t bytes = payloadBytesCheck(path, "parameter count", count > INT64_MAX ? -1 : (int64_t)count,
+                                      num_arrays * (int64_t)sizeof(float), payload);
+    fileSizeMatchCheck(path, len, (int64_t)(HEADER_INTS * sizeof(int)) + bytes);
 }
 
 static void check_reserved_zero(const int* header, int first, const char* path) {
@@ -1076,13 +1086,10 @@ void bert_save(const BertModel* model, const char* path) {
     write_file_atomic(path, header, payloads, counts, 1);
 }
 
-static size_t header_count(const int* header, int at) {
-    return (size_t)(uint32_t)header[at] | ((size_t)(uint32_t)header[at + 1] << 32);
-}
-
 void bert_load(BertModel* model, const char* path) {
     int header[HEADER_INTS];
-    FILE* fp = open_and_read_header(path, header, "model checkpoint");
+    int64_t len;
+    FILE* fp = open_and_read_header(path, header, "model checkpoint", &len);
     if (header[0] != BERT_CHECKPOINT_MAGIC) {
         die("'%s' is not a zelo.c model checkpoint (magic 0x%08x, expected 0x%08x)", path,
             (unsigned)header[0], (unsigned)BERT_CHECKPOINT_MAGIC);
@@ -1102,11 +1109,11 @@ void bert_load(BertModel* model, const char* path) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     fill_in_parameter_sizes(sizes, &cfg);
     size_t want = sum_sizes(sizes, NUM_PARAMETER_TENSORS);
-    size_t count = header_count(header, 11);
+    uint64_t count = header_count(header, 11);
     if (count != want) {
-        die("'%s': header says %zu floats, its config needs %zu", path, count, want);
+        die("'%s': header says %llu floats, its config needs %zu", path, (unsigned long long)count, want);
     }
-    check_file_length(fp, path, count);
+    payload_length_check(path, len, count, 1);
     bert_build(model, &cfg);
     freadCheck(model->params_memory, sizeof(float), count, fp);
     fclose(fp);
@@ -1136,7 +1143,8 @@ void bert_save_optimizer(const BertModel* model, int step, const char* path) {
 
 int bert_load_optimizer(BertModel* model, const char* path) {
     int header[HEADER_INTS];
-    FILE* fp = open_and_read_header(path, header, "optimizer state");
+    int64_t len;
+    FILE* fp = open_and_read_header(path, header, "optimizer state", &len);
     if (header[0] != BERT_OPTIMIZER_MAGIC) {
         die("'%s' is not a zelo.c optimizer state (magic 0x%08x, expected 0x%08x)", path,
             (unsigned)header[0], (unsigned)BERT_OPTIMIZER_MAGIC);
@@ -1146,11 +1154,12 @@ int bert_load_optimizer(BertModel* model, const char* path) {
     }
     check_reserved_zero(header, 5, path);
     if (header[2] < 0) { die("'%s': negative step %d", path, header[2]); }
-    size_t count = header_count(header, 3);
+    uint64_t count = header_count(header, 3);
     if (count != model->num_parameters) {
-        die("'%s': optimizer state for %zu parameters, the model has %zu", path, count, model->num_parameters);
+        die("'%s': optimizer state for %llu parameters, the model has %zu", path, (unsigned long long)count,
+            model->num_parameters);
     }
-    check_file_length(fp, path, 2 * count);
+    payload_length_check(path, len, count, 2);
     if (model->m_memory == NULL) {
         model->m_memory = (float*)mallocCheck(count * sizeof(float));
         model->v_memory = (float*)mallocCheck(count * sizeof(float));

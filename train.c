@@ -413,6 +413,15 @@ static void collection_load(Collection* c, const Options* o) {
     if (c->n_eval == 0) { die("no evaluation queries with judgments in %s (split %s)", c->dir, o->split); }
 }
 
+static void collection_free(Collection* c) {
+    beir_free_texts(&c->corpus);
+    beir_free_texts(&c->queries);
+    beir_free_qrels(&c->eval_qrels);
+    if (c->has_train_split) { beir_free_qrels(&c->train_qrels); }
+    free(c->train_queries);
+    free(c->eval_queries);
+}
+
 // the judgments the simulated judge may see: those of the training queries only
 static const Qrels* collection_judge_qrels(const Collection* c) {
     return c->has_train_split ? &c->train_qrels : &c->eval_qrels;
@@ -454,12 +463,26 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
     }
     if (file_exists(path)) {
         FILE* fp = fopenCheck(path, "rb");
+        int64_t len = fileLengthCheck(fp, path);
         int header[256];
         freadCheck(header, sizeof(int), 256, fp);
         header_check(header, want, 7, path, "candidates");
+        int zero[256 - 7] = {0};
+        header_check(header + 7, zero, 256 - 7, path, "candidates, reserved words from 7");
+        fileSizeMatchCheck(path, len, (int64_t)sizeof(header) + 2 * 4 * (int64_t)nq * K);
         freadCheck(cand->docs, sizeof(int), (size_t)nq * K, fp);
         freadCheck(cand->scores, sizeof(float), (size_t)nq * K, fp);
         fclose(fp);
+        // a damaged file must not index outside the corpus; -1 only pads the end of a row
+        for (int q = 0; q < nq; q++) {
+            const int* row = cand->docs + (size_t)q * K;
+            for (int j = 0; j < K; j++) {
+                if (row[j] < -1 || row[j] >= c->corpus.n || (j > 0 && row[j] >= 0 && row[j - 1] < 0)) {
+                    die("%s: query %d, candidate %d is document %d, outside 0..%d or after the padding: a damaged "
+                        "file; delete it", path, q, j, row[j], c->corpus.n - 1);
+                }
+            }
+        }
         printf("bm25: candidates read from %s\n", path);
         return;
     }
@@ -477,6 +500,11 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
     fwriteCheck(cand->docs, sizeof(int), (size_t)nq * K, fp);
     fwriteCheck(cand->scores, sizeof(float), (size_t)nq * K, fp);
     atomicCommit(&af);
+}
+
+static void candidates_free(Candidates* cand) {
+    free(cand->docs);
+    free(cand->scores);
 }
 
 // how many of query q's candidates are real documents (a corpus smaller than K pads with -1)
@@ -537,6 +565,11 @@ static void trainset_alloc(TrainSet* t, int n, int K, int64_t num_pairs) {
     t->pair_p = (float*)mallocCheck((size_t)num_pairs * sizeof(float));
 }
 
+static void trainset_free(TrainSet* t) {
+    free(t->query); free(t->num_docs); free(t->docs); free(t->ratings); free(t->offsets); free(t->targets);
+    free(t->pair_start); free(t->pair_a); free(t->pair_b); free(t->pair_p);
+}
+
 static void trainset_write(const TrainSet* t, const int* header, const char* path) {
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "wb");
@@ -559,12 +592,46 @@ static void trainset_write(const TrainSet* t, const int* header, const char* pat
     atomicCommit(&af);
 }
 
+// checks every index a training step follows, so that a damaged file stops the run by name
+// instead of reading outside the collection; n_docs_corpus = want[10] (the header's corpus size)
+static void trainset_validate(const TrainSet* t, int n_docs_corpus, int n_queries, const char* path) {
+    if (t->pair_start[0] != 0) { die("%s: the judged pairs do not start at 0: a damaged file; delete it", path); }
+    for (int i = 0; i < t->n; i++) {
+        if (t->query[i] < 0 || t->query[i] >= n_queries || t->num_docs[i] < 0 || t->num_docs[i] > t->K ||
+            t->pair_start[i + 1] < t->pair_start[i] || t->pair_start[i + 1] > t->pair_start[t->n]) {
+            die("%s: training query %d: query, candidate count or pair range out of bounds: a damaged file; delete it", path, i);
+        }
+        for (int j = 0; j < t->num_docs[i]; j++) {
+            size_t k = (size_t)i * t->K + j;
+            if (t->docs[k] < 0 || t->docs[k] >= n_docs_corpus || !(t->targets[k] >= 0.0f && t->targets[k] <= 1.0f)) {
+                die("%s: training query %d, candidate %d: document %d or target %g out of bounds: a damaged file; delete it",
+                    path, i, j, t->docs[k], t->targets[k]);
+            }
+        }
+        for (int64_t p = t->pair_start[i]; p < t->pair_start[i + 1]; p++) {
+            if (t->pair_a[p] < 0 || t->pair_a[p] >= t->num_docs[i] || t->pair_b[p] < 0 || t->pair_b[p] >= t->num_docs[i] ||
+                !(t->pair_p[p] >= 0.0f && t->pair_p[p] <= 1.0f)) {
+                die("%s: judged pair %lld of training query %d out of bounds: a damaged file; delete it", path, (long long)p, i);
+            }
+        }
+    }
+}
+
 static void trainset_read(TrainSet* t, const int* want, const char* path) {
     FILE* fp = fopenCheck(path, "rb");
+    int64_t len = fileLengthCheck(fp, path);
     int h[256];
     freadCheck(h, sizeof(int), 256, fp);
     header_check(h, want, 12, path, "targets");
+    int zero[256 - 14] = {0};
+    header_check(h + 14, zero, 256 - 14, path, "targets, reserved words from 14");
+    if (h[12] < 0 || h[13] < 0) { die("%s: negative pair count in the header: a damaged file; delete it", path); }
     int64_t P = (int64_t)h[12] | ((int64_t)h[13] << 31);
+    // the layout trainset_write writes, checked against the file's length before allocating
+    int64_t n = h[2], K = h[3], left = len - (int64_t)sizeof(h);
+    fileSizeMatchCheck(path, len, (int64_t)sizeof(h) + payloadBytesCheck(path, "training queries", n, 5 * 4, left)
+                       + 8 + payloadBytesCheck(path, "training queries x candidates", n * K, 3 * 4, left)
+                       + payloadBytesCheck(path, "judged pairs", P, 3 * 4, left));
     trainset_alloc(t, h[2], h[3], P);
     freadCheck(t->query, sizeof(int), (size_t)t->n, fp);
     freadCheck(t->num_docs, sizeof(int), (size_t)t->n, fp);
@@ -576,8 +643,8 @@ static void trainset_read(TrainSet* t, const int* want, const char* path) {
     freadCheck(t->pair_a, sizeof(int), (size_t)P, fp);
     freadCheck(t->pair_b, sizeof(int), (size_t)P, fp);
     freadCheck(t->pair_p, sizeof(float), (size_t)P, fp);
-    if (fgetc(fp) != EOF) { die("%s is longer than its header says: not a targets file of this version", path); }
     fclose(fp);
+    trainset_validate(t, want[10], want[11], path);
 }
 
 // ratings.tsv, for people and other tools: the format zelo_fit writes
@@ -1452,7 +1519,7 @@ int main(int argc, char** argv) {
         if (step == o.stop_at && step < total) {
             printf("stopped after step %d of %d (--stop-at); continue with --resume\n", step, total);
             fclose(log);
-            return 0;
+            goto free_all; // a stopped run frees what it holds too, so a leak report means something
         }
     }
 
@@ -1485,6 +1552,7 @@ int main(int argc, char** argv) {
     if (judge_is_simulated(&judge)) { printf("note: the training targets came from the SIMULATED judge (human labels of the training queries)\n"); }
     printf("train_zelo: done in %.1fs\n", wall_seconds() - t_start);
 
+free_all:
     microbatch_free(&mb);
     batch_free(&batch);
     free(dlogits);
@@ -1493,7 +1561,8 @@ int main(int argc, char** argv) {
     tokenizer_free(&tok);
     if (have_dense) { bert_free(&dense_model); tokenizer_free(&dense_tok); }
     bm25_free(&index);
-    beir_free_texts(&c.corpus);
-    beir_free_texts(&c.queries);
+    trainset_free(&t);
+    candidates_free(&cand);
+    collection_free(&c);
     return 0;
 }

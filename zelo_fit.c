@@ -369,7 +369,7 @@ int main(int argc, char** argv) {
     int Q = ds.queries.count;
 
     // p per pair: average per (pair, judge), then the mean of those over judges
-    qsort(ds.judgments, ds.num_judgments, sizeof(Judgment), compare_judgments);
+    if (ds.num_judgments > 0) { qsort(ds.judgments, ds.num_judgments, sizeof(Judgment), compare_judgments); } // NULL when none
     double* pair_p = callocCheck(ds.num_pairs + 1, sizeof(double));
     for (int i = 0; i < ds.num_judgments;) {
         int pair = ds.judgments[i].pair, judges = 0;

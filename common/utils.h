@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +39,10 @@ static inline FILE* fopen_check(const char* path, const char* mode, const char* 
 }
 #define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)
 
+// nothing to move is not a call: an empty array's pointer may be NULL, which fread and
+// fwrite must never be given, whatever the count
 static inline void fread_check(void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    if (size == 0 || nmemb == 0) { return; }
     size_t got = fread(ptr, size, nmemb, fp);
     if (got != nmemb) {
         die_at(file, line, "short read: wanted %zu items of %zu bytes, got %zu (%s); "
@@ -49,6 +53,7 @@ static inline void fread_check(void* ptr, size_t size, size_t nmemb, FILE* fp, c
 #define freadCheck(ptr, size, nmemb, fp) fread_check(ptr, size, nmemb, fp, __FILE__, __LINE__)
 
 static inline void fwrite_check(const void* ptr, size_t size, size_t nmemb, FILE* fp, const char* file, int line) {
+    if (size == 0 || nmemb == 0) { return; }
     size_t put = fwrite(ptr, size, nmemb, fp);
     if (put != nmemb) {
         die_at(file, line, "short write: wanted %zu items of %zu bytes, wrote %zu: %s (disk full?)",
@@ -106,6 +111,45 @@ static inline char* strdup_check(const char* s, const char* file, int line) {
     return copy;
 }
 #define strdupCheck(s) strdup_check(s, __FILE__, __LINE__)
+
+// the length in bytes of the open file fp (named path), its position kept
+static inline int64_t file_length_check(FILE* fp, const char* path, const char* file, int line) {
+    long pos = ftell(fp);
+    if (pos < 0 || fseek(fp, 0, SEEK_END) != 0) { die_at(file, line, "could not size '%s': %s", path, strerror(errno)); }
+    long len = ftell(fp);
+    if (len < 0) { die_at(file, line, "could not size '%s': %s", path, strerror(errno)); }
+    fseek_check(fp, pos, SEEK_SET, file, line);
+    return (int64_t)len;
+}
+#define fileLengthCheck(fp, path) file_length_check(fp, path, __FILE__, __LINE__)
+
+// A binary reader's guard on a size read from a header, before anything is allocated from it:
+// count items of item_bytes each must fit in file_bytes (the file's length, or what is left
+// of it for this field). Compared by division, so
+// that a crafted count (near 2^31 or 2^63) can never wrap a product. Returns the items' bytes,
+// at most file_bytes, so a reader can add a few such terms in int64 and compare the sum with
+// the file's length. Dies naming the file, the header field and both figures.
+static inline int64_t payload_bytes_check(const char* path, const char* field, int64_t count, int64_t item_bytes,
+                                          int64_t file_bytes, const char* file, int line) {
+    if (count < 0 || item_bytes <= 0 || count > file_bytes / item_bytes) {
+        die_at(file, line, "'%s': header field %s = %lld (items of %lld bytes) does not fit in the %lld bytes "
+               "the file has for it: the file is truncated, or its header corrupt", path, field, (long long)count,
+               (long long)item_bytes, (long long)file_bytes);
+    }
+    return count * item_bytes;
+}
+#define payloadBytesCheck(path, field, count, item_bytes, file_bytes) \
+    payload_bytes_check(path, field, count, item_bytes, file_bytes, __FILE__, __LINE__)
+
+// dies unless the file's length is exactly what its header describes
+static inline void file_size_match_check(const char* path, int64_t file_bytes, int64_t want_bytes,
+                                         const char* file, int line) {
+    if (file_bytes != want_bytes) {
+        die_at(file, line, "'%s' has %lld bytes, its header describes %lld: the file is longer than its header says, "
+               "truncated or corrupt", path, (long long)file_bytes, (long long)want_bytes);
+    }
+}
+#define fileSizeMatchCheck(path, file_bytes, want_bytes) file_size_match_check(path, file_bytes, want_bytes, __FILE__, __LINE__)
 
 // reads a whole file into a NUL-terminated buffer; *len_out (if not NULL) gets its length
 static inline char* read_file_check(const char* path, size_t* len_out, const char* file, int line) {

@@ -51,6 +51,7 @@ static void arena_reserve(BeirTexts* t, size_t extra) {
 // appends s[0..len) to the arena with every invalid UTF-8 byte turned into U+FFFD and
 // every NUL into a space; returns how many bytes it replaced
 static int64_t append_clean(BeirTexts* t, const char* s, size_t len) {
+    if (len == 0) { return 0; } // the arena may not exist yet: NULL + 0 is undefined
     arena_reserve(t, 3 * len); // the worst case: every byte becomes a 3-byte U+FFFD
     const unsigned char* u = (const unsigned char*)s;
     char* out = t->arena + t->arena_len;
@@ -262,7 +263,7 @@ void beir_load_qrels(Qrels* qrels, const char* path, const Corpus* corpus, const
         fprintf(stderr, "warning: %s; those lines are left out\n", msg);
     }
 
-    qsort(js, (size_t)n, sizeof(Judgment), judgment_compare);
+    if (n > 0) { qsort(js, (size_t)n, sizeof(Judgment), judgment_compare); } // js is NULL when n = 0
     for (int i = 1; i < n; i++) {
         if (js[i].query == js[i - 1].query && js[i].doc == js[i - 1].doc) {
             die("%s line %d: query \"%s\" and document \"%s\" already judged at line %d", path, js[i].line,

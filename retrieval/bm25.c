@@ -230,6 +230,7 @@ static int query_terms(QueryTerm** out, int* cap, WordCache* cache, const Bm25In
         }
         (*out)[n++] = (QueryTerm){t, 1.0f, 0.0};
     }
+    if (n == 0) { return 0; } // *out may still be NULL, which qsort must not be given
     qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_by_id);
     int m = 0;
     for (int i = 0; i < n; i++) {
@@ -619,7 +620,12 @@ void bm25_load(Bm25Index* index, const char* path) {
         die("%s: impossible sizes in header (n_docs %d, n_terms %d, n_postings %lld, vocabulary bytes %lld, "
             "%d stopwords in %lld bytes)", path, D, T, (long long)P, (long long)vocab_bytes, n_sw, (long long)sw_bytes);
     }
-    int64_t expected = (int64_t)sizeof(header) + vocab_bytes + sw_bytes + 8 * ((int64_t)T + 1) + 8 * P + 4 * (int64_t)D;
+    // each term checked against the file's length first, so that the sum cannot overflow
+    int64_t left = file_size - (int64_t)sizeof(header);
+    int64_t expected = (int64_t)sizeof(header) + payloadBytesCheck(path, "vocabulary bytes", vocab_bytes, 1, left)
+                       + payloadBytesCheck(path, "stopword bytes", sw_bytes, 1, left)
+                       + payloadBytesCheck(path, "n_terms + 1", (int64_t)T + 1, 8, left)
+                       + payloadBytesCheck(path, "n_postings", P, 8, left) + payloadBytesCheck(path, "n_docs", D, 4, left);
     if (expected != file_size) {
         die("%s: %ld bytes, but its header describes %lld (truncated or not a BM25 index)", path, file_size, (long long)expected);
     }

@@ -187,12 +187,50 @@ static void test_eval_split(void) {
     CHECK(nested && ends, "eval split not nested in the fraction, or wrong at 0 / 1");
 }
 
+static void write_text(const char* path, const char* text) {
+    FILE* fp = fopenCheck(path, "wb");
+    fputs(text, fp);
+    fcloseCheck(fp);
+}
+
+// empty inputs: a first document with an empty text (before the arena exists) and a qrels
+// file with no judgment line; the sanitizer pass (make test-san) once stopped on NULL + 0
+// and on NULL given to qsort
+static void test_empty(void) {
+    char dir[] = "/tmp/test_beir_XXXXXX";
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    char corpus[64], queries[64], qrels[64];
+    snprintf(corpus, sizeof(corpus), "%s/corpus.jsonl", dir);
+    snprintf(queries, sizeof(queries), "%s/queries.jsonl", dir);
+    snprintf(qrels, sizeof(qrels), "%s/test.tsv", dir);
+    write_text(corpus, "{\"_id\": \"d1\", \"text\": \"\"}\n{\"_id\": \"d2\", \"text\": \"two\"}\n");
+    write_text(queries, "{\"_id\": \"q1\", \"text\": \"one\"}\n");
+    write_text(qrels, "query-id\tcorpus-id\tscore\n");
+    Corpus c;
+    Queries q;
+    Qrels r;
+    beir_load_corpus(&c, corpus);
+    beir_load_queries(&q, queries);
+    beir_load_qrels(&r, qrels, &c, &q, 1);
+    CHECK(c.n == 2 && strcmp(beir_text(&c, 0), "") == 0 && strcmp(beir_text(&c, 1), "two") == 0,
+          "empty first text: %d docs, '%s', '%s'", c.n, c.n > 0 ? beir_text(&c, 0) : "", c.n > 1 ? beir_text(&c, 1) : "");
+    CHECK(r.n == 0 && r.query_start[0] == 0 && r.query_start[1] == 0, "qrels without judgments: %d kept", r.n);
+    beir_free_qrels(&r);
+    beir_free_texts(&c);
+    beir_free_texts(&q);
+    unlink(corpus);
+    unlink(queries);
+    unlink(qrels);
+    rmdir(dir);
+}
+
 int main(void) {
     const int cranfield_gains[5] = {0, 363, 734, 387, 128};
     const int cisi_gains[5] = {0, 3114, 0, 0, 0};
     test_real("cranfield", 1400, 225, 1612, 225, cranfield_gains);
     test_real("cisi", 1460, 112, 3114, 76, cisi_gains);
     test_small();
+    test_empty();
     test_refusals();
     test_eval_split();
     return test_summary("test_beir");

@@ -228,6 +228,9 @@ static void test_damaged_files(const char* good, const Bm25Index* ix) {
         {"nonzero reserved header entry", -1, 4 * 100, 1, "header entry 100"},
         {"document index out of range", -1, post_doc_at, ix->n_docs + 5, "out of range"},
         {"term frequency 0", -1, post_doc_at + 4 * (long)ix->n_postings, 0, "term frequency"},
+        // n_postings + 2^61: 8 bytes a posting times it wraps to the same file length
+        {"n_postings near 2^61", -1, 4 * 5, 0x20000000, "n_postings"},
+        {"vocabulary bytes near 2^63", -1, 4 * 7, 0x7fffffff, "vocabulary bytes"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         write_damaged(bad, good, cases[i].keep, cases[i].int_at, cases[i].value);

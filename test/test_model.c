@@ -645,6 +645,18 @@ static void test_checkpoints(const Fixture* fx) {
     fwriteCheck(&v, 4, 1, fp);
     fcloseCheck(fp);
     expect_refusal("trailing bytes", load_bad, "truncated or corrupt");
+    // sizes near 2^31 whose parameter count wraps around 2^64 to 4: a header and 4 floats
+    // that once passed every check, then were read as a 2^61-float vocabulary table
+    int crafted[256] = {BERT_CHECKPOINT_MAGIC, BERT_CHECKPOINT_VERSION, 0x7fffffff, 1 << 30, 3, 1, 1, 1073741787, 1, 1};
+    float eps = 1e-12f;
+    memcpy(&crafted[10], &eps, sizeof(eps));
+    crafted[11] = 4;
+    float four[4] = {0};
+    fp = fopenCheck(bad, "wb");
+    fwriteCheck(crafted, sizeof(int), 256, fp);
+    fwriteCheck(four, sizeof(float), 4, fp);
+    fcloseCheck(fp);
+    expect_refusal("sizes near 2^31 (count wraps to 4)", load_bad, "more than 2^40 parameters");
 
     const char* opt_bad[] = {"--load-optimizer", path, bad, NULL};
     free(readFileCheck(opt_path, &len));

@@ -66,6 +66,29 @@ check "... naming candidates.bin" grep -q "candidates.bin was made with other se
 $T --run-dir "$D/a" $SMALL >"$D/c2.out" 2>&1
 check "a run directory with a checkpoint needs --resume" grep -q "add --resume" "$D/c2.out"
 
+# damaged or crafted stage files: a size or an index out of bounds stops the run by name
+put_int32() {  # put_int32 FILE OFFSET VALUE: overwrite one little-endian int32
+    python3 -c 'import struct, sys; f = open(sys.argv[1], "r+b"); f.seek(int(sys.argv[2])); f.write(struct.pack("<i", int(sys.argv[3])))' "$@"
+}
+stage_copy() { rm -rf "$1" && mkdir -p "$1" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$1/"; }
+stage_copy "$D/x1" && put_int32 "$D/x1/candidates.bin" 1024 2147483647
+$T --run-dir "$D/x1" $SMALL >"$D/x1.out" 2>&1
+check "a candidate document outside the corpus is refused, naming candidates.bin" \
+    grep -q "candidates.bin: query 0, candidate 0 is document 2147483647" "$D/x1.out"
+stage_copy "$D/x2" && put_int32 "$D/x2/targets.bin" $((13 * 4)) 2147483647
+$T --run-dir "$D/x2" $SMALL >"$D/x2.out" 2>&1
+check "a pair count near 2^62 in targets.bin is refused before any allocation" \
+    grep -q "targets.bin': header field judged pairs = " "$D/x2.out"
+n_train=$(od -An -t d4 -j 8 -N 4 "$D/a/targets.bin" | tr -d ' ')
+stage_copy "$D/x3" && put_int32 "$D/x3/targets.bin" $((1024 + 8 * n_train)) -5
+$T --run-dir "$D/x3" $SMALL >"$D/x3.out" 2>&1
+check "a training document outside the corpus in targets.bin is refused" \
+    grep -q "targets.bin: training query 0, candidate 0: document -5" "$D/x3.out"
+stage_copy "$D/x4" && echo extra >>"$D/x4/candidates.bin"
+$T --run-dir "$D/x4" $SMALL >"$D/x4.out" 2>&1
+check "bytes past what its header describes in candidates.bin are refused" \
+    grep -q "candidates.bin' has .* bytes, its header describes" "$D/x4.out"
+
 # bad input: a malformed corpus line, an unknown option value
 mkdir -p "$D/bad/qrels"
 printf '{"_id": "d1", "text": "fine"}\n{"_id": "d2", "text": }\n' >"$D/bad/corpus.jsonl"
