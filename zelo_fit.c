@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <stb/stb_ds.h>
 #include "io/json.h"
 #include "common/strtab.h"
 #include "common/utils.h"
@@ -47,16 +48,21 @@ typedef struct {
 // one judgment, oriented to its pair's order
 typedef struct { int pair, judge; double p; } Judgment;
 
+// a pair's key: its query and its two local document indices, lower first
+typedef struct { int query, lo, hi; } PairKey;
+typedef struct { PairKey key; } PairSlot;
+
+// the arrays are stb_ds arrays, the maps stb_ds maps whose entry i is number i
 typedef struct {
     StrTab queries;     // query id -> query index, in order of first appearance
     StrTab docs;        // "<query index>\x01<doc id>" -> global document number
-    int* doc_query;     // (docs.count,) query of each document
-    int* doc_local;     // (docs.count,) index within its query
-    int* num_docs;      // (queries.count,)
-    StrTab pair_keys;   // "<query>\x01<lo>\x01<hi>" -> pair index
-    Pair* pairs; int num_pairs, cap_pairs;
+    int* doc_query;     // (docs' count,) query of each document
+    int* doc_local;     // (docs' count,) index within its query
+    int* num_docs;      // (queries' count,)
+    PairSlot* pair_keys;  // stb_ds hash map: PairKey -> pair index
+    Pair* pairs;
     StrTab judges;
-    Judgment* judgments; int num_judgments, cap_judgments;
+    Judgment* judgments;
 } Dataset;
 
 static const char* doc_id_of(const Dataset* ds, int global) {
@@ -66,54 +72,40 @@ static const char* doc_id_of(const Dataset* ds, int global) {
 // global document number of (query, id), created when new
 static int intern_doc(Dataset* ds, int q, const char* id) {
     char* key = mallocCheck(strlen(id) + 16);
-    int len = sprintf(key, "%d\x01%s", q, id);
+    sprintf(key, "%d\x01%s", q, id);
     int added;
-    int g = strtab_intern(&ds->docs, key, (size_t)len, &added);
+    int g = strtab_intern(&ds->docs, key, &added);
     free(key);
     if (added) {
-        ds->doc_query = reallocCheck(ds->doc_query, sizeof(int) * ds->docs.cap);
-        ds->doc_local = reallocCheck(ds->doc_local, sizeof(int) * ds->docs.cap);
-        ds->doc_query[g] = q;
-        ds->doc_local[g] = ds->num_docs[q]++;
+        arrput(ds->doc_query, q);
+        arrput(ds->doc_local, ds->num_docs[q]++);
     }
     return g;
 }
 
 static int intern_query(Dataset* ds, const char* id) {
     int added;
-    int q = strtab_intern(&ds->queries, id, strlen(id), &added);
-    if (added) {
-        ds->num_docs = reallocCheck(ds->num_docs, sizeof(int) * ds->queries.cap);
-        ds->num_docs[q] = 0;
-    }
+    int q = strtab_intern(&ds->queries, id, &added);
+    if (added) { arrput(ds->num_docs, 0); }
     return q;
 }
 
 // the pair {a, b} of query q (local indices), created in this order when new; *flipped
 // says whether (a, b) is the reverse of the stored order
 static int intern_pair(Dataset* ds, int q, int a, int b, int line, int* flipped) {
-    char key[48];
-    int lo = a < b ? a : b, hi = a < b ? b : a;
-    int len = sprintf(key, "%d\x01%d\x01%d", q, lo, hi);
-    int added;
-    int i = strtab_intern(&ds->pair_keys, key, (size_t)len, &added);
-    if (added) {
-        if (ds->num_pairs == ds->cap_pairs) {
-            ds->cap_pairs = ds->cap_pairs ? 2 * ds->cap_pairs : 1024;
-            ds->pairs = reallocCheck(ds->pairs, sizeof(Pair) * ds->cap_pairs);
-        }
-        ds->pairs[ds->num_pairs++] = (Pair){ q, a, b, line };
+    PairSlot slot = {{ q, a < b ? a : b, a < b ? b : a }};
+    int i = (int)hmgeti(ds->pair_keys, slot.key);
+    if (i < 0) {
+        hmputs(ds->pair_keys, slot);
+        i = (int)arrlen(ds->pairs);
+        arrput(ds->pairs, ((Pair){ q, a, b, line }));
     }
     *flipped = ds->pairs[i].a != a;
     return i;
 }
 
 static void add_judgment(Dataset* ds, int pair, int judge, double p) {
-    if (ds->num_judgments == ds->cap_judgments) {
-        ds->cap_judgments = ds->cap_judgments ? 2 * ds->cap_judgments : 1024;
-        ds->judgments = reallocCheck(ds->judgments, sizeof(Judgment) * ds->cap_judgments);
-    }
-    ds->judgments[ds->num_judgments++] = (Judgment){ pair, judge, p };
+    arrput(ds->judgments, ((Judgment){ pair, judge, p }));
 }
 
 // ----------------------------------------------------------------------------
@@ -212,7 +204,7 @@ static void read_judgment(Dataset* ds, const Where* w, const JsonValue* obj, voi
     int a = ds->doc_local[ga], b = ds->doc_local[gb];
     int flipped;
     int pair = intern_pair(ds, q, a, b, w->line, &flipped);
-    add_judgment(ds, pair, strtab_intern(&ds->judges, judge, strlen(judge), NULL), flipped ? 1.0 - p : p);
+    add_judgment(ds, pair, strtab_intern(&ds->judges, judge, NULL), flipped ? 1.0 - p : p);
 }
 
 static void read_zbench_line(Dataset* ds, const Where* w, const JsonValue* obj, void* ctx) {
@@ -237,7 +229,7 @@ static void read_zbench_line(Dataset* ds, const Where* w, const JsonValue* obj, 
         if (ds->num_docs[q] == before) { bad_line(w, "document \"%s\" listed twice", id); }
         score[i] = s->number;
     }
-    int judge = strtab_intern(&ds->judges, "zbench", 6, NULL);
+    int judge = strtab_intern(&ds->judges, "zbench", NULL);
     for (int i = 0; i < docs->count; i++) {
         for (int j = i + 1; j < docs->count; j++) {
             int flipped;
@@ -248,9 +240,9 @@ static void read_zbench_line(Dataset* ds, const Where* w, const JsonValue* obj, 
     free(score);
 }
 
-// cross-query judgments, collected for the calibration
+// cross-query judgments, collected for the calibration (stb_ds arrays)
 typedef struct {
-    ZeloCrossPair* pairs; double* p; int* line; int64_t count, cap;
+    ZeloCrossPair* pairs; double* p; int* line;
     int only_cross;  // 1: every line must be cross-query (--cross); 0: others are skipped
 } CrossSet;
 
@@ -265,8 +257,8 @@ static void read_cross(Dataset* ds, const Where* w, const JsonValue* obj, void* 
     const char* qb = get_string(w, obj, "query_id_b");
     const char* db = get_string(w, obj, "doc_b");
     double p = get_prob(w, obj, "p");
-    int q1 = strtab_find(&ds->queries, qa, strlen(qa));
-    int q2 = strtab_find(&ds->queries, qb, strlen(qb));
+    int q1 = strtab_find(&ds->queries, qa);
+    int q2 = strtab_find(&ds->queries, qb);
     if (q1 < 0 || q2 < 0) { bad_line(w, "query \"%s\" has no judgments", q1 < 0 ? qa : qb); }
     if (q1 == q2) { bad_line(w, "query_id and query_id_b are the same query \"%s\"", qa); }
     int ids[2];
@@ -274,21 +266,14 @@ static void read_cross(Dataset* ds, const Where* w, const JsonValue* obj, void* 
     int qs[2] = { q1, q2 };
     for (int i = 0; i < 2; i++) {
         char* key = mallocCheck(strlen(names[i]) + 16);
-        int len = sprintf(key, "%d\x01%s", qs[i], names[i]);
-        ids[i] = strtab_find(&ds->docs, key, (size_t)len);
+        sprintf(key, "%d\x01%s", qs[i], names[i]);
+        ids[i] = strtab_find(&ds->docs, key);
         free(key);
         if (ids[i] < 0) { bad_line(w, "document \"%s\" has no judgments in query \"%s\"", names[i], i ? qb : qa); }
     }
-    if (cs->count == cs->cap) {
-        cs->cap = cs->cap ? 2 * cs->cap : 1024;
-        cs->pairs = reallocCheck(cs->pairs, sizeof(ZeloCrossPair) * cs->cap);
-        cs->p = reallocCheck(cs->p, sizeof(double) * cs->cap);
-        cs->line = reallocCheck(cs->line, sizeof(int) * cs->cap);
-    }
-    cs->pairs[cs->count] = (ZeloCrossPair){ q1, ds->doc_local[ids[0]], q2, ds->doc_local[ids[1]] };
-    cs->p[cs->count] = p;
-    cs->line[cs->count] = w->line;
-    cs->count++;
+    arrput(cs->pairs, ((ZeloCrossPair){ q1, ds->doc_local[ids[0]], q2, ds->doc_local[ids[1]] }));
+    arrput(cs->p, p);
+    arrput(cs->line, w->line);
 }
 
 // ----------------------------------------------------------------------------
@@ -354,30 +339,32 @@ int main(int argc, char** argv) {
 
     Dataset ds;
     memset(&ds, 0, sizeof(ds));
-    strtab_init(&ds.queries); strtab_init(&ds.docs); strtab_init(&ds.pair_keys); strtab_init(&ds.judges);
+    strtab_init(&ds.queries); strtab_init(&ds.docs); strtab_init(&ds.judges);
     if (input) { for_each_jsonl(input, read_judgment, &ds, NULL); }
     else { for_each_jsonl(zbench_path, read_zbench_line, &ds, NULL); }
     // nothing to fit is an error, not an empty output: it is most often the wrong file, or
     // a judge that wrote nothing
-    if (ds.queries.count == 0) {
+    if (strtab_count(&ds.queries) == 0) {
         die("%s: no judgments (the file is empty or holds only blank lines; nothing written)", input ? input : zbench_path);
     }
     CrossSet cross = { 0 };
     if (input) { for_each_jsonl(input, read_cross, &ds, &cross); }
     cross.only_cross = 1;
     if (cross_path) { for_each_jsonl(cross_path, read_cross, &ds, &cross); }
-    int Q = ds.queries.count;
+    int Q = strtab_count(&ds.queries);
+    int P = (int)arrlen(ds.pairs);
+    int J = (int)arrlen(ds.judgments);
 
     // p per pair: average per (pair, judge), then the mean of those over judges
-    if (ds.num_judgments > 0) { qsort(ds.judgments, ds.num_judgments, sizeof(Judgment), compare_judgments); } // NULL when none
-    double* pair_p = callocCheck(ds.num_pairs + 1, sizeof(double));
-    for (int i = 0; i < ds.num_judgments;) {
+    if (J > 0) { qsort(ds.judgments, J, sizeof(Judgment), compare_judgments); } // NULL when none
+    double* pair_p = callocCheck(P + 1, sizeof(double));
+    for (int i = 0; i < J;) {
         int pair = ds.judgments[i].pair, judges = 0;
         double sum_over_judges = 0.0;
-        while (i < ds.num_judgments && ds.judgments[i].pair == pair) {
+        while (i < J && ds.judgments[i].pair == pair) {
             int judge = ds.judgments[i].judge, count = 0;
             double sum = 0.0;
-            for (; i < ds.num_judgments && ds.judgments[i].pair == pair && ds.judgments[i].judge == judge; i++) {
+            for (; i < J && ds.judgments[i].pair == pair && ds.judgments[i].judge == judge; i++) {
                 sum += ds.judgments[i].p;
                 count++;
             }
@@ -392,11 +379,10 @@ int main(int argc, char** argv) {
     int64_t* pair_start = callocCheck(Q + 1, sizeof(int64_t));
     doc_start[0] = 0;
     for (int q = 0; q < Q; q++) { doc_start[q + 1] = doc_start[q] + ds.num_docs[q]; }
-    for (int i = 0; i < ds.num_pairs; i++) { pair_start[ds.pairs[i].query + 1]++; }
+    for (int i = 0; i < P; i++) { pair_start[ds.pairs[i].query + 1]++; }
     for (int q = 0; q < Q; q++) { pair_start[q + 1] += pair_start[q]; }
     int* fill = mallocCheck(sizeof(int) * (Q + 1));
     for (int q = 0; q < Q; q++) { fill[q] = (int)pair_start[q]; }
-    int P = ds.num_pairs;
     int* pa = mallocCheck(sizeof(int) * (P + 1));
     int* pb = mallocCheck(sizeof(int) * (P + 1));
     double* pp = mallocCheck(sizeof(double) * (P + 1));
@@ -423,7 +409,7 @@ int main(int argc, char** argv) {
 
     double* offsets = callocCheck(Q + 1, sizeof(double));
     ZeloCalibrationStatus cal;
-    if (!zelo_calibrate_offsets(offsets, &cal, &err, cross.pairs, cross.p, cross.count, ratings, doc_start, Q, &cfg)) {
+    if (!zelo_calibrate_offsets(offsets, &cal, &err, cross.pairs, cross.p, arrlen(cross.pairs), ratings, doc_start, Q, &cfg)) {
         if (err.pair >= 0) { die("%s:%d: %s (nothing written)", cross_path, cross.line[err.pair], err.message); }
         die("%s: %s (nothing written)", cross_path, err.message);
     }
@@ -433,7 +419,7 @@ int main(int argc, char** argv) {
     AtomicFile af;
     FILE* fp = out_path ? atomicOpen(&af, out_path, "w") : stdout;
     if (tsv) { fprintf(fp, "query_id\tdoc_id\trating\ttarget\n"); }
-    for (int g = 0; g < ds.docs.count; g++) {
+    for (int g = 0; g < strtab_count(&ds.docs); g++) {
         int q = ds.doc_query[g];
         double e = ratings[doc_start[q] + ds.doc_local[g]];
         double y = zelo_target(e + offsets[q]);
@@ -454,13 +440,13 @@ int main(int argc, char** argv) {
     }
 
     fprintf(stderr, "zelo_fit: %d queries, %d documents, %d pairs from %d judgments, link %s, lambda %g\n",
-            Q, ds.docs.count, P, ds.num_judgments, zelo_link_name(link), cfg.lambda);
+            Q, strtab_count(&ds.docs), P, J, zelo_link_name(link), cfg.lambda);
     if (cal.fallback_zero) {
         fprintf(stderr, "zelo_fit: no cross-query judgments: every query offset b = 0 (ratings are not "
                         "comparable across queries)\n");
     } else {
         fprintf(stderr, "zelo_fit: calibrated %d query offsets from %lld cross-query judgments (%d queries "
-                        "in none; offset fit %s after %d iterations)\n", Q, (long long)cross.count, cal.uncovered,
+                        "in none; offset fit %s after %d iterations)\n", Q, (long long)arrlen(cross.pairs), cal.uncovered,
                 cal.fit.converged ? "converged" : "NOT CONVERGED", cal.fit.iterations);
     }
     // --lambda 0 where the maximum-likelihood ratings do not exist: fitted with the default
@@ -502,8 +488,9 @@ int main(int argc, char** argv) {
 
     free(offsets); free(status); free(ratings);
     free(pline); free(pp); free(pb); free(pa); free(fill); free(pair_start); free(doc_start); free(pair_p);
-    free(cross.pairs); free(cross.p); free(cross.line);
-    free(ds.doc_query); free(ds.doc_local); free(ds.num_docs); free(ds.pairs); free(ds.judgments);
-    strtab_free(&ds.queries); strtab_free(&ds.docs); strtab_free(&ds.pair_keys); strtab_free(&ds.judges);
+    arrfree(cross.pairs); arrfree(cross.p); arrfree(cross.line);
+    arrfree(ds.doc_query); arrfree(ds.doc_local); arrfree(ds.num_docs); arrfree(ds.pairs); arrfree(ds.judgments);
+    hmfree(ds.pair_keys);
+    strtab_free(&ds.queries); strtab_free(&ds.docs); strtab_free(&ds.judges);
     return (not_converged > 0 || !cal.fit.converged || no_optimum > 0) ? 3 : 0;
 }

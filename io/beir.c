@@ -4,6 +4,7 @@
  */
 #include <limits.h>
 #include <unistd.h>
+#include <stb/stb_ds.h>
 #include "io/beir.h"
 #include "io/json.h"
 
@@ -92,7 +93,7 @@ static const JsonValue* string_member(const JsonValue* obj, const char* key, int
 static void load_texts(BeirTexts* t, const char* path, int with_title) {
     memset(t, 0, sizeof(*t));
     strtab_init(&t->ids);
-    int* first_line = NULL;  // (n,) line of each item, to name both lines of a duplicate
+    int* first_line = NULL;  // stb_ds array (n,): line of each item, to name both lines of a duplicate
     int first_replaced_line = 0;
     FILE* fp = fopenCheck(path, "rb");
     char* line = NULL;
@@ -118,20 +119,14 @@ static void load_texts(BeirTexts* t, const char* path, int with_title) {
         if (id->len == 0) { die("%s line %d: empty \"_id\"", path, line_no); }
         if (strlen(id->str) != id->len) { die("%s line %d: \"_id\" contains a NUL character", path, line_no); }
         int added;
-        int i = strtab_intern(&t->ids, id->str, id->len, &added);
+        int i = strtab_intern(&t->ids, id->str, &added);
         if (!added) {
             die("%s line %d: duplicate \"_id\" \"%s\", already used at line %d", path, line_no, id->str, first_line[i]);
         }
-        if (t->n == t->cap) {
-            t->cap = t->cap > 0 ? 2 * t->cap : 1024;
-            t->text_start = (size_t*)reallocCheck(t->text_start, sizeof(size_t) * (size_t)t->cap);
-            t->title_len = (int*)reallocCheck(t->title_len, sizeof(int) * (size_t)t->cap);
-            first_line = (int*)reallocCheck(first_line, sizeof(int) * (size_t)t->cap);
-        }
-        first_line[i] = line_no;
-        t->text_start[i] = t->arena_len;
+        arrput(first_line, line_no);
+        arrput(t->text_start, t->arena_len);
+        arrput(t->title_len, 0);
         int64_t replaced = 0;
-        t->title_len[i] = 0;
         if (title != NULL && title->len > 0) {
             replaced += append_clean(t, title->str, title->len);
             size_t tl = t->arena_len - t->text_start[i];
@@ -150,7 +145,7 @@ static void load_texts(BeirTexts* t, const char* path, int with_title) {
     }
     if (ferror(fp)) { die("%s: read error after line %d", path, line_no); }
     free(line);
-    free(first_line);
+    arrfree(first_line);
     fclose(fp);
     if (t->n_replaced > 0) {
         fprintf(stderr, "warning: %s: %lld bytes of invalid UTF-8 or NUL characters replaced "
@@ -164,8 +159,8 @@ void beir_load_queries(Queries* queries, const char* path) { load_texts(queries,
 void beir_free_texts(BeirTexts* t) {
     strtab_free(&t->ids);
     free(t->arena);
-    free(t->text_start);
-    free(t->title_len);
+    arrfree(t->text_start);
+    arrfree(t->title_len);
     memset(t, 0, sizeof(*t));
 }
 
@@ -204,8 +199,7 @@ static int parse_gain(int* out, const char* s) {
 
 void beir_load_qrels(Qrels* qrels, const char* path, const Corpus* corpus, const Queries* queries, int strict) {
     memset(qrels, 0, sizeof(*qrels));
-    Judgment* js = NULL;
-    int n = 0, cap = 0;
+    Judgment* js = NULL;   // stb_ds array
     int unknown_query_line = 0, unknown_doc_line = 0;
     char unknown_query_id[64] = "", unknown_doc_id[64] = "";
     FILE* fp = fopenCheck(path, "rb");
@@ -243,15 +237,12 @@ void beir_load_qrels(Qrels* qrels, const char* path, const Corpus* corpus, const
             if (qrels->n_unknown_doc++ == 0) { unknown_doc_line = line_no; snprintf(unknown_doc_id, sizeof(unknown_doc_id), "%s", did); }
             continue;
         }
-        if (n == cap) {
-            cap = cap > 0 ? 2 * cap : 1024;
-            js = (Judgment*)reallocCheck(js, sizeof(Judgment) * (size_t)cap);
-        }
-        js[n++] = (Judgment){q, d, gain, line_no};
+        arrput(js, ((Judgment){q, d, gain, line_no}));
     }
     if (ferror(fp)) { die("%s: read error after line %d", path, line_no); }
     free(line);
     fclose(fp);
+    int n = (int)arrlen(js);
 
     if (qrels->n_unknown_query > 0 || qrels->n_unknown_doc > 0) {
         char msg[512];
@@ -283,7 +274,7 @@ void beir_load_qrels(Qrels* qrels, const char* path, const Corpus* corpus, const
         qrels->query_start[js[i].query + 1]++;
     }
     for (int q = 0; q < queries->n; q++) { qrels->query_start[q + 1] += qrels->query_start[q]; }
-    free(js);
+    arrfree(js);
 }
 
 void beir_free_qrels(Qrels* q) {

@@ -39,9 +39,8 @@ typedef struct {
     char* arena;            // every text, each followed by a NUL
     size_t arena_len;
     size_t arena_cap;
-    size_t* text_start;     // (n,) where text i starts in arena
-    int* title_len;         // (n,) bytes of title at the start of text i (0: no title)
-    int cap;
+    size_t* text_start;     // stb_ds array (n,): where text i starts in arena
+    int* title_len;         // stb_ds array (n,): bytes of title at the start of text i (0: no title)
     int64_t n_replaced;     // invalid UTF-8 bytes and NULs replaced while reading
 } BeirTexts;
 typedef BeirTexts Corpus;
@@ -74,7 +73,7 @@ static inline const char* beir_body(const BeirTexts* t, int i) {
     return beir_text(t, i) + t->title_len[i] + (t->title_len[i] > 0 ? 1 : 0);
 }
 // index of the item with this id, or -1
-static inline int beir_index_of(const BeirTexts* t, const char* id) { return strtab_find(&t->ids, id, strlen(id)); }
+static inline int beir_index_of(const BeirTexts* t, const char* id) { return strtab_find(&t->ids, id); }
 
 // which of the standard splits train, dev, test have a file <dir>/qrels/<split>.tsv:
 // writes their names (static strings) to names[0..count) and returns count (0 to 3)

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stb/stb_ds.h>
 
 #include "common/utils.h"
 
@@ -194,30 +195,22 @@ static int match_literal(JsonParser* p, const char* lit) {
     return 0;
 }
 
-// grows a (count, capacity) array of JsonValue (and keys, for objects) by doubling
-static void push_item(JsonValue* v, int* cap, JsonValue item, char* key) {
-    if (v->count == *cap) {
-        *cap = *cap == 0 ? 4 : *cap * 2;
-        v->items = (JsonValue*)reallocCheck(v->items, (size_t)*cap * sizeof(JsonValue));
-        if (v->type == JSON_OBJECT) {
-            v->keys = (char**)reallocCheck(v->keys, (size_t)*cap * sizeof(char*));
-        }
-    }
-    v->items[v->count] = item;
-    if (v->type == JSON_OBJECT) { v->keys[v->count] = key; }
+// appends an item (and its key, for objects) to the stb_ds arrays of an array or object
+static void push_item(JsonValue* v, JsonValue item, char* key) {
+    arrput(v->items, item);
+    if (v->type == JSON_OBJECT) { arrput(v->keys, key); }
     v->count++;
 }
 
 static int parse_array(JsonParser* p, JsonValue* out, int depth) {
     out->type = JSON_ARRAY;
-    int cap = 0;
     p->pos++; // '['
     skip_whitespace(p);
     if (p->pos < p->len && p->text[p->pos] == ']') { p->pos++; return 1; }
     for (;;) {
         JsonValue item;
         if (!parse_value(p, &item, depth + 1)) { return 0; }
-        push_item(out, &cap, item, NULL);
+        push_item(out, item, NULL);
         skip_whitespace(p);
         if (p->pos < p->len && p->text[p->pos] == ',') { p->pos++; continue; }
         if (p->pos < p->len && p->text[p->pos] == ']') { p->pos++; return 1; }
@@ -228,7 +221,6 @@ static int parse_array(JsonParser* p, JsonValue* out, int depth) {
 
 static int parse_object(JsonParser* p, JsonValue* out, int depth) {
     out->type = JSON_OBJECT;
-    int cap = 0;
     p->pos++; // '{'
     skip_whitespace(p);
     if (p->pos < p->len && p->text[p->pos] == '}') { p->pos++; return 1; }
@@ -243,7 +235,7 @@ static int parse_object(JsonParser* p, JsonValue* out, int depth) {
         p->pos++;
         JsonValue item;
         if (!parse_value(p, &item, depth + 1)) { free(key); return 0; }
-        push_item(out, &cap, item, key);
+        push_item(out, item, key);
         skip_whitespace(p);
         if (p->pos < p->len && p->text[p->pos] == ',') { p->pos++; continue; }
         if (p->pos < p->len && p->text[p->pos] == '}') { p->pos++; return 1; }
@@ -295,8 +287,8 @@ void json_free(JsonValue* v) {
             json_free(&v->items[i]);
             if (v->keys != NULL) { free(v->keys[i]); }
         }
-        free(v->items);
-        free(v->keys);
+        arrfree(v->items);
+        arrfree(v->keys);
     }
     memset(v, 0, sizeof(*v));
 }

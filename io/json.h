@@ -21,8 +21,8 @@ typedef struct JsonValue {
     char* str;                // JSON_STRING: decoded UTF-8, NUL-terminated
     size_t len;               // JSON_STRING: byte length of str
     int count;                // JSON_ARRAY / JSON_OBJECT: number of items
-    struct JsonValue* items;  // (count,) array elements, or object values
-    char** keys;              // (count,) object keys (decoded UTF-8), NULL for arrays
+    struct JsonValue* items;  // stb_ds array (count,): array elements, or object values
+    char** keys;              // stb_ds array (count,): object keys (decoded UTF-8), NULL for arrays
 } JsonValue;
 
 // parses text[0..len) as one JSON value (surrounding whitespace allowed).

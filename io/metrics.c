@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stb/stb_ds.h>
 
 #include "io/metrics.h"
 #include "common/utils.h"
@@ -198,15 +199,15 @@ static int is_field_separator(char c) {
 // Splits the file's text in place into lines of whitespace-separated fields, keeps qid,
 // doc id and value (the score of a run, the grade of qrels), and sorts them by qid, then doc
 // id, so that each query is contiguous and a repeated document sits next to its twin.
-// Returns the lines (*num_lines); blank lines are skipped.
+// Returns the lines (*num_lines; an stb_ds array); blank lines are skipped.
 static TrecLine* parse_trec_lines(int* num_lines, char* text, size_t len, const char* path, int is_run) {
     if (memchr(text, '\0', len) != NULL) {
         die("%s: contains a NUL byte: not a text %s file", path, is_run ? "run" : "qrels");
     }
     const int want_fields = is_run ? 6 : 4;
     const char* format = is_run ? "'qid Q0 docid rank score tag'" : "'qid iter docid grade'";
-    int capacity = 1024, n = 0;
-    TrecLine* lines = (TrecLine*)mallocCheck((size_t)capacity * sizeof(TrecLine));
+    int n = 0;
+    TrecLine* lines = NULL;
     char* p = text;
     for (long line = 1; *p != '\0'; line++) {
         char* fields[6];
@@ -248,11 +249,8 @@ static TrecLine* parse_trec_lines(int* num_lines, char* text, size_t len, const 
             tl.value = (double)grade;
         }
         if (n == INT_MAX) { die("%s: more than %d entries", path, INT_MAX); }
-        if (n == capacity) {
-            capacity = capacity > INT_MAX / 2 ? INT_MAX : 2 * capacity;
-            lines = (TrecLine*)reallocCheck(lines, (size_t)capacity * sizeof(TrecLine));
-        }
-        lines[n++] = tl;
+        arrput(lines, tl);
+        n++;
     }
     if (n == 0) { die("%s: no entries: an empty %s file", path, is_run ? "run" : "qrels"); }
 
@@ -299,7 +297,7 @@ void metrics_read_trec_run(TrecRun* run, const char* path) {
         run->doc_ids[i] = lines[i].doc_id;
         run->scores[i] = (float)lines[i].value;  // exact: the value is a float already
     }
-    free(lines);
+    arrfree(lines);
 }
 
 void metrics_read_trec_qrels(TrecQrels* qrels, const char* path) {
@@ -314,7 +312,7 @@ void metrics_read_trec_qrels(TrecQrels* qrels, const char* path) {
         qrels->doc_ids[i] = lines[i].doc_id;
         qrels->grades[i] = (int)lines[i].value;  // exact: parsed as an int-range integer
     }
-    free(lines);
+    arrfree(lines);
 }
 
 void trec_run_free(TrecRun* run) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stb/stb_ds.h>
 
 #include "io/json.h"
 #include "common/utils.h"
@@ -253,7 +254,6 @@ void safetensors_read_f32(float* out, const SafeTensors* st, const SafeTensorInf
 
 void safetensors_writer_init(SafeTensorsWriter* w) {
     w->num_tensors = 0;
-    w->capacity = 0;
     w->tensors = NULL;
     w->data = NULL;
 }
@@ -262,19 +262,14 @@ void safetensors_writer_add(SafeTensorsWriter* w, const char* name, const float*
     if (ndim < 0 || ndim > SAFETENSORS_MAX_DIMS) {
         die("safetensors writer, tensor '%s': %d dimensions, at most %d supported", name, ndim, SAFETENSORS_MAX_DIMS);
     }
-    if (w->num_tensors == w->capacity) {
-        w->capacity = w->capacity == 0 ? 64 : 2 * w->capacity;
-        w->tensors = (SafeTensorInfo*)reallocCheck(w->tensors, (size_t)w->capacity * sizeof(SafeTensorInfo));
-        w->data = (const float**)reallocCheck(w->data, (size_t)w->capacity * sizeof(float*));
-    }
-    SafeTensorInfo* t = &w->tensors[w->num_tensors];
+    SafeTensorInfo* t = arraddnptr(w->tensors, 1);
     t->name = strdupCheck(name);
     t->dtype = ST_F32;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) { t->shape[i] = shape[i]; }
     t->begin = w->num_tensors == 0 ? 0 : w->tensors[w->num_tensors - 1].end;
     t->end = t->begin + safetensors_numel(t) * sizeof(float);
-    w->data[w->num_tensors] = data;
+    arrput(w->data, data);
     w->num_tensors++;
 }
 
@@ -315,7 +310,7 @@ void safetensors_writer_write(const SafeTensorsWriter* w, const char* path) {
 
 void safetensors_writer_free(SafeTensorsWriter* w) {
     for (int i = 0; i < w->num_tensors; i++) { free(w->tensors[i].name); }
-    free(w->tensors);
-    free(w->data);
+    arrfree(w->tensors);
+    arrfree(w->data);
     safetensors_writer_init(w);
 }

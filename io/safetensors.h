@@ -62,9 +62,8 @@ float bfloat16_to_float(uint16_t b);
 // collects F32 tensors, then writes them in the order they were added
 typedef struct {
     int num_tensors;
-    int capacity;
-    SafeTensorInfo* tensors;  // (num_tensors,) offsets assigned as tensors are added
-    const float** data;       // (num_tensors,) borrowed: must stay valid until the write
+    SafeTensorInfo* tensors;  // stb_ds array (num_tensors,): offsets assigned as tensors are added
+    const float** data;       // stb_ds array (num_tensors,): borrowed: must stay valid until the write
 } SafeTensorsWriter;
 
 void safetensors_writer_init(SafeTensorsWriter* w);

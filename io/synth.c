@@ -80,7 +80,7 @@ static int new_word(StrTab* words, Rng* r) {
         }
         w[len] = '\0';
         int added;
-        int id = strtab_intern(words, w, (size_t)len, &added);
+        int id = strtab_intern(words, w, &added);
         if (added) { return id; }
     }
 }
@@ -375,7 +375,7 @@ static void write_vocab(const char* dir, const World* w) {
     for (int c = '0'; c <= 'z'; c++) {
         if ((c <= '9') || (c >= 'a')) { fprintf(fp, "##%c\n", c); }
     }
-    for (int i = 0; i < w->words.count; i++) { fprintf(fp, "%s\n", strtab_get(&w->words, i)); }
+    for (int i = 0; i < strtab_count(&w->words); i++) { fprintf(fp, "%s\n", strtab_get(&w->words, i)); }
     close_in(fp, dir, "vocab.txt");
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <stb/stb_ds.h>
 #include "judges/judge.h"
 #include "io/json.h"
 #include "common/utils.h"
@@ -58,50 +59,35 @@ static uint64_t battle_hash(uint64_t seed, const Battle* b) {
     return h;
 }
 
-static int battle_equal(const Battle* x, const Battle* y) {
-    return x->query_a == y->query_a && x->doc_a == y->doc_a && x->query_b == y->query_b && x->doc_b == y->doc_b;
-}
-
 static void battle_map_init(BattleMap* m) {
-    m->n_slots = 64;
-    m->count = 0;
-    m->slots = (BattleSlot*)callocCheck((size_t)m->n_slots, sizeof(BattleSlot));
+    m->slots = NULL;
 }
 
 static void battle_map_free(BattleMap* m) {
-    free(m->slots);
-    memset(m, 0, sizeof(*m));
+    hmfree(m->slots);
 }
 
-static BattleSlot* battle_map_slot(const BattleMap* m, const Battle* key) {
-    size_t mask = (size_t)m->n_slots - 1;
-    size_t i = (size_t)battle_hash(0, key) & mask;
-    while (m->slots[i].count != 0 && !battle_equal(&m->slots[i].key, key)) { i = (i + 1) & mask; }
-    return &m->slots[i];
+static int battle_map_count(const BattleMap* m) {
+    return (int)hmlen(m->slots);
 }
 
+// the entry of key, or NULL. hmgeti would write its answer into the map's header; the _ts
+// form writes it to i and leaves a map that is not NULL as it is (so lookups may run in
+// parallel), and the copy of the pointer it assigns is that same pointer.
 static const BattleSlot* battle_map_find(const BattleMap* m, const Battle* key) {
-    const BattleSlot* s = battle_map_slot(m, key);
-    return s->count != 0 ? s : NULL;
+    BattleSlot* slots = m->slots;
+    if (slots == NULL) { return NULL; }
+    ptrdiff_t i;
+    hmgeti_ts(slots, *key, i);
+    return i >= 0 ? &slots[i] : NULL;
 }
 
 // adds one observation of value to key
 static void battle_map_add(BattleMap* m, const Battle* key, double value) {
-    BattleSlot* s = battle_map_slot(m, key);
-    if (s->count == 0) {
-        if (2 * (m->count + 1) > m->n_slots) {
-            // grow at half load so that probe sequences stay short
-            BattleMap bigger = {(BattleSlot*)callocCheck((size_t)m->n_slots * 2, sizeof(BattleSlot)), m->n_slots * 2, 0};
-            for (int i = 0; i < m->n_slots; i++) {
-                if (m->slots[i].count != 0) { *battle_map_slot(&bigger, &m->slots[i].key) = m->slots[i]; }
-            }
-            bigger.count = m->count;
-            free(m->slots);
-            *m = bigger;
-            s = battle_map_slot(m, key);
-        }
-        s->key = *key;
-        m->count++;
+    BattleSlot* s = hmgetp_null(m->slots, *key);
+    if (s == NULL) {
+        hmputs(m->slots, ((BattleSlot){*key, 0.0, 0}));
+        s = &m->slots[hmlen(m->slots) - 1];
     }
     s->sum += value;
     s->count++;
@@ -370,7 +356,7 @@ static void file_load(JudgeMember* m, const JudgeContext* ctx) {
         battle_map_add(&m->judgments, &key, flipped ? 1.0 - p : p);
     }
     free(text);
-    if (m->judgments.count == 0) { die("judge %s: '%s' holds no judgments", m->spec, m->path); }
+    if (battle_map_count(&m->judgments) == 0) { die("judge %s: '%s' holds no judgments", m->spec, m->path); }
 }
 
 static int file_battles(float* p_out, char* error, size_t errlen, JudgeMember* m, const JudgeContext* ctx,
@@ -701,18 +687,14 @@ void judge_create(Judge* judge, const char* spec, const JudgeContext* ctx) {
     if (ctx->corpus == NULL || ctx->queries == NULL) { die("judge_create: the context needs the corpus and the queries"); }
     judge->ctx = *ctx;
     if (spec[0] == '\0') { die("empty judge spec"); }
-    int cap = 0;
     for (const char* s = spec;;) {
         size_t len = member_length(s);
         if (len == 0) { die("judge '%s': an empty member before '+'", spec); }
         char* part = (char*)mallocCheck(len + 1);
         memcpy(part, s, len);
         part[len] = '\0';
-        if (judge->n_members == cap) {
-            cap = cap > 0 ? 2 * cap : 4;
-            judge->members = (JudgeMember*)reallocCheck(judge->members, sizeof(JudgeMember) * (size_t)cap);
-        }
-        member_create(&judge->members[judge->n_members++], part, &judge->ctx);
+        member_create(arraddnptr(judge->members, 1), part, &judge->ctx);
+        judge->n_members = (int)arrlen(judge->members);
         free(part);
         if (s[len] == '\0') { break; }
         s += len + 1;
@@ -794,7 +776,7 @@ const char* judge_describe(const Judge* judge) {
 
 void judge_free(Judge* judge) {
     for (int k = 0; k < judge->n_members; k++) { member_free(&judge->members[k]); }
-    free(judge->members);
+    arrfree(judge->members);
     free(judge->description);
     memset(judge, 0, sizeof(*judge));
 }
@@ -883,7 +865,7 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
         if (got < k) {
             if (show) { fprintf(stderr, "\n"); }
             die("%s\n(the %d battles judged so far are saved in %s; run again to resume)", judge->error,
-                cache->map.count, cache->path);
+                battle_map_count(&cache->map), cache->path);
         }
         double now = wall_seconds();
         if (show && (now - last_shown > 2.0 || start + k == m)) {

@@ -54,12 +54,10 @@ typedef struct {
 typedef struct {
     Battle key;
     double sum;
-    int count;            // 0: empty slot
+    int count;
 } BattleSlot;
 typedef struct {
-    BattleSlot* slots;    // (n_slots,)
-    int n_slots;          // a power of two, kept at least twice count
-    int count;
+    BattleSlot* slots;    // stb_ds hash map on the key's bytes (Battle has no padding); NULL: empty
 } BattleMap;
 
 // what judges may need; a judge that needs a missing part says so at judge_create
@@ -99,7 +97,7 @@ typedef struct {
 typedef struct {
     JudgeContext ctx;
     int n_members;
-    JudgeMember* members;        // (n_members,)
+    JudgeMember* members;        // stb_ds array (n_members,)
     char* description;           // the members' specs joined by '+'
     char error[1024];            // why the last judge_battles answered fewer than asked
 } Judge;

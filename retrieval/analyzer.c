@@ -33,7 +33,7 @@ void analyzer_init(Analyzer* a, const char* const* stopwords, int n_stopwords) {
                     "since it is compared with lower-cased words", i, w);
             }
         }
-        strtab_intern(&a->stopwords, w, len, NULL);
+        strtab_intern(&a->stopwords, w, NULL);
     }
 }
 
@@ -55,7 +55,7 @@ int analyzer_next_word(char word[ANALYZER_MAX_WORD + 1], const char** cursor) {
 }
 
 int analyzer_term(const Analyzer* a, char* word, int len) {
-    if (a->stopwords.count > 0 && strtab_find(&a->stopwords, word, (size_t)len) >= 0) {
+    if (strtab_count(&a->stopwords) > 0 && strtab_find(&a->stopwords, word) >= 0) {
         return -1;
     }
     return porter_stem(word, len);

@@ -6,19 +6,11 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
+#include <stb/stb_ds.h>
 #include "retrieval/bm25.h"
 
 #define BM25_MAGIC 20251001
 #define BM25_VERSION 1
-
-// appends one int to a growing array
-static void push_int(int** arr, int64_t* len, int64_t* cap, int v) {
-    if (*len == *cap) {
-        *cap = *cap > 0 ? *cap * 2 : 1 << 16;
-        *arr = (int*)reallocCheck(*arr, sizeof(int) * (size_t)*cap);
-    }
-    (*arr)[(*len)++] = v;
-}
 
 // fills the postings from the documents' term lists: (term, doc) pairs are grouped by
 // term, documents ascending, since documents are visited in order
@@ -71,45 +63,39 @@ void bm25_build(Bm25Index* index, const char* const* texts, int n_docs,
     // words, and the stemmer is the expensive part of indexing
     StrTab words;
     strtab_init(&words);
-    int* word_term = NULL;  // (words.count,) term id of each word, -1 for a stopword
-    int word_cap = 0;
+    int* word_term = NULL;  // stb_ds array (words' count,): term id of each word, -1 for a stopword
 
-    int* terms = NULL;      // (n_tokens,) term ids of all documents, one after the other
-    int64_t n_tokens = 0, tokens_cap = 0;
+    int* terms = NULL;      // stb_ds array (tokens,): term ids of all documents, one after the other
     int64_t* doc_start = (int64_t*)mallocCheck(sizeof(int64_t) * ((size_t)n_docs + 1)); // (n_docs + 1,)
     index->doc_len = (int*)mallocCheck(sizeof(int) * ((size_t)n_docs > 0 ? (size_t)n_docs : 1));
     char word[ANALYZER_MAX_WORD + 1];
     char term[ANALYZER_MAX_WORD + 1];
     for (int d = 0; d < n_docs; d++) {
-        doc_start[d] = n_tokens;
+        doc_start[d] = arrlen(terms);
         if (texts[d] == NULL) { die("bm25_build: text of document %d is NULL", d); }
         const char* cursor = texts[d];
         int len;
         while ((len = analyzer_next_word(word, &cursor)) > 0) {
             int added;
-            int w = strtab_intern(&words, word, (size_t)len, &added);
+            int w = strtab_intern(&words, word, &added);
             if (added) {
-                if (w == word_cap) {
-                    word_cap = word_cap > 0 ? 2 * word_cap : 1 << 12;
-                    word_term = (int*)reallocCheck(word_term, sizeof(int) * (size_t)word_cap);
-                }
                 memcpy(term, word, (size_t)len + 1);
                 int tlen = analyzer_term(&index->analyzer, term, len);
-                word_term[w] = tlen < 0 ? -1 : strtab_intern(&index->vocab, term, (size_t)tlen, NULL);
+                arrput(word_term, tlen < 0 ? -1 : strtab_intern(&index->vocab, term, NULL));
             }
-            if (word_term[w] >= 0) { push_int(&terms, &n_tokens, &tokens_cap, word_term[w]); }
+            if (word_term[w] >= 0) { arrput(terms, word_term[w]); }
         }
-        int64_t dl = n_tokens - doc_start[d];
+        int64_t dl = arrlen(terms) - doc_start[d];
         if (dl > INT32_MAX) { die("bm25_build: document %d has %lld terms, more than an int32 holds", d, (long long)dl); }
         index->doc_len[d] = (int)dl;
     }
-    doc_start[n_docs] = n_tokens;
+    doc_start[n_docs] = arrlen(terms);
     strtab_free(&words);
-    free(word_term);
-    index->n_terms = index->vocab.count;
+    arrfree(word_term);
+    index->n_terms = strtab_count(&index->vocab);
 
     build_postings(index, terms, doc_start);
-    free(terms);
+    arrfree(terms);
     free(doc_start);
     bm25_set_params(index, k1, b);
 }
@@ -183,29 +169,28 @@ static int query_term_by_bound(const void* pa, const void* pb) {
 // stopword or a term the corpus does not have
 static int word_term(const Bm25Index* index, char* word, int len) {
     int tlen = analyzer_term(&index->analyzer, word, len);
-    return tlen < 0 ? -1 : strtab_find(&index->vocab, word, (size_t)tlen);
+    return tlen < 0 ? -1 : strtab_find(&index->vocab, word);
 }
 
 // the words a search thread has met, each with its term: queries share most of their
 // words, and the stemmer was three quarters of the analysis of a query
 typedef struct {
     StrTab words;   // words as analyzer_next_word gives them
-    int* term;      // (words.count,) word_term of each
-    int cap;
+    int* term;      // stb_ds array (words' count,): word_term of each
 } WordCache;
 
 // the query's distinct terms with their counts, words outside the vocabulary left out;
-// returns how many (the array grows as needed); cache (or NULL) remembers analyzed words.
+// returns how many (*out is an stb_ds array, reused); cache (or NULL) remembers analyzed words.
 // A term that occurs m times is added once
 // as m * weight: the same score up to float rounding, in one pass over its postings
 // instead of m (long queries repeat their words).
 // The terms come sorted by bound, largest first (then by id). bm25_search and
 // bm25_score_docs add a document's weights in this one order, so both compute the same
 // float; any other order would round differently and change scores in the last bit.
-static int query_terms(QueryTerm** out, int* cap, WordCache* cache, const Bm25Index* index, const char* query) {
+static int query_terms(QueryTerm** out, WordCache* cache, const Bm25Index* index, const char* query) {
     char word[ANALYZER_MAX_WORD + 1];
     const char* cursor = query;
-    int n = 0;
+    arrsetlen(*out, 0);
     int len;
     while ((len = analyzer_next_word(word, &cursor)) > 0) {
         int t;
@@ -213,23 +198,14 @@ static int query_terms(QueryTerm** out, int* cap, WordCache* cache, const Bm25In
             t = word_term(index, word, len);
         } else {
             int added;
-            int w = strtab_intern(&cache->words, word, (size_t)len, &added);
-            if (added) {
-                if (w == cache->cap) {
-                    cache->cap = cache->cap > 0 ? 2 * cache->cap : 1 << 10;
-                    cache->term = (int*)reallocCheck(cache->term, sizeof(int) * (size_t)cache->cap);
-                }
-                cache->term[w] = word_term(index, word, len);
-            }
+            int w = strtab_intern(&cache->words, word, &added);
+            if (added) { arrput(cache->term, word_term(index, word, len)); }
             t = cache->term[w];
         }
         if (t < 0) { continue; }
-        if (n == *cap) {
-            *cap = *cap > 0 ? 2 * *cap : 64;
-            *out = (QueryTerm*)reallocCheck(*out, sizeof(QueryTerm) * (size_t)*cap);
-        }
-        (*out)[n++] = (QueryTerm){t, 1.0f, 0.0};
+        arrput(*out, ((QueryTerm){t, 1.0f, 0.0}));
     }
+    int n = (int)arrlen(*out);
     if (n == 0) { return 0; } // *out may still be NULL, which qsort must not be given
     qsort(*out, (size_t)n, sizeof(QueryTerm), query_term_by_id);
     int m = 0;
@@ -326,8 +302,7 @@ typedef struct {
     float* block_max;       // (nb,) the largest acc of each block
     int* docs;              // (nb * 64 + 16,) a list of documents (+ 16: whole-vector stores)
     Hit* hit;               // (nb * 64,) selection space
-    QueryTerm* terms;
-    int terms_cap;
+    QueryTerm* terms;   // stb_ds array
     WordCache words;
 } Search;
 
@@ -472,7 +447,7 @@ static void search_one(int* qdoc /* (K,) */, float* qscore /* (K,) */, Search* s
                        const Bm25Index* index, const char* query, int K) {
     int D = index->n_docs;
     int nb = (D + 63) >> 6;
-    int nt = query_terms(&s->terms, &s->terms_cap, &s->words, index, query);
+    int nt = query_terms(&s->terms, &s->words, index, query);
     for (int i = 0; i < nt; i++) { add_term(s, index, &s->terms[i]); }
 
     // theta: with fewer than K blocks, the exact K-th best score; else the K-th largest
@@ -519,16 +494,15 @@ void bm25_search(int* doc_out, float* score_out, const Bm25Index* index,
         for (int q = 0; q < n_queries; q++) {
             search_one(doc_out + (int64_t)q * K, score_out + (int64_t)q * K, &s, index, queries[q], K);
         }
-        free(s.acc); free(s.dirty); free(s.block_max); free(s.docs); free(s.hit); free(s.terms);
+        free(s.acc); free(s.dirty); free(s.block_max); free(s.docs); free(s.hit); arrfree(s.terms);
         strtab_free(&s.words.words);
-        free(s.words.term);
+        arrfree(s.words.term);
     }
 }
 
 void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query, const int* docs, int n) {
-    QueryTerm* terms = NULL;
-    int cap = 0;
-    int nt = query_terms(&terms, &cap, NULL, index, query);
+    QueryTerm* terms = NULL;   // stb_ds array
+    int nt = query_terms(&terms, NULL, index, query);
     for (int i = 0; i < n; i++) {
         int d = docs[i];
         if (d < 0 || d >= index->n_docs) { die("bm25_score_docs: document %d outside 0..%d", d, index->n_docs - 1); }
@@ -545,7 +519,7 @@ void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query
         }
         score_out[i] = s;
     }
-    free(terms);
+    arrfree(terms);
 }
 
 // ----------------------------------------------------------------------------
@@ -554,9 +528,26 @@ void bm25_score_docs(float* score_out, const Bm25Index* index, const char* query
 static int32_t float_bits(float f) { int32_t i; memcpy(&i, &f, 4); return i; }
 static float bits_float(int32_t i) { float f; memcpy(&f, &i, 4); return f; }
 
+// bytes of a string table's strings, each with its NUL: what write_strings writes
+static int64_t strings_bytes(const StrTab* t) {
+    int64_t bytes = 0;
+    for (int i = 0; i < strtab_count(t); i++) { bytes += (int64_t)strlen(strtab_get(t, i)) + 1; }
+    return bytes;
+}
+
+// the strings and their NULs back to back, in number order
+static void write_strings(FILE* fp, const StrTab* t) {
+    for (int i = 0; i < strtab_count(t); i++) {
+        const char* s = strtab_get(t, i);
+        fwriteCheck(s, 1, strlen(s) + 1, fp);
+    }
+}
+
 void bm25_save(const Bm25Index* index, const char* path) {
     const StrTab* sw = &index->analyzer.stopwords;
-    if (sw->arena_len > INT32_MAX) { die("bm25_save: stopword list too long"); }
+    int64_t vocab_bytes = strings_bytes(&index->vocab);
+    int64_t sw_bytes = strings_bytes(sw);
+    if (sw_bytes > INT32_MAX) { die("bm25_save: stopword list too long"); }
     int32_t header[256] = {0};
     header[0] = BM25_MAGIC;
     header[1] = BM25_VERSION;
@@ -564,18 +555,17 @@ void bm25_save(const Bm25Index* index, const char* path) {
     header[3] = index->n_terms;
     header[4] = (int32_t)(uint32_t)((uint64_t)index->n_postings & 0xffffffffu);
     header[5] = (int32_t)(uint32_t)((uint64_t)index->n_postings >> 32);
-    header[6] = (int32_t)(uint32_t)((uint64_t)index->vocab.arena_len & 0xffffffffu);
-    header[7] = (int32_t)(uint32_t)((uint64_t)index->vocab.arena_len >> 32);
-    header[8] = sw->count;
-    header[9] = (int32_t)sw->arena_len;
+    header[6] = (int32_t)(uint32_t)((uint64_t)vocab_bytes & 0xffffffffu);
+    header[7] = (int32_t)(uint32_t)((uint64_t)vocab_bytes >> 32);
+    header[8] = strtab_count(sw);
+    header[9] = (int32_t)sw_bytes;
     header[10] = float_bits(index->k1);
     header[11] = float_bits(index->b);
     AtomicFile af;  // a killed run never leaves half an index under the final name
     FILE* fp = atomicOpen(&af, path, "wb");
     fwriteCheck(header, sizeof(int32_t), 256, fp);
-    // strtab arenas are exactly the strings and their NULs, in number order
-    fwriteCheck(index->vocab.arena, 1, index->vocab.arena_len, fp);
-    fwriteCheck(sw->arena, 1, sw->arena_len, fp);
+    write_strings(fp, &index->vocab);
+    write_strings(fp, sw);
     fwriteCheck(index->term_start, sizeof(int64_t), (size_t)index->n_terms + 1, fp);
     fwriteCheck(index->post_doc, sizeof(int), (size_t)index->n_postings, fp);
     fwriteCheck(index->post_tf, sizeof(int), (size_t)index->n_postings, fp);
@@ -649,7 +639,7 @@ void bm25_load(Bm25Index* index, const char* path) {
     strtab_init(&index->vocab);
     for (int t = 0; t < T; t++) {
         int added;
-        strtab_intern(&index->vocab, terms[t], strlen(terms[t]), &added);
+        strtab_intern(&index->vocab, terms[t], &added);
         if (!added) { die("%s: term %d ('%s') appears twice in the vocabulary", path, t, terms[t]); }
     }
     free(terms);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <stb/stb_ds.h>
 #include "retrieval/dense.h"
 #include "common/utils.h"
 
@@ -131,15 +132,6 @@ void dense_store_init(DenseStore* store, const BertModel* model, const char* con
     for (int i = 0; i < n_items; i++) { store->row_of[i] = -1; }
 }
 
-static void store_reserve(DenseStore* store, int rows) {
-    if (rows <= store->cap) { return; }
-    int cap = store->cap > 0 ? store->cap : 256;
-    while (cap < rows) { cap *= 2; }
-    store->item_of = (int*)reallocCheck(store->item_of, sizeof(int) * (size_t)cap);
-    store->rows = (float*)reallocCheck(store->rows, sizeof(float) * (size_t)cap * (size_t)store->C);
-    store->cap = cap;
-}
-
 void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok, const int* items,
                       const char* const* texts, int n) {
     int* todo = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
@@ -152,10 +144,10 @@ void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok,
         if (store->row_of[item] == -1) { store->row_of[item] = -2; batch_texts[m] = texts[i]; todo[m++] = item; }
     }
     if (m > 0) {
-        store_reserve(store, store->n + m);
-        dense_embed(store->rows + (size_t)store->n * store->C, model, tok, batch_texts, m, store->max_len);
+        size_t floats = (size_t)m * store->C;   // a variable: arraddnptr tests its count as a boolean
+        dense_embed(arraddnptr(store->rows, floats), model, tok, batch_texts, m, store->max_len);
         for (int i = 0; i < m; i++) {
-            store->item_of[store->n + i] = todo[i];
+            arrput(store->item_of, todo[i]);
             store->row_of[todo[i]] = store->n + i;
         }
         store->n += m;
@@ -227,8 +219,9 @@ int dense_store_load(DenseStore* store, const char* path) {
     if (len != want) { die("'%s' has %ld bytes, expected %ld for %d rows: the file is truncated or corrupt", path, len, want, n); }
     int* items = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
     freadCheck(items, sizeof(int), (size_t)n, fp);
-    store_reserve(store, n);
-    freadCheck(store->rows, sizeof(float), (size_t)n * store->C, fp);
+    size_t floats = (size_t)n * store->C;   // a variable: arraddnptr tests its count as a boolean
+    float* rows = arraddnptr(store->rows, floats);   // NULL when n is 0: nothing to read
+    if (n > 0) { freadCheck(rows, sizeof(float), floats, fp); }
     fclose(fp);
     for (int i = 0; i < n; i++) {
         int item = items[i];
@@ -239,7 +232,7 @@ int dense_store_load(DenseStore* store, const char* path) {
         }
         if (store->row_of[item] >= 0) { die("'%s': item %d appears twice", path, item); }
         store->row_of[item] = i;
-        store->item_of[i] = item;
+        arrput(store->item_of, item);
     }
     store->n = n;
     free(items);
@@ -248,7 +241,7 @@ int dense_store_load(DenseStore* store, const char* path) {
 
 void dense_store_free(DenseStore* store) {
     free(store->row_of);
-    free(store->item_of);
-    free(store->rows);
+    arrfree(store->item_of);
+    arrfree(store->rows);
     memset(store, 0, sizeof(*store));
 }

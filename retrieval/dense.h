@@ -44,10 +44,9 @@ typedef struct {
     uint64_t text_hash;     // FNV-1a 64 of the collection's texts
     uint64_t model_hash;    // FNV-1a 64 of the model's parameters that mean pooling reads
     int n;                  // rows held
-    int cap;
     int* row_of;            // (n_items,) row of item i, -1 while not embedded
-    int* item_of;           // (cap,) item of each row
-    float* rows;            // (cap, C)
+    int* item_of;           // stb_ds array (n,): item of each row
+    float* rows;            // stb_ds array (n, C)
 } DenseStore;
 
 // an empty store for the texts[0..n_items) of a collection embedded by model

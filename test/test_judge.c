@@ -17,6 +17,7 @@
 #include <math.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <stb/stb_ds.h>
 #include "judges/judge.h"
 #include "io/json.h"
 #include "io/weights.h"
@@ -73,25 +74,24 @@ static int query_index(const char* id) {
     return i;
 }
 
-// the JSON lines of a fixture file
+// the JSON lines of a fixture file (an stb_ds array)
 static JsonValue* read_jsonl(int* count, const char* path) {
     size_t len;
     char* text = readFileCheck(path, &len);
     JsonValue* lines = NULL;
-    int n = 0;
     char err[200];
     for (char* s = text; *s;) {
         char* nl = strchr(s, '\n');
         size_t l = nl ? (size_t)(nl - s) : strlen(s);
         if (l > 0) {
-            lines = (JsonValue*)reallocCheck(lines, sizeof(JsonValue) * (size_t)(n + 1));
-            if (!json_parse(&lines[n], s, l, err, sizeof(err))) { die("%s: line %d: %s", path, n + 1, err); }
-            n++;
+            JsonValue v;
+            if (!json_parse(&v, s, l, err, sizeof(err))) { die("%s: line %d: %s", path, (int)arrlen(lines) + 1, err); }
+            arrput(lines, v);
         }
         s += l + (nl ? 1 : 0);
     }
     free(text);
-    *count = n;
+    *count = (int)arrlen(lines);
     return lines;
 }
 
@@ -161,10 +161,9 @@ static double mean_given_f(double f, double t) { (void)t; return 0.98 * f + 0.01
 static double below_given_f(double f, double t) { return fmin(fmax((t - 0.98 * f) / 0.02, 0.0), 1.0); }
 
 // every ordered (doc_a, doc_b) of each query's pool (its judged documents and its first 10
-// unjudged ones) whose gains differ by gap; cross: doc_b's query is the next query
+// unjudged ones) whose gains differ by gap; cross: doc_b's query is the next query. An stb_ds array.
 static Battle* battles_with_gap(int* count, int gap, int cross) {
     Battle* out = NULL;
-    int n = 0, cap = 0;
     int Q = queries.n, D = corpus.n;
     int* pool = (int*)mallocCheck(sizeof(int) * (size_t)D);
     int* pool_b = (int*)mallocCheck(sizeof(int) * (size_t)D);
@@ -180,14 +179,13 @@ static Battle* battles_with_gap(int* count, int gap, int cross) {
                 int a = pool[i], b = pool_b[j];
                 if (q == qb && a == b) { continue; }
                 if (gains[(size_t)q * D + a] - gains[(size_t)qb * D + b] != gap) { continue; }
-                if (n == cap) { cap = cap ? 2 * cap : 1024; out = (Battle*)reallocCheck(out, sizeof(Battle) * (size_t)cap); }
-                out[n++] = (Battle){q, a, qb, b};
+                arrput(out, ((Battle){q, a, qb, b}));
             }
         }
     }
     free(pool);
     free(pool_b);
-    *count = n;
+    *count = (int)arrlen(out);
     return out;
 }
 
@@ -262,7 +260,7 @@ static void test_sim(void) {
                 free(p2);
             }
             free(p);
-            free(battles);
+            arrfree(battles);
         }
     }
     printf("sim: worst |mean - expected| %.2f standard errors over 10 gap sets\n", worst_se);
@@ -423,8 +421,8 @@ static void test_dense(void) {
     judge_free(&judge);
     for (int i = 0; i < ne; i++) { json_free(&emb[i]); }
     for (int i = 0; i < nb; i++) { json_free(&lines[i]); }
-    free(emb);
-    free(lines);
+    arrfree(emb);
+    arrfree(lines);
     free(texts);
     free(out);
     free(battles);
@@ -493,7 +491,7 @@ static void test_model(void) {
     CHECK(status == 1 && strstr(err, "pointwise") != NULL, "model: a spec without its mode: status %d, '%s'", status, err);
     unlink(path);
     for (int i = 0; i <= nb; i++) { json_free(&lines[i]); }
-    free(lines);
+    arrfree(lines);
     free(battles);
     free(p);
 }
@@ -801,7 +799,7 @@ static void test_cmd(void) {
         CHECK(fabsf(p[i] - want) < 1e-6f, "cmd: battle %d answered %g, the program said %g", i, p[i], want);
     }
     for (int i = 0; i < nr; i++) { json_free(&req[i]); }
-    free(req);
+    arrfree(req);
 }
 
 int main(void) {

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <stb/stb_ds.h>
 
 #include "io/json.h"
 #include "test/test.h"
@@ -24,31 +25,28 @@
 
 typedef struct {
     char* key;   // "<collection>/<corpus|queries>/<id>/<field>"
-    char* text;
+    char* value; // the text
 } Text;
 
-static Text* texts = NULL;
-static int n_texts = 0;
+static Text* texts = NULL;   // stb_ds string map with an arena for the keys, in the order added
 
 static void add_text(const char* key, const char* text) {
-    texts = (Text*)reallocCheck(texts, (size_t)(n_texts + 1) * sizeof(Text));
-    texts[n_texts].key = strdupCheck(key);
-    texts[n_texts].text = strdupCheck(text);
-    n_texts++;
+    if (texts == NULL) { sh_new_arena(texts); }
+    if (shgeti(texts, key) >= 0) { die("%s appears twice in " DATA, key); }
+    shput(texts, key, strdupCheck(text));
 }
 
 static const char* find_text(const char* key) {
-    for (int i = 0; i < n_texts; i++) {
-        if (strcmp(texts[i].key, key) == 0) { return texts[i].text; }
-    }
-    die("fixture names '%s', which is not in " DATA, key);
+    ptrdiff_t i = shgeti(texts, key);
+    if (i < 0) { die("fixture names '%s', which is not in " DATA, key); }
+    return texts[i].value;
 }
 
 // ----------------------------------------------------------------------------
 // fixture records
 
 typedef struct {
-    JsonValue* records;  // (n,) one parsed JSON object per line
+    JsonValue* records;  // stb_ds array (n,): one parsed JSON object per line
     int n;
 } Jsonl;
 
@@ -62,9 +60,10 @@ static Jsonl read_jsonl(const char* path) {
         size_t len = nl ? (size_t)(nl - s) : (size_t)(buf + size - s);
         line++;
         if (len > 0) {
-            out.records = (JsonValue*)reallocCheck(out.records, (size_t)(out.n + 1) * sizeof(JsonValue));
             char err[256];
-            if (!json_parse(&out.records[out.n], s, len, err, sizeof(err))) { die("%s:%d: %s", path, line, err); }
+            JsonValue v;
+            if (!json_parse(&v, s, len, err, sizeof(err))) { die("%s:%d: %s", path, line, err); }
+            arrput(out.records, v);
             out.n++;
         }
         s += len + 1;
@@ -75,7 +74,7 @@ static Jsonl read_jsonl(const char* path) {
 
 static void free_jsonl(Jsonl* j) {
     for (int i = 0; i < j->n; i++) { json_free(&j->records[i]); }
-    free(j->records);
+    arrfree(j->records);
 }
 
 // every title and text of a collection's corpus or queries, keyed collection/kind/id/field
@@ -360,10 +359,10 @@ static void report_speed(const Tokenizer* tok) {
     long n_ids = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < n_texts; i++) {
+    for (int i = 0; i < shlen(texts); i++) {
         if (strncmp(texts[i].key, "cranfield/corpus/", 17) != 0) { continue; }
-        bytes += strlen(texts[i].text);
-        n_ids += tokenizer_encode(tok, ids, MAX_IDS * 4, texts[i].text);
+        bytes += strlen(texts[i].value);
+        n_ids += tokenizer_encode(tok, ids, MAX_IDS * 4, texts[i].value);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -446,7 +445,7 @@ int main(void) {
     tokenizer_free(&from_vocab);
     tokenizer_free(&cased_dir);
     tokenizer_free(&cased_json);
-    for (int i = 0; i < n_texts; i++) { free(texts[i].key); free(texts[i].text); }
-    free(texts);
+    for (int i = 0; i < shlen(texts); i++) { free(texts[i].value); }
+    shfree(texts);
     return test_summary("test_tokenizer");
 }

@@ -1,0 +1,14 @@
+/*
+ * common/stb_ds.c — the one translation unit that holds stb_ds's functions (Debian's
+ * libstb-dev, <stb/stb_ds.h>): its hash maps back common/strtab.h and the battle maps of
+ * judges/judge.c, its growable arrays the lists read from files. Every program and test
+ * links this file; every other file includes the header alone.
+ */
+#include "common/utils.h"
+
+// stb_ds would write through the NULL of a failed realloc; this stops with a message instead.
+// Blocks are still freed with free(), which the header's arrfree and hmfree use elsewhere.
+#define STBDS_REALLOC(context, ptr, size) realloc_check(ptr, size, __FILE__, __LINE__)
+#define STBDS_FREE(context, ptr) free(ptr)
+#define STB_DS_IMPLEMENTATION
+#include <stb/stb_ds.h>
