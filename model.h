@@ -177,7 +177,8 @@ void bert_free(BertModel* model);
 // optimizer file: header [0] BERT_OPTIMIZER_MAGIC, [1] version, [2] step, [3], [4] the
 // number of floats (low, high), the rest 0; then m, then v (each num_parameters floats).
 // Both are written atomically (path.tmp, fsync, rename) and read back with every header
-// field and the exact file length checked.
+// field and the exact file length checked (in int64, before allocating; a config of more
+// than 2^40 parameters is refused before its sizes are multiplied).
 #define BERT_CHECKPOINT_MAGIC 0x7A4C4231  // "1BLz" on disk
 #define BERT_OPTIMIZER_MAGIC 0x7A4C4F31   // "1OLz" on disk
 #define BERT_CHECKPOINT_VERSION 1
