@@ -103,11 +103,48 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_model.c $(SRC_MODEL) $(LDLIBS)
 
+# ---- CUDA emulator (kernels/cuda_emu.h): .cu tests built by the host C++ compiler, their ----
+# kernels run on the CPU, so that CI checks them without a GPU. The toolkit is found from nvcc
+# on the PATH (or CUDA_HOME); without its headers the emulated tests are left out. Each .cu and
+# kernels/*.cuh is first rewritten line for line into $(BUILD)/emu_src/ (launches and
+# `extern __shared__`, see the header), so diagnostics keep the original file and line.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(abspath $(dir $(NVCC))..))
+HAVE_CUDA_HEADERS := $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),yes)
+EMU_CXXFLAGS ?= -O2 -g
+EMU_CXXFLAGS += -std=c++17 -Wall -Wextra -fopenmp -DCUDA_EMULATOR -include kernels/cuda_emu.h \
+                -I$(BUILD)/emu_src -I. -isystem $(CUDA_HOME)/include
+EMU_REWRITE = sed -E -e 's/<<</ ^ cuda_emu::Config(__FILE__, __LINE__, /g' -e 's/>>>/)/g' \
+  -e 's/extern[[:space:]]+__shared__[[:space:]]+(__align__\([0-9]+\)[[:space:]]+)?([A-Za-z_]([A-Za-z0-9_: ]*[A-Za-z0-9_])?)[[:space:]]+([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\[[[:space:]]*\][[:space:]]*;/\2* \4 = cuda_emu::dynamic_smem<\2>();/'
+$(BUILD)/emu_src/%.cu: %.cu Makefile
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
+$(BUILD)/emu_src/%.cuh: %.cuh Makefile
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
+EMU_KERNELS = $(patsubst %,$(BUILD)/emu_src/%,$(wildcard kernels/*.cuh))
+
+# test/<name>.cu -> $(BUILD)/<name> (emulated, in `make test`) and $(BUILD)/gpu/<name> (nvcc)
+CUDA_TESTS = test_cuda_emu
+$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(LDLIBS)
+# the same test under ThreadSanitizer, which test/test_cuda_emu_tsan.sh expects to report a race
+$(BUILD)/test_cuda_emu_tsan: $(BUILD)/emu_src/test/test_cuda_emu.cu kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -fsanitize=thread -o $@ -x c++ $< -x none $(LDLIBS)
+NVCC_FLAGS ?= -O3 -arch=sm_90
+$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $(wildcard kernels/*.cuh) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -I. -o $@ $<
+CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(foreach t,$(CUDA_TESTS),$(if $(wildcard test/$(t).cu),$(BUILD)/$(t))))
+CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),$(wildcard test/test_cuda_emu_tsan.sh))
+CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
+# ---- end of the CUDA emulator block ----
+
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
-test: $(AVAILABLE_TESTS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh test/test_train.sh
+test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
+	@bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS)
 
 bench:
 	@bash dev/bench_all.sh
