@@ -166,7 +166,7 @@ struct Block {
     const char* launch_file;
     int launch_line;
     // __syncthreads: arrivals of the current generation, where the first one waits
-    int arrived, bar_line, bar_mixed, bar_count;
+    int arrived, bar_line, bar_mixed, bar_count, bar_result[2];
     unsigned bar_gen;
     const char* bar_file;
     unsigned warp_waiting[32];  // per warp: lanes waiting in a collective
@@ -286,13 +286,15 @@ inline void fiber_main_uc(unsigned lo, unsigned hi) {
             if (same) { count++; if (j < i) { seen_before = 1; } }
         }
         if (seen_before) { continue; }
+        const char* threads = count == 1 ? "thread" : "threads";
         if (f->state == EXITED) {
-            fprintf(stderr, "  %d threads have exited (the first: thread %d)\n", count, i);
+            fprintf(stderr, "  %d %s %s exited (the first: thread %d)\n", count, threads, count == 1 ? "has" : "have", i);
         } else if (f->state == WAIT_BAR) {
-            fprintf(stderr, "  %d threads wait at __syncthreads (%s:%d) (the first: thread %d)\n", count, f->file, f->line, i);
+            fprintf(stderr, "  %d %s %s at __syncthreads (%s:%d) (the first: thread %d)\n", count, threads,
+                    count == 1 ? "waits" : "wait", f->file, f->line, i);
         } else {
-            fprintf(stderr, "  %d threads wait at %s(mask 0x%08x) (%s:%d) (the first: thread %d)\n",
-                    count, op_names[f->op], f->mask, f->file, f->line, i);
+            fprintf(stderr, "  %d %s %s at %s(mask 0x%08x) (%s:%d) (the first: thread %d)\n", count, threads,
+                    count == 1 ? "waits" : "wait", op_names[f->op], f->mask, f->file, f->line, i);
         }
     }
     _exit(1);
@@ -323,6 +325,7 @@ CUDA_EMU_INTERNAL inline int syncthreads(const char* file, int line, int kind, i
     f->mask = 0;
     if (++b->arrived == b->n) {
         if (b->bar_mixed) { stuck(b, "its threads wait at different __syncthreads"); }
+        b->bar_result[gen & 1] = b->bar_count;
         b->arrived = 0;
         b->bar_gen++;
         for (int i = 0; i < b->n; i++) { b->fibers[i].state = RUNNABLE; }
@@ -332,8 +335,9 @@ CUDA_EMU_INTERNAL inline int syncthreads(const char* file, int line, int kind, i
 #if CUDA_EMU_TSAN
     __tsan_acquire(&b->bar_sync[gen & 1]);
 #endif
-    // bar_count is read before the next barrier can reset it: all threads passed this one
-    int count = b->bar_count;
+    // the next barrier writes the other slot; the one after this cannot complete before all
+    // threads have read this one
+    int count = b->bar_result[gen & 1];
     return kind == BAR_COUNT ? count : kind == BAR_AND ? count == b->n : kind == BAR_OR ? count > 0 : 0;
 }
 
@@ -743,6 +747,8 @@ inline cudaError_t cudaMallocHost(void** p, size_t n) {
     *p = malloc(n ? n : 1);
     return *p ? cudaSuccess : cuda_emu::set_error(cudaErrorMemoryAllocation);
 }
+// cuda_runtime.h's cudaMallocHost(T**, size_t) template calls this one
+inline cudaError_t cudaHostAlloc(void** p, size_t n, unsigned) { return cudaMallocHost(p, n); }
 inline cudaError_t cudaFreeHost(void* p) { free(p); return cudaSuccess; }
 inline cudaError_t cudaMemcpy(void* dst, const void* src, size_t n, cudaMemcpyKind kind) {
     if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDefault) { return cuda_emu::set_error(cudaErrorInvalidMemcpyDirection); }
@@ -847,5 +853,10 @@ inline cudaError_t cudaFuncSetAttribute(const void* kernel, cudaFuncAttribute at
     return cudaSuccess;
 }
 } // extern "C"
+
+// nvcc's cuda_runtime.h has this overload only for CUDA compilation
+template <class T> inline cudaError_t cudaFuncSetAttribute(T* kernel, cudaFuncAttribute attr, int value) {
+    return cudaFuncSetAttribute((const void*)kernel, attr, value);
+}
 
 #endif // CUDA_EMU_H
