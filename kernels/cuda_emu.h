@@ -36,9 +36,11 @@
  * constructors, device-side printf of GPU-only formats, dynamic parallelism.
  * Rules checked at run time, each stopping the program with a message and exit status 1:
  * a __syncthreads that not every thread of the block reaches (some exited, or wait at another
- * __syncthreads or collective): "N threads wait at <what> (file:line)" per place; a warp
- * collective whose mask omits the caller, names lanes the block lacks, reads a lane outside
- * the mask, or whose lanes disagree on the operation.
+ * __syncthreads or collective): "N threads wait at <what> (file:line)" per place, also for a
+ * collective that a lane of its mask never reaches; a collective whose mask omits the caller,
+ * whose width is not a power of two, or whose lanes disagree on the operation. As the guide
+ * says, lanes of the mask that exited (or that a partial last warp lacks) take no part; a
+ * shuffle reading such a lane, or one outside its mask, gets 0xFF bytes (NaN, or -1).
  * Memory: cudaMalloc'd and dynamic shared memory start as 0xFF bytes (NaN in float), so an
  * output a kernel forgot to write shows. cudaMemcpy checks that each pointer lies inside a
  * cudaMalloc allocation exactly when its kind says device. Kernels can read host pointers
@@ -173,7 +175,7 @@ struct Block {
     int arrived, bar_line, bar_mixed, bar_count, bar_result[2];
     unsigned bar_gen;
     const char* bar_file;
-    unsigned warp_waiting[32];  // per warp: lanes waiting in a collective
+    unsigned warp_waiting[32], warp_exited[32]; // per warp: lanes waiting in a collective, lanes exited
     char bar_sync[2], warp_sync[32], done_sync; // TSan happens-before addresses
 };
 
@@ -255,24 +257,6 @@ CUDA_EMU_INTERNAL inline void switch_away(Fiber* f) {
 #endif
 }
 
-CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
-    Block* b = t_block;
-    b->fn(b->ctx);
-#if CUDA_EMU_TSAN
-    __tsan_release(&b->done_sync);
-#endif
-    f->state = EXITED;
-    b->exited++;
-    switch_away(f);
-    __builtin_unreachable();
-}
-
-#if !CUDA_EMU_ASM_SWITCH
-inline void fiber_main_uc(unsigned lo, unsigned hi) {
-    fiber_main((Fiber*)(((uintptr_t)hi << 32) | lo));
-}
-#endif
-
 // ---- the report of a block that cannot continue ----
 [[noreturn]] CUDA_EMU_INTERNAL inline void stuck(Block* b, const char* why) {
     fflush(stdout);
@@ -346,19 +330,55 @@ CUDA_EMU_INTERNAL inline int syncthreads(const char* file, int line, int kind, i
 }
 
 // ---- warp collectives ----
-// the lane that completes a group computes every member's result, so that no slot is reused
-// before its readers ran
+// As the programming guide says, the lanes of a mask that have exited (or that a partial last
+// warp lacks) take no part: a group completes when every other lane of its mask waits in it,
+// and a lane that reads a lane outside the group gets 0xFF bytes (NaN, or -1), as from
+// uninitialised memory. The lane that completes a group computes every member's result, so
+// that no operand is overwritten before its readers ran.
+inline unsigned lanes_of(const Block* b, int warp) {
+    int lanes = b->n - 32 * warp;
+    return lanes >= 32 ? 0xffffffffu : (1u << lanes) - 1;
+}
+
+CUDA_EMU_INTERNAL inline void try_complete(Block* b, int warp, unsigned mask) {
+    Fiber* w = b->fibers + 32 * warp;
+    unsigned live = mask & lanes_of(b, warp) & ~b->warp_exited[warp];
+    if ((b->warp_waiting[warp] & live) != live) { return; }
+    int op = -1, first = 0;
+    unsigned votes = 0;
+    for (int l = 0; l < 32; l++) {
+        if (!(live >> l & 1)) { continue; }
+        if (w[l].mask != mask) { return; } // waits in another group, with another mask
+        if (op < 0) { op = w[l].op; first = l; }
+        if (w[l].op != op) {
+            fail("lanes of warp %d with mask 0x%08x disagree: lane %d calls %s (%s:%d), lane %d calls %s (%s:%d)", warp, mask,
+                 first, op_names[op], w[first].file, w[first].line, l, op_names[w[l].op], w[l].file, w[l].line);
+        }
+        if (w[l].in) { votes |= 1u << l; }
+    }
+    for (int l = 0; l < 32; l++) {
+        if (!(live >> l & 1)) { continue; }
+        Fiber* g = &w[l];
+        int wd = g->width, base = l & ~(wd - 1), src = l;
+        if (op == OP_SHFL) { src = base + (g->arg & (wd - 1)); }
+        if (op == OP_UP && (l & (wd - 1)) >= g->arg) { src = l - g->arg; }
+        if (op == OP_DOWN && (l & (wd - 1)) + g->arg < wd) { src = l + g->arg; }
+        if (op == OP_XOR && (l ^ g->arg) < base + wd) { src = l ^ g->arg; }
+        g->out = op <= OP_XOR ? ((live >> src & 1) ? w[src].in : ~0ull)
+               : op == OP_BALLOT ? votes : op == OP_ANY ? votes != 0 : op == OP_ALL ? votes == live : 0;
+        g->mask = 0;
+        g->state = RUNNABLE;
+    }
+    b->warp_waiting[warp] &= ~live;
+}
+
 CUDA_EMU_INTERNAL inline unsigned long long warp_op(int op, unsigned mask, unsigned long long v, int arg, int width,
                                                     const char* file, int line) {
     Block* b = t_block;
     Fiber* f = t_cur;
-    unsigned own = 1u << f->lane;
-    int lanes = b->n - 32 * f->warp < 32 ? b->n - 32 * f->warp : 32;
-    unsigned exists = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
-    if (!(mask & own) || (mask & ~exists) || width < 1 || width > 32 || (width & (width - 1))) {
+    if (!(mask >> f->lane & 1) || width < 1 || width > 32 || (width & (width - 1))) {
         fail("%s(mask 0x%08x, width %d) by thread %d at %s:%d: %s", op_names[op], mask, width, (int)(f - b->fibers), file, line,
-             !(mask & own) ? "the mask must name the calling lane" : (mask & ~exists) ? "the mask names lanes this block does not have"
-                                                                   : "the width must be a power of two up to 32");
+             !(mask >> f->lane & 1) ? "the mask must name the calling lane" : "the width must be a power of two up to 32");
     }
     f->state = WAIT_WARP;
     f->file = file;
@@ -371,49 +391,38 @@ CUDA_EMU_INTERNAL inline unsigned long long warp_op(int op, unsigned mask, unsig
 #if CUDA_EMU_TSAN
     if (op == OP_SYNCWARP) { __tsan_release(&b->warp_sync[f->warp]); }
 #endif
-    unsigned* waiting = &b->warp_waiting[f->warp];
-    *waiting |= own;
-    if ((*waiting & mask) == mask) {
-        Fiber* w = b->fibers + 32 * f->warp;
-        int complete = 1;
-        for (int l = 0; l < 32; l++) {
-            if ((mask >> l & 1) && w[l].mask != mask) { complete = 0; }
-        }
-        if (complete) {
-            unsigned votes = 0;
-            for (int l = 0; l < 32; l++) {
-                if (!(mask >> l & 1)) { continue; }
-                if (w[l].op != op) {
-                    fail("lanes of warp %d with mask 0x%08x disagree: lane %d calls %s (%s:%d), lane %d calls %s (%s:%d)", f->warp, mask,
-                         l, op_names[w[l].op], w[l].file, w[l].line, f->lane, op_names[op], file, line);
-                }
-                if (w[l].in) { votes |= 1u << l; }
-            }
-            for (int l = 0; l < 32; l++) {
-                if (!(mask >> l & 1)) { continue; }
-                Fiber* g = &w[l];
-                int wd = g->width, base = l & ~(wd - 1), src = l;
-                if (op == OP_SHFL) { src = base + (g->arg & (wd - 1)); }
-                if (op == OP_UP && (l & (wd - 1)) >= g->arg) { src = l - g->arg; }
-                if (op == OP_DOWN && (l & (wd - 1)) + g->arg < wd) { src = l + g->arg; }
-                if (op == OP_XOR && (l ^ g->arg) < base + wd) { src = l ^ g->arg; }
-                if (op <= OP_XOR && !(mask >> src & 1)) {
-                    fail("%s(mask 0x%08x) in warp %d (%s:%d): lane %d reads lane %d, outside the mask", op_names[op], mask, f->warp,
-                         g->file, g->line, l, src);
-                }
-                g->out = op <= OP_XOR ? w[src].in : op == OP_BALLOT ? votes : op == OP_ANY ? votes != 0 : op == OP_ALL ? votes == mask : 0;
-                g->mask = 0;
-                g->state = RUNNABLE;
-            }
-            *waiting &= ~mask;
-        }
-    }
+    b->warp_waiting[f->warp] |= 1u << f->lane;
+    try_complete(b, f->warp, mask);
     if (f->state != RUNNABLE) { switch_away(f); }
 #if CUDA_EMU_TSAN
     if (op == OP_SYNCWARP) { __tsan_acquire(&b->warp_sync[f->warp]); }
 #endif
     return f->out;
 }
+
+CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
+    Block* b = t_block;
+    b->fn(b->ctx);
+#if CUDA_EMU_TSAN
+    __tsan_release(&b->done_sync);
+#endif
+    f->state = EXITED;
+    b->exited++;
+    // the lanes of this warp that wait in a collective may have waited only for this one
+    b->warp_exited[f->warp] |= 1u << f->lane;
+    for (int l = 0; l < 32 && 32 * f->warp + l < b->n; l++) {
+        Fiber* g = &b->fibers[32 * f->warp + l];
+        if (g->state == WAIT_WARP) { try_complete(b, f->warp, g->mask); }
+    }
+    switch_away(f);
+    __builtin_unreachable();
+}
+
+#if !CUDA_EMU_ASM_SWITCH
+inline void fiber_main_uc(unsigned lo, unsigned hi) {
+    fiber_main((Fiber*)(((uintptr_t)hi << 32) | lo));
+}
+#endif
 
 template <class T>
 inline T shfl(int op, unsigned mask, T v, int arg, int width, const char* file, int line) {
