@@ -410,8 +410,8 @@ CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
     b->exited++;
     // the lanes of this warp that wait in a collective may have waited only for this one
     b->warp_exited[f->warp] |= 1u << f->lane;
-    for (int l = 0; l < 32 && 32 * f->warp + l < b->n; l++) {
-        Fiber* g = &b->fibers[32 * f->warp + l];
+    for (unsigned waiting = b->warp_waiting[f->warp]; waiting; waiting &= waiting - 1) {
+        Fiber* g = &b->fibers[32 * f->warp + __builtin_ctz(waiting)];
         if (g->state == WAIT_WARP) { try_complete(b, f->warp, g->mask); }
     }
     switch_away(f);
@@ -557,7 +557,9 @@ inline void run_grid(const Config& c, const void* kernel, void (*fn)(void*), voi
 #else
     int parallel = nblocks > 1;
 #endif
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+    // chunks of blocks: one block per chunk costs more than a small block's work
+    long chunk = nblocks / 64 > 1 ? nblocks / 64 : 1;
+#pragma omp parallel for schedule(dynamic, chunk) if (parallel)
     for (long i = 0; i < nblocks; i++) {
         Worker& w = t_worker;
         prepare_worker(w, (int)threads, c.smem);
