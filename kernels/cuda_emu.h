@@ -31,9 +31,13 @@
  * and CUDA's intrinsics (__expf, __logf, __fdividef, rsqrtf, __saturatef, __int_as_float, ...),
  * min/max; float4/make_float4 and the other vector types; cuda_bf16.h / cuda_fp16.h.
  * It may not use: inline PTX, mma/wgmma/TMA, cooperative groups, textures, __activemask,
- * warp-synchronous code without the _sync collectives, `extern __shared__` at file scope,
+ * warp-synchronous code without the _sync collectives, spin-waits on other threads (a fiber
+ * runs until it waits in a barrier or collective), `extern __shared__` at file scope,
  * `static __shared__` (write `__shared__`), __shared__ variables with initialisers or
- * constructors, device-side printf of GPU-only formats, dynamic parallelism.
+ * constructors, dynamic parallelism; a template kernel is launched with its template
+ * arguments written out (k<float><<<...>>>, not deduced), and `>>>` appears only in launches.
+ * Static __shared__ arrays are not poisoned: they hold what the previous block on that OS
+ * thread left (dynamic shared memory is poisoned for each block).
  * Rules checked at run time, each stopping the program with a message and exit status 1:
  * a __syncthreads that not every thread of the block reaches (some exited, or wait at another
  * __syncthreads or collective): "N threads wait at <what> (file:line)" per place, also for a
@@ -78,6 +82,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <map>
+#include <memory> // before __noinline__ is defined: shared_ptr_base.h writes __attribute__((__noinline__))
 #include <mutex>
 #include <tuple>
 #include <type_traits>
@@ -115,6 +120,7 @@
 #define __managed__
 // one copy per OS thread, which runs one block at a time: per-block storage
 #define __shared__ static thread_local
+#define __noinline__ __attribute__((noinline))
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
 #endif
