@@ -60,7 +60,8 @@
  * a data race. Blocks are ordered after one another for TSan (races between blocks are not
  * reported), because they reuse the same shared memory and stacks.
  * Runtime calls: cudaMalloc/Free, cudaMallocHost/FreeHost, cudaMemcpy(Async), cudaMemset(Async),
- * cudaStream{Create,CreateWithFlags,Destroy,Synchronize,WaitEvent}, cudaEvent{Create,
+ * cudaMemcpyTo/FromSymbol, cudaStream{Create,CreateWithFlags,Destroy,Synchronize,Query,WaitEvent},
+ * cudaDeviceReset, cudaEvent{Create,
  * CreateWithFlags,Destroy,Record,Synchronize,Query,ElapsedTime}, cudaDeviceSynchronize,
  * cudaGet/PeekAtLastError, cudaGetErrorString/Name, cudaGetDeviceCount (1), cudaGet/SetDevice,
  * cudaGetDeviceProperties and cudaDeviceGetAttribute (H100 numbers, the name says emulator),
@@ -793,6 +794,15 @@ inline cudaError_t cudaMemset(void* p, int value, size_t n) {
     return cudaSuccess;
 }
 inline cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t) { return cudaMemset(p, value, n); }
+// __device__ and __constant__ variables are plain globals here
+inline cudaError_t cudaMemcpyToSymbol(const void* symbol, const void* src, size_t n, size_t offset, cudaMemcpyKind) {
+    memcpy((char*)symbol + offset, src, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyFromSymbol(void* dst, const void* symbol, size_t n, size_t offset, cudaMemcpyKind) {
+    memcpy(dst, (const char*)symbol + offset, n);
+    return cudaSuccess;
+}
 inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
     *total = 80ull << 30;
     *free_bytes = *total;
@@ -809,7 +819,9 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+inline cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new CUevent_st(); return cudaSuccess; }
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }

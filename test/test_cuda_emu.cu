@@ -521,7 +521,24 @@ static void test_runtime(void) {
     cudaOk(cudaFree(d2));
 }
 
-// ---- the toolkit's bfloat16 and the math functions ----
+// ---- the toolkit's bfloat16, the math functions, qualifiers ----
+
+__constant__ float scale_by[4];
+
+__device__ __noinline__ float scaled(float x, int i) { return x * scale_by[i % 4]; }
+
+__global__ void __launch_bounds__(256, 2) apply_scale(float* x) { x[threadIdx.x] = scaled(x[threadIdx.x], threadIdx.x); }
+
+__global__ void no_parameters(void) {}
+
+__global__ void bf16_ops(float* out) {
+    __nv_bfloat16 a = __float2bfloat16(1.5f), b = __float2bfloat16(-0.25f);
+    __nv_bfloat162 two = __floats2bfloat162_rn(3.0f, 0.5f);
+    float2 f = __bfloat1622float2(two);
+    out[0] = __bfloat162float(__hadd(a, b));
+    out[1] = __bfloat162float(a * b);
+    out[2] = f.x + f.y;
+}
 
 __global__ void to_bf16(float* out, const float* in, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -568,6 +585,19 @@ static void test_types_and_math(void) {
           "rsqrtf, __expf, __fdividef: %g %g %g", m[0], m[1], m[2]);
     CHECK(m[3] == 7.0f && fabsf(m[4] - 1.0f) < 1e-6f && fabsf(m[5] - 0.96402758f) < 1e-6f && m[6] == 10.0f && m[7] == 3.0f,
           "fmaxf+fminf, erff+erfcf, tanhf, min+max, __saturatef: %g %g %g %g %g", m[3], m[4], m[5], m[6], m[7]);
+    float h_scale[4] = {1.0f, 2.0f, -1.0f, 0.5f}, h_x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, back[4];
+    cudaOk(cudaMemcpyToSymbol(scale_by, h_scale, sizeof(h_scale)));
+    cudaOk(cudaMemcpyFromSymbol(back, scale_by, sizeof(back)));
+    cudaOk(cudaMemcpy(d_out, h_x, sizeof(h_x), cudaMemcpyHostToDevice));
+    apply_scale<<<1, 8>>>(d_out);
+    no_parameters<<<2, 32>>>();
+    cudaOk(cudaGetLastError());
+    cudaOk(cudaMemcpy(h_x, d_out, sizeof(h_x), cudaMemcpyDeviceToHost));
+    CHECK(memcmp(back, h_scale, sizeof(back)) == 0 && h_x[0] == 1.0f && h_x[1] == 4.0f && h_x[2] == -3.0f && h_x[7] == 4.0f,
+          "__constant__ through cudaMemcpyToSymbol and a __noinline__ function: %g %g %g %g", h_x[0], h_x[1], h_x[2], h_x[7]);
+    bf16_ops<<<1, 1>>>(d_out);
+    cudaOk(cudaMemcpy(m, d_out, 3 * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(m[0] == 1.25f && m[1] == -0.375f && m[2] == 3.5f, "bfloat16 add, multiply, pair: %g %g %g", m[0], m[1], m[2]);
     cudaOk(cudaFree(d_in));
     cudaOk(cudaFree(d_out));
 }
