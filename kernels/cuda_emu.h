@@ -15,9 +15,9 @@
  * Execution: a launch runs to completion before it returns (streams and events are ordered
  * trivially). Blocks run on OpenMP threads, one block at a time per thread; within a block each
  * CUDA thread is a fiber (a hand-written x86-64 context switch, ucontext elsewhere) with its own
- * 256 KB stack, so __syncthreads is a real barrier and a warp collective waits for exactly the
- * lanes of its mask. The scheduler runs the fibers of a block in order of threadIdx, each until
- * it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs them in the reverse order, so a
+ * stack (236 KB at least, a guard page below), so __syncthreads is a real barrier and a warp
+ * collective waits for exactly the lanes of its mask. The scheduler runs the fibers of a block
+ * in order of threadIdx, each until it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs them in the reverse order, so a
  * kernel whose result depends on the order (a race) gives a different result.
  *
  * Kernel code may use: threadIdx, blockIdx, blockDim, gridDim, warpSize; __global__,
@@ -474,8 +474,9 @@ CUDA_EMU_INTERNAL inline void run_block(Block* b, size_t smem) {
         f->warp = i >> 5;
         f->state = RUNNABLE;
         f->mask = 0;
-        // stack tops staggered by cache lines: at one stride they would all fight for one cache set
-        char* top = w.stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 67 % 1024) * 64;
+        // stack tops staggered by up to 16 KB in cache lines: at one stride they would all fight
+        // for one cache set; at least 236 KB remain above the guard page
+        char* top = w.stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 67 % 256) * 64;
 #if CUDA_EMU_ASM_SWITCH
         // r15 r14 r13 r12 rbx rbp, return address; 16-byte aligned at the trampoline's call
         void** s = (void**)(top - 24 - 48);
