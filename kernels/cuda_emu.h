@@ -17,8 +17,9 @@
  * CUDA thread is a fiber (a hand-written x86-64 context switch, ucontext elsewhere) with its own
  * stack (236 KB at least, a guard page below), so __syncthreads is a real barrier and a warp
  * collective waits for exactly the lanes of its mask. The scheduler runs the fibers of a block
- * in order of threadIdx, each until it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs them in the reverse order, so a
- * kernel whose result depends on the order (a race) gives a different result.
+ * in order of threadIdx, each until it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs
+ * them in the reverse order, so a kernel whose result depends on the order (a race) gives a
+ * different result.
  *
  * Kernel code may use: threadIdx, blockIdx, blockDim, gridDim, warpSize; __global__,
  * __device__, __host__, __forceinline__, __restrict__, __launch_bounds__, __align__;
