@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <sys/stat.h>
+#include <stb/stb_ds.h>
 #include "io/json.h"
 #include "common/strtab.h"
 #include "io/synth.h"
@@ -155,24 +156,23 @@ static int filler_draw(const World* w, int topic, Rng* r) {
 // text
 
 typedef struct {
-    char* s;
-    size_t len, cap;
+    char* s;   // stb_ds array: the text and its NUL (text_clear makes it "")
 } Text;
+
+static void text_clear(Text* t) {
+    arrsetlen(t->s, 0);
+    arrput(t->s, '\0');
+}
 
 static void text_append(Text* t, const char* s) {
     size_t n = strlen(s);
-    if (t->len + n + 1 > t->cap) {
-        t->cap = t->cap > 0 ? t->cap : 256;
-        while (t->len + n + 1 > t->cap) { t->cap *= 2; }
-        t->s = (char*)reallocCheck(t->s, t->cap);
-    }
-    memcpy(t->s + t->len, s, n + 1);
-    t->len += n;
+    (void)arrpop(t->s);   // the NUL, written again after s
+    memcpy(arraddnptr(t->s, n + 1), s, n + 1);
 }
 
 // words[0..n) as a sentence: first letter upper-case, single spaces, then the end mark
 static void text_sentence(Text* t, const World* w, const int* words, int n, const char* end) {
-    size_t first = t->len;
+    size_t first = arrlenu(t->s) - 1;   // where the NUL is
     for (int i = 0; i < n; i++) {
         if (i > 0) { text_append(t, " "); }
         text_append(t, strtab_get(&w->words, words[i]));
@@ -254,7 +254,7 @@ static void doc_render(Text* title, Text* body, const SynthDoc* d, const World* 
     shuffle_ints(r, order + 1, n_sent - 1);
     int n_title = 2 + rng_below(r, 2);  // the title's words, drawn below
     int* words = (int*)mallocCheck(sizeof(int) * (size_t)(n_words > n_title ? n_words : n_title));
-    body->len = 0;
+    text_clear(body);
     for (int i = 0; i < n_sent; i++) {
         int s = order[i];
         int n = 0;
@@ -270,7 +270,7 @@ static void doc_render(Text* title, Text* body, const SynthDoc* d, const World* 
         words[i] = w->topic_word[d->topic[0] * w->n_topic_words + rng_below(r, w->n_topic_words)];
     }
     shuffle_ints(r, words, n_title);
-    title->len = 0;
+    text_clear(title);
     text_sentence(title, w, words, n_title, "");
     free(words);
 }
@@ -335,7 +335,7 @@ static void query_render(Text* t, const SynthQuery* q, const World* w, Rng* r) {
     int n_fill = rng_below(r, MAX_QUERY_FILLERS + 1);
     for (int i = 0; i < n_fill; i++) { words[n++] = w->common_word[rng_below(r, QUERY_FILLER_RANKS)]; }
     shuffle_ints(r, words, n);
-    t->len = 0;
+    text_clear(t);
     text_sentence(t, w, words, n, "?");
 }
 
@@ -489,7 +489,7 @@ void synth_write_collection(const char* dir, const SynthConfig* cfg) {
     free(is_test);
     free(qs);
     free(docs);
-    free(title.s);
-    free(body.s);
+    arrfree(title.s);
+    arrfree(body.s);
     world_free(&w);
 }

@@ -5,6 +5,7 @@
 
 #include <sys/stat.h>
 
+#include <stb/stb_ds.h>
 #include "io/json.h"
 #include "tokenizer/unicode_tables.h"
 #include "common/utils.h"
@@ -130,19 +131,15 @@ static int utf8_encode(char* out, uint32_t c) {
 // normaliser: one piece of raw text -> code points
 
 typedef struct {
-    uint32_t* cps;   // (cap,) the normalised text
-    int len, cap;
+    uint32_t* cps;   // stb_ds array: the normalised text
     int run_start;   // where the current run of combining characters (ccc > 0) begins
 } Normalized;
 
+static int nz_len(const Normalized* nz) { return (int)arrlen(nz->cps); }
+
 static void push_at(Normalized* nz, int pos, const uint32_t* c, int n) {
-    if (nz->len + n > nz->cap) {
-        nz->cap = 2 * nz->cap + n;
-        nz->cps = (uint32_t*)reallocCheck(nz->cps, (size_t)nz->cap * sizeof(uint32_t));
-    }
-    memmove(nz->cps + pos + n, nz->cps + pos, (size_t)(nz->len - pos) * sizeof(uint32_t));
+    arrinsn(nz->cps, pos, n);
     memcpy(nz->cps + pos, c, (size_t)n * sizeof(uint32_t));
-    nz->len += n;
 }
 
 // appends one character of the decomposed text, lower-cased if asked. NFD also puts each
@@ -154,17 +151,17 @@ static void push_decomposed(Normalized* nz, const Tokenizer* tok, uint32_t c) {
     uint32_t out[2];
     int n = tok->lowercase ? lower_case(out, c) : (out[0] = c, 1);
     if (ccc == 0) {
-        push_at(nz, nz->len, out, n);
-        nz->run_start = nz->len;
+        push_at(nz, nz_len(nz), out, n);
+        nz->run_start = nz_len(nz);
         return;
     }
-    int pos = nz->len;
+    int pos = nz_len(nz);
     while (pos > nz->run_start && combining_class(nz->cps[pos - 1]) > ccc) { pos--; }
     push_at(nz, pos, out, n);
 }
 
 static void normalize(Normalized* nz, const Tokenizer* tok, const char* text, const char* end) {
-    nz->len = 0;
+    arrsetlen(nz->cps, 0);
     nz->run_start = 0;
     const unsigned char* s = (const unsigned char*)text;
     const unsigned char* e = (const unsigned char*)end;
@@ -178,14 +175,14 @@ static void normalize(Normalized* nz, const Tokenizer* tok, const char* text, co
             if (cls & UC_SPACE) { c = ' '; cls = char_class(c); }
         }
         int chinese = tok->split_chinese && (cls & UC_CHINESE);
-        if (chinese) { push_at(nz, nz->len, &space, 1); nz->run_start = nz->len; }
+        if (chinese) { push_at(nz, nz_len(nz), &space, 1); nz->run_start = nz_len(nz); }
         if (tok->strip_accents) {
             uint32_t parts[4];
             int n = decompose(parts, c);
             for (int i = 0; i < n; i++) {
                 if (char_class(parts[i]) & UC_MARK) {
                     // a dropped mark of class 0 still ends the run it would have stopped
-                    if (combining_class(parts[i]) == 0) { nz->run_start = nz->len; }
+                    if (combining_class(parts[i]) == 0) { nz->run_start = nz_len(nz); }
                     continue;
                 }
                 push_decomposed(nz, tok, parts[i]);
@@ -194,9 +191,9 @@ static void normalize(Normalized* nz, const Tokenizer* tok, const char* text, co
             // without NFD there is no reordering: only lower-casing, if any
             uint32_t out[2];
             int n = tok->lowercase ? lower_case(out, c) : (out[0] = c, 1);
-            push_at(nz, nz->len, out, n);
+            push_at(nz, nz_len(nz), out, n);
         }
-        if (chinese) { push_at(nz, nz->len, &space, 1); nz->run_start = nz->len; }
+        if (chinese) { push_at(nz, nz_len(nz), &space, 1); nz->run_start = nz_len(nz); }
     }
 }
 
@@ -208,7 +205,7 @@ typedef void (*WordSink)(void* ctx, const uint32_t* word, int n, int added_index
 
 static void split_piece(const Normalized* nz, WordSink sink, void* ctx) {
     int start = 0;
-    for (int i = 0; i < nz->len; i++) {
+    for (int i = 0; i < nz_len(nz); i++) {
         uint32_t cls = char_class(nz->cps[i]);
         if (cls & (UC_WHITESPACE | UC_PUNCT)) {
             if (i > start) { sink(ctx, nz->cps + start, i - start, -1); }
@@ -216,7 +213,7 @@ static void split_piece(const Normalized* nz, WordSink sink, void* ctx) {
             start = i + 1;
         }
     }
-    if (nz->len > start) { sink(ctx, nz->cps + start, nz->len - start, -1); }
+    if (nz_len(nz) > start) { sink(ctx, nz->cps + start, nz_len(nz) - start, -1); }
 }
 
 // index of the longest added token that starts at s, or -1
@@ -247,7 +244,7 @@ static void split_words(const Tokenizer* tok, const char* text, WordSink sink, v
         s += strlen(tok->added_text[added]) - 1;
         piece = s + 1;
     }
-    free(nz.cps);
+    arrfree(nz.cps);
 }
 
 // ----------------------------------------------------------------------------
