@@ -895,6 +895,113 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
     if (saved != step) { die("%s holds step %d, checkpoint.txt says %d", path, saved, step); }
 }
 
+// ----------------------------------------------------------------------------
+// the training settings of a run, recorded beside its checkpoints (training.tsv)
+
+// The options that shape the training trajectory. A resumed run must have the same ones,
+// or its steps after the checkpoint would follow another schedule, loss or batch stream
+// than those before it. Free to differ: --threads and --matmul (the same products, up to
+// float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
+// are measured or saved, and where). The stage options (candidates, judge, fit, ...) are
+// checked by the headers of candidates.bin and targets.bin, the model's shape by the
+// checkpoint's.
+#define MAX_SETTINGS 16
+typedef struct {
+    const char* option;
+    char value[48];
+} Setting;
+
+// the shortest decimal that reads back as the same float: exact, and 5e-05 rather than
+// 4.99999987e-05 in a message
+static void format_float(char* out, size_t cap, float x) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(out, cap, "%.*g", digits, (double)x);
+        if (strtof(out, NULL) == x) { return; }
+    }
+}
+
+static int training_settings(Setting* s, const Options* o, const Collection* c, int total) {
+    static const char* loss_names[] = { "mse", "bce", "pairwise", "listwise" };
+    int n = 0;
+    s[n].option = "--steps"; snprintf(s[n++].value, sizeof(s->value), "%d", total);
+    s[n].option = "--lr"; format_float(s[n++].value, sizeof(s->value), o->lr);
+    s[n].option = "--warmup"; format_float(s[n++].value, sizeof(s->value), o->warmup_frac);
+    s[n].option = "--schedule"; snprintf(s[n++].value, sizeof(s->value), "%s", o->schedule == SCHEDULE_COSINE ? "cosine" : "linear");
+    s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
+    s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
+    s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
+    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size);
+    s[n].option = "--group-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->group_size);
+    s[n].option = "--grad-accum"; snprintf(s[n++].value, sizeof(s->value), "%d", o->grad_accum);
+    s[n].option = "--max-len"; snprintf(s[n++].value, sizeof(s->value), "%d", o->max_len);
+    // the batches are drawn from the seed (microbatch_sample)
+    s[n].option = "--seed"; snprintf(s[n++].value, sizeof(s->value), "%llu", (unsigned long long)o->seed);
+    // which queries train, when the collection has no train split
+    if (!c->has_train_split) { s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac); }
+    return n;
+}
+
+// written by a fresh start, before its first checkpoint
+static void training_settings_write(const Options* o, const Collection* c, int total) {
+    Setting s[MAX_SETTINGS];
+    int n = training_settings(s, o, c, total);
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "training.tsv");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
+    fprintf(fp, "option\tvalue\n");
+    for (int i = 0; i < n; i++) { fprintf(fp, "%s\t%s\n", s[i].option, s[i].value); }
+    atomicCommit(&af);
+}
+
+// --resume: every recorded setting must equal this run's; each that differs is named
+static void training_settings_check(const Options* o, const Collection* c, int total) {
+    Setting s[MAX_SETTINGS];
+    int n = training_settings(s, o, c, total);
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "training.tsv");
+    if (!file_exists(path)) {
+        fprintf(stderr, "warning: %s is missing (a run directory from before train_zelo recorded it): "
+                "--resume cannot check that the training settings are the checkpoint's\n", path);
+        return;
+    }
+    char* text = readFileCheck(path, NULL);
+    int differ = 0, line_no = 0;
+    int* seen = (int*)callocCheck((size_t)n, sizeof(int));
+    for (char* line = text; *line != '\0'; line_no++) {
+        char* end = strchr(line, '\n');
+        if (end == NULL) { die("%s:%d: a line without its newline; the file is cut", path, line_no + 1); }
+        *end = '\0';
+        char* tab = strchr(line, '\t');
+        if (tab == NULL) { die("%s:%d: not an 'option<TAB>value' line", path, line_no + 1); }
+        *tab = '\0';
+        if (line_no > 0) {
+            int k = 0;
+            while (k < n && strcmp(s[k].option, line) != 0) { k++; }
+            if (k == n) { die("%s:%d: '%s' is not a training setting of this train_zelo", path, line_no + 1, line); }
+            seen[k] = 1;
+            if (strcmp(s[k].value, tab + 1) != 0) {
+                fprintf(stderr, "train_zelo: --resume: %s is %s in this run, %s in the run that wrote the checkpoint\n",
+                        s[k].option, s[k].value, tab + 1);
+                differ++;
+            }
+        }
+        line = end + 1;
+    }
+    for (int k = 0; k < n; k++) {
+        if (!seen[k]) {
+            fprintf(stderr, "train_zelo: --resume: %s (%s in this run) is not recorded in %s\n", s[k].option, s[k].value, path);
+            differ++;
+        }
+    }
+    free(seen);
+    free(text);
+    if (differ > 0) {
+        die("--resume: %d training setting%s differ%s from the checkpoint's (recorded in %s); resume with the same "
+            "options, or start another --run-dir", differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "", path);
+    }
+}
+
 // the dense baseline: cosine of the bi-encoder's embeddings of each evaluation query and
 // its candidates, (n_eval, K); embeddings are kept in the run directory for later runs
 static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collection* c, const Candidates* cand,
@@ -1314,7 +1421,7 @@ int main(int argc, char** argv) {
     Tokenizer dense_tok;
     int have_dense = o.dense_model != NULL;
     if (have_dense) {
-        bert_load_hf(&dense_model, o.dense_model, o.seed);
+        bert_load_hf_encoder(&dense_model, o.dense_model, o.seed);
         tokenizer_load(&dense_tok, o.dense_model);
     }
 
@@ -1359,12 +1466,14 @@ int main(int argc, char** argv) {
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
+        training_settings_check(&o, &c, total);
         checkpoint_load(&model, o.run_dir, step);
         printf("resume: from the checkpoint of step %d\n", step);
     } else if (checkpoint_step(o.run_dir) > 0) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
+    if (!o.resume) { training_settings_write(&o, &c, total); }
     MetricScores before;
     int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = log_open(o.run_dir);
@@ -1472,7 +1581,7 @@ int main(int argc, char** argv) {
     joinPathCheck(run_vocab, sizeof(run_vocab), o.run_dir, "vocab.txt");
     if (file_exists(vocab_file) && strcmp(vocab_file, run_vocab) != 0) { copy_file(run_vocab, vocab_file); }
     if (o.export_dir != NULL) {
-        bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase);
+        bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase, o.max_len);
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
     print_table(rows, n_rows, c.n_eval, o.run_dir);

@@ -59,6 +59,26 @@ $T --run-dir "$D/b" $SMALL --resume >"$D/b4.out" 2>&1
 check "a foreign line in log.jsonl stops --resume" test $? -ne 0
 check "... naming the file and line" grep -q "log.jsonl:$(wc -l < "$D/b/log.jsonl"): not a line train_zelo writes" "$D/b4.out"
 
+# --resume with other training settings is refused, naming each option and both values;
+# settings that do not change the trajectory (threads, evaluation cadence) may differ
+R="$D/r"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$R/"
+$T --run-dir "$R" $SMALL --stop-at 3 >"$R.out" 2>&1
+check "the run to resume stops after step 3" grep -q "stopped after step 3" "$R.out"
+check "... with its training settings recorded" grep -q "^--lr	0.001$" "$R/training.tsv"
+for change in "--lr 5e-2:--lr is 0.05 in this run, 0.001 in the run" "--steps 8:--steps is 8 in this run, 6 in" \
+              "--loss bce:--loss is bce in this run, mse in" "--batch-size 8:--batch-size is 8 in this run, 16 in" \
+              "--warmup 0.5:--warmup is 0.5 in this run, 0.1 in" "--grad-clip 0.5:--grad-clip is 0.5 in this run, 1 in"; do
+    $T --run-dir "$R" $SMALL ${change%%:*} --resume >"$R.bad" 2>&1
+    status=$?
+    check "--resume with ${change%%:*} is refused" test $status -ne 0
+    check "... saying '${change#*:}'" grep -q -- "${change#*:}" "$R.bad"
+done
+check "the refused resumes logged no step past the checkpoint" test -z "$(grep -E '"step": [4-9]' "$R/log.jsonl")"
+$T --run-dir "$R" $SMALL --threads 1 --eval-every 2 --checkpoint-every 2 --resume >"$R.ok" 2>&1
+check "--resume with other --threads, --eval-every and --checkpoint-every exits 0" test $? -eq 0
+check "... and ends with the straight run's model" cmp -s "$D/a/model.bin" "$R/model.bin"
+
 # stage files made under other settings are refused, never reused
 $T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1
 check "another --candidates in the same run directory is refused" test $? -ne 0
@@ -133,6 +153,10 @@ for judge in sim bm25+dense; do
     check "cranfield $judge: the table has BM25, dense and the trained model" \
         test "$(grep -c -E '^(BM25|dense|zELO-trained model)' "$R/results.tsv")" -eq 3
     check "cranfield $judge: exported config.json and model.safetensors" test -f "$R/hf/config.json" -a -f "$R/hf/model.safetensors"
+    check "cranfield $judge: the export truncates at the trained length (--max-len 128), not the 512 positions" \
+        grep -q '"model_max_length": 128,' "$R/hf/tokenizer_config.json"
+    check "cranfield $judge: MiniLM's missing classifier is noted once, for the reranker (not the bi-encoder)" \
+        test "$(grep -c "no tensor 'classifier.weight'" "$R.err")" -eq 1
 done
 # the judge row of bm25+dense, recomputed here from the BM25 and dense runs with judges/judge.c's
 # formulas restated: p(a, b) = (F(2 (r_a - r_b)) + F((cos_a - cos_b) / tau)) / 2, r = BM25
