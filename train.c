@@ -52,6 +52,7 @@ typedef struct {
     const char* init;          // HF directory or our .bin checkpoint; NULL: random init
     const char* vocab;         // tokenizer (file or directory); defaults from init / data
     const char* judge;         // judge spec (judges/judge.h)
+    double judge_timeout;      // seconds a cmd judge may move no byte (0: JUDGE_CMD_DEFAULT_TIMEOUT_S)
     const char* dense_model;   // HF directory of a bi-encoder for the dense judge and baseline
     const char* export_dir;    // write the trained model as a Hugging Face directory
     const char* split;         // qrels split used for evaluation (default: test)
@@ -136,6 +137,8 @@ static void usage(FILE* fp) {
 "  --cycles N            random Hamiltonian cycles per query, k = 2N battles per doc [4]\n"
 "  --judge SPEC          sim | bm25 | dense | file:PATH | cmd:COMMAND | model:CKPT,\n"
 "                        or an ensemble joined by '+' [sim with no --data, else bm25+dense]\n"
+"  --judge-timeout S     seconds a cmd judge may go without reading or writing a byte\n"
+"                        before it is killed and the run stops [600]\n"
 "  --dense-model DIR     Hugging Face bi-encoder for the dense judge and baseline\n"
 "  --cross-pairs M       battles per edge of the cross-query cycles for the calibration;\n"
 "                        0 turns calibration off (offsets b = 0) [2]\n"
@@ -194,7 +197,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -203,6 +206,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
+        {"judge-timeout", required_argument, 0, O_JUDGE_TIMEOUT},
         {"dense-model", required_argument, 0, O_DENSE}, {"cross-pairs", required_argument, 0, O_CROSS},
         {"link", required_argument, 0, O_LINK}, {"lambda", required_argument, 0, O_LAMBDA},
         {"init", required_argument, 0, O_INIT}, {"vocab", required_argument, 0, O_VOCAB},
@@ -239,6 +243,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_B: o->bm25_b = (float)parse_number_option("bm25-b", optarg, 0.0, 1.0); break;
             case O_CYCLES: o->cycles = parse_int_option("cycles", optarg, 1, 1000); break;
             case O_JUDGE: o->judge = optarg; break;
+            case O_JUDGE_TIMEOUT: o->judge_timeout = parse_number_option("judge-timeout", optarg, 1e-3, 1e7); break;
             case O_DENSE: o->dense_model = optarg; break;
             case O_CROSS: o->cross_pairs = parse_int_option("cross-pairs", optarg, 0, 1000); break;
             case O_LINK:
@@ -1436,6 +1441,7 @@ int main(int argc, char** argv) {
     // must then share its vocabulary), else the reranker's
     ctx.tokenizer = have_dense ? &dense_tok : &tok;
     ctx.max_len = o.max_len;
+    ctx.cmd_timeout_s = o.judge_timeout;
     ctx.run_dir = o.run_dir;
     ctx.seed = o.seed;
     if (!have_dense && strstr(o.judge, "dense") != NULL) {

@@ -104,6 +104,32 @@ $T --lr abc >"$D/opt.out" 2>&1
 status=$?
 check "a bad option value exits 2 with a message" test $status -eq 2 -a -n "$(grep -- '--lr' "$D/opt.out")"
 
+# a cmd judge that never answers: --judge-timeout stops the run after that long, naming it
+R="$D/cmd_timeout"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
+start=$(date +%s)
+$T --run-dir "$R" $SMALL --judge "cmd:exec sleep 60" --judge-timeout 1 >"$R.out" 2>&1
+status=$?
+check "a silent cmd judge with --judge-timeout 1 stops the run ($(($(date +%s) - start)) s)" \
+    test $status -ne 0 -a $(($(date +%s) - start)) -lt 30
+check "... saying it did not answer within 1 s" grep -q "did not answer within 1 s" "$R.out"
+# train_zelo killed by SIGTERM while its cmd judge runs: the judge (its own process group,
+# out of reach of the terminal's signals) must end with it
+R="$D/cmd_kill"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
+$T --run-dir "$R" $SMALL --judge "cmd:echo \$\$ > $R/judge.pid.tmp && mv $R/judge.pid.tmp $R/judge.pid; exec sleep 60" >"$R.out" 2>&1 &
+trainer=$!
+for _ in $(seq 300); do [ -s "$R/judge.pid" ] && break; sleep 0.1; done
+judge=$(cat "$R/judge.pid" 2>/dev/null)
+kill -TERM $trainer
+wait $trainer
+status=$?
+check "train_zelo killed by SIGTERM dies of it (status $status)" test $status -eq 143
+judge_runs() { [ -n "$judge" ] && [ -e /proc/$judge ] && ! grep -q ') Z ' /proc/$judge/stat; }
+for _ in $(seq 50); do judge_runs || break; sleep 0.1; done
+check "... and its cmd judge (pid ${judge:-none}) is gone" test -n "$judge" -a ! -n "$(judge_runs && echo runs)"
+[ -n "$judge" ] && kill -KILL "$judge" 2>/dev/null
+
 # the file judge on a run's own judgments gives the same targets (the cache keeps p exactly)
 $T --run-dir "$D/f" $SMALL --steps 1 --judge "file:$D/a/judgments.jsonl" >"$D/f.out" 2>&1
 check "file judge run exits 0" test $? -eq 0
