@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -125,7 +126,8 @@ static void usage(FILE* fp) {
 "  --data DIR            BEIR collection (corpus.jsonl, queries.jsonl, qrels/*.tsv)\n"
 "  --run-dir DIR         where every stage writes its files [runs/default]\n"
 "  --split NAME          qrels split of the evaluation queries [test]\n"
-"  --eval-frac F         held-out fraction of queries when there is no train split [0.2]\n"
+"  --eval-frac F         held-out fraction of the judged queries when there is no train\n"
+"                        split [0.2]\n"
 "  --resume              continue from the last checkpoint in the run directory\n"
 "  --stop-at N           stop after step N with a checkpoint, as if interrupted there\n"
 "  --seed N              seed of every random choice [42]\n"
@@ -165,7 +167,7 @@ static void usage(FILE* fp) {
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
 "  --grad-clip X         global gradient-norm clip, 0 for none [1.0]\n"
-"  --eval-every N        evaluate every N steps [steps/5]\n"
+"  --eval-every N        evaluate every N steps [steps/5, rounded up]\n"
 "  --checkpoint-every N  checkpoint every N steps [steps/5]\n"
 "  --export DIR          write the trained model as a Hugging Face directory\n"
 "  -h, --help            this text\n");
@@ -396,15 +398,17 @@ static void collection_load(Collection* c, const Options* o) {
         beir_load_qrels(&c->train_qrels, path, &c->corpus, &c->queries, 0);
     }
     // which queries train and which evaluate: the collection's own train split when it
-    // has one, else a seeded hash of each query id (stable under reordering of the files)
+    // has one, else a seeded hash of each judged query's id (stable under reordering of
+    // the files) holds out --eval-frac of the judged queries; a query without judgments
+    // cannot be evaluated, so it always trains
     int nq = c->queries.n;
     c->train_queries = (int*)mallocCheck((size_t)nq * sizeof(int));
     c->eval_queries = (int*)mallocCheck((size_t)nq * sizeof(int));
     c->n_train = c->n_eval = 0;
     const Qrels* judge_qrels = c->has_train_split ? &c->train_qrels : &c->eval_qrels;
     for (int q = 0; q < nq; q++) {
-        int held_out = c->has_train_split ? qrels_count(&c->eval_qrels, q) > 0
-                                          : beir_query_is_eval(beir_id(&c->queries, q), o->seed, o->eval_frac);
+        int judged = qrels_count(&c->eval_qrels, q) > 0;
+        int held_out = c->has_train_split ? judged : judged && beir_query_is_eval(beir_id(&c->queries, q), o->seed, o->eval_frac);
         if (held_out) {
             if (qrels_count(&c->eval_qrels, q) > 0) { c->eval_queries[c->n_eval++] = q; }
         } else if (qrels_count(judge_qrels, q) > 0 || c->has_train_split == 0) {
@@ -1461,7 +1465,9 @@ int main(int argc, char** argv) {
     int64_t items = 0;
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
     int total = o.steps > 0 ? o.steps : (int)((items + (int64_t)o.batch_size * o.grad_accum - 1) / ((int64_t)o.batch_size * o.grad_accum));
-    int eval_every = o.eval_every > 0 ? o.eval_every : (total >= 5 ? total / 5 : 1);
+    // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
+    // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
+    int eval_every = o.eval_every > 0 ? o.eval_every : (total + 4) / 5;
     int ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : (total >= 5 ? total / 5 : 1);
     Batch batch;
     batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
@@ -1513,11 +1519,16 @@ int main(int argc, char** argv) {
     }
     if (judge_row) { rows[n_rows++] = (ResultRow){ judge_name, judge_mean }; }
     if (step == 0) {
+        double t_eval = wall_seconds();
         scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
         rows[n_rows++] = (ResultRow){ "model before training", evaluate_scores(scores, &c, &cand, NULL, NULL) };
         free(scores);
         log_eval(log, 0, &rows[n_rows - 1].mean);
-        printf("step 0: NDCG@10 %.4f (the model before training)\n", rows[n_rows - 1].mean.ndcg_at_10);
+        // what the evaluations cost, said once: on a large collection they add minutes
+        int more = (total - 1) / eval_every + 1;
+        printf("step 0: NDCG@10 %.4f (the model before training); an evaluation took %.1fs, %d more follow "
+               "(every %d steps and at the end; --eval-every)\n", rows[n_rows - 1].mean.ndcg_at_10,
+               wall_seconds() - t_eval, more, eval_every);
     } else if (have_before) {
         rows[n_rows++] = (ResultRow){ "model before training", before };
     }
@@ -1529,6 +1540,9 @@ int main(int argc, char** argv) {
     Progress progress;
     progress_begin(&progress, "training", total);
     int last_ckpt = step;
+    // the estimate of the whole stage, from the first steps this process trains
+    const int first_step = step, estimate_after = 5;
+    double t_train = wall_seconds(), t_evals = 0.0;
     while (step < total) {
         step++;
         double t0 = wall_seconds();
@@ -1553,11 +1567,23 @@ int main(int argc, char** argv) {
                 step, loss, lr, norm, (double)tokens / dt);
         fflush(log);
         progress_update(&progress, step);
+        if (step - first_step == estimate_after && step < total) {
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            double per_step = (wall_seconds() - t_train - t_evals) / estimate_after;
+            double left_min = per_step * (total - step) / 60.0;
+            printf("training: %.2fs per step over the first %d: about %.*f %s for the %d left, evaluations aside; "
+                   "peak memory %.2f GB so far\n", per_step, estimate_after, left_min >= 90.0 ? 1 : 0,
+                   left_min >= 90.0 ? left_min / 60.0 : left_min, left_min >= 90.0 ? "h" : "min", total - step,
+                   (double)ru.ru_maxrss / (1024.0 * 1024.0));
+        }
         if (step % eval_every == 0 && step < total) {
+            double t_eval = wall_seconds();
             scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
             MetricScores m = evaluate_scores(scores, &c, &cand, NULL, NULL);
             free(scores);
             log_eval(log, step, &m);
+            t_evals += wall_seconds() - t_eval;
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
         if (step % ckpt_every == 0 || step == total || step == o.stop_at) {

@@ -30,6 +30,10 @@ check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
     test "$(grep -c '"loss"' "$D/a/log.jsonl")" -eq 6 -a "$(grep -c '"eval"' "$D/a/log.jsonl")" -eq 3
+check "the run says what an evaluation cost and how many more follow (at step 3 and the end)" \
+    grep -qE "^step 0: .*an evaluation took [0-9.]+s, 2 more follow" "$D/a.out"
+check "the run estimates the training time and memory after its first 5 steps" \
+    grep -qE "^training: [0-9.]+s per step over the first 5: about [0-9.]+ (min|h) for the 1 left, .*peak memory [0-9.]+ GB" "$D/a.out"
 check "a TREC run of the trained model with 30 documents per evaluation query" \
     test "$(wc -l < "$D/a/run.model.trec")" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/test.tsv")))"
 check "ratings.tsv holds one row per training candidate" \
@@ -103,6 +107,17 @@ check "an unknown --matmul exits 2 naming it" test $status -eq 2 -a -n "$(grep -
 $T --lr abc >"$D/opt.out" 2>&1
 status=$?
 check "a bad option value exits 2 with a message" test $status -eq 2 -a -n "$(grep -- '--lr' "$D/opt.out")"
+
+# --eval-frac holds out a fraction of the judged queries; the others, unjudged included, train
+# (CISI: 112 queries, 76 with judgments, no train split)
+R="$D/cisi"
+$T --data ../shared/data/cisi --run-dir "$R" --vocab "$D/a/synthetic/vocab.txt" --judge bm25 --candidates 10 \
+   --steps 1 --batch-size 8 --max-len 64 --threads 2 >"$R.out" 2>&1
+check "a CISI run exits 0 (see $R.out)" test $? -eq 0
+split=$(grep -o '112 queries; [0-9]* training queries, [0-9]* evaluation' "$R.out" | tr -dc '0-9 ' | awk '{ print $2, $3 }')
+echo "cisi: training and evaluation queries: $split"
+check "... every query not held out trains, and a fifth or so of the 76 judged evaluate ($split)" \
+    awk -v s="$split" 'BEGIN { split(s, n, " "); exit !(n[1] + n[2] == 112 && n[2] >= 8 && n[2] <= 25) }'
 
 # a cmd judge that never answers: --judge-timeout stops the run after that long, naming it
 R="$D/cmd_timeout"
