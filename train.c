@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@ typedef struct {
     const char* init;          // HF directory or our .bin checkpoint; NULL: random init
     const char* vocab;         // tokenizer (file or directory); defaults from init / data
     const char* judge;         // judge spec (judges/judge.h)
+    double judge_timeout;      // seconds a cmd judge may move no byte (0: JUDGE_CMD_DEFAULT_TIMEOUT_S)
     const char* dense_model;   // HF directory of a bi-encoder for the dense judge and baseline
     const char* export_dir;    // write the trained model as a Hugging Face directory
     const char* split;         // qrels split used for evaluation (default: test)
@@ -124,7 +126,8 @@ static void usage(FILE* fp) {
 "  --data DIR            BEIR collection (corpus.jsonl, queries.jsonl, qrels/*.tsv)\n"
 "  --run-dir DIR         where every stage writes its files [runs/default]\n"
 "  --split NAME          qrels split of the evaluation queries [test]\n"
-"  --eval-frac F         held-out fraction of queries when there is no train split [0.2]\n"
+"  --eval-frac F         held-out fraction of the judged queries when there is no train\n"
+"                        split [0.2]\n"
 "  --resume              continue from the last checkpoint in the run directory\n"
 "  --stop-at N           stop after step N with a checkpoint, as if interrupted there\n"
 "  --seed N              seed of every random choice [42]\n"
@@ -136,6 +139,8 @@ static void usage(FILE* fp) {
 "  --cycles N            random Hamiltonian cycles per query, k = 2N battles per doc [4]\n"
 "  --judge SPEC          sim | bm25 | dense | file:PATH | cmd:COMMAND | model:CKPT,\n"
 "                        or an ensemble joined by '+' [sim with no --data, else bm25+dense]\n"
+"  --judge-timeout S     seconds a cmd judge may go without reading or writing a byte\n"
+"                        before it is killed and the run stops [600]\n"
 "  --dense-model DIR     Hugging Face bi-encoder for the dense judge and baseline\n"
 "  --cross-pairs M       battles per edge of the cross-query cycles for the calibration;\n"
 "                        0 turns calibration off (offsets b = 0) [2]\n"
@@ -162,7 +167,7 @@ static void usage(FILE* fp) {
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
 "  --grad-clip X         global gradient-norm clip, 0 for none [1.0]\n"
-"  --eval-every N        evaluate every N steps [steps/5]\n"
+"  --eval-every N        evaluate every N steps [steps/5, rounded up]\n"
 "  --checkpoint-every N  checkpoint every N steps [steps/5]\n"
 "  --export DIR          write the trained model as a Hugging Face directory\n"
 "  -h, --help            this text\n");
@@ -194,7 +199,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -203,6 +208,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
+        {"judge-timeout", required_argument, 0, O_JUDGE_TIMEOUT},
         {"dense-model", required_argument, 0, O_DENSE}, {"cross-pairs", required_argument, 0, O_CROSS},
         {"link", required_argument, 0, O_LINK}, {"lambda", required_argument, 0, O_LAMBDA},
         {"init", required_argument, 0, O_INIT}, {"vocab", required_argument, 0, O_VOCAB},
@@ -239,6 +245,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_B: o->bm25_b = (float)parse_number_option("bm25-b", optarg, 0.0, 1.0); break;
             case O_CYCLES: o->cycles = parse_int_option("cycles", optarg, 1, 1000); break;
             case O_JUDGE: o->judge = optarg; break;
+            case O_JUDGE_TIMEOUT: o->judge_timeout = parse_number_option("judge-timeout", optarg, 1e-3, 1e7); break;
             case O_DENSE: o->dense_model = optarg; break;
             case O_CROSS: o->cross_pairs = parse_int_option("cross-pairs", optarg, 0, 1000); break;
             case O_LINK:
@@ -391,15 +398,17 @@ static void collection_load(Collection* c, const Options* o) {
         beir_load_qrels(&c->train_qrels, path, &c->corpus, &c->queries, 0);
     }
     // which queries train and which evaluate: the collection's own train split when it
-    // has one, else a seeded hash of each query id (stable under reordering of the files)
+    // has one, else a seeded hash of each judged query's id (stable under reordering of
+    // the files) holds out --eval-frac of the judged queries; a query without judgments
+    // cannot be evaluated, so it always trains
     int nq = c->queries.n;
     c->train_queries = (int*)mallocCheck((size_t)nq * sizeof(int));
     c->eval_queries = (int*)mallocCheck((size_t)nq * sizeof(int));
     c->n_train = c->n_eval = 0;
     const Qrels* judge_qrels = c->has_train_split ? &c->train_qrels : &c->eval_qrels;
     for (int q = 0; q < nq; q++) {
-        int held_out = c->has_train_split ? qrels_count(&c->eval_qrels, q) > 0
-                                          : beir_query_is_eval(beir_id(&c->queries, q), o->seed, o->eval_frac);
+        int judged = qrels_count(&c->eval_qrels, q) > 0;
+        int held_out = c->has_train_split ? judged : judged && beir_query_is_eval(beir_id(&c->queries, q), o->seed, o->eval_frac);
         if (held_out) {
             if (qrels_count(&c->eval_qrels, q) > 0) { c->eval_queries[c->n_eval++] = q; }
         } else if (qrels_count(judge_qrels, q) > 0 || c->has_train_split == 0) {
@@ -962,6 +971,113 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
     if (saved != step) { die("%s holds step %d, checkpoint.txt says %d", path, saved, step); }
 }
 
+// ----------------------------------------------------------------------------
+// the training settings of a run, recorded beside its checkpoints (training.tsv)
+
+// The options that shape the training trajectory. A resumed run must have the same ones,
+// or its steps after the checkpoint would follow another schedule, loss or batch stream
+// than those before it. Free to differ: --threads and --matmul (the same products, up to
+// float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
+// are measured or saved, and where). The stage options (candidates, judge, fit, ...) are
+// checked by the headers of candidates.bin and targets.bin, the model's shape by the
+// checkpoint's.
+#define MAX_SETTINGS 16
+typedef struct {
+    const char* option;
+    char value[48];
+} Setting;
+
+// the shortest decimal that reads back as the same float: exact, and 5e-05 rather than
+// 4.99999987e-05 in a message
+static void format_float(char* out, size_t cap, float x) {
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(out, cap, "%.*g", digits, (double)x);
+        if (strtof(out, NULL) == x) { return; }
+    }
+}
+
+static int training_settings(Setting* s, const Options* o, const Collection* c, int total) {
+    static const char* loss_names[] = { "mse", "bce", "pairwise", "listwise" };
+    int n = 0;
+    s[n].option = "--steps"; snprintf(s[n++].value, sizeof(s->value), "%d", total);
+    s[n].option = "--lr"; format_float(s[n++].value, sizeof(s->value), o->lr);
+    s[n].option = "--warmup"; format_float(s[n++].value, sizeof(s->value), o->warmup_frac);
+    s[n].option = "--schedule"; snprintf(s[n++].value, sizeof(s->value), "%s", o->schedule == SCHEDULE_COSINE ? "cosine" : "linear");
+    s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
+    s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
+    s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
+    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size);
+    s[n].option = "--group-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->group_size);
+    s[n].option = "--grad-accum"; snprintf(s[n++].value, sizeof(s->value), "%d", o->grad_accum);
+    s[n].option = "--max-len"; snprintf(s[n++].value, sizeof(s->value), "%d", o->max_len);
+    // the batches are drawn from the seed (microbatch_sample)
+    s[n].option = "--seed"; snprintf(s[n++].value, sizeof(s->value), "%llu", (unsigned long long)o->seed);
+    // which queries train, when the collection has no train split
+    if (!c->has_train_split) { s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac); }
+    return n;
+}
+
+// written by a fresh start, before its first checkpoint
+static void training_settings_write(const Options* o, const Collection* c, int total) {
+    Setting s[MAX_SETTINGS];
+    int n = training_settings(s, o, c, total);
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "training.tsv");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
+    fprintf(fp, "option\tvalue\n");
+    for (int i = 0; i < n; i++) { fprintf(fp, "%s\t%s\n", s[i].option, s[i].value); }
+    atomicCommit(&af);
+}
+
+// --resume: every recorded setting must equal this run's; each that differs is named
+static void training_settings_check(const Options* o, const Collection* c, int total) {
+    Setting s[MAX_SETTINGS];
+    int n = training_settings(s, o, c, total);
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "training.tsv");
+    if (!file_exists(path)) {
+        fprintf(stderr, "warning: %s is missing (a run directory from before train_zelo recorded it): "
+                "--resume cannot check that the training settings are the checkpoint's\n", path);
+        return;
+    }
+    char* text = readFileCheck(path, NULL);
+    int differ = 0, line_no = 0;
+    int* seen = (int*)callocCheck((size_t)n, sizeof(int));
+    for (char* line = text; *line != '\0'; line_no++) {
+        char* end = strchr(line, '\n');
+        if (end == NULL) { die("%s:%d: a line without its newline; the file is cut", path, line_no + 1); }
+        *end = '\0';
+        char* tab = strchr(line, '\t');
+        if (tab == NULL) { die("%s:%d: not an 'option<TAB>value' line", path, line_no + 1); }
+        *tab = '\0';
+        if (line_no > 0) {
+            int k = 0;
+            while (k < n && strcmp(s[k].option, line) != 0) { k++; }
+            if (k == n) { die("%s:%d: '%s' is not a training setting of this train_zelo", path, line_no + 1, line); }
+            seen[k] = 1;
+            if (strcmp(s[k].value, tab + 1) != 0) {
+                fprintf(stderr, "train_zelo: --resume: %s is %s in this run, %s in the run that wrote the checkpoint\n",
+                        s[k].option, s[k].value, tab + 1);
+                differ++;
+            }
+        }
+        line = end + 1;
+    }
+    for (int k = 0; k < n; k++) {
+        if (!seen[k]) {
+            fprintf(stderr, "train_zelo: --resume: %s (%s in this run) is not recorded in %s\n", s[k].option, s[k].value, path);
+            differ++;
+        }
+    }
+    free(seen);
+    free(text);
+    if (differ > 0) {
+        die("--resume: %d training setting%s differ%s from the checkpoint's (recorded in %s); resume with the same "
+            "options, or start another --run-dir", differ, differ == 1 ? "" : "s", differ == 1 ? "s" : "", path);
+    }
+}
+
 // the dense baseline: cosine of the bi-encoder's embeddings of each evaluation query and
 // its candidates, (n_eval, K); embeddings are kept in the run directory for later runs
 static float* dense_eval_scores(BertModel* m, const Tokenizer* tok, const Collection* c, const Candidates* cand,
@@ -1381,7 +1497,7 @@ int main(int argc, char** argv) {
     Tokenizer dense_tok;
     int have_dense = o.dense_model != NULL;
     if (have_dense) {
-        bert_load_hf(&dense_model, o.dense_model, o.seed);
+        bert_load_hf_encoder(&dense_model, o.dense_model, o.seed);
         tokenizer_load(&dense_tok, o.dense_model);
     }
 
@@ -1396,6 +1512,7 @@ int main(int argc, char** argv) {
     // must then share its vocabulary), else the reranker's
     ctx.tokenizer = have_dense ? &dense_tok : &tok;
     ctx.max_len = o.max_len;
+    ctx.cmd_timeout_s = o.judge_timeout;
     ctx.run_dir = o.run_dir;
     ctx.seed = o.seed;
     if (!have_dense && strstr(o.judge, "dense") != NULL) {
@@ -1415,7 +1532,9 @@ int main(int argc, char** argv) {
     int64_t items = 0;
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
     int total = o.steps > 0 ? o.steps : (int)((items + (int64_t)o.batch_size * o.grad_accum - 1) / ((int64_t)o.batch_size * o.grad_accum));
-    int eval_every = o.eval_every > 0 ? o.eval_every : (total >= 5 ? total / 5 : 1);
+    // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
+    // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
+    int eval_every = o.eval_every > 0 ? o.eval_every : (total + 4) / 5;
     int ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : (total >= 5 ? total / 5 : 1);
     Batch batch;
     batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
@@ -1426,12 +1545,14 @@ int main(int argc, char** argv) {
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
+        training_settings_check(&o, &c, total);
         checkpoint_load(&model, o.run_dir, step);
         printf("resume: from the checkpoint of step %d\n", step);
     } else if (checkpoint_step(o.run_dir) > 0) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
+    if (!o.resume) { training_settings_write(&o, &c, total); }
     MetricScores before;
     int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = log_open(o.run_dir);
@@ -1465,11 +1586,16 @@ int main(int argc, char** argv) {
     }
     if (judge_row) { rows[n_rows++] = (ResultRow){ judge_name, judge_mean }; }
     if (step == 0) {
+        double t_eval = wall_seconds();
         scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
         rows[n_rows++] = (ResultRow){ "model before training", evaluate_scores(scores, &c, &cand, NULL, NULL) };
         free(scores);
         log_eval(log, 0, &rows[n_rows - 1].mean);
-        printf("step 0: NDCG@10 %.4f (the model before training)\n", rows[n_rows - 1].mean.ndcg_at_10);
+        // what the evaluations cost, said once: on a large collection they add minutes
+        int more = (total - 1) / eval_every + 1;
+        printf("step 0: NDCG@10 %.4f (the model before training); an evaluation took %.1fs, %d more follow "
+               "(every %d steps and at the end; --eval-every)\n", rows[n_rows - 1].mean.ndcg_at_10,
+               wall_seconds() - t_eval, more, eval_every);
     } else if (have_before) {
         rows[n_rows++] = (ResultRow){ "model before training", before };
     }
@@ -1481,6 +1607,9 @@ int main(int argc, char** argv) {
     Progress progress;
     progress_begin(&progress, "training", total);
     int last_ckpt = step;
+    // the estimate of the whole stage, from the first steps this process trains
+    const int first_step = step, estimate_after = 5;
+    double t_train = wall_seconds(), t_evals = 0.0;
     while (step < total) {
         step++;
         double t0 = wall_seconds();
@@ -1505,11 +1634,23 @@ int main(int argc, char** argv) {
                 step, loss, lr, norm, (double)tokens / dt);
         fflush(log);
         progress_update(&progress, step);
+        if (step - first_step == estimate_after && step < total) {
+            struct rusage ru;
+            getrusage(RUSAGE_SELF, &ru);
+            double per_step = (wall_seconds() - t_train - t_evals) / estimate_after;
+            double left_min = per_step * (total - step) / 60.0;
+            printf("training: %.2fs per step over the first %d: about %.*f %s for the %d left, evaluations aside; "
+                   "peak memory %.2f GB so far\n", per_step, estimate_after, left_min >= 90.0 ? 1 : 0,
+                   left_min >= 90.0 ? left_min / 60.0 : left_min, left_min >= 90.0 ? "h" : "min", total - step,
+                   (double)ru.ru_maxrss / (1024.0 * 1024.0));
+        }
         if (step % eval_every == 0 && step < total) {
+            double t_eval = wall_seconds();
             scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
             MetricScores m = evaluate_scores(scores, &c, &cand, NULL, NULL);
             free(scores);
             log_eval(log, step, &m);
+            t_evals += wall_seconds() - t_eval;
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
         if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
@@ -1539,7 +1680,7 @@ int main(int argc, char** argv) {
     joinPathCheck(run_vocab, sizeof(run_vocab), o.run_dir, "vocab.txt");
     if (file_exists(vocab_file) && strcmp(vocab_file, run_vocab) != 0) { copy_file(run_vocab, vocab_file); }
     if (o.export_dir != NULL) {
-        bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase);
+        bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase, o.max_len);
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
     print_table(rows, n_rows, c.n_eval, o.run_dir);

@@ -6,7 +6,8 @@ with no missing or unexpected tensor and score each (query, doc) as the C forwar
 Usage, from the repository root, after build/test_weights has written the export:
     python dev/check_export.py build/export_minilm_ce build/export_minilm_ce_scores.jsonl
 The scores file has one JSON object per line: {"query", "doc", "score" (the C logit),
-"max_length" (the truncation the C side's token ids were made with)}.
+"max_length" (the truncation the C side's token ids were made with)}. CrossEncoder runs
+with its defaults, so the export's model_max_length must be that max_length.
 
 Tolerance: 1e-4 relative (values under 1e-2 compared absolutely). Both sides run the same
 fp32 weights in fp32 with different summation orders, which moves a logit by a few 1e-6
@@ -58,7 +59,12 @@ def main():
     print(f"transformers logits vs C: worst relative error {err:.3g} (pair {at}: {hf[at].item():.7f} vs {c_scores[at].item():.7f}), {len(rows)} pairs")
     ok &= err <= TOL
 
-    ce = CrossEncoder(export_dir, max_length=max_length, device="cpu")
+    # the export's tokenizer_config.json names the length the model was scored at, so the
+    # defaults of transformers and CrossEncoder truncate as the C side did
+    print(f"tokenizer model_max_length {tok.model_max_length}, C scores made at max_length {max_length}")
+    ok &= tok.model_max_length == max_length
+
+    ce = CrossEncoder(export_dir, device="cpu")
     raw = ce.predict(pairs, activation_fn=torch.nn.Identity(), convert_to_tensor=True)
     err, at = worst_rel_err(raw, c_scores)
     print(f"CrossEncoder raw scores vs C logits: worst relative error {err:.3g} (pair {at})")

@@ -176,7 +176,8 @@ static void format_shape(char* out, size_t cap, int ndim, const size_t* shape) {
 // ----------------------------------------------------------------------------
 // loading
 
-void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) {
+// note_head: say on stderr which head tensors the file lacks (a bi-encoder never uses them)
+static void load_hf(BertModel* model, const char* dir, uint64_t seed, int note_head) {
     char path[4096];
     joinPathCheck(path, sizeof(path), dir, "config.json");
     BertConfig config;
@@ -213,6 +214,7 @@ void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) {
         const SafeTensorInfo* t = safetensors_find(&st, name);
         if (t == NULL) {
             if (!h->is_head) { die("safetensors file '%s': tensor '%s' is missing", path, name); }
+            if (!note_head) { continue; }
             fprintf(stderr, "note: '%s' has no tensor '%s'; it keeps BERT's random initialisation (seed %llu)\n",
                     path, name, (unsigned long long)seed);
             continue;
@@ -245,6 +247,10 @@ void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) {
     free(used);
     safetensors_close(&st);
 }
+
+void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) { load_hf(model, dir, seed, 1); }
+
+void bert_load_hf_encoder(BertModel* model, const char* dir, uint64_t seed) { load_hf(model, dir, seed, 0); }
 
 // ----------------------------------------------------------------------------
 // export
@@ -337,7 +343,10 @@ static void write_tokenizer_files(const char* dir, int do_lower_case, int max_le
     atomicCommit(&af);
 }
 
-void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case) {
+void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length) {
+    if (max_length < 3 || max_length > model->config.max_position) {
+        die("export to '%s': max_length %d is not in [3, %d] (the model's positions)", dir, max_length, model->config.max_position);
+    }
     // the vocabulary is checked first, so a bad one leaves no half-written directory
     size_t vocab_len;
     char* vocab = readFileCheck(vocab_path, &vocab_len);
@@ -362,7 +371,7 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
     atomicCommit(&af);
     joinPathCheck(path, sizeof(path), dir, "config.json");
     write_config_json(model, path, vocab_index(vocab, vocab_len, "[PAD]"));
-    write_tokenizer_files(dir, do_lower_case, model->config.max_position);
+    write_tokenizer_files(dir, do_lower_case, max_length);
     free(vocab);
 
     int count = hf_tensor_count(&model->config);

@@ -44,9 +44,17 @@ void hf_tensor_list(HfTensor* out, const BertModel* model);
 // embeddings.position_ids buffer, which is arange(P) and carries no weights).
 void bert_load_hf(BertModel* model, const char* dir, uint64_t seed);
 
+// the same, for a bi-encoder, which pools the encoder's output and never uses the pooler
+// or classifier: their absence from the file is not noted (a run that loads the same
+// directory as its reranker too would say it twice)
+void bert_load_hf_encoder(BertModel* model, const char* dir, uint64_t seed);
+
 // writes dir/ (created if needed) as a Hugging Face BertForSequenceClassification:
 // config.json, model.safetensors (F32), vocab.txt (a copy of vocab_path),
-// tokenizer_config.json and special_tokens_map.json (BertTokenizer)
-void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case);
+// tokenizer_config.json and special_tokens_map.json (BertTokenizer). max_length is the
+// tokenizer's model_max_length: the length the model was trained and scored at, which is
+// what transformers and sentence-transformers truncate to by default (the model's positions
+// stay in config.json); pairs longer than that would otherwise score differently there
+void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length);
 
 #endif // ZELO_WEIGHTS_H

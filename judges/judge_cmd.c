@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -30,6 +31,102 @@ extern char** environ;
 #define QUOTE_BYTES 200
 // free space made in the answer buffer before each read
 #define READ_CHUNK 65536
+
+// ----------------------------------------------------------------------------
+// the programs end with the trainer
+
+// Each program runs in its own process group (so that a timeout kills a shell's children
+// too), which also keeps the terminal's Ctrl-C, sent to the foreground group, from
+// reaching it: a trainer stopped by SIGINT, SIGTERM or SIGHUP must end its programs
+// itself, or they run on as orphans. Slots hold the group ids of the programs not yet
+// reaped (0: free); the handler reads them, so they are sig_atomic_t.
+#define MAX_LIVE_PROGRAMS 64
+static volatile sig_atomic_t live_groups[MAX_LIVE_PROGRAMS];
+static const int ENDING_SIGNALS[3] = { SIGINT, SIGTERM, SIGHUP };
+
+// async-signal-safe only: kill, waitid, nanosleep, signal, raise. SIGTERM to every group,
+// TERM_GRACE_S for the shells to exit, SIGKILL to every group (what end_child does, for
+// all of them at once), then the signal again with its default action: the trainer ends
+// as the signal meant, with the status that says so
+static void end_programs_and_die(int sig) {
+    for (int i = 0; i < MAX_LIVE_PROGRAMS; i++) {
+        if (live_groups[i] > 0) { kill(-(pid_t)live_groups[i], SIGTERM); }
+    }
+    for (int tick = 0; tick < (int)(TERM_GRACE_S * 100); tick++) {
+        int running = 0;
+        for (int i = 0; i < MAX_LIVE_PROGRAMS; i++) {
+            siginfo_t info;
+            info.si_pid = 0;
+            if (live_groups[i] > 0 && waitid(P_PID, (id_t)live_groups[i], &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+                info.si_pid == 0) {
+                running = 1;
+            }
+        }
+        if (!running) { break; }
+        struct timespec ten_ms = {0, 10 * 1000 * 1000};
+        nanosleep(&ten_ms, NULL);
+    }
+    for (int i = 0; i < MAX_LIVE_PROGRAMS; i++) {
+        if (live_groups[i] > 0) { kill(-(pid_t)live_groups[i], SIGKILL); }
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void live_group_add(pid_t pid) {
+    static int handlers_installed = 0;
+    if (!handlers_installed) {
+        for (int k = 0; k < 3; k++) {
+            // a signal this process was told to ignore (nohup) stays ignored
+            struct sigaction old;
+            sigaction(ENDING_SIGNALS[k], NULL, &old);
+            if (old.sa_handler != SIG_DFL) { continue; }
+            struct sigaction sa;
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_handler = end_programs_and_die;
+            sigemptyset(&sa.sa_mask);
+            for (int m = 0; m < 3; m++) { sigaddset(&sa.sa_mask, ENDING_SIGNALS[m]); }
+            sigaction(ENDING_SIGNALS[k], &sa, NULL);
+        }
+        handlers_installed = 1;
+    }
+    for (int i = 0; i < MAX_LIVE_PROGRAMS; i++) {
+        if (live_groups[i] == 0) { live_groups[i] = (sig_atomic_t)pid; return; }
+    }
+    die("cmd judge: more than %d judge programs at once", MAX_LIVE_PROGRAMS);
+}
+
+// before the program is reaped, so that the handler never signals a reused group id
+static void live_group_remove(pid_t pid) {
+    for (int i = 0; i < MAX_LIVE_PROGRAMS; i++) {
+        if (live_groups[i] == (sig_atomic_t)pid) { live_groups[i] = 0; }
+    }
+}
+
+// The shell (dash as /bin/sh) forks a command and waits for it, keeping its own copy of
+// the command's stdout, our pipe, open all the while: a program that closes its stdout
+// and runs on would never show as the end of our pipe, only as a timeout. A plain command
+// (a program, its arguments and redirections) is therefore run with exec, the program
+// replacing the shell, so that the pipe's write end is the program's alone. Anything else
+// (a list, a pipeline, a compound command, a builtin, leading assignments) runs as given:
+// there the shell stays, and holds the pipe (README: end it with exec).
+static int is_plain_command(const char* command) {
+    if (strpbrk(command, ";&|()`\n") != NULL) { return 0; }
+    while (*command == ' ' || *command == '\t') { command++; }
+    size_t len = strcspn(command, " \t");
+    if (len == 0 || command[0] == '#' || memchr(command, '=', len) != NULL) { return 0; }
+    static const char* const shell_words[] = {
+        "if", "then", "else", "elif", "fi", "do", "done", "case", "esac", "while", "until", "for", "{", "}", "!",
+        "exec", "exit", "return", "break", "continue", ":", ".", "source", "eval", "export", "readonly", "set",
+        "unset", "shift", "trap", "times", "cd", "read", "wait", "umask", "ulimit", "alias", "unalias", "command",
+        "getopts", "hash", "jobs", "fg", "bg", "type", "local", "echo", "printf", "test", "[", "true", "false",
+        "kill", "pwd",
+    };
+    for (size_t i = 0; i < sizeof(shell_words) / sizeof(shell_words[0]); i++) {
+        if (strlen(shell_words[i]) == len && memcmp(shell_words[i], command, len) == 0) { return 0; }
+    }
+    return 1;
+}
 
 // ----------------------------------------------------------------------------
 // time and child processes
@@ -65,6 +162,7 @@ static int end_child(CmdJudge* j) {
     // members of the group that outlive the shell (a background job, a pipeline's other
     // commands) would hold the pipes open and run on unseen
     kill(-j->pid, SIGKILL);
+    live_group_remove(j->pid);
     int status = 0;
     while (waitpid(j->pid, &status, 0) < 0) {
         if (errno != EINTR) { die("waitpid on judge program failed: %s", strerror(errno)); }
@@ -125,10 +223,22 @@ void cmd_judge_start(CmdJudge* j, const char* command, double timeout_s) {
     posix_spawnattr_setsigdefault(&attr, &sigpipe_only);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    char* argv[] = {"sh", "-c", j->command, NULL};
+    size_t script_len = strlen(command) + 8;
+    char* script = (char*)mallocCheck(script_len);
+    snprintf(script, script_len, "%s%s", is_plain_command(command) ? "exec " : "", command);
+    char* argv[] = {"sh", "-c", script, NULL};
+    // the signals that end the trainer are held until the program's group is registered,
+    // so that none of them can leave it behind
+    sigset_t ending, before;
+    sigemptyset(&ending);
+    for (int k = 0; k < 3; k++) { sigaddset(&ending, ENDING_SIGNALS[k]); }
+    pthread_sigmask(SIG_BLOCK, &ending, &before);
     int rc = posix_spawn(&j->pid, "/bin/sh", &actions, &attr, argv, environ);
+    if (rc == 0) { live_group_add(j->pid); }
+    pthread_sigmask(SIG_SETMASK, &before, NULL);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
+    free(script);
     if (rc != 0) { die("cmd judge: could not start /bin/sh for '%s': %s", command, strerror(rc)); }
     close(in[0]);
     close(out[1]);

@@ -2,9 +2,11 @@
  * judges/judge_cmd.h — the `cmd` judge: any external program (an LLM client, a script, another
  * model) judges battles by speaking JSON Lines on its stdin and stdout.
  *
- * Protocol. The program is started once per run through `/bin/sh -c COMMAND`, its stdin
- * and stdout piped to us; its stderr is the terminal's, so it may log there freely. It
- * gets one request per line on stdin:
+ * Protocol. The program is started once per run through `/bin/sh -c COMMAND` (`exec
+ * COMMAND` when COMMAND is a plain command: the program then replaces the shell, which
+ * would otherwise hold the program's stdout open while it waits), its stdin and stdout
+ * piped to us; its stderr is the terminal's, so it may log there freely. It gets one
+ * request per line on stdin:
  *     {"id": 17, "query": "...", "doc_a": "...", "doc_b": "..."}
  *     {"id": 18, "query": "...", "doc_a": "...", "doc_b": "...", "query_b": "..."}
  * and answers each request with one line on stdout, in the order received:
@@ -29,12 +31,18 @@
  * pipes), so neither side can block the other on a full pipe whatever the batch size.
  * A call fails, keeping every answer received before the failure, when the program
  * - makes no progress (reads no byte of ours, writes none) for timeout_s seconds,
- * - exits, is killed by a signal, or closes its stdout or stdin,
+ * - exits, is killed by a signal, or closes its stdout or stdin (its stdout: seen at once
+ *   for a plain command; a shell that runs a compound command keeps its own copy of
+ *   stdout open while it waits, so there only the timeout sees it),
  * - answers something that is not {"id": <the expected id>, "p": <a number in [0, 1]>}.
  * After a failure the program is killed (SIGTERM, then SIGKILL; its whole process group,
  * so that children of the shell die too) and reaped, and the judge answers nothing more.
  * SIGPIPE is ignored in this process from cmd_judge_start on (a write to a program that
- * is gone must be an error to report, not a silent death of the trainer).
+ * is gone must be an error to report, not a silent death of the trainer). SIGINT, SIGTERM
+ * and SIGHUP, where their action is the default, get a handler from then on that ends
+ * every program not yet reaped (SIGTERM to its group, SIGKILL 0.5 s later) and then ends
+ * the trainer by the same signal: the programs' own process groups keep the terminal's
+ * Ctrl-C from reaching them, and they would run on as orphans.
  */
 #ifndef ZELO_JUDGE_CMD_H
 #define ZELO_JUDGE_CMD_H

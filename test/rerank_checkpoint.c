@@ -42,7 +42,8 @@ static void save_tiny(const BertConfig* minilm, int num_labels, uint64_t seed, c
     bert_build(&m, &cfg);
     bert_init_random(&m, seed);
     bert_save(&m, path);
-    if (export_dir != NULL) { bert_export_hf(&m, export_dir, vocab, 1); }
+    // rerank's default length, which test_rerank.sh scores the export at
+    if (export_dir != NULL) { bert_export_hf(&m, export_dir, vocab, 1, 256); }
     bert_free(&m);
 }
 

@@ -255,7 +255,30 @@ static void test_program_death(void) {
     check_failure("close stdout", FAKE "close_stdout 3", 10.0, &b, 3, closed, 3);
     double dt = now_s() - t0;
     CHECK(dt < 5.0, "close stdout: took %.2f s", dt);
+    // the same program as a plain command, without exec: a shell that forks it and waits
+    // holds its own copy of the program's stdout, so the end of the output must not hinge
+    // on the user's writing exec (before the fix: the 10 s timeout)
+    t0 = now_s();
+    check_failure("close stdout, no exec", "python3 -S test/fixtures/judge_cmd/fake_judge.py close_stdout 3", 10.0, &b, 3, closed, 3);
+    dt = now_s() - t0;
+    CHECK(dt < 5.0, "close stdout, no exec: took %.2f s", dt);
     free_batch(&b);
+}
+
+// whether process pid still runs 1 s from now (its /proc stat line in stat): an orphan is
+// reparented, and gone or a zombie waiting for its new parent counts as dead
+static int still_runs(char* stat, size_t cap, int pid) {
+    char stat_path[64];
+    snprintf(stat_path, sizeof(stat_path), "/proc/%d/stat", pid);
+    struct timespec tick = {0, 20 * 1000 * 1000};
+    int alive = 1;
+    for (int tries = 0; tries < 50 && alive; tries++) {
+        FILE* sp = fopen(stat_path, "r");
+        alive = sp != NULL && fgets(stat, (int)cap, sp) != NULL && strstr(stat, ") Z ") == NULL;
+        if (sp != NULL) { fclose(sp); }
+        if (alive) { nanosleep(&tick, NULL); }
+    }
+    return alive;
 }
 
 static void test_timeout(void) {
@@ -286,19 +309,47 @@ static void test_timeout(void) {
     CHECK(fp != NULL && fscanf(fp, "%d", &job) == 1, "background job: no pid in %s", pid_path);
     if (fp != NULL) { fclose(fp); }
     remove(pid_path);
-    // the orphaned job is reparented; gone, or a zombie waiting for its new parent, is dead
-    char stat_path[64], stat[256] = "";
-    snprintf(stat_path, sizeof(stat_path), "/proc/%d/stat", job);
-    struct timespec tick = {0, 20 * 1000 * 1000};
-    int alive = 1;
-    for (int tries = 0; tries < 50 && alive; tries++) {
-        FILE* sp = fopen(stat_path, "r");
-        alive = sp != NULL && fgets(stat, sizeof(stat), sp) != NULL && strstr(stat, ") Z ") == NULL;
-        if (sp != NULL) { fclose(sp); }
-        if (alive) { nanosleep(&tick, NULL); }
-    }
-    CHECK(job > 0 && !alive, "background job %d of a timed-out judge still runs: %s", job, stat);
+    char stat[256] = "";
+    CHECK(job > 0 && !still_runs(stat, sizeof(stat), job), "background job %d of a timed-out judge still runs: %s", job, stat);
     free_batch(&b);
+}
+
+// a trainer (here a forked child that starts a judge and waits) stopped by SIGTERM or
+// SIGINT ends its judge, whose own process group the terminal's Ctrl-C does not reach,
+// and dies of that signal
+static void test_killed_trainer(void) {
+    const int sigs[2] = {SIGTERM, SIGINT};
+    for (int k = 0; k < 2; k++) {
+        char pid_path[64], command[256];
+        snprintf(pid_path, sizeof(pid_path), "/tmp/zelo_test_judge_cmd_%d_sig%d.pid", (int)getpid(), sigs[k]);
+        remove(pid_path);
+        // the judge writes its pid (the shell's, then sleep's through exec) and runs on
+        snprintf(command, sizeof(command), "echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 60", pid_path, pid_path, pid_path);
+        pid_t trainer = fork();
+        if (trainer == 0) {
+            CmdJudge j;
+            cmd_judge_start(&j, command, 60.0);
+            for (;;) { pause(); }
+        }
+        int judge = 0;
+        for (int tries = 0; tries < 500 && judge == 0; tries++) {
+            FILE* fp = fopen(pid_path, "r");
+            if (fp == NULL || fscanf(fp, "%d", &judge) != 1) { judge = 0; }
+            if (fp != NULL) { fclose(fp); }
+            struct timespec tick = {0, 10 * 1000 * 1000};
+            if (judge == 0) { nanosleep(&tick, NULL); }
+        }
+        remove(pid_path);
+        kill(trainer, sigs[k]);
+        int status = 0;
+        waitpid(trainer, &status, 0);
+        CHECK(WIFSIGNALED(status) && WTERMSIG(status) == sigs[k], "trainer killed by %s: wait status %d, want death by that signal",
+              strsignal(sigs[k]), status);
+        char stat[256] = "";
+        CHECK(judge > 0 && !still_runs(stat, sizeof(stat), judge), "trainer killed by %s: its judge (pid %d) still runs: %s",
+              strsignal(sigs[k]), judge, stat);
+        if (judge > 0) { kill(judge, SIGKILL); }
+    }
 }
 
 static void test_bad_answers(void) {
@@ -459,6 +510,7 @@ int main(void) {
     test_batching_judge();
     test_program_death();
     test_timeout();
+    test_killed_trainer();
     test_bad_answers();
     test_huge_answer();
     test_stop();

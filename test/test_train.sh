@@ -30,6 +30,10 @@ check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
     test "$(grep -c '"loss"' "$D/a/log.jsonl")" -eq 6 -a "$(grep -c '"eval"' "$D/a/log.jsonl")" -eq 3
+check "the run says what an evaluation cost and how many more follow (at step 3 and the end)" \
+    grep -qE "^step 0: .*an evaluation took [0-9.]+s, 2 more follow" "$D/a.out"
+check "the run estimates the training time and memory after its first 5 steps" \
+    grep -qE "^training: [0-9.]+s per step over the first 5: about [0-9.]+ (min|h) for the 1 left, .*peak memory [0-9.]+ GB" "$D/a.out"
 check "a TREC run of the trained model with 30 documents per evaluation query" \
     test "$(wc -l < "$D/a/run.model.trec")" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/test.tsv")))"
 check "ratings.tsv holds one row per training candidate" \
@@ -58,6 +62,26 @@ echo 'not a log line' >>"$D/b/log.jsonl"
 $T --run-dir "$D/b" $SMALL --resume >"$D/b4.out" 2>&1
 check "a foreign line in log.jsonl stops --resume" test $? -ne 0
 check "... naming the file and line" grep -q "log.jsonl:$(wc -l < "$D/b/log.jsonl"): not a line train_zelo writes" "$D/b4.out"
+
+# --resume with other training settings is refused, naming each option and both values;
+# settings that do not change the trajectory (threads, evaluation cadence) may differ
+R="$D/r"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$R/"
+$T --run-dir "$R" $SMALL --stop-at 3 >"$R.out" 2>&1
+check "the run to resume stops after step 3" grep -q "stopped after step 3" "$R.out"
+check "... with its training settings recorded" grep -q "^--lr	0.001$" "$R/training.tsv"
+for change in "--lr 5e-2:--lr is 0.05 in this run, 0.001 in the run" "--steps 8:--steps is 8 in this run, 6 in" \
+              "--loss bce:--loss is bce in this run, mse in" "--batch-size 8:--batch-size is 8 in this run, 16 in" \
+              "--warmup 0.5:--warmup is 0.5 in this run, 0.1 in" "--grad-clip 0.5:--grad-clip is 0.5 in this run, 1 in"; do
+    $T --run-dir "$R" $SMALL ${change%%:*} --resume >"$R.bad" 2>&1
+    status=$?
+    check "--resume with ${change%%:*} is refused" test $status -ne 0
+    check "... saying '${change#*:}'" grep -q -- "${change#*:}" "$R.bad"
+done
+check "the refused resumes logged no step past the checkpoint" test -z "$(grep -E '"step": [4-9]' "$R/log.jsonl")"
+$T --run-dir "$R" $SMALL --threads 1 --eval-every 2 --checkpoint-every 2 --resume >"$R.ok" 2>&1
+check "--resume with other --threads, --eval-every and --checkpoint-every exits 0" test $? -eq 0
+check "... and ends with the straight run's model" cmp -s "$D/a/model.bin" "$R/model.bin"
 
 # stage files made under other settings are refused, never reused
 $T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1
@@ -106,6 +130,43 @@ check "an unknown --matmul exits 2 naming it" test $status -eq 2 -a -n "$(grep -
 $T --lr abc >"$D/opt.out" 2>&1
 status=$?
 check "a bad option value exits 2 with a message" test $status -eq 2 -a -n "$(grep -- '--lr' "$D/opt.out")"
+
+# --eval-frac holds out a fraction of the judged queries; the others, unjudged included, train
+# (CISI: 112 queries, 76 with judgments, no train split)
+R="$D/cisi"
+$T --data ../shared/data/cisi --run-dir "$R" --vocab "$D/a/synthetic/vocab.txt" --judge bm25 --candidates 10 \
+   --steps 1 --batch-size 8 --max-len 64 --threads 2 >"$R.out" 2>&1
+check "a CISI run exits 0 (see $R.out)" test $? -eq 0
+split=$(grep -o '112 queries; [0-9]* training queries, [0-9]* evaluation' "$R.out" | tr -dc '0-9 ' | awk '{ print $2, $3 }')
+echo "cisi: training and evaluation queries: $split"
+check "... every query not held out trains, and a fifth or so of the 76 judged evaluate ($split)" \
+    awk -v s="$split" 'BEGIN { split(s, n, " "); exit !(n[1] + n[2] == 112 && n[2] >= 8 && n[2] <= 25) }'
+
+# a cmd judge that never answers: --judge-timeout stops the run after that long, naming it
+R="$D/cmd_timeout"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
+start=$(date +%s)
+$T --run-dir "$R" $SMALL --judge "cmd:exec sleep 60" --judge-timeout 1 >"$R.out" 2>&1
+status=$?
+check "a silent cmd judge with --judge-timeout 1 stops the run ($(($(date +%s) - start)) s)" \
+    test $status -ne 0 -a $(($(date +%s) - start)) -lt 30
+check "... saying it did not answer within 1 s" grep -q "did not answer within 1 s" "$R.out"
+# train_zelo killed by SIGTERM while its cmd judge runs: the judge (its own process group,
+# out of reach of the terminal's signals) must end with it
+R="$D/cmd_kill"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
+$T --run-dir "$R" $SMALL --judge "cmd:echo \$\$ > $R/judge.pid.tmp && mv $R/judge.pid.tmp $R/judge.pid; exec sleep 60" >"$R.out" 2>&1 &
+trainer=$!
+for _ in $(seq 300); do [ -s "$R/judge.pid" ] && break; sleep 0.1; done
+judge=$(cat "$R/judge.pid" 2>/dev/null)
+kill -TERM $trainer
+wait $trainer
+status=$?
+check "train_zelo killed by SIGTERM dies of it (status $status)" test $status -eq 143
+judge_runs() { [ -n "$judge" ] && [ -e /proc/$judge ] && ! grep -q ') Z ' /proc/$judge/stat; }
+for _ in $(seq 50); do judge_runs || break; sleep 0.1; done
+check "... and its cmd judge (pid ${judge:-none}) is gone" test -n "$judge" -a ! -n "$(judge_runs && echo runs)"
+[ -n "$judge" ] && kill -KILL "$judge" 2>/dev/null
 
 # the file judge on a run's own judgments gives the same targets (the cache keeps p exactly)
 $T --run-dir "$D/f" $SMALL --steps 1 --judge "file:$D/a/judgments.jsonl" >"$D/f.out" 2>&1
@@ -156,6 +217,10 @@ for judge in sim bm25+dense; do
     check "cranfield $judge: the table has BM25, dense and the trained model" \
         test "$(grep -c -E '^(BM25|dense|zELO-trained model)' "$R/results.tsv")" -eq 3
     check "cranfield $judge: exported config.json and model.safetensors" test -f "$R/hf/config.json" -a -f "$R/hf/model.safetensors"
+    check "cranfield $judge: the export truncates at the trained length (--max-len 128), not the 512 positions" \
+        grep -q '"model_max_length": 128,' "$R/hf/tokenizer_config.json"
+    check "cranfield $judge: MiniLM's missing classifier is noted once, for the reranker (not the bi-encoder)" \
+        test "$(grep -c "no tensor 'classifier.weight'" "$R.err")" -eq 1
 done
 # the judge row of bm25+dense, recomputed here from the BM25 and dense runs with judges/judge.c's
 # formulas restated: p(a, b) = (F(2 (r_a - r_b)) + F((cos_a - cos_b) / tau)) / 2, r = BM25

@@ -80,7 +80,7 @@ static void load_model_dir(const void* dir) {
 
 static const BertModel* export_model;  // the model export_tiny writes
 static void export_tiny(const void* vocab_path) {
-    bert_export_hf(export_model, SCRATCH "/tiny_bad_vocab", vocab_path, 1);
+    bert_export_hf(export_model, SCRATCH "/tiny_bad_vocab", vocab_path, 1, export_model->config.max_position);
 }
 
 static void write_text(const char* path, const char* text) {
@@ -376,7 +376,7 @@ static void test_loader(void) {
     write_text(vocab_path, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nb\nc\n");
     const char* dir = SCRATCH "/tiny";
     // the export writes config.json (and the tokenizer files); model.safetensors is then replaced
-    bert_export_hf(&m, dir, vocab_path, 1);
+    bert_export_hf(&m, dir, vocab_path, 1, m.config.max_position);
 
     write_tiny_checkpoint(dir, &m, TINY_ENCODER_ONLY);
     char msg[4096];
@@ -627,7 +627,11 @@ static void test_minilm(const char* dir) {
     // export, reload, bit-identical parameters; a different seed shows the head came from the file
     char vocab[4096];
     snprintf(vocab, sizeof(vocab), "%s/vocab.txt", dir);
-    bert_export_hf(&model, EXPORT_DIR, vocab, 1);
+    // the length the fixture's ids were truncated to: less than MiniLM's 512 positions, so
+    // a tokenizer_config.json that names the positions instead is caught
+    CHECK(f.max_length < model.config.max_position, "the fixture's max_length %d should be under the positions %d",
+          f.max_length, model.config.max_position);
+    bert_export_hf(&model, EXPORT_DIR, vocab, 1, f.max_length);
     BertModel reloaded;
     bert_load_hf(&reloaded, EXPORT_DIR, 43);
     const BertConfig* a = &model.config;
@@ -656,6 +660,11 @@ static void test_minilm(const char* dir) {
         const JsonValue* cls = json_get(&tc, "tokenizer_class");
         CHECK(lower && lower->type == JSON_TRUE && cls && cls->type == JSON_STRING && strcmp(cls->str, "BertTokenizer") == 0,
               "export: tokenizer_config.json lacks do_lower_case true / BertTokenizer");
+        // transformers and CrossEncoder truncate to model_max_length by default
+        const JsonValue* max_length = json_get(&tc, "model_max_length");
+        CHECK(max_length && max_length->type == JSON_NUMBER && max_length->number == f.max_length,
+              "export: tokenizer_config.json's model_max_length is %g, the model was scored at %d",
+              max_length && max_length->type == JSON_NUMBER ? max_length->number : -1.0, f.max_length);
         json_free(&tc);
     }
     free(text);
