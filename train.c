@@ -1342,6 +1342,22 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
         }
     }
     printf("\n");
+    // --lambda 0 where the maximum-likelihood ratings do not exist: the fit took the link's
+    // default prior for those queries (zelo_loss.h), which the run must say
+    int no_optimum = 0;
+    double fallback_lambda = 0.0;
+    for (int i = 0; i < t->n; i++) {
+        if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { no_optimum++; fallback_lambda = status[i].lambda; }
+    }
+    if (no_optimum > 0) {
+        printf("fit: warning: %d queries have no finite rating optimum with lambda 0 (judgments that do not connect "
+               "their documents, or documents that beat all others with certainty); fitted with lambda %g instead:",
+               no_optimum, fallback_lambda);
+        for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
+            if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { printf(" %s", beir_id(&c->queries, t->query[i])); shown++; }
+        }
+        printf("\n");
+    }
     // calibration: offsets b from cross-query battles, or b = 0 (said)
     double* b = (double*)callocCheck((size_t)t->n, sizeof(double));
     if (o->cross_pairs > 0 && t->n >= 2) {
@@ -1365,6 +1381,12 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
         printf("calibration: %lld cross-query battles, offsets fitted (%s, |grad| %.1e)%s\n", (long long)nc,
                cs.fit.converged ? "converged" : "NOT converged", cs.fit.grad_inf,
                cs.uncovered > 0 ? "; some queries are in no cross-query battle: their offset is the prior's 0" : "");
+        if (cs.fit.no_optimum != ZELO_OPTIMUM_FINITE) {
+            printf("calibration: warning: the offsets have no finite optimum with lambda 0 (%s); fitted with lambda %g instead\n",
+                   cs.fit.no_optimum == ZELO_OPTIMUM_DISCONNECTED ? "the cross-query battles do not connect all queries"
+                                                                 : "some queries beat all others with certainty",
+                   cs.fit.lambda);
+        }
         free(cross); free(xb); free(xp); free(xpd);
     } else {
         printf("calibration: off (--cross-pairs 0 or one training query): offsets b = 0, ratings of different queries are not comparable\n");

@@ -173,6 +173,14 @@ $T --run-dir "$D/f" $SMALL --steps 1 --judge "file:$D/a/judgments.jsonl" >"$D/f.
 check "file judge run exits 0" test $? -eq 0
 check "file judge reproduces the sim run's ratings to the bit" cmp -s "$D/a/ratings.tsv" "$D/f/ratings.tsv"
 
+# hard labels (p rounded to 0 or 1) with --lambda 0: a document that beats all the others
+# with certainty has no finite maximum-likelihood rating, and the run must say so
+sed -E 's/"p": ?0\.[5-9][0-9eE.+-]*/"p": 1/; s/"p": ?0\.[0-4][0-9eE.+-]*/"p": 0/' "$D/a/judgments.jsonl" >"$D/hard.jsonl"
+$T --run-dir "$D/h" $SMALL --steps 1 --lambda 0 --judge "file:$D/hard.jsonl" >"$D/h.out" 2>&1
+check "hard-label file judge with --lambda 0 exits 0" test $? -eq 0
+check "... and says which queries had no finite optimum and took the default prior" \
+    grep -q "have no finite rating optimum with lambda 0" "$D/h.out"
+
 # the default run learns: a shortened default (half its steps, a higher rate: measured
 # 0.386 -> 0.610 on seed 42, 16 s on two cores) must lift held-out NDCG@10 clearly above
 # the untrained model's. 0.1 is about half the gain measured, and far above the drift of a
