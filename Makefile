@@ -103,6 +103,36 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_model.c $(SRC_MODEL) $(LDLIBS)
 
+# ---- CUDA kernels (kernels/*.cuh) and their test ----
+# build/test_cuda runs every kernel on the CPU through the project's emulator: g++ compiles
+# the same .cu with kernels/cuda_emu.h force-included and CUDA_EMULATOR defined (no GPU,
+# no toolkit libraries). build/test_cuda_nvcc is the same test built by nvcc for a real GPU
+# (sm_90 and sm_80, warnings as errors), made by `make cuda` only where nvcc is found.
+CUDA_HEADERS = $(wildcard kernels/*.cuh kernels/*.h)
+EMU_CXXFLAGS = -O2 -std=c++17 -Wall -Wextra -fopenmp -I. -DCUDA_EMULATOR -include kernels/cuda_emu.h
+$(BUILD)/test_cuda: test/test_cuda.cu $(SRC_MODEL) $(CUDA_HEADERS) $(HEADERS)
+	@mkdir -p $(BUILD)/emu
+	$(CC) $(CFLAGS) -c model.c -o $(BUILD)/emu/model.o
+	$(CC) $(CFLAGS) -c cpu/gemm.c -o $(BUILD)/emu/gemm.o
+	$(CXX) $(EMU_CXXFLAGS) -x c++ -c test/test_cuda.cu -o $(BUILD)/emu/test_cuda.o
+	$(CXX) -fopenmp -o $@ $(BUILD)/emu/test_cuda.o $(BUILD)/emu/model.o $(BUILD)/emu/gemm.o $(LDLIBS)
+
+NVCC := $(shell command -v nvcc 2>/dev/null)
+NVCC_FLAGS = -O3 -std=c++17 -I. -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
+             -Xcompiler -Wall,-Wextra,-fopenmp -Werror all-warnings
+.PHONY: cuda
+ifneq ($(NVCC),)
+cuda: $(BUILD)/test_cuda_nvcc
+$(BUILD)/test_cuda_nvcc: test/test_cuda.cu $(SRC_MODEL) $(CUDA_HEADERS) $(HEADERS)
+	@mkdir -p $(BUILD)/nvcc
+	$(CC) $(CFLAGS) -c model.c -o $(BUILD)/nvcc/model.o
+	$(CC) $(CFLAGS) -c cpu/gemm.c -o $(BUILD)/nvcc/gemm.o
+	$(NVCC) $(NVCC_FLAGS) -o $@ test/test_cuda.cu $(BUILD)/nvcc/model.o $(BUILD)/nvcc/gemm.o -lcublas $(LDLIBS)
+else
+cuda:
+	@echo "make cuda: no nvcc on the PATH, nothing to build"
+endif
+
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
