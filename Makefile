@@ -103,41 +103,70 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ dev/bench_model.c $(SRC_MODEL) $(LDLIBS)
 
-# ---- CUDA kernels (kernels/*.cuh) and their test ----
-# build/test_cuda runs every kernel on the CPU through the project's emulator: g++ compiles
-# the same .cu with kernels/cuda_emu.h force-included and CUDA_EMULATOR defined (no GPU,
-# no toolkit libraries). build/test_cuda_nvcc is the same test built by nvcc for a real GPU
-# (sm_90 and sm_80, warnings as errors), made by `make cuda` only where nvcc is found.
-CUDA_HEADERS = $(wildcard kernels/*.cuh kernels/*.h)
-EMU_CXXFLAGS = -O2 -std=c++17 -Wall -Wextra -fopenmp -I. -DCUDA_EMULATOR -include kernels/cuda_emu.h
-$(BUILD)/test_cuda: test/test_cuda.cu $(SRC_MODEL) $(CUDA_HEADERS) $(HEADERS)
-	@mkdir -p $(BUILD)/emu
-	$(CC) $(CFLAGS) -c model.c -o $(BUILD)/emu/model.o
-	$(CC) $(CFLAGS) -c cpu/gemm.c -o $(BUILD)/emu/gemm.o
-	$(CXX) $(EMU_CXXFLAGS) -x c++ -c test/test_cuda.cu -o $(BUILD)/emu/test_cuda.o
-	$(CXX) -fopenmp -o $@ $(BUILD)/emu/test_cuda.o $(BUILD)/emu/model.o $(BUILD)/emu/gemm.o $(LDLIBS)
+# ---- CUDA emulator (kernels/cuda_emu.h): .cu tests built by the host C++ compiler, their ----
+# kernels run on the CPU, so that CI checks them without a GPU. The toolkit is found from nvcc
+# on the PATH (or CUDA_HOME); without its headers the emulated tests are left out. Each .cu and
+# kernels/*.cuh is first rewritten line for line into $(BUILD)/emu_src/ (launches and
+# `extern __shared__`, see the header), so diagnostics keep the original file and line.
+NVCC ?= $(shell command -v nvcc 2>/dev/null)
+CUDA_HOME ?= $(if $(NVCC),$(abspath $(dir $(NVCC))..))
+HAVE_CUDA_HEADERS := $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),yes)
+EMU_CXXFLAGS ?= -O2 -g
+EMU_CXXFLAGS += -std=c++17 -Wall -Wextra -fopenmp -DCUDA_EMULATOR -include kernels/cuda_emu.h \
+                -I$(BUILD)/emu_src -I. -isystem $(CUDA_HOME)/include
+EMU_REWRITE = sed -E -e 's/<<</ ^ cuda_emu::Config(__FILE__, __LINE__, /g' -e 's/>>>/)/g' \
+  -e 's/extern[[:space:]]+__shared__[[:space:]]+(__align__\([0-9]+\)[[:space:]]+)?([A-Za-z_]([A-Za-z0-9_: ]*[A-Za-z0-9_])?)[[:space:]]+([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\[[[:space:]]*\][[:space:]]*;/\2* \4 = cuda_emu::dynamic_smem<\2>();/'
+$(BUILD)/emu_src/%.cu: %.cu Makefile
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
+$(BUILD)/emu_src/%.cuh: %.cuh Makefile
+	@mkdir -p $(dir $@)
+	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
+EMU_KERNELS = $(patsubst %,$(BUILD)/emu_src/%,$(wildcard kernels/*.cuh))
 
-NVCC := $(shell command -v nvcc 2>/dev/null)
-NVCC_FLAGS = -O3 -std=c++17 -I. -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80 \
-             -Xcompiler -Wall,-Wextra,-fopenmp -Werror all-warnings
+# test/<name>.cu -> $(BUILD)/<name> (emulated, in `make test`) and $(BUILD)/gpu/<name> (nvcc)
+CUDA_TESTS = test_cuda_emu
+$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(LDLIBS)
+# the same test under ThreadSanitizer, which test/test_cuda_emu_tsan.sh expects to report a race
+$(BUILD)/test_cuda_emu_tsan: $(BUILD)/emu_src/test/test_cuda_emu.cu kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -fsanitize=thread -o $@ -x c++ $< -x none $(LDLIBS)
+NVCC_FLAGS ?= -O3 -arch=sm_90
+$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $(wildcard kernels/*.cuh) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -I. -o $@ $<
+CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(foreach t,$(CUDA_TESTS),$(if $(wildcard test/$(t).cu),$(BUILD)/$(t))))
+CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),$(wildcard test/test_cuda_emu_tsan.sh))
+CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
+# ---- the kernels of kernels/*.cuh against model.c's layers: test/test_cuda.cu links the CPU
+# reference (its objects built here by the C compiler). build/test_cuda is the emulated run (in
+# `make test`); build/gpu/test_cuda the nvcc build for a real GPU, sm_90 and sm_80, warnings as
+# errors. `make cuda` builds every nvcc target where nvcc is found.
+CUDA_REF_OBJS = $(BUILD)/cuda_ref/model.o $(BUILD)/cuda_ref/gemm.o
+$(BUILD)/cuda_ref/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/cuda_ref/gemm.o: cpu/gemm.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+$(BUILD)/test_cuda: $(BUILD)/emu_src/test/test_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(CUDA_REF_OBJS) $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(CUDA_REF_OBJS) $(LDLIBS)
+CUDA_EMU_TESTS += $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda)
+NVCC_ARCHS = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
+$(BUILD)/gpu/test_cuda: test/test_cuda.cu $(wildcard kernels/*.cuh) $(CUDA_REF_OBJS) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(NVCC) -O3 $(NVCC_ARCHS) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp -I. -o $@ $< \
+		$(CUDA_REF_OBJS) -lcublas $(LDLIBS)
 .PHONY: cuda
-ifneq ($(NVCC),)
-cuda: $(BUILD)/test_cuda_nvcc
-$(BUILD)/test_cuda_nvcc: test/test_cuda.cu $(SRC_MODEL) $(CUDA_HEADERS) $(HEADERS)
-	@mkdir -p $(BUILD)/nvcc
-	$(CC) $(CFLAGS) -c model.c -o $(BUILD)/nvcc/model.o
-	$(CC) $(CFLAGS) -c cpu/gemm.c -o $(BUILD)/nvcc/gemm.o
-	$(NVCC) $(NVCC_FLAGS) -o $@ test/test_cuda.cu $(BUILD)/nvcc/model.o $(BUILD)/nvcc/gemm.o -lcublas $(LDLIBS)
-else
-cuda:
-	@echo "make cuda: no nvcc on the PATH, nothing to build"
-endif
+cuda: $(if $(NVCC),$(BUILD)/gpu/test_cuda $(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)),)
+	@$(if $(NVCC),true,echo "make cuda: no nvcc found, nothing built")
+# ---- end of the CUDA emulator block ----
 
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
-test: $(AVAILABLE_TESTS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh test/test_train.sh
+test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
+	@bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS)
 
 bench:
 	@bash dev/bench_all.sh
