@@ -108,11 +108,13 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(HEADERS)
 # on the PATH (or CUDA_HOME); without its headers the emulated tests are left out. Each .cu and
 # kernels/*.cuh is first rewritten line for line into $(BUILD)/emu_src/ (launches and
 # `extern __shared__`, see the header), so diagnostics keep the original file and line.
-NVCC ?= $(shell command -v nvcc 2>/dev/null)
+ifeq ($(origin NVCC),undefined)
+  NVCC := $(shell command -v nvcc 2>/dev/null)
+endif
 CUDA_HOME ?= $(if $(NVCC),$(abspath $(dir $(NVCC))..))
 HAVE_CUDA_HEADERS := $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),yes)
-EMU_CXXFLAGS ?= -O2 -g
-EMU_CXXFLAGS += -std=c++17 -Wall -Wextra -fopenmp -DCUDA_EMULATOR -include kernels/cuda_emu.h \
+EMU_OPT ?= -O2 -g
+EMU_CXXFLAGS = $(EMU_OPT) -std=c++17 -Wall -Wextra -fopenmp -DCUDA_EMULATOR -include kernels/cuda_emu.h \
                 -I$(BUILD)/emu_src -I. -isystem $(CUDA_HOME)/include
 EMU_REWRITE = sed -E -e 's/<<</ ^ cuda_emu::Config(__FILE__, __LINE__, /g' -e 's/>>>/)/g' \
   -e 's/extern[[:space:]]+__shared__[[:space:]]+(__align__\([0-9]+\)[[:space:]]+)?([A-Za-z_]([A-Za-z0-9_: ]*[A-Za-z0-9_])?)[[:space:]]+([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*\[[[:space:]]*\][[:space:]]*;/\2* \4 = cuda_emu::dynamic_smem<\2>();/'
@@ -123,20 +125,43 @@ $(BUILD)/emu_src/%.cuh: %.cuh Makefile
 	@mkdir -p $(dir $@)
 	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
 EMU_KERNELS = $(patsubst %,$(BUILD)/emu_src/%,$(wildcard kernels/*.cuh))
+# C sources a CUDA test links (CUDA_C_SRC_<test> = model.c cpu/gemm.c ...), compiled by $(CC)
+# as the C programs are; the .cu includes their headers inside extern "C" { }
+cuda_c_objs = $(patsubst %.c,$(BUILD)/c_obj/%.o,$(1))
+$(BUILD)/c_obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
 
-# test/<name>.cu -> $(BUILD)/<name> (emulated, in `make test`) and $(BUILD)/gpu/<name> (nvcc)
-CUDA_TESTS = test_cuda_emu
-$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
-	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(LDLIBS)
-# the same test under ThreadSanitizer, which test/test_cuda_emu_tsan.sh expects to report a race
+# every test/<name>.cu -> $(BUILD)/<name> (emulated, run by `make test`) and, with nvcc,
+# $(BUILD)/gpu/<name> (for a GPU: NVCC_FLAGS picks the architecture)
+CUDA_TESTS = $(basename $(notdir $(wildcard test/*.cu)))
+.SECONDEXPANSION:
+$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(call cuda_c_objs,$(CUDA_C_SRC_$*)) $(LDLIBS)
+# the emulator's test under ThreadSanitizer, which test/test_cuda_emu_tsan.sh expects to report a race
 $(BUILD)/test_cuda_emu_tsan: $(BUILD)/emu_src/test/test_cuda_emu.cu kernels/cuda_emu.h $(HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -fsanitize=thread -o $@ -x c++ $< -x none $(LDLIBS)
+# what the emulator costs per barrier, per shuffle and per LayerNorm (README, "The CUDA emulator")
+$(BUILD)/bench_cuda_emu: $(BUILD)/emu_src/dev/bench_cuda_emu.cu kernels/cuda_emu.h
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(LDLIBS)
 NVCC_FLAGS ?= -O3 -arch=sm_90
-$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $(wildcard kernels/*.cuh) $(HEADERS)
+NVCC_WARN = -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
+$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $(wildcard kernels/*.cuh) $(HEADERS)
+	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCC_FLAGS) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -I. -o $@ $<
-CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(foreach t,$(CUDA_TESTS),$(if $(wildcard test/$(t).cu),$(BUILD)/$(t))))
-CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),$(wildcard test/test_cuda_emu_tsan.sh))
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) -Xcompiler -fopenmp $(LDLIBS)
+# what CI runs without a GPU: nvcc compiles every .cu for sm_90 and sm_80, warnings as errors
+NVCC_CHECK_SOURCES = $(wildcard test/*.cu dev/cuda/*.cu)
+.PHONY: nvcc_check
+nvcc_check:
+	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
+	@mkdir -p $(BUILD)/gpu
+	@for arch in sm_90 sm_80; do for f in $(NVCC_CHECK_SOURCES); do \
+	    echo "nvcc -arch=$$arch $$f"; \
+	    $(NVCC) -O3 -arch=$$arch $(NVCC_WARN) -I. -c -o $(BUILD)/gpu/$$(basename $$f .cu).$$arch.o $$f || exit 1; \
+	done; done
+CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
+CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
 # ---- the kernels of kernels/*.cuh against model.c's layers: test/test_cuda.cu links the CPU
 # reference (its objects built here by the C compiler). build/test_cuda is the emulated run (in

@@ -91,7 +91,11 @@
 #ifndef CUDA_EMU_TSAN
 #define CUDA_EMU_TSAN 0
 #endif
-#if !defined(__x86_64__)
+// the hand-written switch on x86-64; ucontext elsewhere, or when CUDA_EMU_UCONTEXT is defined
+#if defined(__x86_64__) && !defined(CUDA_EMU_UCONTEXT)
+#define CUDA_EMU_ASM_SWITCH 1
+#else
+#define CUDA_EMU_ASM_SWITCH 0
 #include <ucontext.h>
 #endif
 
@@ -150,7 +154,7 @@ struct Fiber {
     unsigned mask;
     unsigned long long in, out; // a warp collective's operand and result (up to 8 bytes)
     void* tsan;
-#if !defined(__x86_64__)
+#if !CUDA_EMU_ASM_SWITCH
     ucontext_t uc;
 #endif
 };
@@ -182,7 +186,7 @@ struct Worker {
     size_t smem_cap;
     void* sched_sp;
     void* tsan_self;
-#if !defined(__x86_64__)
+#if !CUDA_EMU_ASM_SWITCH
     ucontext_t sched_uc;
 #endif
 };
@@ -209,7 +213,7 @@ inline std::map<const void*, int> g_max_dyn_smem;   // kernel -> cudaFuncAttribu
 }
 
 // ---- context switch ----
-#if defined(__x86_64__)
+#if CUDA_EMU_ASM_SWITCH
 extern "C" void cuda_emu_switch(void** save_sp, void* new_sp);
 extern "C" void cuda_emu_fiber_entry(void);
 // saves the callee-saved registers on the old stack, stores its pointer, loads the new one and
@@ -244,7 +248,7 @@ CUDA_EMU_INTERNAL inline void switch_away(Fiber* f) {
     // no happens-before between fibers: only barriers order them
     __tsan_switch_to_fiber(next ? next->tsan : w.tsan_self, 1);
 #endif
-#if defined(__x86_64__)
+#if CUDA_EMU_ASM_SWITCH
     cuda_emu_switch(&f->sp, next ? next->sp : w.sched_sp);
 #else
     swapcontext(&f->uc, next ? &next->uc : &w.sched_uc);
@@ -263,7 +267,7 @@ CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
     __builtin_unreachable();
 }
 
-#if !defined(__x86_64__)
+#if !CUDA_EMU_ASM_SWITCH
 inline void fiber_main_uc(unsigned lo, unsigned hi) {
     fiber_main((Fiber*)(((uintptr_t)hi << 32) | lo));
 }
@@ -456,7 +460,7 @@ CUDA_EMU_INTERNAL inline void run_block(Block* b, size_t smem) {
         f->mask = 0;
         // stack tops staggered by cache lines: at one stride they would all fight for one cache set
         char* top = w.stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 67 % 1024) * 64;
-#if defined(__x86_64__)
+#if CUDA_EMU_ASM_SWITCH
         // r15 r14 r13 r12 rbx rbp, return address; 16-byte aligned at the trampoline's call
         void** s = (void**)(top - 24 - 48);
         s[0] = s[1] = s[4] = s[5] = nullptr;
@@ -481,7 +485,7 @@ CUDA_EMU_INTERNAL inline void run_block(Block* b, size_t smem) {
 #if CUDA_EMU_TSAN
     __tsan_switch_to_fiber(first->tsan, 1); // creating the fibers ordered them after this thread
 #endif
-#if defined(__x86_64__)
+#if CUDA_EMU_ASM_SWITCH
     cuda_emu_switch(&w.sched_sp, first->sp);
 #else
     swapcontext(&w.sched_uc, &first->uc);
