@@ -163,28 +163,10 @@ nvcc_check:
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
-# ---- the kernels of kernels/*.cuh against model.c's layers: test/test_cuda.cu links the CPU
-# reference (its objects built here by the C compiler). build/test_cuda is the emulated run (in
-# `make test`); build/gpu/test_cuda the nvcc build for a real GPU, sm_90 and sm_80, warnings as
-# errors. `make cuda` builds every nvcc target where nvcc is found.
-CUDA_REF_OBJS = $(BUILD)/cuda_ref/model.o $(BUILD)/cuda_ref/gemm.o
-$(BUILD)/cuda_ref/%.o: %.c $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/cuda_ref/gemm.o: cpu/gemm.c $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
-$(BUILD)/test_cuda: $(BUILD)/emu_src/test/test_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(CUDA_REF_OBJS) $(HEADERS)
-	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(CUDA_REF_OBJS) $(LDLIBS)
-CUDA_EMU_TESTS += $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda)
-NVCC_ARCHS = -gencode arch=compute_90,code=sm_90 -gencode arch=compute_80,code=sm_80
-$(BUILD)/gpu/test_cuda: test/test_cuda.cu $(wildcard kernels/*.cuh) $(CUDA_REF_OBJS) $(HEADERS)
-	@mkdir -p $(dir $@)
-	$(NVCC) -O3 $(NVCC_ARCHS) -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror,-fopenmp -I. -o $@ $< \
-		$(CUDA_REF_OBJS) -lcublas $(LDLIBS)
-.PHONY: cuda
-cuda: $(if $(NVCC),$(BUILD)/gpu/test_cuda $(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)),)
-	@$(if $(NVCC),true,echo "make cuda: no nvcc found, nothing built")
+# test/test_cuda.cu holds every kernel of kernels/*.cuh against model.c's layers; its nvcc
+# build reaches cuBLAS through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
+CUDA_C_SRC_test_cuda = model.c cpu/gemm.c
+$(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
 # ---- end of the CUDA emulator block ----
 
 # a test target builds only the tests whose sources exist yet, so work in progress on
