@@ -163,10 +163,12 @@ nvcc_check:
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
-# test/test_cuda.cu holds every kernel of kernels/*.cuh against model.c's layers; its nvcc
-# build reaches cuBLAS through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
+# test/test_cuda.cu holds every kernel of kernels/*.cuh, and the forward pass of
+# kernels/model_cuda.cu (which it includes), against model.c; its nvcc build reaches cuBLAS
+# through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
 CUDA_C_SRC_test_cuda = model.c cpu/gemm.c
 $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
+$(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
 # ---- end of the CUDA emulator block ----
 
 # a test target builds only the tests whose sources exist yet, so work in progress on

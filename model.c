@@ -231,7 +231,7 @@ static void column_sum_accumulate(float* acc, const float* x, int n, int d) {
 
 // out (N, C) = word + position + type embeddings of each token; positions restart per sequence
 void embeddings_forward(float* out, const int* ids, const int* types, const int* seq_starts,
-                               int S, const float* wte, const float* wpe, const float* wtt, int C) {
+                        int S, const float* wte, const float* wpe, const float* wtt, int C) {
     #pragma omp parallel for schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
         for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
@@ -247,7 +247,7 @@ void embeddings_forward(float* out, const int* ids, const int* types, const int*
 // scatters demb (N, C) into the three tables. Threads split the columns rather than the
 // tokens, because several tokens share a row of wte (same id) and would race.
 void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* demb,
-                                const int* ids, const int* types, const int* seq_starts, int S, int C) {
+                         const int* ids, const int* types, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
         int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
@@ -267,7 +267,7 @@ void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* dem
 // Like the other row-wise forward layers it runs on the calling thread: forward_pass hands
 // each thread blocks of rows (see there).
 void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                              const float* weight, const float* bias, int N, int C, float eps) {
+                       const float* weight, const float* bias, int N, int C, float eps) {
     for (int t = 0; t < N; t++) {
         const float* x = inp + (size_t)t * C;
         float m = 0.0f;
@@ -331,8 +331,8 @@ static void layernorm_backward_params(float* dweight, float* dbias, const float*
 }
 
 void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, const float* mean,
-                               const float* rstd, int N, int C) {
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C) {
     #pragma omp parallel for
     for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
         int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
@@ -349,7 +349,7 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
 
 // out (N, OC) = inp (N, C) @ weight^T + bias, weight (OC, C) as PyTorch's Linear
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
-                           int N, int C, int OC) {
+                    int N, int C, int OC) {
     for (int t = 0; t < N; t++) {
         memcpy(out + (size_t)t * OC, bias, (size_t)OC * sizeof(float));
     }
@@ -357,7 +357,7 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                            const float* inp, const float* weight, int N, int C, int OC) {
+                     const float* inp, const float* weight, int N, int C, int OC) {
     matmul(dinp, C, dout, OC, 0, weight, C, 0, N, C, OC, 1.0f, 1.0f);    // dinp (N, C) += dout @ W
     matmul(dweight, C, dout, OC, 1, inp, C, 0, OC, C, N, 1.0f, 1.0f);    // dW (OC, C) += dout^T @ inp
     column_sum_accumulate(dbias, dout, N, OC);
@@ -450,7 +450,7 @@ void attention_head_forward(float* out, float* p, const float* qkv, int T, int h
 // sequence's rows, gets the head's columns of q, k and v WRITTEN (every entry belongs to
 // exactly one (sequence, head)); dp (T, T) is scratch; dout (T, C), p (T, T) as in forward
 void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
-                                    const float* p, int T, int h, int C, int NH) {
+                             const float* p, int T, int h, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const float* q = qkv + h * hs;
@@ -601,8 +601,8 @@ void bert_init_random(BertModel* model, uint64_t seed) {
 }
 
 // checks a packed batch against the config; dies naming the sequence and token at fault
-static void validate_batch(const BertConfig* cfg, const int* ids, const int* types,
-                           const int* seq_starts, int S) {
+void validate_batch(const BertConfig* cfg, const int* ids, const int* types,
+                    const int* seq_starts, int S) {
     if (S <= 0) { die("bert_forward: a batch needs at least one sequence (got %d)", S); }
     if (seq_starts[0] != 0) { die("bert_forward: seq_starts[0] must be 0 (got %d)", seq_starts[0]); }
     for (int s = 0; s < S; s++) {
@@ -624,8 +624,8 @@ static void validate_batch(const BertConfig* cfg, const int* ids, const int* typ
 
 // sizes of the activation tensors for N tokens, S sequences, A attention floats per layer,
 // with Ls layers stored (L for training, 1 when all layers share one slot)
-static void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S,
-                                     size_t A, size_t Ls) {
+void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S,
+                              size_t A, size_t Ls) {
     size_t C = cfg->hidden_size, I = cfg->intermediate_size;
     size_t act_sizes[NUM_ACTIVATION_TENSORS] = {
         N * C, N * C, N, N,                  // emb, emb_ln, emb_mean, emb_rstd

@@ -97,6 +97,13 @@ typedef struct {
     float* embeddings; // (S, C) mean of the last hidden states over each sequence
 } ActivationTensors;
 
+// the sizes of the activation tensors above for N tokens, S sequences, A attention floats per
+// layer, with Ls layers stored (L for training, 1 when all layers share one slot); shared by
+// both backends so that their activations have one layout
+void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A, size_t Ls);
+// checks a packed batch against the config; dies naming the sequence and token at fault
+void validate_batch(const BertConfig* cfg, const int* ids, const int* types, const int* seq_starts, int S);
+
 typedef struct {
     BertConfig config;
     // the weights

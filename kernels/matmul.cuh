@@ -22,9 +22,10 @@ extern "C" {
 static cublasHandle_t cublas_handle;
 #endif
 
-// once per process, before the first product
+// before the first product; once per process, later calls do nothing
 void matmul_setup(void) {
 #ifndef CUDA_EMULATOR
+    if (cublas_handle != NULL) { return; }
     cublasCheck(cublasCreate(&cublas_handle));
     // fp32 exactly: no TF32 tensor cores, whatever NVIDIA_TF32_OVERRIDE says; this
     // backend is the CPU's twin, the bf16 one is the fast path
@@ -34,7 +35,8 @@ void matmul_setup(void) {
 
 void matmul_teardown(void) {
 #ifndef CUDA_EMULATOR
-    cublasCheck(cublasDestroy(cublas_handle));
+    if (cublas_handle != NULL) { cublasCheck(cublasDestroy(cublas_handle)); }
+    cublas_handle = NULL;
 #endif
 }
 

@@ -41,6 +41,9 @@
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "kernels/global_norm.cuh"
+// the forward pass composed of the kernels above; one translation unit, as the kernel headers
+// define their kernels and launchers (llm.c's manner)
+#include "kernels/model_cuda.cu"
 
 #define UNIT_ROUNDOFF 5.9604644775390625e-8  // 2^-24
 #define TOL_FACTOR 64.0
@@ -378,6 +381,22 @@ static void test_linear(const Batch* b, int C) {
     test_linear_shape("linear_forward classifier", "linear_backward classifier", b->S, C, 1, C);
 }
 
+// the rows of the (NH, T, T) attention blocks of L layers, for expect_close_rows: each row its
+// own scale; returns the (num_rows + 1) boundaries
+static size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_rows) {
+    *num_rows = (size_t)L * NH * b->N;
+    size_t* rows = (size_t*)mallocCheck((*num_rows + 1) * sizeof(size_t));
+    rows[0] = 0;
+    size_t r = 0;
+    for (int l = 0; l < L; l++) {
+        for (int s = 0; s < b->S; s++) {
+            int T = b->seq_starts[s + 1] - b->seq_starts[s];
+            for (int i = 0; i < NH * T; i++, r++) { rows[r + 1] = rows[r] + (size_t)T; }
+        }
+    }
+    return rows;
+}
+
 static void test_attention(const Batch* b, int C, int NH) {
     int N = b->N, S = b->S, A = b->A;
     size_t N3C = (size_t)N * 3 * C, NC = (size_t)N * C;
@@ -395,15 +414,8 @@ static void test_attention(const Batch* b, int C, int NH) {
     float *d_qkv = device_from(qkv, N3C), *d_out = device_poisoned(NC), *d_att = device_poisoned(A);
     attention_forward_cuda(d_out, d_att, d_qkv, b->d_seq_starts, b->d_att_offsets, S, N, b->max_T, C, NH, stream);
     int hs = C / NH;
-    // the rows of the (NH, T, T) blocks, each its own scale
-    size_t num_rows = (size_t)NH * N;
-    size_t* rows = (size_t*)mallocCheck((num_rows + 1) * sizeof(size_t));
-    for (size_t r = 0; r <= num_rows; r++) { rows[r] = 0; }
-    size_t r = 0;
-    for (int s = 0; s < S; s++) {
-        int T = b->seq_starts[s + 1] - b->seq_starts[s];
-        for (int i = 0; i < NH * T; i++, r++) { rows[r + 1] = rows[r] + (size_t)T; }
-    }
+    size_t num_rows;
+    size_t* rows = attention_rows(b, NH, 1, &num_rows);
     // scores: sums over hs; the softmax's sum and P V: sums over T
     expect_close_rows("attention_forward att", C, d_att, att, A, hs + b->max_T, rows, num_rows);
     expect_close("attention_forward out", C, d_out, out, NC, hs + 2 * b->max_T);
@@ -537,6 +549,76 @@ static void test_optimizer(int C, int NH) {
     bert_free(&model);
 }
 
+// ---- the forward pass composed (kernels/model_cuda.cu) against bert_forward ----
+
+static const char* const ACTIVATION_NAMES[NUM_ACTIVATION_TENSORS] = {
+    "emb", "emb_ln", "emb_mean", "emb_rstd", "qkv", "att", "atty", "res1", "ln1", "ln1_mean", "ln1_rstd",
+    "fch", "fch_gelu", "res2", "ln2", "ln2_mean", "ln2_rstd", "cls", "pooled", "logits", "embeddings",
+};
+
+static void test_model_forward(const Batch* b, int C, int NH) {
+    const int L = 2;
+    BertConfig cfg = {VOCAB, C, L, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
+    BertModel cpu;
+    bert_build(&cpu, &cfg);
+    bert_init_random(&cpu, rng_u32());
+    // BERT's initialisation leaves biases 0 and LayerNorm weights 1: moved off, so that a bias
+    // or weight applied wrongly shows
+    for (size_t i = 0; i < cpu.num_parameters; i++) { cpu.params_memory[i] += rng_uniform(-0.02f, 0.02f); }
+    bert_forward(&cpu, b->ids, b->types, b->seq_starts, b->S);
+
+    BertModelCuda gpu;
+    bert_cuda_build(&gpu, &cfg);
+    bert_cuda_upload_parameters(&gpu, cpu.params_memory);
+    bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
+    float* first_logits = (float*)mallocCheck((size_t)b->S * sizeof(float));
+    memcpy(first_logits, gpu.logits, (size_t)b->S * sizeof(float));
+    // again over poisoned activations: every one must be written, and the same bytes come out
+    poison(gpu.acts_memory, gpu.acts_capacity);
+    bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
+    CHECK(memcmp(first_logits, gpu.logits, (size_t)b->S * sizeof(float)) == 0, "C=%d forward: two runs differ", C);
+
+    // errors add up along the chain of sums of a layer, 5C + I + hs + 2T, over L layers;
+    // LayerNorm renormalises after each block, so they do not grow geometrically. What grows
+    // them most: a LayerNorm's mean and rstd differences shift a whole row coherently, and the
+    // next product's C terms do not average such a shift away, so it reaches qkv up to ~sqrt(C)/2
+    // times larger (measured at C = 768: emb_ln 1.2e-6 -> layer 0 qkv 1.8e-5; layer 1 qkv 8e-5,
+    // the worst of the pass, 6x under the tolerance)
+    int hs = C / NH;
+    double K = (double)L * (5 * C + 4 * C + hs + 2 * b->max_T);
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    fill_in_activation_sizes(sizes, &cfg, b->N, b->S, b->A, L);
+    size_t num_rows;
+    size_t* rows = attention_rows(b, NH, L, &num_rows);
+    const float* const* want = (const float* const*)&cpu.acts;
+    float* const* got = (float* const*)&gpu.acts;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        if (want[i] == cpu.acts.logits) { continue; }  // below
+        char name[64];
+        snprintf(name, sizeof(name), "forward %s", ACTIVATION_NAMES[i]);
+        int is_att = i == 5;
+        expect_close_rows(name, C, got[i], want[i], sizes[i], K, is_att ? rows : NULL, num_rows);
+    }
+    // A logit is one dot product of C terms of random signs that cancel to ~1/sqrt(C) of their
+    // magnitudes (a logit of 0.2 from terms summing to 10 in magnitude at C = 768): the
+    // small relative differences of the pooled vectors come out up to sqrt(C) times larger
+    // relative to the logit. As in the error analysis of a dot product, its error is judged
+    // against the sum of the terms' magnitudes, sum_c |clsw_c pooled_c| + |clsb|.
+    double worst = 0.0;
+    for (int q = 0; q < b->S; q++) {
+        double magnitude = fabs(cpu.params.clsb[0]);
+        for (int c = 0; c < C; c++) { magnitude += fabs((double)cpu.params.clsw[c] * cpu.acts.pooled[(size_t)q * C + c]); }
+        double err = fabs((double)gpu.logits[q] - cpu.logits[q]) / magnitude;
+        worst = err > worst || !(err == err) ? err : worst;
+    }
+    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)\n", C, "forward logits", worst, tolerance(K));
+    CHECK(worst <= tolerance(K), "C=%d forward logits: error %.3g against the terms' magnitudes", C, worst);
+    free(rows);
+    free(first_logits);
+    bert_cuda_free(&gpu);
+    bert_free(&cpu);
+}
+
 int main(int argc, char** argv) {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
     rng_state = seed;
@@ -554,6 +636,7 @@ int main(int argc, char** argv) {
         test_attention(&b, C, NH);
         test_pooler(&b, C);
         test_optimizer(C, NH);
+        test_model_forward(&b, C, NH);
         free_batch(&b);
     }
     matmul_teardown();
