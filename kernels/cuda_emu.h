@@ -15,10 +15,11 @@
  * Execution: a launch runs to completion before it returns (streams and events are ordered
  * trivially). Blocks run on OpenMP threads, one block at a time per thread; within a block each
  * CUDA thread is a fiber (a hand-written x86-64 context switch, ucontext elsewhere) with its own
- * 256 KB stack, so __syncthreads is a real barrier and a warp collective waits for exactly the
- * lanes of its mask. The scheduler runs the fibers of a block in order of threadIdx, each until
- * it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs them in the reverse order, so a
- * kernel whose result depends on the order (a race) gives a different result.
+ * stack (236 KB at least, a guard page below), so __syncthreads is a real barrier and a warp
+ * collective waits for exactly the lanes of its mask. The scheduler runs the fibers of a block
+ * in order of threadIdx, each until it waits; CUDA_EMU_REVERSE=1 (read at each launch) runs
+ * them in the reverse order, so a kernel whose result depends on the order (a race) gives a
+ * different result.
  *
  * Kernel code may use: threadIdx, blockIdx, blockDim, gridDim, warpSize; __global__,
  * __device__, __host__, __forceinline__, __restrict__, __launch_bounds__, __align__;
@@ -31,14 +32,20 @@
  * and CUDA's intrinsics (__expf, __logf, __fdividef, rsqrtf, __saturatef, __int_as_float, ...),
  * min/max; float4/make_float4 and the other vector types; cuda_bf16.h / cuda_fp16.h.
  * It may not use: inline PTX, mma/wgmma/TMA, cooperative groups, textures, __activemask,
- * warp-synchronous code without the _sync collectives, `extern __shared__` at file scope,
+ * warp-synchronous code without the _sync collectives, spin-waits on other threads (a fiber
+ * runs until it waits in a barrier or collective), `extern __shared__` at file scope,
  * `static __shared__` (write `__shared__`), __shared__ variables with initialisers or
- * constructors, device-side printf of GPU-only formats, dynamic parallelism.
+ * constructors, dynamic parallelism; a template kernel is launched with its template
+ * arguments written out (k<float><<<...>>>, not deduced), and `>>>` appears only in launches.
+ * Static __shared__ arrays are not poisoned: they hold what the previous block on that OS
+ * thread left (dynamic shared memory is poisoned for each block).
  * Rules checked at run time, each stopping the program with a message and exit status 1:
  * a __syncthreads that not every thread of the block reaches (some exited, or wait at another
- * __syncthreads or collective): "N threads wait at <what> (file:line)" per place; a warp
- * collective whose mask omits the caller, names lanes the block lacks, reads a lane outside
- * the mask, or whose lanes disagree on the operation.
+ * __syncthreads or collective): "N threads wait at <what> (file:line)" per place, also for a
+ * collective that a lane of its mask never reaches; a collective whose mask omits the caller,
+ * whose width is not a power of two, or whose lanes disagree on the operation. As the guide
+ * says, lanes of the mask that exited (or that a partial last warp lacks) take no part; a
+ * shuffle reading such a lane, or one outside its mask, gets 0xFF bytes (NaN, or -1).
  * Memory: cudaMalloc'd and dynamic shared memory start as 0xFF bytes (NaN in float), so an
  * output a kernel forgot to write shows. cudaMemcpy checks that each pointer lies inside a
  * cudaMalloc allocation exactly when its kind says device. Kernels can read host pointers
@@ -54,7 +61,8 @@
  * a data race. Blocks are ordered after one another for TSan (races between blocks are not
  * reported), because they reuse the same shared memory and stacks.
  * Runtime calls: cudaMalloc/Free, cudaMallocHost/FreeHost, cudaMemcpy(Async), cudaMemset(Async),
- * cudaStream{Create,CreateWithFlags,Destroy,Synchronize,WaitEvent}, cudaEvent{Create,
+ * cudaMemcpyTo/FromSymbol, cudaStream{Create,CreateWithFlags,Destroy,Synchronize,Query,WaitEvent},
+ * cudaDeviceReset, cudaEvent{Create,
  * CreateWithFlags,Destroy,Record,Synchronize,Query,ElapsedTime}, cudaDeviceSynchronize,
  * cudaGet/PeekAtLastError, cudaGetErrorString/Name, cudaGetDeviceCount (1), cudaGet/SetDevice,
  * cudaGetDeviceProperties and cudaDeviceGetAttribute (H100 numbers, the name says emulator),
@@ -76,6 +84,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <map>
+#include <memory> // before __noinline__ is defined: shared_ptr_base.h writes __attribute__((__noinline__))
 #include <mutex>
 #include <tuple>
 #include <type_traits>
@@ -113,6 +122,7 @@
 #define __managed__
 // one copy per OS thread, which runs one block at a time: per-block storage
 #define __shared__ static thread_local
+#define __noinline__ __attribute__((noinline))
 #ifndef __launch_bounds__
 #define __launch_bounds__(...)
 #endif
@@ -173,7 +183,7 @@ struct Block {
     int arrived, bar_line, bar_mixed, bar_count, bar_result[2];
     unsigned bar_gen;
     const char* bar_file;
-    unsigned warp_waiting[32];  // per warp: lanes waiting in a collective
+    unsigned warp_waiting[32], warp_exited[32]; // per warp: lanes waiting in a collective, lanes exited
     char bar_sync[2], warp_sync[32], done_sync; // TSan happens-before addresses
 };
 
@@ -255,24 +265,6 @@ CUDA_EMU_INTERNAL inline void switch_away(Fiber* f) {
 #endif
 }
 
-CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
-    Block* b = t_block;
-    b->fn(b->ctx);
-#if CUDA_EMU_TSAN
-    __tsan_release(&b->done_sync);
-#endif
-    f->state = EXITED;
-    b->exited++;
-    switch_away(f);
-    __builtin_unreachable();
-}
-
-#if !CUDA_EMU_ASM_SWITCH
-inline void fiber_main_uc(unsigned lo, unsigned hi) {
-    fiber_main((Fiber*)(((uintptr_t)hi << 32) | lo));
-}
-#endif
-
 // ---- the report of a block that cannot continue ----
 [[noreturn]] CUDA_EMU_INTERNAL inline void stuck(Block* b, const char* why) {
     fflush(stdout);
@@ -346,19 +338,55 @@ CUDA_EMU_INTERNAL inline int syncthreads(const char* file, int line, int kind, i
 }
 
 // ---- warp collectives ----
-// the lane that completes a group computes every member's result, so that no slot is reused
-// before its readers ran
+// As the programming guide says, the lanes of a mask that have exited (or that a partial last
+// warp lacks) take no part: a group completes when every other lane of its mask waits in it,
+// and a lane that reads a lane outside the group gets 0xFF bytes (NaN, or -1), as from
+// uninitialised memory. The lane that completes a group computes every member's result, so
+// that no operand is overwritten before its readers ran.
+inline unsigned lanes_of(const Block* b, int warp) {
+    int lanes = b->n - 32 * warp;
+    return lanes >= 32 ? 0xffffffffu : (1u << lanes) - 1;
+}
+
+CUDA_EMU_INTERNAL inline void try_complete(Block* b, int warp, unsigned mask) {
+    Fiber* w = b->fibers + 32 * warp;
+    unsigned live = mask & lanes_of(b, warp) & ~b->warp_exited[warp];
+    if ((b->warp_waiting[warp] & live) != live) { return; }
+    int op = -1, first = 0;
+    unsigned votes = 0;
+    for (int l = 0; l < 32; l++) {
+        if (!(live >> l & 1)) { continue; }
+        if (w[l].mask != mask) { return; } // waits in another group, with another mask
+        if (op < 0) { op = w[l].op; first = l; }
+        if (w[l].op != op) {
+            fail("lanes of warp %d with mask 0x%08x disagree: lane %d calls %s (%s:%d), lane %d calls %s (%s:%d)", warp, mask,
+                 first, op_names[op], w[first].file, w[first].line, l, op_names[w[l].op], w[l].file, w[l].line);
+        }
+        if (w[l].in) { votes |= 1u << l; }
+    }
+    for (int l = 0; l < 32; l++) {
+        if (!(live >> l & 1)) { continue; }
+        Fiber* g = &w[l];
+        int wd = g->width, base = l & ~(wd - 1), src = l;
+        if (op == OP_SHFL) { src = base + (g->arg & (wd - 1)); }
+        if (op == OP_UP && (l & (wd - 1)) >= g->arg) { src = l - g->arg; }
+        if (op == OP_DOWN && (l & (wd - 1)) + g->arg < wd) { src = l + g->arg; }
+        if (op == OP_XOR && (l ^ g->arg) < base + wd) { src = l ^ g->arg; }
+        g->out = op <= OP_XOR ? ((live >> src & 1) ? w[src].in : ~0ull)
+               : op == OP_BALLOT ? votes : op == OP_ANY ? votes != 0 : op == OP_ALL ? votes == live : 0;
+        g->mask = 0;
+        g->state = RUNNABLE;
+    }
+    b->warp_waiting[warp] &= ~live;
+}
+
 CUDA_EMU_INTERNAL inline unsigned long long warp_op(int op, unsigned mask, unsigned long long v, int arg, int width,
                                                     const char* file, int line) {
     Block* b = t_block;
     Fiber* f = t_cur;
-    unsigned own = 1u << f->lane;
-    int lanes = b->n - 32 * f->warp < 32 ? b->n - 32 * f->warp : 32;
-    unsigned exists = lanes == 32 ? 0xffffffffu : (1u << lanes) - 1;
-    if (!(mask & own) || (mask & ~exists) || width < 1 || width > 32 || (width & (width - 1))) {
+    if (!(mask >> f->lane & 1) || width < 1 || width > 32 || (width & (width - 1))) {
         fail("%s(mask 0x%08x, width %d) by thread %d at %s:%d: %s", op_names[op], mask, width, (int)(f - b->fibers), file, line,
-             !(mask & own) ? "the mask must name the calling lane" : (mask & ~exists) ? "the mask names lanes this block does not have"
-                                                                   : "the width must be a power of two up to 32");
+             !(mask >> f->lane & 1) ? "the mask must name the calling lane" : "the width must be a power of two up to 32");
     }
     f->state = WAIT_WARP;
     f->file = file;
@@ -371,49 +399,38 @@ CUDA_EMU_INTERNAL inline unsigned long long warp_op(int op, unsigned mask, unsig
 #if CUDA_EMU_TSAN
     if (op == OP_SYNCWARP) { __tsan_release(&b->warp_sync[f->warp]); }
 #endif
-    unsigned* waiting = &b->warp_waiting[f->warp];
-    *waiting |= own;
-    if ((*waiting & mask) == mask) {
-        Fiber* w = b->fibers + 32 * f->warp;
-        int complete = 1;
-        for (int l = 0; l < 32; l++) {
-            if ((mask >> l & 1) && w[l].mask != mask) { complete = 0; }
-        }
-        if (complete) {
-            unsigned votes = 0;
-            for (int l = 0; l < 32; l++) {
-                if (!(mask >> l & 1)) { continue; }
-                if (w[l].op != op) {
-                    fail("lanes of warp %d with mask 0x%08x disagree: lane %d calls %s (%s:%d), lane %d calls %s (%s:%d)", f->warp, mask,
-                         l, op_names[w[l].op], w[l].file, w[l].line, f->lane, op_names[op], file, line);
-                }
-                if (w[l].in) { votes |= 1u << l; }
-            }
-            for (int l = 0; l < 32; l++) {
-                if (!(mask >> l & 1)) { continue; }
-                Fiber* g = &w[l];
-                int wd = g->width, base = l & ~(wd - 1), src = l;
-                if (op == OP_SHFL) { src = base + (g->arg & (wd - 1)); }
-                if (op == OP_UP && (l & (wd - 1)) >= g->arg) { src = l - g->arg; }
-                if (op == OP_DOWN && (l & (wd - 1)) + g->arg < wd) { src = l + g->arg; }
-                if (op == OP_XOR && (l ^ g->arg) < base + wd) { src = l ^ g->arg; }
-                if (op <= OP_XOR && !(mask >> src & 1)) {
-                    fail("%s(mask 0x%08x) in warp %d (%s:%d): lane %d reads lane %d, outside the mask", op_names[op], mask, f->warp,
-                         g->file, g->line, l, src);
-                }
-                g->out = op <= OP_XOR ? w[src].in : op == OP_BALLOT ? votes : op == OP_ANY ? votes != 0 : op == OP_ALL ? votes == mask : 0;
-                g->mask = 0;
-                g->state = RUNNABLE;
-            }
-            *waiting &= ~mask;
-        }
-    }
+    b->warp_waiting[f->warp] |= 1u << f->lane;
+    try_complete(b, f->warp, mask);
     if (f->state != RUNNABLE) { switch_away(f); }
 #if CUDA_EMU_TSAN
     if (op == OP_SYNCWARP) { __tsan_acquire(&b->warp_sync[f->warp]); }
 #endif
     return f->out;
 }
+
+CUDA_EMU_INTERNAL inline void fiber_main(Fiber* f) {
+    Block* b = t_block;
+    b->fn(b->ctx);
+#if CUDA_EMU_TSAN
+    __tsan_release(&b->done_sync);
+#endif
+    f->state = EXITED;
+    b->exited++;
+    // the lanes of this warp that wait in a collective may have waited only for this one
+    b->warp_exited[f->warp] |= 1u << f->lane;
+    for (unsigned waiting = b->warp_waiting[f->warp]; waiting; waiting &= waiting - 1) {
+        Fiber* g = &b->fibers[32 * f->warp + __builtin_ctz(waiting)];
+        if (g->state == WAIT_WARP) { try_complete(b, f->warp, g->mask); }
+    }
+    switch_away(f);
+    __builtin_unreachable();
+}
+
+#if !CUDA_EMU_ASM_SWITCH
+inline void fiber_main_uc(unsigned lo, unsigned hi) {
+    fiber_main((Fiber*)(((uintptr_t)hi << 32) | lo));
+}
+#endif
 
 template <class T>
 inline T shfl(int op, unsigned mask, T v, int arg, int width, const char* file, int line) {
@@ -458,8 +475,9 @@ CUDA_EMU_INTERNAL inline void run_block(Block* b, size_t smem) {
         f->warp = i >> 5;
         f->state = RUNNABLE;
         f->mask = 0;
-        // stack tops staggered by cache lines: at one stride they would all fight for one cache set
-        char* top = w.stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 67 % 1024) * 64;
+        // stack tops staggered by up to 16 KB in cache lines: at one stride they would all fight
+        // for one cache set; at least 236 KB remain above the guard page
+        char* top = w.stacks + (size_t)(i + 1) * STACK_BYTES - (size_t)(i * 67 % 256) * 64;
 #if CUDA_EMU_ASM_SWITCH
         // r15 r14 r13 r12 rbx rbp, return address; 16-byte aligned at the trampoline's call
         void** s = (void**)(top - 24 - 48);
@@ -548,7 +566,9 @@ inline void run_grid(const Config& c, const void* kernel, void (*fn)(void*), voi
 #else
     int parallel = nblocks > 1;
 #endif
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+    // chunks of blocks: one block per chunk costs more than a small block's work
+    long chunk = nblocks / 64 > 1 ? nblocks / 64 : 1;
+#pragma omp parallel for schedule(dynamic, chunk) if (parallel)
     for (long i = 0; i < nblocks; i++) {
         Worker& w = t_worker;
         prepare_worker(w, (int)threads, c.smem);
@@ -776,6 +796,15 @@ inline cudaError_t cudaMemset(void* p, int value, size_t n) {
     return cudaSuccess;
 }
 inline cudaError_t cudaMemsetAsync(void* p, int value, size_t n, cudaStream_t) { return cudaMemset(p, value, n); }
+// __device__ and __constant__ variables are plain globals here
+inline cudaError_t cudaMemcpyToSymbol(const void* symbol, const void* src, size_t n, size_t offset, cudaMemcpyKind) {
+    memcpy((char*)symbol + offset, src, n);
+    return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyFromSymbol(void* dst, const void* symbol, size_t n, size_t offset, cudaMemcpyKind) {
+    memcpy(dst, (const char*)symbol + offset, n);
+    return cudaSuccess;
+}
 inline cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total) {
     *total = 80ull << 30;
     *free_bytes = *total;
@@ -792,7 +821,9 @@ inline cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) { return
 inline cudaError_t cudaStreamDestroy(cudaStream_t s) { delete s; return cudaSuccess; }
 inline cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t, unsigned) { return cudaSuccess; }
+inline cudaError_t cudaStreamQuery(cudaStream_t) { return cudaSuccess; }
 inline cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+inline cudaError_t cudaDeviceReset(void) { return cudaSuccess; }
 inline cudaError_t cudaEventCreate(cudaEvent_t* e) { *e = new CUevent_st(); return cudaSuccess; }
 inline cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
 inline cudaError_t cudaEventDestroy(cudaEvent_t e) { delete e; return cudaSuccess; }

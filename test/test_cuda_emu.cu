@@ -521,7 +521,24 @@ static void test_runtime(void) {
     cudaOk(cudaFree(d2));
 }
 
-// ---- the toolkit's bfloat16 and the math functions ----
+// ---- the toolkit's bfloat16, the math functions, qualifiers ----
+
+__constant__ float scale_by[4];
+
+__device__ __noinline__ float scaled(float x, int i) { return x * scale_by[i % 4]; }
+
+__global__ void __launch_bounds__(256, 2) apply_scale(float* x) { x[threadIdx.x] = scaled(x[threadIdx.x], threadIdx.x); }
+
+__global__ void no_parameters(void) {}
+
+__global__ void bf16_ops(float* out) {
+    __nv_bfloat16 a = __float2bfloat16(1.5f), b = __float2bfloat16(-0.25f);
+    __nv_bfloat162 two = __floats2bfloat162_rn(3.0f, 0.5f);
+    float2 f = __bfloat1622float2(two);
+    out[0] = __bfloat162float(__hadd(a, b));
+    out[1] = __bfloat162float(a * b);
+    out[2] = f.x + f.y;
+}
 
 __global__ void to_bf16(float* out, const float* in, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -568,6 +585,19 @@ static void test_types_and_math(void) {
           "rsqrtf, __expf, __fdividef: %g %g %g", m[0], m[1], m[2]);
     CHECK(m[3] == 7.0f && fabsf(m[4] - 1.0f) < 1e-6f && fabsf(m[5] - 0.96402758f) < 1e-6f && m[6] == 10.0f && m[7] == 3.0f,
           "fmaxf+fminf, erff+erfcf, tanhf, min+max, __saturatef: %g %g %g %g %g", m[3], m[4], m[5], m[6], m[7]);
+    float h_scale[4] = {1.0f, 2.0f, -1.0f, 0.5f}, h_x[8] = {1, 2, 3, 4, 5, 6, 7, 8}, back[4];
+    cudaOk(cudaMemcpyToSymbol(scale_by, h_scale, sizeof(h_scale)));
+    cudaOk(cudaMemcpyFromSymbol(back, scale_by, sizeof(back)));
+    cudaOk(cudaMemcpy(d_out, h_x, sizeof(h_x), cudaMemcpyHostToDevice));
+    apply_scale<<<1, 8>>>(d_out);
+    no_parameters<<<2, 32>>>();
+    cudaOk(cudaGetLastError());
+    cudaOk(cudaMemcpy(h_x, d_out, sizeof(h_x), cudaMemcpyDeviceToHost));
+    CHECK(memcmp(back, h_scale, sizeof(back)) == 0 && h_x[0] == 1.0f && h_x[1] == 4.0f && h_x[2] == -3.0f && h_x[7] == 4.0f,
+          "__constant__ through cudaMemcpyToSymbol and a __noinline__ function: %g %g %g %g", h_x[0], h_x[1], h_x[2], h_x[7]);
+    bf16_ops<<<1, 1>>>(d_out);
+    cudaOk(cudaMemcpy(m, d_out, 3 * sizeof(float), cudaMemcpyDeviceToHost));
+    CHECK(m[0] == 1.25f && m[1] == -0.375f && m[2] == 3.5f, "bfloat16 add, multiply, pair: %g %g %g", m[0], m[1], m[2]);
     cudaOk(cudaFree(d_in));
     cudaOk(cudaFree(d_out));
 }
@@ -618,18 +648,62 @@ __global__ void two_barriers(int* out) {
     }
     out[threadIdx.x] = 1;
 }
-__global__ void exit_before_shuffle(int* out) {
-    if (threadIdx.x == 3) { return; }
-    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
+__global__ void shuffle_and_barrier(int* out) {
+    if (threadIdx.x < 16) {
+        out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
+    } else {
+        __syncthreads();
+    }
 }
 __global__ void mask_without_self(int* out) {
     out[threadIdx.x] = __shfl_xor_sync(0x0000ffffu, (int)threadIdx.x, 1);
 }
-__global__ void read_outside_mask(int* out) {
-    out[threadIdx.x] = __shfl_down_sync(0x0000ffffu, (int)threadIdx.x, 8);
+__global__ void ops_disagree(int* out) {
+    if (threadIdx.x < 16) {
+        out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
+    } else {
+        out[threadIdx.x] = (int)__ballot_sync(0xffffffffu, 1);
+    }
 }
-__global__ void mask_beyond_block(int* out) {
-    out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, (int)threadIdx.x, 1);
+__global__ void width_three(int* out) {
+    out[threadIdx.x] = __shfl_down_sync(0xffffffffu, (int)threadIdx.x, 1, 3);
+}
+
+// lanes that exited, that the block lacks or that the mask leaves out take no part in a
+// collective; reading one gives 0xFF bytes (-1), as uninitialised memory would
+__global__ void absent_lanes(int* out) {
+    int t = threadIdx.x, n = blockDim.x;
+    if (n == 32) {
+        if (t >= 24) { return; }
+        int x = __shfl_xor_sync(0xffffffffu, t, 8);   // lanes 16..23 read 24..31, which exited
+        unsigned vote = __ballot_sync(0xffffffffu, 1); // exited lanes do not vote
+        int y = t < 16 ? __shfl_down_sync(0x0000ffffu, t, 8) : -2; // lanes 8..15 read outside the mask
+        out[3 * t] = x;
+        out[3 * t + 1] = (int)vote;
+        out[3 * t + 2] = y;
+    } else {
+        out[t] = __shfl_down_sync(0xffffffffu, t, 4); // a block of 20: lanes 16..19 read lanes it lacks
+    }
+}
+
+static void test_absent_lanes(void) {
+    int *d, h[3 * 32];
+    cudaOk(cudaMalloc(&d, sizeof(h)));
+    absent_lanes<<<1, 32>>>(d);
+    cudaOk(cudaMemcpy(h, d, sizeof(h), cudaMemcpyDeviceToHost));
+    int bad = 0;
+    for (int t = 0; t < 24; t++) {
+        bad += h[3 * t] != ((t ^ 8) < 24 ? (t ^ 8) : -1);
+        bad += h[3 * t + 1] != 0x00ffffff;
+        bad += h[3 * t + 2] != (t < 8 ? t + 8 : t < 16 ? -1 : -2);
+    }
+    CHECK(bad == 0, "collectives with exited lanes and a partial mask: %d results wrong (lane 16: %d %d %d)", bad, h[48], h[49], h[50]);
+    absent_lanes<<<1, 20>>>(d);
+    cudaOk(cudaMemcpy(h, d, 20 * sizeof(int), cudaMemcpyDeviceToHost));
+    bad = 0;
+    for (int t = 0; t < 20; t++) { bad += h[t] != (t < 16 ? t + 4 : -1); }
+    CHECK(bad == 0, "a shuffle reading lanes a 20-thread block lacks: %d results wrong", bad);
+    cudaOk(cudaFree(d));
 }
 
 static void launch_stuck(const void* arg) {
@@ -637,10 +711,10 @@ static void launch_stuck(const void* arg) {
     if (cudaMalloc(&d, 64 * sizeof(int)) != cudaSuccess) { return; }
     if (which == 0) { exit_before_barrier<<<1, 64>>>(d); }
     if (which == 1) { two_barriers<<<1, 64>>>(d); }
-    if (which == 2) { exit_before_shuffle<<<1, 32>>>(d); }
+    if (which == 2) { shuffle_and_barrier<<<1, 32>>>(d); }
     if (which == 3) { mask_without_self<<<1, 32>>>(d); }
-    if (which == 4) { read_outside_mask<<<1, 16>>>(d); }
-    if (which == 5) { mask_beyond_block<<<1, 20>>>(d); }
+    if (which == 4) { ops_disagree<<<1, 32>>>(d); }
+    if (which == 5) { width_three<<<1, 32>>>(d); }
 }
 
 static void test_stuck_blocks(void) {
@@ -648,10 +722,10 @@ static void test_stuck_blocks(void) {
     const char* want[][2] = {
         {"32 threads wait at __syncthreads (test/test_cuda_emu.cu:", "32 threads have exited"},
         {"wait at different __syncthreads", "16 threads wait at __syncthreads"},
-        {"31 threads wait at __shfl_xor_sync(mask 0xffffffff)", "1 thread has exited"},
+        {"16 threads wait at __shfl_xor_sync(mask 0xffffffff)", "16 threads wait at __syncthreads"},
         {"the mask must name the calling lane", "mask 0x0000ffff"},
-        {"lane 8 reads lane 16, outside the mask", "__shfl_down_sync"},
-        {"the mask names lanes this block does not have", "0xffffffff"},
+        {"lanes of warp 0 with mask 0xffffffff disagree: lane 0 calls __shfl_xor_sync", "lane 16 calls __ballot_sync"},
+        {"the width must be a power of two up to 32", "__shfl_down_sync(mask 0xffffffff, width 3)"},
     };
     for (int which = 0; which < 6; which++) {
         char err[2048];
@@ -696,6 +770,7 @@ int main(int argc, char** argv) {
     test_types_and_math();
 #ifdef CUDA_EMULATOR
     test_reverse_order();
+    test_absent_lanes();
     test_stuck_blocks();
 #endif
     return test_summary("test_cuda_emu");
