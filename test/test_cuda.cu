@@ -24,6 +24,11 @@
  * sequence boundary) moves a tensor by 1e-3 to O(1) of its scale, orders above these.
  * Kernels whose sums run in the reference's own order (embeddings backward, the column
  * sums, AdamW) are held to the same rule with K = 1.
+ *
+ * Then the kernels composed (kernels/model_cuda.cu, included below) run a training step of a
+ * 2-layer model against model.c's: every activation of the forward pass, every gradient of
+ * the backward pass from random derivatives of both outputs, the gradient norm, the clip and
+ * one AdamW step, with K the chain of sums through the layers (stated there).
  */
 #include <math.h>
 #include <stdint.h>
@@ -549,14 +554,44 @@ static void test_optimizer(int C, int NH) {
     bert_free(&model);
 }
 
-// ---- the forward pass composed (kernels/model_cuda.cu) against bert_forward ----
+// ---- a training step composed (kernels/model_cuda.cu) against model.c's ----
 
 static const char* const ACTIVATION_NAMES[NUM_ACTIVATION_TENSORS] = {
     "emb", "emb_ln", "emb_mean", "emb_rstd", "qkv", "att", "atty", "res1", "ln1", "ln1_mean", "ln1_rstd",
     "fch", "fch_gelu", "res2", "ln2", "ln2_mean", "ln2_rstd", "cls", "pooled", "logits", "embeddings",
 };
 
-static void test_model_forward(const Batch* b, int C, int NH) {
+// each tensor of a flat parameter-shaped buffer of gradients, normwise: max |got - want| /
+// max |want| per tensor (test_model's measure). A weight's gradient is a sum over the N
+// tokens that cancels to a small fraction of its terms' magnitudes, while the upstream
+// gradients' differences are correlated along the chain and do not cancel with it; the
+// entries where the sum cancels most would be judged against a scale far below the terms'
+// one, so the tensor's largest entry gives the scale instead
+static void expect_close_parameters(const char* what, int C, const float* got_device, const float* want,
+                                    const size_t* sizes, double K) {
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        float* got = host_from(got_device + offset, sizes[i]);
+        double max_want = 0.0, max_diff = 0.0;
+        int bad = 0;
+        for (size_t j = 0; j < sizes[i]; j++) {
+            double diff = fabs((double)got[j] - want[offset + j]);
+            if (!isfinite(got[j])) { bad = 1; }
+            max_diff = diff > max_diff ? diff : max_diff;
+            max_want = fabs(want[offset + j]) > max_want ? fabs(want[offset + j]) : max_want;
+        }
+        double err = max_diff / max_want, tol = tolerance(K);
+        char name[64];
+        snprintf(name, sizeof(name), "%s d%s", what, PARAMETER_TENSOR_NAMES[i]);
+        printf("  C=%-4d %-28s normwise error %.2e (tolerance %.1e)%s\n", C, name, err, tol, bad ? "  NON-FINITE" : "");
+        CHECK(!bad && max_want > 0.0 && err <= tol, "C=%d %s: normwise error %.3g, tolerance %.3g", C, name, err, tol);
+        if (!bad && err > worst_error_seen) { worst_error_seen = err; }
+        free(got);
+        offset += sizes[i];
+    }
+}
+
+static void test_model_step(const Batch* b, int C, int NH) {
     const int L = 2;
     BertConfig cfg = {VOCAB, C, L, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
     BertModel cpu;
@@ -615,6 +650,31 @@ static void test_model_forward(const Batch* b, int C, int NH) {
     CHECK(worst <= tolerance(K), "C=%d forward logits: error %.3g against the terms' magnitudes", C, worst);
     free(rows);
     free(first_logits);
+
+    // the rest of a training step: backward from random derivatives of both outputs, clip, AdamW
+    float* dlogits = host_random((size_t)b->S, -1.0f, 1.0f);
+    float* dembeddings = host_random((size_t)b->S * C, -1.0f, 1.0f);
+    bert_backward(&cpu, dlogits, dembeddings);
+    bert_cuda_backward(&gpu, dlogits, dembeddings);
+    // the backward runs the forward's chain of sums again, in reverse: twice the forward's K
+    double K_backward = 2 * K;
+    expect_close_parameters("backward", C, gpu.grads_memory, cpu.grads_memory, cpu.param_sizes, K_backward);
+    float norm = bert_clip_grad_norm(&cpu, 1.0f);
+    float gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
+    double norm_err = fabs((double)gpu_norm - norm) / norm;
+    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)\n", C, "gradient norm", norm_err, tolerance(K_backward));
+    CHECK(norm_err <= tolerance(K_backward), "C=%d gradient norm %.9g, reference %.9g", C, gpu_norm, norm);
+    expect_close_parameters("clipped", C, gpu.grads_memory, cpu.grads_memory, cpu.param_sizes, K_backward);
+    // AdamW from the reference's gradients: its first step moves a weight by lr g / (|g| + eps),
+    // about lr whatever |g|, so a gradient near eps = 1e-8 that differs in its 4th digit (as
+    // the two backward passes may, within the tolerances above) moves its weight by a
+    // different fraction of lr; with the same gradients the step itself is compared: K = 1
+    cudaCheck(cudaMemcpy(gpu.grads_memory, cpu.grads_memory, cpu.num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    bert_adamw_update(&cpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    bert_cuda_adamw_update(&gpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    expect_close("adamw step parameters", C, gpu.params_memory, cpu.params_memory, cpu.num_parameters, 1);
+    free(dlogits);
+    free(dembeddings);
     bert_cuda_free(&gpu);
     bert_free(&cpu);
 }
@@ -636,7 +696,7 @@ int main(int argc, char** argv) {
         test_attention(&b, C, NH);
         test_pooler(&b, C);
         test_optimizer(C, NH);
-        test_model_forward(&b, C, NH);
+        test_model_step(&b, C, NH);
         free_batch(&b);
     }
     matmul_teardown();
