@@ -178,6 +178,27 @@ nvcc_check:
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
+# test/test_cuda.cu holds every kernel of kernels/*.cuh, and the forward pass of
+# kernels/model_cuda.cu (which it includes), against model.c; its nvcc build reaches cuBLAS
+# through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
+CUDA_C_SRC_test_cuda = model.c cpu/gemm.c
+$(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
+$(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
+# dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it
+# on a GPU ($(BUILD)/gpu/dev_<kernel>, nvcc) or only checks it ($(BUILD)/dev_<kernel>,
+# emulated); `make dev-cuda` builds and runs the emulated ones
+DEV_CUDA = $(basename $(notdir $(wildcard dev/cuda/*.cu)))
+DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c)
+$(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(DEV_CUDA_C_OBJS) $(LDLIBS)
+$(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
+	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(DEV_CUDA_C_OBJS) -Xcompiler -fopenmp $(LDLIBS) -lcublas
+.PHONY: dev-cuda dev-cuda-gpu
+dev-cuda: $(addprefix $(BUILD)/dev_,$(DEV_CUDA))
+	@for p in $^; do echo "== $$p"; $$p || exit 1; done
+dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
 # ---- end of the CUDA emulator block ----
 
 # a test target builds only the tests whose sources exist yet, so work in progress on

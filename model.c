@@ -240,8 +240,8 @@ static void column_sum_accumulate(float* acc, const float* x, int n, int d) {
 }
 
 // out (N, C) = word + position + type embeddings of each token; positions restart per sequence
-static void embeddings_forward(float* out, const int* ids, const int* types, const int* seq_starts,
-                               int S, const float* wte, const float* wpe, const float* wtt, int C) {
+void embeddings_forward(float* out, const int* ids, const int* types, const int* seq_starts,
+                        int S, const float* wte, const float* wpe, const float* wtt, int C) {
     #pragma omp parallel for schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
         for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) {
@@ -256,8 +256,8 @@ static void embeddings_forward(float* out, const int* ids, const int* types, con
 
 // scatters demb (N, C) into the three tables. Threads split the columns rather than the
 // tokens, because several tokens share a row of wte (same id) and would race.
-static void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* demb,
-                                const int* ids, const int* types, const int* seq_starts, int S, int C) {
+void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* demb,
+                         const int* ids, const int* types, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int c0 = 0; c0 < C; c0 += COLUMN_BLOCK) {
         int c1 = c0 + COLUMN_BLOCK < C ? c0 + COLUMN_BLOCK : C;
@@ -276,8 +276,8 @@ static void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const flo
 // out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward.
 // Like the other row-wise forward layers it runs on the calling thread: forward_pass hands
 // each thread blocks of rows (see there).
-static void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
-                              const float* weight, const float* bias, int N, int C, float eps) {
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                       const float* weight, const float* bias, int N, int C, float eps) {
     for (int t = 0; t < N; t++) {
         const float* x = inp + (size_t)t * C;
         float m = 0.0f;
@@ -340,9 +340,9 @@ static void layernorm_backward_params(float* dweight, float* dbias, const float*
     }
 }
 
-static void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                               const float* inp, const float* weight, const float* mean,
-                               const float* rstd, int N, int C) {
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C) {
     #pragma omp parallel for
     for (int r0 = 0; r0 < N; r0 += ROW_BLOCK) {
         int n = N - r0 < ROW_BLOCK ? N - r0 : ROW_BLOCK;
@@ -358,16 +358,16 @@ static void layernorm_backward(float* dinp, float* dweight, float* dbias, const 
 }
 
 // out (N, OC) = inp (N, C) @ weight^T + bias, weight (OC, C) as PyTorch's Linear
-static void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
-                           int N, int C, int OC) {
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    int N, int C, int OC) {
     for (int t = 0; t < N; t++) {
         memcpy(out + (size_t)t * OC, bias, (size_t)OC * sizeof(float));
     }
     matmul(out, OC, inp, C, 0, weight, C, 1, N, OC, C, 1.0f, 1.0f);
 }
 
-static void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
-                            const float* inp, const float* weight, int N, int C, int OC) {
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int N, int C, int OC) {
     matmul(dinp, C, dout, OC, 0, weight, C, 0, N, C, OC, 1.0f, 1.0f);    // dinp (N, C) += dout @ W
     matmul(dweight, C, dout, OC, 1, inp, C, 0, OC, C, N, 1.0f, 1.0f);    // dW (OC, C) += dout^T @ inp
     column_sum_accumulate(dbias, dout, N, OC);
@@ -407,7 +407,7 @@ static inline float normal_cdf(float x) {
 }
 
 // GELU, the exact erf form BERT uses (not the tanh approximation): x Phi(x)
-static void gelu_forward(float* out, const float* inp, size_t n) {
+void gelu_forward(float* out, const float* inp, size_t n) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         out[i] = inp[i] * normal_cdf(inp[i]);
@@ -415,7 +415,7 @@ static void gelu_forward(float* out, const float* inp, size_t n) {
 }
 
 // dinout (n): the gradient wrt GELU's output on entry, wrt its input inp on return
-static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
+void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
     #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
@@ -425,7 +425,7 @@ static void gelu_backward_inplace(float* dinout, const float* inp, size_t n) {
 }
 
 // out (n) = a + b
-static void residual_forward(float* out, const float* a, const float* b, size_t n) {
+void residual_forward(float* out, const float* a, const float* b, size_t n) {
     for (size_t i = 0; i < n; i++) { out[i] = a[i] + b[i]; }
 }
 
@@ -434,7 +434,7 @@ static void residual_forward(float* out, const float* a, const float* b, size_t 
 // qkv (T, 3*C): the sequence's rows, q, k, v side by side per token; head h of q is columns
 // [h*hs, (h+1)*hs). p (T, T): the head's softmax probabilities; out (T, C): its rows, of
 // which the head writes columns [h*hs, (h+1)*hs).
-static void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH) {
+void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const float* q = qkv + h * hs;
@@ -459,8 +459,8 @@ static void attention_head_forward(float* out, float* p, const float* qkv, int T
 // the backward of attention_head_forward for one head of one sequence: dqkv (T, 3*C), the
 // sequence's rows, gets the head's columns of q, k and v WRITTEN (every entry belongs to
 // exactly one (sequence, head)); dp (T, T) is scratch; dout (T, C), p (T, T) as in forward
-static void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
-                                    const float* p, int T, int h, int C, int NH) {
+void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
+                             const float* p, int T, int h, int C, int NH) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const float* q = qkv + h * hs;
@@ -515,30 +515,30 @@ static void weight_grad_block(const WeightGrad* w, int block) {
 }
 
 // out (S, C) = inp at the first token ([CLS]) of each sequence
-static void cls_gather_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
+void cls_gather_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
     for (int s = 0; s < S; s++) {
         memcpy(out + (size_t)s * C, inp + (size_t)seq_starts[s] * C, (size_t)C * sizeof(float));
     }
 }
 
-static void cls_gather_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
+void cls_gather_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
     for (int s = 0; s < S; s++) {
         float* d = dinp + (size_t)seq_starts[s] * C;
         for (int c = 0; c < C; c++) { d[c] += dout[(size_t)s * C + c]; }
     }
 }
 
-static void tanh_forward(float* out, const float* inp, size_t n) {
+void tanh_forward(float* out, const float* inp, size_t n) {
     for (size_t i = 0; i < n; i++) { out[i] = tanhf(inp[i]); }
 }
 
 // dinout: gradient wrt tanh's output on entry, wrt its input on return; out = tanh(input)
-static void tanh_backward_inplace(float* dinout, const float* out, size_t n) {
+void tanh_backward_inplace(float* dinout, const float* out, size_t n) {
     for (size_t i = 0; i < n; i++) { dinout[i] *= 1.0f - out[i] * out[i]; }
 }
 
 // out (S, C) = mean over each sequence's tokens of inp (N, C), as sentence-transformers' mean pooling
-static void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
+void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
         float* o = out + (size_t)s * C;
@@ -551,7 +551,7 @@ static void meanpool_forward(float* out, const float* inp, const int* seq_starts
     }
 }
 
-static void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
+void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
         float inv = 1.0f / (float)(seq_starts[s + 1] - seq_starts[s]);
@@ -611,8 +611,8 @@ void bert_init_random(BertModel* model, uint64_t seed) {
 }
 
 // checks a packed batch against the config; dies naming the sequence and token at fault
-static void validate_batch(const BertConfig* cfg, const int* ids, const int* types,
-                           const int* seq_starts, int S) {
+void validate_batch(const BertConfig* cfg, const int* ids, const int* types,
+                    const int* seq_starts, int S) {
     if (S <= 0) { die("bert_forward: a batch needs at least one sequence (got %d)", S); }
     if (seq_starts[0] != 0) { die("bert_forward: seq_starts[0] must be 0 (got %d)", seq_starts[0]); }
     for (int s = 0; s < S; s++) {
@@ -634,8 +634,8 @@ static void validate_batch(const BertConfig* cfg, const int* ids, const int* typ
 
 // sizes of the activation tensors for N tokens, S sequences, A attention floats per layer,
 // with Ls layers stored (L for training, 1 when all layers share one slot)
-static void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S,
-                                     size_t A, size_t Ls) {
+void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S,
+                              size_t A, size_t Ls) {
     size_t C = cfg->hidden_size, I = cfg->intermediate_size;
     size_t act_sizes[NUM_ACTIVATION_TENSORS] = {
         N * C, N * C, N, N,                  // emb, emb_ln, emb_mean, emb_rstd

@@ -19,6 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {  // the CUDA backend and its test are C++
+#endif
+
 typedef struct {
     int vocab_size;        // V
     int hidden_size;       // C
@@ -92,6 +96,13 @@ typedef struct {
     float* logits;   // (S, num_labels)
     float* embeddings; // (S, C) mean of the last hidden states over each sequence
 } ActivationTensors;
+
+// the sizes of the activation tensors above for N tokens, S sequences, A attention floats per
+// layer, with Ls layers stored (L for training, 1 when all layers share one slot); shared by
+// both backends so that their activations have one layout
+void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A, size_t Ls);
+// checks a packed batch against the config; dies naming the sequence and token at fault
+void validate_batch(const BertConfig* cfg, const int* ids, const int* types, const int* seq_starts, int S);
 
 typedef struct {
     BertConfig config;
@@ -189,5 +200,38 @@ void bert_load(BertModel* model, const char* path);
 void bert_save_optimizer(const BertModel* model, int step, const char* path);
 // reads m and v into a built model of the same size; returns the saved step
 int bert_load_optimizer(BertModel* model, const char* path);
+
+// ---- the reference's layers, one call each, for test/test_cuda.cu to hold every CUDA
+// kernel against (shapes and meaning in model.c, beside each definition). Gradients are
+// accumulated (+=) except where "inplace" or attention_head_backward says otherwise.
+void embeddings_forward(float* out, const int* ids, const int* types, const int* seq_starts,
+                        int S, const float* wte, const float* wpe, const float* wtt, int C);
+void embeddings_backward(float* dwte, float* dwpe, float* dwtt, const float* demb,
+                         const int* ids, const int* types, const int* seq_starts, int S, int C);
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp,
+                       const float* weight, const float* bias, int N, int C, float eps);
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                        const float* inp, const float* weight, const float* mean,
+                        const float* rstd, int N, int C);
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias,
+                    int N, int C, int OC);
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout,
+                     const float* inp, const float* weight, int N, int C, int OC);
+void gelu_forward(float* out, const float* inp, size_t n);
+void gelu_backward_inplace(float* dinout, const float* inp, size_t n);
+void residual_forward(float* out, const float* a, const float* b, size_t n);
+void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH);
+void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
+                             const float* p, int T, int h, int C, int NH);
+void cls_gather_forward(float* out, const float* inp, const int* seq_starts, int S, int C);
+void cls_gather_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C);
+void tanh_forward(float* out, const float* inp, size_t n);
+void tanh_backward_inplace(float* dinout, const float* out, size_t n);
+void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C);
+void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif // ZELO_MODEL_H

@@ -1,0 +1,70 @@
+"""dev/bench_hf_step.py — transformers' BertForSequenceClassification training step on the GPU,
+the peer that dev/gpu_check.sh holds dev/cuda/bert_step beside: the same shapes (MiniLM-L6 and
+BERT-base, 8 sequences of 512 tokens, one label), fp32 with TF32 off (as kernels/matmul.cuh's
+cuBLAS calls), randomly initialised from the config (nothing downloaded), forward + backward +
+gradient clip + AdamW per step. Prints one line per model:
+"hf_step <name> ms=<per step> tokens_per_s=<...> attn=<implementation>".
+Usage: python3 dev/bench_hf_step.py [--attn sdpa|eager] [--steps 10]
+"""
+import argparse
+import time
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+MODELS = {  # name: (layers, hidden size), 12 heads, intermediate 4x hidden, as bert_step.cu
+    "minilm-l6": (6, 384),
+    "bert-base": (12, 768),
+}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=512)
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        raise SystemExit("bench_hf_step.py: no CUDA device visible to PyTorch")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.manual_seed(0)
+    device = torch.device("cuda")
+    for name, (layers, hidden) in MODELS.items():
+        config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
+                            num_attention_heads=12, intermediate_size=4 * hidden,
+                            max_position_embeddings=512, type_vocab_size=2, num_labels=1,
+                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                            attn_implementation=args.attn)
+        model = BertForSequenceClassification(config).to(device).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+        ids = torch.randint(0, 30522, (args.batch, args.seq), device=device)
+        types = (torch.arange(args.seq, device=device) >= args.seq // 2).long().expand(args.batch, -1)
+        target = torch.randn(args.batch, device=device)
+
+        def step():
+            logits = model(input_ids=ids, token_type_ids=types).logits[:, 0]
+            loss = torch.nn.functional.mse_loss(logits, target)
+            optimizer.zero_grad(set_to_none=False)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+        for _ in range(3):  # warm-up: allocator, cuBLAS heuristics, AdamW state
+            step()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            step()
+        torch.cuda.synchronize()
+        ms = (time.perf_counter() - start) * 1e3 / args.steps
+        tokens = args.batch * args.seq
+        print(f"hf_step {name} ms={ms:.2f} tokens_per_s={tokens / (ms * 1e-3):.0f} attn={args.attn} "
+              f"torch={torch.__version__}", flush=True)
+        del model, optimizer
+        torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+/*
+ * dev/cuda/bert_step.cu — a whole training step of kernels/model_cuda.cu (forward, backward
+ * from random derivatives of the scores, gradient clip, AdamW) timed at MiniLM-L6 and
+ * BERT-base shapes on 8 packed sequences of 512 tokens, for dev/gpu_check.sh to hold beside
+ * transformers' BertForSequenceClassification (dev/bench_hf_step.py). It first checks a small
+ * 2-layer step against model.c (test/test_cuda.cu checks every tensor; here the outputs,
+ * the gradient norm and the outputs after the update, enough to know the timed code is right).
+ * Prints one line per model: "bert_step <name> ms=<per step> tokens_per_s=<...>".
+ */
+#include "model.h"
+#include "kernels/model_cuda.cu"
+#include "dev/cuda/common.h"
+
+static BertConfig bert_config(int L, int C, int V) {
+    BertConfig config;
+    memset(&config, 0, sizeof(config));
+    config.vocab_size = V; config.hidden_size = C; config.num_layers = L; config.num_heads = 12;
+    config.intermediate_size = 4 * C; config.max_position = 512; config.type_vocab_size = 2;
+    config.num_labels = 1; config.layer_norm_eps = 1e-12f;
+    return config;
+}
+
+// a packed batch of random ids: [CLS]-like first token of each sequence, types 0 then 1
+static void random_batch(int* ids, int* types, const int* seq_starts, int S, int V) {
+    for (int s = 0; s < S; s++) {
+        int start = seq_starts[s], T = seq_starts[s + 1] - start;
+        for (int t = 0; t < T; t++) {
+            ids[start + t] = t == 0 ? 101 % V : (int)(0.5f * (rand_uniform() + 1.0f) * (V - 1));
+            types[start + t] = t >= T / 2;
+        }
+    }
+}
+
+// a model of the config on both sides, randomly initialised on the CPU, the same parameters
+// uploaded to the device
+static void build_pair(BertModel* cpu, BertModelCuda* gpu, const BertConfig* config) {
+    bert_build(cpu, config);
+    bert_init_random(cpu, 7);
+    bert_cuda_build(gpu, config);
+    bert_cuda_upload_parameters(gpu, cpu->params_memory);
+}
+
+int main(void) {
+    double bandwidth, tflops;
+    print_ceilings(&bandwidth, &tflops);
+    matmul_setup();
+    int seq_starts[BENCH_MAX_S + 1], max_T;
+    int N = bench_batch(seq_starts, &max_T), S = bench_S;
+    int* ids = (int*)malloc(N * sizeof(int));
+    int* types = (int*)malloc(N * sizeof(int));
+    float* dlogits = make_random(S, 1.0f);
+
+    // the check: a 2-layer model at C=384, one step on both sides
+    {
+        BertConfig config = bert_config(2, 384, 1000);
+        BertModel cpu;
+        BertModelCuda gpu;
+        build_pair(&cpu, &gpu, &config);
+        random_batch(ids, types, seq_starts, S, config.vocab_size);
+        printf("bert_step check: 2 layers, C=384, N=%d S=%d\n", N, S);
+        bert_forward(&cpu, ids, types, seq_starts, S);
+        bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+        // each embedding entry: 2 layers of sums over 4C and the sequence, then the mean over T
+        double K = 2.0 * (4 * 384 + max_T) + max_T;
+        validate_host(gpu.embeddings, cpu.embeddings, (size_t)S * 384, "embeddings", tolerance(K));
+        bert_zero_grad(&cpu);
+        bert_cuda_zero_grad(&gpu);
+        bert_backward(&cpu, dlogits, NULL);
+        bert_cuda_backward(&gpu, dlogits, NULL);
+        float norm = bert_clip_grad_norm(&cpu, 1.0f), gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
+        // the norm sums every gradient, each behind the whole backward chain
+        validate_host(&gpu_norm, &norm, 1, "grad norm", tolerance(4 * K));
+        bert_adamw_update(&cpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+        bert_cuda_adamw_update(&gpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+        // the parameters themselves are no fair test: Adam moves each by about lr whatever its
+        // gradient's size, so a tiny gradient's rounding flips its step; the next forward pass
+        // is (a missing or wrong update moves it by far more than this tolerance)
+        bert_forward(&cpu, ids, types, seq_starts, S);
+        bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+        validate_host(gpu.embeddings, cpu.embeddings, (size_t)S * 384, "after step", tolerance(4 * K));
+        bert_cuda_free(&gpu);
+        bert_free(&cpu);
+    }
+
+    if (small_shapes()) {
+        printf("bert_step: results match; timing skipped in small shapes\n");
+        matmul_teardown();
+        free(ids); free(types); free(dlogits);
+        return 0;
+    }
+    const char* names[2] = {"minilm-l6", "bert-base"};
+    const int layers[2] = {6, 12}, widths[2] = {384, 768};
+    for (int k = 0; k < 2; k++) {
+        BertConfig config = bert_config(layers[k], widths[k], 30522);
+        BertModel cpu;  // only for its random initialisation and parameter layout
+        BertModelCuda gpu;
+        build_pair(&cpu, &gpu, &config);
+        random_batch(ids, types, seq_starts, S, config.vocab_size);
+        int step = 0;
+        float ms = benchmark(10, [&] {
+            bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+            bert_cuda_zero_grad(&gpu);
+            bert_cuda_backward(&gpu, dlogits, NULL);
+            bert_cuda_clip_grad_norm(&gpu, 1.0f);
+            bert_cuda_adamw_update(&gpu, 1e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);
+        });
+        // flops of the step: 6 per weight per token in the layers' products, and attention's
+        // 4 hs per (query, key) pair per head forward, twice that backward
+        double C = config.hidden_size, pairs = 0;
+        for (int s = 0; s < S; s++) { pairs += (double)bench_lengths[s] * bench_lengths[s]; }
+        double flops = config.num_layers * (6.0 * N * 12 * C * C + 12.0 * C * pairs);
+        printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f (%zu parameters, %d tokens)\n", names[k], ms,
+               N / (ms * 1e-3), flops / (ms * 1e-3) / 1e12, cpu.num_parameters, N);
+        bert_cuda_free(&gpu);
+        bert_free(&cpu);
+    }
+    matmul_teardown();
+    free(ids); free(types); free(dlogits);
+    return 0;
+}

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# dev/gpu_check.sh — everything a GPU can tell us, in one call on a bare GPU machine (nvcc and
+# PyTorch there, no internet, maybe no MPI or OpenBLAS), in under 8 minutes:
+#   1. probe the tools; build the CPU programs (NO_BLAS=1 when OpenBLAS does not link),
+#      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
+#   2. test_cuda on the GPU (every kernel and a training step against model.c);
+#   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings);
+#   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
+#      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
+#      8 sequences of 512 tokens, fp32 without TF32;
+#   5. compute-sanitizer memcheck and racecheck over the dev/cuda programs at small shapes
+#      (DEV_CUDA_SMALL=1: every kernel, the 2-layer training step), then memcheck over
+#      test_cuda, in what is left of the time budget (GPU_CHECK_BUDGET_S, 470 s);
+# then one summary table. Logs go to $OUT (when set) or build/gpu_check/, one file per step.
+# Without a GPU it says so, builds what it can and skips the steps that need one.
+# Usage: dev/gpu_check.sh [--no-build]   (--no-build: use the builds already there)
+set -u
+cd "$(dirname "$0")/.." || exit 1
+LOG_DIR=${OUT:-build/gpu_check}
+mkdir -p "$LOG_DIR"
+BUILD_STEPS=1
+for arg in "$@"; do
+    case $arg in
+        --no-build) BUILD_STEPS=0 ;;
+        *) echo "usage: dev/gpu_check.sh [--no-build]" >&2; exit 2 ;;
+    esac
+done
+START=$SECONDS
+BUDGET_S=${GPU_CHECK_BUDGET_S:-470}  # the whole run stays under 8 minutes
+SUMMARY=()
+FAILED=0
+
+# run NAME TIMEOUT_S CMD...: runs CMD with its output in $LOG_DIR/NAME.log, for at most
+# TIMEOUT_S or what is left of the budget; records the result in LAST_STATUS, LAST_SECONDS
+run() {
+    local name=$1 limit=$2; shift 2
+    local t0=$SECONDS rc left=$((BUDGET_S - (SECONDS - START)))
+    [ "$left" -lt "$limit" ] && limit=$left
+    if [ "$limit" -lt 10 ]; then
+        echo "== $name: skipped, the time budget is spent"
+        LAST_STATUS="NO TIME" LAST_SECONDS=0 FAILED=1
+        return 1
+    fi
+    echo "== $name: $*"
+    timeout "$limit" "$@" > "$LOG_DIR/$name.log" 2>&1
+    rc=$?
+    local status=PASS
+    if [ $rc -eq 124 ]; then status="TIMEOUT(${limit}s)"; FAILED=1
+    elif [ $rc -ne 0 ]; then status="FAIL(rc=$rc)"; FAILED=1; fi
+    LAST_STATUS=$status
+    LAST_SECONDS=$((SECONDS - t0))
+    tail -n 3 "$LOG_DIR/$name.log" | sed 's/^/   /'
+    return $rc
+}
+# note NAME STATUS SECONDS FIGURES: a row of the summary
+note() { SUMMARY+=("$(printf '%-26s %-14s %5ss  %s' "$1" "$2" "$3" "$4")"); }
+skip() { note "$1" "SKIPPED" 0 "$2"; }
+
+# ---- 1. probe ----
+NVCC=$(command -v nvcc || true)
+[ -z "$NVCC" ] && [ -x /usr/local/cuda/bin/nvcc ] && NVCC=/usr/local/cuda/bin/nvcc
+CUDA_BIN=${NVCC:+$(dirname "$NVCC")}
+SANITIZER=$(command -v compute-sanitizer || true)
+# the toolkit puts it in bin/ or in compute-sanitizer/ beside it
+for candidate in ${CUDA_BIN:+"$CUDA_BIN/compute-sanitizer" "$CUDA_BIN/../compute-sanitizer/compute-sanitizer"}; do
+    [ -z "$SANITIZER" ] && [ -x "$candidate" ] && SANITIZER=$candidate
+done
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+GPU_CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d '.')
+HAVE_GPU=0
+[ -n "$GPU_NAME" ] && HAVE_GPU=1
+ARCH=sm_${GPU_CAP:-90}
+MAKE_FLAGS=()
+if ! cc dev/probe_blas.c -lopenblas -o /dev/null 2>/dev/null; then MAKE_FLAGS+=(NO_BLAS=1); fi
+[ -n "$NVCC" ] && MAKE_FLAGS+=("NVCC=$NVCC")
+TORCH=$(python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())' 2>/dev/null || echo "")
+# libstb-dev: no source of the project includes it today; say so, or say it is missing if one does
+STB_USERS=$(grep -rl --include='*.c' --include='*.h' --include='*.cu' --include='*.cuh' 'include.*stb' . 2>/dev/null | grep -v '^./build/' | head -n 3 | tr '\n' ' ')
+if [ -z "$STB_USERS" ]; then STB="not used by this build"
+elif [ -f /usr/include/stb/stb_ds.h ]; then STB="present"
+else STB="MISSING /usr/include/stb/stb_ds.h, needed by $STB_USERS(install libstb-dev)"; fi
+{
+    echo "gpu:       ${GPU_NAME:-none visible (nvidia-smi found none)}${GPU_CAP:+ (compute capability $GPU_CAP, building for $ARCH)}"
+    echo "nvcc:      ${NVCC:-not found}${NVCC:+ ($("$NVCC" --version | tail -n 2 | head -n 1))}"
+    echo "sanitizer: ${SANITIZER:-not found}"
+    echo "python:    ${TORCH:-torch or transformers not importable}"
+    echo "openblas:  $([[ " ${MAKE_FLAGS[*]} " == *" NO_BLAS=1 "* ]] && echo 'does not link: building with NO_BLAS=1' || echo links)"
+    echo "mpi:       $(command -v mpicc > /dev/null && echo present || echo 'absent (not needed: no program links MPI)')"
+    echo "stb_ds.h:  $STB"
+} | tee "$LOG_DIR/probe.log"
+[ $HAVE_GPU -eq 0 ] && echo "no GPU visible: the steps that need one are skipped"
+
+# ---- build ----
+DEV_PROGRAMS=$(for f in dev/cuda/*.cu; do basename "$f" .cu; done)
+if [ $BUILD_STEPS -eq 1 ]; then
+    JOBS=$(nproc)
+    run build_cpu 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" train_zelo rerank zelo_fit || true
+    note "build CPU programs" "$LAST_STATUS" "$LAST_SECONDS" "${MAKE_FLAGS[*]}"
+    if [ -n "$NVCC" ]; then
+        GPU_TARGETS="build/gpu/test_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
+        # shellcheck disable=SC2086 # GPU_TARGETS is a list of targets
+        run build_nvcc 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" "NVCC_FLAGS=-O3 -arch=$ARCH" $GPU_TARGETS
+        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
+    else
+        skip "build nvcc" "nvcc not found"
+    fi
+else
+    skip "build" "--no-build"
+fi
+
+# ---- 2.-5. on the GPU ----
+if [ $HAVE_GPU -eq 0 ]; then
+    for step in "test_cuda (GPU)" "memcheck/racecheck" "kernel benchmarks" "training step vs HF"; do skip "$step" "no GPU"; done
+else
+    run test_cuda 120 build/gpu/test_cuda || true
+    note "test_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda.log" | tail -n 1)"
+
+    ok=0 total=0 t0=$SECONDS bad=""
+    for p in $DEV_PROGRAMS; do
+        [ "$p" = bert_step ] && continue
+        total=$((total + 1))
+        if run "bench_$p" 60 "build/gpu/dev_$p"; then ok=$((ok + 1)); else bad="$bad $p"; fi
+    done
+    note "kernel benchmarks" "$([ $ok -eq $total ] && echo PASS || echo FAIL)" $((SECONDS - t0)) "$ok/$total validated and timed${bad:+; failed:$bad} (figures: bench_*.log)"
+
+    run bert_step 120 build/gpu/dev_bert_step || true
+    note "training step zelo.c" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^bert_step ' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //; s/ (.*//' | tr '\n' ';')"
+    if [ -n "$TORCH" ]; then
+        run hf_step 180 python3 dev/bench_hf_step.py || true
+        note "training step HF" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^hf_step ' "$LOG_DIR/hf_step.log" | sed 's/^hf_step //; s/ torch=.*//' | tr '\n' ';')"
+    else
+        skip "training step HF" "torch/transformers not importable"
+    fi
+
+    # last: the sanitizers, slow, get what time is left
+    if [ -n "$SANITIZER" ]; then
+        for tool in memcheck racecheck; do
+            ok=0 total=0 t0=$SECONDS bad=""
+            for p in $DEV_PROGRAMS; do
+                total=$((total + 1))
+                if run "${tool}_$p" 60 env DEV_CUDA_SMALL=1 "$SANITIZER" --tool "$tool" --error-exitcode 1 "build/gpu/dev_$p"; then
+                    ok=$((ok + 1))
+                else
+                    bad="$bad $p"
+                fi
+            done
+            note "$tool dev/cuda (small)" "$([ $ok -eq $total ] && echo PASS || echo FAIL)" $((SECONDS - t0)) "$ok/$total clean${bad:+; failed:$bad}"
+        done
+        # test_cuda at its own sizes under memcheck: the slowest check; it gets what time is left
+        run memcheck_test_cuda 150 "$SANITIZER" --tool memcheck --error-exitcode 1 build/gpu/test_cuda || true
+        note "memcheck test_cuda" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'ERROR SUMMARY' "$LOG_DIR/memcheck_test_cuda.log" 2>/dev/null | tail -n 1)"
+    else
+        skip "compute-sanitizer" "not found"
+    fi
+fi
+
+echo
+echo "==== dev/gpu_check.sh summary ($((SECONDS - START)) s; logs in $LOG_DIR) ===="
+echo "gpu: ${GPU_NAME:-none}"
+printf '%s\n' "${SUMMARY[@]}" | tee "$LOG_DIR/summary.txt"
+if [ $HAVE_GPU -eq 1 ]; then
+    echo "kernel figures (bench_*.log):"
+    grep -h ceilings "$LOG_DIR"/bench_*.log 2>/dev/null | head -n 1
+    grep -h -v ceilings "$LOG_DIR"/bench_*.log 2>/dev/null | grep -E ' N=| n=|parameters \(|GB/s|TFLOP/s'
+fi
+exit $FAILED

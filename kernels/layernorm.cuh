@@ -1,0 +1,110 @@
+/*
+ * kernels/layernorm.cuh — LayerNorm forward and backward (model.c layernorm_*), and the
+ * residual sum that precedes each LayerNorm in a post-LN block.
+ *
+ * One warp per row for the row-wise work: the row's sums are warp shuffles in a fixed
+ * order. The weight and bias gradients sum over all rows: one thread per column walks the
+ * rows in order, the reference's own order, so the result is deterministic and needs no
+ * atomics (the fast, split version is the next issue's).
+ */
+#ifndef ZELO_KERNELS_LAYERNORM_CUH
+#define ZELO_KERNELS_LAYERNORM_CUH
+
+#include "kernels/common.cuh"
+
+// out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward
+__global__ void layernorm_forward_kernel1(float* out, float* mean, float* rstd, const float* inp,
+                                          const float* weight, const float* bias, int N, int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) { return; }  // whole warps leave together: N rows, one warp each
+    const float* x = inp + (size_t)row * C;
+    float sum = 0.0f;
+    for (int c = lane; c < C; c += 32) { sum += x[c]; }
+    float m = warp_sum(sum) / C;
+    // two passes, as the reference: E[x^2] - E[x]^2 cancels when the mean is large
+    float sq = 0.0f;
+    for (int c = lane; c < C; c += 32) { float d = x[c] - m; sq += d * d; }
+    float v = warp_sum(sq) / C;
+    float s = 1.0f / sqrtf(v + eps);
+    float* o = out + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
+    if (lane == 0) {
+        mean[row] = m;
+        rstd[row] = s;
+    }
+}
+
+// dinp (N, C) += the gradient wrt the input of each row; one warp per row
+__global__ void layernorm_backward_input_kernel1(float* dinp, const float* dout, const float* inp,
+                                                 const float* weight, const float* mean, const float* rstd,
+                                                 int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) { return; }
+    const float* x = inp + (size_t)row * C;
+    const float* g = dout + (size_t)row * C;
+    float m = mean[row], s = rstd[row];
+    // d/dx of a normalised row: the gradient minus its mean, minus its projection on the
+    // normalised row itself, rescaled by rstd
+    float gw_sum = 0.0f, gw_xhat_sum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float gw = g[c] * weight[c];
+        gw_sum += gw;
+        gw_xhat_sum += gw * (x[c] - m) * s;
+    }
+    float gw_mean = warp_sum(gw_sum) / C;
+    float gw_xhat_mean = warp_sum(gw_xhat_sum) / C;
+    float* d = dinp + (size_t)row * C;
+    for (int c = lane; c < C; c += 32) {
+        float xhat = (x[c] - m) * s;
+        d[c] += (g[c] * weight[c] - gw_mean - xhat * gw_xhat_mean) * s;
+    }
+}
+
+// dweight, dbias (C) += their gradients summed over the N rows; one thread per column
+__global__ void layernorm_backward_params_kernel1(float* dweight, float* dbias, const float* dout, const float* inp,
+                                                  const float* mean, const float* rstd, int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) { return; }
+    float dw = 0.0f, db = 0.0f;
+    for (int t = 0; t < N; t++) {
+        float g = dout[(size_t)t * C + c];
+        dw += g * (inp[(size_t)t * C + c] - mean[t]) * rstd[t];
+        db += g;
+    }
+    dweight[c] += dw;
+    dbias[c] += db;
+}
+
+// out (n) = a + b
+__global__ void residual_forward_kernel1(float* out, const float* a, const float* b, size_t n) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) { out[i] = a[i] + b[i]; }
+}
+
+// ---- launchers ----
+
+void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                            const float* bias, int N, int C, float eps, cudaStream_t stream) {
+    const int block_size = 256, rows_per_block = block_size / 32;
+    layernorm_forward_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
+    cudaCheck(cudaGetLastError());
+}
+
+// dinp (N, C), dweight, dbias (C) += their gradients, as model.c layernorm_backward
+void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                             const float* weight, const float* mean, const float* rstd, int N, int C,
+                             cudaStream_t stream) {
+    const int block_size = 256, rows_per_block = block_size / 32;
+    layernorm_backward_input_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(dinp, dout, inp, weight, mean, rstd, N, C);
+    cudaCheck(cudaGetLastError());
+    layernorm_backward_params_kernel1<<<CEIL_DIV(C, block_size), block_size, 0, stream>>>(dweight, dbias, dout, inp, mean, rstd, N, C);
+    cudaCheck(cudaGetLastError());
+}
+
+void residual_forward_cuda(float* out, const float* a, const float* b, size_t n, cudaStream_t stream) {
+    const int block_size = 256;
+    residual_forward_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(out, a, b, n);
+    cudaCheck(cudaGetLastError());
+}
+
+#endif // ZELO_KERNELS_LAYERNORM_CUH

@@ -1,0 +1,340 @@
+/*
+ * kernels/model_cuda.cu — the forward and backward passes of the BERT cross-encoder on the
+ * device, layer by layer in model.c's order (forward_pass, bert_backward there), each layer
+ * one launcher of a kernels/ header; the gradient norm, clip and AdamW over the flat buffers.
+ * See kernels/model_cuda.h.
+ */
+#include <string.h>
+#include "kernels/model_cuda.h"
+#include "kernels/common.cuh"
+#include "kernels/embeddings.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/gelu.cuh"
+#include "kernels/matmul.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/pooler.cuh"
+#include "kernels/adamw.cuh"
+#include "kernels/global_norm.cuh"
+#include "common/utils.h"
+
+// points each of the n pointers at consecutive slices of memory (device or host alike), as
+// model.c lays out its parameters, activations and scratch
+static void point_tensors_in(float** ptrs, float* memory, const size_t* sizes, int n) {
+    for (int i = 0; i < n; i++) {
+        ptrs[i] = memory;
+        memory += sizes[i];
+    }
+}
+
+// points ptrs (n) into the device buffer *memory, first growing it to the sum of sizes when
+// its *capacity (floats) is below; the capacity only grows, so a training loop settles
+static void grow_and_point(float** memory, size_t* capacity, float** ptrs, const size_t* sizes, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) { total += sizes[i]; }
+    if (total > *capacity) {
+        cudaCheck(cudaFree(*memory));
+        cudaCheck(cudaMalloc((void**)memory, total * sizeof(float)));
+        *capacity = total;
+    }
+    point_tensors_in(ptrs, *memory, sizes, n);
+}
+
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config) {
+    memset(model, 0, sizeof(*model));
+    model->config = *config;
+    fill_in_parameter_sizes(model->param_sizes, config);  // dies on an invalid config
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
+    cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
+    point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
+    cudaCheck(cudaStreamCreate(&model->stream));
+    matmul_setup();
+}
+
+void bert_cuda_upload_parameters(BertModelCuda* model, const float* params) {
+    cudaCheck(cudaMemcpy(model->params_memory, params, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+// replaces *buffer by a device buffer of n ints (contents undefined)
+static void reallocate_device_ints(int** buffer, size_t n) {
+    cudaCheck(cudaFree(*buffer));
+    cudaCheck(cudaMalloc((void**)buffer, n * sizeof(int)));
+}
+
+// takes the batch: validates it, copies it to the device, computes the attention offsets and
+// makes room for the activations
+static void set_batch(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int S) {
+    const BertConfig* cfg = &model->config;
+    validate_batch(cfg, ids, types, seq_starts, S);
+    int N = seq_starts[S];
+    int* att_offsets = (int*)mallocCheck((size_t)(S + 1) * sizeof(int));
+    size_t A = 0;
+    int max_T = 0;
+    for (int s = 0; s < S; s++) {
+        size_t T = (size_t)(seq_starts[s + 1] - seq_starts[s]);
+        att_offsets[s] = (int)A;
+        A += (size_t)cfg->num_heads * T * T;
+        if (A > INT32_MAX) { die("bert_cuda_forward: batch too large (attention needs %zu floats per layer)", A); }
+        if ((int)T > max_T) { max_T = (int)T; }
+    }
+    att_offsets[S] = (int)A;
+    if (model->seq_capacity < S + 1) {
+        reallocate_device_ints(&model->seq_starts, (size_t)S + 1);
+        reallocate_device_ints(&model->att_offsets, (size_t)S + 1);
+        model->seq_capacity = S + 1;
+    }
+    if (model->token_capacity < N) {
+        reallocate_device_ints(&model->inputs, N);
+        reallocate_device_ints(&model->types, N);
+        reallocate_device_ints(&model->bucket_tokens, N);
+        reallocate_device_ints(&model->bucket_starts, (size_t)N + 1);
+        reallocate_device_ints(&model->bucket_ids, N);
+        model->token_capacity = N;
+    }
+    cudaCheck(cudaMemcpy(model->seq_starts, seq_starts, (size_t)(S + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->att_offsets, att_offsets, (size_t)(S + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->inputs, ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
+    if (types != NULL) {
+        cudaCheck(cudaMemcpy(model->types, types, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
+    } else {
+        cudaCheck(cudaMemset(model->types, 0, (size_t)N * sizeof(int)));
+    }
+    // the word embedding gradient's grouping of tokens by id (see kernels/embeddings.cuh)
+    int* tokens = (int*)mallocCheck((size_t)N * sizeof(int));
+    int* starts = (int*)mallocCheck((size_t)(N + 1) * sizeof(int));
+    int* bucket_ids = (int*)mallocCheck((size_t)N * sizeof(int));
+    int* counts = (int*)mallocCheck((size_t)cfg->vocab_size * sizeof(int));
+    int U = embedding_buckets(tokens, starts, bucket_ids, counts, ids, N, cfg->vocab_size);
+    cudaCheck(cudaMemcpy(model->bucket_tokens, tokens, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->bucket_starts, starts, (size_t)(U + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->bucket_ids, bucket_ids, (size_t)U * sizeof(int), cudaMemcpyHostToDevice));
+    model->num_buckets = U;
+    free(tokens);
+    free(starts);
+    free(bucket_ids);
+    free(counts);
+    free(att_offsets);
+    model->num_tokens = N;
+    model->num_seqs = S;
+    model->att_size = (int)A;
+    model->max_T = max_T;
+
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    fill_in_activation_sizes(sizes, cfg, N, S, A, cfg->num_layers);
+    grow_and_point(&model->acts_memory, &model->acts_capacity, (float**)&model->acts, sizes, NUM_ACTIVATION_TENSORS);
+    model->logits = (float*)reallocCheck(model->logits, (size_t)S * cfg->num_labels * sizeof(float));
+    model->embeddings = (float*)reallocCheck(model->embeddings, (size_t)S * cfg->hidden_size * sizeof(float));
+}
+
+void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+    set_batch(model, ids, types, seq_starts, num_seqs);
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
+    int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
+    size_t A = (size_t)model->att_size, NC = (size_t)N * C;
+    float eps = cfg->layer_norm_eps;
+    cudaStream_t stream = model->stream;
+    ParameterTensors p = model->params;
+    ActivationTensors a = model->acts;
+
+    embeddings_forward_cuda(a.emb, model->inputs, model->types, model->seq_starts, S, p.wte, p.wpe, p.wtt, N, C, stream);
+    layernorm_forward_cuda(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, eps, stream);
+    for (int l = 0; l < L; l++) {
+        const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * NC;  // (N, C) the layer's input
+        float* qkv = a.qkv + (size_t)l * N * 3 * C;
+        float* att = a.att + (size_t)l * A;
+        float* atty = a.atty + (size_t)l * NC;
+        float* res1 = a.res1 + (size_t)l * NC;
+        float* ln1 = a.ln1 + (size_t)l * NC;
+        float* fch = a.fch + (size_t)l * N * I;
+        float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
+        float* res2 = a.res2 + (size_t)l * NC;
+        float* ln2 = a.ln2 + (size_t)l * NC;
+        linear_forward_cuda(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C, stream);
+        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, S, N, max_T, C, NH, stream);
+        // res1 first gets the dense output, then the residual is added in place, as the reference
+        linear_forward_cuda(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C, stream);
+        residual_forward_cuda(res1, res1, x, NC, stream);
+        layernorm_forward_cuda(ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, res1,
+                               p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, eps, stream);
+        linear_forward_cuda(fch, ln1, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, N, C, I, stream);
+        gelu_forward_cuda(fch_gelu, fch, (size_t)N * I, stream);
+        linear_forward_cuda(res2, fch_gelu, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, N, I, C, stream);
+        residual_forward_cuda(res2, res2, ln1, NC, stream);
+        layernorm_forward_cuda(ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, res2,
+                               p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, eps, stream);
+    }
+    const float* x = L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * NC;
+
+    // the two heads: the cross-encoder score and the mean-pooled sentence embedding
+    cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
+    linear_forward_cuda(a.pooled, a.cls, p.poolw, p.poolb, S, C, C, stream);
+    tanh_forward_cuda(a.pooled, a.pooled, (size_t)S * C, stream);
+    linear_forward_cuda(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels, stream);
+    meanpool_forward_cuda(a.embeddings, x, model->seq_starts, S, C, stream);
+    cudaCheck(cudaStreamSynchronize(stream));
+    cudaCheck(cudaMemcpy(model->logits, a.logits, (size_t)S * cfg->num_labels * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(model->embeddings, a.embeddings, (size_t)S * C * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+// allocates the gradients (zeroed) on first use, pointed as the parameters are
+static void ensure_grads(BertModelCuda* model) {
+    if (model->grads_memory != NULL) { return; }
+    cudaCheck(cudaMalloc((void**)&model->grads_memory, model->num_parameters * sizeof(float)));
+    cudaCheck(cudaMemset(model->grads_memory, 0, model->num_parameters * sizeof(float)));
+    point_tensors_in((float**)&model->grads, model->grads_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
+}
+
+void bert_cuda_zero_grad(BertModelCuda* model) {
+    if (model->grads_memory != NULL) {
+        cudaCheck(cudaMemsetAsync(model->grads_memory, 0, model->num_parameters * sizeof(float), model->stream));
+    }
+}
+
+// a device buffer of n floats set to zero, in stream order
+static void zero_floats(float* x, size_t n, cudaStream_t stream) {
+    cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(float), stream));
+}
+static void copy_floats(float* dst, const float* src, size_t n, cudaStream_t stream) {
+    cudaCheck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
+}
+
+void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float* dembeddings) {
+    if (model->num_tokens == 0) { die("bert_cuda_backward: needs the activations of a bert_cuda_forward call"); }
+    ensure_grads(model);
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
+    int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
+    int NL = cfg->num_labels;
+    size_t A = (size_t)model->att_size, NC = (size_t)N * C;
+    cudaStream_t stream = model->stream;
+
+    // scratch, as model.c's bert_backward: gradients of one layer's activations, reused by every layer
+    enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
+    size_t scratch_sizes[NUM_SCRATCH] = {
+        NC, NC, NC, NC, NC, NC, (size_t)N * I, (size_t)N * 3 * C, A,
+        (size_t)S * C * 2,                 // dcls and dpooled
+        (size_t)S * NL + (size_t)S * C,    // the caller's dlogits and dembeddings
+    };
+    float* buffers[NUM_SCRATCH];
+    grow_and_point(&model->scratch_memory, &model->scratch_capacity, buffers, scratch_sizes, NUM_SCRATCH);
+    float *dres2 = buffers[DRES2], *dln1 = buffers[DLN1], *dres1 = buffers[DRES1], *datty = buffers[DATTY];
+    float *dffn = buffers[DFFN], *dqkv = buffers[DQKV], *datt = buffers[DATT];
+    float *dcls = buffers[DHEADS], *dpooled = buffers[DHEADS] + (size_t)S * C;
+    float *d_dlogits = buffers[DOUTPUTS], *d_dembeddings = buffers[DOUTPUTS] + (size_t)S * NL;
+
+    ParameterTensors p = model->params, g = model->grads;
+    ActivationTensors a = model->acts;
+
+    float* dh = buffers[DH];
+    zero_floats(dh, NC, stream);
+    if (dlogits != NULL) {
+        cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
+        zero_floats(dpooled, (size_t)S * C, stream);
+        linear_backward_cuda(dpooled, g.clsw, g.clsb, d_dlogits, a.pooled, p.clsw, S, C, NL, stream);
+        tanh_backward_inplace_cuda(dpooled, a.pooled, (size_t)S * C, stream);
+        zero_floats(dcls, (size_t)S * C, stream);
+        linear_backward_cuda(dcls, g.poolw, g.poolb, dpooled, a.cls, p.poolw, S, C, C, stream);
+        cls_gather_backward_cuda(dh, dcls, model->seq_starts, S, C, stream);
+    }
+    if (dembeddings != NULL) {
+        cudaCheck(cudaMemcpyAsync(d_dembeddings, dembeddings, (size_t)S * C * sizeof(float), cudaMemcpyHostToDevice, stream));
+        meanpool_backward_cuda(dh, d_dembeddings, model->seq_starts, S, N, C, stream);
+    }
+
+    for (int l = L - 1; l >= 0; l--) {
+        // the gradient wrt a layer's input is the next (lower) layer's dh: the two buffers
+        // trade places every layer
+        dh = buffers[(L - 1 - l) % 2 == 0 ? DH : DX];
+        float* dx = buffers[(L - 1 - l) % 2 == 0 ? DX : DH];
+        const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * NC;
+        const float* qkv = a.qkv + (size_t)l * N * 3 * C;
+        const float* att = a.att + (size_t)l * A;
+        const float* atty = a.atty + (size_t)l * NC;
+        const float* res1 = a.res1 + (size_t)l * NC;
+        const float* ln1 = a.ln1 + (size_t)l * NC;
+        const float* fch = a.fch + (size_t)l * N * I;
+        const float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
+        const float* res2 = a.res2 + (size_t)l * NC;
+        // dh = d ln2  ->  dres2
+        zero_floats(dres2, NC, stream);
+        layernorm_backward_cuda(dres2, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2, p.ln2w + (size_t)l * C,
+                                a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, N, C, stream);
+        // res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual, then the FFN path
+        copy_floats(dln1, dres2, NC, stream);
+        zero_floats(dffn, (size_t)N * I, stream);
+        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, fch_gelu,
+                             p.fcprojw + (size_t)l * C * I, N, I, C, stream);
+        gelu_backward_inplace_cuda(dffn, fch, (size_t)N * I, stream);
+        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1,
+                             p.fcw + (size_t)l * I * C, N, C, I, stream);
+        // d ln1  ->  dres1
+        zero_floats(dres1, NC, stream);
+        layernorm_backward_cuda(dres1, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1, p.ln1w + (size_t)l * C,
+                                a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, N, C, stream);
+        // res1 = x + attproj(attention(qkv(x))): dx gets the residual, then the attention path
+        copy_floats(dx, dres1, NC, stream);
+        zero_floats(datty, NC, stream);
+        linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1, atty,
+                             p.attprojw + (size_t)l * C * C, N, C, C, stream);
+        attention_backward_cuda(dqkv, datt, datty, qkv, att, model->seq_starts, model->att_offsets, S, N, max_T, C, NH,
+                                stream);
+        linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
+                             p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
+    }
+    // the gradient wrt the input of layer 0: where the last layer's dx was
+    dh = buffers[L % 2 == 1 ? DX : DH];
+    float* da = dres2;
+    zero_floats(da, NC, stream);
+    layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C, stream);
+    embeddings_backward_cuda(g.wte, g.wpe, g.wtt, da, model->bucket_tokens, model->bucket_starts, model->bucket_ids,
+                             model->num_buckets, model->types, model->seq_starts, S, max_T, N, cfg->type_vocab_size, C,
+                             stream);
+    cudaCheck(cudaStreamSynchronize(stream));  // the caller's dlogits and dembeddings may go now
+}
+
+float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm) {
+    if (model->grads_memory == NULL) { die("bert_cuda_clip_grad_norm: no gradients (call bert_cuda_backward first)"); }
+    size_t n = model->num_parameters;
+    if (model->norm_scratch == NULL) {
+        cudaCheck(cudaMalloc((void**)&model->norm_scratch, (1 + global_norm_num_chunks(n)) * sizeof(double)));
+    }
+    global_norm_squared_cuda(model->norm_scratch, model->norm_scratch + 1, model->grads_memory, n, model->stream);
+    double norm_squared;
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    cudaCheck(cudaMemcpy(&norm_squared, model->norm_scratch, sizeof(double), cudaMemcpyDeviceToHost));
+    double norm = sqrt(norm_squared);
+    if (!isfinite(norm)) { die("bert_cuda_clip_grad_norm: the gradient norm is %f (NaN or overflow in the backward pass)", norm); }
+    clip_cuda(model->grads_memory, n, model->norm_scratch, max_norm, model->stream);
+    return (float)norm;
+}
+
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float beta2, float eps,
+                            float weight_decay, int step) {
+    if (model->grads_memory == NULL) { die("bert_cuda_adamw_update: no gradients (call bert_cuda_backward first)"); }
+    if (step < 1) { die("bert_cuda_adamw_update: step counts from 1 (got %d)", step); }
+    size_t n = model->num_parameters;
+    if (model->m_memory == NULL) {
+        cudaCheck(cudaMalloc((void**)&model->m_memory, n * sizeof(float)));
+        cudaCheck(cudaMalloc((void**)&model->v_memory, n * sizeof(float)));
+        cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
+        cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
+    }
+    int decays[NUM_PARAMETER_TENSORS];
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
+    adamw_update_cuda(model->params_memory, model->m_memory, model->v_memory, model->grads_memory, model->param_sizes,
+                      decays, NUM_PARAMETER_TENSORS, lr, beta1, beta2, eps, weight_decay, step, model->stream);
+}
+
+void bert_cuda_free(BertModelCuda* model) {
+    float* floats[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
+                       model->acts_memory, model->scratch_memory};
+    for (float* f : floats) { cudaCheck(cudaFree(f)); }
+    int* ints[] = {model->seq_starts, model->att_offsets, model->inputs, model->types, model->bucket_tokens,
+                   model->bucket_starts, model->bucket_ids};
+    for (int* i : ints) { cudaCheck(cudaFree(i)); }
+    cudaCheck(cudaFree(model->norm_scratch));
+    cudaCheck(cudaStreamDestroy(model->stream));
+    free(model->logits);
+    free(model->embeddings);
+    memset(model, 0, sizeof(*model));
+}

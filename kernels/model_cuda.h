@@ -1,0 +1,75 @@
+/*
+ * kernels/model_cuda.h — the start of the GPU backend: the BERT cross-encoder's forward pass
+ * on the device over model.h's flat parameter layout (the same buffer a checkpoint holds,
+ * uploaded with one copy) and model.h's activation layout, every layer through kernels/,
+ * and the backward pass, the gradient norm and clip, and AdamW over the same flat buffers.
+ * Not yet here: model.h's API itself (bert_* choosing the device), which train_zelo's
+ * --device will call, checkpoints from the device, and bert_infer's one-layer activations.
+ */
+#ifndef ZELO_MODEL_CUDA_H
+#define ZELO_MODEL_CUDA_H
+
+#include "model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct {
+    BertConfig config;
+    size_t param_sizes[NUM_PARAMETER_TENSORS];
+    size_t num_parameters;
+    ParameterTensors params;  // on the device, pointing into params_memory
+    float* params_memory;     // on the device (num_parameters)
+    // gradients and AdamW state on the device, allocated by the first backward / update
+    ParameterTensors grads;
+    float* grads_memory;
+    float* m_memory;
+    float* v_memory;
+    double* norm_scratch;     // (1 + chunks) the squared gradient norm, then its chunks' sums
+    float* scratch_memory;    // backward pass buffers, one layer's worth, reused across layers
+    size_t scratch_capacity;
+    ActivationTensors acts;   // on the device, model.h's layout with every layer kept
+    float* acts_memory;
+    size_t acts_capacity;     // floats in acts_memory; only grows
+    // the batch of the last forward pass, on the device
+    int* seq_starts;          // (S+1)
+    int* att_offsets;         // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
+    int* inputs;              // (N)
+    int* types;               // (N)
+    int seq_capacity, token_capacity;
+    int num_tokens, num_seqs, att_size, max_T;
+    // the outputs of the last forward pass, copied to the host
+    float* logits;            // (S, num_labels)
+    float* embeddings;        // (S, C)
+    int* bucket_tokens;       // (N) the batch's tokens grouped by word id (embedding_buckets)
+    int* bucket_starts;       // (N+1)
+    int* bucket_ids;          // (N)
+    int num_buckets;
+    struct CUstream_st* stream;  // cudaStream_t: every kernel of the model runs on it, in order
+} BertModelCuda;
+
+// allocates the device parameters for a config (their contents undefined until uploaded);
+// dies on an invalid config
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config);
+// copies the flat parameter buffer (num_parameters floats on the host, model.h's order) to the device
+void bert_cuda_upload_parameters(BertModelCuda* model, const float* params);
+// bert_forward's contract (model.h) on the device: a packed batch on the host in, model->logits
+// and model->embeddings (host) out; every layer's activations kept on the device
+void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int num_seqs);
+// bert_backward's contract: accumulates into the device gradients the gradient of a loss whose
+// derivatives wrt the last forward pass's logits (S, num_labels) and embeddings (S, C), on the
+// host, are given; either may be NULL
+void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float* dembeddings);
+void bert_cuda_zero_grad(BertModelCuda* model);
+// bert_clip_grad_norm's contract: returns the norm before clipping; dies on a non-finite norm
+float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm);
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float beta2, float eps,
+                            float weight_decay, int step);
+void bert_cuda_free(BertModelCuda* model);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif // ZELO_MODEL_CUDA_H

@@ -1,0 +1,706 @@
+/*
+ * test/test_cuda.cu — every CUDA kernel of kernels/, forward and backward, against the CPU
+ * reference's layer of the same name in model.c, on fresh random inputs (the seed is
+ * printed; `test_cuda SEED` repeats a run). The same file runs on a GPU (built by nvcc) and
+ * on the CPU through the project's emulator (g++ with kernels/cuda_emu.h force-included),
+ * which is how `make test` and CI run it.
+ *
+ * The batch packs sequences of lengths 33, 1, 512, 7 and 130 (683 tokens), and every layer
+ * is checked at hidden sizes 128, 384 and 768 with 2, 6 and 12 heads (head size 64, BERT's
+ * intermediate size 4C). Outputs that a kernel writes are poisoned (0xFF bytes: NaN) before
+ * each launch, so an entry it forgets fails; outputs it accumulates into (+=, as the
+ * reference's gradients) start from the same random values on both sides, so that a kernel
+ * that overwrites instead of adding fails too.
+ *
+ * Error measure, per tensor: max over entries of |got - want| / (|want| + rms(want)), the
+ * rms term so that entries that are sums cancelling to near zero are judged on the
+ * tensor's scale. Tolerances: fp32 rounds each operation by at most u = 2^-24 = 6e-8; a sum
+ * of K terms taken in a different order (warp trees, cuBLAS's blocking) differs by about
+ * u sqrt(K) relative to the result's scale (the rounding errors add like a random walk).
+ * Each check allows TOL_FACTOR u sqrt(K), K the longest chain of sums behind an output
+ * (stated at each check), TOL_FACTOR = 64 covering the worst of ~10^6 entries (a 5-sigma
+ * tail) and the few ulp of the math library functions (expf, erfcf, tanhf) against
+ * model.c's own exp and erfc fits. Any real bug (a wrong index, transpose, missing term or
+ * sequence boundary) moves a tensor by 1e-3 to O(1) of its scale, orders above these.
+ * Kernels whose sums run in the reference's own order (embeddings backward, the column
+ * sums, AdamW) are held to the same rule with K = 1.
+ *
+ * Then the kernels composed (kernels/model_cuda.cu, included below) run a training step of a
+ * 2-layer model against model.c's: every activation of the forward pass, every gradient of
+ * the backward pass from random derivatives of both outputs, the gradient norm, the clip and
+ * one AdamW step, with K the chain of sums through the layers (stated there).
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "model.h"
+#include "test/test.h"
+#include "kernels/common.cuh"
+#include "kernels/embeddings.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/gelu.cuh"
+#include "kernels/matmul.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/pooler.cuh"
+#include "kernels/adamw.cuh"
+#include "kernels/global_norm.cuh"
+// the forward pass composed of the kernels above; one translation unit, as the kernel headers
+// define their kernels and launchers (llm.c's manner)
+#include "kernels/model_cuda.cu"
+
+#define UNIT_ROUNDOFF 5.9604644775390625e-8  // 2^-24
+#define TOL_FACTOR 64.0
+
+static double tolerance(double K) { return TOL_FACTOR * UNIT_ROUNDOFF * sqrt(K); }
+
+// ---- random inputs ----
+
+static uint64_t rng_state;
+static uint32_t rng_u32(void) {
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)(rng_state >> 33);
+}
+static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f); }
+
+static float* host_random(size_t n, float lo, float hi) {
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { x[i] = rng_uniform(lo, hi); }
+    return x;
+}
+
+// ---- device buffers ----
+
+static float* device_from(const float* x, size_t n) {
+    float* d;
+    cudaCheck(cudaMalloc((void**)&d, n * sizeof(float)));
+    cudaCheck(cudaMemcpy(d, x, n * sizeof(float), cudaMemcpyHostToDevice));
+    return d;
+}
+static int* device_from_ints(const int* x, size_t n) {
+    int* d;
+    cudaCheck(cudaMalloc((void**)&d, n * sizeof(int)));
+    cudaCheck(cudaMemcpy(d, x, n * sizeof(int), cudaMemcpyHostToDevice));
+    return d;
+}
+// an output the kernel must write in full: every byte 0xFF, a NaN in every float
+static float* device_poisoned(size_t n) {
+    float* d;
+    cudaCheck(cudaMalloc((void**)&d, n * sizeof(float)));
+    cudaCheck(cudaMemset(d, 0xFF, n * sizeof(float)));
+    return d;
+}
+static void poison(float* d, size_t n) { cudaCheck(cudaMemset(d, 0xFF, n * sizeof(float))); }
+
+static cudaStream_t stream;
+
+// copies n floats back (after the stream's work) into a new host buffer
+static float* host_from(const float* d, size_t n) {
+    cudaCheck(cudaStreamSynchronize(stream));
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    cudaCheck(cudaMemcpy(x, d, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return x;
+}
+
+// ---- comparison ----
+
+static double worst_error_seen = 0.0;
+
+// checks the device tensor got (n) against the reference want; K is the longest chain of
+// sums behind an entry (see the top of the file); prints the worst error either way. The
+// scale rms(want) is taken over the whole tensor, or, when rows is not NULL, over each of
+// its num_rows rows, rows[r] to rows[r + 1] (attention probabilities: a row of a length-7
+// sequence holds values ~70 times those of a length-512 one)
+static void expect_close_rows(const char* what, int C, const float* got_device, const float* want, size_t n, double K,
+                              const size_t* rows, size_t num_rows) {
+    float* got = host_from(got_device, n);
+    double worst = 0.0;
+    size_t worst_at = 0;
+    int bad = 0;  // NaN (an unwritten entry) or infinite
+    int zero_scale = 0;  // a reference of zeros only: the check would measure nothing
+    for (size_t r = 0; r < (rows ? num_rows : 1); r++) {
+        size_t begin = rows ? rows[r] : 0, end = rows ? rows[r + 1] : n;
+        double sq = 0.0;
+        for (size_t i = begin; i < end; i++) { sq += (double)want[i] * want[i]; }
+        double rms = sqrt(sq / (double)(end - begin));
+        if (!(rms > 0.0) && !rows) { zero_scale = 1; }
+        for (size_t i = begin; i < end; i++) {
+            // an exact match is no error even where the scale is zero (the rows of a length-1
+            // sequence's dS are exactly 0 on both sides)
+            double diff = fabs((double)got[i] - want[i]);
+            double err = diff == 0.0 ? 0.0 : diff / (fabs(want[i]) + rms);
+            if (!isfinite(got[i]) || !(err == err)) {
+                if (!bad) { worst_at = i; }
+                bad = 1;
+            } else if (err > worst && !bad) {
+                worst = err;
+                worst_at = i;
+            }
+        }
+    }
+    double tol = tolerance(K);
+    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)%s\n", C, what, worst, tol, bad ? "  NON-FINITE" : "");
+    CHECK(!bad && !zero_scale && worst <= tol, "C=%d %s: %s at %zu: got %g, want %g (error %.3g, tolerance %.3g)",
+          C, what, bad ? "non-finite" : (zero_scale ? "all-zero reference" : "too far"), worst_at, got[worst_at],
+          want[worst_at], worst, tol);
+    if (!bad && worst > worst_error_seen) { worst_error_seen = worst; }
+    free(got);
+}
+
+static void expect_close(const char* what, int C, const float* got_device, const float* want, size_t n, double K) {
+    expect_close_rows(what, C, got_device, want, n, K, NULL, 0);
+}
+
+// whether two runs of a kernel gave the same bytes
+static void expect_same_bytes(const char* what, int C, const float* a_device, const float* b_device, size_t n) {
+    float* a = host_from(a_device, n);
+    float* b = host_from(b_device, n);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "C=%d %s: two runs differ", C, what);
+    free(a);
+    free(b);
+}
+
+// ---- the batch ----
+
+#define NUM_SEQS 5
+static const int SEQ_LENGTHS[NUM_SEQS] = {33, 1, 512, 7, 130};
+#define VOCAB 50       // few ids: many tokens share a row of wte, as in real text
+#define TYPES 2
+#define MAX_POSITION 512
+
+typedef struct {
+    int S, N, max_T;
+    int seq_starts[NUM_SEQS + 1];
+    int* ids;          // (N)
+    int* types;        // (N)
+    int att_offsets[NUM_SEQS + 1];  // for NH heads, as model.c
+    int A;
+    // on the device
+    int *d_seq_starts, *d_ids, *d_types, *d_att_offsets;
+} Batch;
+
+static Batch make_batch(int NH) {
+    Batch b;
+    b.S = NUM_SEQS;
+    b.seq_starts[0] = 0;
+    b.max_T = 0;
+    b.A = 0;
+    for (int s = 0; s < NUM_SEQS; s++) {
+        int T = SEQ_LENGTHS[s];
+        b.seq_starts[s + 1] = b.seq_starts[s] + T;
+        b.att_offsets[s] = b.A;
+        b.A += NH * T * T;
+        if (T > b.max_T) { b.max_T = T; }
+    }
+    b.att_offsets[NUM_SEQS] = b.A;
+    b.N = b.seq_starts[NUM_SEQS];
+    b.ids = (int*)mallocCheck((size_t)b.N * sizeof(int));
+    b.types = (int*)mallocCheck((size_t)b.N * sizeof(int));
+    for (int t = 0; t < b.N; t++) {
+        b.ids[t] = (int)(rng_u32() % VOCAB);
+        b.types[t] = (int)(rng_u32() % TYPES);
+    }
+    b.d_seq_starts = device_from_ints(b.seq_starts, NUM_SEQS + 1);
+    b.d_ids = device_from_ints(b.ids, b.N);
+    b.d_types = device_from_ints(b.types, b.N);
+    b.d_att_offsets = device_from_ints(b.att_offsets, NUM_SEQS + 1);
+    return b;
+}
+
+static void free_batch(Batch* b) {
+    free(b->ids);
+    free(b->types);
+    cudaCheck(cudaFree(b->d_seq_starts));
+    cudaCheck(cudaFree(b->d_ids));
+    cudaCheck(cudaFree(b->d_types));
+    cudaCheck(cudaFree(b->d_att_offsets));
+}
+
+// ---- the layers ----
+
+static void test_embeddings(const Batch* b, int C) {
+    int N = b->N, S = b->S;
+    float* wte = host_random((size_t)VOCAB * C, -1.0f, 1.0f);
+    float* wpe = host_random((size_t)MAX_POSITION * C, -1.0f, 1.0f);
+    float* wtt = host_random((size_t)TYPES * C, -1.0f, 1.0f);
+    float* out = (float*)mallocCheck((size_t)N * C * sizeof(float));
+    embeddings_forward(out, b->ids, b->types, b->seq_starts, S, wte, wpe, wtt, C);
+    float *d_wte = device_from(wte, (size_t)VOCAB * C), *d_wpe = device_from(wpe, (size_t)MAX_POSITION * C);
+    float *d_wtt = device_from(wtt, (size_t)TYPES * C), *d_out = device_poisoned((size_t)N * C);
+    embeddings_forward_cuda(d_out, b->d_ids, b->d_types, b->d_seq_starts, S, d_wte, d_wpe, d_wtt, N, C, stream);
+    expect_close("embeddings_forward", C, d_out, out, (size_t)N * C, 1);  // two additions
+
+    // backward: the gradients start from random values (they accumulate)
+    float* demb = host_random((size_t)N * C, -1.0f, 1.0f);
+    float* dwte = host_random((size_t)VOCAB * C, -1.0f, 1.0f);
+    float* dwpe = host_random((size_t)MAX_POSITION * C, -1.0f, 1.0f);
+    float* dwtt = host_random((size_t)TYPES * C, -1.0f, 1.0f);
+    float *d_demb = device_from(demb, (size_t)N * C), *d_dwte = device_from(dwte, (size_t)VOCAB * C);
+    float *d_dwpe = device_from(dwpe, (size_t)MAX_POSITION * C), *d_dwtt = device_from(dwtt, (size_t)TYPES * C);
+    int* tokens = (int*)mallocCheck((size_t)N * sizeof(int));
+    int* starts = (int*)mallocCheck((size_t)(N + 1) * sizeof(int));
+    int* bucket_ids = (int*)mallocCheck((size_t)N * sizeof(int));
+    int* counts = (int*)mallocCheck(VOCAB * sizeof(int));
+    int U = embedding_buckets(tokens, starts, bucket_ids, counts, b->ids, N, VOCAB);
+    int *d_tokens = device_from_ints(tokens, N), *d_starts = device_from_ints(starts, U + 1);
+    int* d_bucket_ids = device_from_ints(bucket_ids, U);
+    embeddings_backward_cuda(d_dwte, d_dwpe, d_dwtt, d_demb, d_tokens, d_starts, d_bucket_ids, U, b->d_types,
+                             b->d_seq_starts, S, b->max_T, N, TYPES, C, stream);
+    // a second run from the same start must give the same bytes
+    float *d_dwte2 = device_from(dwte, (size_t)VOCAB * C), *d_dwpe2 = device_from(dwpe, (size_t)MAX_POSITION * C);
+    float* d_dwtt2 = device_from(dwtt, (size_t)TYPES * C);
+    embeddings_backward_cuda(d_dwte2, d_dwpe2, d_dwtt2, d_demb, d_tokens, d_starts, d_bucket_ids, U, b->d_types,
+                             b->d_seq_starts, S, b->max_T, N, TYPES, C, stream);
+    embeddings_backward(dwte, dwpe, dwtt, demb, b->ids, b->types, b->seq_starts, S, C);
+    // the reference's order of summation: K = 1
+    expect_close("embeddings_backward dwte", C, d_dwte, dwte, (size_t)VOCAB * C, 1);
+    expect_close("embeddings_backward dwpe", C, d_dwpe, dwpe, (size_t)MAX_POSITION * C, 1);
+    expect_close("embeddings_backward dwtt", C, d_dwtt, dwtt, (size_t)TYPES * C, 1);
+    expect_same_bytes("embeddings_backward dwte", C, d_dwte, d_dwte2, (size_t)VOCAB * C);
+    expect_same_bytes("embeddings_backward dwtt", C, d_dwtt, d_dwtt2, (size_t)TYPES * C);
+
+    free(wte); free(wpe); free(wtt); free(out); free(demb); free(dwte); free(dwpe); free(dwtt);
+    free(tokens); free(starts); free(bucket_ids); free(counts);
+    float* device_buffers[] = {d_wte, d_wpe, d_wtt, d_out, d_demb, d_dwte, d_dwpe, d_dwtt, d_dwte2, d_dwpe2, d_dwtt2};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+    int* device_ints[] = {d_tokens, d_starts, d_bucket_ids};
+    for (int* d : device_ints) { cudaCheck(cudaFree(d)); }
+}
+
+static void test_layernorm(const Batch* b, int C) {
+    int N = b->N;
+    size_t NC = (size_t)N * C;
+    // inputs with a mean far from zero against their spread, where a one-pass variance would fail
+    float* inp = host_random(NC, 2.0f, 4.0f);
+    float* weight = host_random(C, 0.5f, 1.5f);
+    float* bias = host_random(C, -1.0f, 1.0f);
+    float* out = (float*)mallocCheck(NC * sizeof(float));
+    float* mean = (float*)mallocCheck((size_t)N * sizeof(float));
+    float* rstd = (float*)mallocCheck((size_t)N * sizeof(float));
+    const float eps = 1e-12f;
+    layernorm_forward(out, mean, rstd, inp, weight, bias, N, C, eps);
+    float *d_inp = device_from(inp, NC), *d_weight = device_from(weight, C), *d_bias = device_from(bias, C);
+    float *d_out = device_poisoned(NC), *d_mean = device_poisoned(N), *d_rstd = device_poisoned(N);
+    layernorm_forward_cuda(d_out, d_mean, d_rstd, d_inp, d_weight, d_bias, N, C, eps, stream);
+    // mean and variance are sums over C
+    expect_close("layernorm_forward out", C, d_out, out, NC, C);
+    expect_close("layernorm_forward mean", C, d_mean, mean, N, C);
+    expect_close("layernorm_forward rstd", C, d_rstd, rstd, N, C);
+
+    float* dout = host_random(NC, -1.0f, 1.0f);
+    float* dinp = host_random(NC, -1.0f, 1.0f);
+    float* dweight = host_random(C, -1.0f, 1.0f);
+    float* dbias = host_random(C, -1.0f, 1.0f);
+    float *d_dout = device_from(dout, NC), *d_dinp = device_from(dinp, NC);
+    float *d_dweight = device_from(dweight, C), *d_dbias = device_from(dbias, C);
+    layernorm_backward_cuda(d_dinp, d_dweight, d_dbias, d_dout, d_inp, d_weight, d_mean, d_rstd, N, C, stream);
+    layernorm_backward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    // sums over C; measured errors reach ~12 u sqrt(C): x - mean loses the bits of a mean
+    // ~5 standard deviations away (the inputs above), within TOL_FACTOR's margin
+    expect_close("layernorm_backward dinp", C, d_dinp, dinp, NC, C);
+    expect_close("layernorm_backward dweight", C, d_dweight, dweight, C, N); // sums over N (mean, rstd: C)
+    expect_close("layernorm_backward dbias", C, d_dbias, dbias, C, 1);       // the reference's order
+
+    // the residual sum before each LayerNorm
+    float* a = host_random(NC, -1.0f, 1.0f);
+    float* d_a = device_from(a, NC);
+    float* d_res = device_poisoned(NC);
+    residual_forward_cuda(d_res, d_a, d_inp, NC, stream);
+    residual_forward(out, a, inp, NC);
+    expect_close("residual_forward", C, d_res, out, NC, 1);
+
+    free(inp); free(weight); free(bias); free(out); free(mean); free(rstd); free(dout); free(dinp);
+    free(dweight); free(dbias); free(a);
+    float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_mean, d_rstd, d_dout, d_dinp, d_dweight, d_dbias, d_a, d_res};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+}
+
+// an elementwise activation and its in-place backward, on n inputs uniform in [lo, hi];
+// the backward reads the forward's output (tanh) or its input (GELU)
+typedef void (*ElementwiseCpu)(float*, const float*, size_t);
+typedef void (*ElementwiseCuda)(float*, const float*, size_t, cudaStream_t);
+static void test_elementwise(const char* fwd, const char* bwd, int C, ElementwiseCpu forward_cpu,
+                             ElementwiseCuda forward_cuda, ElementwiseCpu backward_cpu, ElementwiseCuda backward_cuda,
+                             int backward_reads_output, size_t n, float lo, float hi) {
+    float* inp = host_random(n, lo, hi);
+    float* out = (float*)mallocCheck(n * sizeof(float));
+    forward_cpu(out, inp, n);
+    float *d_inp = device_from(inp, n), *d_out = device_poisoned(n);
+    forward_cuda(d_out, d_inp, n, stream);
+    expect_close(fwd, C, d_out, out, n, 1);
+    float* dinout = host_random(n, -1.0f, 1.0f);
+    float* d_dinout = device_from(dinout, n);
+    backward_cuda(d_dinout, backward_reads_output ? d_out : d_inp, n, stream);
+    backward_cpu(dinout, backward_reads_output ? out : inp, n);
+    expect_close(bwd, C, d_dinout, dinout, n, 1);
+    free(inp); free(out); free(dinout);
+    cudaCheck(cudaFree(d_inp)); cudaCheck(cudaFree(d_out)); cudaCheck(cudaFree(d_dinout));
+}
+
+static void test_gelu(const Batch* b, int C) {
+    // the intermediate activations (N, I); spans the tails on both sides, where GELU's
+    // derivative crosses zero and saturates
+    test_elementwise("gelu_forward", "gelu_backward", C, gelu_forward, gelu_forward_cuda, gelu_backward_inplace,
+                     gelu_backward_inplace_cuda, 0, (size_t)b->N * 4 * C, -6.0f, 6.0f);
+}
+
+// one Linear (N, C) -> (N, OC) forward and backward
+static void test_linear_shape(const char* fwd, const char* bwd, int N, int C, int OC, int report_C) {
+    float* inp = host_random((size_t)N * C, -1.0f, 1.0f);
+    float* weight = host_random((size_t)OC * C, -0.1f, 0.1f);
+    float* bias = host_random(OC, -1.0f, 1.0f);
+    float* out = (float*)mallocCheck((size_t)N * OC * sizeof(float));
+    linear_forward(out, inp, weight, bias, N, C, OC);
+    float *d_inp = device_from(inp, (size_t)N * C), *d_weight = device_from(weight, (size_t)OC * C);
+    float *d_bias = device_from(bias, OC), *d_out = device_poisoned((size_t)N * OC);
+    linear_forward_cuda(d_out, d_inp, d_weight, d_bias, N, C, OC, stream);
+    expect_close(fwd, report_C, d_out, out, (size_t)N * OC, C);
+
+    float* dout = host_random((size_t)N * OC, -1.0f, 1.0f);
+    float* dinp = host_random((size_t)N * C, -1.0f, 1.0f);
+    float* dweight = host_random((size_t)OC * C, -1.0f, 1.0f);
+    float* dbias = host_random(OC, -1.0f, 1.0f);
+    float *d_dout = device_from(dout, (size_t)N * OC), *d_dinp = device_from(dinp, (size_t)N * C);
+    float *d_dweight = device_from(dweight, (size_t)OC * C), *d_dbias = device_from(dbias, OC);
+    linear_backward_cuda(d_dinp, d_dweight, d_dbias, d_dout, d_inp, d_weight, N, C, OC, stream);
+    linear_backward(dinp, dweight, dbias, dout, inp, weight, N, C, OC);
+    char name[64];
+    snprintf(name, sizeof(name), "%s dinp", bwd);
+    expect_close(name, report_C, d_dinp, dinp, (size_t)N * C, OC);  // sums over OC
+    snprintf(name, sizeof(name), "%s dweight", bwd);
+    expect_close(name, report_C, d_dweight, dweight, (size_t)OC * C, N);  // sums over N
+    snprintf(name, sizeof(name), "%s dbias", bwd);
+    expect_close(name, report_C, d_dbias, dbias, OC, 1);  // the reference's order
+
+    free(inp); free(weight); free(bias); free(out); free(dout); free(dinp); free(dweight); free(dbias);
+    float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_dout, d_dinp, d_dweight, d_dbias};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+}
+
+static void test_linear(const Batch* b, int C) {
+    int N = b->N, I = 4 * C;
+    test_linear_shape("linear_forward qkv", "linear_backward qkv", N, C, 3 * C, C);
+    test_linear_shape("linear_forward fc", "linear_backward fc", N, C, I, C);
+    test_linear_shape("linear_forward fcproj", "linear_backward fcproj", N, I, C, C);
+    test_linear_shape("linear_forward classifier", "linear_backward classifier", b->S, C, 1, C);
+}
+
+// the rows of the (NH, T, T) attention blocks of L layers, for expect_close_rows: each row its
+// own scale; returns the (num_rows + 1) boundaries
+static size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_rows) {
+    *num_rows = (size_t)L * NH * b->N;
+    size_t* rows = (size_t*)mallocCheck((*num_rows + 1) * sizeof(size_t));
+    rows[0] = 0;
+    size_t r = 0;
+    for (int l = 0; l < L; l++) {
+        for (int s = 0; s < b->S; s++) {
+            int T = b->seq_starts[s + 1] - b->seq_starts[s];
+            for (int i = 0; i < NH * T; i++, r++) { rows[r + 1] = rows[r] + (size_t)T; }
+        }
+    }
+    return rows;
+}
+
+static void test_attention(const Batch* b, int C, int NH) {
+    int N = b->N, S = b->S, A = b->A;
+    size_t N3C = (size_t)N * 3 * C, NC = (size_t)N * C;
+    // q and k of this spread give scores of a few units: softmaxes neither flat nor one-hot
+    float* qkv = host_random(N3C, -0.5f, 0.5f);
+    float* out = (float*)mallocCheck(NC * sizeof(float));
+    float* att = (float*)mallocCheck((size_t)A * sizeof(float));
+    for (int s = 0; s < S; s++) {
+        int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
+        for (int h = 0; h < NH; h++) {
+            attention_head_forward(out + (size_t)start * C, att + b->att_offsets[s] + (size_t)h * T * T,
+                                   qkv + (size_t)start * 3 * C, T, h, C, NH);
+        }
+    }
+    float *d_qkv = device_from(qkv, N3C), *d_out = device_poisoned(NC), *d_att = device_poisoned(A);
+    attention_forward_cuda(d_out, d_att, d_qkv, b->d_seq_starts, b->d_att_offsets, S, N, b->max_T, C, NH, stream);
+    int hs = C / NH;
+    size_t num_rows;
+    size_t* rows = attention_rows(b, NH, 1, &num_rows);
+    // scores: sums over hs; the softmax's sum and P V: sums over T
+    expect_close_rows("attention_forward att", C, d_att, att, A, hs + b->max_T, rows, num_rows);
+    expect_close("attention_forward out", C, d_out, out, NC, hs + 2 * b->max_T);
+
+    float* dout = host_random(NC, -1.0f, 1.0f);
+    float* dqkv = (float*)mallocCheck(N3C * sizeof(float));
+    float* datt = (float*)mallocCheck((size_t)A * sizeof(float));
+    for (int s = 0; s < S; s++) {
+        int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
+        for (int h = 0; h < NH; h++) {
+            size_t head = (size_t)b->att_offsets[s] + (size_t)h * T * T;
+            attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, dout + (size_t)start * C,
+                                    qkv + (size_t)start * 3 * C, att + head, T, h, C, NH);
+        }
+    }
+    // the backward reads the reference's probabilities, so that its own error is measured alone
+    float *d_att_ref = device_from(att, A), *d_dout = device_from(dout, NC);
+    float *d_dqkv = device_poisoned(N3C), *d_datt = device_poisoned(A);
+    attention_backward_cuda(d_dqkv, d_datt, d_dout, d_qkv, d_att_ref, b->d_seq_starts, b->d_att_offsets, S, N,
+                            b->max_T, C, NH, stream);
+    // dS: dP over hs, its row dot over T; dq, dk: then sums over T
+    expect_close_rows("attention_backward dS", C, d_datt, datt, A, hs + b->max_T, rows, num_rows);
+    expect_close("attention_backward dqkv", C, d_dqkv, dqkv, N3C, hs + 2 * b->max_T);
+    float* d_dqkv2 = device_poisoned(N3C);
+    poison(d_datt, A);
+    attention_backward_cuda(d_dqkv2, d_datt, d_dout, d_qkv, d_att_ref, b->d_seq_starts, b->d_att_offsets, S, N,
+                            b->max_T, C, NH, stream);
+    expect_same_bytes("attention_backward dqkv", C, d_dqkv, d_dqkv2, N3C);
+
+    free(qkv); free(out); free(att); free(dout); free(dqkv); free(datt); free(rows);
+    float* device_buffers[] = {d_qkv, d_out, d_att, d_att_ref, d_dout, d_dqkv, d_datt, d_dqkv2};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+}
+
+// the heads: [CLS] gather, tanh, mean pooling (their dense layers are test_linear's)
+static void test_pooler(const Batch* b, int C) {
+    int N = b->N, S = b->S;
+    size_t NC = (size_t)N * C, SC = (size_t)S * C;
+    float* hidden = host_random(NC, -1.0f, 1.0f);
+    float* d_hidden = device_from(hidden, NC);
+    float* cls = (float*)mallocCheck(SC * sizeof(float));
+    cls_gather_forward(cls, hidden, b->seq_starts, S, C);
+    float* d_cls = device_poisoned(SC);
+    cls_gather_forward_cuda(d_cls, d_hidden, b->d_seq_starts, S, C, stream);
+    expect_close("cls_gather_forward", C, d_cls, cls, SC, 1);
+
+    // the pooler's activation, over the range where it saturates
+    test_elementwise("tanh_forward", "tanh_backward", C, tanh_forward, tanh_forward_cuda, tanh_backward_inplace,
+                     tanh_backward_inplace_cuda, 1, SC, -3.0f, 3.0f);
+
+    float* emb = (float*)mallocCheck(SC * sizeof(float));
+    meanpool_forward(emb, hidden, b->seq_starts, S, C);
+    float* d_emb = device_poisoned(SC);
+    meanpool_forward_cuda(d_emb, d_hidden, b->d_seq_starts, S, C, stream);
+    expect_close("meanpool_forward", C, d_emb, emb, SC, b->max_T);
+
+    float* dcls = host_random(SC, -1.0f, 1.0f);
+    float* demb = host_random(SC, -1.0f, 1.0f);
+    float* dhidden = host_random(NC, -1.0f, 1.0f);
+    float *d_dcls = device_from(dcls, SC), *d_demb = device_from(demb, SC), *d_dhidden = device_from(dhidden, NC);
+    cls_gather_backward_cuda(d_dhidden, d_dcls, b->d_seq_starts, S, C, stream);
+    meanpool_backward_cuda(d_dhidden, d_demb, b->d_seq_starts, S, N, C, stream);
+    cls_gather_backward(dhidden, dcls, b->seq_starts, S, C);
+    meanpool_backward(dhidden, demb, b->seq_starts, S, C);
+    expect_close("cls_gather+meanpool_backward", C, d_dhidden, dhidden, NC, 1);
+
+    free(hidden); free(cls); free(emb); free(dcls); free(demb); free(dhidden);
+    float* device_buffers[] = {d_hidden, d_cls, d_emb, d_dcls, d_demb, d_dhidden};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+}
+
+// ---- the optimizer side, on a whole parameter buffer: AdamW, global norm and clip ----
+
+static void test_optimizer(int C, int NH) {
+    BertConfig cfg = {VOCAB, C, 2, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
+    BertModel model;
+    bert_build(&model, &cfg);
+    size_t n = model.num_parameters;
+    for (size_t i = 0; i < n; i++) { model.params_memory[i] = rng_uniform(-1.0f, 1.0f); }
+    model.grads_memory = malloc_and_point_parameters(&model.grads, model.param_sizes);
+    for (size_t i = 0; i < n; i++) { model.grads_memory[i] = rng_uniform(-1.0f, 1.0f); }
+    float *d_params = device_from(model.params_memory, n), *d_grads = device_from(model.grads_memory, n);
+    float *d_m, *d_v;
+    cudaCheck(cudaMalloc((void**)&d_m, n * sizeof(float)));
+    cudaCheck(cudaMalloc((void**)&d_v, n * sizeof(float)));
+    cudaCheck(cudaMemset(d_m, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(d_v, 0, n * sizeof(float)));
+    double *d_norm_squared, *d_partial;
+    cudaCheck(cudaMalloc((void**)&d_norm_squared, sizeof(double)));
+    cudaCheck(cudaMalloc((void**)&d_partial, global_norm_num_chunks(n) * sizeof(double)));
+    int decays[NUM_PARAMETER_TENSORS];
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
+
+    // a norm in the hundreds: clipped to 1
+    const float max_norm = 1.0f;
+    global_norm_squared_cuda(d_norm_squared, d_partial, d_grads, n, stream);
+    clip_cuda(d_grads, n, d_norm_squared, max_norm, stream);
+    float norm = bert_clip_grad_norm(&model, max_norm);
+    cudaCheck(cudaStreamSynchronize(stream));
+    double norm_squared;
+    cudaCheck(cudaMemcpy(&norm_squared, d_norm_squared, sizeof(double), cudaMemcpyDeviceToHost));
+    // both sum in double in the same chunks: equal to the last bit of the float result
+    float gpu_norm = (float)sqrt(norm_squared);
+    printf("  C=%-4d %-28s %.9g (reference %.9g)\n", C, "global norm", gpu_norm, norm);
+    CHECK(gpu_norm == norm, "C=%d global norm %.9g, reference %.9g", C, gpu_norm, norm);
+    expect_close("clip", C, d_grads, model.grads_memory, n, 1);
+    // below the maximum: no change at all
+    float* before = host_from(d_grads, n);
+    global_norm_squared_cuda(d_norm_squared, d_partial, d_grads, n, stream);
+    clip_cuda(d_grads, n, d_norm_squared, 1e6f, stream);
+    float* after = host_from(d_grads, n);
+    CHECK(memcmp(before, after, n * sizeof(float)) == 0, "C=%d clip below max_norm changed the gradients", C);
+    free(before);
+    free(after);
+
+    // two AdamW steps, the second one from the first's moments; same expressions, K = 1
+    const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+    for (int step = 1; step <= 2; step++) {
+        adamw_update_cuda(d_params, d_m, d_v, d_grads, model.param_sizes, decays, NUM_PARAMETER_TENSORS, lr, beta1,
+                          beta2, eps, weight_decay, step, stream);
+        bert_adamw_update(&model, lr, beta1, beta2, eps, weight_decay, step);
+    }
+    expect_close("adamw params", C, d_params, model.params_memory, n, 1);
+    expect_close("adamw m", C, d_m, model.m_memory, n, 1);
+    expect_close("adamw v", C, d_v, model.v_memory, n, 1);
+
+    float* device_buffers[] = {d_params, d_grads, d_m, d_v};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+    cudaCheck(cudaFree(d_norm_squared));
+    cudaCheck(cudaFree(d_partial));
+    bert_free(&model);
+}
+
+// ---- a training step composed (kernels/model_cuda.cu) against model.c's ----
+
+static const char* const ACTIVATION_NAMES[NUM_ACTIVATION_TENSORS] = {
+    "emb", "emb_ln", "emb_mean", "emb_rstd", "qkv", "att", "atty", "res1", "ln1", "ln1_mean", "ln1_rstd",
+    "fch", "fch_gelu", "res2", "ln2", "ln2_mean", "ln2_rstd", "cls", "pooled", "logits", "embeddings",
+};
+
+// each tensor of a flat parameter-shaped buffer of gradients, normwise: max |got - want| /
+// max |want| per tensor (test_model's measure). A weight's gradient is a sum over the N
+// tokens that cancels to a small fraction of its terms' magnitudes, while the upstream
+// gradients' differences are correlated along the chain and do not cancel with it; the
+// entries where the sum cancels most would be judged against a scale far below the terms'
+// one, so the tensor's largest entry gives the scale instead
+static void expect_close_parameters(const char* what, int C, const float* got_device, const float* want,
+                                    const size_t* sizes, double K) {
+    size_t offset = 0;
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        float* got = host_from(got_device + offset, sizes[i]);
+        double max_want = 0.0, max_diff = 0.0;
+        int bad = 0;
+        for (size_t j = 0; j < sizes[i]; j++) {
+            double diff = fabs((double)got[j] - want[offset + j]);
+            if (!isfinite(got[j])) { bad = 1; }
+            max_diff = diff > max_diff ? diff : max_diff;
+            max_want = fabs(want[offset + j]) > max_want ? fabs(want[offset + j]) : max_want;
+        }
+        double err = max_diff / max_want, tol = tolerance(K);
+        char name[64];
+        snprintf(name, sizeof(name), "%s d%s", what, PARAMETER_TENSOR_NAMES[i]);
+        printf("  C=%-4d %-28s normwise error %.2e (tolerance %.1e)%s\n", C, name, err, tol, bad ? "  NON-FINITE" : "");
+        CHECK(!bad && max_want > 0.0 && err <= tol, "C=%d %s: normwise error %.3g, tolerance %.3g", C, name, err, tol);
+        if (!bad && err > worst_error_seen) { worst_error_seen = err; }
+        free(got);
+        offset += sizes[i];
+    }
+}
+
+static void test_model_step(const Batch* b, int C, int NH) {
+    const int L = 2;
+    BertConfig cfg = {VOCAB, C, L, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
+    BertModel cpu;
+    bert_build(&cpu, &cfg);
+    bert_init_random(&cpu, rng_u32());
+    // BERT's initialisation leaves biases 0 and LayerNorm weights 1: moved off, so that a bias
+    // or weight applied wrongly shows
+    for (size_t i = 0; i < cpu.num_parameters; i++) { cpu.params_memory[i] += rng_uniform(-0.02f, 0.02f); }
+    bert_forward(&cpu, b->ids, b->types, b->seq_starts, b->S);
+
+    BertModelCuda gpu;
+    bert_cuda_build(&gpu, &cfg);
+    bert_cuda_upload_parameters(&gpu, cpu.params_memory);
+    bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
+    float* first_logits = (float*)mallocCheck((size_t)b->S * sizeof(float));
+    memcpy(first_logits, gpu.logits, (size_t)b->S * sizeof(float));
+    // again over poisoned activations: every one must be written, and the same bytes come out
+    poison(gpu.acts_memory, gpu.acts_capacity);
+    bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
+    CHECK(memcmp(first_logits, gpu.logits, (size_t)b->S * sizeof(float)) == 0, "C=%d forward: two runs differ", C);
+
+    // errors add up along the chain of sums of a layer, 5C + I + hs + 2T, over L layers;
+    // LayerNorm renormalises after each block, so they do not grow geometrically. What grows
+    // them most: a LayerNorm's mean and rstd differences shift a whole row coherently, and the
+    // next product's C terms do not average such a shift away, so it reaches qkv up to ~sqrt(C)/2
+    // times larger (measured at C = 768: emb_ln 1.2e-6 -> layer 0 qkv 1.8e-5; layer 1 qkv 8e-5,
+    // the worst of the pass, 6x under the tolerance)
+    int hs = C / NH;
+    double K = (double)L * (5 * C + 4 * C + hs + 2 * b->max_T);
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    fill_in_activation_sizes(sizes, &cfg, b->N, b->S, b->A, L);
+    size_t num_rows;
+    size_t* rows = attention_rows(b, NH, L, &num_rows);
+    const float* const* want = (const float* const*)&cpu.acts;
+    float* const* got = (float* const*)&gpu.acts;
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) {
+        if (want[i] == cpu.acts.logits) { continue; }  // below
+        char name[64];
+        snprintf(name, sizeof(name), "forward %s", ACTIVATION_NAMES[i]);
+        int is_att = i == 5;
+        expect_close_rows(name, C, got[i], want[i], sizes[i], K, is_att ? rows : NULL, num_rows);
+    }
+    // A logit is one dot product of C terms of random signs that cancel to ~1/sqrt(C) of their
+    // magnitudes (a logit of 0.2 from terms summing to 10 in magnitude at C = 768): the
+    // small relative differences of the pooled vectors come out up to sqrt(C) times larger
+    // relative to the logit. As in the error analysis of a dot product, its error is judged
+    // against the sum of the terms' magnitudes, sum_c |clsw_c pooled_c| + |clsb|.
+    double worst = 0.0;
+    for (int q = 0; q < b->S; q++) {
+        double magnitude = fabs(cpu.params.clsb[0]);
+        for (int c = 0; c < C; c++) { magnitude += fabs((double)cpu.params.clsw[c] * cpu.acts.pooled[(size_t)q * C + c]); }
+        double err = fabs((double)gpu.logits[q] - cpu.logits[q]) / magnitude;
+        worst = err > worst || !(err == err) ? err : worst;
+    }
+    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)\n", C, "forward logits", worst, tolerance(K));
+    CHECK(worst <= tolerance(K), "C=%d forward logits: error %.3g against the terms' magnitudes", C, worst);
+    free(rows);
+    free(first_logits);
+
+    // the rest of a training step: backward from random derivatives of both outputs, clip, AdamW
+    float* dlogits = host_random((size_t)b->S, -1.0f, 1.0f);
+    float* dembeddings = host_random((size_t)b->S * C, -1.0f, 1.0f);
+    bert_backward(&cpu, dlogits, dembeddings);
+    bert_cuda_backward(&gpu, dlogits, dembeddings);
+    // the backward runs the forward's chain of sums again, in reverse: twice the forward's K
+    double K_backward = 2 * K;
+    expect_close_parameters("backward", C, gpu.grads_memory, cpu.grads_memory, cpu.param_sizes, K_backward);
+    float norm = bert_clip_grad_norm(&cpu, 1.0f);
+    float gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
+    double norm_err = fabs((double)gpu_norm - norm) / norm;
+    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)\n", C, "gradient norm", norm_err, tolerance(K_backward));
+    CHECK(norm_err <= tolerance(K_backward), "C=%d gradient norm %.9g, reference %.9g", C, gpu_norm, norm);
+    expect_close_parameters("clipped", C, gpu.grads_memory, cpu.grads_memory, cpu.param_sizes, K_backward);
+    // AdamW from the reference's gradients: its first step moves a weight by lr g / (|g| + eps),
+    // about lr whatever |g|, so a gradient near eps = 1e-8 that differs in its 4th digit (as
+    // the two backward passes may, within the tolerances above) moves its weight by a
+    // different fraction of lr; with the same gradients the step itself is compared: K = 1
+    cudaCheck(cudaMemcpy(gpu.grads_memory, cpu.grads_memory, cpu.num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    bert_adamw_update(&cpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    bert_cuda_adamw_update(&gpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    expect_close("adamw step parameters", C, gpu.params_memory, cpu.params_memory, cpu.num_parameters, 1);
+    free(dlogits);
+    free(dembeddings);
+    bert_cuda_free(&gpu);
+    bert_free(&cpu);
+}
+
+int main(int argc, char** argv) {
+    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
+    rng_state = seed;
+    printf("test_cuda: seed %llu (rerun with: test_cuda %llu)\n", (unsigned long long)seed, (unsigned long long)seed);
+    cudaCheck(cudaStreamCreate(&stream));
+    matmul_setup();
+    const int hidden[3] = {128, 384, 768}, heads[3] = {2, 6, 12};
+    for (int k = 0; k < 3; k++) {
+        int C = hidden[k], NH = heads[k];
+        Batch b = make_batch(NH);
+        test_embeddings(&b, C);
+        test_layernorm(&b, C);
+        test_gelu(&b, C);
+        test_linear(&b, C);
+        test_attention(&b, C, NH);
+        test_pooler(&b, C);
+        test_optimizer(C, NH);
+        test_model_step(&b, C, NH);
+        free_batch(&b);
+    }
+    matmul_teardown();
+    cudaCheck(cudaStreamDestroy(stream));
+    printf("worst error over all checks: %.2e\n", worst_error_seen);
+    return test_summary("test_cuda");
+}
