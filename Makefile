@@ -9,6 +9,9 @@ ifneq ($(SAN),)
   CFLAGS = -O1 -g -march=native -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -Wno-pass-failed
 endif
 CFLAGS += -std=gnu11 -Wall -Wextra -fopenmp -I.
+# stb_ds comes from Debian's libstb-dev (/usr/include/stb); STB_INCLUDE=DIR names a folder holding
+# stb/stb_ds.h instead, on a machine without the package (dev/gpu_check.sh)
+CFLAGS += $(if $(STB_INCLUDE),-I$(STB_INCLUDE))
 LDLIBS += -lm
 BUILD = build
 

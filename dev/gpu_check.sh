@@ -74,11 +74,14 @@ MAKE_FLAGS=()
 if ! cc dev/probe_blas.c -lopenblas -o /dev/null 2>/dev/null; then MAKE_FLAGS+=(NO_BLAS=1); fi
 [ -n "$NVCC" ] && MAKE_FLAGS+=("NVCC=$NVCC")
 TORCH=$(python3 -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())' 2>/dev/null || echo "")
-# libstb-dev: no source of the project includes it today; say so, or say it is missing if one does
+# libstb-dev: the CPU programs include <stb/stb_ds.h>. A bare GPU machine may lack the package
+# and cannot install it: copy the header beside the checkout first (mkdir -p .stb && cp -r
+# /usr/include/stb .stb/, with /.stb/ in .git/info/exclude, and carry .stb) and it is used
 STB_USERS=$(grep -rl --include='*.c' --include='*.h' --include='*.cu' --include='*.cuh' 'include.*stb' . 2>/dev/null | grep -v '^./build/' | head -n 3 | tr '\n' ' ')
 if [ -z "$STB_USERS" ]; then STB="not used by this build"
 elif [ -f /usr/include/stb/stb_ds.h ]; then STB="present"
-else STB="MISSING /usr/include/stb/stb_ds.h, needed by $STB_USERS(install libstb-dev)"; fi
+elif [ -f .stb/stb/stb_ds.h ]; then STB="carried in .stb/"; MAKE_FLAGS+=(STB_INCLUDE=.stb)
+else STB="MISSING /usr/include/stb/stb_ds.h, needed by $STB_USERS(install libstb-dev, or carry .stb/stb/stb_ds.h)"; fi
 {
     echo "gpu:       ${GPU_NAME:-none visible (nvidia-smi found none)}${GPU_CAP:+ (compute capability $GPU_CAP, building for $ARCH)}"
     echo "nvcc:      ${NVCC:-not found}${NVCC:+ ($("$NVCC" --version | tail -n 2 | head -n 1))}"
