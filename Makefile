@@ -168,7 +168,8 @@ $(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) -Xcompiler -fopenmp $(LDLIBS)
-# what CI runs without a GPU: nvcc compiles every .cu for sm_90 and sm_80, warnings as errors
+# what CI runs without a GPU (make test runs it first when nvcc is found): nvcc compiles every
+# .cu for sm_90 and sm_80, warnings as errors
 NVCC_CHECK_SOURCES = $(wildcard test/*.cu dev/*.cu dev/cuda/*.cu)
 .PHONY: nvcc_check
 nvcc_check:
@@ -208,7 +209,8 @@ dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@status=0; bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) || status=1; \
+	@status=0; $(if $(NVCC),$(MAKE) --no-print-directory nvcc_check || status=1;) \
+	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) || status=1; \
 	$(MAKE) --no-print-directory test-san || status=1; exit $$status
 
 # The sanitizer pass: every C test, and a short run of each program (test/test_programs_san.sh),
