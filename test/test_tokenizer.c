@@ -363,6 +363,11 @@ static void test_bad_files(void) {
     write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[CLS]\": 0, \"x\": 1, \"x\": 2}},"
                      " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}");
     expect_load_error(path, path, "duplicate token 'x'");
+    snprintf(path, sizeof(path), "%s/nul_added.json", dir);
+    write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[CLS]\": 0, \"[SEP]\": 1, \"[PAD]\": 2, \"[UNK]\": 3}},"
+                     " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"},"
+                     " \"added_tokens\": [{\"id\": 0, \"content\": \"[CLS]\\u0000x\"}]}");
+    expect_load_error(path, path, "added token '[CLS]' holds a NUL character");
     snprintf(path, sizeof(path), "%s/empty", dir);
     if (mkdir(path, 0700) != 0) { die("mkdir failed"); }
     expect_load_error(path, path, "neither tokenizer.json nor vocab.txt");
