@@ -147,7 +147,7 @@ $(BUILD)/fuzz_make_seeds: dev/fuzz/make_seeds.c dev/fuzz/tiny.h $(SRC_TRAIN) $(H
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh test/test_train.sh
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) bash test/run_all.sh $(AVAILABLE_TESTS) test/test_rerank.sh test/test_train.sh dev/fuzz/run.sh
 
 bench:
 	@bash dev/bench_all.sh

@@ -20,7 +20,8 @@
 static Collection collection;
 static Options options;
 
-static void trainset_free(TrainSet* t) {
+// train.c has no function that frees a TrainSet yet
+static void fuzz_free_trainset(TrainSet* t) {
     free(t->query); free(t->num_docs); free(t->docs); free(t->ratings); free(t->offsets); free(t->targets);
     free(t->pair_start); free(t->pair_a); free(t->pair_b); free(t->pair_p);
 }
@@ -45,7 +46,7 @@ static void read_file(const uint8_t* data, size_t size) {
         memcpy(want, data, size < sizeof(want) ? size : sizeof(want));
         TrainSet t;
         trainset_read(&t, want, fuzz_file(0, "targets.bin", data, size));
-        trainset_free(&t);
+        fuzz_free_trainset(&t);
     } else if (which == 1) {
         fuzz_file(0, "candidates.bin", data, size);
         candidates_once();
