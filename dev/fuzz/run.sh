@@ -30,7 +30,7 @@ rm -f "$probe"
 
 bins=()
 for t in "${targets[@]}"; do bins+=("build/fuzz/fuzz_$t"); done
-if ! make -s FUZZ_CC="$fuzz_cc" "${bins[@]}"; then
+if ! make -s -j2 FUZZ_CC="$fuzz_cc" "${bins[@]}"; then
     echo "fuzz: the targets do not build"
     echo "fuzz: 0 passed, 1 failed"
     exit 1
