@@ -21,6 +21,7 @@
 #ifndef ZELO_FUZZ_H
 #define ZELO_FUZZ_H
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdint.h>
@@ -126,10 +127,25 @@ static void fuzz_run(FuzzFn fn, const uint8_t* data, size_t size) {
 // there is /dev/shm (a file is written at every run)
 static char fuzz_dir[64];
 
+// removes the scratch directory at exit (a finding's abort leaves it)
+static inline void fuzz_remove_dir(void) {
+    DIR* d = opendir(fuzz_dir);
+    if (d == NULL) { return; }
+    char path[128];
+    for (struct dirent* e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) { continue; }
+        snprintf(path, sizeof(path), "%s/%s", fuzz_dir, e->d_name);
+        unlink(path);
+    }
+    closedir(d);
+    rmdir(fuzz_dir);
+}
+
 static inline void fuzz_make_dir(void) {
     if (fuzz_dir[0] != '\0') { return; }
     snprintf(fuzz_dir, sizeof(fuzz_dir), "%s/zelo_fuzz_XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (mkdtemp(fuzz_dir) == NULL) { perror("mkdtemp"); abort(); }
+    atexit(fuzz_remove_dir);
 }
 
 // writes data[0..size) to <scratch>/name and returns that path (a static buffer per name
