@@ -42,7 +42,7 @@ HEADERS = $(wildcard *.h */*.h)
 PROGRAMS = train_zelo zelo_fit rerank
 TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
 
-.PHONY: all test test-san bench clean
+.PHONY: all test test-san bench clean fuzz fuzz-build
 all: $(PROGRAMS)
 
 SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
@@ -205,12 +205,53 @@ dev-cuda: $(addprefix $(BUILD)/dev_,$(DEV_CUDA))
 dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
 # ---- end of the CUDA emulator block ----
 
+# ---- fuzz targets (dev/fuzz/, README "Fuzzing"): every reader of outside bytes under
+# libFuzzer with ASan and UBSan, built by clang. `make fuzz` runs each for FUZZ_SECONDS;
+# dev/fuzz/run.sh checks first that clang can build a fuzzer here and skips them if not;
+# `make test` runs it too, FUZZ_SECONDS each.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_CFLAGS ?= -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+# OpenMP through libgomp (gcc's, always there): clang then runs the pragmas serially
+FUZZ_FLAGS = $(FUZZ_CFLAGS) -std=gnu11 -Wall -Wextra -fopenmp=libgomp -I. -DZELO_FUZZING
+FUZZ_TARGETS = json beir_texts qrels safetensors hf_config model optimizer bm25 dense tokenizer_load tokenize \
+               trec judgments judge_file cmd_answers train
+FUZZ_SRC_json = $(SRC_JSON)
+FUZZ_SRC_beir_texts = $(SRC_DATA)
+FUZZ_SRC_qrels = $(SRC_DATA)
+FUZZ_SRC_safetensors = io/safetensors.c $(SRC_JSON)
+FUZZ_SRC_hf_config = $(SRC_WEIGHTS)
+FUZZ_SRC_model = $(SRC_MODEL)
+FUZZ_SRC_optimizer = $(SRC_MODEL)
+FUZZ_SRC_bm25 = $(SRC_BM25)
+FUZZ_SRC_dense = retrieval/dense.c $(SRC_MODEL) $(SRC_TOKENIZER)
+FUZZ_SRC_tokenizer_load = $(SRC_TOKENIZER)
+FUZZ_SRC_tokenize = $(SRC_TOKENIZER)
+FUZZ_SRC_trec = $(SRC_METRICS)
+FUZZ_SRC_judgments = $(SRC_ZELO) $(SRC_JSON)                 # includes zelo_fit.c
+FUZZ_SRC_judge_file = judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c \
+                      io/safetensors.c io/weights.c $(SRC_MODEL) $(SRC_TOKENIZER)
+FUZZ_SRC_cmd_answers = $(SRC_JSON)                           # includes judges/judge_cmd.c
+FUZZ_SRC_train = $(filter-out train.c,$(SRC_TRAIN))          # includes train.c
+.SECONDEXPANSION:
+$(BUILD)/fuzz/fuzz_%: dev/fuzz/fuzz_%.c dev/fuzz/fuzz.h dev/fuzz/tiny.h $$(FUZZ_SRC_$$*) $(SRC_DS) $(HEADERS) zelo_fit.c train.c judges/judge_cmd.c
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(sort $(FUZZ_SRC_$*)) $(SRC_DS) -lm
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC) bash dev/fuzz/run.sh $(FUZZ_TARGETS)
+# the binary seeds of dev/fuzz/seeds/ (model, optimizer, BM25 index, embeddings, run files)
+$(BUILD)/fuzz_make_seeds: dev/fuzz/make_seeds.c dev/fuzz/tiny.h $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ dev/fuzz/make_seeds.c $(filter-out train.c,$(SRC_TRAIN)) $(SRC_DS) $(LDLIBS)
+
 # a test target builds only the tests whose sources exist yet, so work in progress on
 # one module never breaks the others' tests
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
-	@status=0; $(if $(NVCC),$(MAKE) --no-print-directory nvcc_check || status=1;) \
-	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) || status=1; \
+	@export FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC); status=0; $(if $(NVCC),$(MAKE) --no-print-directory nvcc_check || status=1;) \
+	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) \
+	    dev/fuzz/run.sh || status=1; \
 	$(MAKE) --no-print-directory test-san || status=1; exit $$status
 
 # The sanitizer pass: every C test, and a short run of each program (test/test_programs_san.sh),

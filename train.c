@@ -603,8 +603,11 @@ static void trainset_write(const TrainSet* t, const int* header, const char* pat
 
 // checks every index a training step follows, so that a damaged file stops the run by name
 // instead of reading outside the collection; n_docs_corpus = want[10] (the header's corpus size)
-static void trainset_validate(const TrainSet* t, int n_docs_corpus, int n_queries, const char* path) {
-    if (t->pair_start[0] != 0) { die("%s: the judged pairs do not start at 0: a damaged file; delete it", path); }
+static void trainset_validate(const TrainSet* t, int n_docs_corpus, int n_queries, int64_t num_pairs, const char* path) {
+    if (t->pair_start[0] != 0 || t->pair_start[t->n] != num_pairs) {
+        die("%s: the judged pairs' ranges run from %lld to %lld where the header holds %lld pairs: a damaged file; "
+            "delete it", path, (long long)t->pair_start[0], (long long)t->pair_start[t->n], (long long)num_pairs);
+    }
     for (int i = 0; i < t->n; i++) {
         if (t->query[i] < 0 || t->query[i] >= n_queries || t->num_docs[i] < 0 || t->num_docs[i] > t->K ||
             t->pair_start[i + 1] < t->pair_start[i] || t->pair_start[i + 1] > t->pair_start[t->n]) {
@@ -653,7 +656,7 @@ static void trainset_read(TrainSet* t, const int* want, const char* path) {
     freadCheck(t->pair_b, sizeof(int), (size_t)P, fp);
     freadCheck(t->pair_p, sizeof(float), (size_t)P, fp);
     fclose(fp);
-    trainset_validate(t, want[10], want[11], path);
+    trainset_validate(t, want[10], want[11], P, path);
 }
 
 // ratings.tsv, for people and other tools: the format zelo_fit writes

@@ -16,9 +16,25 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef ZELO_FUZZING
+// fuzz builds only (dev/fuzz/fuzz.h defines these): a refusal returns to the fuzz target
+// instead of ending the process, since a fuzzer counts an exit as a crash; and each stream
+// fopen_check opens is reported, so that the target can close what a refused input left open
+__attribute__((noreturn)) void fuzz_refused(const char* file, int line, const char* message);
+void fuzz_opened(FILE* fp);
+#endif
+
 // prints "error at file:line: <message>" and exits with status 1
 __attribute__((format(printf, 3, 4), noreturn))
 static inline void die_at(const char* file, int line, const char* fmt, ...) {
+#ifdef ZELO_FUZZING
+    char message[1024];  // formatted all the same, so that the sanitizers check its arguments
+    va_list fuzz_ap;
+    va_start(fuzz_ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, fuzz_ap);
+    va_end(fuzz_ap);
+    fuzz_refused(file, line, message);
+#endif
     fflush(stdout);
     fprintf(stderr, "error at %s:%d: ", file, line);
     va_list ap;
@@ -35,6 +51,9 @@ static inline FILE* fopen_check(const char* path, const char* mode, const char* 
     if (fp == NULL) {
         die_at(file, line, "could not open '%s' (mode %s): %s", path, mode, strerror(errno));
     }
+#ifdef ZELO_FUZZING
+    fuzz_opened(fp);
+#endif
     return fp;
 }
 #define fopenCheck(path, mode) fopen_check(path, mode, __FILE__, __LINE__)

@@ -18,6 +18,11 @@ Face BertTokenizerFast (the `tokenizers` library) as the reference:
   sweep_uncased.txt, sweep_cased.txt  every code point c (but NUL and surrogates) as
                   "x" + c + "x" through the reference's normaliser and pre-tokenizer; one
                   hash per block of 1024 code points of the words it gives
+  nul.jsonl       texts holding NUL bytes (as hex) and their ids and words on the
+                  all-MiniLM-L6-v2 vocabulary: the reference drops a NUL and goes on
+                  (BertNormalizer's clean_text); nul_pairs.jsonl pairs of such texts, as
+                  pairs.jsonl. Needs only `tokenizers`: `python dev/gen_tokenizer_fixture.py nul`
+                  writes these two files alone
 
 Hashes are 64-bit FNV-1a (offset 0xcbf29ce484222325, prime 0x100000001b3): of the ids as
 little-endian int32, or of the bytes of the words, each word followed by ' ', each code
@@ -30,9 +35,9 @@ import os
 import random
 import struct
 import subprocess
+import sys
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-from transformers import BertTokenizerFast
 
 OUT = "test/fixtures/tokenizer"
 DATA = "../shared/data"
@@ -171,7 +176,46 @@ def sweep(tok, path):
             fp.write(f"{h:016x}\n")
 
 
+def nul_cases():
+    # NUL bytes where text, words, punctuation, accents, CJK and added tokens meet
+    return [
+        b"a\x00b", b"\x00", b"\x00\x00\x00", b"\x00a", b"a\x00", b"hello\x00world", b"hello \x00 world",
+        b"boundary\x00layer flow", b"\x00the boundary layer\x00", b"a,\x00b", b"caf\xc3\xa9\x00s",
+        b"e\x00\xcc\x81", b"\xe4\xb8\xad\x00\xe6\x96\x87", b"[CLS]\x00[SEP]", b"[CL\x00S] x", b"[SEP]\x00",
+        b"\x00[MASK]", b"A\x00B\x00C", b"\x00\xff\x00", b"x\x00\t\x00y", b"un\x00aff\x00able",
+    ]
+
+
+# the NUL fixtures need only the `tokenizers` library: the fast tokenizer's backend is the
+# tokenizer.json of the model, which gives the same ids as BertTokenizerFast
+def write_nul_fixtures(minilm):
+    tok = Tokenizer.from_file(f"{minilm}/tokenizer.json")
+    tok.no_padding()  # the model's file pads to 128 and cuts there
+    tok.no_truncation()
+    special = ("[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]")
+    records = []
+    for raw in nul_cases():
+        text = raw.decode("utf-8", errors="replace")
+        r = {"hex": raw.hex(), "ids": tok.encode(text, add_special_tokens=False).ids}
+        if not any(t in text for t in special):
+            words = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text))
+            r["words"] = "".join(w + " " for w, _ in words)
+        records.append(r)
+    write_jsonl(f"{OUT}/nul.jsonl", records)
+    pairs = []
+    for a, b, max_len in [(b"a\x00b", b"c\x00d", 8), (b"flow\x00", b"\x00heat transfer\x00rate", 6),
+                          (b"\x00\x00", b"x", 4), (b"one two\x00three", b"four\x00 five six", 7)]:
+        tok.enable_truncation(max_length=max_len, strategy="longest_first")
+        enc = tok.encode(a.decode(), b.decode(), add_special_tokens=True)
+        pairs.append({"a": {"hex": a.hex()}, "b": {"hex": b.hex()}, "max_len": max_len, "ids": enc.ids,
+                      "types": "".join(str(t) for t in enc.type_ids)})
+    write_jsonl(f"{OUT}/nul_pairs.jsonl", pairs)
+    print(f"nul.jsonl: {len(records)} inputs, nul_pairs.jsonl: {len(pairs)} pairs")
+
+
 def main():
+    from transformers import BertTokenizerFast
+
     rng = random.Random(SEED)
     os.makedirs(OUT, exist_ok=True)
     minilm = subprocess.check_output(["bash", "dev/find_minilm.sh"]).decode().strip()
@@ -306,7 +350,11 @@ def main():
     sweep(tok, f"{OUT}/sweep_uncased.txt")
     sweep(cased, f"{OUT}/sweep_cased.txt")
     print("sweeps written")
+    write_nul_fixtures(minilm)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["nul"]:
+        write_nul_fixtures(subprocess.check_output(["bash", "dev/find_minilm.sh"]).decode().strip())
+    else:
+        main()

@@ -50,7 +50,7 @@ static void arena_reserve(BeirTexts* t, size_t extra) {
 }
 
 // appends s[0..len) to the arena with every invalid UTF-8 byte turned into U+FFFD and
-// every NUL into a space; returns how many bytes it replaced
+// every NUL dropped; returns how many bytes it replaced or dropped
 static int64_t append_clean(BeirTexts* t, const char* s, size_t len) {
     if (len == 0) { return 0; } // the arena may not exist yet: NULL + 0 is undefined
     arena_reserve(t, 3 * len); // the worst case: every byte becomes a 3-byte U+FFFD
@@ -59,7 +59,7 @@ static int64_t append_clean(BeirTexts* t, const char* s, size_t len) {
     int64_t replaced = 0;
     size_t i = 0;
     while (i < len) {
-        if (u[i] == 0) { *out++ = ' '; replaced++; i++; continue; }
+        if (u[i] == 0) { replaced++; i++; continue; }
         int n = utf8_length(u + i, len - i);
         if (n == 0) {
             memcpy(out, "\xEF\xBF\xBD", 3);
@@ -148,8 +148,8 @@ static void load_texts(BeirTexts* t, const char* path, int with_title) {
     arrfree(first_line);
     fclose(fp);
     if (t->n_replaced > 0) {
-        fprintf(stderr, "warning: %s: %lld bytes of invalid UTF-8 or NUL characters replaced "
-                "(U+FFFD / space), first at line %d\n", path, (long long)t->n_replaced, first_replaced_line);
+        fprintf(stderr, "warning: %s: %lld bytes of invalid UTF-8 replaced by U+FFFD or NUL characters "
+                "dropped, first at line %d\n", path, (long long)t->n_replaced, first_replaced_line);
     }
 }
 

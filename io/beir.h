@@ -19,9 +19,11 @@
  *   whole number in int32, and the same (query, document) pair judged twice.
  * What it repairs, and says so on stderr with counts and the first line concerned:
  *   bytes of invalid UTF-8 inside "text" / "title" (each bad byte becomes U+FFFD; overlong
- *   forms and surrogates count as invalid) and NUL characters (written \u0000 in the JSON;
- *   each becomes a space, since texts are C strings). Ids are kept byte for byte, so that
- *   they match the bytes of the qrels file.
+ *   forms and surrogates count as invalid) and NUL characters (written \u0000 in the JSON),
+ *   which are dropped: Hugging Face's BERT normaliser drops them (clean_text), so the
+ *   cross-encoder reads "a\u0000b" as "ab" either way, BM25 indexes the letters the model
+ *   reads, and the texts stay C strings for every stage. Ids are kept byte for byte, so
+ *   that they match the bytes of the qrels file.
  * Qrels lines whose query or document id is unknown are dropped and counted; with strict
  * set they are an error instead.
  */
@@ -41,7 +43,7 @@ typedef struct {
     size_t arena_cap;
     size_t* text_start;     // stb_ds array (n,): where text i starts in arena
     int* title_len;         // stb_ds array (n,): bytes of title at the start of text i (0: no title)
-    int64_t n_replaced;     // invalid UTF-8 bytes and NULs replaced while reading
+    int64_t n_replaced;     // invalid UTF-8 bytes replaced and NULs dropped while reading
 } BeirTexts;
 typedef BeirTexts Corpus;
 typedef BeirTexts Queries;
@@ -68,6 +70,10 @@ void beir_free_qrels(Qrels* q);
 
 static inline const char* beir_id(const BeirTexts* t, int i) { return strtab_get(&t->ids, i); }
 static inline const char* beir_text(const BeirTexts* t, int i) { return t->arena + t->text_start[i]; }
+// its length in bytes (texts follow each other in the arena, each with its NUL)
+static inline size_t beir_text_len(const BeirTexts* t, int i) {
+    return (i + 1 < t->n ? t->text_start[i + 1] : t->arena_len) - t->text_start[i] - 1;
+}
 // the body alone: the text after the title and its space
 static inline const char* beir_body(const BeirTexts* t, int i) {
     return beir_text(t, i) + t->title_len[i] + (t->title_len[i] > 0 ? 1 : 0);

@@ -230,6 +230,8 @@ static int parse_object(JsonParser* p, JsonValue* out, int depth) {
         size_t klen;
         char* key = parse_string_raw(p, &klen);
         if (key == NULL) { return 0; }
+        // keys are C strings (json_get compares them so): "p\u0000x" would read as "p"
+        if (strlen(key) != klen) { free(key); parser_fail(p, "object key holds \\u0000"); return 0; }
         skip_whitespace(p);
         if (p->pos >= p->len || p->text[p->pos] != ':') { free(key); parser_fail(p, "expected ':' after object key"); return 0; }
         p->pos++;

@@ -6,6 +6,8 @@
  * surrogate pairs included) and NUL-terminated; `len` holds the byte length, since a
  * decoded string may contain \u0000. Errors never abort: json_parse returns 0 and writes
  * "line L, column C: what" into err, so a caller can add its own file name and line.
+ * Object keys are C strings: a key holding \u0000 is refused (no format read here has one,
+ * and it would otherwise match the key cut at the NUL).
  */
 #ifndef ZELO_JSON_H
 #define ZELO_JSON_H

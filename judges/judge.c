@@ -413,7 +413,7 @@ int judge_encode_pairwise(int* ids, int* types, int max_len, const Tokenizer* to
     const char* texts[3] = {query, doc_a, doc_b};
     int len[3];
     for (int k = 0; k < 3; k++) {
-        len[k] = tokenizer_encode(tok, parts + (size_t)k * room, room, texts[k]);
+        len[k] = tokenizer_encode(tok, parts + (size_t)k * room, room, texts[k], strlen(texts[k]));
         if (len[k] > room) { len[k] = room; }
     }
     while (len[0] + len[1] + len[2] > room) {
@@ -503,7 +503,8 @@ static void model_prepare(JudgeMember* m, const JudgeContext* ctx, const Battle*
         for (int i = 0; i < k; i++) {
             const Battle* key = &todo[start + i];
             lengths[i] = tokenizer_encode_pair(ctx->tokenizer, ids + (size_t)i * max_len, types + (size_t)i * max_len, max_len,
-                                               beir_text(ctx->queries, key->query_a), beir_text(ctx->corpus, key->doc_a));
+                                               beir_text(ctx->queries, key->query_a), beir_text_len(ctx->queries, key->query_a),
+                                               beir_text(ctx->corpus, key->doc_a), beir_text_len(ctx->corpus, key->doc_a));
         }
         model_logits(logits, &m->model, ids, types, lengths, k, max_len);
         for (int i = 0; i < k; i++) { battle_map_add(&m->scores, &todo[start + i], logits[i]); }

@@ -50,7 +50,7 @@ void dense_embed(float* out, BertModel* model, const Tokenizer* tok, const char*
         int m = n - start < DENSE_CHUNK ? n - start : DENSE_CHUNK;
         for (int i = 0; i < m; i++) {
             int* row = tokens + (size_t)i * max_len;
-            int words = tokenizer_encode(tok, row + 1, max_len - 2, texts[start + i]);
+            int words = tokenizer_encode(tok, row + 1, max_len - 2, texts[start + i], strlen(texts[start + i]));
             if (words > max_len - 2) { words = max_len - 2; } // cut at the end, as the reference does
             row[0] = tok->cls_id;
             row[words + 1] = tok->sep_id;

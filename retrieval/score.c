@@ -34,7 +34,8 @@ void batch_encode(Batch* b, const Tokenizer* tok, const Queries* queries, const 
     #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
         b->item_len[i] = tokenizer_encode_pair(tok, b->item_ids + (size_t)i * b->max_len, b->item_types + (size_t)i * b->max_len,
-                                               b->max_len, beir_text(queries, query_of[i]), beir_text(corpus, doc_of[i]));
+                                               b->max_len, beir_text(queries, query_of[i]), beir_text_len(queries, query_of[i]),
+                                               beir_text(corpus, doc_of[i]), beir_text_len(corpus, doc_of[i]));
     }
     b->n_seqs = n;
     b->n_tokens = 0;

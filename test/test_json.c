@@ -93,6 +93,22 @@ static void test_fixture_cases(void) {
     fclose(fp);
 }
 
+// \u0000 is kept inside a string value (with its length), refused inside an object key
+static void test_nul(void) {
+    char err[256];
+    JsonValue v;
+    const char* value = "{\"p\": \"a\\u0000b\"}";
+    int ok = json_parse(&v, value, strlen(value), err, sizeof(err));
+    CHECK(ok && json_get(&v, "p") != NULL && json_get(&v, "p")->len == 3 && memcmp(json_get(&v, "p")->str, "a\0b", 4) == 0,
+          "a string value holding \\u0000 should keep its 3 bytes");
+    if (ok) { json_free(&v); }
+    const char* key = "{\"p\\u0000x\": 0.5}";
+    ok = json_parse(&v, key, strlen(key), err, sizeof(err));
+    CHECK(!ok && strstr(err, "object key holds \\u0000") != NULL, "a key holding \\u0000 should be refused, got %s",
+          ok ? "accepted" : err);
+    if (ok) { json_free(&v); }
+}
+
 // json_write_string output must parse back to the same bytes; bad UTF-8 becomes U+FFFD
 static void test_write_string(void) {
     const char* inputs[] = { "plain", "quote \" backslash \\ nl \n tab \t cr \r", "\x01\x1f ctl",
@@ -131,5 +147,6 @@ static void test_write_string(void) {
 int main(void) {
     test_fixture_cases();
     test_write_string();
+    test_nul();
     return test_summary("test_json");
 }

@@ -187,7 +187,7 @@ int main(void) {
     for (int k = 0; k < 2; k++) {
         const BeirTexts* t = k == 0 ? &corpus : &queries;
         for (int i = 0; i < t->n; i++) {
-            int n = tokenizer_encode(&tok, ids, ids_cap, beir_text(t, i));
+            int n = tokenizer_encode(&tok, ids, ids_cap, beir_text(t, i), beir_text_len(t, i));
             if (n > ids_cap) { die("text %s has %d tokens, more than this test expects", beir_id(t, i), n); }
             for (int j = 0; j < n; j++) { n_unk += ids[j] == tok.unk_id; }
             int* longest = k == 0 ? &longest_doc : &longest_query;
@@ -205,7 +205,7 @@ int main(void) {
     int n_split_words = 0, n_changed_terms = 0;
     for (int id = first_word; id < tok.vocab_size; id++) {
         const char* w = tokenizer_token(&tok, id);
-        int n = tokenizer_encode(&tok, ids, ids_cap, w);
+        int n = tokenizer_encode(&tok, ids, ids_cap, w, strlen(w));
         if (n != 1 || ids[0] != id) { n_split_words++; }
         // each word must be its own BM25 term: not a stopword, untouched by the stemmer
         char term[ANALYZER_MAX_WORD + 1];

@@ -97,12 +97,12 @@ static void load_jsonl_texts(const char* collection, const char* kind) {
     free_jsonl(&j);
 }
 
-// the input text of a record: written out, named by reference, or raw bytes in hex.
-// Returns a malloc'ed string.
-static char* record_text(const JsonValue* r) {
+// the input text of a record: written out, named by reference, or raw bytes in hex (which
+// may hold NULs). Returns a malloc'ed copy, its length in *len.
+static char* record_text(const JsonValue* r, size_t* len) {
     const JsonValue* v;
-    if ((v = json_get(r, "text")) != NULL) { return strdupCheck(v->str); }
-    if ((v = json_get(r, "ref")) != NULL) { return strdupCheck(find_text(v->str)); }
+    if ((v = json_get(r, "text")) != NULL) { *len = v->len; return strdupCheck(v->str); }
+    if ((v = json_get(r, "ref")) != NULL) { *len = strlen(find_text(v->str)); return strdupCheck(find_text(v->str)); }
     v = json_get(r, "hex");
     if (v == NULL) { die("fixture record has no text, ref or hex"); }
     size_t n = v->len / 2;
@@ -113,6 +113,7 @@ static char* record_text(const JsonValue* r) {
         s[i] = (char)byte;
     }
     s[n] = '\0';
+    *len = n;
     return s;
 }
 
@@ -137,14 +138,15 @@ static int check_singles(const Tokenizer* tok, const Jsonl* fx, const char* name
     static char words[1 << 16];
     int bad = 0, n_words = 0;
     for (int i = 0; i < fx->n; i++) {
-        char* text = record_text(&fx->records[i]);
+        size_t len;
+        char* text = record_text(&fx->records[i], &len);
         int n_want = json_ids(want, json_get(&fx->records[i], "ids"));
-        int n_got = tokenizer_encode(tok, got, MAX_IDS, text);
+        int n_got = tokenizer_encode(tok, got, MAX_IDS, text, len);
         int same = n_got == n_want && memcmp(got, want, (size_t)n_want * sizeof(int)) == 0;
         const JsonValue* want_words = json_get(&fx->records[i], "words");
         if (want_words != NULL) {
             n_words++;
-            tokenizer_pretokenize(tok, words, sizeof(words), text);
+            tokenizer_pretokenize(tok, words, sizeof(words), text, len);
             if (strcmp(words, want_words->str) != 0) {
                 if (same && bad < 5) { printf("  words of %s record %d: got '%s', want '%s'\n", name, i + 1, words, want_words->str); }
                 same = 0;
@@ -159,6 +161,21 @@ static int check_singles(const Tokenizer* tok, const Jsonl* fx, const char* name
     }
     printf("%s: %d inputs (%d with their words), %d mismatching\n", name, fx->n, n_words, bad);
     return bad;
+}
+
+// the records of FIXTURES/<name>.jsonl (at least min_n of them) through two loadings of
+// one vocabulary, each of which must give the reference's ids
+static void test_singles(const Tokenizer* a, const char* a_how, const Tokenizer* b, const char* b_how, const char* name, int min_n) {
+    char path[256], what[256];
+    snprintf(path, sizeof(path), FIXTURES "/%s.jsonl", name);
+    Jsonl fx = read_jsonl(path);
+    CHECK(fx.n >= min_n, "%s should hold at least %d inputs, has %d", path, min_n, fx.n);
+    for (int k = 0; k < 2; k++) {
+        snprintf(what, sizeof(what), "%s (%s)", name, k == 0 ? a_how : b_how);
+        int bad = check_singles(k == 0 ? a : b, &fx, what);
+        CHECK(bad == 0, "%d inputs of %s tokenize differently from the reference (%s)", bad, path, k == 0 ? a_how : b_how);
+    }
+    free_jsonl(&fx);
 }
 
 static uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
@@ -178,7 +195,7 @@ static void test_corpus_hashes(const Tokenizer* tok) {
     int n_want, n = 0, bad = 0;
     unsigned long long want;
     while (fscanf(fp, "%255s %d %llx", key, &n_want, &want) == 3) {
-        int n_got = tokenizer_encode(tok, ids, MAX_IDS * 4, find_text(key));
+        int n_got = tokenizer_encode(tok, ids, MAX_IDS * 4, find_text(key), strlen(find_text(key)));
         uint64_t h = fnv1a(FNV_OFFSET, ids, (size_t)(n_got < MAX_IDS * 4 ? n_got : 0) * sizeof(int));
         if (n_got != n_want || h != want) {
             if (bad++ < 5) { printf("  mismatch on %s: %d ids (want %d), hash %016llx (want %016llx)\n", key, n_got, n_want, (unsigned long long)h, want); }
@@ -191,18 +208,19 @@ static void test_corpus_hashes(const Tokenizer* tok) {
     CHECK(bad == 0, "%d document fields of cranfield/cisi tokenize differently from the reference", bad);
 }
 
-static void test_pairs(const Tokenizer* tok) {
-    Jsonl fx = read_jsonl(FIXTURES "/pairs.jsonl");
+static void test_pairs(const Tokenizer* tok, const char* path, int min_pairs) {
+    Jsonl fx = read_jsonl(path);
     static int ids[MAX_IDS], types[MAX_IDS], want[MAX_IDS];
     int bad = 0;
     for (int i = 0; i < fx.n; i++) {
         const JsonValue* r = &fx.records[i];
-        char* a = record_text(json_get(r, "a"));
-        char* b = record_text(json_get(r, "b"));
+        size_t a_len, b_len;
+        char* a = record_text(json_get(r, "a"), &a_len);
+        char* b = record_text(json_get(r, "b"), &b_len);
         int max_len = (int)json_get(r, "max_len")->number;
         int n_want = json_ids(want, json_get(r, "ids"));
         const char* want_types = json_get(r, "types")->str;
-        int n = tokenizer_encode_pair(tok, ids, types, max_len, a, b);
+        int n = tokenizer_encode_pair(tok, ids, types, max_len, a, a_len, b, b_len);
         int same = n == n_want && memcmp(ids, want, (size_t)n * sizeof(int)) == 0;
         for (int t = 0; same && t < n; t++) { same = types[t] == want_types[t] - '0'; }
         if (!same && bad++ < 5) {
@@ -213,9 +231,9 @@ static void test_pairs(const Tokenizer* tok) {
         free(a);
         free(b);
     }
-    printf("pairs: %d pairs, %d mismatching\n", fx.n, bad);
-    CHECK(fx.n >= 200, "pairs.jsonl should hold at least 200 pairs, has %d", fx.n);
-    CHECK(bad == 0, "%d pairs differ from the reference (ids or token types)", bad);
+    printf("%s: %d pairs, %d mismatching\n", path, fx.n, bad);
+    CHECK(fx.n >= min_pairs, "%s should hold at least %d pairs, has %d", path, min_pairs, fx.n);
+    CHECK(bad == 0, "%d pairs of %s differ from the reference (ids or token types)", bad, path);
     free_jsonl(&fx);
 }
 
@@ -238,7 +256,7 @@ static void test_sweep(const Tokenizer* tok, const char* path) {
             else { in[n++] = (char)(0xF0 | (c >> 18)); in[n++] = (char)(0x80 | ((c >> 12) & 0x3F)); in[n++] = (char)(0x80 | ((c >> 6) & 0x3F)); in[n++] = (char)(0x80 | (c & 0x3F)); }
             in[n++] = 'x';
             in[n] = '\0';
-            int len = tokenizer_pretokenize(tok, out, sizeof(out), in);
+            int len = tokenizer_pretokenize(tok, out, sizeof(out), in, (size_t)n);
             h = fnv1a(h, out, (size_t)len);
             h = fnv1a(h, "\n", 1);
         }
@@ -270,18 +288,17 @@ static void test_invalid_utf8(const Tokenizer* minilm) {
     };
     char out[256];
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        tokenizer_pretokenize(&tok, out, sizeof(out), cases[i].in);
+        tokenizer_pretokenize(&tok, out, sizeof(out), cases[i].in, strlen(cases[i].in));
         CHECK(strcmp(out, cases[i].want) == 0, "invalid UTF-8 case %zu: got '%s', want '%s'", i, out, cases[i].want);
     }
     // every byte 0x80..0xFF alone, at the very end of an exactly sized buffer, gives U+FFFD
     for (int b = 0x80; b <= 0xFF; b++) {
-        char* s = (char*)mallocCheck(2);
+        char* s = (char*)mallocCheck(1);
         s[0] = (char)b;
-        s[1] = '\0';
-        tokenizer_pretokenize(&tok, out, sizeof(out), s);
+        tokenizer_pretokenize(&tok, out, sizeof(out), s, 1);
         CHECK(strcmp(out, "\xEF\xBF\xBD ") == 0, "lone byte 0x%02X: got '%s'", b, out);
         int ids[8];
-        CHECK(tokenizer_encode(minilm, ids, 8, s) == 0, "lone byte 0x%02X should vanish with clean-up on", b);
+        CHECK(tokenizer_encode(minilm, ids, 8, s, 1) == 0, "lone byte 0x%02X should vanish with clean-up on", b);
         free(s);
     }
 }
@@ -296,8 +313,8 @@ static void test_api(const Tokenizer* tok) {
     // a short buffer: the full count comes back, nothing is written past max_ids
     const char* text = "the boundary layer of a flat plate";
     int all[64], few[4] = {-7, -7, -7, -7};
-    int n = tokenizer_encode(tok, all, 64, text);
-    int m = tokenizer_encode(tok, few, 3, text);
+    int n = tokenizer_encode(tok, all, 64, text, strlen(text));
+    int m = tokenizer_encode(tok, few, 3, text, strlen(text));
     CHECK(m == n && n > 3, "encode with a short buffer should return the full count %d, got %d", n, m);
     CHECK(memcmp(few, all, 3 * sizeof(int)) == 0 && few[3] == -7, "encode with a short buffer wrote the wrong ids or past max_ids");
 }
@@ -345,6 +362,11 @@ static void test_bad_files(void) {
     write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[CLS]\": 0, \"x\": 1, \"x\": 2}},"
                      " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"}}");
     expect_load_error(path, path, "duplicate token 'x'");
+    snprintf(path, sizeof(path), "%s/nul_added.json", dir);
+    write_file(path, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[CLS]\": 0, \"[SEP]\": 1, \"[PAD]\": 2, \"[UNK]\": 3}},"
+                     " \"normalizer\": {\"type\": \"BertNormalizer\"}, \"pre_tokenizer\": {\"type\": \"BertPreTokenizer\"},"
+                     " \"added_tokens\": [{\"id\": 0, \"content\": \"[CLS]\\u0000x\"}]}");
+    expect_load_error(path, path, "added token '[CLS]' holds a NUL character");
     snprintf(path, sizeof(path), "%s/empty", dir);
     if (mkdir(path, 0700) != 0) { die("mkdir failed"); }
     expect_load_error(path, path, "neither tokenizer.json nor vocab.txt");
@@ -362,7 +384,7 @@ static void report_speed(const Tokenizer* tok) {
     for (int i = 0; i < shlen(texts); i++) {
         if (strncmp(texts[i].key, "cranfield/corpus/", 17) != 0) { continue; }
         bytes += strlen(texts[i].value);
-        n_ids += tokenizer_encode(tok, ids, MAX_IDS * 4, texts[i].value);
+        n_ids += tokenizer_encode(tok, ids, MAX_IDS * 4, texts[i].value, strlen(texts[i].value));
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double s = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
@@ -400,15 +422,12 @@ int main(void) {
     tokenizer_load(&from_vocab, path);
     CHECK(from_json.vocab_size == 30522 && from_vocab.vocab_size == 30522, "MiniLM vocabulary size %d / %d, want 30522",
           from_json.vocab_size, from_vocab.vocab_size);
-    Jsonl uncased = read_jsonl(FIXTURES "/uncased.jsonl");
-    CHECK(uncased.n >= 2000, "uncased.jsonl should hold at least 2000 inputs, has %d", uncased.n);
-    int bad = check_singles(&from_json, &uncased, "uncased (tokenizer.json)");
-    CHECK(bad == 0, "%d inputs tokenize differently from the reference (tokenizer.json)", bad);
-    bad = check_singles(&from_vocab, &uncased, "uncased (vocab.txt)");
-    CHECK(bad == 0, "%d inputs tokenize differently from the reference (vocab.txt)", bad);
-    free_jsonl(&uncased);
+    test_singles(&from_json, "tokenizer.json", &from_vocab, "vocab.txt", "uncased", 2000);
+    // NUL bytes inside a text: the reference drops them and goes on
+    test_singles(&from_json, "tokenizer.json", &from_vocab, "vocab.txt", "nul", 20);
+    test_pairs(&from_json, FIXTURES "/nul_pairs.jsonl", 4);
     test_corpus_hashes(&from_json);
-    test_pairs(&from_json);
+    test_pairs(&from_json, FIXTURES "/pairs.jsonl", 200);
     test_api(&from_json);
     test_invalid_utf8(&from_json);
     test_sweep(&from_json, FIXTURES "/sweep_uncased.txt");
@@ -419,13 +438,7 @@ int main(void) {
     tokenizer_load(&cased_json, FIXTURES "/cased_json/tokenizer.json");
     CHECK(!cased_dir.lowercase && !cased_dir.strip_accents && !cased_json.lowercase && !cased_json.strip_accents,
           "the cased fixtures should load with lower-casing and accent stripping off");
-    Jsonl cased = read_jsonl(FIXTURES "/cased.jsonl");
-    CHECK(cased.n >= 300, "cased.jsonl should hold at least 300 inputs, has %d", cased.n);
-    bad = check_singles(&cased_dir, &cased, "cased (vocab.txt + tokenizer_config.json)");
-    CHECK(bad == 0, "%d cased inputs tokenize differently from the reference (directory)", bad);
-    bad = check_singles(&cased_json, &cased, "cased (tokenizer.json)");
-    CHECK(bad == 0, "%d cased inputs tokenize differently from the reference (tokenizer.json)", bad);
-    free_jsonl(&cased);
+    test_singles(&cased_dir, "vocab.txt + tokenizer_config.json", &cased_json, "tokenizer.json", "cased", 300);
     test_sweep(&cased_dir, FIXTURES "/sweep_cased.txt");
 
     // lower-casing without accent stripping, on the cased vocabulary
@@ -433,7 +446,7 @@ int main(void) {
     tokenizer_load(&lower, FIXTURES "/lower_json/tokenizer.json");
     CHECK(lower.lowercase && !lower.strip_accents, "lower_json should load with lower-casing on, accent stripping off");
     Jsonl lower_fx = read_jsonl(FIXTURES "/lower.jsonl");
-    bad = check_singles(&lower, &lower_fx, "lower (tokenizer.json)");
+    int bad = check_singles(&lower, &lower_fx, "lower (tokenizer.json)");
     CHECK(lower_fx.n >= 200 && bad == 0, "%d of %d inputs lower-cased without stripping differ from the reference", bad, lower_fx.n);
     free_jsonl(&lower_fx);
     tokenizer_free(&lower);

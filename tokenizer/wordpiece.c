@@ -216,25 +216,25 @@ static void split_piece(const Normalized* nz, WordSink sink, void* ctx) {
     if (nz_len(nz) > start) { sink(ctx, nz->cps + start, nz_len(nz) - start, -1); }
 }
 
-// index of the longest added token that starts at s, or -1
-static int match_added(const Tokenizer* tok, const char* s) {
+// index of the longest added token that starts at s and ends by end, or -1
+static int match_added(const Tokenizer* tok, const char* s, const char* end) {
     int best = -1;
     size_t best_len = 0;
     for (int i = 0; i < tok->n_added; i++) {
         size_t len = strlen(tok->added_text[i]);
-        if (len > best_len && strncmp(s, tok->added_text[i], len) == 0) { best = i; best_len = len; }
+        if (len > best_len && len <= (size_t)(end - s) && memcmp(s, tok->added_text[i], len) == 0) { best = i; best_len = len; }
     }
     return best;
 }
 
-static void split_words(const Tokenizer* tok, const char* text, WordSink sink, void* ctx) {
+static void split_words(const Tokenizer* tok, const char* text, size_t len, WordSink sink, void* ctx) {
     Normalized nz = {0};
+    const char* end = text + len;
     const char* piece = text;
-    const char* s = text;
-    for (;; s++) {
+    for (const char* s = text;; s++) {
         int added = -1;
-        if (*s != '\0' && tok->added_first_byte[(unsigned char)*s]) { added = match_added(tok, s); }
-        if (added < 0 && *s != '\0') { continue; }
+        if (s < end && tok->added_first_byte[(unsigned char)*s]) { added = match_added(tok, s, end); }
+        if (added < 0 && s < end) { continue; }
         if (s > piece) {
             normalize(&nz, tok, piece, s);
             split_piece(&nz, sink, ctx);
@@ -327,19 +327,20 @@ static void wordpiece(void* ctx, const uint32_t* word, int n, int added_index) {
     }
 }
 
-int tokenizer_encode(const Tokenizer* tok, int* ids, int max_ids, const char* text) {
+int tokenizer_encode(const Tokenizer* tok, int* ids, int max_ids, const char* text, size_t len) {
     IdSink out = {tok, ids, max_ids, 0};
-    split_words(tok, text, wordpiece, &out);
+    split_words(tok, text, len, wordpiece, &out);
     return out.count;
 }
 
-int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_len, const char* a, const char* b) {
+int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_len,
+                          const char* a, size_t a_len, const char* b, size_t b_len) {
     if (max_len < 3) { die("tokenizer_encode_pair: max_len %d leaves no room for [CLS] and two [SEP]", max_len); }
     int room = max_len - 3;
     // a goes straight to its place; b is parked in types, which is rewritten at the end,
     // so that no pair needs an allocation
-    int na = tokenizer_encode(tok, ids + 1, room, a);
-    int nb = tokenizer_encode(tok, types, room, b);
+    int na = tokenizer_encode(tok, ids + 1, room, a, a_len);
+    int nb = tokenizer_encode(tok, types, room, b, b_len);
     int keep_a = na, keep_b = nb;
     if (na + nb > room) {
         int shorter = na < nb ? na : nb;
@@ -393,9 +394,9 @@ static void put_word(void* ctx, const uint32_t* word, int n, int added_index) {
     put_bytes(t, " ", 1);
 }
 
-int tokenizer_pretokenize(const Tokenizer* tok, char* out, int out_cap, const char* text) {
+int tokenizer_pretokenize(const Tokenizer* tok, char* out, int out_cap, const char* text, size_t len) {
     TextSink t = {tok, out, out_cap, 0};
-    split_words(tok, text, put_word, &t);
+    split_words(tok, text, len, put_word, &t);
     if (out_cap > 0) { out[t.len < out_cap - 1 ? t.len : out_cap - 1] = '\0'; }
     return t.len;
 }
@@ -556,6 +557,7 @@ static void load_tokenizer_json(Tokenizer* tok, const char* path) {
     for (int i = 0; i < n_added; i++) {
         const JsonValue* a = &added->items[i];
         const char* content = json_string_member(a, "content", path);
+        if (strlen(content) != json_get(a, "content")->len) { die("%s: added token '%s' holds a NUL character", path, content); }
         const JsonValue* id = json_get(a, "id");
         if (id == NULL || id->type != JSON_NUMBER || id->number < 0 || id->number >= n || id->number != (int)id->number) {
             die("%s: added token '%s' has no id in the vocabulary", path, content);

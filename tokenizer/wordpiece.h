@@ -14,14 +14,15 @@
  *      continuations carrying the "##" prefix; a word longer than max_word_chars
  *      characters, or one that cannot be split, becomes a single [UNK].
  *
- * Text is UTF-8 and ends at its first NUL byte (the reference would drop a NUL and go on;
- * a caller holding text with embedded NULs must remove them first). Invalid UTF-8: every
+ * Text is UTF-8 of a given length in bytes, not a C string: a NUL byte is a character like
+ * any other, which the clean-up drops as the reference does ("a\0b" gives the ids of "ab";
+ * without clean-up it is a word character). Invalid UTF-8: every
  * byte that does not begin a well-formed sequence (a stray continuation byte, a lead byte
  * not followed by enough continuation bytes, an overlong form, an encoded surrogate, a
  * code point above U+10FFFF, bytes 0xC0, 0xC1, 0xF5..0xFF) is read as one U+FFFD, and the
  * next character starts at the following byte. With clean-up on (every BERT vocabulary)
  * U+FFFD is then dropped, so the invalid bytes vanish: "ab\xFFcd" tokenizes as "abcd".
- * Nothing is ever read past the terminating NUL.
+ * Nothing is ever read past the given length.
  *
  * Functions that load files die() with the file (and line or token) on any bad input;
  * the encoders never fail. A loaded Tokenizer is read-only, so threads may share it.
@@ -29,6 +30,7 @@
 #ifndef ZELO_WORDPIECE_H
 #define ZELO_WORDPIECE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 // longest word, in characters, the tokenizer can be configured to split (the reference's
@@ -68,28 +70,29 @@ typedef struct {
 void tokenizer_load(Tokenizer* tok, const char* path);
 void tokenizer_free(Tokenizer* tok);
 
-// the word pieces of text, without special tokens around them. Writes at most max_ids ids
+// the word pieces of text[0..len), without special tokens around them. Writes at most max_ids ids
 // and returns how many the whole text has, so a return value above max_ids means the ids
 // were cut (call again with a larger buffer to get them all).
-int tokenizer_encode(const Tokenizer* tok, int* ids, int max_ids, const char* text);
+int tokenizer_encode(const Tokenizer* tok, int* ids, int max_ids, const char* text, size_t len);
 
-// [CLS] a [SEP] b [SEP] into ids and types (both (max_len,)), types 0 up to the first
-// [SEP] included and 1 after. When the pair does not fit, a and b are cut at their ends
+// [CLS] a[0..a_len) [SEP] b[0..b_len) [SEP] into ids and types (both (max_len,)), types 0
+// up to the first [SEP] included and 1 after. When the pair does not fit, a and b are cut at their ends
 // as the reference's truncation="longest_first" does: the shorter one is kept whole if
 // the longer one can take the rest of the room, otherwise both get half of it, the odd
 // token going to the longer one (to b when they are the same length). Returns the length
 // (at most max_len). Dies if max_len < 3.
-int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_len, const char* a, const char* b);
+int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_len,
+                          const char* a, size_t a_len, const char* b, size_t b_len);
 
 // the id of a token string, or -1 if it is not in the vocabulary
 int tokenizer_token_id(const Tokenizer* tok, const char* token);
 // the string of a token id (dies if id is out of range)
 const char* tokenizer_token(const Tokenizer* tok, int id);
 
-// the words of text after steps 1-3 above, each followed by one space (added tokens
+// the words of text[0..len) after steps 1-3 above, each followed by one space (added tokens
 // appear as their literal text), into out as a NUL-terminated string of at most out_cap
 // bytes. Returns the full length without the NUL, like snprintf. For inspecting what the
 // normaliser made of a text.
-int tokenizer_pretokenize(const Tokenizer* tok, char* out, int out_cap, const char* text);
+int tokenizer_pretokenize(const Tokenizer* tok, char* out, int out_cap, const char* text, size_t len);
 
 #endif // ZELO_WORDPIECE_H
