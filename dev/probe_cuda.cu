@@ -1,11 +1,10 @@
-// compiled and linked by nvcc in the Makefile to find out whether the CUDA runtime and cuBLAS
-// are usable here (no GPU needed: it is never run)
+// compiled, linked and run by the Makefile to find out whether the CUDA runtime and cuBLAS are
+// usable here: that the libraries link, and that the program then finds them when it starts.
+// Neither call needs a GPU; whether one is visible is train_zelo's --device question.
 #include <cuda_runtime.h>
 #include <cublas_v2.h>
 int main(void) {
-    int n = 0;
-    cublasHandle_t handle;
-    if (cublasCreate(&handle) != CUBLAS_STATUS_SUCCESS) { return 1; }
-    cublasDestroy(handle);
-    return cudaGetDeviceCount(&n) == cudaSuccess ? 0 : 1;
+    int runtime = 0, major = 0;
+    if (cudaRuntimeGetVersion(&runtime) != cudaSuccess) { return 1; }
+    return cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS && major > 0 ? 0 : 1;
 }

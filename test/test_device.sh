@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# test_device.sh — train_zelo's --device: the GPU backend (kernels/model_cuda.cu behind model.h's
+# test_device.sh — train_zelo's and rerank's --device: the GPU backend (kernels/model_cuda.cu behind model.h's
 # API) trains the synthetic default under the CUDA emulator ($(BUILD)/train_zelo_emu, so no GPU
 # is needed) and follows --device cpu's losses; two device runs give the same bytes; a device run
 # interrupted and resumed, on the device or on the CPU, continues from its checkpoint; a bad
-# --device is refused.
+# --device is refused; rerank on the device scores the trained model as on the CPU.
 # Tolerance: the losses and gradient norms of the two devices agree within 1e-4 relative. The
 # kernels sum in other orders than model.c (measured: 1e-6 relative after 5 steps here); 1e-4
 # leaves a hundredfold margin and still fails on any wrong layer, whose error is of order 1.
+# rerank's scores (logits of order 1) agree within 1e-4 absolute, for the same reason.
 # Ends with "test_device: N passed, N failed" and a non-zero status on any failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ D=$(mktemp -d /tmp/test_device_XXXXXX)
 trap 'rm -rf "$D"' EXIT
 T=./train_zelo
 E=${BUILD:-build}/train_zelo_emu
+RE=${BUILD:-build}/rerank_emu
 # small enough for the emulator (each evaluation scores 60 queries x 4 candidates): ~10 s a run
 SMALL="--candidates 4 --group-size 4 --batch-size 8 --steps 5 --eval-every 100 --checkpoint-every 5 --threads 2 --lr 1e-3"
 # field "loss" or "grad_norm" of each training line of a log.jsonl, one per line
@@ -64,6 +66,19 @@ $T --device cpu --run-dir "$D/rc" $SMALL --resume >"$D/rc.out" 2>&1
 check "the device checkpoint resumed on the CPU exits 0" test $? -eq 0
 check "... and its steps 4 and 5 follow the device run's losses within 1e-4 relative" \
     close_within "$(field_of loss "$D/rc/log.jsonl" | tail -n 2)" "$(field_of loss "$D/a/log.jsonl" | tail -n 2)"
+
+# rerank the trained model's BM25 run (60 queries x 4 candidates) on either device
+RR="--model $D/a/model.bin --data $D/a/synthetic --run $D/a/run.bm25.trec --top 4 --threads 2"
+./rerank --device cpu $RR --out "$D/rr_cpu.trec" >"$D/rr_cpu.out" 2>&1
+check "rerank --device cpu exits 0" test $? -eq 0
+$RE --device cuda $RR --out "$D/rr_cuda.trec" >"$D/rr_cuda.out" 2>&1
+check "emulated rerank --device cuda exits 0, saying where it scores" grep -q "^device: cuda (CUDA emulator" "$D/rr_cuda.out"
+check "... with the CPU's score for every pair within 1e-4" awk '
+    NR == FNR { want[$1 " " $3] = $5; n++; next }
+    { m++; d = $5 - want[$1 " " $3]; if (!(($1 " " $3) in want) || d > 1e-4 || d < -1e-4) bad++ }
+    END { exit !(n == 240 && m == n && bad == 0) }' "$D/rr_cpu.trec" "$D/rr_cuda.trec"
+./rerank --device gpu $RR --out "$D/rr_bad.trec" >"$D/rr_bad.out" 2>&1
+check "rerank --device gpu is refused with exit status 2" test $? -eq 2
 
 $T --device gpu --run-dir "$D/bad" $SMALL >"$D/bad.out" 2>&1
 check "--device gpu is refused with exit status 2" test $? -eq 2
