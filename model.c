@@ -840,8 +840,8 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     model->backward_ready = keep_all_layers;
 }
 
-// Each bert_* call of the API dispatches here, once, on model->cuda (NULL in a build without
-// USE_CUDA): the device runs the whole call, or the CPU does.
+// Each bert_* call below dispatches once, on entry, on model->cuda (set by bert_to_device; it
+// does not exist in a build without USE_CUDA): the device runs the whole call, or the CPU does.
 #ifdef USE_CUDA
 #define ON_DEVICE(model) ((model)->cuda != NULL)
 #endif
