@@ -26,6 +26,20 @@ ifeq ($(NO_BLAS),)
   endif
 endif
 
+# The GPU backend (kernels/model_cuda.cu, model.h's bert_to_device) is built into train_zelo
+# when nvcc compiles and links a program calling the CUDA runtime and cuBLAS here, and that
+# program starts (finds the shared libraries) (dev/probe_cuda.cu; no GPU needed). NO_CUDA=1
+# turns it off; the sanitizer pass leaves it out. nvcc is found on the PATH, or named by NVCC.
+ifeq ($(origin NVCC),undefined)
+  NVCC := $(shell command -v nvcc 2>/dev/null)
+endif
+ifeq ($(NO_CUDA)$(SAN),)
+  ifneq ($(NVCC),)
+    CUDA_PROBE := $(shell mkdir -p $(BUILD) && $(NVCC) dev/probe_cuda.cu -lcublas -o $(BUILD)/probe_cuda 2>/dev/null \
+                    && $(BUILD)/probe_cuda && echo yes)
+  endif
+endif
+
 # ---- sources of each module (headers beside them) ----
 # stb_ds's functions (Debian libstb-dev), which every program and test links
 SRC_DS = common/stb_ds.c
@@ -47,8 +61,9 @@ all: $(PROGRAMS)
 
 SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
-# each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san)
-train_zelo $(BUILD)/train_zelo: $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
+# each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
+# train_zelo and rerank with the GPU backend are built in the CUDA block below
+$(if $(CUDA_PROBE),,train_zelo) $(BUILD)/train_zelo: $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS)
 
@@ -57,7 +72,7 @@ zelo_fit $(BUILD)/zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(HEADE
 	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(LDLIBS)
 
 SRC_RERANK = rerank.c retrieval/score.c io/beir.c io/metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
-rerank $(BUILD)/rerank: $(SRC_RERANK) $(SRC_DS) $(HEADERS)
+$(if $(CUDA_PROBE),,rerank) $(BUILD)/rerank: $(SRC_RERANK) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(SRC_RERANK) $(SRC_DS) $(LDLIBS)
 
@@ -126,9 +141,6 @@ $(BUILD)/bench_model: dev/bench_model.c $(SRC_MODEL) $(SRC_DS) $(HEADERS)
 # on the PATH (or CUDA_HOME); without its headers the emulated tests are left out. Each .cu and
 # kernels/*.cuh is first rewritten line for line into $(BUILD)/emu_src/ (launches and
 # `extern __shared__`, see the header), so diagnostics keep the original file and line.
-ifeq ($(origin NVCC),undefined)
-  NVCC := $(shell command -v nvcc 2>/dev/null)
-endif
 CUDA_HOME ?= $(if $(NVCC),$(abspath $(dir $(NVCC))..))
 HAVE_CUDA_HEADERS := $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),yes)
 EMU_OPT ?= -O2 -g
@@ -180,8 +192,8 @@ nvcc_check:
 	    $(NVCC) -O3 -arch=$$arch $(NVCC_WARN) -I. -c -o $(BUILD)/gpu/$$(basename $$f .cu).$$arch.o $$f || exit 1; \
 	done; done
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
-CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh)
-CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan)
+CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh test/test_device.sh)
+CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(BUILD)/train_zelo_emu $(BUILD)/rerank_emu)
 # test/test_cuda.cu holds every kernel of kernels/*.cuh, and the forward pass of
 # kernels/model_cuda.cu (which it includes), against model.c; its nvcc build reaches cuBLAS
 # through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
@@ -203,6 +215,34 @@ $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(
 dev-cuda: $(addprefix $(BUILD)/dev_,$(DEV_CUDA))
 	@for p in $^; do echo "== $$p"; $$p || exit 1; done
 dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
+
+# ---- train_zelo and rerank with the GPU backend: model.c built with USE_CUDA (bert_* dispatch
+# to the device), kernels/model_cuda.cu as the one translation unit that includes
+# kernels/*.cuh. With nvcc and the libraries (CUDA_PROBE above) they are the programs
+# themselves (NVCC_FLAGS picks the architecture); $(BUILD)/<program>_emu is the same program
+# with model_cuda.cu built through the emulator, so that CI runs --device cuda on the CPU
+# (test/test_device.sh).
+TRAIN_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_TRAIN)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
+RERANK_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_RERANK)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
+$(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -DUSE_CUDA -c -o $@ model.c
+$(BUILD)/gpu/model_cuda.o: kernels/model_cuda.cu $(wildcard kernels/*.cuh) $(HEADERS)
+	@mkdir -p $(@D)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -c -o $@ $<
+ifeq ($(CUDA_PROBE),yes)
+train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+endif
+$(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
+	@mkdir -p $(@D)
+	$(CXX) $(EMU_CXXFLAGS) -c -o $@ -x c++ $<
+$(BUILD)/train_zelo_emu: $(TRAIN_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
+	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
+$(BUILD)/rerank_emu: $(RERANK_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
+	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
 # ---- end of the CUDA emulator block ----
 
 # ---- fuzz targets (dev/fuzz/, README "Fuzzing"): every reader of outside bytes under

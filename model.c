@@ -19,6 +19,9 @@
 #include "cpu/gemm.h"
 #include "model.h"
 #include "common/utils.h"
+#ifdef USE_CUDA
+#include "kernels/model_cuda.h"
+#endif
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "checkpoints are read and written as little-endian memory images"
@@ -564,6 +567,66 @@ void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, in
 // ----------------------------------------------------------------------------
 // the model
 
+const char* device_select(Device* device, const char* name) {
+    int want_cuda = strcmp(name, "cuda") == 0;
+    if (strcmp(name, "cpu") == 0) {
+        *device = DEVICE_CPU;
+        return NULL;
+    }
+    if (!want_cuda && strcmp(name, "auto") != 0) { return "unknown device (auto, cpu or cuda)"; }
+#ifdef USE_CUDA
+    if (bert_cuda_device_count() > 0) {
+        *device = DEVICE_CUDA;
+        return NULL;
+    }
+    if (want_cuda) { return "no CUDA device is visible"; }
+#else
+    if (want_cuda) {
+        return "this build has no CUDA backend (make builds it where nvcc and the CUDA libraries are found, "
+               "without NO_CUDA=1)";
+    }
+#endif
+    *device = DEVICE_CPU;
+    return NULL;
+}
+
+const char* device_describe(Device device) {
+#ifdef USE_CUDA
+    if (device == DEVICE_CUDA) {
+        static char description[300];
+        char name[256];
+        bert_cuda_device_name(name, sizeof(name));
+        snprintf(description, sizeof(description), "cuda (%s)", name);
+        return description;
+    }
+#endif
+    return device == DEVICE_CUDA ? "cuda" : "cpu";
+}
+
+void bert_to_device(BertModel* model, Device device) {
+    if (device == DEVICE_CPU) { return; }
+#ifdef USE_CUDA
+    if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
+    model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
+    bert_cuda_build(model->cuda, &model->config);
+    bert_cuda_upload_parameters(model->cuda, model->params_memory);
+    if (model->m_memory != NULL) { bert_cuda_upload_optimizer(model->cuda, model->m_memory, model->v_memory); }
+#else
+    (void)model;
+    die("bert_to_device: this build has no CUDA backend");
+#endif
+}
+
+#ifdef USE_CUDA
+// the last device forward pass's outputs, where callers of the CPU backend find them
+static void take_device_outputs(BertModel* model) {
+    model->logits = model->cuda->logits;
+    model->embeddings = model->cuda->embeddings;
+    model->num_tokens = model->cuda->num_tokens;
+    model->num_seqs = model->cuda->num_seqs;
+}
+#endif
+
 void bert_build(BertModel* model, const BertConfig* config) {
 #ifdef USE_BLAS
     openblas_set_num_threads(1); // model.c threads the products itself, see matmul()
@@ -777,21 +840,53 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     model->backward_ready = keep_all_layers;
 }
 
+// Each bert_* call below dispatches once, on entry, on model->cuda (set by bert_to_device; it
+// does not exist in a build without USE_CUDA): the device runs the whole call, or the CPU does.
+#ifdef USE_CUDA
+#define ON_DEVICE(model) ((model)->cuda != NULL)
+#endif
+
 void bert_forward(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        bert_cuda_forward(model->cuda, ids, types, seq_starts, num_seqs);
+        take_device_outputs(model);
+        return;
+    }
+#endif
     forward_pass(model, ids, types, seq_starts, num_seqs, 1);
 }
 
 void bert_infer(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {  // the device keeps every layer's activations (model_cuda.h)
+        bert_cuda_forward(model->cuda, ids, types, seq_starts, num_seqs);
+        take_device_outputs(model);
+        return;
+    }
+#endif
     forward_pass(model, ids, types, seq_starts, num_seqs, 0);
 }
 
 void bert_zero_grad(BertModel* model) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        bert_cuda_zero_grad(model->cuda);
+        return;
+    }
+#endif
     if (model->grads_memory != NULL) {
         memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
     }
 }
 
 void bert_backward(BertModel* model, const float* dlogits, const float* dembeddings) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        bert_cuda_backward(model->cuda, dlogits, dembeddings);
+        return;
+    }
+#endif
     if (!model->backward_ready) {
         die("bert_backward: needs the activations of a bert_forward call (none, or bert_infer ran last)");
     }
@@ -959,6 +1054,9 @@ static double sum_of_squares(const float* x, size_t n) {
 }
 
 float bert_clip_grad_norm(BertModel* model, float max_norm) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) { return bert_cuda_clip_grad_norm(model->cuda, max_norm); }
+#endif
     if (model->grads_memory == NULL) { die("bert_clip_grad_norm: no gradients (call bert_backward first)"); }
     double norm = sqrt(sum_of_squares(model->grads_memory, model->num_parameters));
     if (!isfinite(norm)) { die("bert_clip_grad_norm: the gradient norm is %f (NaN or overflow in the backward pass)", norm); }
@@ -974,6 +1072,12 @@ float bert_clip_grad_norm(BertModel* model, float max_norm) {
 
 void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, float eps,
                        float weight_decay, int step) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        bert_cuda_adamw_update(model->cuda, lr, beta1, beta2, eps, weight_decay, step);
+        return;
+    }
+#endif
     if (model->grads_memory == NULL) { die("bert_adamw_update: no gradients (call bert_backward first)"); }
     if (step < 1) { die("bert_adamw_update: step counts from 1 (got %d)", step); }
     if (model->m_memory == NULL) {
@@ -1004,6 +1108,12 @@ void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, flo
 }
 
 void bert_free(BertModel* model) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        bert_cuda_free(model->cuda);
+        free(model->cuda);
+    }
+#endif
     free(model->params_memory);
     free(model->grads_memory);
     free(model->m_memory);
@@ -1079,6 +1189,10 @@ void bert_save(const BertModel* model, const char* path) {
     header[8] = c->type_vocab_size;
     header[9] = c->num_labels;
     memcpy(&header[10], &c->layer_norm_eps, sizeof(float));
+#ifdef USE_CUDA
+    // the host copy follows the device here, so that --export after a save sees these weights too
+    if (ON_DEVICE(model)) { bert_cuda_download_parameters(model->cuda, model->params_memory); }
+#endif
     header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
     header[12] = (int)(uint32_t)(model->num_parameters >> 32);
     const float* payloads[1] = {model->params_memory};
@@ -1129,6 +1243,20 @@ void bert_load(BertModel* model, const char* path) {
 }
 
 void bert_save_optimizer(const BertModel* model, int step, const char* path) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {  // the state lives on the device: written from a host copy
+        BertModel host = *model;
+        host.cuda = NULL;
+        host.m_memory = (float*)mallocCheck(model->num_parameters * sizeof(float));
+        host.v_memory = (float*)mallocCheck(model->num_parameters * sizeof(float));
+        int have = bert_cuda_download_optimizer(model->cuda, host.m_memory, host.v_memory);
+        if (have) { bert_save_optimizer(&host, step, path); }
+        free(host.m_memory);
+        free(host.v_memory);
+        if (!have) { die("bert_save_optimizer: no optimizer state (no AdamW step taken yet)"); }
+        return;
+    }
+#endif
     if (model->m_memory == NULL) { die("bert_save_optimizer: no optimizer state (no AdamW step taken yet)"); }
     int header[HEADER_INTS] = {0};
     header[0] = BERT_OPTIMIZER_MAGIC;
@@ -1172,5 +1300,8 @@ int bert_load_optimizer(BertModel* model, const char* path) {
             die("'%s': non-finite or negative optimizer state at index %zu", path, j);
         }
     }
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) { bert_cuda_upload_optimizer(model->cuda, model->m_memory, model->v_memory); }
+#endif
     return header[2];
 }

@@ -135,6 +135,10 @@ typedef struct {
     // outputs of the last forward pass (point into acts_memory)
     float* logits;          // (S, num_labels) the cross-encoder scores
     float* embeddings;      // (S, C) mean-pooled sentence embeddings
+    // the GPU backend (kernels/model_cuda.h) once bert_to_device moved the model there: every
+    // bert_* call below then runs on the device, and the host buffers above are stale until
+    // bert_save copies the parameters back. NULL: the CPU runs the model.
+    struct BertModelCuda* cuda;
 } BertModel;
 
 // the path every matrix product takes: cpu/gemm.c's kernels (the default), OpenBLAS's sgemm
@@ -153,6 +157,20 @@ const char* matmul_path_name(MatmulPath path);
 // sets matmul_path from a user's word, kernels, openblas or loops, and returns NULL; returns
 // what is wrong instead (an unknown word, openblas in a build without it)
 const char* matmul_select(const char* name);
+
+// where a model runs, chosen once at set-up: the CPU (this file's functions, model.c) or the
+// GPU (kernels/model_cuda.cu), which exists only in a build with USE_CUDA (the Makefile sets it
+// when nvcc and the CUDA libraries compile and link a program here)
+typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
+// sets *device from a user's word, auto (the GPU when one is visible, else the CPU), cpu or
+// cuda, and returns NULL; returns what is wrong instead (an unknown word, cuda in a build
+// without the CUDA backend, cuda with no GPU visible)
+const char* device_select(Device* device, const char* name);
+// "cpu", "cuda (NVIDIA H200)", ...
+const char* device_describe(Device device);
+// moves a built model to the device for the rest of its life (call once, before training):
+// the parameters and any AdamW state are uploaded; DEVICE_CPU leaves it where it is
+void bert_to_device(BertModel* model, Device device);
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config
 void bert_build(BertModel* model, const BertConfig* config);

@@ -52,6 +52,7 @@ typedef struct {
     int batch_size;
     int threads;           // 0: OpenMP's default
     int random_head;       // accept a checkpoint without a score head
+    const char* device;    // auto, cpu or cuda (model.h, device_select)
 } Options;
 
 static void usage(FILE* fp) {
@@ -75,6 +76,7 @@ static void usage(FILE* fp) {
 "  --batch-size N     sequences per forward pass [32]\n"
 "  --threads N        OpenMP threads [all cores]\n"
 "  --matmul PATH      matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
+"  --device D         where the model scores: auto (the GPU when one is visible), cpu, cuda [auto]\n"
 "  --out FILE         the reranked run (written to FILE.tmp, then renamed)\n"
 "  --tag NAME         run tag of the output [rerank]\n"
 "  --random-head      accept a Hugging Face encoder without pooler or classifier (such as\n"
@@ -100,8 +102,9 @@ static void parse_options(Options* o, int argc, char** argv) {
     o->tag = "rerank";
     o->top = 100;
     o->batch_size = 32;
+    o->device = "auto";
     enum { O_MODEL = 256, O_VOCAB, O_DATA, O_RUN, O_QRELS, O_OUT, O_TAG, O_TOP, O_MAX_LEN,
-           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL };
+           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL, O_DEVICE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"vocab", required_argument, 0, O_VOCAB},
         {"data", required_argument, 0, O_DATA}, {"run", required_argument, 0, O_RUN},
@@ -109,7 +112,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"tag", required_argument, 0, O_TAG}, {"top", required_argument, 0, O_TOP},
         {"max-len", required_argument, 0, O_MAX_LEN}, {"batch-size", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"random-head", no_argument, 0, O_RANDOM_HEAD},
-        {"matmul", required_argument, 0, O_MATMUL},
+        {"matmul", required_argument, 0, O_MATMUL}, {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -128,6 +131,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_BATCH: o->batch_size = parse_int_option("batch-size", optarg, 1, 1 << 16); break;
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
             case O_RANDOM_HEAD: o->random_head = 1; break;
+            case O_DEVICE: o->device = optarg; break;
             case O_MATMUL: {
                 const char* err = matmul_select(optarg);
                 if (err != NULL) { fprintf(stderr, "rerank: --matmul '%s': %s\n", optarg, err); exit(2); }
@@ -440,12 +444,17 @@ int main(int argc, char** argv) {
     parse_options(&o, argc, argv);
     if (o.threads > 0) { omp_set_num_threads(o.threads); }
     double t_start = wall_seconds();
+    Device device;
+    const char* device_err = device_select(&device, o.device);
+    if (device_err != NULL) { fprintf(stderr, "rerank: --device '%s': %s\n", o.device, device_err); exit(2); }
 
     // the model first: a wrong checkpoint should fail before the corpus is read
     BertModel model;
     Tokenizer tok;
     int max_len;
     model_setup(&model, &tok, &max_len, &o);
+    bert_to_device(&model, device);
+    printf("device: %s\n", device_describe(device));
 
     char path[4096];
     Corpus corpus;

@@ -79,6 +79,7 @@ typedef struct {
     int stop_at;               // end the run after this step, checkpointed (0: never)
     uint64_t seed;
     int threads;
+    const char* device;        // auto, cpu or cuda: where the reranker trains (model.h, device_select)
     // the randomly initialised model (when there is no --init)
     int layers, hidden, heads, intermediate;
 } Options;
@@ -110,6 +111,7 @@ static void options_default(Options* o) {
     o->eval_every = 0;
     o->checkpoint_every = 0;
     o->seed = 42;
+    o->device = "auto";
     o->layers = 2;
     o->hidden = 128;
     o->heads = 4;
@@ -133,6 +135,8 @@ static void usage(FILE* fp) {
 "  --seed N              seed of every random choice [42]\n"
 "  --threads N           OpenMP threads [all cores]\n"
 "  --matmul PATH         matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
+"  --device D            where the reranker trains: auto (the GPU when one is visible),\n"
+"                        cpu, cuda [auto]\n"
 "candidates and judgments\n"
 "  --candidates K        BM25 candidates per query [100]\n"
 "  --bm25-k1 X --bm25-b X  BM25 parameters [0.9, 0.4]\n"
@@ -199,12 +203,14 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
-           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT };
+           O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT,
+           O_DEVICE };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
+        {"device", required_argument, 0, O_DEVICE},
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
@@ -240,6 +246,7 @@ static void parse_options(Options* o, int argc, char** argv) {
                 if (err != NULL) { fprintf(stderr, "train_zelo: --matmul '%s': %s\n", optarg, err); exit(2); }
                 break;
             }
+            case O_DEVICE: o->device = optarg; break;
             case O_CANDIDATES: o->candidates = parse_int_option("candidates", optarg, 2, 100000); break;
             case O_K1: o->bm25_k1 = (float)parse_number_option("bm25-k1", optarg, 0.0, 100.0); break;
             case O_B: o->bm25_b = (float)parse_number_option("bm25-b", optarg, 0.0, 1.0); break;
@@ -979,8 +986,8 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 
 // The options that shape the training trajectory. A resumed run must have the same ones,
 // or its steps after the checkpoint would follow another schedule, loss or batch stream
-// than those before it. Free to differ: --threads and --matmul (the same products, up to
-// float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
+// than those before it. Free to differ: --threads, --matmul and --device (the same products,
+// up to float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
 // are measured or saved, and where). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
 // checkpoint's.
@@ -1504,6 +1511,11 @@ int main(int argc, char** argv) {
     double t_start = wall_seconds();
     printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
            matmul_path_name(matmul_path));
+    Device device;
+    const char* device_err = device_select(&device, o.device);
+    if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
+    printf("device: %s (the reranker's training and evaluation; judges and distillation run on the CPU)\n",
+           device_describe(device));
 
     Collection c;
     collection_load(&c, &o);
@@ -1578,6 +1590,7 @@ int main(int argc, char** argv) {
             o.run_dir, checkpoint_step(o.run_dir));
     }
     if (!o.resume) { training_settings_write(&o, &c, total); }
+    bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
     MetricScores before;
     int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = log_open(o.run_dir);

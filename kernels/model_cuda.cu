@@ -54,6 +54,53 @@ void bert_cuda_upload_parameters(BertModelCuda* model, const float* params) {
     cudaCheck(cudaMemcpy(model->params_memory, params, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
 }
 
+void bert_cuda_download_parameters(const BertModelCuda* model, float* params) {
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    cudaCheck(cudaMemcpy(params, model->params_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+// allocates the AdamW state (zeroed) on first use
+static void ensure_optimizer(BertModelCuda* model) {
+    if (model->m_memory != NULL) { return; }
+    size_t n = model->num_parameters;
+    cudaCheck(cudaMalloc((void**)&model->m_memory, n * sizeof(float)));
+    cudaCheck(cudaMalloc((void**)&model->v_memory, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
+}
+
+void bert_cuda_upload_optimizer(BertModelCuda* model, const float* m, const float* v) {
+    ensure_optimizer(model);
+    cudaCheck(cudaMemcpy(model->m_memory, m, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->v_memory, v, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+}
+
+int bert_cuda_download_optimizer(const BertModelCuda* model, float* m, float* v) {
+    if (model->m_memory == NULL) { return 0; }
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    cudaCheck(cudaMemcpy(m, model->m_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(v, model->v_memory, model->num_parameters * sizeof(float), cudaMemcpyDeviceToHost));
+    return 1;
+}
+
+int bert_cuda_device_count(void) {
+    int n = 0;
+    // no driver or no GPU is an error here, and means the CPU: clear it so no later check sees it
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 0;
+    }
+    return n;
+}
+
+void bert_cuda_device_name(char* name, size_t n) {
+    int device;
+    cudaDeviceProp prop;
+    cudaCheck(cudaGetDevice(&device));
+    cudaCheck(cudaGetDeviceProperties(&prop, device));
+    snprintf(name, n, "%s", prop.name);
+}
+
 // replaces *buffer by a device buffer of n ints (contents undefined)
 static void reallocate_device_ints(int** buffer, size_t n) {
     cudaCheck(cudaFree(*buffer));
@@ -312,13 +359,7 @@ void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float b
                             float weight_decay, int step) {
     if (model->grads_memory == NULL) { die("bert_cuda_adamw_update: no gradients (call bert_cuda_backward first)"); }
     if (step < 1) { die("bert_cuda_adamw_update: step counts from 1 (got %d)", step); }
-    size_t n = model->num_parameters;
-    if (model->m_memory == NULL) {
-        cudaCheck(cudaMalloc((void**)&model->m_memory, n * sizeof(float)));
-        cudaCheck(cudaMalloc((void**)&model->v_memory, n * sizeof(float)));
-        cudaCheck(cudaMemset(model->m_memory, 0, n * sizeof(float)));
-        cudaCheck(cudaMemset(model->v_memory, 0, n * sizeof(float)));
-    }
+    ensure_optimizer(model);
     int decays[NUM_PARAMETER_TENSORS];
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
     adamw_update_cuda(model->params_memory, model->m_memory, model->v_memory, model->grads_memory, model->param_sizes,

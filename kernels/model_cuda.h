@@ -3,8 +3,9 @@
  * on the device over model.h's flat parameter layout (the same buffer a checkpoint holds,
  * uploaded with one copy) and model.h's activation layout, every layer through kernels/,
  * and the backward pass, the gradient norm and clip, and AdamW over the same flat buffers.
- * Not yet here: model.h's API itself (bert_* choosing the device), which train_zelo's
- * --device will call, checkpoints from the device, and bert_infer's one-layer activations.
+ * model.c's bert_* calls these when the model was moved here (bert_to_device, in a build
+ * with USE_CUDA); checkpoints go through the host copies (download/upload below). Not yet
+ * here: bert_infer's one-layer activations (the device keeps every layer for inference too).
  */
 #ifndef ZELO_MODEL_CUDA_H
 #define ZELO_MODEL_CUDA_H
@@ -15,7 +16,7 @@
 extern "C" {
 #endif
 
-typedef struct {
+typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     BertConfig config;
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
@@ -67,6 +68,16 @@ float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm);
 void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float beta2, float eps,
                             float weight_decay, int step);
 void bert_cuda_free(BertModelCuda* model);
+// copies the device parameters (num_parameters floats) into params on the host
+void bert_cuda_download_parameters(const BertModelCuda* model, float* params);
+// the AdamW state between host (m, v: num_parameters floats each) and device; download returns 0
+// (and copies nothing) when no AdamW step has run on the device yet
+void bert_cuda_upload_optimizer(BertModelCuda* model, const float* m, const float* v);
+int bert_cuda_download_optimizer(const BertModelCuda* model, float* m, float* v);
+// the number of visible GPUs, 0 when the runtime reports none or fails (no driver); never dies
+int bert_cuda_device_count(void);
+// the name of the current GPU ("NVIDIA H200", ...) into name (n bytes)
+void bert_cuda_device_name(char* name, size_t n);
 
 #ifdef __cplusplus
 }
