@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -1460,9 +1461,11 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
         const JsonValue* js = parsed ? json_get(&v, "step") : NULL;
         // the distillation stage's lines (distill_step) stay: it is never redone
         int is_distill = parsed && js == NULL && json_get(&v, "distill_step") != NULL;
-        if (!is_distill && (js == NULL || js->type != JSON_NUMBER)) {
-            die("%s:%d: not a line train_zelo writes (each is an object with \"step\" or \"distill_step\"); "
-                "move the file away to go on", path, line_no);
+        // the range is checked before the cast: a double outside int's range has no int value
+        if (!is_distill && (js == NULL || js->type != JSON_NUMBER || !(js->number >= 0 && js->number <= INT_MAX) ||
+                            js->number != (int)js->number)) {
+            die("%s:%d: not a line train_zelo writes (each is an object with \"step\" or \"distill_step\", "
+                "a step a whole number >= 0); move the file away to go on", path, line_no);
         }
         int s = is_distill ? -1 : (int)js->number;
         const JsonValue* eval = json_get(&v, "eval");

@@ -510,7 +510,7 @@ static void load_tokenizer_json(Tokenizer* tok, const char* path) {
     for (int i = 0; i < n; i++) {
         const JsonValue* v = &vocab->items[i];
         const char* key = vocab->keys[i];
-        if (v->type != JSON_NUMBER || v->number != (int)v->number || v->number < 0 || v->number >= n) {
+        if (v->type != JSON_NUMBER || !(v->number >= 0 && v->number < n) || v->number != (int)v->number) {
             die("%s: model.vocab[\"%s\"] must be an integer id in [0, %d)", path, key, n);
         }
         int id = (int)v->number;
@@ -559,7 +559,7 @@ static void load_tokenizer_json(Tokenizer* tok, const char* path) {
         const char* content = json_string_member(a, "content", path);
         if (strlen(content) != json_get(a, "content")->len) { die("%s: added token '%s' holds a NUL character", path, content); }
         const JsonValue* id = json_get(a, "id");
-        if (id == NULL || id->type != JSON_NUMBER || id->number < 0 || id->number >= n || id->number != (int)id->number) {
+        if (id == NULL || id->type != JSON_NUMBER || !(id->number >= 0 && id->number < n) || id->number != (int)id->number) {
             die("%s: added token '%s' has no id in the vocabulary", path, content);
         }
         // these options change where an added token matches; BERT vocabularies use none
