@@ -85,9 +85,9 @@ $(BUILD)/test_tokenizer: test/test_tokenizer.c $(SRC_TOKENIZER) $(SRC_DS) $(HEAD
 $(BUILD)/test_gemm: test/test_gemm.c cpu/gemm.c $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_gemm.c cpu/gemm.c $(SRC_DS) $(LDLIBS)
-$(BUILD)/test_model: test/test_model.c $(SRC_MODEL) $(SRC_DS) $(HEADERS)
+$(BUILD)/test_model: test/test_model.c test/model_fixture.c $(SRC_MODEL) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_model.c $(SRC_MODEL) $(SRC_DS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_model.c test/model_fixture.c $(SRC_MODEL) $(SRC_DS) $(LDLIBS)
 $(BUILD)/test_weights: test/test_weights.c $(SRC_WEIGHTS) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_weights.c $(SRC_WEIGHTS) $(SRC_DS) $(LDLIBS)
@@ -156,7 +156,8 @@ $(BUILD)/emu_src/%.cuh: %.cuh Makefile
 	{ echo '#line 1 "$<"'; $(EMU_REWRITE) $<; } > $@
 EMU_KERNELS = $(patsubst %,$(BUILD)/emu_src/%,$(wildcard kernels/*.cuh))
 # C sources a CUDA test links (CUDA_C_SRC_<test> = model.c cpu/gemm.c ...), compiled by $(CC)
-# as the C programs are; the .cu includes their headers inside extern "C" { }
+# as the C programs are; the .cu includes their headers inside extern "C" { }. CUDA_OBJS_<test>
+# names other objects it links (model.c built with USE_CUDA, below)
 cuda_c_objs = $(patsubst %.c,$(BUILD)/c_obj/%.o,$(1))
 $(BUILD)/c_obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -166,8 +167,8 @@ $(BUILD)/c_obj/%.o: %.c $(HEADERS)
 # $(BUILD)/gpu/<name> (for a GPU: NVCC_FLAGS picks the architecture)
 CUDA_TESTS = $(basename $(notdir $(wildcard test/*.cu)))
 .SECONDEXPANSION:
-$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
-	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(call cuda_c_objs,$(CUDA_C_SRC_$*)) $(LDLIBS)
+$(addprefix $(BUILD)/,$(CUDA_TESTS)): $(BUILD)/%: $(BUILD)/emu_src/test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $$(CUDA_OBJS_$$*) $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
+	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(call cuda_c_objs,$(CUDA_C_SRC_$*)) $(CUDA_OBJS_$*) $(LDLIBS)
 # the emulator's test under ThreadSanitizer, which test/test_cuda_emu_tsan.sh expects to report a race
 $(BUILD)/test_cuda_emu_tsan: $(BUILD)/emu_src/test/test_cuda_emu.cu kernels/cuda_emu.h $(HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -fsanitize=thread -o $@ -x c++ $< -x none $(LDLIBS)
@@ -176,10 +177,10 @@ $(BUILD)/bench_cuda_emu: $(BUILD)/emu_src/dev/bench_cuda_emu.cu kernels/cuda_emu
 	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(LDLIBS)
 NVCC_FLAGS ?= -O3 -arch=sm_90
 NVCC_WARN = -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror
-$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $(wildcard kernels/*.cuh) $(HEADERS)
+$(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda_c_objs,$$(CUDA_C_SRC_$$*)) $$(CUDA_OBJS_$$*) $(wildcard kernels/*.cuh) $(HEADERS)
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) -Xcompiler -fopenmp $(LDLIBS)
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) $(CUDA_OBJS_$*) -Xcompiler -fopenmp $(LDLIBS)
 # what CI runs without a GPU (make test runs it first when nvcc is found): nvcc compiles every
 # .cu for sm_90 and sm_80, warnings as errors
 NVCC_CHECK_SOURCES = $(wildcard test/*.cu dev/*.cu dev/cuda/*.cu)
@@ -194,10 +195,13 @@ nvcc_check:
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh test/test_device.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(BUILD)/train_zelo_emu $(BUILD)/rerank_emu)
-# test/test_cuda.cu holds every kernel of kernels/*.cuh, and the forward pass of
-# kernels/model_cuda.cu (which it includes), against model.c; its nvcc build reaches cuBLAS
-# through kernels/matmul.cuh (the emulated one, cpu/gemm.c)
-CUDA_C_SRC_test_cuda = model.c cpu/gemm.c
+# test/test_cuda.cu holds every kernel of kernels/*.cuh, and kernels/model_cuda.cu (which it
+# includes), against model.c; its nvcc build reaches cuBLAS through kernels/matmul.cuh (the
+# emulated one, cpu/gemm.c). It trains real models through model.h's API too: model.c built
+# with USE_CUDA (its bert_* dispatch to the device), the tiny BERT fixture, all-MiniLM-L6-v2's
+# weights (io/weights.c)
+CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c
+CUDA_OBJS_test_cuda = $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
 $(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it

@@ -136,8 +136,8 @@ static void usage(FILE* fp) {
 "  --seed N              seed of every random choice [42]\n"
 "  --threads N           OpenMP threads [all cores]\n"
 "  --matmul PATH         matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
-"  --device D            where the reranker trains: auto (the GPU when one is visible),\n"
-"                        cpu, cuda [auto]\n"
+"  --device D            where the run's models (reranker, dense model, model judges)\n"
+"                        run: auto (the GPU when one is visible), cpu, cuda [auto]\n"
 "candidates and judgments\n"
 "  --candidates K        BM25 candidates per query [100]\n"
 "  --bm25-k1 X --bm25-b X  BM25 parameters [0.9, 0.4]\n"
@@ -1218,6 +1218,7 @@ typedef struct {
     const Collection* c;
     const Tokenizer* tok;       // the reranker's vocabulary, which the student shares
     const char* vocab_path;
+    Device device;              // where the student trains
 } DistillSetup;
 
 // p_out[i] for the ordinary battles[0..n): the teacher judges a seeded sample of them, the
@@ -1246,6 +1247,7 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
         judge_battles_cached(sample_p, teacher, teacher_cache, sample, m);
         BertModel student;
         model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
+        bert_to_device(&student, ds->device);
         DistillConfig cfg;
         distill_default_config(&cfg);
         cfg.steps = o->distill_steps;
@@ -1517,8 +1519,8 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    printf("device: %s (the reranker's training and evaluation; judges and distillation run on the CPU)\n",
-           device_describe(device));
+    printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
+           "student)\n", device_describe(device));
 
     Collection c;
     collection_load(&c, &o);
@@ -1538,6 +1540,7 @@ int main(int argc, char** argv) {
     int have_dense = o.dense_model != NULL;
     if (have_dense) {
         bert_load_hf_encoder(&dense_model, o.dense_model, o.seed);
+        bert_to_device(&dense_model, device);
         tokenizer_load(&dense_tok, o.dense_model);
     }
 
@@ -1552,6 +1555,7 @@ int main(int argc, char** argv) {
     // must then share its vocabulary), else the reranker's
     ctx.tokenizer = have_dense ? &dense_tok : &tok;
     ctx.max_len = o.max_len;
+    ctx.device = device;
     ctx.cmd_timeout_s = o.judge_timeout;
     ctx.run_dir = o.run_dir;
     ctx.seed = o.seed;
@@ -1564,7 +1568,7 @@ int main(int argc, char** argv) {
            judge_is_simulated(&judge) ? "  (SIMULATED from the human judgments of the training queries: for experiments only)" : "");
 
     TrainSet t;
-    DistillSetup ds = { &o, &c, &tok, vocab_path };
+    DistillSetup ds = { &o, &c, &tok, vocab_path, device };
     targets_stage(&t, &c, &cand, &judge, &o, &ds);
 
     // ---- training

@@ -3,7 +3,8 @@
 # PyTorch there, no internet, maybe no MPI or OpenBLAS), in under 8 minutes:
 #   1. probe the tools; build the CPU programs (NO_BLAS=1 when OpenBLAS does not link),
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
-#   2. test_cuda on the GPU (every kernel and a training step against model.c);
+#   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
+#      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c);
 #   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings);
 #   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
 #      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
@@ -115,6 +116,9 @@ fi
 if [ $HAVE_GPU -eq 0 ]; then
     for step in "test_cuda (GPU)" "memcheck/racecheck" "kernel benchmarks" "training step vs HF"; do skip "$step" "no GPU"; done
 else
+    # the all-MiniLM-L6-v2 step needs its weights (pip package or ZELO_MINILM_DIR); a machine
+    # without them runs the rest and says so
+    bash dev/find_minilm.sh >/dev/null 2>&1 || export ZELO_NO_MINILM=1
     run test_cuda 120 build/gpu/test_cuda || true
     note "test_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda.log" | tail -n 1)"
 

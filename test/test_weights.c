@@ -567,18 +567,6 @@ static void write_scores(const float* logits, const MiniLMFixture* f) {
     CHECK(n == f->num_pairs, "pairs.jsonl has %d lines, the fixture %d pairs", n, f->num_pairs);
 }
 
-static int find_minilm(char* out, size_t cap) {
-    const char* env = getenv("ZELO_MINILM_DIR");
-    if (env != NULL && env[0] != '\0') { snprintf(out, cap, "%s", env); return 1; }
-    FILE* p = popen("bash dev/find_minilm.sh", "r");
-    if (p == NULL) { return 0; }
-    int got = fgets(out, (int)cap, p) != NULL;
-    int status = pclose(p);
-    if (!got || status != 0) { return 0; }
-    out[strcspn(out, "\r\n")] = '\0';
-    return 1;
-}
-
 static void test_minilm(const char* dir) {
     MiniLMFixture f;
     read_fixture(&f, FIXTURES "/minilm.bin");
