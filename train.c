@@ -55,6 +55,7 @@ typedef struct {
     const char* vocab;         // tokenizer (file or directory); defaults from init / data
     const char* judge;         // judge spec (judges/judge.h)
     double judge_timeout;      // seconds a cmd judge may move no byte (0: JUDGE_CMD_DEFAULT_TIMEOUT_S)
+    JudgeCombine judge_combine; // how an ensemble's answers combine: mean or vote (judges/judge.h)
     const char* dense_model;   // HF directory of a bi-encoder for the dense judge and baseline
     const char* export_dir;    // write the trained model as a Hugging Face directory
     const char* split;         // qrels split used for evaluation (default: test)
@@ -144,6 +145,8 @@ static void usage(FILE* fp) {
 "  --cycles N            random Hamiltonian cycles per query, k = 2N battles per doc [4]\n"
 "  --judge SPEC          sim | bm25 | dense | file:PATH | cmd:COMMAND | model:CKPT,\n"
 "                        or an ensemble joined by '+' [sim with no --data, else bm25+dense]\n"
+"  --judge-combine R     how an ensemble's answers combine: mean (of the members' p) or\n"
+"                        vote (each member's direction, +1/0/-1, averaged) [mean]\n"
 "  --judge-timeout S     seconds a cmd judge may go without reading or writing a byte\n"
 "                        before it is killed and the run stops [600]\n"
 "  --dense-model DIR     Hugging Face bi-encoder for the dense judge and baseline\n"
@@ -205,7 +208,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT,
-           O_DEVICE };
+           O_DEVICE, O_JUDGE_COMBINE };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -216,6 +219,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
         {"judge-timeout", required_argument, 0, O_JUDGE_TIMEOUT},
+        {"judge-combine", required_argument, 0, O_JUDGE_COMBINE},
         {"dense-model", required_argument, 0, O_DENSE}, {"cross-pairs", required_argument, 0, O_CROSS},
         {"link", required_argument, 0, O_LINK}, {"lambda", required_argument, 0, O_LAMBDA},
         {"init", required_argument, 0, O_INIT}, {"vocab", required_argument, 0, O_VOCAB},
@@ -254,6 +258,12 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_CYCLES: o->cycles = parse_int_option("cycles", optarg, 1, 1000); break;
             case O_JUDGE: o->judge = optarg; break;
             case O_JUDGE_TIMEOUT: o->judge_timeout = parse_number_option("judge-timeout", optarg, 1e-3, 1e7); break;
+            case O_JUDGE_COMBINE:
+                if (!judge_combine_parse(&o->judge_combine, optarg)) {
+                    fprintf(stderr, "train_zelo: --judge-combine '%s': write mean or vote\n", optarg);
+                    exit(2);
+                }
+                break;
             case O_DENSE: o->dense_model = optarg; break;
             case O_CROSS: o->cross_pairs = parse_int_option("cross-pairs", optarg, 0, 1000); break;
             case O_LINK:
@@ -563,7 +573,8 @@ static uint64_t query_seed(uint64_t seed, const char* query_id) {
 static void targets_header(int* want, const Collection* c, const Options* o) {
     int w[12] = { TARGETS_MAGIC, STAGE_VERSION, c->n_train, o->candidates, o->cycles, (int)o->link,
                   float_bits((float)o->lambda), o->cross_pairs, (int)(o->seed & 0x7fffffff),
-                  (int)((fnv1a(o->judge) ^ (uint32_t)o->distill) & 0x7fffffff), c->corpus.n, c->queries.n };
+                  (int)((fnv1a(o->judge) ^ (uint32_t)o->distill ^ ((uint32_t)o->judge_combine << 24)) & 0x7fffffff),
+                  c->corpus.n, c->queries.n };
     memcpy(want, w, sizeof(w));
 }
 
@@ -1556,6 +1567,7 @@ int main(int argc, char** argv) {
     ctx.tokenizer = have_dense ? &dense_tok : &tok;
     ctx.max_len = o.max_len;
     ctx.device = device;
+    ctx.combine = o.judge_combine;
     ctx.cmd_timeout_s = o.judge_timeout;
     ctx.run_dir = o.run_dir;
     ctx.seed = o.seed;
@@ -1564,7 +1576,9 @@ int main(int argc, char** argv) {
             "all-MiniLM-L6-v2: dev/find_minilm.sh prints where pip put it); or choose another --judge", o.judge);
     }
     judge_create(&judge, o.judge, &ctx);
-    printf("judge: %s%s\n", judge_describe(&judge),
+    char combined[64] = "";
+    if (judge.n_members > 1) { snprintf(combined, sizeof(combined), ", members combined by their %s", judge_combine_name(o.judge_combine)); }
+    printf("judge: %s%s%s\n", judge_describe(&judge), combined,
            judge_is_simulated(&judge) ? "  (SIMULATED from the human judgments of the training queries: for experiments only)" : "");
 
     TrainSet t;

@@ -151,8 +151,11 @@ static const char* string_member(const JsonValue* obj, const char* key, int requ
 
 // one judgment line into a battle and its p. expect_judge, when not NULL, is the name the
 // line's "judge" must carry. Returns 1, or 0 with the reason in err.
-static int parse_judgment(Battle* battle, double* p, const char* line, size_t len, const JudgeContext* ctx,
-                          const char* expect_judge, char* err, size_t errlen) {
+// members (n_members,), when not NULL, receives the line's "members" if it has them (an array
+// of n_members numbers in [0, 1]), and *has_members says whether it had.
+static int parse_judgment(Battle* battle, double* p, double* members, int n_members, int* has_members,
+                          const char* line, size_t len, const JudgeContext* ctx, const char* expect_judge,
+                          char* err, size_t errlen) {
     JsonValue v;
     char jerr[200];
     if (!json_parse(&v, line, len, jerr, sizeof(jerr))) {
@@ -181,6 +184,22 @@ static int parse_judgment(Battle* battle, double* p, const char* line, size_t le
     if (pv == NULL) { snprintf(err, errlen, "\"p\" is missing"); goto done; }
     if (pv->type != JSON_NUMBER) { snprintf(err, errlen, "\"p\" is a %s, not a number", json_type_name(pv->type)); goto done; }
     if (!(pv->number >= 0.0 && pv->number <= 1.0)) { snprintf(err, errlen, "\"p\" is %g, outside [0, 1]", pv->number); goto done; }
+    if (members != NULL) {
+        const JsonValue* mv = json_get(&v, "members");
+        *has_members = mv != NULL;
+        if (mv != NULL && (mv->type != JSON_ARRAY || mv->count != n_members)) {
+            snprintf(err, errlen, "\"members\" must be an array of %d numbers (one per member of the judge)", n_members);
+            goto done;
+        }
+        for (int k = 0; mv != NULL && k < n_members; k++) {
+            const JsonValue* x = &mv->items[k];
+            if (x->type != JSON_NUMBER || !(x->number >= 0.0 && x->number <= 1.0)) {
+                snprintf(err, errlen, "\"members\"[%d] is not a number in [0, 1]", k);
+                goto done;
+            }
+            members[k] = x->number;
+        }
+    }
     battle->query_a = beir_index_of(ctx->queries, qa);
     battle->query_b = beir_index_of(ctx->queries, qb);
     battle->doc_a = beir_index_of(ctx->corpus, da);
@@ -200,7 +219,9 @@ done:
     return ok;
 }
 
-static void write_judgment(FILE* fp, const JudgeContext* ctx, const Battle* b, float p, const char* judge) {
+// members (n_members,) is written when there is more than one
+static void write_judgment(FILE* fp, const JudgeContext* ctx, const Battle* b, float p, const float* members,
+                           int n_members, const char* judge) {
     fprintf(fp, "{\"query_id\": ");
     json_write_string(fp, beir_id(ctx->queries, b->query_a));
     if (b->query_b != b->query_a) {
@@ -212,7 +233,12 @@ static void write_judgment(FILE* fp, const JudgeContext* ctx, const Battle* b, f
     fprintf(fp, ", \"doc_b\": ");
     json_write_string(fp, beir_id(ctx->corpus, b->doc_b));
     // 9 significant digits give the float back exactly
-    fprintf(fp, ", \"p\": %.9g, \"judge\": ", (double)p);
+    fprintf(fp, ", \"p\": %.9g", (double)p);
+    if (n_members > 1) {
+        for (int k = 0; k < n_members; k++) { fprintf(fp, "%s%.9g", k == 0 ? ", \"members\": [" : ", ", (double)members[k]); }
+        fprintf(fp, "]");
+    }
+    fprintf(fp, ", \"judge\": ");
     json_write_string(fp, judge);
     fprintf(fp, "}\n");
 }
@@ -350,7 +376,7 @@ static void file_load(JudgeMember* m, const JudgeContext* ctx) {
         Battle b;
         double p;
         char err[600];
-        if (!parse_judgment(&b, &p, start, n, ctx, NULL, err, sizeof(err))) { die("%s:%d: %s", m->path, line, err); }
+        if (!parse_judgment(&b, &p, NULL, 0, NULL, start, n, ctx, NULL, err, sizeof(err))) { die("%s:%d: %s", m->path, line, err); }
         int flipped;
         Battle key = canonical_battle(&b, &flipped);
         battle_map_add(&m->judgments, &key, flipped ? 1.0 - p : p);
@@ -726,32 +752,63 @@ static int member_battles(float* p_out, char* error, size_t errlen, JudgeMember*
     return 0;
 }
 
-int judge_battles(float* p_out, Judge* judge, const Battle* battles, int n) {
+const char* judge_combine_name(JudgeCombine rule) {
+    return rule == JUDGE_COMBINE_VOTE ? "vote" : "mean";
+}
+
+int judge_combine_parse(JudgeCombine* rule, const char* name) {
+    if (strcmp(name, "mean") == 0) { *rule = JUDGE_COMBINE_MEAN; return 1; }
+    if (strcmp(name, "vote") == 0) { *rule = JUDGE_COMBINE_VOTE; return 1; }
+    return 0;
+}
+
+// The mean (the default) gives the members equal weights. The rating fit minimises
+// Σ −[p log F(d) + (1 − p) log F(−d)], which is linear in p: fitting the mean p is fitting
+// every member's judgments at once, as if each had been asked. Averaging logits instead would
+// let one confident member (p = 0 or 1, an infinite logit) decide. The vote (the paper's rule
+// for its LLM ensemble) keeps only each member's direction: a member's confidence no longer
+// counts, which suits judges whose probabilities are not calibrated against each other, and
+// its answers come in steps of 1/(2M).
+void judge_combine(float* p_out, const float* member_p, int n_members, int stride, int n, JudgeCombine rule) {
+    for (int i = 0; i < n; i++) {
+        if (rule == JUDGE_COMBINE_VOTE && n_members > 1) {
+            int votes = 0;  // Σ of +1, 0, −1
+            for (int k = 0; k < n_members; k++) {
+                float x = member_p[(size_t)k * stride + i];
+                votes += (x > 0.5f) - (x < 0.5f);
+            }
+            p_out[i] = (float)((double)(n_members + votes) / (2.0 * n_members));
+        } else {
+            float sum = 0.0f;
+            for (int k = 0; k < n_members; k++) { sum += member_p[(size_t)k * stride + i]; }
+            p_out[i] = sum / (float)n_members;
+        }
+    }
+}
+
+// each member's answers to battles[0..n) into member_p (n_members, n), row k member k's.
+// Returns how many battles every member answered: n, or fewer when one failed (then
+// judge->error says why)
+static int judge_members_battles(float* member_p, Judge* judge, const Battle* battles, int n) {
     check_battles(&judge->ctx, battles, n);
     judge->error[0] = '\0';
-    if (judge->n_members == 1) {
-        char err[900] = "";
-        int got = member_battles(p_out, err, sizeof(err), &judge->members[0], &judge->ctx, battles, n);
-        if (got < n) { snprintf(judge->error, sizeof(judge->error), "judge %s: %s", judge->members[0].spec, err); }
-        return got;
-    }
-    // The ensemble averages its members' probabilities, with equal weights. The rating fit
-    // minimises Σ −[p log F(d) + (1 − p) log F(−d)], which is linear in p: fitting the mean
-    // p is fitting every member's judgments at once, as if each had been asked. Averaging
-    // logits instead would let one confident member (p = 0 or 1, an infinite logit) decide.
-    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    for (int i = 0; i < n; i++) { p_out[i] = 0.0f; }
     int answered = n;
     for (int k = 0; k < judge->n_members; k++) {
         char err[900] = "";
-        int got = member_battles(member_p, err, sizeof(err), &judge->members[k], &judge->ctx, battles, answered);
+        int got = member_battles(member_p + (size_t)k * n, err, sizeof(err), &judge->members[k], &judge->ctx,
+                                 battles, answered);
         if (got < answered) {
             snprintf(judge->error, sizeof(judge->error), "judge %s: %s", judge->members[k].spec, err);
             answered = got;
         }
-        for (int i = 0; i < answered; i++) { p_out[i] += member_p[i]; }
     }
-    for (int i = 0; i < answered; i++) { p_out[i] /= (float)judge->n_members; }
+    return answered;
+}
+
+int judge_battles(float* p_out, Judge* judge, const Battle* battles, int n) {
+    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)judge->n_members * (size_t)(n > 0 ? n : 1));
+    int answered = judge_members_battles(member_p, judge, battles, n);
+    judge_combine(p_out, member_p, judge->n_members, n, answered, judge->ctx.combine);
     free(member_p);
     return answered;
 }
@@ -786,12 +843,33 @@ void judge_free(Judge* judge) {
 // ----------------------------------------------------------------------------
 // the cache
 
+// the row of a battle's answers, a new one (zeroed) if it has none
+static int cache_row(JudgeCache* cache, const Battle* b) {
+    CacheSlot* slot = hmgetp_null(cache->slots, *b);
+    if (slot != NULL) { return slot->row; }
+    int row = (int)arrlen(cache->counts);
+    hmputs(cache->slots, ((CacheSlot){*b, row}));
+    memset(arraddnptr(cache->sums, cache->n_members), 0, sizeof(double) * (size_t)cache->n_members);
+    arrput(cache->counts, 0);
+    arrput(cache->combined_only, 0);
+    return row;
+}
+
+// one line's answers, members (n_members,), or p alone for a line without "members"
+static void cache_add(JudgeCache* cache, const Battle* b, const double* members, double p) {
+    int row = cache_row(cache, b);
+    for (int k = 0; k < cache->n_members; k++) { cache->sums[(size_t)row * cache->n_members + k] += members ? members[k] : p; }
+    cache->counts[row]++;
+    if (members == NULL && cache->n_members > 1) { cache->combined_only[row] = 1; }
+}
+
 void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge) {
     memset(cache, 0, sizeof(*cache));
     cache->path = strdupCheck(path);
     cache->judge = judge;
-    battle_map_init(&cache->map);
+    cache->n_members = judge->n_members;
     int needs_newline = 0;
+    double* members = (double*)mallocCheck(sizeof(double) * (size_t)judge->n_members);
     if (access(path, F_OK) == 0) {
         size_t len;
         char* text = readFileCheck(path, &len);
@@ -803,9 +881,11 @@ void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge) {
             line++;
             Battle b;
             double p;
+            int has_members;
             char err[600];
             if (n == 0) { pos += 1; continue; }
-            if (!parse_judgment(&b, &p, start, n, &judge->ctx, judge->description, err, sizeof(err))) {
+            if (!parse_judgment(&b, &p, members, judge->n_members, &has_members, start, n, &judge->ctx,
+                                judge->description, err, sizeof(err))) {
                 if (nl == NULL) {
                     // the last line, without its newline: a write cut short by a kill. It is
                     // cut off the file, so that the next judgment starts a line of its own.
@@ -817,26 +897,45 @@ void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge) {
                 die("%s:%d: %s", path, line, err);
             }
             if (nl == NULL) { needs_newline = 1; }
-            battle_map_add(&cache->map, &b, p);
+            cache_add(cache, &b, has_members ? members : NULL, p);
             cache->n_loaded++;
             pos += n + 1;
         }
         free(text);
     }
+    free(members);
     cache->fp = fopenCheck(path, "a");
     if (needs_newline) { fputc('\n', cache->fp); }
 }
 
 int judge_cache_lookup(float* p, const JudgeCache* cache, const Battle* battle) {
-    const BattleSlot* s = battle_map_find(&cache->map, battle);
-    if (s == NULL) { return 0; }
-    *p = (float)(s->sum / s->count);
+    CacheSlot* slots = cache->slots;
+    if (slots == NULL) { return 0; }
+    ptrdiff_t i;
+    hmgeti_ts(slots, *battle, i);  // leaves the map as it is (see battle_map_find)
+    if (i < 0) { return 0; }
+    int row = slots[i].row, M = cache->n_members;
+    JudgeCombine rule = cache->judge->ctx.combine;
+    if (rule == JUDGE_COMBINE_VOTE && cache->combined_only[row]) {
+        char name[300];
+        battle_name(name, sizeof(name), &cache->judge->ctx, battle);
+        die("%s: the judgment of %s has no \"members\" (written before each member's answer was kept), and "
+            "--judge-combine vote needs them: use --judge-combine mean, or remove the file to judge again",
+            cache->path, name);
+    }
+    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)M);
+    for (int k = 0; k < M; k++) { member_p[k] = (float)(cache->sums[(size_t)row * M + k] / cache->counts[row]); }
+    judge_combine(p, member_p, M, 1, 1, rule);
+    free(member_p);
     return 1;
 }
 
 void judge_cache_close(JudgeCache* cache) {
     if (cache->fp != NULL) { fcloseCheck(cache->fp); }
-    battle_map_free(&cache->map);
+    hmfree(cache->slots);
+    arrfree(cache->sums);
+    arrfree(cache->counts);
+    arrfree(cache->combined_only);
     free(cache->path);
     memset(cache, 0, sizeof(*cache));
 }
@@ -854,20 +953,29 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
     if (m > 0) { judge_prepare(judge, ask, m); }
     int show = m >= JUDGE_PROGRESS_MIN;
     double t0 = wall_seconds(), last_shown = t0;
+    int M = judge->n_members;
     float answers[JUDGE_BATCH];
+    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)M * JUDGE_BATCH);  // (M, k) per batch
+    float* line_members = (float*)mallocCheck(sizeof(float) * (size_t)M);
+    double* sums = (double*)mallocCheck(sizeof(double) * (size_t)M);
     for (int start = 0; start < m; start += JUDGE_BATCH) {
         int k = m - start < JUDGE_BATCH ? m - start : JUDGE_BATCH;
-        int got = judge_battles(answers, judge, ask + start, k);
+        int got = judge_members_battles(member_p, judge, ask + start, k);
+        judge_combine(answers, member_p, M, k, got, judge->ctx.combine);
         for (int i = 0; i < got; i++) {
             p_out[missing[start + i]] = answers[i];
-            battle_map_add(&cache->map, &ask[start + i], answers[i]);
-            write_judgment(cache->fp, &judge->ctx, &ask[start + i], answers[i], judge->description);
+            for (int j = 0; j < M; j++) {
+                line_members[j] = member_p[(size_t)j * k + i];
+                sums[j] = line_members[j];
+            }
+            cache_add(cache, &ask[start + i], sums, answers[i]);
+            write_judgment(cache->fp, &judge->ctx, &ask[start + i], answers[i], line_members, M, judge->description);
         }
         if (fflush(cache->fp) != 0) { die("could not write '%s': %s", cache->path, strerror(errno)); }
         if (got < k) {
             if (show) { fprintf(stderr, "\n"); }
             die("%s\n(the %d battles judged so far are saved in %s; run again to resume)", judge->error,
-                battle_map_count(&cache->map), cache->path);
+                (int)hmlen(cache->slots), cache->path);
         }
         double now = wall_seconds();
         if (show && (now - last_shown > 2.0 || start + k == m)) {
@@ -878,6 +986,9 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
             last_shown = now;
         }
     }
+    free(member_p);
+    free(line_members);
+    free(sums);
     free(missing);
     free(ask);
 }

@@ -17,19 +17,25 @@
  *                         -> σ(logit) = P(a beats b)
  *   model:PATH,pointwise  our checkpoint of a cross-encoder: P = F(z_a − z_b), F the
  *                         Thurstone link (the scale its targets ½(1 + erf(s)) were fitted on)
- * and ensembles joined by '+', e.g. "bm25+dense" (equal weights; how they combine is in
- * judges/judge.c). A '+' splits the spec only where a judge name follows it, so that a path or a
- * command may hold a '+'; a cmd member takes the rest of the spec, so put it last.
+ * and ensembles joined by '+', e.g. "bm25+dense", whose members' answers combine by a rule
+ * (JudgeCombine below: the mean of their probabilities, or the paper's vote). A '+' splits the
+ * spec only where a judge name follows it, so that a path or a command may hold a '+'; a cmd
+ * member takes the rest of the spec, so put it last.
  *
  * Judgment files (file:PATH, and the cache below) hold one JSON object per line:
  *   {"query_id": "q1", "doc_a": "d7", "doc_b": "d3", "p": 0.7}
- * with "query_id_b" added for a cross-query battle and an optional "judge" (its name).
- * Several lines for one battle are averaged; a line for (b, a) answers (a, b) as 1 − p.
+ * with "query_id_b" added for a cross-query battle, an optional "judge" (its name) and, for an
+ * ensemble, an optional "members": [p_1, ..., p_M], each member's own answer in the order of the
+ * spec (p is then their combination by the rule of the run that wrote the line). Several lines
+ * for one battle are averaged; in a file:PATH judge a line for (b, a) answers (a, b) as 1 − p.
  *
  * The cache: <run_dir>/judgments.jsonl collects every battle judged, in the same format
  * with "judge" set to judge_describe() (the spec, plus "@seed<N>" when a member is sim,
- * whose answers depend on the seed), flushed after each batch, so that an interrupted
- * run resumes without asking again. A line cut short at the end of the file (a kill in
+ * whose answers depend on the seed) and, for an ensemble, "members", flushed after each batch,
+ * so that an interrupted run resumes without asking again. The answers are combined when they
+ * are read, by the run's rule: one cached judging serves both rules (the rule is not part of
+ * the judge's name). A cache line of an ensemble without "members" (written before they were
+ * kept) serves the mean only; the vote refuses it. A line cut short at the end of the file (a kill in
  * the middle of a write) is dropped with a warning; any other malformed line is an error.
  */
 #ifndef ZELO_JUDGE_H
@@ -60,6 +66,19 @@ typedef struct {
     BattleSlot* slots;    // stb_ds hash map on the key's bytes (Battle has no padding); NULL: empty
 } BattleMap;
 
+// how an ensemble turns its members' answers into one probability (--judge-combine)
+typedef enum {
+    JUDGE_COMBINE_MEAN = 0,  // the mean of the members' p (why: judge.c, judge_combine)
+    JUDGE_COMBINE_VOTE = 1,  // the paper's vote: each member's preference clamped to +1 (p > ½),
+                             // 0 (p = ½) or −1 (p < ½), averaged to v in [−1, 1], and mapped to
+                             // p = (1 + v) / 2: unanimous members give 0 or 1. A judge of
+                             // one member answers as itself under either rule.
+} JudgeCombine;
+// "mean" or "vote"
+const char* judge_combine_name(JudgeCombine rule);
+// sets *rule from its name; returns 0 on an unknown name
+int judge_combine_parse(JudgeCombine* rule, const char* name);
+
 // what judges may need; a judge that needs a missing part says so at judge_create
 typedef struct {
     const Corpus* corpus;        // always
@@ -74,6 +93,7 @@ typedef struct {
     uint64_t seed;               // sim: its noise
     const char* run_dir;         // dense: its embeddings are saved there; NULL: memory only
     double cmd_timeout_s;        // cmd: 0 for JUDGE_CMD_DEFAULT_TIMEOUT_S
+    JudgeCombine combine;        // ensembles: how the members' answers combine (0: the mean)
 } JudgeContext;
 
 // an LLM client may take minutes on a batch; a program silent for this long is hung
@@ -110,6 +130,9 @@ void judge_create(Judge* judge, const char* spec, const JudgeContext* ctx);
 // n, or fewer when a judge failed (a cmd program died, a file lacks a battle); then
 // p_out[0..returned) holds good answers and judge->error says why it stopped.
 int judge_battles(float* p_out, Judge* judge, const Battle* battles, int n);
+// the combined p of n battles into p_out (n,) from the members' answers member_p, row k (at
+// member_p + k * stride) holding member k's n answers
+void judge_combine(float* p_out, const float* member_p, int n_members, int stride, int n, JudgeCombine rule);
 // lets judges do ahead, in bulk, the work these battles will need (dense embeddings,
 // cross-encoder scores), with a progress line; judge_battles does it anyway when needed
 void judge_prepare(Judge* judge, const Battle* battles, int n);
@@ -133,10 +156,19 @@ float judge_link_antisymmetric(double x);
 // ----------------------------------------------------------------------------
 // the judgment cache
 
+// a battle of the cache and the row of its answers
+typedef struct {
+    Battle key;                  // as asked (a battle is cached in its own order)
+    int row;
+} CacheSlot;
 typedef struct {
     char* path;
     FILE* fp;                    // open for appending
-    BattleMap map;               // battle as asked -> p (a battle is cached in its own order)
+    CacheSlot* slots;            // stb_ds hash map: battle -> row
+    double* sums;                // stb_ds array (rows, n_members): each member's answers, summed over lines
+    int* counts;                 // stb_ds array (rows,): the lines read for the battle
+    unsigned char* combined_only;// stb_ds array (rows,): 1 when a line had p but no "members"
+    int n_members;
     int n_loaded;                // judgments read from the file at open
     const Judge* judge;
 } JudgeCache;
@@ -144,7 +176,8 @@ typedef struct {
 // reads path if it exists (each line must name this judge: judgments of another judge are
 // an error, never reused) and opens it for appending
 void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge);
-// 1 and *p if the battle was judged before, else 0
+// 1 and *p (the members' answers combined by the judge's rule) if the battle was judged
+// before, else 0. Dies if the vote meets a line without "members".
 int judge_cache_lookup(float* p, const JudgeCache* cache, const Battle* battle);
 void judge_cache_close(JudgeCache* cache);
 

@@ -696,6 +696,117 @@ static void test_cache(void) {
 // ----------------------------------------------------------------------------
 // ensembles and the spec
 
+// ----------------------------------------------------------------------------
+// the vote (--judge-combine vote): each member's direction, +1 (p > ½), 0 or −1, averaged to
+// v and mapped to (1 + v) / 2; the cache keeps each member's answer, so that one judging
+// serves both rules
+
+static int direction(float p) { return (p > 0.5f) - (p < 0.5f); }
+
+// cached judging of n battles by spec under a rule, into p (n,); returns the cache's lines after
+static int judge_cached_with(float* p, const char* spec, JudgeCombine rule, const char* path, const Battle* battles, int n) {
+    JudgeContext ctx = {.corpus = &corpus, .queries = &queries, .qrels = &qrels, .bm25 = &bm25, .seed = 5, .combine = rule};
+    Judge judge;
+    judge_create(&judge, spec, &ctx);
+    JudgeCache cache;
+    judge_cache_open(&cache, path, &judge);
+    judge_battles_cached(p, &judge, &cache, battles, n);
+    judge_cache_close(&cache);
+    judge_free(&judge);
+    return count_lines(path);
+}
+
+static void test_vote(void) {
+    // the rule on hand-made answers of three members (rows of stride 4)
+    const float answers[12] = {0.9f, 0.9f, 0.6f, 0.2f,   // member 0
+                               0.2f, 0.7f, 0.6f, 0.5f,   // member 1
+                               0.5f, 0.4f, 0.6f, 0.1f};  // member 2
+    const double want_vote[4] = {0.5, 4.0 / 6.0, 1.0, 1.0 / 6.0};  // (3 + Σ directions) / 6
+    float got[4];
+    judge_combine(got, answers, 3, 4, 4, JUDGE_COMBINE_VOTE);
+    for (int i = 0; i < 4; i++) { CHECK(got[i] == (float)want_vote[i], "vote of battle %d: %.9g, want %.9g", i, got[i], want_vote[i]); }
+    judge_combine(got, answers, 3, 4, 4, JUDGE_COMBINE_MEAN);
+    CHECK(fabs(got[0] - 1.6 / 3) < 1e-7 && fabs(got[3] - 0.8 / 3) < 1e-7, "mean: %.9g %.9g", got[0], got[3]);
+    judge_combine(got, answers, 1, 4, 4, JUDGE_COMBINE_VOTE);
+    CHECK(got[0] == 0.9f && got[3] == 0.2f, "vote of one member: %.9g %.9g, want it unchanged", got[0], got[3]);
+    JudgeCombine rule;
+    CHECK(judge_combine_parse(&rule, "vote") && rule == JUDGE_COMBINE_VOTE && !judge_combine_parse(&rule, "median"),
+          "judge_combine_parse");
+
+    // an ensemble under the vote answers its members' directions
+    JudgeContext ctx = {.corpus = &corpus, .queries = &queries, .qrels = &qrels, .bm25 = &bm25, .seed = 5};
+    Judge sim, bm;
+    judge_create(&sim, "sim", &ctx);
+    judge_create(&bm, "bm25", &ctx);
+    int n = 300;
+    Battle* battles = (Battle*)mallocCheck(sizeof(Battle) * (size_t)n);
+    for (int i = 0; i < n; i++) { battles[i] = (Battle){i % queries.n, (7 * i) % corpus.n, i % queries.n, (11 * i + 3) % corpus.n}; }
+    for (int i = 0; i < n; i++) {  // ordinary battles only, none against itself
+        if (battles[i].doc_a == battles[i].doc_b) { battles[i].doc_b = (battles[i].doc_b + 1) % corpus.n; }
+    }
+    float* ps = (float*)mallocCheck(sizeof(float) * (size_t)n);
+    float* pb = (float*)mallocCheck(sizeof(float) * (size_t)n);
+    float* p1 = (float*)mallocCheck(sizeof(float) * (size_t)n);
+    float* p2 = (float*)mallocCheck(sizeof(float) * (size_t)n);
+    float* p3 = (float*)mallocCheck(sizeof(float) * (size_t)n);
+    judge_battles(ps, &sim, battles, n);
+    judge_battles(pb, &bm, battles, n);
+    const char* path = TMP "/vote_cache.jsonl";
+    unlink(path);
+    int lines = judge_cached_with(p1, "sim+bm25", JUDGE_COMBINE_VOTE, path, battles, n);
+    int bad = 0, ties = 0;
+    for (int i = 0; i < n; i++) {
+        bad += p1[i] != (float)((2 + direction(ps[i]) + direction(pb[i])) / 4.0);
+        ties += p1[i] == 0.5f;
+    }
+    CHECK(bad == 0 && lines == n, "vote of sim+bm25: %d of %d battles off, %d cache lines", bad, n, lines);
+    CHECK(ties > 0 && ties < n, "vote of sim+bm25: %d ties of %d (the members should disagree on some)", ties, n);
+    // the same cache under the mean: nothing asked again, the members' mean
+    lines = judge_cached_with(p2, "sim+bm25", JUDGE_COMBINE_MEAN, path, battles, n);
+    bad = 0;
+    for (int i = 0; i < n; i++) { bad += fabs(p2[i] - 0.5 * ((double)ps[i] + pb[i])) > 1e-7; }
+    CHECK(bad == 0 && lines == n, "the vote's cache read under the mean: %d battles off, %d lines (want %d)", bad, lines, n);
+    // and back under the vote: the first answers, bit for bit
+    judge_cached_with(p3, "sim+bm25", JUDGE_COMBINE_VOTE, path, battles, n);
+    CHECK(memcmp(p1, p3, sizeof(float) * (size_t)n) == 0, "the vote from the cache differs from the vote asked");
+
+    // a line of an ensemble without "members" serves the mean, and the vote refuses it
+    write_text(path, "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.25, \"judge\": \"bm25+bm25\"}\n");
+    Battle one = {query_index("1"), doc_index("11"), query_index("1"), doc_index("12")};
+    judge_cached_with(p1, "bm25+bm25", JUDGE_COMBINE_MEAN, path, &one, 1);
+    CHECK(p1[0] == 0.25f && count_lines(path) == 1, "an old line under the mean: p %.9g, %d lines", p1[0], count_lines(path));
+    JudgeContext vote_ctx = ctx;
+    vote_ctx.combine = JUDGE_COMBINE_VOTE;
+    Judge both;
+    judge_create(&both, "bm25+bm25", &vote_ctx);
+    CachedArgs args = {&both, path, &one, 1};
+    char err[4096];
+    int status = run_in_child(judge_through_cache, &args, err, sizeof(err));
+    CHECK(status == 1 && strstr(err, "no \"members\"") && strstr(err, "--judge-combine mean"),
+          "an old line under the vote: status %d, '%s'", status, err);
+    // "members" of the wrong length, or outside [0, 1], name the line
+    const char* bad_lines[2] = {
+        "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"members\": [0.5], \"judge\": \"bm25+bm25\"}\n",
+        "{\"query_id\": \"1\", \"doc_a\": \"11\", \"doc_b\": \"12\", \"p\": 0.5, \"members\": [0.5, 1.5], \"judge\": \"bm25+bm25\"}\n",
+    };
+    const char* why[2] = {"must be an array of 2 numbers", "\"members\"[1] is not a number in [0, 1]"};
+    for (int k = 0; k < 2; k++) {
+        write_text(path, bad_lines[k]);
+        status = run_in_child(open_cache, &args, err, sizeof(err));
+        CHECK(status == 1 && strstr(err, why[k]) && strstr(err, "vote_cache.jsonl:1"), "bad members %d: status %d, '%s'",
+              k, status, err);
+    }
+    judge_free(&both);
+    judge_free(&sim);
+    judge_free(&bm);
+    free(battles);
+    free(ps);
+    free(pb);
+    free(p1);
+    free(p2);
+    free(p3);
+}
+
 static void test_ensemble(void) {
     JudgeContext ctx = {.corpus = &corpus, .queries = &queries, .qrels = &qrels, .bm25 = &bm25, .seed = 5};
     Judge both, sim, bm;
@@ -812,6 +923,7 @@ int main(void) {
     test_file();
     test_cache();
     test_ensemble();
+    test_vote();
     test_cmd();
 
     char dir[4096];

@@ -142,6 +142,29 @@ echo "cisi: training and evaluation queries: $split"
 check "... every query not held out trains, and a fifth or so of the 76 judged evaluate ($split)" \
     awk -v s="$split" 'BEGIN { split(s, n, " "); exit !(n[1] + n[2] == 112 && n[2] >= 8 && n[2] <= 25) }'
 
+# --judge-combine vote: the ensemble's answers are its members' directions averaged, in steps
+# of 1/4 for two members; the cache keeps each member's answer, so a run under the mean reuses
+# the same judging without asking again
+R="$D/vote"
+mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
+ONE="--candidates 30 --steps 1 --batch-size 16 --eval-every 100 --threads 2"
+$T --run-dir "$R" $ONE --judge sim+bm25 --judge-combine vote >"$R.out" 2>&1
+check "a --judge-combine vote run exits 0 and says how its members combine" grep -q "members combined by their vote" "$R.out"
+check "... its cache holds each member's answer, and p is their vote (0, 1/4, 1/2, 3/4 or 1)" awk '
+    { n++; if ($0 !~ /"members": \[/) bad++; match($0, /"p": [^,]*/); p = substr($0, RSTART + 5, RLENGTH - 5) + 0
+      if (p != 0 && p != 0.25 && p != 0.5 && p != 0.75 && p != 1) bad++ }
+    END { exit !(n > 0 && bad == 0) }' "$R/judgments.jsonl"
+R2="$D/vote_mean"
+mkdir -p "$R2" && cp -r "$R/synthetic" "$R/bm25.idx" "$R/candidates.bin" "$R/judgments.jsonl" "$R2/"
+$T --run-dir "$R2" $ONE --judge sim+bm25 --judge-combine mean >"$R2.out" 2>&1
+check "the same judging under the mean asks no battle again" \
+    test "$(wc -l < "$R2/judgments.jsonl")" -eq "$(wc -l < "$R/judgments.jsonl")"
+check "... and fits other ratings" test "$(cut -f4 "$R/ratings.tsv" | md5sum)" != "$(cut -f4 "$R2/ratings.tsv" | md5sum)"
+$T --run-dir "$R2" $ONE --judge sim+bm25 --judge-combine vote --resume >"$R2.vote.out" 2>&1
+check "a run whose targets were fitted under the mean refuses the vote" test $? -ne 0
+$T --run-dir "$D/vote_bad" $ONE --judge-combine median >"$D/vote_bad.out" 2>&1
+check "--judge-combine median is refused with exit status 2" test $? -eq 2
+
 # a cmd judge that never answers: --judge-timeout stops the run after that long, naming it
 R="$D/cmd_timeout"
 mkdir -p "$R" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$R/"
