@@ -48,18 +48,20 @@ SRC_TOKENIZER = tokenizer/wordpiece.c $(SRC_JSON)
 SRC_MODEL = model.c cpu/gemm.c
 SRC_WEIGHTS = io/safetensors.c io/weights.c $(SRC_MODEL) $(SRC_JSON)
 SRC_ZELO = zelo_loss.c
+# dense retrieval and the fusion of ranked lists (the hybrid candidates)
+SRC_DENSE = retrieval/dense.c retrieval/fusion.c
 SRC_BM25 = retrieval/bm25.c retrieval/analyzer.c
 SRC_DATA = io/beir.c $(SRC_JSON)
 SRC_METRICS = io/metrics.c
 HEADERS = $(wildcard *.h */*.h)
 
 PROGRAMS = train_zelo zelo_fit rerank
-TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill
+TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill test_fusion
 
 .PHONY: all test test-san bench clean fuzz fuzz-build
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
+SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 # each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
 # train_zelo and rerank with the GPU backend are built in the CUDA block below
@@ -103,18 +105,21 @@ $(BUILD)/test_beir: test/test_beir.c $(SRC_DATA) $(SRC_DS) $(HEADERS)
 $(BUILD)/test_metrics: test/test_metrics.c $(SRC_METRICS) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_metrics.c $(SRC_METRICS) $(SRC_DS) $(LDLIBS)
+$(BUILD)/test_fusion: test/test_fusion.c $(SRC_DENSE) $(SRC_MODEL) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_fusion.c $(SRC_DENSE) $(SRC_MODEL) tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
 $(BUILD)/test_synth: test/test_synth.c io/synth.c $(SRC_DATA) $(SRC_BM25) $(SRC_METRICS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_synth.c io/synth.c io/beir.c retrieval/bm25.c retrieval/analyzer.c io/metrics.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
 $(BUILD)/test_judge_cmd: test/test_judge_cmd.c judges/judge_cmd.c $(SRC_JSON) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_judge_cmd.c judges/judge_cmd.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
-$(BUILD)/test_judge: test/test_judge.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
+$(BUILD)/test_judge: test/test_judge.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_judge.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
-$(BUILD)/test_distill: test/test_distill.c judges/distill.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
+	$(CC) $(CFLAGS) -o $@ test/test_judge.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
+$(BUILD)/test_distill: test/test_distill.c judges/distill.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -o $@ test/test_distill.c judges/distill.c judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ test/test_distill.c judges/distill.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
 
 $(BUILD)/rerank_checkpoint: test/rerank_checkpoint.c $(SRC_WEIGHTS) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
@@ -268,12 +273,12 @@ FUZZ_SRC_hf_config = $(SRC_WEIGHTS)
 FUZZ_SRC_model = $(SRC_MODEL)
 FUZZ_SRC_optimizer = $(SRC_MODEL)
 FUZZ_SRC_bm25 = $(SRC_BM25)
-FUZZ_SRC_dense = retrieval/dense.c $(SRC_MODEL) $(SRC_TOKENIZER)
+FUZZ_SRC_dense = $(SRC_DENSE) $(SRC_MODEL) $(SRC_TOKENIZER)
 FUZZ_SRC_tokenizer_load = $(SRC_TOKENIZER)
 FUZZ_SRC_tokenize = $(SRC_TOKENIZER)
 FUZZ_SRC_trec = $(SRC_METRICS)
 FUZZ_SRC_judgments = $(SRC_ZELO) $(SRC_JSON)                 # includes zelo_fit.c
-FUZZ_SRC_judge_file = judges/judge.c retrieval/dense.c judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c \
+FUZZ_SRC_judge_file = judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c \
                       io/safetensors.c io/weights.c $(SRC_MODEL) $(SRC_TOKENIZER)
 FUZZ_SRC_cmd_answers = $(SRC_JSON)                           # includes judges/judge_cmd.c
 FUZZ_SRC_train = $(filter-out train.c,$(SRC_TRAIN))          # includes train.c

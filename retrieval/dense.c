@@ -9,6 +9,7 @@
 #include <stb/stb_ds.h>
 #include "retrieval/dense.h"
 #include "common/utils.h"
+#include "retrieval/fusion.h"
 
 #define DENSE_MAGIC 20251101
 #define DENSE_VERSION 2  // 2: the model hash leaves out the pooler and the classifier
@@ -115,6 +116,13 @@ static uint64_t fnv1a64(uint64_t h, const void* data, size_t len) {
 }
 #define FNV64_START 14695981039346656037ull
 
+uint64_t dense_model_hash(const BertModel* model) {
+    // only the tensors mean pooling reads: a checkpoint without a pooler or classifier gets
+    // them at random from --seed, and a new seed must not make its embeddings look stale
+    size_t used = (size_t)((const char*)model->params.poolw - (const char*)model->params_memory);
+    return fnv1a64(FNV64_START, model->params_memory, used);
+}
+
 void dense_store_init(DenseStore* store, const BertModel* model, const char* const* texts, int n_items, int max_len) {
     memset(store, 0, sizeof(*store));
     store->n_items = n_items;
@@ -124,10 +132,7 @@ void dense_store_init(DenseStore* store, const BertModel* model, const char* con
     // the NUL is hashed too, so that moving a byte from one text to the next changes the hash
     for (int i = 0; i < n_items; i++) { h = fnv1a64(h, texts[i], strlen(texts[i]) + 1); }
     store->text_hash = h;
-    // only the tensors mean pooling reads: a checkpoint without a pooler or classifier gets
-    // them at random from --seed, and a new seed must not make its embeddings look stale
-    size_t used = (size_t)((const char*)model->params.poolw - (const char*)model->params_memory);
-    store->model_hash = fnv1a64(FNV64_START, model->params_memory, used);
+    store->model_hash = dense_model_hash(model);
     store->row_of = (int*)mallocCheck(sizeof(int) * (size_t)(n_items > 0 ? n_items : 1));
     for (int i = 0; i < n_items; i++) { store->row_of[i] = -1; }
 }
@@ -244,4 +249,28 @@ void dense_store_free(DenseStore* store) {
     arrfree(store->item_of);
     arrfree(store->rows);
     memset(store, 0, sizeof(*store));
+}
+
+// queries scored per matrix product: their (64, n_items) block of scores stays a few MB
+#define DENSE_SEARCH_QUERIES 64
+
+void dense_search(int* item_out, float* score_out, const DenseStore* store, const float* queries, int nq, int K) {
+    int N = store->n_items, C = store->C;
+    if (store->n != N) { die("dense_search: the store holds %d of its %d items; fill it with every one first", store->n, N); }
+    // the rows in item order, so that a product's column is an item index
+    float* by_item = (float*)mallocCheck(sizeof(float) * (size_t)N * C);
+    for (int i = 0; i < N; i++) { memcpy(by_item + (size_t)i * C, dense_store_row(store, i), sizeof(float) * (size_t)C); }
+    float* zero = (float*)callocCheck((size_t)N, sizeof(float));
+    float* scores = (float*)mallocCheck(sizeof(float) * (size_t)DENSE_SEARCH_QUERIES * N);
+    for (int q0 = 0; q0 < nq; q0 += DENSE_SEARCH_QUERIES) {
+        int m = nq - q0 < DENSE_SEARCH_QUERIES ? nq - q0 : DENSE_SEARCH_QUERIES;
+        linear_forward(scores, queries + (size_t)q0 * C, by_item, zero, m, C, N);  // (m, N)
+        #pragma omp parallel for schedule(dynamic)
+        for (int i = 0; i < m; i++) {
+            top_k(item_out + (size_t)(q0 + i) * K, score_out + (size_t)(q0 + i) * K, scores + (size_t)i * N, N, K);
+        }
+    }
+    free(by_item);
+    free(zero);
+    free(scores);
 }

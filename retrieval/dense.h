@@ -5,7 +5,8 @@
  * [SEP] included, as sentence-transformers' mean pooling does with its attention mask),
  * and the mean is L2-normalised, so that the dot product of two rows is their cosine.
  *
- * Used by the dense judge and by train_zelo to rank by dense similarity.
+ * Used by the dense judge, by train_zelo to rank by dense similarity, and by its dense and
+ * hybrid candidates (dense_search below).
  *
  * A DenseStore keeps the embeddings of some items of one collection (documents or
  * queries), computed once each. It can be saved to and loaded from a file, little-endian:
@@ -49,6 +50,8 @@ typedef struct {
     float* rows;            // stb_ds array (n, C)
 } DenseStore;
 
+// FNV-1a 64 of the model's parameters that mean pooling reads (a store's model fingerprint)
+uint64_t dense_model_hash(const BertModel* model);
 // an empty store for the texts[0..n_items) of a collection embedded by model
 void dense_store_init(DenseStore* store, const BertModel* model, const char* const* texts,
                       int n_items, int max_len);
@@ -65,5 +68,12 @@ void dense_store_save(const DenseStore* store, const char* path);
 // naming the file on a mismatch). Returns 0, changing nothing, when the file does not exist.
 int dense_store_load(DenseStore* store, const char* path);
 void dense_store_free(DenseStore* store);
+
+// exact dense retrieval: for each of nq query embeddings, the K items of the store with the
+// highest dot product, best first, equal scores by item index; places past the store's items
+// get -1 and score 0. The store must hold every item of its collection. The dot products are
+// matrix products in fp32 (model.h's linear_forward), 64 queries at a time.
+void dense_search(int* item_out /* (nq, K) */, float* score_out /* (nq, K) */, const DenseStore* store,
+                  const float* queries /* (nq, C) */, int nq, int K);
 
 #endif // ZELO_DENSE_H

