@@ -40,6 +40,31 @@ ifeq ($(NO_CUDA)$(SAN),)
   endif
 endif
 
+# MPI (common/dist.c): train_zelo runs as several processes (mpirun -np N ./train_zelo) when a
+# program calling MPI compiles and links here with the flags the MPI compiler wrapper reports
+# (Open MPI's mpicc --showme), or pkg-config's (ompi-c, mpich, mpi). NO_MPI=1 leaves it out, and
+# so does the sanitizer pass (the library's own allocations would count as leaks); without it
+# train_zelo is one process. NCCL (gradients summed across GPUs) joins when the GPU backend is
+# built too and nvcc links and runs a program calling it (dev/probe_nccl.cu).
+ifeq ($(NO_MPI)$(SAN),)
+  MPI_FLAGS := $(shell (mpicc --showme:compile && mpicc --showme:link) 2>/dev/null || pkg-config --cflags --libs ompi-c 2>/dev/null \
+                 || pkg-config --cflags --libs mpich 2>/dev/null || pkg-config --cflags --libs mpi 2>/dev/null)
+  MPI_CFLAGS := $(filter -I% -D% -pthread,$(MPI_FLAGS))
+  MPI_LIBS := $(filter-out -I% -D%,$(MPI_FLAGS))
+  MPI_PROBE := $(shell $(CC) $(MPI_CFLAGS) dev/probe_mpi.c $(MPI_LIBS) -o /dev/null 2>/dev/null && echo yes)
+endif
+ifeq ($(MPI_PROBE),yes)
+  DIST_CFLAGS = -DUSE_MPI $(MPI_CFLAGS)
+  DIST_LIBS = $(MPI_LIBS)
+  ifeq ($(CUDA_PROBE),yes)
+    NCCL_PROBE := $(shell $(NVCC) dev/probe_nccl.cu -lnccl -o $(BUILD)/probe_nccl 2>/dev/null && $(BUILD)/probe_nccl && echo yes)
+  endif
+  ifeq ($(NCCL_PROBE),yes)
+    DIST_CFLAGS += -DUSE_NCCL -isystem $(abspath $(dir $(NVCC))..)/include
+    DIST_LIBS += -lnccl
+  endif
+endif
+
 # ---- sources of each module (headers beside them) ----
 # stb_ds's functions (Debian libstb-dev), which every program and test links
 SRC_DS = common/stb_ds.c
@@ -59,13 +84,13 @@ TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo tes
 .PHONY: all test test-san bench clean fuzz fuzz-build
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
+SRC_TRAIN = train.c common/dist.c io/beir.c retrieval/bm25.c retrieval/analyzer.c retrieval/dense.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 # each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
 # train_zelo and rerank with the GPU backend are built in the CUDA block below
 $(if $(CUDA_PROBE),,train_zelo) $(BUILD)/train_zelo: $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DIST_CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS) $(DIST_LIBS)
 
 zelo_fit $(BUILD)/zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
@@ -230,9 +255,11 @@ $(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
 $(BUILD)/gpu/model_cuda.o: kernels/model_cuda.cu $(wildcard kernels/*.cuh) $(HEADERS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -c -o $@ $<
+# common/dist.c alone calls MPI (and NCCL)
+$(BUILD)/c_obj/common/dist.o: CFLAGS += $(DIST_CFLAGS)
 ifeq ($(CUDA_PROBE),yes)
 train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_LIBS)
 rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
 	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
 endif
@@ -240,7 +267,7 @@ $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERN
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CXXFLAGS) -c -o $@ -x c++ $<
 $(BUILD)/train_zelo_emu: $(TRAIN_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
-	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
+	$(CXX) -fopenmp -o $@ $^ $(LDLIBS) $(DIST_LIBS)
 $(BUILD)/rerank_emu: $(RERANK_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
 # ---- end of the CUDA emulator block ----
@@ -290,7 +317,7 @@ $(BUILD)/fuzz_make_seeds: dev/fuzz/make_seeds.c dev/fuzz/tiny.h $(SRC_TRAIN) $(S
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
 	@export FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC); status=0; $(if $(NVCC),$(MAKE) --no-print-directory nvcc_check || status=1;) \
-	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) \
+	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh test/test_mpi.sh $(CUDA_EMU_SCRIPTS) \
 	    dev/fuzz/run.sh || status=1; \
 	$(MAKE) --no-print-directory test-san || status=1; exit $$status
 

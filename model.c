@@ -1053,6 +1053,19 @@ static double sum_of_squares(const float* x, size_t n) {
     return total;
 }
 
+float* bert_grad_buffer(BertModel* model, void** device_stream) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        if (model->cuda->grads_memory == NULL) { die("bert_grad_buffer: no gradients (call bert_backward first)"); }
+        *device_stream = model->cuda->stream;
+        return model->cuda->grads_memory;
+    }
+#endif
+    if (model->grads_memory == NULL) { die("bert_grad_buffer: no gradients (call bert_backward first)"); }
+    *device_stream = NULL;
+    return model->grads_memory;
+}
+
 float bert_clip_grad_norm(BertModel* model, float max_norm) {
 #ifdef USE_CUDA
     if (ON_DEVICE(model)) { return bert_cuda_clip_grad_norm(model->cuda, max_norm); }

@@ -189,6 +189,11 @@ void bert_infer(BertModel* model, const int* ids, const int* types, const int* s
 // be NULL when the loss does not use that output
 void bert_backward(BertModel* model, const float* dlogits, const float* dembeddings);
 void bert_zero_grad(BertModel* model);
+// the flat gradient buffer (num_parameters floats, the parameters' order) wherever the model
+// runs, so that several processes can sum it between bert_backward and bert_clip_grad_norm;
+// *device_stream gets the device's stream (a cudaStream_t) for a model on the GPU, NULL for
+// one on the CPU. Dies before the first bert_backward (no gradients yet).
+float* bert_grad_buffer(BertModel* model, void** device_stream);
 // scales all gradients so that their global L2 norm is at most max_norm (when max_norm > 0);
 // returns the norm before clipping
 float bert_clip_grad_norm(BertModel* model, float max_norm);

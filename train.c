@@ -34,6 +34,7 @@
 #include "judges/judge.h"
 #include "io/metrics.h"
 #include "model.h"
+#include "common/dist.h"
 #include "common/progress.h"
 #include "retrieval/score.h"
 #include "io/synth.h"
@@ -124,6 +125,8 @@ static void usage(FILE* fp) {
 "usage: train_zelo [options]\n"
 "Trains a cross-encoder reranker with zELO. Without --data it runs the whole method on a\n"
 "built-in synthetic collection with the simulated judge and a small random model.\n"
+"Run as several processes with mpirun -np P ./train_zelo (a build with MPI): every stage\n"
+"is shared out, rank 0 prints and writes the run directory, which all ranks must see.\n"
 "\n"
 "data and run\n"
 "  --data DIR            BEIR collection (corpus.jsonl, queries.jsonl, qrels/*.tsv)\n"
@@ -161,7 +164,8 @@ static void usage(FILE* fp) {
 "  --layers N --hidden N --heads N --intermediate N   the random model [2, 128, 4, 512]\n"
 "  --loss mse|bce|pairwise|listwise   training loss [mse, the paper's]\n"
 "  --max-len N           tokens per (query, document) sequence [256; 128 synthetic]\n"
-"  --batch-size N        sequences per micro-batch [32]\n"
+"  --batch-size N        sequences per micro-batch of each process [32]; with mpirun -np P\n"
+"                        a step trains on P x N x --grad-accum sequences\n"
 "  --group-size N        documents of one query in a batch [8]\n"
 "  --grad-accum N        micro-batches per optimizer step [1]\n"
 "  --steps N             optimizer steps [one epoch over the training items; 2000\n"
@@ -296,7 +300,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_STOP_AT: o->stop_at = parse_int_option("stop-at", optarg, 1, 1 << 30); break;
             case O_DISTILL: o->distill = parse_int_option("distill", optarg, 0, 1 << 30); break;
             case O_DISTILL_STEPS: o->distill_steps = parse_int_option("distill-steps", optarg, 1, 1 << 30); break;
-            case 'h': usage(stdout); exit(0);
+            case 'h': usage(stdout); dist_finalize(); exit(0);
             default: usage(stderr); exit(2);
         }
     }
@@ -360,6 +364,18 @@ static int float_bits(float f) {
 }
 
 // ----------------------------------------------------------------------------
+// several processes (common/dist.h): rank 0 writes the run directory, which every rank reads
+// (one filesystem, as for --resume); each stage's work is shared out by blocks of items
+
+// whether path exists, as rank 0 sees it: every rank then takes the same branch of a stage (a
+// rank that looked after rank 0 wrote the file would read it while the others compute it)
+static int file_exists_on_rank0(const char* path) {
+    int exists = dist.rank == 0 ? file_exists(path) : 0;
+    dist_broadcast(&exists, sizeof(exists), 0);
+    return exists;
+}
+
+// ----------------------------------------------------------------------------
 // the collection and its split into training and evaluation queries
 
 typedef struct {
@@ -383,12 +399,15 @@ static void collection_load(Collection* c, const Options* o) {
     } else {
         joinPathCheck(c->dir, sizeof(c->dir), o->run_dir, "synthetic");
         joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
-        if (!file_exists(path)) {
-            SynthConfig sc;
-            synth_default_config(&sc);
-            sc.seed = o->seed;
-            printf("no --data: generating the built-in synthetic collection in %s\n", c->dir);
-            synth_write_collection(c->dir, &sc);
+        if (!file_exists_on_rank0(path)) {  // rank 0 writes it, the others wait to read it
+            if (dist.rank == 0) {
+                SynthConfig sc;
+                synth_default_config(&sc);
+                sc.seed = o->seed;
+                printf("no --data: generating the built-in synthetic collection in %s\n", c->dir);
+                synth_write_collection(c->dir, &sc);
+            }
+            dist_barrier();
         }
     }
     joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
@@ -444,6 +463,20 @@ static const Qrels* collection_judge_qrels(const Collection* c) {
     return c->has_train_split ? &c->train_qrels : &c->eval_qrels;
 }
 
+// the processes of the run, said once. A GPU run of several processes takes one GPU per
+// process (by local rank), before anything is placed on a GPU, and needs NCCL to sum gradients.
+static void processes_setup(Device device) {
+    printf("processes: %d, MPI: %s%s\n", dist.size, dist_describe(),
+           dist.size > 1 ? "; rank 0 prints and writes the run directory" : "");
+    if (device == DEVICE_CUDA && dist.size > 1) {
+        if (!dist_has_nccl()) {
+            die("--device cuda with %d processes needs NCCL to sum the gradients across GPUs, which this build "
+                "lacks; build where nccl.h and libnccl are found beside nvcc, or use --device cpu", dist.size);
+        }
+        dist_bind_gpu();
+    }
+}
+
 // ----------------------------------------------------------------------------
 // stage 1: BM25 top-K candidates of every query
 
@@ -464,7 +497,9 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
     cand->K = K;
     cand->docs = (int*)mallocCheck((size_t)nq * K * sizeof(int));
     cand->scores = (float*)mallocCheck((size_t)nq * K * sizeof(float));
-    // the index is kept for the bm25 judge even when the candidates are already there
+    // the index is kept for the bm25 judge even when the candidates are already there; rank 0
+    // builds a missing one, the others read it
+    if (!file_exists_on_rank0(idx_path) && dist.rank != 0) { dist_barrier(); }
     if (file_exists(idx_path)) {
         bm25_load(index, idx_path);
         if (index->n_docs != c->corpus.n) { die("%s indexes %d documents, the corpus has %d; delete it", idx_path, index->n_docs, c->corpus.n); }
@@ -477,8 +512,9 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
         free(texts);
         bm25_save(index, idx_path);
         printf("bm25: indexed %d documents (%d terms) in %.2fs\n", index->n_docs, index->n_terms, wall_seconds() - t0);
+        dist_barrier();
     }
-    if (file_exists(path)) {
+    if (file_exists_on_rank0(path)) {
         FILE* fp = fopenCheck(path, "rb");
         int64_t len = fileLengthCheck(fp, path);
         int header[256];
@@ -503,12 +539,18 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
         printf("bm25: candidates read from %s\n", path);
         return;
     }
+    // each rank searches its block of the queries; a query's top-K depends on it alone
     double t0 = wall_seconds();
-    const char** texts = (const char**)mallocCheck((size_t)nq * sizeof(char*));
-    for (int q = 0; q < nq; q++) { texts[q] = beir_text(&c->queries, q); }
-    bm25_search(cand->docs, cand->scores, index, texts, nq, K);
+    int64_t q0, q1;
+    dist_share(&q0, &q1, nq, dist.rank);
+    const char** texts = (const char**)mallocCheck((size_t)(q1 > q0 ? q1 - q0 : 1) * sizeof(char*));
+    for (int64_t q = q0; q < q1; q++) { texts[q - q0] = beir_text(&c->queries, (int)q); }
+    bm25_search(cand->docs + q0 * K, cand->scores + q0 * K, index, texts, (int)(q1 - q0), K);
     free(texts);
+    dist_allgather_blocks(cand->docs, nq, (size_t)K * sizeof(int));
+    dist_allgather_blocks(cand->scores, nq, (size_t)K * sizeof(float));
     printf("bm25: top-%d of %d queries in %.2fs\n", K, nq, wall_seconds() - t0);
+    if (dist.rank != 0) { return; }
     int header[256] = {0};
     memcpy(header, want, sizeof(want));
     AtomicFile af;
@@ -705,7 +747,7 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     const char** rel_ids = (const char**)mallocCheck((size_t)(max_rel > 0 ? max_rel : 1) * sizeof(char*));
     FILE* run = NULL;
     AtomicFile af;
-    if (run_file != NULL) { run = atomicOpen(&af, run_file, "w"); }
+    if (run_file != NULL && dist.rank == 0) { run = atomicOpen(&af, run_file, "w"); }
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
         int n = candidates_count(cand, q);
@@ -726,7 +768,7 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     return mean;
 }
 
-// the model's scores of every evaluation query's candidates: (n_eval, K)
+// the model's scores of every evaluation query's candidates: (n_eval, K), on every rank
 static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const Candidates* cand) {
     int K = cand->K;
     float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
@@ -737,8 +779,12 @@ static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok
         int q = c->eval_queries[i];
         for (int j = 0; j < candidates_count(cand, q); j++) { qs[n] = q; ds[n] = cand->docs[(size_t)q * K + j]; n++; }
     }
+    // each rank scores its block of the pairs
     float* flat = (float*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(float));
-    score_pairs(flat, model, b, tok, &c->queries, &c->corpus, qs, ds, (int)n, "evaluating");
+    int64_t a, z;
+    dist_share(&a, &z, n, dist.rank);
+    score_pairs(flat + a, model, b, tok, &c->queries, &c->corpus, qs + a, ds + a, (int)(z - a), "evaluating");
+    dist_allgather_blocks(flat, n, sizeof(float));
     n = 0;
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
@@ -832,6 +878,8 @@ typedef struct {
     int* group_start;   // (G + 1,)
     int num_groups;
     int num_pairs;      // judged pairs with both documents in the same group
+    // the same three counts over the whole step's groups, every rank's (several processes)
+    int all_n, all_groups, all_pairs;
     int* pair_a;        // (cap_pairs,) sequence indices in the batch
     int* pair_b;
     float* pair_p;
@@ -857,14 +905,20 @@ static void microbatch_free(MicroBatch* mb) {
 }
 
 // fills the micro-batch from its own seeded generator: the batch of step s is the same
-// whether the run went straight through or was resumed, which --resume's promise needs
+// whether the run went straight through or was resumed, which --resume's promise needs.
+// Several processes: the step draws groups x dist.size groups in order and rank r keeps the
+// r-th run of `groups` of them, so the step's sequences are those of one process whose
+// --batch-size is the sum of the ranks'. Each rank draws (and counts) them all, as the others'
+// groups shape the generator's stream; room for one group more than it keeps (microbatch_init).
 static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int group_size, uint64_t seed, int step, int micro) {
     ZeloRng rng;
     zelo_rng_seed(&rng, seed ^ (0xA24BAED4963EE407ull * (uint64_t)(step + 1)) ^ (0x9FB21C651E98DF25ull * (uint64_t)(micro + 1)));
     mb->n = 0;
     mb->num_groups = 0;
     mb->num_pairs = 0;
-    for (int g = 0; g < groups; g++) {
+    mb->all_n = mb->all_groups = mb->all_pairs = 0;
+    for (int g = 0; g < groups * dist.size; g++) {
+        int n0 = mb->n, pairs0 = mb->num_pairs;
         int i = zelo_rng_below(&rng, t->n);
         int nd = t->num_docs[i];
         int want = group_size < nd ? group_size : nd;
@@ -900,8 +954,43 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
             mb->num_pairs++;
         }
         mb->n += taken;
+        mb->all_n += taken;
+        mb->all_groups++;
+        mb->all_pairs += mb->num_pairs - pairs0;
+        if (g / groups != dist.rank) {  // another rank's group: drawn, counted, not kept
+            mb->n = n0;
+            mb->num_pairs = pairs0;
+            mb->num_groups--;
+        }
     }
     mb->group_start[mb->num_groups] = mb->n;
+}
+
+// this rank's share of what the step's loss averages over (sequences, groups or pairs): its
+// batch_loss, a mean over its own, times this share is its part of the step's mean. Exactly 1
+// in one process.
+static double loss_share(const MicroBatch* mb, LossKind loss) {
+    switch (loss) {
+        case LOSS_MSE: case LOSS_BCE: return mb->all_n > 0 ? (double)mb->n / mb->all_n : 0.0;
+        case LOSS_LISTWISE: return mb->all_groups > 0 ? (double)mb->num_groups / mb->all_groups : 0.0;
+        case LOSS_PAIRWISE: return mb->all_pairs > 0 ? (double)mb->num_pairs / mb->all_pairs : 0.0;
+    }
+    return 0.0;
+}
+
+// the sum over the ranks of the gradients (each already its share of the step's mean), the
+// step's loss and its tokens: every rank then holds the step's mean gradient and takes the same
+// AdamW step. On GPUs through NCCL, on CPUs through MPI; nothing in one process.
+static void gradients_sum(BertModel* model, double* loss, int64_t* tokens) {
+    if (dist.size == 1) { return; }
+    void* stream = NULL;
+    float* grads = bert_grad_buffer(model, &stream);
+    if (stream != NULL) { dist_allreduce_sum_device(grads, model->num_parameters, stream); }
+    else { dist_allreduce_sum_float(grads, model->num_parameters); }
+    double both[2] = { *loss, (double)*tokens };
+    dist_allreduce_sum_double(both, 2);
+    *loss = both[0];
+    *tokens = (int64_t)both[1];
 }
 
 // the loss of the batch and dloss/dlogit
@@ -1017,7 +1106,9 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
     s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
-    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size);
+    // the step's sequences over all processes (--batch-size is per process): a run may resume on
+    // another number of processes whose batches add up to the same step (microbatch_sample)
+    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size * dist.size);
     s[n].option = "--group-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->group_size);
     s[n].option = "--grad-accum"; snprintf(s[n++].value, sizeof(s->value), "%d", o->grad_accum);
     s[n].option = "--max-len"; snprintf(s[n++].value, sizeof(s->value), "%d", o->max_len);
@@ -1210,6 +1301,123 @@ static void model_init(BertModel* model, const Options* o, const Tokenizer* tok,
 }
 
 // ----------------------------------------------------------------------------
+// judging and the rating fit, shared out
+
+// battles each rank asks per round of judge_battles_shared: what an interrupted run can lose
+#define JUDGE_ROUND 64
+
+// judge_battles_cached with the battles the cache lacks shared out: in rounds of JUDGE_ROUND
+// battles per rank, each rank asks its own judge (a cmd judge: its own program) its block of
+// the round; rank 0 gathers the answers, appends them to the cache (open on rank 0 only) and
+// flushes it, so that an interrupted run asks again at most one round. A battle's answer
+// depends on the battle alone (the sim judge seeds each battle from its own hash), so N ranks
+// answer as one process does. Every rank ends with all n answers.
+static void judge_battles_shared(float* p_out, Judge* judge, JudgeCache* cache, const Battle* battles, int n) {
+    if (dist.size == 1) {
+        judge_battles_cached(p_out, judge, cache, battles, n);
+        return;
+    }
+    int* missing = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+    int m = 0;
+    if (dist.rank == 0) {
+        for (int i = 0; i < n; i++) {
+            if (!judge_cache_lookup(&p_out[i], cache, &battles[i])) { missing[m++] = i; }
+        }
+    }
+    dist_broadcast(&m, sizeof(m), 0);
+    dist_broadcast(missing, (size_t)m * sizeof(int), 0);
+    // this rank's block of every round, prepared in bulk (dense embeddings, model scores)
+    int64_t round = (int64_t)JUDGE_ROUND * dist.size;
+    Battle* mine = (Battle*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(Battle));
+    int n_mine = 0;
+    for (int64_t start = 0; start < m; start += round) {
+        int64_t a, b;
+        dist_share(&a, &b, m - start < round ? m - start : round, dist.rank);
+        for (int64_t i = a; i < b; i++) { mine[n_mine++] = battles[missing[start + i]]; }
+    }
+    if (n_mine > 0) { judge_prepare(judge, mine, n_mine); }
+    float* answers = (float*)mallocCheck((size_t)round * sizeof(float));
+    int64_t* got = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    int64_t* displs = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    Progress progress;
+    progress_begin(&progress, "judging", m);
+    for (int64_t start = 0, at = 0; start < m; start += round) {
+        int64_t len = m - start < round ? m - start : round, a, b;
+        dist_share(&a, &b, len, dist.rank);
+        int asked = (int)(b - a);
+        int answered = judge_battles(answers + a, judge, mine + at, asked);
+        at += asked;
+        dist_allgather_int64(got, answered);
+        int failed = 0;
+        for (int r = 0; r < dist.size; r++) {
+            dist_share(&displs[r], &b, len, r);
+            if (got[r] < b - displs[r]) { failed = 1; }
+        }
+        dist_gatherv(answers, displs, got, sizeof(float), 0);
+        if (dist.rank == 0) {
+            for (int r = 0; r < dist.size; r++) {
+                for (int64_t i = displs[r]; i < displs[r] + got[r]; i++) {
+                    int e = missing[start + i];
+                    p_out[e] = answers[i];
+                    judge_cache_add(cache, &battles[e], answers[i]);
+                }
+            }
+            judge_cache_flush(cache);
+        }
+        if (failed) {
+            dist_barrier();  // the answers that came are in the cache now
+            if (answered < asked) {
+                die("%s\n(the battles judged so far are saved in %s; run again to resume)", judge->error,
+                    dist.rank == 0 ? cache->path : "the run directory's judgment cache");
+            }
+            // a rank whose judge failed has just ended the job (die aborts every rank): wait for it
+            dist_barrier();
+        }
+        progress_update(&progress, start + len);
+    }
+    dist_broadcast(p_out, (size_t)n * sizeof(float), 0);
+    free(missing); free(mine); free(answers); free(got); free(displs);
+}
+
+// zelo_fit_ratings with the queries shared out by blocks: each query's fit depends on its own
+// battles alone, so the ratings are one process's bits. Returns the queries that did not
+// converge, over all ranks; dies naming the query on invalid input.
+static int fit_ratings_shared(double* e, ZeloFitStatus* status, const ZeloPairs* pairs, const ZeloFitConfig* fit) {
+    int64_t q0, q1;
+    dist_share(&q0, &q1, pairs->num_queries, dist.rank);
+    // this rank's queries as a ZeloPairs of their own, offsets counted from their first
+    int nq = (int)(q1 - q0);
+    int64_t* doc_start = (int64_t*)mallocCheck((size_t)(nq + 1) * sizeof(int64_t));
+    int64_t* pair_start = (int64_t*)mallocCheck((size_t)(nq + 1) * sizeof(int64_t));
+    for (int i = 0; i <= nq; i++) {
+        doc_start[i] = pairs->doc_start[q0 + i] - pairs->doc_start[q0];
+        pair_start[i] = pairs->pair_start[q0 + i] - pairs->pair_start[q0];
+    }
+    int64_t p0 = pairs->pair_start[q0], d0 = pairs->doc_start[q0];
+    ZeloPairs block = { nq, doc_start, pair_start, pairs->a + p0, pairs->b + p0, pairs->p + p0, NULL };
+    ZeloPairError err;
+    if (zelo_fit_ratings(e + d0, status + q0, &err, &block, fit) < 0) {
+        die("rating fit: query %lld, pair %lld: %s", (long long)(q0 + err.query), (long long)(p0 + err.pair), err.message);
+    }
+    free(doc_start);
+    free(pair_start);
+    int64_t* displs = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    int64_t* counts = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    for (int r = 0; r < dist.size; r++) {
+        int64_t a, b;
+        dist_share(&a, &b, pairs->num_queries, r);
+        displs[r] = pairs->doc_start[a];
+        counts[r] = pairs->doc_start[b] - pairs->doc_start[a];
+    }
+    dist_gatherv(e, displs, counts, sizeof(double), -1);
+    free(displs); free(counts);
+    dist_allgather_blocks(status, pairs->num_queries, sizeof(ZeloFitStatus));
+    int failed = 0;
+    for (int q = 0; q < pairs->num_queries; q++) { failed += !status[q].converged; }
+    return failed;
+}
+
+// ----------------------------------------------------------------------------
 // the paper's second stage: the judge answers a sample of the battles, a pairwise model
 // learns its answers, then judges every battle (cheaply, where the judge is an LLM ensemble)
 
@@ -1228,7 +1436,9 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
     char student_path[4096], cache_path[4096];
     joinPathCheck(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
     joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
-    if (!file_exists(student_path)) {
+    // rank 0 trains the student (one process, its teacher cache open there); every rank then
+    // judges its share of the battles with it
+    if (!file_exists_on_rank0(student_path) && dist.rank == 0) {
         // the teacher's sample: a seeded partial shuffle of the battles
         int m = o->distill < n ? o->distill : n;
         int* order = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
@@ -1265,6 +1475,7 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
         bert_free(&student);
         free(order); free(sample); free(sample_p);
     }
+    dist_barrier();
     char spec[4200];
     snprintf(spec, sizeof(spec), "model:%s,pairwise", student_path);
     JudgeContext ctx = teacher->ctx;
@@ -1273,10 +1484,10 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
     Judge student_judge;
     judge_create(&student_judge, spec, &ctx);
     JudgeCache cache;
-    judge_cache_open(&cache, cache_path, &student_judge);
+    if (dist.rank == 0) { judge_cache_open(&cache, cache_path, &student_judge); }
     printf("distill: the pairwise student judges all %d battles\n", n);
-    judge_battles_cached(p_out, &student_judge, &cache, battles, n);
-    judge_cache_close(&cache);
+    judge_battles_shared(p_out, &student_judge, &cache, battles, n);
+    if (dist.rank == 0) { judge_cache_close(&cache); }
     judge_free(&student_judge);
 }
 
@@ -1291,7 +1502,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     joinPathCheck(tsv_path, sizeof(tsv_path), o->run_dir, "ratings.tsv");
     int want[12];
     targets_header(want, c, o);
-    if (file_exists(path)) {
+    if (file_exists_on_rank0(path)) {
         trainset_read(t, want, path);
         printf("targets: read from %s (%lld judged pairs)\n", path, (long long)t->pair_start[t->n]);
         return;
@@ -1324,10 +1535,10 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
             battles[e] = (Battle){ t->query[i], docs[t->pair_a[e]], t->query[i], docs[t->pair_b[e]] };
         }
     }
-    JudgeCache cache;
-    judge_cache_open(&cache, cache_path, judge);
+    JudgeCache cache;  // rank 0's: the others' answers reach the file through it
+    if (dist.rank == 0) { judge_cache_open(&cache, cache_path, judge); }
     if (o->distill > 0) { judge_distilled(t->pair_p, battles, (int)P, judge, &cache, ds); }
-    else { judge_battles_cached(t->pair_p, judge, &cache, battles, (int)P); }
+    else { judge_battles_shared(t->pair_p, judge, &cache, battles, (int)P); }
     free(battles);
     // the rating fit of every query
     double* p = (double*)mallocCheck((size_t)(P > 0 ? P : 1) * sizeof(double));
@@ -1343,8 +1554,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
     ZeloPairError err;
     double t0 = wall_seconds();
-    int failed = zelo_fit_ratings(e, status, &err, &pairs, &fit);
-    if (failed < 0) { die("rating fit: query %d, pair %lld: %s", err.query, (long long)err.pair, err.message); }
+    int failed = fit_ratings_shared(e, status, &pairs, &fit);
     printf("fit: %d queries in %.3fs (%s link, lambda %g)", t->n, wall_seconds() - t0, zelo_link_name(o->link), o->lambda);
     if (failed > 0) {
         printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
@@ -1382,13 +1592,16 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
                               t->query[x->query_b], t->docs[(size_t)x->query_b * K + x->doc_b] };
         }
         float* xp = (float*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(float));
-        judge_battles_cached(xp, judge, &cache, xb, (int)nc);
+        judge_battles_shared(xp, judge, &cache, xb, (int)nc);
         double* xpd = (double*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(double));
         for (int64_t j = 0; j < nc; j++) { xpd[j] = xp[j]; }
+        // one fit over all queries: rank 0's offsets are every rank's
         ZeloCalibrationStatus cs;
-        if (!zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
+        memset(&cs, 0, sizeof(cs));
+        if (dist.rank == 0 && !zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
             die("calibration: %s", err.message);
         }
+        dist_broadcast(b, (size_t)t->n * sizeof(double), 0);
         printf("calibration: %lld cross-query battles, offsets fitted (%s, |grad| %.1e)%s\n", (long long)nc,
                cs.fit.converged ? "converged" : "NOT converged", cs.fit.grad_inf,
                cs.uncovered > 0 ? "; some queries are in no cross-query battle: their offset is the prior's 0" : "");
@@ -1402,7 +1615,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     } else {
         printf("calibration: off (--cross-pairs 0 or one training query): offsets b = 0, ratings of different queries are not comparable\n");
     }
-    judge_cache_close(&cache);
+    if (dist.rank == 0) { judge_cache_close(&cache); }
     for (int i = 0; i < t->n; i++) {
         t->offsets[i] = (float)b[i];
         for (int j = 0; j < t->num_docs[i]; j++) {
@@ -1411,9 +1624,11 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
             t->targets[(size_t)i * K + j] = (float)zelo_target(s);
         }
     }
-    trainset_write(t, want, path);
-    trainset_write_tsv(t, c, tsv_path);
-    printf("targets: written to %s and %s\n", path, tsv_path);
+    if (dist.rank == 0) {
+        trainset_write(t, want, path);
+        trainset_write_tsv(t, c, tsv_path);
+        printf("targets: written to %s and %s\n", path, tsv_path);
+    }
     free(p); free(doc_start); free(e); free(status); free(b);
 }
 
@@ -1498,6 +1713,7 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
 }
 
 static void log_eval(FILE* log, int step, const MetricScores* m) {
+    if (log == NULL) { return; }  // ranks other than 0 keep no log
     fprintf(log, "{\"step\": %d, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
             step, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
     fflush(log);
@@ -1506,6 +1722,8 @@ static void log_eval(FILE* log, int step, const MetricScores* m) {
 int main(int argc, char** argv) {
     // progress lines go to stderr at once; keep stdout in step with them when it is a pipe
     setvbuf(stdout, NULL, _IOLBF, 0);
+    dist_init(&argc, &argv);
+    dist_mute_others();
     Options o;
     options_default(&o);
     parse_options(&o, argc, argv);
@@ -1517,6 +1735,7 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
+    processes_setup(device);
     printf("device: %s (the reranker's training and evaluation; judges and distillation run on the CPU)\n",
            device_describe(device));
 
@@ -1553,7 +1772,7 @@ int main(int argc, char** argv) {
     ctx.tokenizer = have_dense ? &dense_tok : &tok;
     ctx.max_len = o.max_len;
     ctx.cmd_timeout_s = o.judge_timeout;
-    ctx.run_dir = o.run_dir;
+    ctx.run_dir = dist.rank == 0 ? o.run_dir : NULL;  // the dense judge's embeddings: rank 0 saves its own
     ctx.seed = o.seed;
     if (!have_dense && strstr(o.judge, "dense") != NULL) {
         die("the judge '%s' has a dense member, which needs --dense-model DIR (a Hugging Face bi-encoder such as "
@@ -1571,7 +1790,8 @@ int main(int argc, char** argv) {
     int groups = o.batch_size / o.group_size;
     int64_t items = 0;
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
-    int total = o.steps > 0 ? o.steps : (int)((items + (int64_t)o.batch_size * o.grad_accum - 1) / ((int64_t)o.batch_size * o.grad_accum));
+    int64_t step_items = (int64_t)o.batch_size * o.grad_accum * dist.size;  // sequences of one step, all ranks'
+    int total = o.steps > 0 ? o.steps : (int)((items + step_items - 1) / step_items);
     // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
     // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
     int eval_every = o.eval_every > 0 ? o.eval_every : (total + 4) / 5;
@@ -1579,7 +1799,7 @@ int main(int argc, char** argv) {
     Batch batch;
     batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
     MicroBatch mb;
-    microbatch_init(&mb, o.batch_size, groups, t.K);
+    microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
     int step = 0;
     if (o.resume) {
@@ -1592,11 +1812,13 @@ int main(int argc, char** argv) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
-    if (!o.resume) { training_settings_write(&o, &c, total); }
+    // every rank has read the directory's checkpoint and settings before rank 0 writes there
+    dist_barrier();
+    if (!o.resume && dist.rank == 0) { training_settings_write(&o, &c, total); }
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
     MetricScores before;
-    int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
-    FILE* log = log_open(o.run_dir);
+    int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
+    FILE* log = dist.rank == 0 ? log_open(o.run_dir) : NULL;
 
     ResultRow rows[6];
     int n_rows = 0;
@@ -1609,7 +1831,8 @@ int main(int argc, char** argv) {
     // has embedded the candidates there, and the baseline then embeds nothing twice
     const char* judge_obstacle = judge_row_obstacle(&judge);
     const JudgeKind sole = judge.members[0].kind;
-    int judge_row = judge_obstacle == NULL && !(judge.n_members == 1 && (sole == JUDGE_BM25 || sole == JUDGE_DENSE));
+    // rank 0 alone ranks by the judge and the dense baseline: rows only it prints
+    int judge_row = dist.rank == 0 && judge_obstacle == NULL && !(judge.n_members == 1 && (sole == JUDGE_BM25 || sole == JUDGE_DENSE));
     char judge_name[300];
     MetricScores judge_mean;
     if (judge_row) {
@@ -1619,7 +1842,7 @@ int main(int argc, char** argv) {
         free(scores);
         snprintf(judge_name, sizeof(judge_name), "judge (%s)", judge_describe(&judge));
     }
-    if (have_dense) {
+    if (have_dense && dist.rank == 0) {
         scores = dense_eval_scores(&dense_model, &dense_tok, &c, &cand, o.run_dir);
         joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.dense.trec");
         rows[n_rows++] = (ResultRow){ "dense (bi-encoder cosine)", evaluate_scores(scores, &c, &cand, run_file, "dense") };
@@ -1642,7 +1865,7 @@ int main(int argc, char** argv) {
     }
 
     printf("training: %d steps of %d sequences (%d %s x %d documents) x %d micro-batch%s, %s loss\n",
-           total, o.batch_size, groups, groups == 1 ? "query" : "queries", o.group_size, o.grad_accum,
+           total, o.batch_size * dist.size, groups * dist.size, groups * dist.size == 1 ? "query" : "queries", o.group_size, o.grad_accum,
            o.grad_accum == 1 ? "" : "es",
            o.loss == LOSS_MSE ? "mse" : o.loss == LOSS_BCE ? "bce" : o.loss == LOSS_PAIRWISE ? "pairwise" : "listwise");
     Progress progress;
@@ -1661,19 +1884,23 @@ int main(int argc, char** argv) {
             microbatch_sample(&mb, &t, groups, o.group_size, o.seed, step, micro);
             batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
-            loss += batch_loss(dlogits, model.logits, &mb, o.loss) / o.grad_accum;
-            for (int i = 0; i < mb.n; i++) { dlogits[i] /= (float)o.grad_accum; }
+            double share = loss_share(&mb, o.loss);
+            loss += share * batch_loss(dlogits, model.logits, &mb, o.loss) / o.grad_accum;
+            for (int i = 0; i < mb.n; i++) { dlogits[i] = dlogits[i] * (float)share / (float)o.grad_accum; }
             bert_backward(&model, dlogits, NULL);
             tokens += batch.n_tokens;
         }
+        gradients_sum(&model, &loss, &tokens);
         float norm = bert_clip_grad_norm(&model, o.grad_clip);
         float lr = learning_rate(&o, step, total);
         bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step);
         double dt = wall_seconds() - t0;
         if (!isfinite(loss)) { die("step %d: the loss is %g; lower --lr or check the targets", step, loss); }
-        fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
-                step, loss, lr, norm, (double)tokens / dt);
-        fflush(log);
+        if (log != NULL) {
+            fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
+                    step, loss, lr, norm, (double)tokens / dt);
+            fflush(log);
+        }
         progress_update(&progress, step);
         if (step - first_step == estimate_after && step < total) {
             struct rusage ru;
@@ -1694,13 +1921,13 @@ int main(int argc, char** argv) {
             t_evals += wall_seconds() - t_eval;
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
-        if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
+        if ((step % ckpt_every == 0 || step == total || step == o.stop_at) && dist.rank == 0) {
             checkpoint_save(&model, o.run_dir, step, last_ckpt);
             last_ckpt = step;
         }
         if (step == o.stop_at && step < total) {
             printf("stopped after step %d of %d (--stop-at); continue with --resume\n", step, total);
-            fclose(log);
+            if (log != NULL) { fclose(log); }
             goto free_all; // a stopped run frees what it holds too, so a leak report means something
         }
     }
@@ -1710,6 +1937,7 @@ int main(int argc, char** argv) {
     rows[n_rows++] = (ResultRow){ "zELO-trained model", evaluate_scores(scores, &c, &cand, run_file, "zelo") };
     free(scores);
     log_eval(log, total, &rows[n_rows - 1].mean);
+    if (dist.rank != 0) { goto free_all; }  // what follows writes files and prints
     fclose(log);
     char model_path[4096];
     joinPathCheck(model_path, sizeof(model_path), o.run_dir, "model.bin");
@@ -1746,5 +1974,6 @@ free_all:
     trainset_free(&t);
     candidates_free(&cand);
     collection_free(&c);
+    dist_finalize();
     return 0;
 }

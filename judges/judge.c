@@ -840,6 +840,15 @@ void judge_cache_close(JudgeCache* cache) {
     memset(cache, 0, sizeof(*cache));
 }
 
+void judge_cache_add(JudgeCache* cache, const Battle* battle, float p) {
+    battle_map_add(&cache->map, battle, p);
+    write_judgment(cache->fp, &cache->judge->ctx, battle, p, cache->judge->description);
+}
+
+void judge_cache_flush(JudgeCache* cache) {
+    if (fflush(cache->fp) != 0) { die("could not write '%s': %s", cache->path, strerror(errno)); }
+}
+
 void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const Battle* battles, int n) {
     if (cache->judge != judge) { die("judge_battles_cached: the cache was opened for another judge"); }
     check_battles(&judge->ctx, battles, n);
@@ -859,10 +868,9 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
         int got = judge_battles(answers, judge, ask + start, k);
         for (int i = 0; i < got; i++) {
             p_out[missing[start + i]] = answers[i];
-            battle_map_add(&cache->map, &ask[start + i], answers[i]);
-            write_judgment(cache->fp, &judge->ctx, &ask[start + i], answers[i], judge->description);
+            judge_cache_add(cache, &ask[start + i], answers[i]);
         }
-        if (fflush(cache->fp) != 0) { die("could not write '%s': %s", cache->path, strerror(errno)); }
+        judge_cache_flush(cache);
         if (got < k) {
             if (show) { fprintf(stderr, "\n"); }
             die("%s\n(the %d battles judged so far are saved in %s; run again to resume)", judge->error,

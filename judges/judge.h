@@ -146,6 +146,11 @@ void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge);
 // 1 and *p if the battle was judged before, else 0
 int judge_cache_lookup(float* p, const JudgeCache* cache, const Battle* battle);
 void judge_cache_close(JudgeCache* cache);
+// records one answer of the cache's judge (in memory and as a line of the file); the line
+// reaches the disk at the next judge_cache_flush. For answers judged elsewhere (another rank).
+void judge_cache_add(JudgeCache* cache, const Battle* battle, float p);
+// flushes the appended lines; dies naming the file when the write fails
+void judge_cache_flush(JudgeCache* cache);
 
 // like judge_battles, but answers from the cache where it can, asks the judge only the
 // other battles (in batches, each appended to the cache and flushed), and shows progress
