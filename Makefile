@@ -53,15 +53,18 @@ ifeq ($(NO_MPI)$(SAN),)
   MPI_LIBS := $(filter-out -I% -D%,$(MPI_FLAGS))
   MPI_PROBE := $(shell $(CC) $(MPI_CFLAGS) dev/probe_mpi.c $(MPI_LIBS) -o /dev/null 2>/dev/null && echo yes)
 endif
+# DIST_*: common/dist.c with MPI; DIST_GPU_*: with NCCL too, for train_zelo with the GPU backend
 ifeq ($(MPI_PROBE),yes)
   DIST_CFLAGS = -DUSE_MPI $(MPI_CFLAGS)
   DIST_LIBS = $(MPI_LIBS)
+  DIST_GPU_CFLAGS = $(DIST_CFLAGS)
+  DIST_GPU_LIBS = $(DIST_LIBS)
   ifeq ($(CUDA_PROBE),yes)
     NCCL_PROBE := $(shell $(NVCC) dev/probe_nccl.cu -lnccl -o $(BUILD)/probe_nccl 2>/dev/null && $(BUILD)/probe_nccl && echo yes)
   endif
   ifeq ($(NCCL_PROBE),yes)
-    DIST_CFLAGS += -DUSE_NCCL -isystem $(abspath $(dir $(NVCC))..)/include
-    DIST_LIBS += -lnccl
+    DIST_GPU_CFLAGS += -DUSE_NCCL -isystem $(abspath $(dir $(NVCC))..)/include
+    DIST_GPU_LIBS += -lnccl
   endif
 endif
 
@@ -255,18 +258,23 @@ $(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
 $(BUILD)/gpu/model_cuda.o: kernels/model_cuda.cu $(wildcard kernels/*.cuh) $(HEADERS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -c -o $@ $<
-# common/dist.c alone calls MPI (and NCCL)
-$(BUILD)/c_obj/common/dist.o: CFLAGS += $(DIST_CFLAGS)
+# common/dist.c alone calls MPI (and NCCL): with NCCL for the GPU build, without it for the
+# emulated one (whose "device" memory is the host's, and which has no CUDA runtime to link)
+$(BUILD)/c_obj/common/dist.o: CFLAGS += $(DIST_GPU_CFLAGS)
+$(BUILD)/c_obj_emu/common/dist.o: common/dist.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DIST_CFLAGS) -c -o $@ common/dist.c
+TRAIN_EMU_C_OBJS = $(filter-out $(BUILD)/c_obj/common/dist.o,$(TRAIN_CUDA_C_OBJS)) $(BUILD)/c_obj_emu/common/dist.o
 ifeq ($(CUDA_PROBE),yes)
 train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_LIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_GPU_LIBS)
 rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
 	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
 endif
 $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CXXFLAGS) -c -o $@ -x c++ $<
-$(BUILD)/train_zelo_emu: $(TRAIN_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
+$(BUILD)/train_zelo_emu: $(TRAIN_EMU_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS) $(DIST_LIBS)
 $(BUILD)/rerank_emu: $(RERANK_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)

@@ -201,6 +201,12 @@ float bert_clip_grad_norm(BertModel* model, float max_norm);
 // applied only where parameter_tensor_decays says so
 void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, float eps,
                        float weight_decay, int step);
+// ZeRO stage 1 (several processes, each keeping the AdamW state of one slice): the step of
+// bert_adamw_update for the parameters [start, end) of the flat buffer alone, m_memory and
+// v_memory holding that slice only (end - start floats each; allocated here when NULL). The
+// same arithmetic per parameter as bert_adamw_update, whose slice is the whole buffer. CPU only.
+void bert_adamw_update_range(BertModel* model, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int step, size_t start, size_t end);
 void bert_free(BertModel* model);
 
 // ---- checkpoints ----

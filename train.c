@@ -81,6 +81,7 @@ typedef struct {
     int stop_at;               // end the run after this step, checkpointed (0: never)
     uint64_t seed;
     int threads;
+    int zero;                  // ZeRO stage 1: each process keeps the AdamW state of its slice
     const char* device;        // auto, cpu or cuda: where the reranker trains (model.h, device_select)
     // the randomly initialised model (when there is no --init)
     int layers, hidden, heads, intermediate;
@@ -179,6 +180,9 @@ static void usage(FILE* fp) {
 "  --eval-every N        evaluate every N steps [steps/5, rounded up]\n"
 "  --checkpoint-every N  checkpoint every N steps [steps/5]\n"
 "  --export DIR          write the trained model as a Hugging Face directory\n"
+"  --zero                ZeRO stage 1 (several processes, CPU): each process keeps the\n"
+"                        AdamW state of 1/P of the weights and updates those, then all\n"
+"                        share the weights: the same weights as without it, less memory\n"
 "  -h, --help            this text\n");
 }
 
@@ -209,13 +213,13 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT,
-           O_DEVICE };
+           O_DEVICE, O_ZERO };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
-        {"device", required_argument, 0, O_DEVICE},
+        {"device", required_argument, 0, O_DEVICE}, {"zero", no_argument, 0, O_ZERO},
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
         {"cycles", required_argument, 0, O_CYCLES}, {"judge", required_argument, 0, O_JUDGE},
@@ -252,6 +256,7 @@ static void parse_options(Options* o, int argc, char** argv) {
                 break;
             }
             case O_DEVICE: o->device = optarg; break;
+            case O_ZERO: o->zero = 1; break;
             case O_CANDIDATES: o->candidates = parse_int_option("candidates", optarg, 2, 100000); break;
             case O_K1: o->bm25_k1 = (float)parse_number_option("bm25-k1", optarg, 0.0, 100.0); break;
             case O_B: o->bm25_b = (float)parse_number_option("bm25-b", optarg, 0.0, 1.0); break;
@@ -465,7 +470,7 @@ static const Qrels* collection_judge_qrels(const Collection* c) {
 
 // the processes of the run, said once. A GPU run of several processes takes one GPU per
 // process (by local rank), before anything is placed on a GPU, and needs NCCL to sum gradients.
-static void processes_setup(Device device) {
+static void processes_setup(Device device, const Options* o) {
     printf("processes: %d, MPI: %s%s\n", dist.size, dist_describe(),
            dist.size > 1 ? "; rank 0 prints and writes the run directory" : "");
     if (device == DEVICE_CUDA && dist.size > 1) {
@@ -474,6 +479,9 @@ static void processes_setup(Device device) {
                 "lacks; build where nccl.h and libnccl are found beside nvcc, or use --device cpu", dist.size);
         }
         dist_bind_gpu();
+    }
+    if (o->zero && device == DEVICE_CUDA) {
+        die("--zero shards the AdamW state of the CPU backend; on a GPU each process keeps it whole (leave --zero out)");
     }
 }
 
@@ -993,6 +1001,26 @@ static void gradients_sum(BertModel* model, double* loss, int64_t* tokens) {
     *tokens = (int64_t)both[1];
 }
 
+// ZeRO stage 1 (--zero): this rank's AdamW step over its slice of the weights (dist_share of the
+// flat buffer), then every slice copied to every rank. Each weight gets bert_adamw_update's
+// arithmetic from the same summed gradient, so the weights are those of a run without --zero.
+static void adamw_step_sliced(BertModel* model, float lr, float weight_decay, int step) {
+    int64_t a, b;
+    dist_share(&a, &b, (int64_t)model->num_parameters, dist.rank);
+    bert_adamw_update_range(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, step, (size_t)a, (size_t)b);
+    dist_allgather_blocks(model->params_memory, (int64_t)model->num_parameters, sizeof(float));
+}
+
+// --zero on resume: checkpoint_load read the whole AdamW state; this rank keeps its slice
+static void optimizer_keep_slice(BertModel* model) {
+    int64_t a, b;
+    dist_share(&a, &b, (int64_t)model->num_parameters, dist.rank);
+    memmove(model->m_memory, model->m_memory + a, (size_t)(b - a) * sizeof(float));
+    memmove(model->v_memory, model->v_memory + a, (size_t)(b - a) * sizeof(float));
+    model->m_memory = (float*)reallocCheck(model->m_memory, (size_t)(b - a) * sizeof(float));
+    model->v_memory = (float*)reallocCheck(model->v_memory, (size_t)(b - a) * sizeof(float));
+}
+
 // the loss of the batch and dloss/dlogit
 static double batch_loss(float* dlogits, const float* logits, const MicroBatch* mb, LossKind loss) {
     switch (loss) {
@@ -1039,6 +1067,27 @@ static void checkpoint_save(const BertModel* model, const char* run_dir, int ste
         joinPathCheck(path, sizeof(path), run_dir, name);
         remove(path);
     }
+}
+
+// checkpoint_save by rank 0, the AdamW state gathered there first when --zero slices it
+static void checkpoint_save_shared(BertModel* model, const Options* o, int step, int previous) {
+    if (!o->zero) {
+        if (dist.rank == 0) { checkpoint_save(model, o->run_dir, step, previous); }
+        return;
+    }
+    size_t n = model->num_parameters;
+    float* m = dist.rank == 0 ? (float*)mallocCheck(n * sizeof(float)) : NULL;
+    float* v = dist.rank == 0 ? (float*)mallocCheck(n * sizeof(float)) : NULL;
+    dist_gather_blocks(m, model->m_memory, (int64_t)n, sizeof(float));
+    dist_gather_blocks(v, model->v_memory, (int64_t)n, sizeof(float));
+    if (dist.rank == 0) {
+        BertModel whole = *model;  // the same weights, the whole state beside them
+        whole.m_memory = m;
+        whole.v_memory = v;
+        checkpoint_save(&whole, o->run_dir, step, previous);
+    }
+    free(m);
+    free(v);
 }
 
 // the step of the last checkpoint, or 0 when there is none
@@ -1735,7 +1784,7 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    processes_setup(device);
+    processes_setup(device, &o);
     printf("device: %s (the reranker's training and evaluation; judges and distillation run on the CPU)\n",
            device_describe(device));
 
@@ -1807,6 +1856,7 @@ int main(int argc, char** argv) {
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
         training_settings_check(&o, &c, total);
         checkpoint_load(&model, o.run_dir, step);
+        if (o.zero) { optimizer_keep_slice(&model); }
         printf("resume: from the checkpoint of step %d\n", step);
     } else if (checkpoint_step(o.run_dir) > 0) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
@@ -1893,7 +1943,8 @@ int main(int argc, char** argv) {
         gradients_sum(&model, &loss, &tokens);
         float norm = bert_clip_grad_norm(&model, o.grad_clip);
         float lr = learning_rate(&o, step, total);
-        bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step);
+        if (o.zero) { adamw_step_sliced(&model, lr, o.weight_decay, step); }
+        else { bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step); }
         double dt = wall_seconds() - t0;
         if (!isfinite(loss)) { die("step %d: the loss is %g; lower --lr or check the targets", step, loss); }
         if (log != NULL) {
@@ -1921,8 +1972,8 @@ int main(int argc, char** argv) {
             t_evals += wall_seconds() - t_eval;
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
-        if ((step % ckpt_every == 0 || step == total || step == o.stop_at) && dist.rank == 0) {
-            checkpoint_save(&model, o.run_dir, step, last_ckpt);
+        if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
+            checkpoint_save_shared(&model, &o, step, last_ckpt);
             last_ckpt = step;
         }
         if (step == o.stop_at && step < total) {

@@ -243,6 +243,32 @@ void dist_gatherv(void* buf, const int64_t* displs, const int64_t* counts, size_
 #endif
 }
 
+void dist_gather_blocks(void* out, const void* mine, int64_t n, size_t item_bytes) {
+    int64_t start, end;
+    dist_share(&start, &end, n, dist.rank);
+    if (dist.rank == 0) { memcpy((char*)out + (size_t)start * item_bytes, mine, (size_t)(end - start) * item_bytes); }
+#ifdef USE_MPI
+    if (dist.size == 1) { return; }
+    // rank 0 receives each other rank's block in turn, counted in items so that only the
+    // item count must fit in an int
+    MPI_Datatype item;
+    mpiCheck(MPI_Type_contiguous((int)item_bytes, MPI_BYTE, &item));
+    mpiCheck(MPI_Type_commit(&item));
+    if (dist.rank == 0) {
+        for (int r = 1; r < dist.size; r++) {
+            dist_share(&start, &end, n, r);
+            if (end - start > INT_MAX) { die("dist_gather_blocks: rank %d's block of %lld items is beyond one MPI call", r, (long long)(end - start)); }
+            mpiCheck(MPI_Recv((char*)out + (size_t)start * item_bytes, (int)(end - start), item, r, 0, MPI_COMM_WORLD,
+                              MPI_STATUS_IGNORE));
+        }
+    } else {
+        if (end - start > INT_MAX) { die("dist_gather_blocks: a block of %lld items is beyond one MPI call", (long long)(end - start)); }
+        mpiCheck(MPI_Send(mine, (int)(end - start), item, 0, 0, MPI_COMM_WORLD));
+    }
+    mpiCheck(MPI_Type_free(&item));
+#endif
+}
+
 void dist_allgather_blocks(void* buf, int64_t n, size_t item_bytes) {
     if (dist.size == 1) { return; }
     int64_t* displs = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));

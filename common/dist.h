@@ -59,6 +59,9 @@ void dist_allgather_int64(int64_t* out, int64_t mine);
 // items at their places (root < 0: every rank does). Items outside the ranks' ranges are
 // left as they were.
 void dist_gatherv(void* buf, const int64_t* displs, const int64_t* counts, size_t item_bytes, int root);
+// rank 0's out (n items) gets every rank's block of dist_share (mine: this rank's block alone);
+// out is not touched on other ranks (NULL there is fine)
+void dist_gather_blocks(void* out, const void* mine, int64_t n, size_t item_bytes);
 // dist_gatherv of dist_share's blocks of n items, to every rank
 void dist_allgather_blocks(void* buf, int64_t n, size_t item_bytes);
 

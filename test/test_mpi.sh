@@ -4,6 +4,7 @@
 #   candidates, judgments, ratings and targets to the bit, the same held-out metrics, losses
 #   and final weights within the tolerances stated below;
 # - a two-process run stopped and resumed by two processes ends with the straight run's bits;
+# - --zero (ZeRO stage 1: the AdamW state sliced across ranks) gives the same bits as without;
 # - a judge that dies, or answers garbage, on one rank stops the whole job with that rank's
 #   message and a non-zero exit, never a hang, and the answers that came are kept;
 # - `mpirun ./train_zelo` without -np (one process per core) runs the synthetic default.
@@ -111,6 +112,19 @@ check "one process with --batch-size 32 resumes a 2 x 16 run" test $? -eq 0
 check "... within the tolerance of the straight run" compare_runs "$D/two" "$D/res"
 $T --run-dir "$D/res" $SMALL --batch-size 16 --resume >"$D/res5.out" 2>&1
 check "one process with --batch-size 16 may not resume it" grep -q -- "--batch-size is 16 in this run, 32 in" "$D/res5.out"
+
+# ---- ZeRO stage 1: each rank updates its slice of the weights; the same bits as without it
+stage_copy() { rm -rf "$1" && mkdir -p "$1" && cp -r "$D/two/synthetic" "$D/two/bm25.idx" "$D/two/candidates.bin" "$D/two/targets.bin" "$1/"; }
+stage_copy "$D/zero"
+$MPI2 $T --run-dir "$D/zero" $SMALL --batch-size 16 --zero >"$D/zero.out" 2>&1
+check "2 processes with --zero exit 0" test $? -eq 0
+check "... with the weights and AdamW state of the run without it, bit for bit" \
+    sh -c "cmp -s '$D/two/model.bin' '$D/zero/model.bin' && cmp -s '$D/two/optimizer_6.bin' '$D/zero/optimizer_6.bin'"
+stage_copy "$D/zres"
+$MPI2 $T --run-dir "$D/zres" $SMALL --batch-size 16 --zero --stop-at 3 >"$D/zres1.out" 2>&1
+$MPI2 $T --run-dir "$D/zres" $SMALL --batch-size 16 --zero --resume >"$D/zres2.out" 2>&1
+check "a --zero run stopped at step 3 and resumed with --zero ends with the same weights" \
+    cmp -s "$D/two/model.bin" "$D/zres/model.bin"
 
 # ---- a rank whose judge dies or answers garbage stops the job
 cat >"$D/judge.py" <<'EOF'
