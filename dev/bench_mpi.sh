@@ -16,7 +16,7 @@ make -s train_zelo
 T=./train_zelo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 D=$(mktemp -d /tmp/bench_mpi_XXXXXX)
-trap 'rm -rf "$D"' EXIT
+trap '[ -n "${KEEP:-}" ] || rm -rf "$D"' EXIT
 [ -r /proc/loadavg ] && echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
 
 # each line of a program's stdout with the time it arrived (train_zelo flushes every line)
@@ -46,9 +46,9 @@ for line in sys.stdin:
         x += i * i
     print(json.dumps({"id": r["id"], "p": 0.7 if len(r["doc_a"]) > len(r["doc_b"]) else 0.3}), flush=True)
 EOF
-JUDGE="--judge cmd:python3 $D/judge.py --steps 1"
-stage "$D/j1" && $T --run-dir "$D/j1" $COMMON $JUDGE 2>/dev/null | stamp >"$D/j1.out"
-stage "$D/j2" && mpirun -np 2 --oversubscribe $T --run-dir "$D/j2" $COMMON $JUDGE 2>/dev/null | stamp >"$D/j2.out"
+JUDGE=(--judge "cmd:python3 $D/judge.py" --steps 1)
+stage "$D/j1" && $T --run-dir "$D/j1" $COMMON "${JUDGE[@]}" 2>/dev/null | stamp >"$D/j1.out"
+stage "$D/j2" && mpirun -np 2 --oversubscribe $T --run-dir "$D/j2" $COMMON "${JUDGE[@]}" 2>/dev/null | stamp >"$D/j2.out"
 cmp -s "$D/j1/judgments.jsonl" "$D/j2/judgments.jsonl" || { echo "bench_mpi: the two runs' judgments differ"; exit 1; }
 battles=$(sed -n 's/.* pairs: \([0-9]*\) battles.*/\1/p' "$D/j1.out")
 j1=$(between "$D/j1.out" "pairs:" "fit:")
