@@ -1477,6 +1477,34 @@ typedef struct {
     const char* vocab_path;
 } DistillSetup;
 
+// the pairwise student, trained on the teacher's answers sample_p to the battles sample[0..m),
+// saved to student_path
+static void distill_train_student(const char* student_path, const Battle* sample, const float* sample_p, int m,
+                                  const DistillSetup* ds) {
+    const Options* o = ds->o;
+    BertModel student;
+    model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
+    DistillConfig cfg;
+    distill_default_config(&cfg);
+    cfg.steps = o->distill_steps;
+    // the step of the reranker's training, all processes' sequences: the student of one process
+    int step_batch = o->batch_size * dist.size;
+    cfg.batch_size = step_batch % 2 == 0 ? step_batch : step_batch + 1;
+    cfg.max_len = o->max_len;
+    cfg.lr = o->lr;
+    cfg.weight_decay = o->weight_decay;
+    cfg.grad_clip = o->grad_clip;
+    cfg.warmup_frac = o->warmup_frac;
+    cfg.seed = o->seed;
+    FILE* log = log_open(o->run_dir);
+    DistillResult r = distill_pairwise(&student, ds->tok, &ds->c->corpus, &ds->c->queries, sample, sample_p, m, &cfg, log);
+    fclose(log);
+    printf("distill: held-out agreement with the judge %.3f -> %.3f, BCE %.4f -> %.4f (floor %.4f)\n",
+           r.agreement_start, r.agreement_end, r.bce_start, r.bce_end, r.bce_floor);
+    bert_save(&student, student_path);
+    bert_free(&student);
+}
+
 // p_out[i] for the ordinary battles[0..n): the teacher judges a seeded sample of them, the
 // student trained on that sample judges them all
 static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* teacher, JudgeCache* teacher_cache,
@@ -1485,9 +1513,9 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
     char student_path[4096], cache_path[4096];
     joinPathCheck(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
     joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
-    // rank 0 trains the student (one process, its teacher cache open there); every rank then
-    // judges its share of the battles with it
-    if (!file_exists_on_rank0(student_path) && dist.rank == 0) {
+    // the ranks share the teacher's sample out, rank 0 trains the student on it alone; every
+    // rank then judges its share of the battles with the student
+    if (!file_exists_on_rank0(student_path)) {
         // the teacher's sample: a seeded partial shuffle of the battles
         int m = o->distill < n ? o->distill : n;
         int* order = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
@@ -1502,29 +1530,11 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
         }
         float* sample_p = (float*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(float));
         printf("distill: the judge answers %d of %d battles\n", m, n);
-        judge_battles_cached(sample_p, teacher, teacher_cache, sample, m);
-        BertModel student;
-        model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
-        DistillConfig cfg;
-        distill_default_config(&cfg);
-        cfg.steps = o->distill_steps;
-        cfg.batch_size = o->batch_size % 2 == 0 ? o->batch_size : o->batch_size + 1;
-        cfg.max_len = o->max_len;
-        cfg.lr = o->lr;
-        cfg.weight_decay = o->weight_decay;
-        cfg.grad_clip = o->grad_clip;
-        cfg.warmup_frac = o->warmup_frac;
-        cfg.seed = o->seed;
-        FILE* log = log_open(o->run_dir);
-        DistillResult r = distill_pairwise(&student, ds->tok, &ds->c->corpus, &ds->c->queries, sample, sample_p, m, &cfg, log);
-        fclose(log);
-        printf("distill: held-out agreement with the judge %.3f -> %.3f, BCE %.4f -> %.4f (floor %.4f)\n",
-               r.agreement_start, r.agreement_end, r.bce_start, r.bce_end, r.bce_floor);
-        bert_save(&student, student_path);
-        bert_free(&student);
+        judge_battles_shared(sample_p, teacher, teacher_cache, sample, m);
+        if (dist.rank == 0) { distill_train_student(student_path, sample, sample_p, m, ds); }
         free(order); free(sample); free(sample_p);
+        dist_barrier();  // the student is on disk for every rank
     }
-    dist_barrier();
     char spec[4200];
     snprintf(spec, sizeof(spec), "model:%s,pairwise", student_path);
     JudgeContext ctx = teacher->ctx;

@@ -3,6 +3,7 @@
 # - one process with --batch-size 32 and two with --batch-size 16 make the same run: the same
 #   candidates, judgments, ratings and targets to the bit, the same held-out metrics, losses
 #   and final weights within the tolerances stated below;
+# - so do their distilled pairwise students (--distill) and the targets those judge;
 # - a two-process run stopped and resumed by two processes ends with the straight run's bits;
 # - --zero (ZeRO stage 1: the AdamW state sliced across ranks) gives the same bits as without;
 # - a judge that dies, or answers garbage, on one rank stops the whole job with that rank's
@@ -96,6 +97,18 @@ if compare_runs "$D/other" "$D/two" >/dev/null; then
 else
     passed=$((passed + 1))
 fi
+
+# ---- distillation: the teacher's sample judged by both ranks, the student trained on rank 0
+# with the step's batch, its judging of every battle shared: one process's student and targets
+DIS="--candidates 30 --steps 2 --threads 1 --distill 300 --distill-steps 4"
+for r in d1 d2; do mkdir -p "$D/$r" && cp -r "$D/one/synthetic" "$D/$r/"; done
+$T --run-dir "$D/d1" $DIS --batch-size 32 >"$D/d1.out" 2>&1
+$MPI2 $T --run-dir "$D/d2" $DIS --batch-size 16 >"$D/d2.out" 2>&1
+check "--distill with two processes exits 0" test $? -eq 0
+check "... with one process's pairwise.bin and targets.bin, bit for bit" \
+    sh -c "cmp -s '$D/d1/pairwise.bin' '$D/d2/pairwise.bin' && cmp -s '$D/d1/targets.bin' '$D/d2/targets.bin'"
+check "... and its student's answers (the judge's name holds the run directory)" \
+    test "$(sed "s|$D/d1/|RUN/|" "$D/d1/judgments_pairwise.jsonl")" = "$(sed "s|$D/d2/|RUN/|" "$D/d2/judgments_pairwise.jsonl")"
 
 # ---- a two-process run stopped after step 3 and resumed by two processes
 $MPI2 $T --run-dir "$D/res" $SMALL --batch-size 16 --stop-at 3 >"$D/res1.out" 2>&1
