@@ -1127,7 +1127,8 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 // or its steps after the checkpoint would follow another schedule, loss or batch stream
 // than those before it. Free to differ: --threads, --matmul and --device (the same products,
 // up to float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
-// are measured or saved, and where). The stage options (candidates, judge, fit, ...) are
+// are measured or saved, and where), --zero (the same weights) and the number of processes
+// (the step's batch, recorded as P x --batch-size, is what must match). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
 // checkpoint's.
 #define MAX_SETTINGS 16

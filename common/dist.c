@@ -107,6 +107,17 @@ void dist_init(int* argc, char*** argv) {
 #else
     (void)argc;
     (void)argv;
+    // mpirun starting N copies of a build without MPI would have N single processes write
+    // one run directory at once: the launchers' variables (Open MPI's, then MPICH's) say so
+    const char* launched[] = { "OMPI_COMM_WORLD_SIZE", "PMI_SIZE" };
+    for (int i = 0; i < 2; i++) {
+        const char* n = getenv(launched[i]);
+        if (n != NULL && atoi(n) > 1) {
+            die("started by mpirun as one of %s processes (%s), but this build has no MPI: each would run "
+                "alone in the same run directory. Build with MPI (libopenmpi-dev; see the Makefile) or run "
+                "one process", n, launched[i]);
+        }
+    }
 #endif
 }
 

@@ -7,7 +7,8 @@
 # - a two-process run stopped and resumed by two processes ends with the straight run's bits;
 # - --zero (ZeRO stage 1: the AdamW state sliced across ranks) gives the same bits as without;
 # - a judge that dies, or answers garbage, on one rank stops the whole job with that rank's
-#   message and a non-zero exit, never a hang, and the answers that came are kept;
+#   message and a non-zero exit, never a hang, and the answers that came are kept; so does a
+#   rank killed outright (mpirun names it);
 # - `mpirun ./train_zelo` without -np (one process per core) runs the synthetic default.
 # Skipped, with a line saying so, when train_zelo was built without MPI or mpirun is missing.
 # Ends with "test_mpi: N passed, N failed" and a non-zero status on any failure.
@@ -141,14 +142,18 @@ check "a --zero run stopped at step 3 and resumed with --zero ends with the same
 
 # ---- a rank whose judge dies or answers garbage stops the job
 cat >"$D/judge.py" <<'EOF'
-# answers by document length; on rank 1, after 10 answers, dies (die) or prints garbage (bad)
-import json, os, sys
+# answers by document length; on rank 1, after 10 answers, dies (die), prints garbage (bad),
+# or kills the train_zelo that started it (kill: its parent, the shell having exec'd python)
+import json, os, signal, sys
 rank1 = os.environ.get("OMPI_COMM_WORLD_RANK") == "1"
 for n, line in enumerate(sys.stdin):
     r = json.loads(line)
     if rank1 and n >= 10:
         if sys.argv[1] == "die":
             os._exit(3)
+        if sys.argv[1] == "kill":
+            os.kill(os.getppid(), signal.SIGKILL)
+            os._exit(0)
         print("this is not an answer", flush=True)
         continue
     print(json.dumps({"id": r["id"], "p": 0.7 if len(r["doc_a"]) > len(r["doc_b"]) else 0.3}), flush=True)
@@ -162,6 +167,12 @@ for mode in die bad; do
     check "... with an error naming rank 1" grep -q "error at .*(rank 1 of 2): judge cmd:python3" "$D/j$mode.out"
     check "... the answers that came kept in judgments.jsonl" test "$(wc -l < "$D/j$mode/judgments.jsonl")" -ge 64
 done
+
+mkdir -p "$D/jkill" && cp -r "$D/one/synthetic" "$D/jkill/"
+$MPI2 $T --run-dir "$D/jkill" $SMALL --batch-size 16 --judge "cmd:python3 $D/judge.py kill" >"$D/jkill.out" 2>&1
+status=$?
+check "rank 1's process killed (SIGKILL) ends the job with a non-zero exit, no hang" test $status -ne 0 -a $status -ne 124
+check "... mpirun naming rank 1" grep -q "rank 1 .*signal 9" "$D/jkill.out"
 
 # ---- mpirun without -np: one process per core, on the synthetic default
 timeout 300 mpirun $T --run-dir "$D/np" --steps 4 --candidates 30 --threads 1 >"$D/np.out" 2>&1
