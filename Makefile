@@ -210,7 +210,8 @@ $(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) -Xcompiler -fopenmp $(LDLIBS)
 # what CI runs without a GPU (make test runs it first when nvcc is found): nvcc compiles every
 # .cu for sm_90 and sm_80, warnings as errors
-NVCC_CHECK_SOURCES = $(wildcard test/*.cu dev/*.cu dev/cuda/*.cu)
+# (not dev/probe_nccl.cu: NCCL is optional, outside the toolkit, and the Makefile probes for it)
+NVCC_CHECK_SOURCES = $(filter-out dev/probe_nccl.cu,$(wildcard test/*.cu dev/*.cu dev/cuda/*.cu))
 .PHONY: nvcc_check
 nvcc_check:
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
