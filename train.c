@@ -469,18 +469,25 @@ static const Qrels* collection_judge_qrels(const Collection* c) {
 }
 
 // the processes of the run, said once. A GPU run of several processes takes one GPU per
-// process (by local rank), before anything is placed on a GPU, and needs NCCL to sum gradients.
-static void processes_setup(Device device, const Options* o) {
+// process (by local rank), before anything is placed on a GPU, and needs NCCL to sum the
+// gradients; all ranks must then manage it, or --device auto takes the CPU on every rank (a
+// job whose ranks summed gradients in two ways would wait forever).
+static void processes_setup(Device* device, const Options* o) {
     printf("processes: %d, MPI: %s%s\n", dist.size, dist_describe(),
            dist.size > 1 ? "; rank 0 prints and writes the run directory" : "");
-    if (device == DEVICE_CUDA && dist.size > 1) {
-        if (!dist_has_nccl()) {
-            die("--device cuda with %d processes needs NCCL to sum the gradients across GPUs, which this build "
-                "lacks; build where nccl.h and libnccl are found beside nvcc, or use --device cpu", dist.size);
+    if (*device == DEVICE_CUDA && dist.size > 1) {
+        double ready = dist_bind_gpu();
+        dist_allreduce_sum_double(&ready, 1);
+        if (ready < dist.size) {
+            const char* why = dist_has_nccl() ? "a machine of the job has fewer GPUs than processes (one GPU each)"
+                                              : "this build has no NCCL to sum gradients across GPUs (nccl.h and "
+                                                "libnccl beside nvcc)";
+            if (strcmp(o->device, "cuda") == 0) { die("--device cuda with %d processes: %s; or --device cpu", dist.size, why); }
+            printf("device: auto takes the CPU on every process: %s\n", why);
+            *device = DEVICE_CPU;
         }
-        dist_bind_gpu();
     }
-    if (o->zero && device == DEVICE_CUDA) {
+    if (o->zero && *device == DEVICE_CUDA) {
         die("--zero shards the AdamW state of the CPU backend; on a GPU each process keeps it whole (leave --zero out)");
     }
 }
@@ -1795,7 +1802,7 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    processes_setup(device, &o);
+    processes_setup(&device, &o);
     printf("device: %s (the reranker's training and evaluation; judges and distillation run on the CPU)\n",
            device_describe(device));
 

@@ -303,15 +303,18 @@ int dist_has_nccl(void) {
 #endif
 }
 
-void dist_bind_gpu(void) {
+int dist_bind_gpu(void) {
 #ifdef USE_NCCL
     int n = 0;
-    cudaCheck(cudaGetDeviceCount(&n));
-    if (dist.local_size > n) {
-        die("%d processes on this machine, %d GPUs: one GPU per process (fewer processes, or --device cpu)",
-            dist.local_size, n);
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        (void)cudaGetLastError();  // no driver: no GPU, an answer rather than an error
+        return 0;
     }
+    if (dist.local_size > n) { return 0; }
     cudaCheck(cudaSetDevice(dist.local_rank));
+    return 1;
+#else
+    return 0;
 #endif
 }
 

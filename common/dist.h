@@ -70,8 +70,9 @@ void dist_allgather_blocks(void* buf, int64_t n, size_t item_bytes);
 // Dies in a build without NCCL when size > 1 (train_zelo refuses that set-up first).
 void dist_allreduce_sum_device(float* buf, size_t n, void* stream);
 // a multi-process GPU run: this process takes the GPU of its local rank (before the model moves
-// there); dies when the machine has fewer GPUs than processes. Nothing in a build without NCCL.
-void dist_bind_gpu(void);
+// there) and returns 1; returns 0, taking none, when its machine has fewer GPUs than processes
+// or the build has no NCCL
+int dist_bind_gpu(void);
 // whether this build can sum gradients on GPUs (USE_NCCL)
 int dist_has_nccl(void);
 

@@ -32,8 +32,12 @@ trap '[ -n "${KEEP:-}" ] || rm -rf "$D"' EXIT
 # Open MPI refuses root unless told (CI runs as root); --oversubscribe: two ranks on any machine
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPI2="timeout 300 mpirun -np 2 --oversubscribe"
+# TEST_MPI_DEVICE=cuda (dev/gpu_check.sh, where there are 2 GPUs) makes the same runs on the GPUs,
+# the gradients summed by NCCL, with the same tolerances (not run on GPUs yet); --zero, CPU only,
+# is then left out
+DEVICE=${TEST_MPI_DEVICE:-cpu}
 # every stage and calibration, three evaluations, two checkpoints; one thread per process
-SMALL="--candidates 30 --steps 6 --eval-every 3 --checkpoint-every 3 --threads 1 --lr 1e-3"
+SMALL="--candidates 30 --steps 6 --eval-every 3 --checkpoint-every 3 --threads 1 --lr 1e-3 --device $DEVICE"
 
 # ---- 1 process x batch 32 against 2 processes x batch 16
 $T --run-dir "$D/one" $SMALL --batch-size 32 >"$D/one.out" 2>&1
@@ -101,7 +105,7 @@ fi
 
 # ---- distillation: the teacher's sample judged by both ranks, the student trained on rank 0
 # with the step's batch, its judging of every battle shared: one process's student and targets
-DIS="--candidates 30 --steps 2 --threads 1 --distill 300 --distill-steps 4"
+DIS="--candidates 30 --steps 2 --threads 1 --distill 300 --distill-steps 4 --device $DEVICE"
 for r in d1 d2; do mkdir -p "$D/$r" && cp -r "$D/one/synthetic" "$D/$r/"; done
 $T --run-dir "$D/d1" $DIS --batch-size 32 >"$D/d1.out" 2>&1
 $MPI2 $T --run-dir "$D/d2" $DIS --batch-size 16 >"$D/d2.out" 2>&1
@@ -128,6 +132,7 @@ $T --run-dir "$D/res" $SMALL --batch-size 16 --resume >"$D/res5.out" 2>&1
 check "one process with --batch-size 16 may not resume it" grep -q -- "--batch-size is 16 in this run, 32 in" "$D/res5.out"
 
 # ---- ZeRO stage 1: each rank updates its slice of the weights; the same bits as without it
+if [ "$DEVICE" = cpu ]; then
 stage_copy() { rm -rf "$1" && mkdir -p "$1" && cp -r "$D/two/synthetic" "$D/two/bm25.idx" "$D/two/candidates.bin" "$D/two/targets.bin" "$1/"; }
 stage_copy "$D/zero"
 $MPI2 $T --run-dir "$D/zero" $SMALL --batch-size 16 --zero >"$D/zero.out" 2>&1
@@ -139,6 +144,7 @@ $MPI2 $T --run-dir "$D/zres" $SMALL --batch-size 16 --zero --stop-at 3 >"$D/zres
 $MPI2 $T --run-dir "$D/zres" $SMALL --batch-size 16 --zero --resume >"$D/zres2.out" 2>&1
 check "a --zero run stopped at step 3 and resumed with --zero ends with the same weights" \
     cmp -s "$D/two/model.bin" "$D/zres/model.bin"
+fi
 
 # ---- a rank whose judge dies or answers garbage stops the job
 cat >"$D/judge.py" <<'EOF'
@@ -173,6 +179,19 @@ $MPI2 $T --run-dir "$D/jkill" $SMALL --batch-size 16 --judge "cmd:python3 $D/jud
 status=$?
 check "rank 1's process killed (SIGKILL) ends the job with a non-zero exit, no hang" test $status -ne 0 -a $status -ne 124
 check "... mpirun naming rank 1" grep -q "rank 1 .*signal 9" "$D/jkill.out"
+
+# ---- a GPU run of several processes needs NCCL on every rank: the emulated GPU build
+# (build/train_zelo_emu, when built) has none, so auto takes the CPU and cuda is refused
+E=build/train_zelo_emu
+if [ "$DEVICE" = cpu ] && [ -x "$E" ] && ldd "$E" 2>/dev/null | grep -q libmpi; then
+    $MPI2 $E --run-dir "$D/emu_auto" --candidates 10 --steps 2 --threads 1 >"$D/emu_auto.out" 2>&1
+    check "2 processes of the emulated GPU build, --device auto, run on the CPU and say why" \
+        sh -c "grep -q 'device: auto takes the CPU on every process: this build has no NCCL' '$D/emu_auto.out' && grep -q '^device: cpu' '$D/emu_auto.out'"
+    $MPI2 $E --run-dir "$D/emu_cuda" --candidates 10 --steps 2 --threads 1 --device cuda >"$D/emu_cuda.out" 2>&1
+    status=$?
+    check "... and --device cuda is refused, non-zero, naming NCCL" \
+        sh -c "[ $status -ne 0 ] && [ $status -ne 124 ] && grep -q 'device cuda with 2 processes: this build has no NCCL' '$D/emu_cuda.out'"
+fi
 
 # ---- mpirun without -np: one process per core, on the synthetic default
 timeout 300 mpirun $T --run-dir "$D/np" --steps 4 --candidates 30 --threads 1 >"$D/np.out" 2>&1
