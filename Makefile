@@ -40,6 +40,34 @@ ifeq ($(NO_CUDA)$(SAN),)
   endif
 endif
 
+# MPI (common/dist.c): train_zelo runs as several processes (mpirun -np N ./train_zelo) when a
+# program calling MPI compiles and links here with the flags the MPI compiler wrapper reports
+# (Open MPI's mpicc --showme), or pkg-config's (ompi-c, mpich, mpi). NO_MPI=1 leaves it out, and
+# so does the sanitizer pass (the library's own allocations would count as leaks); without it
+# train_zelo is one process. NCCL (gradients summed across GPUs) joins when the GPU backend is
+# built too and nvcc links and runs a program calling it (dev/probe_nccl.cu).
+ifeq ($(NO_MPI)$(SAN),)
+  MPI_FLAGS := $(shell (mpicc --showme:compile && mpicc --showme:link) 2>/dev/null || pkg-config --cflags --libs ompi-c 2>/dev/null \
+                 || pkg-config --cflags --libs mpich 2>/dev/null || pkg-config --cflags --libs mpi 2>/dev/null)
+  MPI_CFLAGS := $(filter -I% -D% -pthread,$(MPI_FLAGS))
+  MPI_LIBS := $(filter-out -I% -D%,$(MPI_FLAGS))
+  MPI_PROBE := $(shell $(CC) $(MPI_CFLAGS) dev/probe_mpi.c $(MPI_LIBS) -o /dev/null 2>/dev/null && echo yes)
+endif
+# DIST_*: common/dist.c with MPI; DIST_GPU_*: with NCCL too, for train_zelo with the GPU backend
+ifeq ($(MPI_PROBE),yes)
+  DIST_CFLAGS = -DUSE_MPI $(MPI_CFLAGS)
+  DIST_LIBS = $(MPI_LIBS)
+  DIST_GPU_CFLAGS = $(DIST_CFLAGS)
+  DIST_GPU_LIBS = $(DIST_LIBS)
+  ifeq ($(CUDA_PROBE),yes)
+    NCCL_PROBE := $(shell $(NVCC) dev/probe_nccl.cu -lnccl -o $(BUILD)/probe_nccl 2>/dev/null && $(BUILD)/probe_nccl && echo yes)
+  endif
+  ifeq ($(NCCL_PROBE),yes)
+    DIST_GPU_CFLAGS += -DUSE_NCCL -isystem $(abspath $(dir $(NVCC))..)/include
+    DIST_GPU_LIBS += -lnccl
+  endif
+endif
+
 # ---- sources of each module (headers beside them) ----
 # stb_ds's functions (Debian libstb-dev), which every program and test links
 SRC_DS = common/stb_ds.c
@@ -61,13 +89,13 @@ TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo tes
 .PHONY: all test test-san bench clean fuzz fuzz-build
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
+SRC_TRAIN = train.c common/dist.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 # each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
 # train_zelo and rerank with the GPU backend are built in the CUDA block below
 $(if $(CUDA_PROBE),,train_zelo) $(BUILD)/train_zelo: $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(DIST_CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS) $(DIST_LIBS)
 
 zelo_fit $(BUILD)/zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
@@ -188,7 +216,8 @@ $(addprefix $(BUILD)/gpu/,$(CUDA_TESTS)): $(BUILD)/gpu/%: test/%.cu $$(call cuda
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(call cuda_c_objs,$(CUDA_C_SRC_$*)) $(CUDA_OBJS_$*) -Xcompiler -fopenmp $(LDLIBS)
 # what CI runs without a GPU (make test runs it first when nvcc is found): nvcc compiles every
 # .cu for sm_90 and sm_80, warnings as errors
-NVCC_CHECK_SOURCES = $(wildcard test/*.cu dev/*.cu dev/cuda/*.cu)
+# (not dev/probe_nccl.cu: NCCL is optional, outside the toolkit, and the Makefile probes for it)
+NVCC_CHECK_SOURCES = $(filter-out dev/probe_nccl.cu,$(wildcard test/*.cu dev/*.cu dev/cuda/*.cu))
 .PHONY: nvcc_check
 nvcc_check:
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
@@ -239,17 +268,24 @@ $(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
 $(BUILD)/gpu/model_cuda.o: kernels/model_cuda.cu $(wildcard kernels/*.cuh) $(HEADERS)
 	@mkdir -p $(@D)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -c -o $@ $<
+# common/dist.c alone calls MPI (and NCCL): with NCCL for the GPU build, without it for the
+# emulated one (whose "device" memory is the host's, and which has no CUDA runtime to link)
+$(BUILD)/c_obj/common/dist.o: CFLAGS += $(DIST_GPU_CFLAGS)
+$(BUILD)/c_obj_emu/common/dist.o: common/dist.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(DIST_CFLAGS) -c -o $@ common/dist.c
+TRAIN_EMU_C_OBJS = $(filter-out $(BUILD)/c_obj/common/dist.o,$(TRAIN_CUDA_C_OBJS)) $(BUILD)/c_obj_emu/common/dist.o
 ifeq ($(CUDA_PROBE),yes)
 train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_GPU_LIBS)
 rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
 	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
 endif
 $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
 	@mkdir -p $(@D)
 	$(CXX) $(EMU_CXXFLAGS) -c -o $@ -x c++ $<
-$(BUILD)/train_zelo_emu: $(TRAIN_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
-	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
+$(BUILD)/train_zelo_emu: $(TRAIN_EMU_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
+	$(CXX) -fopenmp -o $@ $^ $(LDLIBS) $(DIST_LIBS)
 $(BUILD)/rerank_emu: $(RERANK_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
 # ---- end of the CUDA emulator block ----
@@ -299,7 +335,7 @@ $(BUILD)/fuzz_make_seeds: dev/fuzz/make_seeds.c dev/fuzz/tiny.h $(SRC_TRAIN) $(S
 AVAILABLE_TESTS = $(foreach t,$(TESTS),$(if $(wildcard test/$(t).c),$(BUILD)/$(t)))
 test: $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) $(CUDA_EMU_SCRIPT_DEPS) $(PROGRAMS) $(BUILD)/rerank_checkpoint
 	@export FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_CC=$(FUZZ_CC); status=0; $(if $(NVCC),$(MAKE) --no-print-directory nvcc_check || status=1;) \
-	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh $(CUDA_EMU_SCRIPTS) \
+	bash test/run_all.sh $(AVAILABLE_TESTS) $(CUDA_EMU_TESTS) test/test_rerank.sh test/test_train.sh test/test_mpi.sh $(CUDA_EMU_SCRIPTS) \
 	    dev/fuzz/run.sh || status=1; \
 	$(MAKE) --no-print-directory test-san || status=1; exit $$status
 

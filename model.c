@@ -1053,6 +1053,19 @@ static double sum_of_squares(const float* x, size_t n) {
     return total;
 }
 
+float* bert_grad_buffer(BertModel* model, void** device_stream) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        if (model->cuda->grads_memory == NULL) { die("bert_grad_buffer: no gradients (call bert_backward first)"); }
+        *device_stream = model->cuda->stream;
+        return model->cuda->grads_memory;
+    }
+#endif
+    if (model->grads_memory == NULL) { die("bert_grad_buffer: no gradients (call bert_backward first)"); }
+    *device_stream = NULL;
+    return model->grads_memory;
+}
+
 float bert_clip_grad_norm(BertModel* model, float max_norm) {
 #ifdef USE_CUDA
     if (ON_DEVICE(model)) { return bert_cuda_clip_grad_norm(model->cuda, max_norm); }
@@ -1078,22 +1091,37 @@ void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, flo
         return;
     }
 #endif
+    bert_adamw_update_range(model, lr, beta1, beta2, eps, weight_decay, step, 0, model->num_parameters);
+}
+
+void bert_adamw_update_range(BertModel* model, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int step, size_t start, size_t end) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) { die("bert_adamw_update_range: the model is on the GPU, where AdamW updates it whole"); }
+#endif
     if (model->grads_memory == NULL) { die("bert_adamw_update: no gradients (call bert_backward first)"); }
     if (step < 1) { die("bert_adamw_update: step counts from 1 (got %d)", step); }
+    if (start > end || end > model->num_parameters) {
+        die("bert_adamw_update_range: [%zu, %zu) is not a range of the %zu parameters", start, end, model->num_parameters);
+    }
     if (model->m_memory == NULL) {
-        model->m_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
-        model->v_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
+        model->m_memory = (float*)callocCheck(end - start, sizeof(float));
+        model->v_memory = (float*)callocCheck(end - start, sizeof(float));
     }
     float bias_correction1 = 1.0f - powf(beta1, (float)step);
     float bias_correction2 = 1.0f - powf(beta2, (float)step);
     size_t offset = 0;
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; offset += model->param_sizes[i], i++) {
+        // the part of tensor i inside [start, end): [lo, hi) in the flat buffer
+        size_t lo = offset > start ? offset : start;
+        size_t hi = offset + model->param_sizes[i] < end ? offset + model->param_sizes[i] : end;
+        if (lo >= hi) { continue; }
         float decay = parameter_tensor_decays(i) ? weight_decay : 0.0f;
-        float* param = model->params_memory + offset;
-        const float* grad = model->grads_memory + offset;
-        float* m = model->m_memory + offset;
-        float* v = model->v_memory + offset;
-        size_t n = model->param_sizes[i];
+        float* param = model->params_memory + lo;
+        const float* grad = model->grads_memory + lo;
+        float* m = model->m_memory + (lo - start);
+        float* v = model->v_memory + (lo - start);
+        size_t n = hi - lo;
         #pragma omp parallel for
         for (size_t j = 0; j < n; j++) {
             m[j] = beta1 * m[j] + (1.0f - beta1) * grad[j];
@@ -1103,7 +1131,6 @@ void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, flo
             // decoupled decay (Loshchilov & Hutter): shrinks the weight itself, outside Adam's scaling
             param[j] -= lr * (m_hat / (sqrtf(v_hat) + eps) + decay * param[j]);
         }
-        offset += n;
     }
 }
 

@@ -189,6 +189,11 @@ void bert_infer(BertModel* model, const int* ids, const int* types, const int* s
 // be NULL when the loss does not use that output
 void bert_backward(BertModel* model, const float* dlogits, const float* dembeddings);
 void bert_zero_grad(BertModel* model);
+// the flat gradient buffer (num_parameters floats, the parameters' order) wherever the model
+// runs, so that several processes can sum it between bert_backward and bert_clip_grad_norm;
+// *device_stream gets the device's stream (a cudaStream_t) for a model on the GPU, NULL for
+// one on the CPU. Dies before the first bert_backward (no gradients yet).
+float* bert_grad_buffer(BertModel* model, void** device_stream);
 // scales all gradients so that their global L2 norm is at most max_norm (when max_norm > 0);
 // returns the norm before clipping
 float bert_clip_grad_norm(BertModel* model, float max_norm);
@@ -196,6 +201,12 @@ float bert_clip_grad_norm(BertModel* model, float max_norm);
 // applied only where parameter_tensor_decays says so
 void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, float eps,
                        float weight_decay, int step);
+// ZeRO stage 1 (several processes, each keeping the AdamW state of one slice): the step of
+// bert_adamw_update for the parameters [start, end) of the flat buffer alone, m_memory and
+// v_memory holding that slice only (end - start floats each; allocated here when NULL). The
+// same arithmetic per parameter as bert_adamw_update, whose slice is the whole buffer. CPU only.
+void bert_adamw_update_range(BertModel* model, float lr, float beta1, float beta2, float eps,
+                             float weight_decay, int step, size_t start, size_t end);
 void bert_free(BertModel* model);
 
 // ---- checkpoints ----

@@ -35,6 +35,7 @@
 #include "judges/judge.h"
 #include "io/metrics.h"
 #include "model.h"
+#include "common/dist.h"
 #include "common/progress.h"
 #include "retrieval/score.h"
 #include "io/synth.h"
@@ -96,6 +97,7 @@ typedef struct {
     int stop_at;               // end the run after this step, checkpointed (0: never)
     uint64_t seed;
     int threads;
+    int zero;                  // ZeRO stage 1: each process keeps the AdamW state of its slice
     const char* device;        // auto, cpu or cuda: where the reranker trains (model.h, device_select)
     // the randomly initialised model (when there is no --init)
     int layers, hidden, heads, intermediate;
@@ -142,6 +144,8 @@ static void usage(FILE* fp) {
 "usage: train_zelo [options]\n"
 "Trains a cross-encoder reranker with zELO. Without --data it runs the whole method on a\n"
 "built-in synthetic collection with the simulated judge and a small random model.\n"
+"Run as several processes with mpirun -np P ./train_zelo (a build with MPI): every stage\n"
+"is shared out, rank 0 prints and writes the run directory, which all ranks must see.\n"
 "\n"
 "data and run\n"
 "  --data DIR            BEIR collection (corpus.jsonl, queries.jsonl, qrels/*.tsv)\n"
@@ -185,7 +189,8 @@ static void usage(FILE* fp) {
 "  --layers N --hidden N --heads N --intermediate N   the random model [2, 128, 4, 512]\n"
 "  --loss mse|bce|pairwise|listwise   training loss [mse, the paper's]\n"
 "  --max-len N           tokens per (query, document) sequence [256; 128 synthetic]\n"
-"  --batch-size N        sequences per micro-batch [32]\n"
+"  --batch-size N        sequences per micro-batch of each process [32]; with mpirun -np P\n"
+"                        a step trains on P x N x --grad-accum sequences\n"
 "  --group-size N        documents of one query in a batch [8]\n"
 "  --grad-accum N        micro-batches per optimizer step [1]\n"
 "  --steps N             optimizer steps [one epoch over the training items; 2000\n"
@@ -199,6 +204,9 @@ static void usage(FILE* fp) {
 "  --eval-every N        evaluate every N steps [steps/5, rounded up]\n"
 "  --checkpoint-every N  checkpoint every N steps [steps/5]\n"
 "  --export DIR          write the trained model as a Hugging Face directory\n"
+"  --zero                ZeRO stage 1 (several processes, CPU): each process keeps the\n"
+"                        AdamW state of 1/P of the weights and updates those, then all\n"
+"                        share the weights: the same weights as without it, less memory\n"
 "  -h, --help            this text\n");
 }
 
@@ -229,13 +237,13 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT,
-           O_DEVICE, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K };
+           O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
-        {"device", required_argument, 0, O_DEVICE},
+        {"device", required_argument, 0, O_DEVICE}, {"zero", no_argument, 0, O_ZERO},
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"candidates-from", required_argument, 0, O_CANDIDATES_FROM}, {"rrf-k", required_argument, 0, O_RRF_K},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
@@ -274,6 +282,7 @@ static void parse_options(Options* o, int argc, char** argv) {
                 break;
             }
             case O_DEVICE: o->device = optarg; break;
+            case O_ZERO: o->zero = 1; break;
             case O_CANDIDATES: o->candidates = parse_int_option("candidates", optarg, 2, 100000); break;
             case O_CANDIDATES_FROM:
                 o->candidates_from = candidate_source_parse(optarg);
@@ -336,7 +345,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_STOP_AT: o->stop_at = parse_int_option("stop-at", optarg, 1, 1 << 30); break;
             case O_DISTILL: o->distill = parse_int_option("distill", optarg, 0, 1 << 30); break;
             case O_DISTILL_STEPS: o->distill_steps = parse_int_option("distill-steps", optarg, 1, 1 << 30); break;
-            case 'h': usage(stdout); exit(0);
+            case 'h': usage(stdout); dist_finalize(); exit(0);
             default: usage(stderr); exit(2);
         }
     }
@@ -411,6 +420,18 @@ static int float_bits(float f) {
 }
 
 // ----------------------------------------------------------------------------
+// several processes (common/dist.h): rank 0 writes the run directory, which every rank reads
+// (one filesystem, as for --resume); each stage's work is shared out by blocks of items
+
+// whether path exists, as rank 0 sees it: every rank then takes the same branch of a stage (a
+// rank that looked after rank 0 wrote the file would read it while the others compute it)
+static int file_exists_on_rank0(const char* path) {
+    int exists = dist.rank == 0 ? file_exists(path) : 0;
+    dist_broadcast(&exists, sizeof(exists), 0);
+    return exists;
+}
+
+// ----------------------------------------------------------------------------
 // the collection and its split into training and evaluation queries
 
 typedef struct {
@@ -434,12 +455,15 @@ static void collection_load(Collection* c, const Options* o) {
     } else {
         joinPathCheck(c->dir, sizeof(c->dir), o->run_dir, "synthetic");
         joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
-        if (!file_exists(path)) {
-            SynthConfig sc;
-            synth_default_config(&sc);
-            sc.seed = o->seed;
-            printf("no --data: generating the built-in synthetic collection in %s\n", c->dir);
-            synth_write_collection(c->dir, &sc);
+        if (!file_exists_on_rank0(path)) {  // rank 0 writes it, the others wait to read it
+            if (dist.rank == 0) {
+                SynthConfig sc;
+                synth_default_config(&sc);
+                sc.seed = o->seed;
+                printf("no --data: generating the built-in synthetic collection in %s\n", c->dir);
+                synth_write_collection(c->dir, &sc);
+            }
+            dist_barrier();
         }
     }
     joinPathCheck(path, sizeof(path), c->dir, "corpus.jsonl");
@@ -495,6 +519,30 @@ static const Qrels* collection_judge_qrels(const Collection* c) {
     return c->has_train_split ? &c->train_qrels : &c->eval_qrels;
 }
 
+// the processes of the run, said once. A GPU run of several processes takes one GPU per
+// process (by local rank), before anything is placed on a GPU, and needs NCCL to sum the
+// gradients; all ranks must then manage it, or --device auto takes the CPU on every rank (a
+// job whose ranks summed gradients in two ways would wait forever).
+static void processes_setup(Device* device, const Options* o) {
+    printf("processes: %d, MPI: %s%s\n", dist.size, dist_describe(),
+           dist.size > 1 ? "; rank 0 prints and writes the run directory" : "");
+    if (*device == DEVICE_CUDA && dist.size > 1) {
+        double ready = dist_bind_gpu();
+        dist_allreduce_sum_double(&ready, 1);
+        if (ready < dist.size) {
+            const char* why = dist_has_nccl() ? "a machine of the job has fewer GPUs than processes (one GPU each)"
+                                              : "this build has no NCCL to sum gradients across GPUs (nccl.h and "
+                                                "libnccl beside nvcc)";
+            if (strcmp(o->device, "cuda") == 0) { die("--device cuda with %d processes: %s; or --device cpu", dist.size, why); }
+            printf("device: auto takes the CPU on every process: %s\n", why);
+            *device = DEVICE_CPU;
+        }
+    }
+    if (o->zero && *device == DEVICE_CUDA) {
+        die("--zero shards the AdamW state of the CPU backend; on a GPU each process keeps it whole (leave --zero out)");
+    }
+}
+
 // ----------------------------------------------------------------------------
 // stage 1: the top-K candidates of every query, from BM25, dense retrieval or their fusion
 
@@ -526,6 +574,31 @@ static double mean_recall(int* n_judged, const int* lists, int depth, int cut, c
     return n > 0 ? sum / n : 0.0;
 }
 
+// dense_store_fill with the embedding shared out: each rank embeds whole DENSE_CHUNKs of the
+// missing items (so that every embedding has one process's bits, dense.h), and every rank
+// stores them all
+static void dense_fill_shared(DenseStore* store, BertModel* model, const Tokenizer* tok, const int* items,
+                              const char* const* texts, int n) {
+    int* todo = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    const char** todo_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)(n > 0 ? n : 1));
+    int m = dense_store_missing(todo, todo_texts, store, items, texts, n), C = store->C;
+    float* rows = (float*)mallocCheck(sizeof(float) * (size_t)(m > 0 ? m : 1) * C);
+    int64_t chunks = (m + DENSE_CHUNK - 1) / DENSE_CHUNK;
+    int64_t* displs = (int64_t*)mallocCheck(sizeof(int64_t) * (size_t)dist.size);
+    int64_t* counts = (int64_t*)mallocCheck(sizeof(int64_t) * (size_t)dist.size);
+    for (int r = 0; r < dist.size; r++) {
+        int64_t c0, c1;
+        dist_share(&c0, &c1, chunks, r);
+        displs[r] = c0 * DENSE_CHUNK < m ? c0 * DENSE_CHUNK : m;
+        counts[r] = (c1 * DENSE_CHUNK < m ? c1 * DENSE_CHUNK : m) - displs[r];
+    }
+    int64_t a = displs[dist.rank];
+    dense_embed(rows + a * C, model, tok, todo_texts + a, (int)counts[dist.rank], store->max_len);
+    dist_gatherv(rows, displs, counts, sizeof(float) * (size_t)C, -1);
+    dense_store_put(store, todo, rows, m);
+    free(todo); free(todo_texts); free(rows); free(displs); free(counts);
+}
+
 // every document and query embedded by the dense model (into the stores the dense judge and
 // baseline read, dense_docs.bin and dense_queries.bin) and searched exactly: (nq, depth)
 static void dense_candidates(int* docs, float* scores, int depth, const Collection* c, BertModel* dense,
@@ -544,8 +617,8 @@ static void dense_candidates(int* docs, float* scores, int depth, const Collecti
         dense_store_load(&stores[k], path);
         if (stores[k].n < n) {
             printf("dense: embedding %d %s of %d\n", n - stores[k].n, k == 0 ? "documents" : "queries", n);
-            dense_store_fill(&stores[k], dense, tok, items, texts, n);
-            dense_store_save(&stores[k], path);
+            dense_fill_shared(&stores[k], dense, tok, items, texts, n);
+            if (dist.rank == 0) { dense_store_save(&stores[k], path); }
         }
         free(texts);
         free(items);
@@ -554,7 +627,11 @@ static void dense_candidates(int* docs, float* scores, int depth, const Collecti
     float* q = (float*)mallocCheck(sizeof(float) * (size_t)nq * C);
     for (int i = 0; i < nq; i++) { memcpy(q + (size_t)i * C, dense_store_row(&stores[1], i), sizeof(float) * (size_t)C); }
     double t0 = wall_seconds();
-    dense_search(docs, scores, &stores[0], q, nq, depth);
+    int64_t q0, q1;  // each rank searches its block of the queries
+    dist_share(&q0, &q1, nq, dist.rank);
+    dense_search(docs + q0 * depth, scores + q0 * depth, &stores[0], q + q0 * C, (int)(q1 - q0), depth);
+    dist_allgather_blocks(docs, nq, (size_t)depth * sizeof(int));
+    dist_allgather_blocks(scores, nq, (size_t)depth * sizeof(float));
     printf("dense: top-%d of %d queries over %d documents in %.2fs\n", depth, nq, c->corpus.n, wall_seconds() - t0);
     free(q);
     dense_store_free(&stores[0]);
@@ -573,7 +650,7 @@ static void candidates_header(int* want, const Collection* c, const Options* o, 
 
 // candidates.bin: its header (candidates_header's words, the rest 0), docs, then scores
 static int candidates_read(Candidates* cand, const Collection* c, const int* want, const char* path) {
-    if (!file_exists(path)) { return 0; }
+    if (!file_exists_on_rank0(path)) { return 0; }
     int nq = cand->n_queries, K = cand->K;
     FILE* fp = fopenCheck(path, "rb");
     int64_t len = fileLengthCheck(fp, path);
@@ -610,7 +687,10 @@ static void candidates_write(const Candidates* cand, const int* want, const char
 static void bm25_index_stage(Bm25Index* index, const Collection* c, const Options* o) {
     char idx_path[4096];
     joinPathCheck(idx_path, sizeof(idx_path), o->run_dir, "bm25.idx");
-    if (file_exists(idx_path)) {
+    // rank 0 builds a missing index, the others wait for it and read it
+    int exists = file_exists_on_rank0(idx_path);
+    if (exists || dist.rank != 0) {
+        if (!exists) { dist_barrier(); }
         bm25_load(index, idx_path);
         if (index->n_docs != c->corpus.n) { die("%s indexes %d documents, the corpus has %d; delete it", idx_path, index->n_docs, c->corpus.n); }
         bm25_set_params(index, o->bm25_k1, o->bm25_b);
@@ -623,6 +703,7 @@ static void bm25_index_stage(Bm25Index* index, const Collection* c, const Option
     free(texts);
     bm25_save(index, idx_path);
     printf("bm25: indexed %d documents (%d terms) in %.2fs\n", index->n_docs, index->n_terms, wall_seconds() - t0);
+    dist_barrier();
 }
 
 // Each source retrieves to a depth of max(K, HYBRID_DEPTH), the fusion ranks the union of both
@@ -662,11 +743,17 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
         list_scores[k] = (float*)mallocCheck(sizeof(float) * (size_t)nq * depth);
     }
     if (lists[CANDIDATES_BM25] != NULL) {
+        // each rank searches its block of the queries; a query's list depends on it alone
         double t0 = wall_seconds();
-        const char** texts = (const char**)mallocCheck((size_t)nq * sizeof(char*));
-        for (int q = 0; q < nq; q++) { texts[q] = beir_text(&c->queries, q); }
-        bm25_search(lists[CANDIDATES_BM25], list_scores[CANDIDATES_BM25], index, texts, nq, depth);
+        int64_t q0, q1;
+        dist_share(&q0, &q1, nq, dist.rank);
+        const char** texts = (const char**)mallocCheck((size_t)(q1 > q0 ? q1 - q0 : 1) * sizeof(char*));
+        for (int64_t q = q0; q < q1; q++) { texts[q - q0] = beir_text(&c->queries, (int)q); }
+        bm25_search(lists[CANDIDATES_BM25] + q0 * depth, list_scores[CANDIDATES_BM25] + q0 * depth, index, texts,
+                    (int)(q1 - q0), depth);
         free(texts);
+        dist_allgather_blocks(lists[CANDIDATES_BM25], nq, (size_t)depth * sizeof(int));
+        dist_allgather_blocks(list_scores[CANDIDATES_BM25], nq, (size_t)depth * sizeof(float));
         printf("bm25: top-%d of %d queries in %.2fs\n", depth, nq, wall_seconds() - t0);
     }
     if (lists[CANDIDATES_DENSE] != NULL) {
@@ -705,7 +792,7 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
         free(lists[k]);
         free(list_scores[k]);
     }
-    candidates_write(cand, want, path);
+    if (dist.rank == 0) { candidates_write(cand, want, path); }
 }
 
 static void candidates_free(Candidates* cand) {
@@ -892,7 +979,7 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     const char** rel_ids = (const char**)mallocCheck((size_t)(max_rel > 0 ? max_rel : 1) * sizeof(char*));
     FILE* run = NULL;
     AtomicFile af;
-    if (run_file != NULL) { run = atomicOpen(&af, run_file, "w"); }
+    if (run_file != NULL && dist.rank == 0) { run = atomicOpen(&af, run_file, "w"); }
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
         int n = candidates_count(cand, q);
@@ -913,7 +1000,7 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     return mean;
 }
 
-// the model's scores of every evaluation query's candidates: (n_eval, K)
+// the model's scores of every evaluation query's candidates: (n_eval, K), on every rank
 static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const Candidates* cand) {
     int K = cand->K;
     float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
@@ -924,8 +1011,12 @@ static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok
         int q = c->eval_queries[i];
         for (int j = 0; j < candidates_count(cand, q); j++) { qs[n] = q; ds[n] = cand->docs[(size_t)q * K + j]; n++; }
     }
+    // each rank scores its block of the pairs
     float* flat = (float*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(float));
-    score_pairs(flat, model, b, tok, &c->queries, &c->corpus, qs, ds, (int)n, "evaluating");
+    int64_t a, z;
+    dist_share(&a, &z, n, dist.rank);
+    score_pairs(flat + a, model, b, tok, &c->queries, &c->corpus, qs + a, ds + a, (int)(z - a), "evaluating");
+    dist_allgather_blocks(flat, n, sizeof(float));
     n = 0;
     for (int i = 0; i < c->n_eval; i++) {
         int q = c->eval_queries[i];
@@ -1037,6 +1128,8 @@ typedef struct {
     int* group_start;   // (G + 1,)
     int num_groups;
     int num_pairs;      // judged pairs with both documents in the same group
+    // the same three counts over the whole step's groups, every rank's (several processes)
+    int all_n, all_groups, all_pairs;
     int* pair_a;        // (cap_pairs,) sequence indices in the batch
     int* pair_b;
     float* pair_p;
@@ -1062,14 +1155,20 @@ static void microbatch_free(MicroBatch* mb) {
 }
 
 // fills the micro-batch from its own seeded generator: the batch of step s is the same
-// whether the run went straight through or was resumed, which --resume's promise needs
+// whether the run went straight through or was resumed, which --resume's promise needs.
+// Several processes: the step draws groups x dist.size groups in order and rank r keeps the
+// r-th run of `groups` of them, so the step's sequences are those of one process whose
+// --batch-size is the sum of the ranks'. Each rank draws (and counts) them all, as the others'
+// groups shape the generator's stream; room for one group more than it keeps (microbatch_init).
 static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int group_size, uint64_t seed, int step, int micro) {
     ZeloRng rng;
     zelo_rng_seed(&rng, seed ^ (0xA24BAED4963EE407ull * (uint64_t)(step + 1)) ^ (0x9FB21C651E98DF25ull * (uint64_t)(micro + 1)));
     mb->n = 0;
     mb->num_groups = 0;
     mb->num_pairs = 0;
-    for (int g = 0; g < groups; g++) {
+    mb->all_n = mb->all_groups = mb->all_pairs = 0;
+    for (int g = 0; g < groups * dist.size; g++) {
+        int n0 = mb->n, pairs0 = mb->num_pairs;
         int i = zelo_rng_below(&rng, t->n);
         int nd = t->num_docs[i];
         int want = group_size < nd ? group_size : nd;
@@ -1105,8 +1204,63 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
             mb->num_pairs++;
         }
         mb->n += taken;
+        mb->all_n += taken;
+        mb->all_groups++;
+        mb->all_pairs += mb->num_pairs - pairs0;
+        if (g / groups != dist.rank) {  // another rank's group: drawn, counted, not kept
+            mb->n = n0;
+            mb->num_pairs = pairs0;
+            mb->num_groups--;
+        }
     }
     mb->group_start[mb->num_groups] = mb->n;
+}
+
+// this rank's share of what the step's loss averages over (sequences, groups or pairs): its
+// batch_loss, a mean over its own, times this share is its part of the step's mean. Exactly 1
+// in one process.
+static double loss_share(const MicroBatch* mb, LossKind loss) {
+    switch (loss) {
+        case LOSS_MSE: case LOSS_BCE: return mb->all_n > 0 ? (double)mb->n / mb->all_n : 0.0;
+        case LOSS_LISTWISE: return mb->all_groups > 0 ? (double)mb->num_groups / mb->all_groups : 0.0;
+        case LOSS_PAIRWISE: return mb->all_pairs > 0 ? (double)mb->num_pairs / mb->all_pairs : 0.0;
+    }
+    return 0.0;
+}
+
+// the sum over the ranks of the gradients (each already its share of the step's mean), the
+// step's loss and its tokens: every rank then holds the step's mean gradient and takes the same
+// AdamW step. On GPUs through NCCL, on CPUs through MPI; nothing in one process.
+static void gradients_sum(BertModel* model, double* loss, int64_t* tokens) {
+    if (dist.size == 1) { return; }
+    void* stream = NULL;
+    float* grads = bert_grad_buffer(model, &stream);
+    if (stream != NULL) { dist_allreduce_sum_device(grads, model->num_parameters, stream); }
+    else { dist_allreduce_sum_float(grads, model->num_parameters); }
+    double both[2] = { *loss, (double)*tokens };
+    dist_allreduce_sum_double(both, 2);
+    *loss = both[0];
+    *tokens = (int64_t)both[1];
+}
+
+// ZeRO stage 1 (--zero): this rank's AdamW step over its slice of the weights (dist_share of the
+// flat buffer), then every slice copied to every rank. Each weight gets bert_adamw_update's
+// arithmetic from the same summed gradient, so the weights are those of a run without --zero.
+static void adamw_step_sliced(BertModel* model, float lr, float weight_decay, int step) {
+    int64_t a, b;
+    dist_share(&a, &b, (int64_t)model->num_parameters, dist.rank);
+    bert_adamw_update_range(model, lr, 0.9f, 0.999f, 1e-8f, weight_decay, step, (size_t)a, (size_t)b);
+    dist_allgather_blocks(model->params_memory, (int64_t)model->num_parameters, sizeof(float));
+}
+
+// --zero on resume: checkpoint_load read the whole AdamW state; this rank keeps its slice
+static void optimizer_keep_slice(BertModel* model) {
+    int64_t a, b;
+    dist_share(&a, &b, (int64_t)model->num_parameters, dist.rank);
+    memmove(model->m_memory, model->m_memory + a, (size_t)(b - a) * sizeof(float));
+    memmove(model->v_memory, model->v_memory + a, (size_t)(b - a) * sizeof(float));
+    model->m_memory = (float*)reallocCheck(model->m_memory, (size_t)(b - a) * sizeof(float));
+    model->v_memory = (float*)reallocCheck(model->v_memory, (size_t)(b - a) * sizeof(float));
 }
 
 // the loss of the batch and dloss/dlogit
@@ -1157,6 +1311,27 @@ static void checkpoint_save(const BertModel* model, const char* run_dir, int ste
     }
 }
 
+// checkpoint_save by rank 0, the AdamW state gathered there first when --zero slices it
+static void checkpoint_save_shared(BertModel* model, const Options* o, int step, int previous) {
+    if (!o->zero) {
+        if (dist.rank == 0) { checkpoint_save(model, o->run_dir, step, previous); }
+        return;
+    }
+    size_t n = model->num_parameters;
+    float* m = dist.rank == 0 ? (float*)mallocCheck(n * sizeof(float)) : NULL;
+    float* v = dist.rank == 0 ? (float*)mallocCheck(n * sizeof(float)) : NULL;
+    dist_gather_blocks(m, model->m_memory, (int64_t)n, sizeof(float));
+    dist_gather_blocks(v, model->v_memory, (int64_t)n, sizeof(float));
+    if (dist.rank == 0) {
+        BertModel whole = *model;  // the same weights, the whole state beside them
+        whole.m_memory = m;
+        whole.v_memory = v;
+        checkpoint_save(&whole, o->run_dir, step, previous);
+    }
+    free(m);
+    free(v);
+}
+
 // the step of the last checkpoint, or 0 when there is none
 static int checkpoint_step(const char* run_dir) {
     char path[4096];
@@ -1194,7 +1369,8 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 // or its steps after the checkpoint would follow another schedule, loss or batch stream
 // than those before it. Free to differ: --threads, --matmul and --device (the same products,
 // up to float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
-// are measured or saved, and where). The stage options (candidates, judge, fit, ...) are
+// are measured or saved, and where), --zero (the same weights) and the number of processes
+// (the step's batch, recorded as P x --batch-size, is what must match). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
 // checkpoint's.
 #define MAX_SETTINGS 16
@@ -1222,7 +1398,9 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
     s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
-    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size);
+    // the step's sequences over all processes (--batch-size is per process): a run may resume on
+    // another number of processes whose batches add up to the same step (microbatch_sample)
+    s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size * dist.size);
     s[n].option = "--group-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->group_size);
     s[n].option = "--grad-accum"; snprintf(s[n++].value, sizeof(s->value), "%d", o->grad_accum);
     s[n].option = "--max-len"; snprintf(s[n++].value, sizeof(s->value), "%d", o->max_len);
@@ -1415,6 +1593,123 @@ static void model_init(BertModel* model, const Options* o, const Tokenizer* tok,
 }
 
 // ----------------------------------------------------------------------------
+// judging and the rating fit, shared out
+
+// battles each rank asks per round of judge_battles_shared: what an interrupted run can lose
+#define JUDGE_ROUND 64
+
+// judge_battles_cached with the battles the cache lacks shared out: in rounds of JUDGE_ROUND
+// battles per rank, each rank asks its own judge (a cmd judge: its own program) its block of
+// the round; rank 0 gathers the answers, appends them to the cache (open on rank 0 only) and
+// flushes it, so that an interrupted run asks again at most one round. A battle's answer
+// depends on the battle alone (the sim judge seeds each battle from its own hash), so N ranks
+// answer as one process does. Every rank ends with all n answers.
+static void judge_battles_shared(float* p_out, Judge* judge, JudgeCache* cache, const Battle* battles, int n) {
+    if (dist.size == 1) {
+        judge_battles_cached(p_out, judge, cache, battles, n);
+        return;
+    }
+    int* missing = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+    int m = 0;
+    if (dist.rank == 0) {
+        for (int i = 0; i < n; i++) {
+            if (!judge_cache_lookup(&p_out[i], cache, &battles[i])) { missing[m++] = i; }
+        }
+    }
+    dist_broadcast(&m, sizeof(m), 0);
+    dist_broadcast(missing, (size_t)m * sizeof(int), 0);
+    // this rank's block of every round, prepared in bulk (dense embeddings, model scores)
+    int64_t round = (int64_t)JUDGE_ROUND * dist.size;
+    Battle* mine = (Battle*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(Battle));
+    int n_mine = 0;
+    for (int64_t start = 0; start < m; start += round) {
+        int64_t a, b;
+        dist_share(&a, &b, m - start < round ? m - start : round, dist.rank);
+        for (int64_t i = a; i < b; i++) { mine[n_mine++] = battles[missing[start + i]]; }
+    }
+    if (n_mine > 0) { judge_prepare(judge, mine, n_mine); }
+    int M = judge->n_members;  // each member's answer travels, for the cache's lines
+    float* answers = (float*)mallocCheck((size_t)round * M * sizeof(float));  // (round, M)
+    int64_t* got = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    int64_t* displs = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    Progress progress;
+    progress_begin(&progress, "judging", m);
+    for (int64_t start = 0, at = 0; start < m; start += round) {
+        int64_t len = m - start < round ? m - start : round, a, b;
+        dist_share(&a, &b, len, dist.rank);
+        int asked = (int)(b - a);
+        int answered = judge_battles_members(answers + a * M, judge, mine + at, asked);
+        at += asked;
+        dist_allgather_int64(got, answered);
+        int failed = 0;
+        for (int r = 0; r < dist.size; r++) {
+            dist_share(&displs[r], &b, len, r);
+            if (got[r] < b - displs[r]) { failed = 1; }
+        }
+        dist_gatherv(answers, displs, got, sizeof(float) * (size_t)M, 0);
+        if (dist.rank == 0) {
+            for (int r = 0; r < dist.size; r++) {
+                for (int64_t i = displs[r]; i < displs[r] + got[r]; i++) {
+                    int e = missing[start + i];
+                    p_out[e] = judge_cache_add(cache, &battles[e], answers + i * M);
+                }
+            }
+            judge_cache_flush(cache);
+        }
+        if (failed) {
+            dist_barrier();  // the answers that came are in the cache now
+            if (answered < asked) {
+                die("%s\n(the battles judged so far are saved in %s; run again to resume)", judge->error,
+                    dist.rank == 0 ? cache->path : "the run directory's judgment cache");
+            }
+            // a rank whose judge failed has just ended the job (die aborts every rank): wait for it
+            dist_barrier();
+        }
+        progress_update(&progress, start + len);
+    }
+    dist_broadcast(p_out, (size_t)n * sizeof(float), 0);
+    free(missing); free(mine); free(answers); free(got); free(displs);
+}
+
+// zelo_fit_ratings with the queries shared out by blocks: each query's fit depends on its own
+// battles alone, so the ratings are one process's bits. Returns the queries that did not
+// converge, over all ranks; dies naming the query on invalid input.
+static int fit_ratings_shared(double* e, ZeloFitStatus* status, const ZeloPairs* pairs, const ZeloFitConfig* fit) {
+    int64_t q0, q1;
+    dist_share(&q0, &q1, pairs->num_queries, dist.rank);
+    // this rank's queries as a ZeloPairs of their own, offsets counted from their first
+    int nq = (int)(q1 - q0);
+    int64_t* doc_start = (int64_t*)mallocCheck((size_t)(nq + 1) * sizeof(int64_t));
+    int64_t* pair_start = (int64_t*)mallocCheck((size_t)(nq + 1) * sizeof(int64_t));
+    for (int i = 0; i <= nq; i++) {
+        doc_start[i] = pairs->doc_start[q0 + i] - pairs->doc_start[q0];
+        pair_start[i] = pairs->pair_start[q0 + i] - pairs->pair_start[q0];
+    }
+    int64_t p0 = pairs->pair_start[q0], d0 = pairs->doc_start[q0];
+    ZeloPairs block = { nq, doc_start, pair_start, pairs->a + p0, pairs->b + p0, pairs->p + p0, NULL };
+    ZeloPairError err;
+    if (zelo_fit_ratings(e + d0, status + q0, &err, &block, fit) < 0) {
+        die("rating fit: query %lld, pair %lld: %s", (long long)(q0 + err.query), (long long)(p0 + err.pair), err.message);
+    }
+    free(doc_start);
+    free(pair_start);
+    int64_t* displs = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    int64_t* counts = (int64_t*)mallocCheck((size_t)dist.size * sizeof(int64_t));
+    for (int r = 0; r < dist.size; r++) {
+        int64_t a, b;
+        dist_share(&a, &b, pairs->num_queries, r);
+        displs[r] = pairs->doc_start[a];
+        counts[r] = pairs->doc_start[b] - pairs->doc_start[a];
+    }
+    dist_gatherv(e, displs, counts, sizeof(double), -1);
+    free(displs); free(counts);
+    dist_allgather_blocks(status, pairs->num_queries, sizeof(ZeloFitStatus));
+    int failed = 0;
+    for (int q = 0; q < pairs->num_queries; q++) { failed += !status[q].converged; }
+    return failed;
+}
+
+// ----------------------------------------------------------------------------
 // the paper's second stage: the judge answers a sample of the battles, a pairwise model
 // learns its answers, then judges every battle (cheaply, where the judge is an LLM ensemble)
 
@@ -1426,6 +1721,35 @@ typedef struct {
     Device device;              // where the student trains
 } DistillSetup;
 
+// the pairwise student, trained on the teacher's answers sample_p to the battles sample[0..m),
+// saved to student_path
+static void distill_train_student(const char* student_path, const Battle* sample, const float* sample_p, int m,
+                                  const DistillSetup* ds) {
+    const Options* o = ds->o;
+    BertModel student;
+    model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
+    bert_to_device(&student, ds->device);
+    DistillConfig cfg;
+    distill_default_config(&cfg);
+    cfg.steps = o->distill_steps;
+    // the step of the reranker's training, all processes' sequences: the student of one process
+    int step_batch = o->batch_size * dist.size;
+    cfg.batch_size = step_batch % 2 == 0 ? step_batch : step_batch + 1;
+    cfg.max_len = o->max_len;
+    cfg.lr = o->lr;
+    cfg.weight_decay = o->weight_decay;
+    cfg.grad_clip = o->grad_clip;
+    cfg.warmup_frac = o->warmup_frac;
+    cfg.seed = o->seed;
+    FILE* log = log_open(o->run_dir);
+    DistillResult r = distill_pairwise(&student, ds->tok, &ds->c->corpus, &ds->c->queries, sample, sample_p, m, &cfg, log);
+    fclose(log);
+    printf("distill: held-out agreement with the judge %.3f -> %.3f, BCE %.4f -> %.4f (floor %.4f)\n",
+           r.agreement_start, r.agreement_end, r.bce_start, r.bce_end, r.bce_floor);
+    bert_save(&student, student_path);
+    bert_free(&student);
+}
+
 // p_out[i] for the ordinary battles[0..n): the teacher judges a seeded sample of them, the
 // student trained on that sample judges them all
 static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* teacher, JudgeCache* teacher_cache,
@@ -1434,7 +1758,9 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
     char student_path[4096], cache_path[4096];
     joinPathCheck(student_path, sizeof(student_path), o->run_dir, "pairwise.bin");
     joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments_pairwise.jsonl");
-    if (!file_exists(student_path)) {
+    // the ranks share the teacher's sample out, rank 0 trains the student on it alone; every
+    // rank then judges its share of the battles with the student
+    if (!file_exists_on_rank0(student_path)) {
         // the teacher's sample: a seeded partial shuffle of the battles
         int m = o->distill < n ? o->distill : n;
         int* order = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
@@ -1449,28 +1775,10 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
         }
         float* sample_p = (float*)mallocCheck((size_t)(m > 0 ? m : 1) * sizeof(float));
         printf("distill: the judge answers %d of %d battles\n", m, n);
-        judge_battles_cached(sample_p, teacher, teacher_cache, sample, m);
-        BertModel student;
-        model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
-        bert_to_device(&student, ds->device);
-        DistillConfig cfg;
-        distill_default_config(&cfg);
-        cfg.steps = o->distill_steps;
-        cfg.batch_size = o->batch_size % 2 == 0 ? o->batch_size : o->batch_size + 1;
-        cfg.max_len = o->max_len;
-        cfg.lr = o->lr;
-        cfg.weight_decay = o->weight_decay;
-        cfg.grad_clip = o->grad_clip;
-        cfg.warmup_frac = o->warmup_frac;
-        cfg.seed = o->seed;
-        FILE* log = log_open(o->run_dir);
-        DistillResult r = distill_pairwise(&student, ds->tok, &ds->c->corpus, &ds->c->queries, sample, sample_p, m, &cfg, log);
-        fclose(log);
-        printf("distill: held-out agreement with the judge %.3f -> %.3f, BCE %.4f -> %.4f (floor %.4f)\n",
-               r.agreement_start, r.agreement_end, r.bce_start, r.bce_end, r.bce_floor);
-        bert_save(&student, student_path);
-        bert_free(&student);
+        judge_battles_shared(sample_p, teacher, teacher_cache, sample, m);
+        if (dist.rank == 0) { distill_train_student(student_path, sample, sample_p, m, ds); }
         free(order); free(sample); free(sample_p);
+        dist_barrier();  // the student is on disk for every rank
     }
     char spec[4200];
     snprintf(spec, sizeof(spec), "model:%s,pairwise", student_path);
@@ -1480,10 +1788,10 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
     Judge student_judge;
     judge_create(&student_judge, spec, &ctx);
     JudgeCache cache;
-    judge_cache_open(&cache, cache_path, &student_judge);
+    if (dist.rank == 0) { judge_cache_open(&cache, cache_path, &student_judge); }
     printf("distill: the pairwise student judges all %d battles\n", n);
-    judge_battles_cached(p_out, &student_judge, &cache, battles, n);
-    judge_cache_close(&cache);
+    judge_battles_shared(p_out, &student_judge, &cache, battles, n);
+    if (dist.rank == 0) { judge_cache_close(&cache); }
     judge_free(&student_judge);
 }
 
@@ -1498,7 +1806,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     joinPathCheck(tsv_path, sizeof(tsv_path), o->run_dir, "ratings.tsv");
     int want[12];
     targets_header(want, c, o);
-    if (file_exists(path)) {
+    if (file_exists_on_rank0(path)) {
         trainset_read(t, want, path);
         printf("targets: read from %s (%lld judged pairs)\n", path, (long long)t->pair_start[t->n]);
         return;
@@ -1531,10 +1839,10 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
             battles[e] = (Battle){ t->query[i], docs[t->pair_a[e]], t->query[i], docs[t->pair_b[e]] };
         }
     }
-    JudgeCache cache;
-    judge_cache_open(&cache, cache_path, judge);
+    JudgeCache cache;  // rank 0's: the others' answers reach the file through it
+    if (dist.rank == 0) { judge_cache_open(&cache, cache_path, judge); }
     if (o->distill > 0) { judge_distilled(t->pair_p, battles, (int)P, judge, &cache, ds); }
-    else { judge_battles_cached(t->pair_p, judge, &cache, battles, (int)P); }
+    else { judge_battles_shared(t->pair_p, judge, &cache, battles, (int)P); }
     free(battles);
     // the rating fit of every query
     double* p = (double*)mallocCheck((size_t)(P > 0 ? P : 1) * sizeof(double));
@@ -1550,8 +1858,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
     ZeloPairError err;
     double t0 = wall_seconds();
-    int failed = zelo_fit_ratings(e, status, &err, &pairs, &fit);
-    if (failed < 0) { die("rating fit: query %d, pair %lld: %s", err.query, (long long)err.pair, err.message); }
+    int failed = fit_ratings_shared(e, status, &pairs, &fit);
     printf("fit: %d queries in %.3fs (%s link, lambda %g)", t->n, wall_seconds() - t0, zelo_link_name(o->link), o->lambda);
     if (failed > 0) {
         printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
@@ -1589,13 +1896,16 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
                               t->query[x->query_b], t->docs[(size_t)x->query_b * K + x->doc_b] };
         }
         float* xp = (float*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(float));
-        judge_battles_cached(xp, judge, &cache, xb, (int)nc);
+        judge_battles_shared(xp, judge, &cache, xb, (int)nc);
         double* xpd = (double*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(double));
         for (int64_t j = 0; j < nc; j++) { xpd[j] = xp[j]; }
+        // one fit over all queries: rank 0's offsets are every rank's
         ZeloCalibrationStatus cs;
-        if (!zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
+        memset(&cs, 0, sizeof(cs));
+        if (dist.rank == 0 && !zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
             die("calibration: %s", err.message);
         }
+        dist_broadcast(b, (size_t)t->n * sizeof(double), 0);
         printf("calibration: %lld cross-query battles, offsets fitted (%s, |grad| %.1e)%s\n", (long long)nc,
                cs.fit.converged ? "converged" : "NOT converged", cs.fit.grad_inf,
                cs.uncovered > 0 ? "; some queries are in no cross-query battle: their offset is the prior's 0" : "");
@@ -1609,7 +1919,7 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     } else {
         printf("calibration: off (--cross-pairs 0 or one training query): offsets b = 0, ratings of different queries are not comparable\n");
     }
-    judge_cache_close(&cache);
+    if (dist.rank == 0) { judge_cache_close(&cache); }
     for (int i = 0; i < t->n; i++) {
         t->offsets[i] = (float)b[i];
         for (int j = 0; j < t->num_docs[i]; j++) {
@@ -1618,9 +1928,11 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
             t->targets[(size_t)i * K + j] = (float)zelo_target(s);
         }
     }
-    trainset_write(t, want, path);
-    trainset_write_tsv(t, c, tsv_path);
-    printf("targets: written to %s and %s\n", path, tsv_path);
+    if (dist.rank == 0) {
+        trainset_write(t, want, path);
+        trainset_write_tsv(t, c, tsv_path);
+        printf("targets: written to %s and %s\n", path, tsv_path);
+    }
     free(p); free(doc_start); free(e); free(status); free(b);
 }
 
@@ -1705,6 +2017,7 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
 }
 
 static void log_eval(FILE* log, int step, const MetricScores* m) {
+    if (log == NULL) { return; }  // ranks other than 0 keep no log
     fprintf(log, "{\"step\": %d, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
             step, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
     fflush(log);
@@ -1713,6 +2026,8 @@ static void log_eval(FILE* log, int step, const MetricScores* m) {
 int main(int argc, char** argv) {
     // progress lines go to stderr at once; keep stdout in step with them when it is a pipe
     setvbuf(stdout, NULL, _IOLBF, 0);
+    dist_init(&argc, &argv);
+    dist_mute_others();
     Options o;
     options_default(&o);
     parse_options(&o, argc, argv);
@@ -1724,6 +2039,7 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
+    processes_setup(&device, &o);
     printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
            "student)\n", device_describe(device));
 
@@ -1767,7 +2083,7 @@ int main(int argc, char** argv) {
     ctx.device = device;
     ctx.combine = o.judge_combine;
     ctx.cmd_timeout_s = o.judge_timeout;
-    ctx.run_dir = o.run_dir;
+    ctx.run_dir = dist.rank == 0 ? o.run_dir : NULL;  // the dense judge's embeddings: rank 0 saves its own
     ctx.seed = o.seed;
     if (!have_dense && strstr(o.judge, "dense") != NULL) {
         die("the judge '%s' has a dense member, which needs --dense-model DIR (a Hugging Face bi-encoder such as "
@@ -1787,7 +2103,8 @@ int main(int argc, char** argv) {
     int groups = o.batch_size / o.group_size;
     int64_t items = 0;
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
-    int total = o.steps > 0 ? o.steps : (int)((items + (int64_t)o.batch_size * o.grad_accum - 1) / ((int64_t)o.batch_size * o.grad_accum));
+    int64_t step_items = (int64_t)o.batch_size * o.grad_accum * dist.size;  // sequences of one step, all ranks'
+    int total = o.steps > 0 ? o.steps : (int)((items + step_items - 1) / step_items);
     // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
     // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
     int eval_every = o.eval_every > 0 ? o.eval_every : (total + 4) / 5;
@@ -1795,7 +2112,7 @@ int main(int argc, char** argv) {
     Batch batch;
     batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
     MicroBatch mb;
-    microbatch_init(&mb, o.batch_size, groups, t.K);
+    microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
     int step = 0;
     if (o.resume) {
@@ -1803,16 +2120,19 @@ int main(int argc, char** argv) {
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
         training_settings_check(&o, &c, total);
         checkpoint_load(&model, o.run_dir, step);
+        if (o.zero) { optimizer_keep_slice(&model); }
         printf("resume: from the checkpoint of step %d\n", step);
     } else if (checkpoint_step(o.run_dir) > 0) {
         die("%s already holds a checkpoint (step %d): add --resume to continue it, or use another --run-dir",
             o.run_dir, checkpoint_step(o.run_dir));
     }
-    if (!o.resume) { training_settings_write(&o, &c, total); }
+    // every rank has read the directory's checkpoint and settings before rank 0 writes there
+    dist_barrier();
+    if (!o.resume && dist.rank == 0) { training_settings_write(&o, &c, total); }
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
     MetricScores before;
-    int have_before = log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
-    FILE* log = log_open(o.run_dir);
+    int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
+    FILE* log = dist.rank == 0 ? log_open(o.run_dir) : NULL;
 
     ResultRow rows[7];
     int n_rows = 0;
@@ -1831,7 +2151,8 @@ int main(int argc, char** argv) {
     // has embedded the candidates there, and the baseline then embeds nothing twice
     const char* judge_obstacle = judge_row_obstacle(&judge);
     const JudgeKind sole = judge.members[0].kind;
-    int judge_row = judge_obstacle == NULL && !(judge.n_members == 1 && (sole == JUDGE_BM25 || sole == JUDGE_DENSE));
+    // rank 0 alone ranks by the judge and the dense baseline: rows only it prints
+    int judge_row = dist.rank == 0 && judge_obstacle == NULL && !(judge.n_members == 1 && (sole == JUDGE_BM25 || sole == JUDGE_DENSE));
     char judge_name[300];
     MetricScores judge_mean;
     if (judge_row) {
@@ -1841,7 +2162,7 @@ int main(int argc, char** argv) {
         free(scores);
         snprintf(judge_name, sizeof(judge_name), "judge (%s)", judge_describe(&judge));
     }
-    if (have_dense) {
+    if (have_dense && dist.rank == 0) {
         scores = dense_eval_scores(&dense_model, &dense_tok, &c, &cand, o.run_dir);
         joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.dense.trec");
         rows[n_rows++] = (ResultRow){ "dense (bi-encoder cosine)", evaluate_scores(scores, &c, &cand, run_file, "dense") };
@@ -1864,7 +2185,7 @@ int main(int argc, char** argv) {
     }
 
     printf("training: %d steps of %d sequences (%d %s x %d documents) x %d micro-batch%s, %s loss\n",
-           total, o.batch_size, groups, groups == 1 ? "query" : "queries", o.group_size, o.grad_accum,
+           total, o.batch_size * dist.size, groups * dist.size, groups * dist.size == 1 ? "query" : "queries", o.group_size, o.grad_accum,
            o.grad_accum == 1 ? "" : "es",
            o.loss == LOSS_MSE ? "mse" : o.loss == LOSS_BCE ? "bce" : o.loss == LOSS_PAIRWISE ? "pairwise" : "listwise");
     Progress progress;
@@ -1883,19 +2204,24 @@ int main(int argc, char** argv) {
             microbatch_sample(&mb, &t, groups, o.group_size, o.seed, step, micro);
             batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
-            loss += batch_loss(dlogits, model.logits, &mb, o.loss) / o.grad_accum;
-            for (int i = 0; i < mb.n; i++) { dlogits[i] /= (float)o.grad_accum; }
+            double share = loss_share(&mb, o.loss);
+            loss += share * batch_loss(dlogits, model.logits, &mb, o.loss) / o.grad_accum;
+            for (int i = 0; i < mb.n; i++) { dlogits[i] = dlogits[i] * (float)share / (float)o.grad_accum; }
             bert_backward(&model, dlogits, NULL);
             tokens += batch.n_tokens;
         }
+        gradients_sum(&model, &loss, &tokens);
         float norm = bert_clip_grad_norm(&model, o.grad_clip);
         float lr = learning_rate(&o, step, total);
-        bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step);
+        if (o.zero) { adamw_step_sliced(&model, lr, o.weight_decay, step); }
+        else { bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step); }
         double dt = wall_seconds() - t0;
         if (!isfinite(loss)) { die("step %d: the loss is %g; lower --lr or check the targets", step, loss); }
-        fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
-                step, loss, lr, norm, (double)tokens / dt);
-        fflush(log);
+        if (log != NULL) {
+            fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
+                    step, loss, lr, norm, (double)tokens / dt);
+            fflush(log);
+        }
         progress_update(&progress, step);
         if (step - first_step == estimate_after && step < total) {
             struct rusage ru;
@@ -1917,12 +2243,12 @@ int main(int argc, char** argv) {
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
         if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
-            checkpoint_save(&model, o.run_dir, step, last_ckpt);
+            checkpoint_save_shared(&model, &o, step, last_ckpt);
             last_ckpt = step;
         }
         if (step == o.stop_at && step < total) {
             printf("stopped after step %d of %d (--stop-at); continue with --resume\n", step, total);
-            fclose(log);
+            if (log != NULL) { fclose(log); }
             goto free_all; // a stopped run frees what it holds too, so a leak report means something
         }
     }
@@ -1932,6 +2258,7 @@ int main(int argc, char** argv) {
     rows[n_rows++] = (ResultRow){ "zELO-trained model", evaluate_scores(scores, &c, &cand, run_file, "zelo") };
     free(scores);
     log_eval(log, total, &rows[n_rows - 1].mean);
+    if (dist.rank != 0) { goto free_all; }  // what follows writes files and prints
     fclose(log);
     char model_path[4096];
     joinPathCheck(model_path, sizeof(model_path), o.run_dir, "model.bin");
@@ -1968,5 +2295,6 @@ free_all:
     trainset_free(&t);
     candidates_free(&cand);
     collection_free(&c);
+    dist_finalize();
     return 0;
 }

@@ -24,6 +24,19 @@ __attribute__((noreturn)) void fuzz_refused(const char* file, int line, const ch
 void fuzz_opened(FILE* fp);
 #endif
 
+// A program run as several processes (common/dist.c) defines these two: the first gives
+// stderr back to a rank whose output was muted and returns the rank to name in the message
+// (" (rank 1 of 2)", "" in one process); the second ends the whole job, so that one rank's
+// error never leaves the others waiting for it. Weak: other programs lack them.
+#ifdef __cplusplus
+extern "C" {
+#endif
+__attribute__((weak)) const char* dist_error_begin(void);
+__attribute__((weak)) void dist_error_exit(void);
+#ifdef __cplusplus
+}
+#endif
+
 // prints "error at file:line: <message>" and exits with status 1
 __attribute__((format(printf, 3, 4), noreturn))
 static inline void die_at(const char* file, int line, const char* fmt, ...) {
@@ -36,12 +49,13 @@ static inline void die_at(const char* file, int line, const char* fmt, ...) {
     fuzz_refused(file, line, message);
 #endif
     fflush(stdout);
-    fprintf(stderr, "error at %s:%d: ", file, line);
+    fprintf(stderr, "error at %s:%d%s: ", file, line, dist_error_begin != NULL ? dist_error_begin() : "");
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\n");
+    if (dist_error_exit != NULL) { dist_error_exit(); }
     exit(1);
 }
 #define die(...) die_at(__FILE__, __LINE__, __VA_ARGS__)

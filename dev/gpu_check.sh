@@ -5,6 +5,7 @@
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
 #   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
 #      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c);
+#      with 2 GPUs and mpirun, test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
 #   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings);
 #   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
 #      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
@@ -89,7 +90,7 @@ else STB="MISSING /usr/include/stb/stb_ds.h, needed by $STB_USERS(install libstb
     echo "sanitizer: ${SANITIZER:-not found}"
     echo "python:    ${TORCH:-torch or transformers not importable}"
     echo "openblas:  $([[ " ${MAKE_FLAGS[*]} " == *" NO_BLAS=1 "* ]] && echo 'does not link: building with NO_BLAS=1' || echo links)"
-    echo "mpi:       $(command -v mpicc > /dev/null && echo present || echo 'absent (not needed: no program links MPI)')"
+    echo "mpi:       $(command -v mpirun > /dev/null && echo present || echo 'absent (train_zelo is then one process; the 2-GPU step is skipped)')"
     echo "stb_ds.h:  $STB"
 } | tee "$LOG_DIR/probe.log"
 [ $HAVE_GPU -eq 0 ] && echo "no GPU visible: the steps that need one are skipped"
@@ -114,13 +115,23 @@ fi
 
 # ---- 2.-5. on the GPU ----
 if [ $HAVE_GPU -eq 0 ]; then
-    for step in "test_cuda (GPU)" "memcheck/racecheck" "kernel benchmarks" "training step vs HF"; do skip "$step" "no GPU"; done
+    for step in "test_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" "training step vs HF"; do skip "$step" "no GPU"; done
 else
     # the all-MiniLM-L6-v2 step needs its weights (pip package or ZELO_MINILM_DIR); a machine
     # without them runs the rest and says so
     bash dev/find_minilm.sh >/dev/null 2>&1 || export ZELO_NO_MINILM=1
     run test_cuda 120 build/gpu/test_cuda || true
     note "test_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda.log" | tail -n 1)"
+
+    # several GPUs: test/test_mpi.sh's runs with --device cuda, gradients summed by NCCL, which
+    # wants one GPU per process: two GPUs at least
+    GPUS=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+    if [ "$GPUS" -ge 2 ] && command -v mpirun > /dev/null; then
+        run test_mpi_gpu 240 env TEST_MPI_DEVICE=cuda bash test/test_mpi.sh || true
+        note "2 processes, 2 GPUs (NCCL)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_mpi_gpu.log" | tail -n 1)"
+    else
+        skip "2 processes, 2 GPUs (NCCL)" "$GPUS GPU(s)$(command -v mpirun > /dev/null || echo ', no mpirun'): NCCL wants one GPU per process"
+    fi
 
     ok=0 total=0 t0=$SECONDS bad=""
     for p in $DEV_PROGRAMS; do

@@ -769,46 +769,43 @@ int judge_combine_parse(JudgeCombine* rule, const char* name) {
 // for its LLM ensemble) keeps only each member's direction: a member's confidence no longer
 // counts, which suits judges whose probabilities are not calibrated against each other, and
 // its answers come in steps of 1/(2M).
-void judge_combine(float* p_out, const float* member_p, int n_members, int stride, int n, JudgeCombine rule) {
+void judge_combine(float* p_out, const float* member_p, int n_members, int n, JudgeCombine rule) {
     for (int i = 0; i < n; i++) {
+        const float* x = member_p + (size_t)i * n_members;
         if (rule == JUDGE_COMBINE_VOTE && n_members > 1) {
             int votes = 0;  // Σ of +1, 0, −1
-            for (int k = 0; k < n_members; k++) {
-                float x = member_p[(size_t)k * stride + i];
-                votes += (x > 0.5f) - (x < 0.5f);
-            }
+            for (int k = 0; k < n_members; k++) { votes += (x[k] > 0.5f) - (x[k] < 0.5f); }
             p_out[i] = (float)((double)(n_members + votes) / (2.0 * n_members));
         } else {
             float sum = 0.0f;
-            for (int k = 0; k < n_members; k++) { sum += member_p[(size_t)k * stride + i]; }
+            for (int k = 0; k < n_members; k++) { sum += x[k]; }
             p_out[i] = sum / (float)n_members;
         }
     }
 }
 
-// each member's answers to battles[0..n) into member_p (n_members, n), row k member k's.
-// Returns how many battles every member answered: n, or fewer when one failed (then
-// judge->error says why)
-static int judge_members_battles(float* member_p, Judge* judge, const Battle* battles, int n) {
+int judge_battles_members(float* member_p, Judge* judge, const Battle* battles, int n) {
     check_battles(&judge->ctx, battles, n);
     judge->error[0] = '\0';
-    int answered = n;
-    for (int k = 0; k < judge->n_members; k++) {
+    int M = judge->n_members, answered = n;
+    float* column = (float*)mallocCheck(sizeof(float) * (size_t)(n > 0 ? n : 1));  // one member's answers
+    for (int k = 0; k < M; k++) {
         char err[900] = "";
-        int got = member_battles(member_p + (size_t)k * n, err, sizeof(err), &judge->members[k], &judge->ctx,
-                                 battles, answered);
+        int got = member_battles(column, err, sizeof(err), &judge->members[k], &judge->ctx, battles, answered);
         if (got < answered) {
             snprintf(judge->error, sizeof(judge->error), "judge %s: %s", judge->members[k].spec, err);
             answered = got;
         }
+        for (int i = 0; i < answered; i++) { member_p[(size_t)i * M + k] = column[i]; }
     }
+    free(column);
     return answered;
 }
 
 int judge_battles(float* p_out, Judge* judge, const Battle* battles, int n) {
     float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)judge->n_members * (size_t)(n > 0 ? n : 1));
-    int answered = judge_members_battles(member_p, judge, battles, n);
-    judge_combine(p_out, member_p, judge->n_members, n, answered, judge->ctx.combine);
+    int answered = judge_battles_members(member_p, judge, battles, n);
+    judge_combine(p_out, member_p, judge->n_members, answered, judge->ctx.combine);
     free(member_p);
     return answered;
 }
@@ -925,7 +922,7 @@ int judge_cache_lookup(float* p, const JudgeCache* cache, const Battle* battle) 
     }
     float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)M);
     for (int k = 0; k < M; k++) { member_p[k] = (float)(cache->sums[(size_t)row * M + k] / cache->counts[row]); }
-    judge_combine(p, member_p, M, 1, 1, rule);
+    judge_combine(p, member_p, M, 1, rule);
     free(member_p);
     return 1;
 }
@@ -938,6 +935,22 @@ void judge_cache_close(JudgeCache* cache) {
     arrfree(cache->combined_only);
     free(cache->path);
     memset(cache, 0, sizeof(*cache));
+}
+
+float judge_cache_add(JudgeCache* cache, const Battle* battle, const float* members) {
+    const Judge* judge = cache->judge;
+    float p;
+    judge_combine(&p, members, cache->n_members, 1, judge->ctx.combine);
+    double* sums = (double*)mallocCheck(sizeof(double) * (size_t)cache->n_members);
+    for (int k = 0; k < cache->n_members; k++) { sums[k] = members[k]; }
+    cache_add(cache, battle, sums, p);
+    free(sums);
+    write_judgment(cache->fp, &judge->ctx, battle, p, members, cache->n_members, judge->description);
+    return p;
+}
+
+void judge_cache_flush(JudgeCache* cache) {
+    if (fflush(cache->fp) != 0) { die("could not write '%s': %s", cache->path, strerror(errno)); }
 }
 
 void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const Battle* battles, int n) {
@@ -954,24 +967,14 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
     int show = m >= JUDGE_PROGRESS_MIN;
     double t0 = wall_seconds(), last_shown = t0;
     int M = judge->n_members;
-    float answers[JUDGE_BATCH];
-    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)M * JUDGE_BATCH);  // (M, k) per batch
-    float* line_members = (float*)mallocCheck(sizeof(float) * (size_t)M);
-    double* sums = (double*)mallocCheck(sizeof(double) * (size_t)M);
+    float* member_p = (float*)mallocCheck(sizeof(float) * (size_t)M * JUDGE_BATCH);  // (k, M) per batch
     for (int start = 0; start < m; start += JUDGE_BATCH) {
         int k = m - start < JUDGE_BATCH ? m - start : JUDGE_BATCH;
-        int got = judge_members_battles(member_p, judge, ask + start, k);
-        judge_combine(answers, member_p, M, k, got, judge->ctx.combine);
+        int got = judge_battles_members(member_p, judge, ask + start, k);
         for (int i = 0; i < got; i++) {
-            p_out[missing[start + i]] = answers[i];
-            for (int j = 0; j < M; j++) {
-                line_members[j] = member_p[(size_t)j * k + i];
-                sums[j] = line_members[j];
-            }
-            cache_add(cache, &ask[start + i], sums, answers[i]);
-            write_judgment(cache->fp, &judge->ctx, &ask[start + i], answers[i], line_members, M, judge->description);
+            p_out[missing[start + i]] = judge_cache_add(cache, &ask[start + i], member_p + (size_t)i * M);
         }
-        if (fflush(cache->fp) != 0) { die("could not write '%s': %s", cache->path, strerror(errno)); }
+        judge_cache_flush(cache);
         if (got < k) {
             if (show) { fprintf(stderr, "\n"); }
             die("%s\n(the %d battles judged so far are saved in %s; run again to resume)", judge->error,
@@ -987,8 +990,6 @@ void judge_battles_cached(float* p_out, Judge* judge, JudgeCache* cache, const B
         }
     }
     free(member_p);
-    free(line_members);
-    free(sums);
     free(missing);
     free(ask);
 }

@@ -130,9 +130,12 @@ void judge_create(Judge* judge, const char* spec, const JudgeContext* ctx);
 // n, or fewer when a judge failed (a cmd program died, a file lacks a battle); then
 // p_out[0..returned) holds good answers and judge->error says why it stopped.
 int judge_battles(float* p_out, Judge* judge, const Battle* battles, int n);
-// the combined p of n battles into p_out (n,) from the members' answers member_p, row k (at
-// member_p + k * stride) holding member k's n answers
-void judge_combine(float* p_out, const float* member_p, int n_members, int stride, int n, JudgeCombine rule);
+// each member's answers to battles[0..n) into member_p (n, n_members), battle i's answers at
+// member_p + i * n_members, in the spec's order. Returns how many battles every member
+// answered, as judge_battles does
+int judge_battles_members(float* member_p, Judge* judge, const Battle* battles, int n);
+// the combined p of n battles into p_out (n,) from their members' answers member_p (n, n_members)
+void judge_combine(float* p_out, const float* member_p, int n_members, int n, JudgeCombine rule);
 // lets judges do ahead, in bulk, the work these battles will need (dense embeddings,
 // cross-encoder scores), with a progress line; judge_battles does it anyway when needed
 void judge_prepare(Judge* judge, const Battle* battles, int n);
@@ -180,6 +183,13 @@ void judge_cache_open(JudgeCache* cache, const char* path, const Judge* judge);
 // before, else 0. Dies if the vote meets a line without "members".
 int judge_cache_lookup(float* p, const JudgeCache* cache, const Battle* battle);
 void judge_cache_close(JudgeCache* cache);
+// records one answer of the cache's judge (in memory and as a line of the file); the line
+// reaches the disk at the next judge_cache_flush. For answers judged elsewhere (another rank).
+// members (n_members,) are the judge's members' answers; returns their combination by the
+// judge's rule (what the battle's p is)
+float judge_cache_add(JudgeCache* cache, const Battle* battle, const float* members);
+// flushes the appended lines; dies naming the file when the write fails
+void judge_cache_flush(JudgeCache* cache);
 
 // like judge_battles, but answers from the cache where it can, asks the judge only the
 // other battles (in batches, each appended to the cache and flushed), and shows progress

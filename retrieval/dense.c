@@ -14,9 +14,6 @@
 #define DENSE_MAGIC 20251101
 #define DENSE_VERSION 2  // 2: the model hash leaves out the pooler and the classifier
 #define DENSE_HEADER_INTS 256
-// texts tokenized at a time: enough to sort into batches of even length, while the token
-// buffer (chunk, max_len) stays small whatever the collection's size
-#define DENSE_CHUNK 1024
 // tokens per forward pass: large enough for the matrix products to run at full speed,
 // small enough that the attention of 256-token sequences stays a few MB per layer
 #define DENSE_BATCH_TOKENS 8192
@@ -137,27 +134,47 @@ void dense_store_init(DenseStore* store, const BertModel* model, const char* con
     for (int i = 0; i < n_items; i++) { store->row_of[i] = -1; }
 }
 
+int dense_store_missing(int* todo, const char** todo_texts, const DenseStore* store, const int* items,
+                        const char* const* texts, int n) {
+    int m = 0;
+    unsigned char* listed = (unsigned char*)callocCheck((size_t)(store->n_items > 0 ? store->n_items : 1), 1);
+    for (int i = 0; i < n; i++) {
+        int item = items[i];
+        if (item < 0 || item >= store->n_items) { die("dense_store: item %d outside 0..%d", item, store->n_items - 1); }
+        if (store->row_of[item] != -1 || listed[item]) { continue; }  // held, or a repeat
+        listed[item] = 1;
+        todo_texts[m] = texts[i];
+        todo[m++] = item;
+    }
+    free(listed);
+    return m;
+}
+
+void dense_store_put(DenseStore* store, const int* items, const float* rows, int m) {
+    for (int i = 0; i < m; i++) {
+        if (items[i] < 0 || items[i] >= store->n_items || store->row_of[items[i]] != -1) {
+            die("dense_store_put: item %d outside 0..%d or held already", items[i], store->n_items - 1);
+        }
+    }
+    size_t floats = (size_t)m * store->C;  // a variable: arraddnptr tests its count as a boolean
+    if (floats > 0) { memcpy(arraddnptr(store->rows, floats), rows, floats * sizeof(float)); }
+    for (int i = 0; i < m; i++) {
+        arrput(store->item_of, items[i]);
+        store->row_of[items[i]] = store->n + i;
+    }
+    store->n += m;
+}
+
 void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok, const int* items,
                       const char* const* texts, int n) {
     int* todo = (int*)mallocCheck(sizeof(int) * (size_t)(n > 0 ? n : 1));
-    const char** batch_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)(n > 0 ? n : 1));
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        int item = items[i];
-        if (item < 0 || item >= store->n_items) { die("dense_store_fill: item %d outside 0..%d", item, store->n_items - 1); }
-        // -2 marks an item already queued, so that repeats are embedded once
-        if (store->row_of[item] == -1) { store->row_of[item] = -2; batch_texts[m] = texts[i]; todo[m++] = item; }
-    }
-    if (m > 0) {
-        size_t floats = (size_t)m * store->C;   // a variable: arraddnptr tests its count as a boolean
-        dense_embed(arraddnptr(store->rows, floats), model, tok, batch_texts, m, store->max_len);
-        for (int i = 0; i < m; i++) {
-            arrput(store->item_of, todo[i]);
-            store->row_of[todo[i]] = store->n + i;
-        }
-        store->n += m;
-    }
-    free(batch_texts);
+    const char** todo_texts = (const char**)mallocCheck(sizeof(char*) * (size_t)(n > 0 ? n : 1));
+    int m = dense_store_missing(todo, todo_texts, store, items, texts, n);
+    float* rows = (float*)mallocCheck(sizeof(float) * (size_t)(m > 0 ? m : 1) * store->C);
+    dense_embed(rows, model, tok, todo_texts, m, store->max_len);
+    dense_store_put(store, todo, rows, m);
+    free(rows);
+    free(todo_texts);
     free(todo);
 }
 

@@ -28,6 +28,11 @@
 
 // all-MiniLM-L6-v2's max_seq_length in sentence-transformers
 #define DENSE_DEFAULT_MAX_LEN 256
+// texts dense_embed tokenizes at a time, from the first: enough to sort into batches of even
+// length, while the token buffer (chunk, max_len) stays small. A text's embedding depends on
+// the texts of its chunk (their batches), so work split at multiples of DENSE_CHUNK (several
+// processes) gives one call's bits.
+#define DENSE_CHUNK 1024
 
 // embeddings of texts[0..n), in order, each row L2-normalised. Texts are packed into
 // batches of similar length (sorted by token count) so that little work is spent on
@@ -59,6 +64,13 @@ void dense_store_init(DenseStore* store, const BertModel* model, const char* con
 // text of items[i], so that a caller lists only the texts it needs
 void dense_store_fill(DenseStore* store, BertModel* model, const Tokenizer* tok,
                       const int* items, const char* const* texts, int n);
+// the items of items[0..n) the store does not hold, each once, in order, into todo (m,) with
+// their texts in todo_texts (m,); returns m. Both arrays must have room for n
+int dense_store_missing(int* todo, const char** todo_texts, const DenseStore* store, const int* items,
+                        const char* const* texts, int n);
+// stores rows (m, C) as the embeddings of items[0..m) (computed elsewhere: another process);
+// dies on an item held already
+void dense_store_put(DenseStore* store, const int* items, const float* rows, int m);
 // the embedding of an item; dies if it was never filled
 const float* dense_store_row(const DenseStore* store, int item);
 // writes the file atomically (path.tmp, then rename)

@@ -7,12 +7,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BIN=build/test_cuda_emu_tsan
-passed=0
-failed=0
-check() {  # check "description" command...
-    local what=$1; shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source test/check.sh
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 

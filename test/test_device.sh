@@ -12,13 +12,7 @@
 # Ends with "test_device: N passed, N failed" and a non-zero status on any failure.
 set -u
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
-check() {  # check "what" command...
-    local what=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source test/check.sh
 D=$(mktemp -d /tmp/test_device_XXXXXX)
 trap 'rm -rf "$D"' EXIT
 T=./train_zelo

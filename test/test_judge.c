@@ -717,18 +717,20 @@ static int judge_cached_with(float* p, const char* spec, JudgeCombine rule, cons
 }
 
 static void test_vote(void) {
-    // the rule on hand-made answers of three members (rows of stride 4)
-    const float answers[12] = {0.9f, 0.9f, 0.6f, 0.2f,   // member 0
-                               0.2f, 0.7f, 0.6f, 0.5f,   // member 1
-                               0.5f, 0.4f, 0.6f, 0.1f};  // member 2
+    // the rule on hand-made answers of three members to four battles (a battle a row)
+    const float answers[12] = {0.9f, 0.2f, 0.5f,
+                               0.9f, 0.7f, 0.4f,
+                               0.6f, 0.6f, 0.6f,
+                               0.2f, 0.5f, 0.1f};
     const double want_vote[4] = {0.5, 4.0 / 6.0, 1.0, 1.0 / 6.0};  // (3 + Σ directions) / 6
     float got[4];
-    judge_combine(got, answers, 3, 4, 4, JUDGE_COMBINE_VOTE);
+    judge_combine(got, answers, 3, 4, JUDGE_COMBINE_VOTE);
     for (int i = 0; i < 4; i++) { CHECK(got[i] == (float)want_vote[i], "vote of battle %d: %.9g, want %.9g", i, got[i], want_vote[i]); }
-    judge_combine(got, answers, 3, 4, 4, JUDGE_COMBINE_MEAN);
+    judge_combine(got, answers, 3, 4, JUDGE_COMBINE_MEAN);
     CHECK(fabs(got[0] - 1.6 / 3) < 1e-7 && fabs(got[3] - 0.8 / 3) < 1e-7, "mean: %.9g %.9g", got[0], got[3]);
-    judge_combine(got, answers, 1, 4, 4, JUDGE_COMBINE_VOTE);
-    CHECK(got[0] == 0.9f && got[3] == 0.2f, "vote of one member: %.9g %.9g, want it unchanged", got[0], got[3]);
+    const float one_member[2] = {0.9f, 0.2f};
+    judge_combine(got, one_member, 1, 2, JUDGE_COMBINE_VOTE);
+    CHECK(got[0] == 0.9f && got[1] == 0.2f, "vote of one member: %.9g %.9g, want it unchanged", got[0], got[1]);
     JudgeCombine rule;
     CHECK(judge_combine_parse(&rule, "vote") && rule == JUDGE_COMBINE_VOTE && !judge_combine_parse(&rule, "median"),
           "judge_combine_parse");

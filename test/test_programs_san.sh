@@ -10,13 +10,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BIN=${SAN_BIN:-build/san}
-passed=0
-failed=0
-check() {  # check "what" command...
-    local what=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source test/check.sh
 # exit status $1 is the wanted one and file $2 holds no sanitizer report
 clean_exit() { test "$1" -eq "$3" && ! grep -qE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$2"; }
 D=$(mktemp -d /tmp/test_programs_san_XXXXXX)

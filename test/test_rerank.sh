@@ -14,12 +14,7 @@ set -u
 cd "$(dirname "$0")/.."
 FIX=test/fixtures/rerank
 DATA=../shared/data/cranfield
-passed=0
-failed=0
-check() {  # check "description" command...
-    local what=$1; shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
+source test/check.sh
 finish() {
     echo "test_rerank: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]

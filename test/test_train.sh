@@ -7,14 +7,8 @@
 # Ends with "test_train: N passed, N failed" and a non-zero status on any failure.
 set -u
 cd "$(dirname "$0")/.."
-passed=0
-failed=0
+source test/check.sh
 distinct_queries() { tail -n +2 "$1" | cut -f1 | sort -u | wc -l; }
-check() {  # check "what" command...
-    local what=$1
-    shift
-    if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: $what"; fi
-}
 D=$(mktemp -d /tmp/test_train_XXXXXX)
 trap 'rm -rf "$D"' EXIT
 T=./train_zelo
