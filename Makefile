@@ -81,7 +81,14 @@ SRC_DENSE = retrieval/dense.c retrieval/fusion.c
 SRC_BM25 = retrieval/bm25.c retrieval/analyzer.c
 SRC_DATA = io/beir.c $(SRC_JSON)
 SRC_METRICS = io/metrics.c
-HEADERS = $(wildcard *.h */*.h)
+# The build's configuration: what the probes found and the compiler's flags, kept in
+# $(BUILD)/config.txt (rewritten only when it changes). Every object and program depends on it
+# through HEADERS, so that switching (`make NO_CUDA=1` after `make`, NO_BLAS, NO_MPI) rebuilds
+# them instead of keeping the other configuration's files.
+BUILD_CONFIG = cuda=$(CUDA_PROBE) blas=$(BLAS_PROBE) mpi=$(MPI_PROBE) nccl=$(NCCL_PROBE) cc=$(CC) cflags=$(CFLAGS)
+CONFIG_STAMP = $(BUILD)/config.txt
+$(shell mkdir -p $(BUILD) && (echo '$(BUILD_CONFIG)' | cmp -s - $(CONFIG_STAMP) || echo '$(BUILD_CONFIG)' > $(CONFIG_STAMP)))
+HEADERS = $(wildcard *.h */*.h) $(CONFIG_STAMP)
 
 PROGRAMS = train_zelo zelo_fit rerank
 TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill test_fusion
