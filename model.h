@@ -168,6 +168,8 @@ typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
 const char* device_select(Device* device, const char* name);
 // "cpu", "cuda (NVIDIA H200)", ...
 const char* device_describe(Device device);
+// what multiplies matrices on the device (kernels/matmul.cuh); --matmul picks the CPU's only
+#define DEVICE_MATMUL_NAME "the device's (cuBLAS; cpu/gemm.c under the CUDA emulator)"
 // moves a built model to the device for the rest of its life (call once, before training):
 // the parameters and any AdamW state are uploaded; DEVICE_CPU leaves it where it is
 void bert_to_device(BertModel* model, Device device);

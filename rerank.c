@@ -476,7 +476,7 @@ int main(int argc, char** argv) {
     double dt = wall_seconds() - t_score;
     write_run(o.out, &cand, scores, &corpus, &queries, o.tag);
     printf("reranked: %s (%d pairs in %.1fs, %.1f pairs/s, %d threads, matrix products: %s)\n", o.out, n, dt,
-           dt > 0 ? n / dt : 0.0, omp_get_max_threads(), matmul_path_name(matmul_path));
+           dt > 0 ? n / dt : 0.0, omp_get_max_threads(), device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));
     if (o.qrels != NULL) { print_metrics(&cand, scores, o.qrels, &corpus, &queries, o.top); }
     printf("rerank: done in %.1fs\n", wall_seconds() - t_start);
 

@@ -2034,12 +2034,12 @@ int main(int argc, char** argv) {
     if (o.threads > 0) { omp_set_num_threads(o.threads); }
     makeDirsCheck(o.run_dir);
     double t_start = wall_seconds();
-    printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
-           matmul_path_name(matmul_path));
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
     processes_setup(&device, &o);
+    printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
+           device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));
     printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
            "student)\n", device_describe(device));
 
