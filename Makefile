@@ -200,15 +200,17 @@ CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(B
 # emulated one, cpu/gemm.c). It trains real models through model.h's API too: model.c built
 # with USE_CUDA (its bert_* dispatch to the device), the tiny BERT fixture, all-MiniLM-L6-v2's
 # weights (io/weights.c)
-CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c
+CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c $(SRC_ZELO)
 CUDA_OBJS_test_cuda = $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
 $(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
+# test/test_zelo_cuda.cu holds the rating-fit kernel (kernels/zelo_fit.cuh) against zelo_loss.c
+CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it
 # on a GPU ($(BUILD)/gpu/dev_<kernel>, nvcc) or only checks it ($(BUILD)/dev_<kernel>,
 # emulated); `make dev-cuda` builds and runs the emulated ones
 DEV_CUDA = $(basename $(notdir $(wildcard dev/cuda/*.cu)))
-DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c)
+DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c $(SRC_ZELO))
 $(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(DEV_CUDA_C_OBJS) $(LDLIBS)
 $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
@@ -227,7 +229,7 @@ dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
 # with model_cuda.cu built through the emulator, so that CI runs --device cuda on the CPU
 # (test/test_device.sh).
 TRAIN_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_TRAIN)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
-RERANK_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_RERANK)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
+RERANK_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_RERANK)) $(SRC_ZELO) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DUSE_CUDA -c -o $@ model.c

@@ -697,18 +697,44 @@ static void fit_one_query(double* ratings, ZeloFitStatus* st, FitWork* w, int n,
     st->objective = f;
 }
 
+// the largest document and pair counts of a query of the batch (at least 1 each)
+static void batch_maxima(int* n_max, int64_t* p_max, const ZeloPairs* pairs) {
+    *n_max = 1;
+    *p_max = 1;
+    for (int q = 0; q < pairs->num_queries; q++) {
+        int n = (int)(pairs->doc_start[q + 1] - pairs->doc_start[q]);
+        int64_t np = pairs->pair_start[q + 1] - pairs->pair_start[q];
+        if (n > *n_max) { *n_max = n; }
+        if (np > *p_max) { *p_max = np; }
+    }
+}
+
+void zelo_query_optima(ZeloOptimum* out, const ZeloPairs* pairs) {
+    int n_max;
+    int64_t p_max;
+    batch_maxima(&n_max, &p_max, pairs);
+    #pragma omp parallel
+    {
+        FitWork w;
+        fit_work_alloc(&w, n_max, p_max);
+        #pragma omp for schedule(dynamic, 16)
+        for (int q = 0; q < pairs->num_queries; q++) {
+            int64_t p0 = pairs->pair_start[q];
+            int n = (int)(pairs->doc_start[q + 1] - pairs->doc_start[q]);
+            build_adjacency(&w, n, pairs->a + p0, pairs->b + p0, (int)(pairs->pair_start[q + 1] - p0));
+            out[q] = query_optimum(&w, pairs->p + p0, n);
+        }
+        fit_work_free(&w);
+    }
+}
+
 int zelo_fit_ratings(double* ratings, ZeloFitStatus* status, ZeloPairError* err,
                      const ZeloPairs* pairs, const ZeloFitConfig* cfg) {
     if (!zelo_pairs_check(err, pairs, cfg)) { return -1; }
     int Q = pairs->num_queries;
-    int n_max = 1;
-    int64_t p_max = 1;
-    for (int q = 0; q < Q; q++) {
-        int n = (int)(pairs->doc_start[q + 1] - pairs->doc_start[q]);
-        int64_t np = pairs->pair_start[q + 1] - pairs->pair_start[q];
-        if (n > n_max) { n_max = n; }
-        if (np > p_max) { p_max = np; }
-    }
+    int n_max;
+    int64_t p_max;
+    batch_maxima(&n_max, &p_max, pairs);
     int not_converged = 0;
     #pragma omp parallel reduction(+:not_converged)
     {
