@@ -137,7 +137,8 @@ static void usage(FILE* fp) {
 "  --threads N           OpenMP threads [all cores]\n"
 "  --matmul PATH         matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
 "  --device D            where the run's models (reranker, dense model, model judges)\n"
-"                        run: auto (the GPU when one is visible), cpu, cuda [auto]\n"
+"                        and the rating fit run: auto (the GPU when one is visible),\n"
+"                        cpu, cuda [auto]\n"
 "candidates and judgments\n"
 "  --candidates K        BM25 candidates per query [100]\n"
 "  --bm25-k1 X --bm25-b X  BM25 parameters [0.9, 0.4]\n"
@@ -1345,9 +1346,11 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
     ZeloPairError err;
     double t0 = wall_seconds();
-    int failed = zelo_fit_ratings(e, status, &err, &pairs, &fit);
+    int failed = ds->device == DEVICE_CUDA ? zelo_fit_ratings_gpu(e, status, &err, &pairs, &fit)
+                                           : zelo_fit_ratings(e, status, &err, &pairs, &fit);
     if (failed < 0) { die("rating fit: query %d, pair %lld: %s", err.query, (long long)err.pair, err.message); }
-    printf("fit: %d queries in %.3fs (%s link, lambda %g)", t->n, wall_seconds() - t0, zelo_link_name(o->link), o->lambda);
+    printf("fit: %d queries in %.3fs on the %s (%s link, lambda %g)", t->n, wall_seconds() - t0,
+           ds->device == DEVICE_CUDA ? "GPU" : "CPU", zelo_link_name(o->link), o->lambda);
     if (failed > 0) {
         printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
         for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
@@ -1520,7 +1523,7 @@ int main(int argc, char** argv) {
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
     printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
-           "student)\n", device_describe(device));
+           "student; and the rating fit)\n", device_describe(device));
 
     Collection c;
     collection_load(&c, &o);
