@@ -17,10 +17,13 @@
 #else
 #define PAIR_TERMS_FN static inline
 #endif
-// the loops over series coefficients are unrolled fully: gcc is told so; nvcc unrolls such
-// short loops of constant trip count by itself, and its front end refuses gcc's pragma
+// the loops over series coefficients are unrolled fully (then a local table's entries become
+// constants of the code): gcc's pragma takes the count, nvcc's device pass has its own, and
+// nvcc's host pass takes neither (its front end refuses gcc's, its host compiler nvcc's)
 #define PAIR_TERMS_PRAGMA(x) _Pragma(#x)
-#ifdef __CUDACC__
+#if defined(__CUDA_ARCH__)
+#define PAIR_TERMS_UNROLL(n) PAIR_TERMS_PRAGMA(unroll)
+#elif defined(__CUDACC__)
 #define PAIR_TERMS_UNROLL(n)
 #else
 #define PAIR_TERMS_UNROLL(n) PAIR_TERMS_PRAGMA(GCC unroll n)

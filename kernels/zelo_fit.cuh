@@ -394,8 +394,10 @@ static void zelo_fit_cuda(double* ratings, ZeloFitStatus* status, double* work, 
 // 128 threads a block: a query of the paper's size (100 documents, 400 pairs) keeps most of
 // them busy, and its many block reductions stay short (dev/cuda/zelo_fit.cu times 64 to 256)
 #define ZELO_FIT_BLOCK_SIZE 128
-// the workspace is one slot per block and the grid at most this many blocks per SM (enough to
-// fill the card: at most 16 blocks of 128 threads are resident on an SM), and at most 1 GiB
+// the workspace is one slot per block and the grid at most this many blocks per SM, and at
+// most 1 GiB. 16 is an upper bound on what an SM holds at once (2048 threads); the kernel's
+// registers allow fewer (126 a thread for sm_90, ptxas -v: 4 blocks of 128), so blocks beyond
+// those wait for an SM and their slots only cost memory (20 KB each at the paper's size)
 #define ZELO_FIT_SLOTS_PER_SM 16
 #define ZELO_FIT_WORK_BYTES ((size_t)1 << 30)
 
