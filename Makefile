@@ -99,14 +99,17 @@ all: $(PROGRAMS)
 SRC_TRAIN = train.c common/dist.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 # each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
-# train_zelo and rerank with the GPU backend are built in the CUDA block below
+# train_zelo, rerank and zelo_fit with the GPU backend are built in the CUDA block below
 $(if $(CUDA_PROBE),,train_zelo) $(BUILD)/train_zelo: $(SRC_TRAIN) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(DIST_CFLAGS) -o $@ $(SRC_TRAIN) $(SRC_DS) $(LDLIBS) $(DIST_LIBS)
 
-zelo_fit $(BUILD)/zelo_fit: zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(HEADERS)
+# zelo_fit links the model for model.h's device_select (its --device), and the GPU backend in
+# the CUDA block below, as train_zelo
+SRC_ZELO_FIT = zelo_fit.c $(SRC_ZELO) $(SRC_MODEL) $(SRC_JSON)
+$(if $(CUDA_PROBE),,zelo_fit) $(BUILD)/zelo_fit: $(SRC_ZELO_FIT) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) -o $@ zelo_fit.c $(SRC_ZELO) $(SRC_JSON) $(SRC_DS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(SRC_ZELO_FIT) $(SRC_DS) $(LDLIBS)
 
 SRC_RERANK = rerank.c retrieval/score.c io/beir.c io/metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 $(if $(CUDA_PROBE),,rerank) $(BUILD)/rerank: $(SRC_RERANK) $(SRC_DS) $(HEADERS)
@@ -235,24 +238,26 @@ nvcc_check:
 	done; done
 CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh test/test_device.sh)
-CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(BUILD)/train_zelo_emu $(BUILD)/rerank_emu)
+CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(BUILD)/train_zelo_emu $(BUILD)/rerank_emu $(BUILD)/zelo_fit_emu)
 # test/test_cuda.cu holds every kernel of kernels/*.cuh, and kernels/model_cuda.cu (which it
 # includes), against model.c; its nvcc build reaches cuBLAS through kernels/matmul.cuh (the
 # emulated one, cpu/gemm.c). It trains real models through model.h's API too: model.c built
 # with USE_CUDA (its bert_* dispatch to the device), the tiny BERT fixture, all-MiniLM-L6-v2's
 # weights (io/weights.c)
-CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c
+CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c $(SRC_ZELO)
 CUDA_OBJS_test_cuda = $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
 $(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
+# test/test_zelo_cuda.cu holds the rating-fit kernel (kernels/zelo_fit.cuh) against zelo_loss.c
+CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it
 # on a GPU ($(BUILD)/gpu/dev_<kernel>, nvcc) or only checks it ($(BUILD)/dev_<kernel>,
 # emulated); `make dev-cuda` builds and runs the emulated ones
 DEV_CUDA = $(basename $(notdir $(wildcard dev/cuda/*.cu)))
-DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c)
-$(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
+DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c $(SRC_ZELO))
+$(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(DEV_CUDA_C_OBJS) $(LDLIBS)
-$(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu dev/cuda/common.h $(HEADERS)
+$(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(DEV_CUDA_C_OBJS) -Xcompiler -fopenmp $(LDLIBS) -lcublas
@@ -261,14 +266,15 @@ dev-cuda: $(addprefix $(BUILD)/dev_,$(DEV_CUDA))
 	@for p in $^; do echo "== $$p"; $$p || exit 1; done
 dev-cuda-gpu: $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA))
 
-# ---- train_zelo and rerank with the GPU backend: model.c built with USE_CUDA (bert_* dispatch
+# ---- train_zelo, rerank and zelo_fit with the GPU backend: model.c built with USE_CUDA (bert_* dispatch
 # to the device), kernels/model_cuda.cu as the one translation unit that includes
 # kernels/*.cuh. With nvcc and the libraries (CUDA_PROBE above) they are the programs
 # themselves (NVCC_FLAGS picks the architecture); $(BUILD)/<program>_emu is the same program
 # with model_cuda.cu built through the emulator, so that CI runs --device cuda on the CPU
 # (test/test_device.sh).
 TRAIN_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_TRAIN)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
-RERANK_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_RERANK)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
+RERANK_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_RERANK)) $(SRC_ZELO) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
+ZELO_FIT_CUDA_C_OBJS = $(call cuda_c_objs,$(filter-out model.c,$(SRC_ZELO_FIT)) $(SRC_DS)) $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/c_obj_cuda/model.o: model.c $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DUSE_CUDA -c -o $@ model.c
@@ -287,6 +293,8 @@ train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
 	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_GPU_LIBS)
 rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
 	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+zelo_fit: $(ZELO_FIT_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
 endif
 $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
 	@mkdir -p $(@D)
@@ -294,6 +302,8 @@ $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERN
 $(BUILD)/train_zelo_emu: $(TRAIN_EMU_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS) $(DIST_LIBS)
 $(BUILD)/rerank_emu: $(RERANK_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
+	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
+$(BUILD)/zelo_fit_emu: $(ZELO_FIT_CUDA_C_OBJS) $(BUILD)/emu_obj/model_cuda.o
 	$(CXX) -fopenmp -o $@ $^ $(LDLIBS)
 # ---- end of the CUDA emulator block ----
 
@@ -320,7 +330,7 @@ FUZZ_SRC_dense = $(SRC_DENSE) $(SRC_MODEL) $(SRC_TOKENIZER)
 FUZZ_SRC_tokenizer_load = $(SRC_TOKENIZER)
 FUZZ_SRC_tokenize = $(SRC_TOKENIZER)
 FUZZ_SRC_trec = $(SRC_METRICS)
-FUZZ_SRC_judgments = $(SRC_ZELO) $(SRC_JSON)                 # includes zelo_fit.c
+FUZZ_SRC_judgments = $(SRC_ZELO) $(SRC_MODEL) $(SRC_JSON)    # includes zelo_fit.c
 FUZZ_SRC_judge_file = judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c \
                       io/safetensors.c io/weights.c $(SRC_MODEL) $(SRC_TOKENIZER)
 FUZZ_SRC_cmd_answers = $(SRC_JSON)                           # includes judges/judge_cmd.c

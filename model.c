@@ -603,6 +603,16 @@ const char* device_describe(Device device) {
     return device == DEVICE_CUDA ? "cuda" : "cpu";
 }
 
+int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* err, const ZeloPairs* pairs,
+                         const ZeloFitConfig* cfg) {
+#ifdef USE_CUDA
+    return zelo_fit_ratings_cuda(ratings, status, err, pairs, cfg);
+#else
+    (void)ratings; (void)status; (void)err; (void)pairs; (void)cfg;
+    die("zelo_fit_ratings_gpu: this build has no CUDA backend");
+#endif
+}
+
 void bert_to_device(BertModel* model, Device device) {
     if (device == DEVICE_CPU) { return; }
 #ifdef USE_CUDA

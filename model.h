@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "zelo_loss.h"
 
 #ifdef __cplusplus
 extern "C" {  // the CUDA backend and its test are C++
@@ -170,6 +171,13 @@ const char* device_select(Device* device, const char* name);
 const char* device_describe(Device device);
 // what multiplies matrices on the device (kernels/matmul.cuh); --matmul picks the CPU's only
 #define DEVICE_MATMUL_NAME "the device's (cuBLAS; cpu/gemm.c under the CUDA emulator)"
+// zelo_fit_ratings (zelo_loss.h: same arguments, same results) on the GPU, for a caller whose
+// device_select chose DEVICE_CUDA: the batched fit of kernels/zelo_fit.cuh, one block per
+// query, every rating within 1e-9 of the CPU's (test_zelo_cuda). Dies in a build without the
+// CUDA backend. Declared here, beside device_select, because model.c is where a build with
+// USE_CUDA reaches the GPU backend; callers on the CPU call zelo_fit_ratings itself.
+int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* err, const ZeloPairs* pairs,
+                         const ZeloFitConfig* cfg);
 // moves a built model to the device for the rest of its life (call once, before training):
 // the parameters and any AdamW state are uploaded; DEVICE_CPU leaves it where it is
 void bert_to_device(BertModel* model, Device device);

@@ -159,7 +159,8 @@ static void usage(FILE* fp) {
 "  --threads N           OpenMP threads [all cores]\n"
 "  --matmul PATH         matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
 "  --device D            where the run's models (reranker, dense model, model judges)\n"
-"                        run: auto (the GPU when one is visible), cpu, cuda [auto]\n"
+"                        and the rating fit run: auto (the GPU when one is visible),\n"
+"                        cpu, cuda [auto]\n"
 "candidates and judgments\n"
 "  --candidates K        first-stage candidates per query [100]\n"
 "  --candidates-from S   bm25, dense (exact search with --dense-model's embeddings) or\n"
@@ -1674,7 +1675,8 @@ static void judge_battles_shared(float* p_out, Judge* judge, JudgeCache* cache, 
 // zelo_fit_ratings with the queries shared out by blocks: each query's fit depends on its own
 // battles alone, so the ratings are one process's bits. Returns the queries that did not
 // converge, over all ranks; dies naming the query on invalid input.
-static int fit_ratings_shared(double* e, ZeloFitStatus* status, const ZeloPairs* pairs, const ZeloFitConfig* fit) {
+static int fit_ratings_shared(double* e, ZeloFitStatus* status, const ZeloPairs* pairs, const ZeloFitConfig* fit,
+                              Device device) {
     int64_t q0, q1;
     dist_share(&q0, &q1, pairs->num_queries, dist.rank);
     // this rank's queries as a ZeloPairs of their own, offsets counted from their first
@@ -1688,7 +1690,9 @@ static int fit_ratings_shared(double* e, ZeloFitStatus* status, const ZeloPairs*
     int64_t p0 = pairs->pair_start[q0], d0 = pairs->doc_start[q0];
     ZeloPairs block = { nq, doc_start, pair_start, pairs->a + p0, pairs->b + p0, pairs->p + p0, NULL };
     ZeloPairError err;
-    if (zelo_fit_ratings(e + d0, status + q0, &err, &block, fit) < 0) {
+    int bad = device == DEVICE_CUDA ? zelo_fit_ratings_gpu(e + d0, status + q0, &err, &block, fit)
+                                    : zelo_fit_ratings(e + d0, status + q0, &err, &block, fit);
+    if (bad < 0) {
         die("rating fit: query %lld, pair %lld: %s", (long long)(q0 + err.query), (long long)(p0 + err.pair), err.message);
     }
     free(doc_start);
@@ -1858,8 +1862,9 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
     ZeloPairError err;
     double t0 = wall_seconds();
-    int failed = fit_ratings_shared(e, status, &pairs, &fit);
-    printf("fit: %d queries in %.3fs (%s link, lambda %g)", t->n, wall_seconds() - t0, zelo_link_name(o->link), o->lambda);
+    int failed = fit_ratings_shared(e, status, &pairs, &fit, ds->device);
+    printf("fit: %d queries in %.3fs on the %s (%s link, lambda %g)", t->n, wall_seconds() - t0,
+           ds->device == DEVICE_CUDA ? "GPU" : "CPU", zelo_link_name(o->link), o->lambda);
     if (failed > 0) {
         printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
         for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
@@ -2041,7 +2046,7 @@ int main(int argc, char** argv) {
     printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
            device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));
     printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
-           "student)\n", device_describe(device));
+           "student; and the rating fit)\n", device_describe(device));
 
     Collection c;
     collection_load(&c, &o);

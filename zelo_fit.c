@@ -16,6 +16,10 @@
  *   --link L         thurstone (default) | bt
  *   --lambda X       prior precision (default 0.01 thurstone, 0.002 bt)
  *   --tol X          stop at ‖∇‖∞ <= X (default 1e-9)    --max-iter N  (default 100)
+ *   --device D       where the per-query fit runs: auto (the GPU when one is visible, default),
+ *                    cpu, cuda (the batched fit of kernels/zelo_fit.cuh, ratings within 1e-9 of
+ *                    the CPU's; refused with exit status 2 in a build without the CUDA backend
+ *                    or with no GPU visible). The calibration's single fit runs on the CPU.
  *   --cross FILE     more cross-query judgments for calibration, one per line:
  *       {"query_id": "q1", "doc_a": "d3", "query_id_b": "q2", "doc_b": "d9", "p": 0.3}
  *       (doc_a answers query_id, doc_b answers query_id_b). Such lines may also stand in
@@ -37,6 +41,7 @@
 #include "io/json.h"
 #include "common/strtab.h"
 #include "common/utils.h"
+#include "model.h"
 #include "zelo_loss.h"
 
 // one judged pair after averaging
@@ -295,14 +300,14 @@ static double number_option(const char* name, const char* value) {
 
 static void usage(void) {
     fprintf(stderr, "usage: zelo_fit [-o OUT] [--format jsonl|tsv] [--link thurstone|bt] [--lambda X]\n"
-                    "                [--tol X] [--max-iter N] [--cross CROSS.jsonl]\n"
+                    "                [--tol X] [--max-iter N] [--device auto|cpu|cuda] [--cross CROSS.jsonl]\n"
                     "                (JUDGMENTS.jsonl | --zbench-annotated FILE.jsonl)\n");
     exit(1);
 }
 
 int main(int argc, char** argv) {
     const char* out_path = NULL; const char* format = NULL; const char* input = NULL;
-    const char* cross_path = NULL; const char* zbench_path = NULL;
+    const char* cross_path = NULL; const char* zbench_path = NULL; const char* device_name = "auto";
     ZeloLink link = ZELO_LINK_THURSTONE;
     double lambda = -1, tol = ZELO_DEFAULT_GRAD_TOL;
     int max_iter = ZELO_DEFAULT_MAX_ITER;
@@ -322,12 +327,16 @@ int main(int argc, char** argv) {
             max_iter = (int)m;
         }
         else if (strcmp(arg, "--cross") == 0 && has_value) { cross_path = argv[++i]; }
+        else if (strcmp(arg, "--device") == 0 && has_value) { device_name = argv[++i]; }
         else if (strcmp(arg, "--zbench-annotated") == 0 && has_value) { zbench_path = argv[++i]; }
         else if (arg[0] == '-' && arg[1] != '\0') { usage(); }
         else if (input == NULL) { input = arg; }
         else { usage(); }
     }
     if ((input == NULL) == (zbench_path == NULL)) { usage(); }
+    Device device;
+    const char* device_err = device_select(&device, device_name);
+    if (device_err != NULL) { fprintf(stderr, "zelo_fit: --device '%s': %s\n", device_name, device_err); exit(2); }
     int tsv = 0;
     if (format != NULL) {
         if (strcmp(format, "tsv") == 0) { tsv = 1; }
@@ -400,7 +409,8 @@ int main(int argc, char** argv) {
     double* ratings = mallocCheck(sizeof(double) * (doc_start[Q] + 1));
     ZeloFitStatus* status = mallocCheck(sizeof(ZeloFitStatus) * (Q + 1));
     ZeloPairError err;
-    int not_converged = zelo_fit_ratings(ratings, status, &err, &batch, &cfg);
+    int not_converged = device == DEVICE_CUDA ? zelo_fit_ratings_gpu(ratings, status, &err, &batch, &cfg)
+                                              : zelo_fit_ratings(ratings, status, &err, &batch, &cfg);
     if (not_converged < 0) {
         const char* path = input ? input : zbench_path;
         if (err.pair >= 0) { die("%s:%d: %s (nothing written)", path, pline[err.pair], err.message); }
@@ -439,8 +449,8 @@ int main(int argc, char** argv) {
         fflush(stdout);
     }
 
-    fprintf(stderr, "zelo_fit: %d queries, %d documents, %d pairs from %d judgments, link %s, lambda %g\n",
-            Q, strtab_count(&ds.docs), P, J, zelo_link_name(link), cfg.lambda);
+    fprintf(stderr, "zelo_fit: %d queries, %d documents, %d pairs from %d judgments, link %s, lambda %g, fitted on %s\n",
+            Q, strtab_count(&ds.docs), P, J, zelo_link_name(link), cfg.lambda, device_describe(device));
     if (cal.fallback_zero) {
         fprintf(stderr, "zelo_fit: no cross-query judgments: every query offset b = 0 (ratings are not "
                         "comparable across queries)\n");

@@ -13,6 +13,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 // ----------------------------------------------------------------------------
 // links: P(a beats b) = F(e_a - e_b)
 
@@ -160,6 +164,11 @@ int zelo_pairs_check(ZeloPairError* err, const ZeloPairs* pairs, const ZeloFitCo
 int zelo_fit_ratings(double* ratings, ZeloFitStatus* status, ZeloPairError* err,
                      const ZeloPairs* pairs, const ZeloFitConfig* cfg);
 
+// what zelo_fit_ratings finds before it fits a query with λ = 0: whether the query's
+// prior-free optimum exists (ZeloOptimum), by searches over its pairs, O(n + pairs), OpenMP
+// over queries. out: (Q,). For the GPU fit (kernels/zelo_fit.cuh), which leaves it to the host.
+void zelo_query_optima(ZeloOptimum* out, const ZeloPairs* pairs);
+
 // the objective and its gradient for one query (for tests and tools), at ratings e (n,)
 double zelo_query_objective(double* grad, const double* e, int n, const int* a, const int* b,
                             const double* p, const double* offset, int num_pairs,
@@ -226,5 +235,9 @@ double zelo_listwise_loss(float* dlogits, const float* logits, const float* targ
                           const int* group_start, int num_groups);
 // the pairwise model: mean binary cross-entropy of σ(z) against the judged P(a beats b)
 double zelo_pairwise_bce_loss(float* dlogits, const float* logits, const float* p, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif // ZELO_LOSS_H

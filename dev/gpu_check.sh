@@ -4,12 +4,16 @@
 #   1. probe the tools; build the CPU programs (NO_BLAS=1 when OpenBLAS does not link),
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
 #   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
-#      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c);
-#      with 2 GPUs and mpirun, test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
-#   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings);
+#      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c), and
+#      test_zelo_cuda (the rating-fit kernel against zelo_loss.c); with 2 GPUs and mpirun,
+#      test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
+#   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings), among
+#      them the rating fit at the paper's scale (dev/cuda/zelo_fit: 112,000 queries x 400
+#      pairs, GPU ms beside the CPU fit's ms of the same batch);
 #   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
 #      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
-#      8 sequences of 512 tokens, fp32 without TF32;
+#      8 sequences of 512 tokens, fp32 without TF32; then the same step profiled, each
+#      launcher's share of it (dev/cuda/profile_step, cudaEvents);
 #   5. compute-sanitizer memcheck and racecheck over the dev/cuda programs at small shapes
 #      (DEV_CUDA_SMALL=1: every kernel, the 2-layer training step), then memcheck over
 #      test_cuda, in what is left of the time budget (GPU_CHECK_BUDGET_S, 470 s);
@@ -102,10 +106,10 @@ if [ $BUILD_STEPS -eq 1 ]; then
     run build_cpu 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" train_zelo rerank zelo_fit || true
     note "build CPU programs" "$LAST_STATUS" "$LAST_SECONDS" "${MAKE_FLAGS[*]}"
     if [ -n "$NVCC" ]; then
-        GPU_TARGETS="build/gpu/test_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
+        GPU_TARGETS="build/gpu/test_cuda build/gpu/test_zelo_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
         # shellcheck disable=SC2086 # GPU_TARGETS is a list of targets
         run build_nvcc 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" "NVCC_FLAGS=-O3 -arch=$ARCH" $GPU_TARGETS
-        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
+        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda, test_zelo_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
     else
         skip "build nvcc" "nvcc not found"
     fi
@@ -115,13 +119,16 @@ fi
 
 # ---- 2.-5. on the GPU ----
 if [ $HAVE_GPU -eq 0 ]; then
-    for step in "test_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" "training step vs HF"; do skip "$step" "no GPU"; done
+    for step in "test_cuda (GPU)" "test_zelo_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" \
+                "rating fit 112k queries" "training step vs HF" "profile of a step"; do skip "$step" "no GPU"; done
 else
     # the all-MiniLM-L6-v2 step needs its weights (pip package or ZELO_MINILM_DIR); a machine
     # without them runs the rest and says so
     bash dev/find_minilm.sh >/dev/null 2>&1 || export ZELO_NO_MINILM=1
     run test_cuda 120 build/gpu/test_cuda || true
     note "test_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda.log" | tail -n 1)"
+    run test_zelo_cuda 60 build/gpu/test_zelo_cuda || true
+    note "test_zelo_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed|^worst rating' "$LOG_DIR/test_zelo_cuda.log" | tr '\n' ';')"
 
     # several GPUs: test/test_mpi.sh's runs with --device cuda, gradients summed by NCCL, which
     # wants one GPU per process: two GPUs at least
@@ -135,11 +142,14 @@ else
 
     ok=0 total=0 t0=$SECONDS bad=""
     for p in $DEV_PROGRAMS; do
-        [ "$p" = bert_step ] && continue
+        # the whole-step programs have their own steps below
+        [ "$p" = bert_step ] || [ "$p" = profile_step ] && continue
         total=$((total + 1))
         if run "bench_$p" 60 "build/gpu/dev_$p"; then ok=$((ok + 1)); else bad="$bad $p"; fi
     done
     note "kernel benchmarks" "$([ $ok -eq $total ] && echo PASS || echo FAIL)" $((SECONDS - t0)) "$ok/$total validated and timed${bad:+; failed:$bad} (figures: bench_*.log)"
+    note "rating fit 112k queries" "$(grep -q '^zelo_fit: all results match' "$LOG_DIR/bench_zelo_fit.log" 2>/dev/null && echo PASS || echo FAIL)" 0 \
+        "$(grep '^zelo_fit .* gpu_ms=' "$LOG_DIR/bench_zelo_fit.log" 2>/dev/null | sed 's/^zelo_fit //; s/ (.*//' | tr '\n' ';')"
 
     run bert_step 120 build/gpu/dev_bert_step || true
     note "training step zelo.c" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^bert_step ' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //; s/ (.*//' | tr '\n' ';')"
@@ -149,6 +159,10 @@ else
     else
         skip "training step HF" "torch/transformers not importable"
     fi
+    run profile_step 120 build/gpu/dev_profile_step || true
+    # the BERT-base step's three largest shares
+    note "profile of a step" "$LAST_STATUS" "$LAST_SECONDS" "bert-base: $(sed -n '/^profile_step bert-base, [0-9]* tokens in [0-9]* sequences:/,/shares sum/p' \
+        "$LOG_DIR/profile_step.log" | sed -n '3,5p' | awk '{printf "%s %s; ", $1, $4}')(all: profile_step.log)"
 
     # last: the sanitizers, slow, get what time is left
     if [ -n "$SANITIZER" ]; then

@@ -15,6 +15,7 @@
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "kernels/global_norm.cuh"
+#include "kernels/zelo_fit.cuh"
 #include "common/utils.h"
 
 // points each of the n pointers at consecutive slices of memory (device or host alike), as

@@ -11,6 +11,7 @@
 #define ZELO_MODEL_CUDA_H
 
 #include "model.h"
+#include "zelo_loss.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -74,6 +75,11 @@ void bert_cuda_download_parameters(const BertModelCuda* model, float* params);
 // (and copies nothing) when no AdamW step has run on the device yet
 void bert_cuda_upload_optimizer(BertModelCuda* model, const float* m, const float* v);
 int bert_cuda_download_optimizer(const BertModelCuda* model, float* m, float* v);
+// zelo_fit_ratings's contract (zelo_loss.h) on the GPU: every query fitted by
+// kernels/zelo_fit.cuh's kernel, one block per query, the same ratings within 1e-9
+// (test_zelo_cuda); with λ = 0 the host checks which queries have no finite optimum
+int zelo_fit_ratings_cuda(double* ratings, ZeloFitStatus* status, ZeloPairError* err, const ZeloPairs* pairs,
+                          const ZeloFitConfig* cfg);
 // the number of visible GPUs, 0 when the runtime reports none or fails (no driver); never dies
 int bert_cuda_device_count(void);
 // the name of the current GPU ("NVIDIA H200", ...) into name (n bytes)
