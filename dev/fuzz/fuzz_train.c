@@ -30,7 +30,7 @@ static void fuzz_free_trainset(TrainSet* t) {
 static void candidates_once(void) {
     Candidates cand;
     Bm25Index index;
-    candidates_stage(&cand, &collection, &options, &index);
+    candidates_stage(&cand, &collection, &options, &index, NULL, NULL);
     free(cand.docs);
     free(cand.scores);
     bm25_free(&index);
@@ -70,6 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         options_default(&options);
         options.run_dir = fuzz_dir;
         options.candidates = 2;
+        options.candidates_from = CANDIDATES_BM25;
         // a first call builds bm25.idx and candidates.bin; every run then reads the index
         // and a candidates.bin written from its input
         candidates_once();

@@ -97,6 +97,7 @@ int main(void) {
     options_default(&o);
     o.run_dir = "build/fuzz_seed_run";
     o.candidates = 2;
+    o.candidates_from = CANDIDATES_BM25;
     makeDirsCheck(o.run_dir);
     remove("build/fuzz_seed_run/candidates.bin");
     remove("build/fuzz_seed_run/bm25.idx");
@@ -112,7 +113,7 @@ int main(void) {
     beir_load_queries(&c.queries, "build/fuzz_seed_run/queries.jsonl");
     Candidates cand;
     Bm25Index run_index;
-    candidates_stage(&cand, &c, &o, &run_index);
+    candidates_stage(&cand, &c, &o, &run_index, NULL, NULL);
     write_prefixed(SEEDS "/train/candidates.bin", 1, "build/fuzz_seed_run/candidates.bin");
     printf("seeds written under %s\n", SEEDS);
     return 0;
