@@ -1467,9 +1467,10 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
 
 // ----------------------------------------------------------------------------
 
-static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir) {
+// the table on stdout and in run_dir/file (results.tsv; a bi-encoder's results_biencoder.tsv)
+static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir, const char* file) {
     char path[4096];
-    joinPathCheck(path, sizeof(path), run_dir, "results.tsv");
+    joinPathCheck(path, sizeof(path), run_dir, file);
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "system\tndcg@10\trecall@100\tmrr@10\n");
@@ -1598,9 +1599,11 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
     int groups = o->batch_size / o->group_size;
     BiencoderBatch b;
     biencoder_batch_init(&b, groups, o->group_size, o->max_len, model->config.hidden_size, t->n, t->K);
-    MetricScores ignored;
-    log_rewind(&ignored, o->run_dir, -1, total);
-    FILE* log = log_open(o->run_dir);
+    // its own log and table, so that a reranker trained in the same run directory (on the
+    // same stage files) keeps its own; no resume, so each run writes them anew
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "biencoder_log.jsonl");
+    FILE* log = fopenCheck(path, "w");
     ResultRow rows[3];
     printf("bi-encoder: retrieval over the whole corpus (%d documents), top %d\n", c->corpus.n, RETRIEVAL_K);
     rows[0] = (ResultRow){ "BM25 (whole corpus)", retrieval_eval(0, NULL, NULL, index, c, o->max_len, o->run_dir, "bm25_corpus") };
@@ -1639,7 +1642,6 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
     rows[2] = (ResultRow){ "zELO-trained bi-encoder", retrieval_eval(1, model, tok, index, c, o->max_len, o->run_dir, "biencoder") };
     log_eval(log, total, &rows[2].mean);
     fclose(log);
-    char path[4096];
     joinPathCheck(path, sizeof(path), o->run_dir, "biencoder.bin");
     bert_save(model, path);
     printf("bi-encoder: %s\n", path);
@@ -1649,7 +1651,7 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
         bert_export_sentence_transformers(model, o->export_dir, vocab_file, tok->lowercase, o->max_len);
         printf("export: %s (sentence-transformers: mean pooling, normalised)\n", o->export_dir);
     }
-    print_table(rows, 3, c->n_eval, o->run_dir);
+    print_table(rows, 3, c->n_eval, o->run_dir, "results_biencoder.tsv");
     biencoder_batch_free(&b);
 }
 
@@ -1886,7 +1888,7 @@ int main(int argc, char** argv) {
         bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase, o.max_len);
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
-    print_table(rows, n_rows, c.n_eval, o.run_dir);
+    print_table(rows, n_rows, c.n_eval, o.run_dir, "results.tsv");
     if (judge_obstacle != NULL) {
         printf("no judge row: %s\n", judge_obstacle);
     } else if (!judge_row) {
