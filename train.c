@@ -353,7 +353,10 @@ static void parse_options(Options* o, int argc, char** argv) {
         if (o->init == NULL) { o->init = o->dense_model; }
         if (o->rating_t == 0.0) { o->rating_t = biencoder_rating_temperature(o->link); }
         // its training keeps no checkpoints: a run is short, and rerun from the stage files
-        if (o->resume || o->stop_at > 0) { fprintf(stderr, "train_zelo: --train bi-encoder keeps no checkpoints: --resume and --stop-at are for the reranker\n"); exit(2); }
+        if (o->resume || o->stop_at > 0) {
+            fprintf(stderr, "train_zelo: --train bi-encoder keeps no checkpoints: --resume and --stop-at are for the reranker\n");
+            exit(2);
+        }
     }
     // fine-tuning a pretrained encoder wants a small step; a model trained from scratch
     // learns nothing in a short run at that rate. On the synthetic collection 1e-3 was
