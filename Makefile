@@ -91,12 +91,12 @@ $(shell mkdir -p $(BUILD) && (echo '$(BUILD_CONFIG)' | cmp -s - $(CONFIG_STAMP) 
 HEADERS = $(wildcard *.h */*.h) $(CONFIG_STAMP)
 
 PROGRAMS = train_zelo zelo_fit rerank
-TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill test_fusion
+TESTS = test_json test_tokenizer test_gemm test_model test_weights test_zelo test_bm25 test_beir test_metrics test_judge_cmd test_synth test_judge test_distill test_fusion test_biencoder
 
 .PHONY: all test test-san bench clean fuzz fuzz-build
 all: $(PROGRAMS)
 
-SRC_TRAIN = train.c common/dist.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
+SRC_TRAIN = train.c common/dist.c io/beir.c retrieval/bm25.c retrieval/analyzer.c $(SRC_DENSE) retrieval/biencoder.c io/sentence_transformers.c judges/distill.c judges/judge.c judges/judge_cmd.c io/metrics.c retrieval/score.c io/synth.c \
             zelo_loss.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 # each program builds at the root, or into $(BUILD) for the sanitizer pass (make test-san);
 # train_zelo, rerank and zelo_fit with the GPU backend are built in the CUDA block below
@@ -158,6 +158,11 @@ $(BUILD)/test_judge: test/test_judge.c judges/judge.c $(SRC_DENSE) judges/judge_
 $(BUILD)/test_distill: test/test_distill.c judges/distill.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) $(SRC_DATA) $(SRC_WEIGHTS) $(SRC_TOKENIZER) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -o $@ test/test_distill.c judges/distill.c judges/judge.c $(SRC_DENSE) judges/judge_cmd.c $(SRC_ZELO) $(SRC_BM25) io/beir.c io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
+
+SRC_BIENCODER = retrieval/biencoder.c $(SRC_DENSE) io/sentence_transformers.c $(SRC_ZELO) $(SRC_WEIGHTS) $(SRC_TOKENIZER)
+$(BUILD)/test_biencoder: test/test_biencoder.c $(SRC_BIENCODER) $(SRC_DS) $(HEADERS)
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -o $@ test/test_biencoder.c retrieval/biencoder.c $(SRC_DENSE) io/sentence_transformers.c $(SRC_ZELO) io/safetensors.c io/weights.c model.c cpu/gemm.c tokenizer/wordpiece.c $(SRC_JSON) $(SRC_DS) $(LDLIBS)
 
 $(BUILD)/rerank_checkpoint: test/rerank_checkpoint.c $(SRC_WEIGHTS) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(BUILD)

@@ -27,11 +27,13 @@
 #include <unistd.h>
 
 #include "io/beir.h"
+#include "retrieval/biencoder.h"
 #include "retrieval/bm25.h"
 #include "retrieval/dense.h"
 #include "retrieval/fusion.h"
 #include "judges/distill.h"
 #include "io/json.h"
+#include "io/sentence_transformers.h"
 #include "judges/judge.h"
 #include "io/metrics.h"
 #include "model.h"
@@ -101,6 +103,11 @@ typedef struct {
     const char* device;        // auto, cpu or cuda: where the reranker trains (model.h, device_select)
     // the randomly initialised model (when there is no --init)
     int layers, hidden, heads, intermediate;
+    // --train bi-encoder: the embedding model instead of the reranker (retrieval/biencoder.h)
+    int biencoder;
+    double tau;                // temperature of the cosines
+    double rating_t;           // temperature of the ratings (0: the link's, biencoder_rating_temperature)
+    int in_batch;              // other queries' documents of the step are negatives too
 } Options;
 
 static void options_default(Options* o) {
@@ -137,6 +144,7 @@ static void options_default(Options* o) {
     o->hidden = 128;
     o->heads = 4;
     o->intermediate = 512;
+    o->tau = BIENCODER_DEFAULT_TAU;
 }
 
 static void usage(FILE* fp) {
@@ -184,6 +192,13 @@ static void usage(FILE* fp) {
 "  --link thurstone|bt   link of the rating fit [thurstone]\n"
 "  --lambda X            prior precision of the rating fit [0.01 thurstone, 0.002 bt]\n"
 "model and training\n"
+"  --train reranker|bi-encoder   what the targets train: the cross-encoder, or a\n"
+"                        mean-pooled embedding model (from --init, by default the\n"
+"                        --dense-model), evaluated by retrieval over the whole corpus [reranker]\n"
+"  --tau X               bi-encoder: temperature of the cosines in the listwise loss [0.05]\n"
+"  --rating-temperature X  bi-encoder: temperature of the ratings' softmax, the target\n"
+"                        [the link's scale: 0.4155 thurstone, 1 bt]\n"
+"  --in-batch-negatives  bi-encoder: the other queries' documents of a step are negatives\n"
 "  --init PATH           Hugging Face directory (config.json, model.safetensors) or a\n"
 "                        train_zelo checkpoint (.bin); without it a random model\n"
 "  --vocab PATH          vocab.txt / tokenizer.json / directory [from --init or the data]\n"
@@ -204,7 +219,8 @@ static void usage(FILE* fp) {
 "  --grad-clip X         global gradient-norm clip, 0 for none [1.0]\n"
 "  --eval-every N        evaluate every N steps [steps/5, rounded up]\n"
 "  --checkpoint-every N  checkpoint every N steps [steps/5]\n"
-"  --export DIR          write the trained model as a Hugging Face directory\n"
+"  --export DIR          write the trained model as a Hugging Face directory (a bi-encoder:\n"
+"                        a sentence-transformers folder)\n"
 "  --zero                ZeRO stage 1 (several processes, CPU): each process keeps the\n"
 "                        AdamW state of 1/P of the weights and updates those, then all\n"
 "                        share the weights: the same weights as without it, less memory\n"
@@ -238,7 +254,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_MATMUL, O_JUDGE_TIMEOUT,
-           O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K };
+           O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -265,6 +281,8 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
         {"stop-at", required_argument, 0, O_STOP_AT}, {"distill", required_argument, 0, O_DISTILL},
         {"distill-steps", required_argument, 0, O_DISTILL_STEPS},
+        {"train", required_argument, 0, O_TRAIN}, {"tau", required_argument, 0, O_TAU},
+        {"rating-temperature", required_argument, 0, O_RATING_T}, {"in-batch-negatives", no_argument, 0, O_IN_BATCH},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -346,6 +364,14 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_STOP_AT: o->stop_at = parse_int_option("stop-at", optarg, 1, 1 << 30); break;
             case O_DISTILL: o->distill = parse_int_option("distill", optarg, 0, 1 << 30); break;
             case O_DISTILL_STEPS: o->distill_steps = parse_int_option("distill-steps", optarg, 1, 1 << 30); break;
+            case O_TRAIN:
+                if (strcmp(optarg, "reranker") == 0) { o->biencoder = 0; }
+                else if (strcmp(optarg, "bi-encoder") == 0) { o->biencoder = 1; }
+                else { fprintf(stderr, "train_zelo: --train wants reranker or bi-encoder, got '%s'\n", optarg); exit(2); }
+                break;
+            case O_TAU: o->tau = parse_number_option("tau", optarg, 1e-4, 100.0); break;
+            case O_RATING_T: o->rating_t = parse_number_option("rating-temperature", optarg, 1e-4, 100.0); break;
+            case O_IN_BATCH: o->in_batch = 1; break;
             case 'h': usage(stdout); dist_finalize(); exit(0);
             default: usage(stderr); exit(2);
         }
@@ -363,6 +389,21 @@ static void parse_options(Options* o, int argc, char** argv) {
         o->lambda = o->link == ZELO_LINK_BT ? ZELO_DEFAULT_LAMBDA_BT : ZELO_DEFAULT_LAMBDA_THURSTONE;
     }
     if (o->judge == NULL) { o->judge = o->data_dir == NULL ? "sim" : "bm25+dense"; }
+    if (o->biencoder) {
+        if (o->init == NULL) { o->init = o->dense_model; }
+        if (o->rating_t == 0.0) { o->rating_t = biencoder_rating_temperature(o->link); }
+        // its training keeps no checkpoints: a run is short, and rerun from the stage files
+        if (o->resume || o->stop_at > 0) {
+            fprintf(stderr, "train_zelo: --train bi-encoder keeps no checkpoints: --resume and --stop-at are for the reranker\n");
+            exit(2);
+        }
+        // its training step is not shared out across processes yet: one process trains it
+        if (dist.size > 1) {
+            fprintf(stderr, "train_zelo: --train bi-encoder runs as one process (its step is not shared out across "
+                    "processes yet): launch it without mpirun -np %d\n", dist.size);
+            exit(2);
+        }
+    }
     // fine-tuning a pretrained encoder wants a small step; a model trained from scratch
     // learns nothing in a short run at that rate. On the synthetic collection 1e-3 was
     // unstable for the random post-LN model (one run of 2,500 steps ended at its untrained
@@ -1568,6 +1609,9 @@ static void model_init(BertModel* model, const Options* o, const Tokenizer* tok,
     if (o->init != NULL && ends_with(o->init, ".bin")) {
         bert_load(model, o->init);
         printf("%s: %s (train_zelo checkpoint)\n", role, o->init);
+    } else if (o->init != NULL && o->biencoder) {
+        bert_load_hf_encoder(model, o->init, o->seed);  // pooled: the classifier's absence is no news
+        printf("%s: %s (Hugging Face encoder)\n", role, o->init);
     } else if (o->init != NULL) {
         bert_load_hf(model, o->init, o->seed);
         printf("%s: %s (Hugging Face)\n", role, o->init);
@@ -1943,9 +1987,10 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
 
 // ----------------------------------------------------------------------------
 
-static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir) {
+// the table on stdout and in run_dir/file (results.tsv; a bi-encoder's results_biencoder.tsv)
+static void print_table(const ResultRow* rows, int n, int n_eval, const char* run_dir, const char* file) {
     char path[4096];
-    joinPathCheck(path, sizeof(path), run_dir, "results.tsv");
+    joinPathCheck(path, sizeof(path), run_dir, file);
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "system\tndcg@10\trecall@100\tmrr@10\n");
@@ -2026,6 +2071,109 @@ static void log_eval(FILE* log, int step, const MetricScores* m) {
     fprintf(log, "{\"step\": %d, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
             step, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
     fflush(log);
+}
+
+// ----------------------------------------------------------------------------
+// --train bi-encoder: the embedding model trained on the same ratings (retrieval/biencoder.h),
+// evaluated by exact retrieval over the whole corpus
+
+// top 100 of the whole corpus: all that NDCG@10, Recall@100 and MRR@10 read
+#define RETRIEVAL_K 100
+
+// scores a whole-corpus ranking of the evaluation queries, docs and scores (n_eval, RETRIEVAL_K),
+// as the reranking rows are scored
+static MetricScores retrieval_scores(const int* docs, const float* scores, const Collection* c, const char* run_file, const char* tag) {
+    Candidates r = { .n_queries = c->queries.n, .K = RETRIEVAL_K, .source = CANDIDATES_BM25 };
+    r.docs = (int*)mallocCheck((size_t)c->queries.n * RETRIEVAL_K * sizeof(int));
+    for (size_t k = 0; k < (size_t)c->queries.n * RETRIEVAL_K; k++) { r.docs[k] = -1; }
+    for (int i = 0; i < c->n_eval; i++) {
+        memcpy(r.docs + (size_t)c->eval_queries[i] * RETRIEVAL_K, docs + (size_t)i * RETRIEVAL_K, RETRIEVAL_K * sizeof(int));
+    }
+    MetricScores m = evaluate_scores(scores, c, &r, run_file, tag);
+    free(r.docs);
+    return m;
+}
+
+// ranking 0: BM25 over the whole corpus; 1: the bi-encoder's exact dense retrieval
+static MetricScores retrieval_eval(int ranker, BertModel* model, const Tokenizer* tok, const Bm25Index* index,
+                                   const Collection* c, int max_len, const char* run_dir, const char* tag) {
+    const char** texts = (const char**)mallocCheck((size_t)c->n_eval * sizeof(char*));
+    for (int i = 0; i < c->n_eval; i++) { texts[i] = beir_text(&c->queries, c->eval_queries[i]); }
+    int* docs = (int*)mallocCheck((size_t)c->n_eval * RETRIEVAL_K * sizeof(int));
+    float* scores = (float*)mallocCheck((size_t)c->n_eval * RETRIEVAL_K * sizeof(float));
+    if (ranker == 0) { bm25_search(docs, scores, index, texts, c->n_eval, RETRIEVAL_K); }
+    else { biencoder_retrieve(docs, scores, model, tok, &c->corpus, texts, c->n_eval, RETRIEVAL_K, max_len); }
+    char name[128], run_file[4096];
+    if (run_dir != NULL) {
+        snprintf(name, sizeof(name), "run.%s.trec", tag);
+        joinPathCheck(run_file, sizeof(run_file), run_dir, name);
+    }
+    MetricScores m = retrieval_scores(docs, scores, c, run_dir != NULL ? run_file : NULL, tag);
+    free(texts); free(docs); free(scores);
+    return m;
+}
+
+static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* vocab_path, const Collection* c,
+                            const TrainSet* t, const Bm25Index* index, const Options* o, int total, int eval_every) {
+    BiencoderData data = { t->n, t->K, t->query, t->num_docs, t->docs, t->ratings };
+    BiencoderLoss loss_cfg = { o->tau, o->rating_t, o->in_batch };
+    int groups = o->batch_size / o->group_size;
+    BiencoderBatch b;
+    biencoder_batch_init(&b, groups, o->group_size, o->max_len, model->config.hidden_size, t->n, t->K);
+    // its own log and table, so that a reranker trained in the same run directory (on the
+    // same stage files) keeps its own; no resume, so each run writes them anew
+    char path[4096];
+    joinPathCheck(path, sizeof(path), o->run_dir, "biencoder_log.jsonl");
+    FILE* log = fopenCheck(path, "w");
+    ResultRow rows[3];
+    printf("bi-encoder: retrieval over the whole corpus (%d documents), top %d\n", c->corpus.n, RETRIEVAL_K);
+    rows[0] = (ResultRow){ "BM25 (whole corpus)", retrieval_eval(0, NULL, NULL, index, c, o->max_len, o->run_dir, "bm25_corpus") };
+    double t_eval = wall_seconds();
+    rows[1] = (ResultRow){ "bi-encoder before training", retrieval_eval(1, model, tok, index, c, o->max_len, o->run_dir, "biencoder_start") };
+    log_eval(log, 0, &rows[1].mean);
+    printf("step 0: NDCG@10 %.4f (the bi-encoder before training); an evaluation took %.1fs\n",
+           rows[1].mean.ndcg_at_10, wall_seconds() - t_eval);
+    printf("training the bi-encoder: %d steps of %d queries x %d documents x %d micro-batch%s, listwise loss, tau %g, "
+           "rating temperature %g%s\n", total, groups, o->group_size, o->grad_accum, o->grad_accum == 1 ? "" : "es",
+           o->tau, o->rating_t, o->in_batch ? ", in-batch negatives" : "");
+    Progress progress;
+    progress_begin(&progress, "training", total);
+    for (int step = 1; step <= total; step++) {
+        double t0 = wall_seconds();
+        bert_zero_grad(model);
+        double loss = 0.0;
+        for (int micro = 0; micro < o->grad_accum; micro++) {
+            loss += biencoder_step(model, &b, tok, &c->corpus, &c->queries, &data, &loss_cfg, o->seed, step, micro,
+                                   1.0f / (float)o->grad_accum) / o->grad_accum;
+        }
+        if (!isfinite(loss)) { die("step %d: the loss is %g; lower --lr", step, loss); }
+        float norm = bert_clip_grad_norm(model, o->grad_clip);
+        float lr = learning_rate(o, step, total);
+        bert_adamw_update(model, lr, 0.9f, 0.999f, 1e-8f, o->weight_decay, step);
+        fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"step_s\": %.3f}\n",
+                step, loss, lr, norm, wall_seconds() - t0);
+        fflush(log);
+        progress_update(&progress, step);
+        if (step % eval_every == 0 && step < total) {
+            MetricScores m = retrieval_eval(1, model, tok, index, c, o->max_len, NULL, NULL);
+            log_eval(log, step, &m);
+            printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
+        }
+    }
+    rows[2] = (ResultRow){ "zELO-trained bi-encoder", retrieval_eval(1, model, tok, index, c, o->max_len, o->run_dir, "biencoder") };
+    log_eval(log, total, &rows[2].mean);
+    fclose(log);
+    joinPathCheck(path, sizeof(path), o->run_dir, "biencoder.bin");
+    bert_save(model, path);
+    printf("bi-encoder: %s\n", path);
+    if (o->export_dir != NULL) {
+        char vocab_file[4200];
+        vocab_txt_path(vocab_file, sizeof(vocab_file), vocab_path);
+        bert_export_sentence_transformers(model, o->export_dir, vocab_file, tok->lowercase, o->max_len);
+        printf("export: %s (sentence-transformers: mean pooling, normalised)\n", o->export_dir);
+    }
+    print_table(rows, 3, c->n_eval, o->run_dir, "results_biencoder.tsv");
+    biencoder_batch_free(&b);
 }
 
 int main(int argc, char** argv) {
@@ -2119,6 +2267,13 @@ int main(int argc, char** argv) {
     MicroBatch mb;
     microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
+    if (o.biencoder) {
+        bert_to_device(&model, device);
+        train_biencoder(&model, &tok, vocab_path, &c, &t, &index, &o, total, eval_every);
+        if (judge_is_simulated(&judge)) { printf("note: the training targets came from the SIMULATED judge (human labels of the training queries)\n"); }
+        printf("train_zelo: done in %.1fs\n", wall_seconds() - t_start);
+        goto free_all;
+    }
     int step = 0;
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
@@ -2278,7 +2433,7 @@ int main(int argc, char** argv) {
         bert_export_hf(&model, o.export_dir, vocab_file, tok.lowercase, o.max_len);
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
-    print_table(rows, n_rows, c.n_eval, o.run_dir);
+    print_table(rows, n_rows, c.n_eval, o.run_dir, "results.tsv");
     if (judge_obstacle != NULL) {
         printf("no judge row: %s\n", judge_obstacle);
     } else if (!judge_row) {

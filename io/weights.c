@@ -280,12 +280,13 @@ static int vocab_index(const char* text, size_t len, const char* token) {
     return -1;
 }
 
-static void write_config_json(const BertModel* model, const char* path, int pad_id) {
+// with_head: a BertForSequenceClassification (the cross-encoder) or a bare BertModel (an encoder)
+static void write_config_json(const BertModel* model, const char* path, int pad_id, int with_head) {
     const BertConfig* c = &model->config;
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "{\n");
-    fprintf(fp, "  \"architectures\": [\"BertForSequenceClassification\"],\n");
+    fprintf(fp, "  \"architectures\": [\"%s\"],\n", with_head ? "BertForSequenceClassification" : "BertModel");
     fprintf(fp, "  \"model_type\": \"bert\",\n");
     fprintf(fp, "  \"vocab_size\": %d,\n", c->vocab_size);
     fprintf(fp, "  \"hidden_size\": %d,\n", c->hidden_size);
@@ -306,7 +307,12 @@ static void write_config_json(const BertModel* model, const char* path, int pad_
     fprintf(fp, "  \"initializer_range\": 0.02,\n");
     fprintf(fp, "  \"pad_token_id\": %d,\n", pad_id);
     fprintf(fp, "  \"use_cache\": true,\n");
-    fprintf(fp, "  \"torch_dtype\": \"float32\",\n");
+    fprintf(fp, "  \"torch_dtype\": \"float32\"%s\n", with_head ? "," : "");
+    if (!with_head) {
+        fprintf(fp, "}\n");
+        atomicCommit(&af);
+        return;
+    }
     fprintf(fp, "  \"id2label\": {");
     for (int i = 0; i < c->num_labels; i++) { fprintf(fp, "%s\"%d\": \"LABEL_%d\"", i > 0 ? ", " : "", i, i); }
     fprintf(fp, "},\n");
@@ -343,7 +349,8 @@ static void write_tokenizer_files(const char* dir, int do_lower_case, int max_le
     atomicCommit(&af);
 }
 
-void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length) {
+static void export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length,
+                      int with_head) {
     if (max_length < 3 || max_length > model->config.max_position) {
         die("export to '%s': max_length %d is not in [3, %d] (the model's positions)", dir, max_length, model->config.max_position);
     }
@@ -370,7 +377,7 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
     fwriteCheck(vocab, 1, vocab_len, fp);
     atomicCommit(&af);
     joinPathCheck(path, sizeof(path), dir, "config.json");
-    write_config_json(model, path, vocab_index(vocab, vocab_len, "[PAD]"));
+    write_config_json(model, path, vocab_index(vocab, vocab_len, "[PAD]"), with_head);
     write_tokenizer_files(dir, do_lower_case, max_length);
     free(vocab);
 
@@ -380,12 +387,22 @@ void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_p
     SafeTensorsWriter w;
     safetensors_writer_init(&w);
     for (int i = 0; i < count; i++) {
+        // an encoder's checkpoint has its names bare and no classifier (all-MiniLM-L6-v2's layout)
+        if (!with_head && is_classifier(&list[i])) { continue; }
         char name[128];
-        snprintf(name, sizeof(name), "%s%s", is_classifier(&list[i]) ? "" : "bert.", list[i].name);
+        snprintf(name, sizeof(name), "%s%s", is_classifier(&list[i]) || !with_head ? "" : "bert.", list[i].name);
         safetensors_writer_add(&w, name, list[i].data, list[i].ndim, list[i].shape);
     }
     joinPathCheck(path, sizeof(path), dir, "model.safetensors");
     safetensors_writer_write(&w, path);
     safetensors_writer_free(&w);
     free(list);
+}
+
+void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length) {
+    export_hf(model, dir, vocab_path, do_lower_case, max_length, 1);
+}
+
+void bert_export_hf_encoder(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length) {
+    export_hf(model, dir, vocab_path, do_lower_case, max_length, 0);
 }

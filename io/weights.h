@@ -57,4 +57,9 @@ void bert_load_hf_encoder(BertModel* model, const char* dir, uint64_t seed);
 // stay in config.json); pairs longer than that would otherwise score differently there
 void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length);
 
+// the same files for an encoder (a bi-encoder's transformer): config.json says BertModel and
+// model.safetensors holds the encoder and pooler under their bare names, no classifier, as
+// all-MiniLM-L6-v2's own checkpoint does; transformers' AutoModel loads it with nothing missing
+void bert_export_hf_encoder(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length);
+
 #endif // ZELO_WEIGHTS_H

@@ -2,7 +2,8 @@
 # test_programs_san.sh — the three programs built with AddressSanitizer + UBSan (make test-san
 # builds them into build/san and sets ASAN_OPTIONS / UBSAN_OPTIONS: leak checking on, every
 # report fatal with exit status 86): the tiny synthetic run of train_zelo stopped at step 3
-# and resumed, rerank and zelo_fit on what it wrote, and rerank refusing a checkpoint whose
+# and resumed, rerank and zelo_fit on what it wrote, a bi-encoder trained on its stage files
+# and exported, and rerank refusing a checkpoint whose
 # sizes near 2^31 once wrapped the parameter count. A run passes when it exits as it should
 # and its output holds no sanitizer report (a leak at exit included).
 # The sanitized programs are read from $SAN_BIN (default build/san).
@@ -32,6 +33,11 @@ check "rerank on the run's model: exit 0, no sanitizer report" clean_exit $? "$D
 
 "$BIN/zelo_fit" -o "$D/ratings.tsv" "$D/run/judgments.jsonl" >"$D/fit.out" 2>&1
 check "zelo_fit on the run's judgments: exit 0, no sanitizer report" clean_exit $? "$D/fit.out" 0
+
+# a bi-encoder on the same stage files, exported as a sentence-transformers folder
+"$BIN/train_zelo" --run-dir "$D/run" --candidates 30 --train bi-encoder --steps 2 --batch-size 16 --threads 2 \
+    --export "$D/st" >"$D/bi.out" 2>&1
+check "train_zelo --train bi-encoder --export: exit 0, no sanitizer report" clean_exit $? "$D/bi.out" 0
 : >"$D/empty.jsonl"
 "$BIN/zelo_fit" -o "$D/empty.tsv" "$D/empty.jsonl" >"$D/fit_empty.out" 2>&1
 status=$?

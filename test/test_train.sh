@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_train.sh — train_zelo end to end: the synthetic default run (and that it learns),
-# the judge's own row, bit-identical resume,
+# the judge's own row, bit-identical resume, a bi-encoder trained on the same stages,
 # stage files refused under other settings, bad input refused with file and line, the
 # file judge reproducing a run's targets, and CI-sized runs on Cranfield starting from
 # all-MiniLM-L6-v2 with (a) the simulated judge and (b) the unsupervised bm25+dense judge.
@@ -32,6 +32,34 @@ check "a TREC run of the trained model with 30 documents per evaluation query" \
     test "$(wc -l < "$D/a/run.model.trec")" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/test.tsv")))"
 check "ratings.tsv holds one row per training candidate" \
     test "$(tail -n +2 "$D/a/ratings.tsv" | wc -l)" -eq "$((30 * $(distinct_queries "$D/a/synthetic/qrels/train.tsv")))"
+
+# --train bi-encoder: the same stages train a mean-pooled embedding model, evaluated by
+# exact retrieval over the whole corpus, exported as a sentence-transformers folder; in the
+# reranker's run directory, on its stage files, leaving its log and table as they were
+BI="--train bi-encoder --candidates 30 --steps 4 --batch-size 16 --eval-every 2 --threads 2 --lr 1e-3"
+cp "$D/a/log.jsonl" "$D/a_log"; cp "$D/a/results.tsv" "$D/a_results"
+$T --run-dir "$D/a" $BI --export "$D/bi_st" >"$D/bi.out" 2>"$D/bi.err"
+check "bi-encoder run exits 0 (see $D/bi.err)" test $? -eq 0
+check "... reading the reranker's stage files" grep -q "targets: read from" "$D/bi.out"
+check "... leaving the reranker's log.jsonl as it was" cmp -s "$D/a/log.jsonl" "$D/a_log"
+check "... and its results.tsv" cmp -s "$D/a/results.tsv" "$D/a_results"
+check "its results_biencoder.tsv has BM25 and the bi-encoder before and after training, all over the whole corpus" \
+    test "$(cut -f1 "$D/a/results_biencoder.tsv" | tr '\n' '|')" = "system|BM25 (whole corpus)|bi-encoder before training|zELO-trained bi-encoder|"
+check "every figure of its table is in [0, 1]" \
+    awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results_biencoder.tsv"
+check "four training lines and three evaluations in its biencoder_log.jsonl" \
+    test "$(grep -c '"loss"' "$D/a/biencoder_log.jsonl")" -eq 4 -a "$(grep -c '"eval"' "$D/a/biencoder_log.jsonl")" -eq 3
+check "a TREC run of the trained bi-encoder with the top 100 of the corpus per evaluation query" \
+    test "$(wc -l < "$D/a/run.biencoder.trec")" -eq "$((100 * $(distinct_queries "$D/a/synthetic/qrels/test.tsv")))"
+check "the export is a sentence-transformers folder (modules, mean pooling, normalisation, weights, vocabulary)" \
+    test -f "$D/bi_st/modules.json" -a -f "$D/bi_st/1_Pooling/config.json" -a -d "$D/bi_st/2_Normalize" \
+         -a -f "$D/bi_st/model.safetensors" -a -f "$D/bi_st/vocab.txt" -a -f "$D/bi_st/sentence_bert_config.json"
+check "... pooling by the mean" grep -q '"pooling_mode_mean_tokens": true' "$D/bi_st/1_Pooling/config.json"
+$T --run-dir "$D/a" $BI --resume >"$D/bi2.out" 2>&1
+check "--resume with --train bi-encoder is refused (it keeps no checkpoints)" test $? -eq 2
+check "... saying why" grep -q "keeps no checkpoints" "$D/bi2.out"
+$T --run-dir "$D/a" --train cross >"$D/bi3.out" 2>&1
+check "--train cross is refused by name" grep -q "wants reranker or bi-encoder, got 'cross'" "$D/bi3.out"
 
 # interrupted after step 3, then resumed: the same final weights to the bit
 $T --run-dir "$D/b" $SMALL --stop-at 3 >"$D/b1.out" 2>&1
