@@ -927,3 +927,61 @@ double zelo_pairwise_bce_loss(float* dlogits, const float* logits, const float* 
     }
     return loss / n;
 }
+
+// ----------------------------------------------------------------------------
+// ridge regression
+
+int zelo_ridge_fit(double* w, double* bias, const float* X, const double* y, int n, int d, double alpha) {
+    if (n < 1 || d < 1) { return 0; }
+    double* mean = (double*)callocCheck((size_t)d, sizeof(double));
+    double* A = (double*)callocCheck((size_t)d * d, sizeof(double));  // (d, d) Xc^T Xc, then its Cholesky factor
+    double* r = (double*)callocCheck((size_t)d, sizeof(double));      // (d,) Xc^T yc, then the solution
+    double* xc = (double*)mallocCheck((size_t)d * sizeof(double));
+    double ymean = 0.0;
+    for (int i = 0; i < n; i++) {
+        ymean += y[i];
+        for (int k = 0; k < d; k++) { mean[k] += X[(size_t)i * d + k]; }
+    }
+    ymean /= n;
+    for (int k = 0; k < d; k++) { mean[k] /= n; }
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; k < d; k++) { xc[k] = X[(size_t)i * d + k] - mean[k]; }
+        double yc = y[i] - ymean;
+        for (int k = 0; k < d; k++) {
+            r[k] += xc[k] * yc;
+            for (int l = 0; l <= k; l++) { A[(size_t)k * d + l] += xc[k] * xc[l]; }  // lower triangle
+        }
+    }
+    double trace = 0.0;
+    for (int k = 0; k < d; k++) { trace += A[(size_t)k * d + k]; }
+    for (int k = 0; k < d; k++) { A[(size_t)k * d + k] += alpha * trace / d; }
+    // Cholesky A = L L^T in place (lower triangle), then L z = r and L^T w = z
+    int ok = 1;
+    for (int k = 0; k < d && ok; k++) {
+        for (int l = 0; l <= k; l++) {
+            double sum = A[(size_t)k * d + l];
+            for (int m = 0; m < l; m++) { sum -= A[(size_t)k * d + m] * A[(size_t)l * d + m]; }
+            if (l < k) { A[(size_t)k * d + l] = sum / A[(size_t)l * d + l]; continue; }
+            // a pivot that is not clearly positive: the features do not determine w
+            if (!(sum > 1e-12 * (trace / d) && sum > 0.0)) { ok = 0; break; }
+            A[(size_t)k * d + k] = sqrt(sum);
+        }
+    }
+    if (ok) {
+        for (int k = 0; k < d; k++) {
+            double sum = r[k];
+            for (int m = 0; m < k; m++) { sum -= A[(size_t)k * d + m] * r[m]; }
+            r[k] = sum / A[(size_t)k * d + k];
+        }
+        for (int k = d - 1; k >= 0; k--) {
+            double sum = r[k];
+            for (int m = k + 1; m < d; m++) { sum -= A[(size_t)m * d + k] * r[m]; }
+            r[k] = sum / A[(size_t)k * d + k];
+        }
+        double b = ymean;
+        for (int k = 0; k < d; k++) { w[k] = r[k]; b -= r[k] * mean[k]; }
+        *bias = b;
+    }
+    free(mean); free(A); free(r); free(xc);
+    return ok;
+}

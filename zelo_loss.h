@@ -236,6 +236,15 @@ double zelo_listwise_loss(float* dlogits, const float* logits, const float* targ
 // the pairwise model: mean binary cross-entropy of σ(z) against the judged P(a beats b)
 double zelo_pairwise_bce_loss(float* dlogits, const float* logits, const float* p, int n);
 
+// ----------------------------------------------------------------------------
+// the score head's linear probe (train.c's --head-fit): ridge regression with an intercept.
+// w (d,) and *bias minimise  sum_i (x_i . w + bias - y_i)^2 + alpha * s * |w|^2, where x_i is
+// row i of X (n, d) and s = tr(Xc^T Xc) / d, Xc being X with its column means removed: alpha is
+// relative to the features' mean variance, so it means the same whatever their scale. The bias
+// is not penalised. Returns 1, or 0 when the system is singular (alpha 0 with collinear or
+// constant features), leaving w and *bias untouched.
+int zelo_ridge_fit(double* w, double* bias, const float* X, const double* y, int n, int d, double alpha);
+
 #ifdef __cplusplus
 }
 #endif

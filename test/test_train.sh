@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_train.sh — train_zelo end to end: the synthetic default run (and that it learns),
-# the judge's own row, bit-identical resume, a bi-encoder trained on the same stages,
+# the judge's own row, bit-identical resume, the rating-pairs loss and the head fit, a bi-encoder trained on the same stages,
 # stage files refused under other settings, bad input refused with file and line, the
 # file judge reproducing a run's targets, and CI-sized runs on Cranfield starting from
 # all-MiniLM-L6-v2 with (a) the simulated judge and (b) the unsupervised bm25+dense judge.
@@ -104,6 +104,23 @@ check "the refused resumes logged no step past the checkpoint" test -z "$(grep -
 $T --run-dir "$R" $SMALL --threads 1 --eval-every 2 --checkpoint-every 2 --resume >"$R.ok" 2>&1
 check "--resume with other --threads, --eval-every and --checkpoint-every exits 0" test $? -eq 0
 check "... and ends with the straight run's model" cmp -s "$D/a/model.bin" "$R/model.bin"
+
+# the rating-pairs loss and the head fit: a run that uses both records them, logs finite
+# losses (every pair's loss lies between 0 and the loss of a wrong order, so a step-1 loss
+# above ln 2 = 0.69 by far says the pairs or their p are wrong: the fresh model's logits are
+# close together), and a resume with another --head-fit is refused
+P="$D/p"
+mkdir -p "$P" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$P/"
+$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 64 --stop-at 3 >"$P.out" 2>&1
+check "a rating-pairs run with --head-fit 64 stops after step 3 (see $P.out)" grep -q "stopped after step 3" "$P.out"
+check "... fitted the head on 64 sequences and said its held-out R^2" \
+    grep -qE "^head fit: 64 sequences, ridge alpha [0-9.e+-]+, held-out R\^2 -?[0-9.]+ \(12 of them\)" "$P.out"
+check "... recorded --loss rating-pairs" grep -q "^--loss	rating-pairs$" "$P/training.tsv"
+check "... and --head-fit 64" grep -q "^--head-fit	64$" "$P/training.tsv"
+check "... logged three finite losses, the first near ln 2" \
+    python3 -c 'import json, sys; L = [json.loads(l)["loss"] for l in open(sys.argv[1]) if "\"loss\"" in l]; sys.exit(not (len(L) == 3 and 0.3 < L[0] < 1.0 and all(0 < x < 5 for x in L)))' "$P/log.jsonl"
+$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 32 --resume >"$P.bad" 2>&1
+check "--resume with another --head-fit is refused, naming both values" grep -q -- "--head-fit is 32 in this run, 64 in" "$P.bad"
 
 # stage files made under other settings are refused, never reused
 $T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1

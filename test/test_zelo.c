@@ -8,6 +8,7 @@
  *  - simulation: hidden ratings, the sim judge's noise model, Spearman of the recovery
  *  - calibration across queries
  *  - training losses: values and gradients from PyTorch autograd, and finite differences
+ *  - the head fit's ridge regression: numpy's least squares (dev/gen_ridge_fixture.py)
  * Run from the repository root: ./build/test_zelo
  */
 #include <math.h>
@@ -949,6 +950,52 @@ static void test_tool(void) {
     rmdir(dir);
 }
 
+// ----------------------------------------------------------------------------
+// the head fit's ridge regression against numpy's least squares (dev/gen_ridge_fixture.py)
+
+static void test_ridge(void) {
+    Fixture fx;
+    int32_t num_cases;
+    fixture_open(&fx, FIXTURES "ridge_cases.bin", 5, &num_cases, 1);
+    for (int c = 0; c < num_cases; c++) {
+        int32_t nd[2];
+        memcpy(nd, fixture_take(&fx, sizeof(nd)), sizeof(nd));
+        int n = nd[0], d = nd[1];
+        double alpha;
+        memcpy(&alpha, fixture_take(&fx, sizeof(double)), sizeof(double));
+        float* X = copy_out(&fx, sizeof(float) * n * d);
+        double* y = copy_out(&fx, sizeof(double) * n);
+        double* w_ref = copy_out(&fx, sizeof(double) * d);
+        double bias_ref;
+        memcpy(&bias_ref, fixture_take(&fx, sizeof(double)), sizeof(double));
+        double* w = mallocCheck(sizeof(double) * d);
+        double bias = 0.0;
+        CHECK(zelo_ridge_fit(w, &bias, X, y, n, d, alpha) == 1, "ridge case %d (n %d, d %d, alpha %g) refused", c, n, d, alpha);
+        // both solve in double from the same float features; the systems' condition numbers
+        // are below 1e4, so the two methods agree to ~1e-12 of the largest weight: 1e-9 leaves room
+        double wmax = 0.0, worst = 0.0;
+        for (int k = 0; k < d; k++) { wmax = fmax(wmax, fabs(w_ref[k])); }
+        for (int k = 0; k < d; k++) { worst = fmax(worst, fabs(w[k] - w_ref[k]) / wmax); }
+        CHECK(worst < 1e-9, "ridge case %d: w differs from numpy by %.2e of its largest weight", c, worst);
+        // bias = mean(y) - mean(X) . w: w's error times the features' size, at most
+        double xmax = 0.0;
+        for (int i = 0; i < n * d; i++) { xmax = fmax(xmax, fabs(X[i])); }
+        CHECK(fabs(bias - bias_ref) < 1e-9 * (1.0 + fabs(bias_ref) + wmax * xmax * d),
+              "ridge case %d: bias %.15g, numpy %.15g", c, bias, bias_ref);
+        free(X); free(y); free(w_ref); free(w);
+    }
+    // no ridge and more features than rows, or a constant feature: singular, refused, w untouched
+    float X[3 * 4] = { 1, 2, 3, 4, 2, 1, 0, 5, 3, 3, 1, 1 };
+    double y[3] = { 1, 2, 3 }, w[4] = { 7, 7, 7, 7 }, bias = 7;
+    CHECK(zelo_ridge_fit(w, &bias, X, y, 3, 4, 0.0) == 0 && w[0] == 7 && bias == 7, "a singular ridge system was not refused");
+    float Xc[4 * 2] = { 1, 5, 2, 5, 3, 5, 4, 5 };
+    double yc[4] = { 1, 2, 3, 4 };
+    CHECK(zelo_ridge_fit(w, &bias, Xc, yc, 4, 2, 0.0) == 0, "a constant feature with alpha 0 was not refused");
+    // with a ridge the same constant feature gets weight 0 and the bias the rest
+    CHECK(zelo_ridge_fit(w, &bias, Xc, yc, 4, 2, 1e-6) == 1 && fabs(w[1]) < 1e-12 && fabs(w[0] - 1.0) < 1e-5 && fabs(bias) < 1e-5,
+          "ridge with a constant feature: w %g %g, bias %g (want 1, 0, 0)", w[0], w[1], bias);
+}
+
 int main(void) {
     test_graphs();
     test_pair_terms();
@@ -959,6 +1006,7 @@ int main(void) {
     test_shrinkage();
     test_calibration();
     test_losses();
+    test_ridge();
     test_tool();
     return test_summary("test_zelo");
 }
