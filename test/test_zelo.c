@@ -984,6 +984,7 @@ static void test_ridge(void) {
               "ridge case %d: bias %.15g, numpy %.15g", c, bias, bias_ref);
         free(X); free(y); free(w_ref); free(w);
     }
+    free(fx.data);
     // no ridge and more features than rows, or a constant feature: singular, refused, w untouched
     float X[3 * 4] = { 1, 2, 3, 4, 2, 1, 0, 5, 3, 3, 1, 1 };
     double y[3] = { 1, 2, 3 }, w[4] = { 7, 7, 7, 7 }, bias = 7;
