@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "retrieval/biencoder.h"
+#include "retrieval/fusion.h"
 #include "retrieval/dense.h"
 #include "common/utils.h"
 
@@ -170,55 +171,16 @@ double biencoder_step(BertModel* model, BiencoderBatch* b, const Tokenizer* tok,
 // ----------------------------------------------------------------------------
 // exact retrieval
 
-// a min-heap of the k best so far: its root is the worst kept, the one a better document evicts
-typedef struct { float score; int doc; } Hit;
-
-// a ranks below b: a lower score, or the same score and a higher index
-static int hit_worse(Hit a, Hit b) { return a.score < b.score || (a.score == b.score && a.doc > b.doc); }
-
-static void heap_sift_down(Hit* h, int n, int i) {
-    for (;;) {
-        int w = i, l = 2 * i + 1, r = l + 1;
-        if (l < n && hit_worse(h[l], h[w])) { w = l; }
-        if (r < n && hit_worse(h[r], h[w])) { w = r; }
-        if (w == i) { return; }
-        Hit tmp = h[i]; h[i] = h[w]; h[w] = tmp;
-        i = w;
-    }
-}
-
 void biencoder_search(int* docs_out, float* scores_out, const float* q, int nq, const float* d, int nd, int C, int k) {
     #pragma omp parallel
     {
-        Hit* heap = (Hit*)mallocCheck((size_t)(k > 0 ? k : 1) * sizeof(Hit));
+        float* row = (float*)mallocCheck((size_t)(nd > 0 ? nd : 1) * sizeof(float));  // one query's scores
         #pragma omp for schedule(dynamic, 4)
         for (int i = 0; i < nq; i++) {
-            int m = 0;
-            for (int j = 0; j < nd; j++) {
-                Hit h = { (float)dense_dot(q + (size_t)i * C, d + (size_t)j * C, C), j };
-                if (m < k) {
-                    // sift up
-                    int at = m++;
-                    heap[at] = h;
-                    while (at > 0 && hit_worse(heap[at], heap[(at - 1) / 2])) {
-                        Hit tmp = heap[at]; heap[at] = heap[(at - 1) / 2]; heap[(at - 1) / 2] = tmp;
-                        at = (at - 1) / 2;
-                    }
-                } else if (hit_worse(heap[0], h)) {
-                    heap[0] = h;
-                    heap_sift_down(heap, m, 0);
-                }
-            }
-            // popping the worst first fills the row from its end: best first
-            for (int r = k - 1; r >= m; r--) { docs_out[(size_t)i * k + r] = -1; scores_out[(size_t)i * k + r] = 0.0f; }
-            for (int r = m - 1; r >= 0; r--) {
-                docs_out[(size_t)i * k + r] = heap[0].doc;
-                scores_out[(size_t)i * k + r] = heap[0].score;
-                heap[0] = heap[r];
-                heap_sift_down(heap, r, 0);
-            }
+            for (int j = 0; j < nd; j++) { row[j] = (float)dense_dot(q + (size_t)i * C, d + (size_t)j * C, C); }
+            top_k(docs_out + (size_t)i * k, scores_out + (size_t)i * k, row, nd, k);
         }
-        free(heap);
+        free(row);
     }
 }
 
