@@ -77,6 +77,7 @@ typedef struct {
     const char* export_dir;    // write the trained model as a Hugging Face directory
     const char* split;         // qrels split used for evaluation (default: test)
     double eval_frac;          // held-out fraction when the data has no train split
+    double val_frac;           // training queries set aside to fit the interpolation with the first stage
     int candidates;            // K, candidates per query
     int candidates_from;       // CANDIDATES_BM25, _DENSE or _HYBRID; -1: hybrid with --dense-model, else bm25
     int rrf_k;                 // the fusion's k (retrieval/fusion.h)
@@ -118,6 +119,7 @@ static void options_default(Options* o) {
     o->judge = NULL;
     o->split = "test";
     o->eval_frac = 0.2;
+    o->val_frac = 0.1;
     o->candidates = 100;
     o->candidates_from = -1;
     o->rrf_k = RRF_DEFAULT_K;
@@ -127,7 +129,7 @@ static void options_default(Options* o) {
     o->bm25_b = BM25_DEFAULT_B;
     o->link = ZELO_LINK_THURSTONE;
     o->lambda = -1.0;
-    o->loss = LOSS_MSE;
+    o->loss = LOSS_RATING_PAIRS;
     o->max_len = 0;
     o->batch_size = 32;
     o->group_size = 8;
@@ -163,6 +165,9 @@ static void usage(FILE* fp) {
 "  --split NAME          qrels split of the evaluation queries [test]\n"
 "  --eval-frac F         held-out fraction of the judged queries when there is no train\n"
 "                        split [0.2]\n"
+"  --val-frac F          judged training queries set aside (not trained on) to fit the\n"
+"                        weight of the model against the first stage by the judge's\n"
+"                        ratings: the reranker's final order (0: the model alone) [0.1]\n"
 "  --resume              continue from the last checkpoint in the run directory\n"
 "  --stop-at N           stop after step N with a checkpoint, as if interrupted there\n"
 "  --seed N              seed of every random choice [42]\n"
@@ -205,7 +210,9 @@ static void usage(FILE* fp) {
 "                        train_zelo checkpoint (.bin); without it a random model\n"
 "  --vocab PATH          vocab.txt / tokenizer.json / directory [from --init or the data]\n"
 "  --layers N --hidden N --heads N --intermediate N   the random model [2, 128, 4, 512]\n"
-"  --loss mse|bce|pairwise|listwise|rating-pairs   training loss [mse, the paper's]\n"
+"  --loss mse|bce|pairwise|listwise|rating-pairs   training loss [rating-pairs: every\n"
+"                        pair of a group against the link of its ratings' difference;\n"
+"                        mse is the paper's pointwise loss]\n"
 "  --max-len N           tokens per (query, document) sequence [256; 128 synthetic]\n"
 "  --batch-size N        sequences per micro-batch of each process [32]; with mpirun -np P\n"
 "                        a step trains on P x N x --grad-accum sequences\n"
@@ -253,7 +260,7 @@ static int parse_int_option(const char* name, const char* value, int lo, int hi)
 }
 
 static void parse_options(Options* o, int argc, char** argv) {
-    enum { O_DATA = 256, O_RUN_DIR, O_SPLIT, O_EVAL_FRAC, O_RESUME, O_SEED, O_THREADS,
+    enum { O_DATA = 256, O_RUN_DIR, O_SPLIT, O_EVAL_FRAC, O_VAL_FRAC, O_RESUME, O_SEED, O_THREADS,
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
@@ -262,6 +269,7 @@ static void parse_options(Options* o, int argc, char** argv) {
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
+        {"val-frac", required_argument, 0, O_VAL_FRAC},
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
         {"device", required_argument, 0, O_DEVICE}, {"zero", no_argument, 0, O_ZERO},
@@ -296,6 +304,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_RUN_DIR: o->run_dir = optarg; break;
             case O_SPLIT: o->split = optarg; break;
             case O_EVAL_FRAC: o->eval_frac = parse_number_option("eval-frac", optarg, 0.0, 1.0); break;
+            case O_VAL_FRAC: o->val_frac = parse_number_option("val-frac", optarg, 0.0, 0.5); break;
             case O_RESUME: o->resume = 1; break;
             case O_SEED: o->seed = (uint64_t)parse_number_option("seed", optarg, 0, 9007199254740992.0); break;
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
@@ -398,10 +407,9 @@ static void parse_options(Options* o, int argc, char** argv) {
         o->lambda = o->link == ZELO_LINK_BT ? ZELO_DEFAULT_LAMBDA_BT : ZELO_DEFAULT_LAMBDA_THURSTONE;
     }
     if (o->judge == NULL) { o->judge = o->data_dir == NULL ? "sim" : "bm25+dense"; }
-    // not shared out across processes yet: the rating-pairs loss's share of a step, the head fit
-    if (dist.size > 1 && (o->loss == LOSS_RATING_PAIRS || o->head_fit > 0)) {
-        fprintf(stderr, "train_zelo: %s runs as one process for now: launch it without mpirun -np %d\n",
-                o->loss == LOSS_RATING_PAIRS ? "--loss rating-pairs" : "--head-fit", dist.size);
+    // not shared out across processes yet: the head fit
+    if (dist.size > 1 && o->head_fit > 0) {
+        fprintf(stderr, "train_zelo: --head-fit runs as one process for now: launch it without mpirun -np %d\n", dist.size);
         exit(2);
     }
     if (o->biencoder) {
@@ -1013,6 +1021,56 @@ static void trainset_write_tsv(const TrainSet* t, const Collection* c, const cha
     atomicCommit(&af);
 }
 
+// copies training query i of `from` into row r of `to` (allocated for its share of pairs),
+// its judged pairs from position *pair_at on
+static void trainset_copy_query(TrainSet* to, int r, int64_t* pair_at, const TrainSet* from, int i) {
+    int K = from->K;
+    to->query[r] = from->query[i];
+    to->num_docs[r] = from->num_docs[i];
+    memcpy(to->docs + (size_t)r * K, from->docs + (size_t)i * K, (size_t)K * sizeof(int));
+    memcpy(to->ratings + (size_t)r * K, from->ratings + (size_t)i * K, (size_t)K * sizeof(float));
+    memcpy(to->targets + (size_t)r * K, from->targets + (size_t)i * K, (size_t)K * sizeof(float));
+    to->offsets[r] = from->offsets[i];
+    int64_t p0 = from->pair_start[i], np = from->pair_start[i + 1] - p0;
+    to->pair_start[r] = *pair_at;
+    memcpy(to->pair_a + *pair_at, from->pair_a + p0, (size_t)np * sizeof(int));
+    memcpy(to->pair_b + *pair_at, from->pair_b + p0, (size_t)np * sizeof(int));
+    memcpy(to->pair_p + *pair_at, from->pair_p + p0, (size_t)np * sizeof(float));
+    *pair_at += np;
+    to->pair_start[r + 1] = *pair_at;
+}
+
+// sets --val-frac of the training queries aside: `val` gets them and `t` keeps the rest. The
+// choice hashes the query id as the held-out split does, with a seed of its own, so the same
+// queries are set aside however the file is ordered. The judge rated them like every training
+// query, and the model never trains on them: their ratings measure the model and the first
+// stage fairly (fusion_fit). When the fraction would leave no query on one side, none is set aside.
+static void trainset_split_validation(TrainSet* t, TrainSet* val, const Collection* c, const Options* o) {
+    uint64_t val_seed = o->seed ^ 0x5DEECE66Dull;
+    int* is_val = (int*)callocCheck((size_t)(t->n > 0 ? t->n : 1), sizeof(int));
+    int n_val = 0;
+    int64_t val_pairs = 0;
+    for (int i = 0; i < t->n; i++) {
+        is_val[i] = o->val_frac > 0.0 && beir_query_is_eval(beir_id(&c->queries, t->query[i]), val_seed, o->val_frac);
+        n_val += is_val[i];
+        if (is_val[i]) { val_pairs += t->pair_start[i + 1] - t->pair_start[i]; }
+    }
+    if (n_val == t->n) { memset(is_val, 0, (size_t)t->n * sizeof(int)); n_val = 0; val_pairs = 0; }
+    TrainSet train;
+    trainset_alloc(&train, t->n - n_val, t->K, t->pair_start[t->n] - val_pairs);
+    trainset_alloc(val, n_val, t->K, val_pairs);
+    int64_t at_train = 0, at_val = 0;
+    int r_train = 0, r_val = 0;
+    train.pair_start[0] = val->pair_start[0] = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (is_val[i]) { trainset_copy_query(val, r_val++, &at_val, t, i); }
+        else { trainset_copy_query(&train, r_train++, &at_train, t, i); }
+    }
+    free(is_val);
+    trainset_free(t);
+    *t = train;
+}
+
 // ----------------------------------------------------------------------------
 // evaluation: rerank each evaluation query's candidates and score the ranking
 
@@ -1057,15 +1115,16 @@ static MetricScores evaluate_scores(const float* scores, const Collection* c, co
     return mean;
 }
 
-// the model's scores of every evaluation query's candidates: (n_eval, K), on every rank
-static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const Candidates* cand) {
+// the model's scores of the candidates of queries[0..nq): (nq, K), on every rank
+static float* model_query_scores(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c,
+                                 const Candidates* cand, const int* queries, int nq) {
     int K = cand->K;
-    float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
-    int* qs = (int*)mallocCheck((size_t)c->n_eval * K * sizeof(int));
-    int* ds = (int*)mallocCheck((size_t)c->n_eval * K * sizeof(int));
+    float* scores = (float*)callocCheck((size_t)(nq > 0 ? nq : 1) * K, sizeof(float));
+    int* qs = (int*)mallocCheck((size_t)(nq > 0 ? nq : 1) * K * sizeof(int));
+    int* ds = (int*)mallocCheck((size_t)(nq > 0 ? nq : 1) * K * sizeof(int));
     int64_t n = 0;
-    for (int i = 0; i < c->n_eval; i++) {
-        int q = c->eval_queries[i];
+    for (int i = 0; i < nq; i++) {
+        int q = queries[i];
         for (int j = 0; j < candidates_count(cand, q); j++) { qs[n] = q; ds[n] = cand->docs[(size_t)q * K + j]; n++; }
     }
     // each rank scores its block of the pairs
@@ -1075,12 +1134,106 @@ static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok
     score_pairs(flat + a, model, b, tok, &c->queries, &c->corpus, qs + a, ds + a, (int)(z - a), "evaluating");
     dist_allgather_blocks(flat, n, sizeof(float));
     n = 0;
-    for (int i = 0; i < c->n_eval; i++) {
-        int q = c->eval_queries[i];
+    for (int i = 0; i < nq; i++) {
+        int q = queries[i];
         for (int j = 0; j < candidates_count(cand, q); j++) { scores[(size_t)i * K + j] = flat[n++]; }
     }
     free(flat); free(qs); free(ds);
     return scores;
+}
+
+// the model's scores of every evaluation query's candidates: (n_eval, K), on every rank
+static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const Candidates* cand) {
+    return model_query_scores(model, b, tok, c, cand, c->eval_queries, c->n_eval);
+}
+
+// ----------------------------------------------------------------------------
+// the reranker's final order: the model's scores interpolated with the first stage's
+// (retrieval/fusion.h), the weight fitted on the validation queries against the judge
+
+typedef struct { int index; float score; } IndexedScore;
+
+// score descending, then index ascending: a fixed order for ties
+static int by_score_desc(const void* x, const void* y) {
+    const IndexedScore* a = (const IndexedScore*)x;
+    const IndexedScore* b = (const IndexedScore*)y;
+    if (a->score != b->score) { return a->score > b->score ? -1 : 1; }
+    return a->index - b->index;
+}
+
+// NDCG@10 of the order of scores[0..n) where a document's gain is its rating above the
+// query's lowest (gain_j = e_j - min e: a shift of the ratings, which the fit leaves free,
+// changes nothing, and the judge's least preferred document counts for nothing); -1 when
+// every gain is 0. `order` is (n,) scratch.
+static double rating_ndcg(const float* scores, const float* ratings, int n, IndexedScore* order) {
+    float lo = ratings[0];
+    for (int j = 1; j < n; j++) { lo = ratings[j] < lo ? ratings[j] : lo; }
+    for (int j = 0; j < n; j++) { order[j] = (IndexedScore){ j, ratings[j] - lo }; }
+    qsort(order, (size_t)n, sizeof(IndexedScore), by_score_desc);
+    double ideal = 0.0, dcg = 0.0;
+    for (int r = 0; r < n && r < METRICS_NDCG_CUT; r++) { ideal += order[r].score / log2(r + 2.0); }
+    if (ideal <= 0.0) { return -1.0; }
+    for (int j = 0; j < n; j++) { order[j] = (IndexedScore){ j, scores[j] }; }
+    qsort(order, (size_t)n, sizeof(IndexedScore), by_score_desc);
+    for (int r = 0; r < n && r < METRICS_NDCG_CUT; r++) { dcg += (ratings[order[r].index] - lo) / log2(r + 2.0); }
+    return dcg / ideal;
+}
+
+#define FUSION_GRID 20  // alpha in steps of 1/20
+
+typedef struct {
+    double alpha;          // the weight of the model's z-scores
+    double ndcg[FUSION_GRID + 1];  // validation NDCG@10 against the ratings at alpha = k / FUSION_GRID
+    int n_queries;         // validation queries with a rating spread
+} FusionFit;
+
+// alpha maximising the mean rating_ndcg over the validation queries; equal means go to the
+// larger alpha (the model's order). model_scores: (val->n, K), the model's on val's candidates;
+// the first stage's scores are the candidates' own.
+static void fusion_fit(FusionFit* f, const TrainSet* val, const float* model_scores, const Candidates* cand) {
+    int K = cand->K;
+    float* mixed = (float*)mallocCheck((size_t)K * sizeof(float));
+    IndexedScore* order = (IndexedScore*)mallocCheck((size_t)K * sizeof(IndexedScore));
+    memset(f, 0, sizeof(*f));
+    for (int k = 0; k <= FUSION_GRID; k++) {
+        double alpha = (double)k / FUSION_GRID, sum = 0.0;
+        int counted = 0;
+        for (int i = 0; i < val->n; i++) {
+            int n = val->num_docs[i];
+            interpolate_standardized(mixed, model_scores + (size_t)i * K, cand->scores + (size_t)val->query[i] * K, n, alpha);
+            double g = n > 0 ? rating_ndcg(mixed, val->ratings + (size_t)i * K, n, order) : -1.0;
+            if (g >= 0.0) { sum += g; counted++; }
+        }
+        f->ndcg[k] = counted > 0 ? sum / counted : 0.0;
+        f->n_queries = counted;
+    }
+    int best = FUSION_GRID;
+    for (int k = FUSION_GRID - 1; k >= 0; k--) { if (f->ndcg[k] > f->ndcg[best]) { best = k; } }
+    f->alpha = f->n_queries > 0 ? (double)best / FUSION_GRID : 1.0;
+    free(mixed);
+    free(order);
+}
+
+// the interpolated scores of the evaluation queries: (n_eval, K)
+static float* fused_eval_scores(const float* model_scores, const Collection* c, const Candidates* cand, double alpha) {
+    int K = cand->K;
+    float* scores = (float*)callocCheck((size_t)c->n_eval * K, sizeof(float));
+    for (int i = 0; i < c->n_eval; i++) {
+        int q = c->eval_queries[i];
+        interpolate_standardized(scores + (size_t)i * K, model_scores + (size_t)i * K, cand->scores + (size_t)q * K,
+                                 candidates_count(cand, q), alpha);
+    }
+    return scores;
+}
+
+// fusion.txt: the fitted weight, which rerank --interpolate takes with the first stage's run
+static void fusion_write(const FusionFit* f, const Candidates* cand, const char* run_dir) {
+    char path[4096];
+    joinPathCheck(path, sizeof(path), run_dir, "fusion.txt");
+    AtomicFile af;
+    FILE* fp = atomicOpen(&af, path, "w");
+    fprintf(fp, "alpha\t%.2f\nfirst_stage\t%s\nvalidation_queries\t%d\n", f->alpha, CANDIDATE_SOURCES[cand->source], f->n_queries);
+    atomicCommit(&af);
 }
 
 // BM25's scores of the evaluation queries' candidates: the candidates' own when BM25 chose
@@ -1187,7 +1340,7 @@ typedef struct {
     int num_groups;
     int num_pairs;      // judged pairs with both documents in the same group
     // the same three counts over the whole step's groups, every rank's (several processes)
-    int all_n, all_groups, all_pairs;
+    int all_n, all_groups, all_pairs, all_rating_pairs;
     int* pair_a;        // (cap_pairs,) sequence indices in the batch
     int* pair_b;
     float* pair_p;
@@ -1238,7 +1391,7 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
     mb->n = 0;
     mb->num_groups = 0;
     mb->num_pairs = 0;
-    mb->all_n = mb->all_groups = mb->all_pairs = 0;
+    mb->all_n = mb->all_groups = mb->all_pairs = mb->all_rating_pairs = 0;
     for (int g = 0; g < groups * dist.size; g++) {
         int n0 = mb->n, pairs0 = mb->num_pairs;
         int i = zelo_rng_below(&rng, t->n);
@@ -1280,6 +1433,7 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
         mb->all_n += taken;
         mb->all_groups++;
         mb->all_pairs += mb->num_pairs - pairs0;
+        mb->all_rating_pairs += taken * (taken - 1) / 2;  // microbatch_rating_pairs' pairs of the group
         if (g / groups != dist.rank) {  // another rank's group: drawn, counted, not kept
             mb->n = n0;
             mb->num_pairs = pairs0;
@@ -1297,7 +1451,14 @@ static double loss_share(const MicroBatch* mb, LossKind loss) {
         case LOSS_MSE: case LOSS_BCE: return mb->all_n > 0 ? (double)mb->n / mb->all_n : 0.0;
         case LOSS_LISTWISE: return mb->all_groups > 0 ? (double)mb->num_groups / mb->all_groups : 0.0;
         case LOSS_PAIRWISE: return mb->all_pairs > 0 ? (double)mb->num_pairs / mb->all_pairs : 0.0;
-        case LOSS_RATING_PAIRS: return 1.0;  // one process only (parse_options)
+        case LOSS_RATING_PAIRS: {
+            int kept = 0;  // this rank's groups' pairs, as microbatch_rating_pairs will make them
+            for (int g = 0; g < mb->num_groups; g++) {
+                int m = mb->group_start[g + 1] - mb->group_start[g];
+                kept += m * (m - 1) / 2;
+            }
+            return mb->all_rating_pairs > 0 ? (double)kept / mb->all_rating_pairs : 0.0;
+        }
     }
     return 0.0;
 }
@@ -1589,6 +1750,7 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--seed"; snprintf(s[n++].value, sizeof(s->value), "%llu", (unsigned long long)o->seed);
     // which queries train, when the collection has no train split
     if (!c->has_train_split) { s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac); }
+    s[n].option = "--val-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->val_frac);
     return n;
 }
 
@@ -2133,9 +2295,11 @@ static void print_table(const ResultRow* rows, int n, int n_eval, const char* ru
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "system\tndcg@10\trecall@100\tmrr@10\n");
-    printf("\nheld-out queries: %d\n%-28s %9s %11s %8s\n", n_eval, "system", "NDCG@10", "Recall@100", "MRR@10");
+    int width = 28;  // the names' column, as wide as the longest
+    for (int i = 0; i < n; i++) { width = (int)strlen(rows[i].name) > width ? (int)strlen(rows[i].name) : width; }
+    printf("\nheld-out queries: %d\n%-*s %9s %11s %8s\n", n_eval, width, "system", "NDCG@10", "Recall@100", "MRR@10");
     for (int i = 0; i < n; i++) {
-        printf("%-28s %9.4f %11.4f %8.4f\n", rows[i].name, rows[i].mean.ndcg_at_10, rows[i].mean.recall_at_100, rows[i].mean.mrr_at_10);
+        printf("%-*s %9.4f %11.4f %8.4f\n", width, rows[i].name, rows[i].mean.ndcg_at_10, rows[i].mean.recall_at_100, rows[i].mean.mrr_at_10);
         fprintf(fp, "%s\t%.6f\t%.6f\t%.6f\n", rows[i].name, rows[i].mean.ndcg_at_10, rows[i].mean.recall_at_100, rows[i].mean.mrr_at_10);
     }
     atomicCommit(&af);
@@ -2390,6 +2554,12 @@ int main(int argc, char** argv) {
     TrainSet t;
     DistillSetup ds = { &o, &c, &tok, vocab_path, device };
     targets_stage(&t, &c, &cand, &judge, &o, &ds);
+    TrainSet val;
+    trainset_split_validation(&t, &val, &c, &o);
+    if (val.n > 0) {
+        printf("validation: %d of the %d training queries set aside (--val-frac %g), not trained on: they fit "
+               "the weight of the model against the first stage\n", val.n, val.n + t.n, o.val_frac);
+    }
 
     // ---- training
     int groups = o.batch_size / o.group_size;
@@ -2436,7 +2606,7 @@ int main(int argc, char** argv) {
     int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = dist.rank == 0 ? log_open(o.run_dir) : NULL;
 
-    ResultRow rows[7];
+    ResultRow rows[8];
     int n_rows = 0;
     char run_file[4096];
     float* scores = bm25_eval_scores(&c, &cand, &index);
@@ -2558,8 +2728,24 @@ int main(int argc, char** argv) {
     scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
     joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.model.trec");
     rows[n_rows++] = (ResultRow){ "zELO-trained model", evaluate_scores(scores, &c, &cand, run_file, "zelo") };
-    free(scores);
     log_eval(log, total, &rows[n_rows - 1].mean);
+    FusionFit fusion;
+    char fused_name[128];
+    if (val.n > 0) {
+        float* val_scores = model_query_scores(&model, &batch, &tok, &c, &cand, val.query, val.n);
+        fusion_fit(&fusion, &val, val_scores, &cand);
+        free(val_scores);
+        printf("interpolation with the first stage (%s): alpha %.2f on the model; NDCG@10 against the judge's ratings "
+               "of the %d validation queries: %.4f at the fitted alpha, %.4f the model alone, %.4f the first stage alone\n",
+               CANDIDATE_SOURCES[cand.source], fusion.alpha, fusion.n_queries,
+               fusion.ndcg[(int)lround(fusion.alpha * FUSION_GRID)], fusion.ndcg[FUSION_GRID], fusion.ndcg[0]);
+        float* fused = fused_eval_scores(scores, &c, &cand, fusion.alpha);
+        joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.reranker.trec");
+        snprintf(fused_name, sizeof(fused_name), "reranker (model + %s, alpha %.2f)", CANDIDATE_SOURCES[cand.source], fusion.alpha);
+        rows[n_rows++] = (ResultRow){ fused_name, evaluate_scores(fused, &c, &cand, run_file, "reranker") };
+        free(fused);
+    }
+    free(scores);
     if (dist.rank != 0) { goto free_all; }  // what follows writes files and prints
     fclose(log);
     char model_path[4096];
@@ -2576,6 +2762,7 @@ int main(int argc, char** argv) {
         printf("export: %s (Hugging Face BertForSequenceClassification)\n", o.export_dir);
     }
     print_table(rows, n_rows, c.n_eval, o.run_dir, "results.tsv");
+    if (val.n > 0) { fusion_write(&fusion, &cand, o.run_dir); }
     if (judge_obstacle != NULL) {
         printf("no judge row: %s\n", judge_obstacle);
     } else if (!judge_row) {
@@ -2595,6 +2782,7 @@ free_all:
     if (have_dense) { bert_free(&dense_model); tokenizer_free(&dense_tok); }
     bm25_free(&index);
     trainset_free(&t);
+    trainset_free(&val);
     candidates_free(&cand);
     collection_free(&c);
     dist_finalize();

@@ -2,7 +2,8 @@
 # The README's command shape (--init and --dense-model all-MiniLM-L6-v2, --judge bm25+dense,
 # 50 candidates, the default training budget) on real collections, each on several held-out
 # splits (--seed draws the split), and one table: BM25, dense, judge, the model before and
-# after training (NDCG@10, Recall@100, MRR@10), held-out queries, wall and training seconds
+# after training and the reranker (the model interpolated with the first stage): NDCG@10,
+# Recall@100, MRR@10; held-out queries, wall and training seconds
 # of every run, then each collection's mean over its splits. Usage:
 #
 #   bash dev/quality.sh [--threads N] [--collections "cranfield cisi"] [--seeds "42 2 3"]
@@ -63,13 +64,22 @@ python3 - "$runs" "$collections" "$seeds" <<'EOF'
 import re, sys
 runs, collections, seeds = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
 short = {"BM25": "BM25", "dense (bi-encoder cosine)": "dense", "model before training": "before",
-         "zELO-trained model": "after"}
+         "zELO-trained model": "model"}
 def row_name(name):
-    return "judge" if name.startswith("judge (") else short.get(name, name)
-cols = ["BM25", "dense", "judge", "before", "after"]
+    for prefix, key in (("judge (", "judge"), ("hybrid (", "hybrid"), ("reranker (", "reranker")):
+        if name.startswith(prefix):
+            return key
+    return short.get(name, name)
+# "reranker" is the final order (the model interpolated with the first stage, --val-frac);
+# a run without it (--val-frac 0) is judged by the model alone
+cols = ["BM25", "dense", "hybrid", "judge", "before", "model", "reranker"]
+gaps = [("reranker", "BM25"), ("reranker", "dense"), ("reranker", "judge"), ("model", "judge")]
+def gap(rows, a, b):
+    a = a if a in rows else "model"
+    return f"{rows[a][0] - rows[b][0]:+.4f}" if a in rows and b in rows else ""
 print("| collection | seed | held-out | " + " | ".join(f"{c} NDCG@10 / R@100 / MRR@10" for c in cols)
-      + " | after − BM25 | after − judge | wall s | training s |")
-print("|" + "---|" * (len(cols) + 7))
+      + " | " + " | ".join(f"{a} − {b}" for a, b in gaps) + " | alpha | wall s | training s |")
+print("|" + "---|" * (len(cols) + len(gaps) + 6))
 for c in collections:
     sums, n = {}, 0
     for s in seeds:
@@ -79,17 +89,15 @@ for c in collections:
         rows = {row_name(l.split("\t")[0]): [float(x) for x in l.split("\t")[1:]] for l in lines if l}
         held = re.search(r"held-out queries: (\d+)", out).group(1)
         trained = re.findall(r"training +\[#+\] \d+/\d+ +[\d.]+/s +took (\d+)s", out)
+        alpha = re.search(r"alpha (\d\.\d+) on the model", out)
         wall = float(open(f"{d}/wall_s.txt").read())
         cells = [" / ".join(f"{x:.4f}" for x in rows[k]) if k in rows else "" for k in cols]
-        print(f"| {c} | {s} | {held} | " + " | ".join(cells)
-              + f" | {rows['after'][0] - rows['BM25'][0]:+.4f} | "
-              + (f"{rows['after'][0] - rows['judge'][0]:+.4f}" if "judge" in rows else "")
-              + f" | {wall:.0f} | {trained[-1] if trained else ''} |")
+        print(f"| {c} | {s} | {held} | " + " | ".join(cells) + " | " + " | ".join(gap(rows, a, b) for a, b in gaps)
+              + f" | {alpha.group(1) if alpha else ''} | {wall:.0f} | {trained[-1] if trained else ''} |")
         for k, v in rows.items():
             sums[k] = [a + b for a, b in zip(sums.get(k, [0.0, 0.0, 0.0]), v)]
         n += 1
     m = {k: [x / n for x in v] for k, v in sums.items()}
     cells = [" / ".join(f"{x:.4f}" for x in m[k]) if k in m else "" for k in cols]
-    print(f"| {c} | mean of {n} | | " + " | ".join(cells) + f" | {m['after'][0] - m['BM25'][0]:+.4f} | "
-          + (f"{m['after'][0] - m['judge'][0]:+.4f}" if "judge" in m else "") + " | | |")
+    print(f"| {c} | mean of {n} | | " + " | ".join(cells) + " | " + " | ".join(gap(m, a, b) for a, b in gaps) + " | | | |")
 EOF

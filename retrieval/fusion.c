@@ -1,6 +1,7 @@
 /*
  * retrieval/fusion.c — reciprocal rank fusion and top-K selection (see fusion.h).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <stb/stb_ds.h>
 #include "retrieval/fusion.h"
@@ -77,4 +78,25 @@ void rrf_fuse(int* doc_out, float* score_out, const int* const* lists, const int
     for (int i = n; i < K; i++) { doc_out[i] = -1; score_out[i] = 0.0f; }
     free(by_doc);
     hmfree(fused);
+}
+
+// the mean and 1/deviation of x[0..n); 0 for the latter when x is constant, so that a
+// constant list standardises to zeros instead of dividing by zero
+static void standardizer(double* mean, double* inv_dev, const float* x, int n) {
+    double m = 0.0, v = 0.0;
+    for (int i = 0; i < n; i++) { m += x[i]; }
+    m = n > 0 ? m / n : 0.0;
+    for (int i = 0; i < n; i++) { v += (x[i] - m) * (x[i] - m); }
+    v = n > 0 ? v / n : 0.0;
+    *mean = m;
+    *inv_dev = v > 0.0 ? 1.0 / sqrt(v) : 0.0;
+}
+
+void interpolate_standardized(float* out, const float* model, const float* first, int n, double alpha) {
+    double mm, im, mf, inf;
+    standardizer(&mm, &im, model, n);
+    standardizer(&mf, &inf, first, n);
+    for (int i = 0; i < n; i++) {
+        out[i] = (float)(alpha * (model[i] - mm) * im + (1.0 - alpha) * (first[i] - mf) * inf);
+    }
 }

@@ -200,7 +200,29 @@ static void test_dense_search(void) {
     arrfree(store.rows);
 }
 
+// interpolation worked by hand: model (1, 2, 3) standardises to (-a, 0, a), a = sqrt(3/2);
+// first (10, 10, 40) has mean 20 and deviation sqrt(200), so (-1/sqrt2, -1/sqrt2, sqrt2).
+// Tolerance 1e-6: the result is rounded once to float from double arithmetic.
+static void test_interpolation(void) {
+    float model[3] = { 1, 2, 3 }, first[3] = { 10, 10, 40 }, out[3];
+    double a = sqrt(1.5), r = sqrt(0.5);
+    double want[3] = { 0.25 * -a + 0.75 * -r, 0.75 * -r, 0.25 * a + 0.75 * 2 * r };
+    interpolate_standardized(out, model, first, 3, 0.25);
+    for (int i = 0; i < 3; i++) { CHECK(fabs(out[i] - want[i]) < 1e-6, "interpolation [%d]: %.7f, want %.7f", i, out[i], want[i]); }
+    // a constant list adds nothing (no division by a zero deviation); out may alias an input
+    float flat[3] = { 5, 5, 5 };
+    interpolate_standardized(flat, model, flat, 3, 0.5);
+    for (int i = 0; i < 3; i++) {
+        double w = 0.5 * (i - 1) * a;
+        CHECK(fabs(flat[i] - w) < 1e-6, "interpolation with a constant list [%d]: %.7f, want %.7f", i, flat[i], w);
+    }
+    // the ends: alpha 1 is the model's z-scores, alpha 0 the first stage's
+    interpolate_standardized(out, model, first, 3, 0.0);
+    CHECK(fabs(out[2] - 2 * r) < 1e-6 && fabs(out[0] + r) < 1e-6, "interpolation at alpha 0: %.7f %.7f", out[0], out[2]);
+}
+
 int main(void) {
+    test_interpolation();
     test_rrf_by_hand();
     test_rrf_brute_force();
     test_top_k();
