@@ -111,7 +111,7 @@ $(if $(CUDA_PROBE),,zelo_fit) $(BUILD)/zelo_fit: $(SRC_ZELO_FIT) $(SRC_DS) $(HEA
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(SRC_ZELO_FIT) $(SRC_DS) $(LDLIBS)
 
-SRC_RERANK = rerank.c retrieval/score.c io/beir.c io/metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
+SRC_RERANK = rerank.c retrieval/fusion.c retrieval/score.c io/beir.c io/metrics.c tokenizer/wordpiece.c $(SRC_WEIGHTS)
 $(if $(CUDA_PROBE),,rerank) $(BUILD)/rerank: $(SRC_RERANK) $(SRC_DS) $(HEADERS)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $(SRC_RERANK) $(SRC_DS) $(LDLIBS)

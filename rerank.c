@@ -27,6 +27,7 @@
 #include "io/beir.h"
 #include "io/metrics.h"
 #include "model.h"
+#include "retrieval/fusion.h"
 #include "retrieval/score.h"
 #include "io/safetensors.h"
 #include "tokenizer/wordpiece.h"
@@ -53,6 +54,7 @@ typedef struct {
     int threads;           // 0: OpenMP's default
     int random_head;       // accept a checkpoint without a score head
     const char* device;    // auto, cpu or cuda (model.h, device_select)
+    double alpha;          // --interpolate: weight of the model against the input's scores (1: the model alone)
 } Options;
 
 static void usage(FILE* fp) {
@@ -79,6 +81,9 @@ static void usage(FILE* fp) {
 "  --device D         where the model scores: auto (the GPU when one is visible), cpu, cuda [auto]\n"
 "  --out FILE         the reranked run (written to FILE.tmp, then renamed)\n"
 "  --tag NAME         run tag of the output [rerank]\n"
+"  --interpolate A    order by A x the model's scores + (1 - A) x the input's, each\n"
+"                     standardised over the query's candidates: the reranker train_zelo\n"
+"                     evaluates, A from its run directory's fusion.txt [1: the model alone]\n"
 "  --random-head      accept a Hugging Face encoder without pooler or classifier (such as\n"
 "                     all-MiniLM-L6-v2): the missing head is drawn at random (seed %d),\n"
 "                     so the scores mean nothing; for testing the mechanics only\n"
@@ -103,8 +108,9 @@ static void parse_options(Options* o, int argc, char** argv) {
     o->top = 100;
     o->batch_size = 32;
     o->device = "auto";
+    o->alpha = 1.0;
     enum { O_MODEL = 256, O_VOCAB, O_DATA, O_RUN, O_QRELS, O_OUT, O_TAG, O_TOP, O_MAX_LEN,
-           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL, O_DEVICE };
+           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL, O_DEVICE, O_INTERPOLATE };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"vocab", required_argument, 0, O_VOCAB},
         {"data", required_argument, 0, O_DATA}, {"run", required_argument, 0, O_RUN},
@@ -113,6 +119,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"max-len", required_argument, 0, O_MAX_LEN}, {"batch-size", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"random-head", no_argument, 0, O_RANDOM_HEAD},
         {"matmul", required_argument, 0, O_MATMUL}, {"device", required_argument, 0, O_DEVICE},
+        {"interpolate", required_argument, 0, O_INTERPOLATE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -132,6 +139,16 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
             case O_RANDOM_HEAD: o->random_head = 1; break;
             case O_DEVICE: o->device = optarg; break;
+            case O_INTERPOLATE: {
+                char* end = NULL;
+                errno = 0;
+                o->alpha = strtod(optarg, &end);
+                if (errno != 0 || end == optarg || *end != '\0' || !(o->alpha >= 0.0 && o->alpha <= 1.0)) {
+                    fprintf(stderr, "rerank: --interpolate wants a number in [0, 1], got '%s'\n", optarg);
+                    exit(2);
+                }
+                break;
+            }
             case O_MATMUL: {
                 const char* err = matmul_select(optarg);
                 if (err != NULL) { fprintf(stderr, "rerank: --matmul '%s': %s\n", optarg, err); exit(2); }
@@ -474,6 +491,14 @@ int main(int argc, char** argv) {
     double t_score = wall_seconds();
     score_candidates(scores, &model, &tok, &cand, &corpus, &queries, max_len, o.batch_size);
     double dt = wall_seconds() - t_score;
+    if (o.alpha < 1.0) {
+        for (int i = 0; i < cand.num_queries; i++) {
+            int start = cand.offsets[i], m = cand.offsets[i + 1] - start;
+            interpolate_standardized(scores + start, scores + start, cand.input_score + start, m, o.alpha);
+        }
+        printf("interpolated: %.4g x the model's scores + %.4g x the input run's, each standardised per query\n",
+               o.alpha, 1.0 - o.alpha);
+    }
     write_run(o.out, &cand, scores, &corpus, &queries, o.tag);
     printf("reranked: %s (%d pairs in %.1fs, %.1f pairs/s, %d threads, matrix products: %s)\n", o.out, n, dt,
            dt > 0 ? n / dt : 0.0, omp_get_max_threads(), device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));

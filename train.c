@@ -1151,32 +1151,15 @@ static float* model_eval_scores(BertModel* model, Batch* b, const Tokenizer* tok
 // the reranker's final order: the model's scores interpolated with the first stage's
 // (retrieval/fusion.h), the weight fitted on the validation queries against the judge
 
-typedef struct { int index; float score; } IndexedScore;
-
-// score descending, then index ascending: a fixed order for ties
-static int by_score_desc(const void* x, const void* y) {
-    const IndexedScore* a = (const IndexedScore*)x;
-    const IndexedScore* b = (const IndexedScore*)y;
-    if (a->score != b->score) { return a->score > b->score ? -1 : 1; }
-    return a->index - b->index;
-}
-
-// NDCG@10 of the order of scores[0..n) where a document's gain is its rating above the
-// query's lowest (gain_j = e_j - min e: a shift of the ratings, which the fit leaves free,
-// changes nothing, and the judge's least preferred document counts for nothing); -1 when
-// every gain is 0. `order` is (n,) scratch.
-static double rating_ndcg(const float* scores, const float* ratings, int n, IndexedScore* order) {
+// NDCG@10 of the order of scores[0..n) against the judge's ratings: a document's gain is its
+// rating above the query's lowest (gain_j = e_j - min e), so a shift of the ratings, which the
+// fit leaves free, changes nothing, and the judge's least preferred document counts for
+// nothing; -1 when all ratings are equal. gains: (n,) scratch.
+static double rating_ndcg(const float* scores, const float* ratings, int n, double* gains) {
     float lo = ratings[0];
     for (int j = 1; j < n; j++) { lo = ratings[j] < lo ? ratings[j] : lo; }
-    for (int j = 0; j < n; j++) { order[j] = (IndexedScore){ j, ratings[j] - lo }; }
-    qsort(order, (size_t)n, sizeof(IndexedScore), by_score_desc);
-    double ideal = 0.0, dcg = 0.0;
-    for (int r = 0; r < n && r < METRICS_NDCG_CUT; r++) { ideal += order[r].score / log2(r + 2.0); }
-    if (ideal <= 0.0) { return -1.0; }
-    for (int j = 0; j < n; j++) { order[j] = (IndexedScore){ j, scores[j] }; }
-    qsort(order, (size_t)n, sizeof(IndexedScore), by_score_desc);
-    for (int r = 0; r < n && r < METRICS_NDCG_CUT; r++) { dcg += (ratings[order[r].index] - lo) / log2(r + 2.0); }
-    return dcg / ideal;
+    for (int j = 0; j < n; j++) { gains[j] = (double)ratings[j] - lo; }
+    return metrics_ndcg_gains(scores, gains, n, METRICS_NDCG_CUT);
 }
 
 #define FUSION_GRID 20  // alpha in steps of 1/20
@@ -1185,15 +1168,22 @@ typedef struct {
     double alpha;          // the weight of the model's z-scores
     double ndcg[FUSION_GRID + 1];  // validation NDCG@10 against the ratings at alpha = k / FUSION_GRID
     int n_queries;         // validation queries with a rating spread
+    int best;              // the grid point of the highest mean
+    double gain, gain_se;  // the best point's mean gain per query over alpha 0, and its standard error
 } FusionFit;
 
-// alpha maximising the mean rating_ndcg over the validation queries; equal means go to the
-// larger alpha (the model's order). model_scores: (val->n, K), the model's on val's candidates;
-// the first stage's scores are the candidates' own.
+// The weight on the model. The grid point with the highest mean rating_ndcg over the
+// validation queries (equal means go to the larger alpha) is taken only when its gain over
+// the first stage alone (alpha 0) is more than twice its standard error over the queries:
+// a few validation queries can make noise look like a gain, and the first stage's order is
+// the one the user has without a reranker, so it stays unless the judge's ratings of
+// queries the model never saw say the model improves on it. model_scores: (val->n, K), the
+// model's on val's candidates; the first stage's scores are the candidates' own.
 static void fusion_fit(FusionFit* f, const TrainSet* val, const float* model_scores, const Candidates* cand) {
     int K = cand->K;
     float* mixed = (float*)mallocCheck((size_t)K * sizeof(float));
-    IndexedScore* order = (IndexedScore*)mallocCheck((size_t)K * sizeof(IndexedScore));
+    double* gains = (double*)mallocCheck((size_t)K * sizeof(double));
+    double* per_query = (double*)mallocCheck((size_t)(FUSION_GRID + 1) * (val->n > 0 ? val->n : 1) * sizeof(double));
     memset(f, 0, sizeof(*f));
     for (int k = 0; k <= FUSION_GRID; k++) {
         double alpha = (double)k / FUSION_GRID, sum = 0.0;
@@ -1201,17 +1191,30 @@ static void fusion_fit(FusionFit* f, const TrainSet* val, const float* model_sco
         for (int i = 0; i < val->n; i++) {
             int n = val->num_docs[i];
             interpolate_standardized(mixed, model_scores + (size_t)i * K, cand->scores + (size_t)val->query[i] * K, n, alpha);
-            double g = n > 0 ? rating_ndcg(mixed, val->ratings + (size_t)i * K, n, order) : -1.0;
-            if (g >= 0.0) { sum += g; counted++; }
+            double g = n > 0 ? rating_ndcg(mixed, val->ratings + (size_t)i * K, n, gains) : -1.0;
+            if (g >= 0.0) { per_query[(size_t)k * val->n + counted] = g; sum += g; counted++; }
         }
         f->ndcg[k] = counted > 0 ? sum / counted : 0.0;
         f->n_queries = counted;
     }
-    int best = FUSION_GRID;
-    for (int k = FUSION_GRID - 1; k >= 0; k--) { if (f->ndcg[k] > f->ndcg[best]) { best = k; } }
-    f->alpha = f->n_queries > 0 ? (double)best / FUSION_GRID : 1.0;
+    int m = f->n_queries;
+    f->best = FUSION_GRID;
+    for (int k = FUSION_GRID - 1; k >= 0; k--) { if (f->ndcg[k] > f->ndcg[f->best]) { f->best = k; } }
+    // the paired gain of the best point over alpha 0, query by query
+    double mean = 0.0, var = 0.0;
+    for (int i = 0; i < m; i++) { mean += per_query[(size_t)f->best * val->n + i] - per_query[i]; }
+    mean = m > 0 ? mean / m : 0.0;
+    for (int i = 0; i < m; i++) {
+        double d = per_query[(size_t)f->best * val->n + i] - per_query[i] - mean;
+        var += d * d;
+    }
+    f->gain = mean;
+    f->gain_se = m > 1 ? sqrt(var / (m - 1) / m) : INFINITY;
+    if (m == 0) { f->alpha = 1.0; }  // no query to judge by: the model alone, as with --val-frac 0
+    else { f->alpha = f->best > 0 && f->gain > 2.0 * f->gain_se ? (double)f->best / FUSION_GRID : 0.0; }
     free(mixed);
-    free(order);
+    free(gains);
+    free(per_query);
 }
 
 // the interpolated scores of the evaluation queries: (n_eval, K)
@@ -2735,10 +2738,13 @@ int main(int argc, char** argv) {
         float* val_scores = model_query_scores(&model, &batch, &tok, &c, &cand, val.query, val.n);
         fusion_fit(&fusion, &val, val_scores, &cand);
         free(val_scores);
-        printf("interpolation with the first stage (%s): alpha %.2f on the model; NDCG@10 against the judge's ratings "
-               "of the %d validation queries: %.4f at the fitted alpha, %.4f the model alone, %.4f the first stage alone\n",
-               CANDIDATE_SOURCES[cand.source], fusion.alpha, fusion.n_queries,
-               fusion.ndcg[(int)lround(fusion.alpha * FUSION_GRID)], fusion.ndcg[FUSION_GRID], fusion.ndcg[0]);
+        printf("interpolation with the first stage (%s): alpha %.2f on the model. NDCG@10 against the judge's ratings "
+               "of the %d validation queries: %.4f the first stage alone, %.4f the model alone, %.4f the best mix (alpha %.2f), "
+               "a gain of %+.4f over the first stage with a standard error of %.4f: %s\n",
+               CANDIDATE_SOURCES[cand.source], fusion.alpha, fusion.n_queries, fusion.ndcg[0], fusion.ndcg[FUSION_GRID],
+               fusion.ndcg[fusion.best], (double)fusion.best / FUSION_GRID, fusion.gain, fusion.gain_se,
+               fusion.n_queries == 0 ? "no validation query has a rating spread, the model alone"
+               : fusion.alpha > 0.0 ? "more than twice the error, the mix" : "not more than twice the error, the first stage's order");
         float* fused = fused_eval_scores(scores, &c, &cand, fusion.alpha);
         joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.reranker.trec");
         snprintf(fused_name, sizeof(fused_name), "reranker (model + %s, alpha %.2f)", CANDIDATE_SOURCES[cand.source], fusion.alpha);

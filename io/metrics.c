@@ -363,3 +363,26 @@ void metrics_write_trec_run(FILE* fp, const char* qid, const char* const* doc_id
     }
     free(docs);
 }
+
+typedef struct { int index; double key; } Keyed;
+
+// key descending, then index ascending
+static int by_key_desc(const void* x, const void* y) {
+    const Keyed* a = (const Keyed*)x;
+    const Keyed* b = (const Keyed*)y;
+    if (a->key != b->key) { return a->key > b->key ? -1 : 1; }
+    return a->index - b->index;
+}
+
+double metrics_ndcg_gains(const float* scores, const double* gains, int n, int cut) {
+    Keyed* order = (Keyed*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(Keyed));
+    double ideal = 0.0, dcg = 0.0;
+    for (int j = 0; j < n; j++) { order[j] = (Keyed){ j, gains[j] }; }
+    qsort(order, (size_t)n, sizeof(Keyed), by_key_desc);
+    for (int r = 0; r < n && r < cut; r++) { ideal += order[r].key / log2(r + 2.0); }
+    for (int j = 0; j < n; j++) { order[j] = (Keyed){ j, scores[j] }; }
+    qsort(order, (size_t)n, sizeof(Keyed), by_key_desc);
+    for (int r = 0; r < n && r < cut; r++) { dcg += gains[order[r].index] / log2(r + 2.0); }
+    free(order);
+    return ideal > 0.0 ? dcg / ideal : -1.0;
+}

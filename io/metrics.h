@@ -60,6 +60,12 @@ void metrics_eval_query(MetricScores* out, const char* qid,
                         const char* const* ranked_doc_ids, const float* scores, int n_ranked,
                         const char* const* qrel_doc_ids, const int* qrel_grades, int n_qrels);
 
+// NDCG at `cut` of the order of scores[0..n) (descending, equal scores by index ascending)
+// where document j's gain is gains[j] >= 0, any real number: a judge's graded preference
+// rather than a human grade (train_zelo's fusion fit). Linear gains, the discount log2(r + 1)
+// at rank r, the ideal order of the same n gains. -1 when every gain is 0 (nothing to find).
+double metrics_ndcg_gains(const float* scores, const double* gains, int n, int cut);
+
 // Mean of every measure over the queries with num_rel > 0; num_rel and num_ret of the mean
 // are sums over those queries, as in trec_eval's "all" line. Returns how many queries were
 // averaged (0 leaves every field of *mean at 0).

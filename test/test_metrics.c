@@ -256,7 +256,39 @@ static void test_errors(const char* tmp_dir) {
     check_dies(write_id_with_space, NULL, "document id 'doc 1' is empty or holds whitespace", "writer id");
 }
 
+// NDCG with real-valued gains against scikit-learn's ndcg_score (dev/gen_graded_ndcg_fixture.py).
+// Both sum at most 10 terms in double from the same printed inputs: 1e-12 covers the order of
+// the additions and log2's last bits. Then the cases the fixture cannot hold: all gains zero
+// (-1, nothing to find) and equal scores (by index, as the header says).
+static void test_graded_ndcg(void) {
+    FILE* fp = fopenCheck(FIXTURE_DIR "graded.txt", "r");
+    int n, cases = 0;
+    double worst = 0.0;
+    while (fscanf(fp, "%d", &n) == 1) {
+        double* gains = (double*)mallocCheck((size_t)n * sizeof(double));
+        float* scores = (float*)mallocCheck((size_t)n * sizeof(float));
+        double want;
+        for (int j = 0; j < n; j++) { if (fscanf(fp, "%lf", &gains[j]) != 1) { die("graded.txt: a short line"); } }
+        for (int j = 0; j < n; j++) { if (fscanf(fp, "%f", &scores[j]) != 1) { die("graded.txt: a short line"); } }
+        if (fscanf(fp, "%lf", &want) != 1) { die("graded.txt: a short line"); }
+        double got = metrics_ndcg_gains(scores, gains, n, METRICS_NDCG_CUT);
+        CHECK(fabs(got - want) <= 1e-12, "graded NDCG@10, case %d (n %d): %.17g, scikit-learn %.17g", cases, n, got, want);
+        worst = fmax(worst, fabs(got - want));
+        free(gains); free(scores);
+        cases++;
+    }
+    fclose(fp);
+    CHECK(cases == 120, "graded.txt holds %d cases, want 120", cases);
+    printf("graded NDCG@10: %d cases, worst |difference| from scikit-learn %.2e\n", cases, worst);
+    double zero[3] = { 0, 0, 0 }, gains[3] = { 0, 1, 0 };
+    float scores[3] = { 1, 2, 3 }, tied[3] = { 5, 5, 5 };
+    CHECK(metrics_ndcg_gains(scores, zero, 3, 10) == -1.0, "graded NDCG with no positive gain: want -1");
+    // all scores equal: index order, so the relevant document (index 1) is at rank 2
+    CHECK(fabs(metrics_ndcg_gains(tied, gains, 3, 10) - 1.0 / log2(3.0)) < 1e-15, "graded NDCG with tied scores");
+}
+
 int main(void) {
+    test_graded_ndcg();
     TrecRun run;
     TrecQrels qrels;
     metrics_read_trec_run(&run, FIXTURE_DIR "run.txt");

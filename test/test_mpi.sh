@@ -32,8 +32,12 @@ MPI2="timeout 300 mpirun -np 2 --oversubscribe"
 # the gradients summed by NCCL, with the same tolerances (not run on GPUs yet); --zero, CPU only,
 # is then left out
 DEVICE=${TEST_MPI_DEVICE:-cpu}
-# every stage and calibration, three evaluations, two checkpoints; one thread per process
-SMALL="--candidates 30 --steps 6 --eval-every 3 --checkpoint-every 3 --threads 1 --lr 1e-3 --device $DEVICE"
+# every stage and calibration, three evaluations, two checkpoints; one thread per process.
+# The mse loss: under a pairwise loss (the default rating-pairs) the score head's bias gets a
+# gradient that is 0 in exact arithmetic (each pair adds +d and -d), so its computed value is
+# rounding noise, which AdamW turns into steps of +-lr: the weights of two runs that sum in
+# other orders then differ by ~lr whatever the sharing. The rating-pairs check follows below.
+SMALL="--candidates 30 --steps 6 --eval-every 3 --checkpoint-every 3 --threads 1 --lr 1e-3 --device $DEVICE --loss mse"
 
 # ---- 1 process x batch 32 against 2 processes x batch 16
 $T --run-dir "$D/one" $SMALL --batch-size 32 >"$D/one.out" 2>&1
@@ -98,6 +102,28 @@ if compare_runs "$D/other" "$D/two" >/dev/null; then
 else
     passed=$((passed + 1))
 fi
+
+# ---- the rating-pairs loss (the default): each rank's share of the step is its groups' pairs
+# over all groups' pairs. Its losses and gradient norms (log.jsonl), means over the step's
+# pairs, within 1e-5 relative of one process's (rounding only, as above); a wrong share
+# scales both by a factor. The weights are not compared (the head's bias, above).
+RP="--candidates 30 --steps 6 --eval-every 6 --threads 1 --lr 1e-3 --device $DEVICE"
+for r in rp1 rp2; do mkdir -p "$D/$r" && cp -r "$D/one/synthetic" "$D/$r/"; done
+$T --run-dir "$D/rp1" $RP --batch-size 32 >"$D/rp1.out" 2>&1
+$MPI2 $T --run-dir "$D/rp2" $RP --batch-size 16 >"$D/rp2.out" 2>&1
+check "rating-pairs with two processes exits 0 (see $D/rp2.out)" test $? -eq 0
+same_steps() {
+    python3 - "$1" "$2" <<'EOF_PY'
+import json, sys
+def steps(d):
+    return [(j["loss"], j["grad_norm"]) for j in map(json.loads, open(d + "/log.jsonl")) if "loss" in j]
+a, b = steps(sys.argv[1]), steps(sys.argv[2])
+err = max(abs(x - y) / abs(x) for s, t in zip(a, b) for x, y in zip(s, t)) if len(a) == len(b) == 6 else 1.0
+print("  rating-pairs: losses and gradient norms, worst relative difference %.2e (tolerance 1e-5)" % err)
+sys.exit(0 if err <= 1e-5 else 1)
+EOF_PY
+}
+check "... with one process's losses and gradient norms" same_steps "$D/rp1" "$D/rp2"
 
 # ---- distillation: the teacher's sample judged by both ranks, the student trained on rank 0
 # with the step's batch, its judging of every battle shared: one process's student and targets

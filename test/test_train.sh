@@ -18,8 +18,51 @@ SMALL="--candidates 30 --steps 6 --batch-size 16 --eval-every 3 --checkpoint-eve
 $T --run-dir "$D/a" $SMALL >"$D/a.out" 2>"$D/a.err"
 check "synthetic run exits 0 (see $D/a.err)" test $? -eq 0
 check "the run says it is synthetic and simulated" grep -q "SIMULATED" "$D/a.out"
-check "results.tsv has BM25, the untrained and the trained model" \
-    test "$(cut -f1 "$D/a/results.tsv" | tr '\n' '|')" = "system|BM25|model before training|zELO-trained model|"
+check "results.tsv has BM25, the untrained and the trained model, and the reranker (model + first stage)" \
+    grep -qE '^system\|BM25\|model before training\|zELO-trained model\|reranker \(model \+ bm25, alpha [01]\.[0-9]{2}\)\|$' \
+    <<<"$(cut -f1 "$D/a/results.tsv" | tr '\n' '|')"
+check "validation queries were set aside, and said so" grep -qE "^validation: [1-9][0-9]* of the [0-9]+ training queries set aside" "$D/a.out"
+check "fusion.txt records the weight, the first stage and the validation queries" \
+    awk -F'\t' 'NR == 1 && $1 == "alpha" && $2 >= 0 && $2 <= 1 { a = 1 } NR == 2 && $0 == "first_stage\tbm25" { b = 1 }
+                NR == 3 && $1 == "validation_queries" && $2 > 0 { c = 1 } END { exit !(a && b && c && NR == 3) }' "$D/a/fusion.txt"
+# the reranker's scores recomputed from the model's and BM25's run files, independently of
+# retrieval/fusion.c: per query, alpha x z(model) + (1 - alpha) x z(BM25), z over the query's
+# candidates with the population deviation. The TREC files print 6 significant digits (scores
+# around 1 to 10), so 1e-4 covers the rounding of the inputs and of the output.
+fused_matches() {  # fused_matches RUN_DIR FUSED_RUN
+    python3 - "$1" "$2" <<'EOF_PY'
+import sys, collections, statistics
+d, fused_path = sys.argv[1], sys.argv[2]
+alpha = float(dict(l.split("\t") for l in open(d + "/fusion.txt").read().split("\n") if l)["alpha"])
+def run(path):
+    r = collections.defaultdict(dict)
+    for f in (l.split() for l in open(path)):
+        r[f[0]][f[2]] = float(f[4])
+    return r
+model, bm25, fused = run(d + "/run.model.trec"), run(d + "/run.bm25.trec"), run(fused_path)
+def z(xs):
+    m, s = statistics.fmean(xs.values()), statistics.pstdev(xs.values())
+    return {k: (v - m) / s if s > 0 else 0.0 for k, v in xs.items()}
+worst = 0.0
+for q in model:
+    zm, zb = z(model[q]), z(bm25[q])
+    assert fused[q].keys() == zm.keys()
+    worst = max(worst, max(abs(fused[q][k] - (alpha * zm[k] + (1 - alpha) * zb[k])) for k in zm))
+print("  reranker scores: worst difference %.2e from the recomputation (tolerance 1e-4)" % worst)
+sys.exit(0 if worst <= 1e-4 else 1)
+EOF_PY
+}
+check "the reranker's run is alpha x z(model) + (1 - alpha) x z(BM25) per query" fused_matches "$D/a" "$D/a/run.reranker.trec"
+alpha=$(grep '^alpha' "$D/a/fusion.txt" | cut -f2)
+./rerank --model "$D/a/model.bin" --data "$D/a/synthetic" --run "$D/a/run.bm25.trec" --top 30 --max-len 128 --threads 2 \
+    --interpolate "$alpha" --out "$D/a_rerank.trec" >"$D/a_rerank.out" 2>&1
+check "rerank --interpolate ALPHA on BM25's run exits 0 (see $D/a_rerank.out)" test $? -eq 0
+check "... and writes the same reranker scores" fused_matches "$D/a" "$D/a_rerank.trec"
+./rerank --model "$D/a/model.bin" --data "$D/a/synthetic" --run "$D/a/run.bm25.trec" --interpolate 1.5 --out "$D/x.trec" >"$D/x.out" 2>&1
+check "rerank --interpolate 1.5 is refused by name" grep -q -- "--interpolate wants a number in \[0, 1\], got '1.5'" "$D/x.out"
+$T --run-dir "$D/nv" $SMALL --val-frac 0 >"$D/nv.out" 2>&1
+check "--val-frac 0: every training query trains, no reranker row, no fusion.txt" \
+    sh -c "! grep -q '^validation:' '$D/nv.out' && ! grep -q '^reranker' '$D/nv/results.tsv' && test ! -e '$D/nv/fusion.txt'"
 check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
@@ -93,7 +136,7 @@ $T --run-dir "$R" $SMALL --stop-at 3 >"$R.out" 2>&1
 check "the run to resume stops after step 3" grep -q "stopped after step 3" "$R.out"
 check "... with its training settings recorded" grep -q "^--lr	0.001$" "$R/training.tsv"
 for change in "--lr 5e-2:--lr is 0.05 in this run, 0.001 in the run" "--steps 8:--steps is 8 in this run, 6 in" \
-              "--loss bce:--loss is bce in this run, mse in" "--batch-size 8:--batch-size is 8 in this run, 16 in" \
+              "--loss bce:--loss is bce in this run, rating-pairs in" "--batch-size 8:--batch-size is 8 in this run, 16 in" \
               "--warmup 0.5:--warmup is 0.5 in this run, 0.1 in" "--grad-clip 0.5:--grad-clip is 0.5 in this run, 1 in"; do
     $T --run-dir "$R" $SMALL ${change%%:*} --resume >"$R.bad" 2>&1
     status=$?
