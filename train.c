@@ -2557,8 +2557,9 @@ int main(int argc, char** argv) {
     TrainSet t;
     DistillSetup ds = { &o, &c, &tok, vocab_path, device };
     targets_stage(&t, &c, &cand, &judge, &o, &ds);
-    TrainSet val;
-    trainset_split_validation(&t, &val, &c, &o);
+    TrainSet val = { 0 };
+    // the bi-encoder has no first stage to be mixed with: it trains on every training query
+    if (!o.biencoder) { trainset_split_validation(&t, &val, &c, &o); }
     if (val.n > 0) {
         printf("validation: %d of the %d training queries set aside (--val-frac %g), not trained on: they fit "
                "the weight of the model against the first stage\n", val.n, val.n + t.n, o.val_frac);
