@@ -252,7 +252,9 @@ CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(B
 CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c $(SRC_ZELO)
 CUDA_OBJS_test_cuda = $(BUILD)/c_obj_cuda/model.o
 $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
-$(BUILD)/test_cuda $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
+# (the emulated build includes the emulator's rewrite of it, which must be remade first)
+$(BUILD)/test_cuda: $(BUILD)/emu_src/kernels/model_cuda.cu
+$(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
 # test/test_zelo_cuda.cu holds the rating-fit kernel (kernels/zelo_fit.cuh) against zelo_loss.c
 CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it
@@ -260,7 +262,7 @@ CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # emulated); `make dev-cuda` builds and runs the emulated ones
 DEV_CUDA = $(basename $(notdir $(wildcard dev/cuda/*.cu)))
 DEV_CUDA_C_OBJS = $(call cuda_c_objs,model.c cpu/gemm.c $(SRC_ZELO))
-$(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
+$(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(EMU_KERNELS) kernels/cuda_emu.h $(BUILD)/emu_src/kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
 	$(CXX) $(EMU_CXXFLAGS) -o $@ -x c++ $< -x none $(DEV_CUDA_C_OBJS) $(LDLIBS)
 $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }

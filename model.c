@@ -127,6 +127,10 @@ float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param
     return memory;
 }
 
+float parameter_tensor_lr_scale(const BertModel* model, int i) {
+    return i >= HEAD_FIRST_TENSOR ? model->head_lr_scale : 1.0f;
+}
+
 int parameter_tensor_decays(int i) {
     switch (i) {
         case 0: case 1: case 2:     // wte, wpe, wtt
@@ -643,6 +647,7 @@ void bert_build(BertModel* model, const BertConfig* config) {
 #endif
     memset(model, 0, sizeof(*model));
     model->config = *config;
+    model->head_lr_scale = 1.0f;
     fill_in_parameter_sizes(model->param_sizes, config);
     model->num_parameters = sum_sizes(model->param_sizes, NUM_PARAMETER_TENSORS);
     model->params_memory = malloc_and_point_parameters(&model->params, model->param_sizes);
@@ -1097,7 +1102,7 @@ void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, flo
                        float weight_decay, int step) {
 #ifdef USE_CUDA
     if (ON_DEVICE(model)) {
-        bert_cuda_adamw_update(model->cuda, lr, beta1, beta2, eps, weight_decay, step);
+        bert_cuda_adamw_update(model->cuda, lr, model->head_lr_scale, beta1, beta2, eps, weight_decay, step);
         return;
     }
 #endif
@@ -1127,6 +1132,7 @@ void bert_adamw_update_range(BertModel* model, float lr, float beta1, float beta
         size_t hi = offset + model->param_sizes[i] < end ? offset + model->param_sizes[i] : end;
         if (lo >= hi) { continue; }
         float decay = parameter_tensor_decays(i) ? weight_decay : 0.0f;
+        float lr_i = lr * parameter_tensor_lr_scale(model, i);
         float* param = model->params_memory + lo;
         const float* grad = model->grads_memory + lo;
         float* m = model->m_memory + (lo - start);
@@ -1139,7 +1145,7 @@ void bert_adamw_update_range(BertModel* model, float lr, float beta1, float beta
             float m_hat = m[j] / bias_correction1;
             float v_hat = v[j] / bias_correction2;
             // decoupled decay (Loshchilov & Hutter): shrinks the weight itself, outside Adam's scaling
-            param[j] -= lr * (m_hat / (sqrtf(v_hat) + eps) + decay * param[j]);
+            param[j] -= lr_i * (m_hat / (sqrtf(v_hat) + eps) + decay * param[j]);
         }
     }
 }

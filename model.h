@@ -71,6 +71,9 @@ float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param
 // whether AdamW decays tensor i: the Hugging Face convention, every weight matrix
 // (embeddings included) decays, biases and LayerNorm weights do not
 int parameter_tensor_decays(int i);
+// the score head's tensors are poolw, poolb, clsw, clsb: index 17 on
+#define HEAD_FIRST_TENSOR 17
+
 
 #define NUM_ACTIVATION_TENSORS 21
 typedef struct {
@@ -117,6 +120,10 @@ typedef struct {
     float* grads_memory;
     float* m_memory;
     float* v_memory;
+    // AdamW's learning rate on the score head (pooler and classifier, the tensors from
+    // HEAD_FIRST_TENSOR on) is lr x this: a head drawn at random on a pretrained encoder may
+    // want a larger step than the encoder. 1 from bert_build.
+    float head_lr_scale;
     // activations, (re)allocated on demand by the forward pass when a batch needs more room
     // than the last one: the capacity only grows, so a training loop settles after one step
     ActivationTensors acts;
@@ -141,6 +148,9 @@ typedef struct {
     // bert_save copies the parameters back. NULL: the CPU runs the model.
     struct BertModelCuda* cuda;
 } BertModel;
+
+// AdamW's learning-rate factor of tensor i: model->head_lr_scale on the head, else 1
+float parameter_tensor_lr_scale(const BertModel* model, int i);
 
 // the path every matrix product takes: cpu/gemm.c's kernels (the default), OpenBLAS's sgemm
 // (only in a build with USE_BLAS, which the Makefile sets when OpenBLAS links), or the

@@ -96,6 +96,7 @@ typedef struct {
     int steps;                 // optimizer steps (0: one epoch over the training items)
     int head_fit;              // training sequences of the score head's linear probe (0: none)
     float lr, warmup_frac, weight_decay, grad_clip;
+    float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
@@ -137,6 +138,7 @@ static void options_default(Options* o) {
     o->steps = 0;
     o->lr = 0.0f;  // set after parsing: it depends on --init
     o->warmup_frac = 0.1f;
+    o->head_lr_scale = 1.0f;
     o->weight_decay = 0.01f;
     o->grad_clip = 1.0f;
     o->schedule = SCHEDULE_LINEAR;
@@ -224,6 +226,8 @@ static void usage(FILE* fp) {
 "                        for a random model on the synthetic collection]\n"
 "  --lr X                peak learning rate [5e-5 with --init; for a random model 1e-3\n"
 "                        with --data, 3e-4 on the synthetic collection]\n"
+"  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
+"                        drawn at random on a pretrained encoder may want larger steps [1]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
@@ -263,7 +267,7 @@ static void parse_options(Options* o, int argc, char** argv) {
     enum { O_DATA = 256, O_RUN_DIR, O_SPLIT, O_EVAL_FRAC, O_VAL_FRAC, O_RESUME, O_SEED, O_THREADS,
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
-           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
+           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH };
     static const struct option longopts[] = {
@@ -287,7 +291,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"loss", required_argument, 0, O_LOSS}, {"max-len", required_argument, 0, O_MAX_LEN},
         {"batch-size", required_argument, 0, O_BATCH}, {"group-size", required_argument, 0, O_GROUP},
         {"grad-accum", required_argument, 0, O_ACCUM}, {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR}, {"warmup", required_argument, 0, O_WARMUP},
+        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"warmup", required_argument, 0, O_WARMUP},
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
@@ -367,6 +371,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_ACCUM: o->grad_accum = parse_int_option("grad-accum", optarg, 1, 1 << 20); break;
             case O_STEPS: o->steps = parse_int_option("steps", optarg, 1, 1 << 30); break;
             case O_LR: o->lr = (float)parse_number_option("lr", optarg, 1e-12, 10.0); break;
+            case O_HEAD_LR_SCALE: o->head_lr_scale = (float)parse_number_option("head-lr-scale", optarg, 1e-6, 1e6); break;
             case O_WARMUP: o->warmup_frac = (float)parse_number_option("warmup", optarg, 0.0, 1.0); break;
             case O_SCHEDULE:
                 if (strcmp(optarg, "linear") == 0) { o->schedule = SCHEDULE_LINEAR; }
@@ -1718,7 +1723,7 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 // (the step's batch, recorded as P x --batch-size, is what must match). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
 // checkpoint's.
-#define MAX_SETTINGS 16
+#define MAX_SETTINGS 24
 typedef struct {
     const char* option;
     char value[48];
@@ -1741,6 +1746,7 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--schedule"; snprintf(s[n++].value, sizeof(s->value), "%s", o->schedule == SCHEDULE_COSINE ? "cosine" : "linear");
     s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
     s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
+    s[n].option = "--head-lr-scale"; format_float(s[n++].value, sizeof(s->value), o->head_lr_scale);
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
     // the step's sequences over all processes (--batch-size is per process): a run may resume on
     // another number of processes whose batches add up to the same step (microbatch_sample)
@@ -2605,6 +2611,7 @@ int main(int argc, char** argv) {
         if (dist.rank == 0) { training_settings_write(&o, &c, total); }
         if (o.head_fit > 0) { head_fit(&model, &batch, &tok, &c, &t, o.head_fit, o.seed); }
     }
+    model.head_lr_scale = o.head_lr_scale;
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
     MetricScores before;
     int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);

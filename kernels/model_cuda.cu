@@ -356,15 +356,21 @@ float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm) {
     return (float)norm;
 }
 
-void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float beta2, float eps,
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float beta1, float beta2, float eps,
                             float weight_decay, int step) {
     if (model->grads_memory == NULL) { die("bert_cuda_adamw_update: no gradients (call bert_cuda_backward first)"); }
     if (step < 1) { die("bert_cuda_adamw_update: step counts from 1 (got %d)", step); }
     ensure_optimizer(model);
     int decays[NUM_PARAMETER_TENSORS];
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
+    // the encoder's tensors at lr, then the head's (the buffer's tail) at lr x head_lr_scale
+    size_t head = 0;
+    for (int i = 0; i < HEAD_FIRST_TENSOR; i++) { head += model->param_sizes[i]; }
     adamw_update_cuda(model->params_memory, model->m_memory, model->v_memory, model->grads_memory, model->param_sizes,
-                      decays, NUM_PARAMETER_TENSORS, lr, beta1, beta2, eps, weight_decay, step, model->stream);
+                      decays, HEAD_FIRST_TENSOR, lr, beta1, beta2, eps, weight_decay, step, model->stream);
+    adamw_update_cuda(model->params_memory + head, model->m_memory + head, model->v_memory + head, model->grads_memory + head,
+                      model->param_sizes + HEAD_FIRST_TENSOR, decays + HEAD_FIRST_TENSOR, NUM_PARAMETER_TENSORS - HEAD_FIRST_TENSOR,
+                      lr * head_lr_scale, beta1, beta2, eps, weight_decay, step, model->stream);
 }
 
 void bert_cuda_free(BertModelCuda* model) {

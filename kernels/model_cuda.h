@@ -66,7 +66,8 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
 void bert_cuda_zero_grad(BertModelCuda* model);
 // bert_clip_grad_norm's contract: returns the norm before clipping; dies on a non-finite norm
 float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm);
-void bert_cuda_adamw_update(BertModelCuda* model, float lr, float beta1, float beta2, float eps,
+// bert_adamw_update's step; the head's tensors (HEAD_FIRST_TENSOR on) at lr x head_lr_scale
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float beta1, float beta2, float eps,
                             float weight_decay, int step);
 void bert_cuda_free(BertModelCuda* model);
 // copies the device parameters (num_parameters floats) into params on the host

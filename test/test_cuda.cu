@@ -683,8 +683,10 @@ static void test_model_step(const Batch* b, int C, int NH) {
     // the two backward passes may, within the tolerances above) moves its weight by a
     // different fraction of lr; with the same gradients the step itself is compared: K = 1
     cudaCheck(cudaMemcpy(gpu.grads_memory, cpu.grads_memory, cpu.num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    // the head at 4 x lr (head_lr_scale), the encoder at lr, on both backends
+    cpu.head_lr_scale = 4.0f;
     bert_adamw_update(&cpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-    bert_cuda_adamw_update(&gpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    bert_cuda_adamw_update(&gpu, 1e-3f, 4.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     expect_close("adamw step parameters", C, gpu.params_memory, cpu.params_memory, cpu.num_parameters, 1);
     free(dlogits);
     free(dembeddings);

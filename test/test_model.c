@@ -558,6 +558,36 @@ static void test_checkpoints(const Fixture* fx) {
     rmdir(dir);
 }
 
+// head_lr_scale: from the same weights and gradients, one AdamW step with the head's rate
+// scaled by 3 moves every encoder weight exactly as with 1 (the same float arithmetic) and
+// every head weight by 3 times as much. Each move is a difference of two floats of size <= ~1,
+// rounded once each (about 6e-8 apiece), so 3 x one move and the other agree within 1e-6.
+static void test_head_lr_scale(const Fixture* fx) {
+    BertModel a = fixture_model(fx), b = fixture_model(fx);
+    CHECK(a.head_lr_scale == 1.0f, "bert_build's head_lr_scale is %g, want 1", a.head_lr_scale);
+    forward_backward(&a, fx);
+    forward_backward(&b, fx);
+    float* before = (float*)mallocCheck(a.num_parameters * sizeof(float));
+    memcpy(before, a.params_memory, a.num_parameters * sizeof(float));
+    b.head_lr_scale = 3.0f;
+    bert_adamw_update(&a, 1e-2f, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
+    bert_adamw_update(&b, 1e-2f, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
+    size_t head = 0;
+    for (int i = 0; i < HEAD_FIRST_TENSOR; i++) { head += a.param_sizes[i]; }
+    CHECK(memcmp(a.params_memory, b.params_memory, head * sizeof(float)) == 0, "head_lr_scale moved the encoder's weights");
+    double worst = 0.0, largest = 0.0;
+    for (size_t j = head; j < a.num_parameters; j++) {
+        double da = (double)before[j] - a.params_memory[j], db = (double)before[j] - b.params_memory[j];
+        worst = fmax(worst, fabs(db - 3.0 * da));
+        largest = fmax(largest, fabs(db));
+    }
+    CHECK(worst <= 1e-6 && largest > 1e-3, "head moves at 3x: worst |move(3) - 3 move(1)| %.2e, largest move %.2e", worst, largest);
+    printf("head_lr_scale 3: encoder unchanged, head moves 3x within %.1e (largest move %.1e)\n", worst, largest);
+    free(before);
+    bert_free(&a);
+    bert_free(&b);
+}
+
 int main(int argc, char** argv) {
     self_path = argv[0];
     if (argc > 1) { return child_main(argc, argv); }
@@ -571,6 +601,7 @@ int main(int argc, char** argv) {
     test_finite_differences(&fx);
     test_init_random(&fx);
     test_checkpoints(&fx);
+    test_head_lr_scale(&fx);
     fixture_free(&fx);
     return test_summary("test_model");
 }

@@ -137,7 +137,8 @@ check "the run to resume stops after step 3" grep -q "stopped after step 3" "$R.
 check "... with its training settings recorded" grep -q "^--lr	0.001$" "$R/training.tsv"
 for change in "--lr 5e-2:--lr is 0.05 in this run, 0.001 in the run" "--steps 8:--steps is 8 in this run, 6 in" \
               "--loss bce:--loss is bce in this run, rating-pairs in" "--batch-size 8:--batch-size is 8 in this run, 16 in" \
-              "--warmup 0.5:--warmup is 0.5 in this run, 0.1 in" "--grad-clip 0.5:--grad-clip is 0.5 in this run, 1 in"; do
+              "--warmup 0.5:--warmup is 0.5 in this run, 0.1 in" "--grad-clip 0.5:--grad-clip is 0.5 in this run, 1 in" \
+              "--head-lr-scale 2:--head-lr-scale is 2 in this run, 1 in"; do
     $T --run-dir "$R" $SMALL ${change%%:*} --resume >"$R.bad" 2>&1
     status=$?
     check "--resume with ${change%%:*} is refused" test $status -ne 0
