@@ -74,7 +74,6 @@ int parameter_tensor_decays(int i);
 // the score head's tensors are poolw, poolb, clsw, clsb: index 17 on
 #define HEAD_FIRST_TENSOR 17
 
-
 #define NUM_ACTIVATION_TENSORS 21
 typedef struct {
     // N = tokens of the batch, S = sequences, A = NH * sum over sequences of T_s^2

@@ -1347,7 +1347,7 @@ typedef struct {
     int* group_start;   // (G + 1,)
     int num_groups;
     int num_pairs;      // judged pairs with both documents in the same group
-    // the same three counts over the whole step's groups, every rank's (several processes)
+    // the same counts (and the rating pairs') over the whole step's groups, every rank's (several processes)
     int all_n, all_groups, all_pairs, all_rating_pairs;
     int* pair_a;        // (cap_pairs,) sequence indices in the batch
     int* pair_b;
@@ -1399,6 +1399,7 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
     mb->n = 0;
     mb->num_groups = 0;
     mb->num_pairs = 0;
+    mb->num_rating_pairs = 0;  // batch_loss makes them (rating-pairs)
     mb->all_n = mb->all_groups = mb->all_pairs = mb->all_rating_pairs = 0;
     for (int g = 0; g < groups * dist.size; g++) {
         int n0 = mb->n, pairs0 = mb->num_pairs;
@@ -1459,14 +1460,8 @@ static double loss_share(const MicroBatch* mb, LossKind loss) {
         case LOSS_MSE: case LOSS_BCE: return mb->all_n > 0 ? (double)mb->n / mb->all_n : 0.0;
         case LOSS_LISTWISE: return mb->all_groups > 0 ? (double)mb->num_groups / mb->all_groups : 0.0;
         case LOSS_PAIRWISE: return mb->all_pairs > 0 ? (double)mb->num_pairs / mb->all_pairs : 0.0;
-        case LOSS_RATING_PAIRS: {
-            int kept = 0;  // this rank's groups' pairs, as microbatch_rating_pairs will make them
-            for (int g = 0; g < mb->num_groups; g++) {
-                int m = mb->group_start[g + 1] - mb->group_start[g];
-                kept += m * (m - 1) / 2;
-            }
-            return mb->all_rating_pairs > 0 ? (double)kept / mb->all_rating_pairs : 0.0;
-        }
+        case LOSS_RATING_PAIRS:  // num_rating_pairs: made by batch_loss, which runs first
+            return mb->all_rating_pairs > 0 ? (double)mb->num_rating_pairs / mb->all_rating_pairs : 0.0;
     }
     return 0.0;
 }
@@ -2687,8 +2682,9 @@ int main(int argc, char** argv) {
             microbatch_sample(&mb, &t, groups, o.group_size, o.seed, step, micro);
             batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
+            double mb_loss = batch_loss(dlogits, model.logits, &mb, o.loss, o.link);
             double share = loss_share(&mb, o.loss);
-            loss += share * batch_loss(dlogits, model.logits, &mb, o.loss, o.link) / o.grad_accum;
+            loss += share * mb_loss / o.grad_accum;
             for (int i = 0; i < mb.n; i++) { dlogits[i] = dlogits[i] * (float)share / (float)o.grad_accum; }
             bert_backward(&model, dlogits, NULL);
             tokens += batch.n_tokens;
