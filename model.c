@@ -568,6 +568,92 @@ void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, in
     }
 }
 
+// The token span of each segment's content in a (query, document) sequence laid out as
+// [CLS] query [SEP] document [SEP]: the query's from after [CLS] to before the first [SEP]
+// (the token before the first type-1 token), the document's from its first token to before
+// the last [SEP]. [CLS] and [SEP] are left out: they are the same in every pair and would
+// pull both means toward one point. A sequence with no type-1 token has an empty document.
+static void segment_spans(int* q0, int* q1, int* d0, int* d1, const int* types, int start, int end) {
+    int b = start;
+    while (b < end && types[b] == 0) { b++; }
+    *q0 = start + 1;
+    *q1 = b - 1 > *q0 ? b - 1 : *q0;
+    *d0 = b;
+    *d1 = end - 1 > b ? end - 1 : b;
+}
+
+// out (S, 2, C): per sequence, the mean of inp (N, C) over the query's content tokens, then
+// over the document's (segment_spans); an empty span gives zeros
+void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C) {
+    #pragma omp parallel for
+    for (int s = 0; s < S; s++) {
+        int span[4];
+        segment_spans(&span[0], &span[1], &span[2], &span[3], types, seq_starts[s], seq_starts[s + 1]);
+        for (int k = 0; k < 2; k++) {
+            float* o = out + ((size_t)s * 2 + k) * C;
+            for (int c = 0; c < C; c++) { o[c] = 0.0f; }
+            for (int t = span[2 * k]; t < span[2 * k + 1]; t++) {
+                for (int c = 0; c < C; c++) { o[c] += inp[(size_t)t * C + c]; }
+            }
+            int n = span[2 * k + 1] - span[2 * k];
+            if (n > 0) { for (int c = 0; c < C; c++) { o[c] /= (float)n; } }
+        }
+    }
+}
+
+void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C) {
+    #pragma omp parallel for
+    for (int s = 0; s < S; s++) {
+        int span[4];
+        segment_spans(&span[0], &span[1], &span[2], &span[3], types, seq_starts[s], seq_starts[s + 1]);
+        for (int k = 0; k < 2; k++) {
+            const float* d = dout + ((size_t)s * 2 + k) * C;
+            int n = span[2 * k + 1] - span[2 * k];
+            for (int t = span[2 * k]; t < span[2 * k + 1]; t++) {
+                for (int c = 0; c < C; c++) { dinp[(size_t)t * C + c] += d[c] / (float)n; }
+            }
+        }
+    }
+}
+
+// logits (S) = scale * cos(u_s, v_s), u_s and v_s the two rows of segmeans (S, 2, C); 0 where
+// either is the zero vector (an empty segment), which has no direction
+void cosine_score_forward(float* logits, const float* segmeans, int S, int C, float scale) {
+    for (int s = 0; s < S; s++) {
+        const float* u = segmeans + (size_t)s * 2 * C;
+        const float* v = u + C;
+        double uv = 0.0, uu = 0.0, vv = 0.0;
+        for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+        logits[s] = uu > 0.0 && vv > 0.0 ? (float)(scale * uv / sqrt(uu * vv)) : 0.0f;
+    }
+}
+
+// dsegmeans (S, 2, C) = (overwritten) the gradient of the loss wrt segmeans given dlogits (S):
+// d cos / du = v / (|u||v|) - cos u / |u|^2, and symmetrically for v
+void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* segmeans, int S, int C, float scale) {
+    for (int s = 0; s < S; s++) {
+        const float* u = segmeans + (size_t)s * 2 * C;
+        const float* v = u + C;
+        float* du = dsegmeans + (size_t)s * 2 * C;
+        float* dv = du + C;
+        double uv = 0.0, uu = 0.0, vv = 0.0;
+        for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+        if (!(uu > 0.0 && vv > 0.0)) {
+            for (int c = 0; c < 2 * C; c++) { du[c] = 0.0f; }
+            continue;
+        }
+        double inv = 1.0 / sqrt(uu * vv), cosine = uv * inv, g = (double)dlogits[s] * scale;
+        for (int c = 0; c < C; c++) {
+            du[c] = (float)(g * (v[c] * inv - cosine * u[c] / uu));
+            dv[c] = (float)(g * (u[c] * inv - cosine * v[c] / vv));
+        }
+    }
+}
+
+const char* score_head_name(ScoreHead head) {
+    return head == SCORE_HEAD_COSINE ? "cosine" : "cls";
+}
+
 // ----------------------------------------------------------------------------
 // the model
 
@@ -621,6 +707,10 @@ void bert_to_device(BertModel* model, Device device) {
     if (device == DEVICE_CPU) { return; }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
+    if (model->score_head != SCORE_HEAD_CLS) {
+        die("the %s score head runs on the CPU only in this build (--device cpu); the GPU backend has the cls head",
+            score_head_name(model->score_head));
+    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);
     bert_cuda_upload_parameters(model->cuda, model->params_memory);
@@ -723,6 +813,7 @@ void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, si
         Ls * N * I, Ls * N * I,              // fch, fch_gelu
         Ls * N * C, Ls * N * C, Ls * N, Ls * N, // res2, ln2, ln2_mean, ln2_rstd
         S * C, S * C, S * (size_t)cfg->num_labels, S * C, // cls, pooled, logits, embeddings
+        S * 2 * C,                           // segmeans
     };
     memcpy(sizes, act_sizes, sizeof(act_sizes));
 }
@@ -845,10 +936,16 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     const float* x = L == 0 ? a.emb_ln : a.ln2 + (keep_all_layers ? (size_t)(L - 1) : 0) * N * C;
 
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
-    cls_gather_forward(a.cls, x, model->seq_starts, S, C);
-    linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
-    tanh_forward(a.pooled, a.pooled, (size_t)S * C);
-    linear_forward(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels);
+    if (model->score_head == SCORE_HEAD_COSINE) {
+        if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
+        segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C);
+        cosine_score_forward(a.logits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE);
+    } else {
+        cls_gather_forward(a.cls, x, model->seq_starts, S, C);
+        linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
+        tanh_forward(a.pooled, a.pooled, (size_t)S * C);
+        linear_forward(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels);
+    }
     meanpool_forward(a.embeddings, x, model->seq_starts, S, C);
     model->logits = a.logits;
     model->embeddings = a.embeddings;
@@ -926,7 +1023,7 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
         (size_t)N * I,     // dffn: gradient wrt fch
         (size_t)N * 3 * C, // dqkv
         (size_t)A,         // datt
-        (size_t)S * C * 2, // dcls and dpooled
+        (size_t)S * C * 2, // dcls and dpooled, or the cosine head's dsegmeans
     };
     size_t total = sum_sizes(scratch_sizes, NUM_SCRATCH);
     if (total > model->scratch_capacity) {
@@ -944,7 +1041,10 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     ActivationTensors a = model->acts;
 
     memset(dh, 0, (size_t)N * C * sizeof(float));
-    if (dlogits != NULL) {
+    if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
+        cosine_score_backward(dcls, dlogits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE);
+        segment_means_backward(dh, dcls, model->types, seq_starts, S, C);
+    } else if (dlogits != NULL) {
         memset(dpooled, 0, (size_t)S * C * sizeof(float));
         linear_backward(dpooled, g.clsw, g.clsb, dlogits, a.pooled, p.clsw, S, C, NL);
         tanh_backward_inplace(dpooled, a.pooled, (size_t)S * C);
@@ -1238,6 +1338,7 @@ void bert_save(const BertModel* model, const char* path) {
 #endif
     header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
     header[12] = (int)(uint32_t)(model->num_parameters >> 32);
+    header[13] = (int)model->score_head;
     const float* payloads[1] = {model->params_memory};
     size_t counts[1] = {model->num_parameters};
     write_file_atomic(path, header, payloads, counts, 1);
@@ -1254,7 +1355,10 @@ void bert_load(BertModel* model, const char* path) {
     if (header[1] != BERT_CHECKPOINT_VERSION) {
         die("'%s': checkpoint version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
     }
-    check_reserved_zero(header, 13, path);
+    check_reserved_zero(header, 14, path);
+    if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE) {
+        die("'%s': header word 13 (the score head) is %d, expected 0 (cls) or 1 (cosine)", path, header[13]);
+    }
     BertConfig cfg = {
         .vocab_size = header[2], .hidden_size = header[3], .num_layers = header[4],
         .num_heads = header[5], .intermediate_size = header[6], .max_position = header[7],
@@ -1272,6 +1376,7 @@ void bert_load(BertModel* model, const char* path) {
     }
     payload_length_check(path, len, count, 1);
     bert_build(model, &cfg);
+    model->score_head = (ScoreHead)header[13];
     freadCheck(model->params_memory, sizeof(float), count, fp);
     fclose(fp);
     size_t offset = 0;

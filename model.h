@@ -74,7 +74,21 @@ int parameter_tensor_decays(int i);
 // the score head's tensors are poolw, poolb, clsw, clsb: index 17 on
 #define HEAD_FIRST_TENSOR 17
 
-#define NUM_ACTIVATION_TENSORS 21
+// how the score (the logit) is made from the last hidden states of a (query, document) sequence:
+// SCORE_HEAD_CLS is BertForSequenceClassification's, pooler dense + tanh on the [CLS] token and a
+// linear classifier; SCORE_HEAD_COSINE is SCORE_HEAD_COSINE_SCALE x the cosine between the mean
+// of the query's tokens and the mean of the document's (each without [CLS] and [SEP]), the
+// mean pooling a sentence-transformers bi-encoder was trained with, so that a cross-encoder
+// started from one starts close to its ranking instead of from a random head; the pooler and
+// classifier tensors stay in the buffer, unused
+typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1 } ScoreHead;
+// the cosine head's fixed scale: 1 / 0.05, the temperature of the bi-encoder's contrastive
+// loss, so that cosines a few hundredths apart give logits a unit apart
+#define SCORE_HEAD_COSINE_SCALE 20.0f
+// "cls", "cosine"
+const char* score_head_name(ScoreHead head);
+
+#define NUM_ACTIVATION_TENSORS 22
 typedef struct {
     // N = tokens of the batch, S = sequences, A = NH * sum over sequences of T_s^2
     float* emb;      // (N, C)   word + position + type embeddings, before the LayerNorm
@@ -98,6 +112,7 @@ typedef struct {
     float* pooled;   // (S, C)   tanh(pooler(cls))
     float* logits;   // (S, num_labels)
     float* embeddings; // (S, C) mean of the last hidden states over each sequence
+    float* segmeans; // (S, 2, C) the cosine head's means of the query's and the document's tokens
 } ActivationTensors;
 
 // the sizes of the activation tensors above for N tokens, S sequences, A attention floats per
@@ -123,6 +138,8 @@ typedef struct {
     // HEAD_FIRST_TENSOR on) is lr x this: a head drawn at random on a pretrained encoder may
     // want a larger step than the encoder. 1 from bert_build.
     float head_lr_scale;
+    // how the logit is made (SCORE_HEAD_CLS from bert_build; bert_load reads it from the file)
+    ScoreHead score_head;
     // activations, (re)allocated on demand by the forward pass when a batch needs more room
     // than the last one: the capacity only grows, so a training loop settles after one step
     ActivationTensors acts;
@@ -232,7 +249,9 @@ void bert_free(BertModel* model);
 // model file: header of 256 little-endian int32: [0] BERT_CHECKPOINT_MAGIC, [1] version,
 // [2..9] vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position,
 // type_vocab_size, num_labels, [10] the bits of layer_norm_eps (fp32), [11], [12] the
-// number of floats (low, high 32 bits), the rest 0; then the flat fp32 parameter buffer.
+// number of floats (low, high 32 bits), [13] the ScoreHead (0 in files written before the
+// cosine head existed, which is the [CLS] head they have), the rest 0; then the flat fp32
+// parameter buffer.
 // optimizer file: header [0] BERT_OPTIMIZER_MAGIC, [1] version, [2] step, [3], [4] the
 // number of floats (low, high), the rest 0; then m, then v (each num_parameters floats).
 // Both are written atomically (path.tmp, fsync, rename) and read back with every header
@@ -277,6 +296,10 @@ void tanh_forward(float* out, const float* inp, size_t n);
 void tanh_backward_inplace(float* dinout, const float* out, size_t n);
 void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C);
 void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C);
+void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C);
+void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C);
+void cosine_score_forward(float* logits, const float* segmeans, int S, int C, float scale);
+void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* segmeans, int S, int C, float scale);
 
 #ifdef __cplusplus
 }

@@ -97,6 +97,7 @@ typedef struct {
     int head_fit;              // training sequences of the score head's linear probe (0: none)
     float lr, warmup_frac, weight_decay, grad_clip;
     float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
+    int head;                  // ScoreHead of the reranker; -1: a train_zelo --init's own, else cls
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
@@ -139,6 +140,7 @@ static void options_default(Options* o) {
     o->lr = 0.0f;  // set after parsing: it depends on --init
     o->warmup_frac = 0.1f;
     o->head_lr_scale = 1.0f;
+    o->head = -1;
     o->weight_decay = 0.01f;
     o->grad_clip = 1.0f;
     o->schedule = SCHEDULE_LINEAR;
@@ -228,6 +230,9 @@ static void usage(FILE* fp) {
 "                        with --data, 3e-4 on the synthetic collection]\n"
 "  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
+"  --head cls|cosine     the score: cls, BERT's pooler and classifier on [CLS]; cosine,\n"
+"                        20 x the cosine of the query's and the document's mean-pooled\n"
+"                        tokens (CPU only; no --export) [cls, or the --init checkpoint's]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
@@ -267,7 +272,7 @@ static void parse_options(Options* o, int argc, char** argv) {
     enum { O_DATA = 256, O_RUN_DIR, O_SPLIT, O_EVAL_FRAC, O_VAL_FRAC, O_RESUME, O_SEED, O_THREADS,
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
-           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
+           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH };
     static const struct option longopts[] = {
@@ -291,7 +296,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"loss", required_argument, 0, O_LOSS}, {"max-len", required_argument, 0, O_MAX_LEN},
         {"batch-size", required_argument, 0, O_BATCH}, {"group-size", required_argument, 0, O_GROUP},
         {"grad-accum", required_argument, 0, O_ACCUM}, {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"warmup", required_argument, 0, O_WARMUP},
+        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"warmup", required_argument, 0, O_WARMUP},
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
@@ -371,6 +376,11 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_ACCUM: o->grad_accum = parse_int_option("grad-accum", optarg, 1, 1 << 20); break;
             case O_STEPS: o->steps = parse_int_option("steps", optarg, 1, 1 << 30); break;
             case O_LR: o->lr = (float)parse_number_option("lr", optarg, 1e-12, 10.0); break;
+            case O_HEAD:
+                if (strcmp(optarg, "cls") == 0) { o->head = SCORE_HEAD_CLS; }
+                else if (strcmp(optarg, "cosine") == 0) { o->head = SCORE_HEAD_COSINE; }
+                else { fprintf(stderr, "train_zelo: --head wants cls or cosine, got '%s'\n", optarg); exit(2); }
+                break;
             case O_HEAD_LR_SCALE: o->head_lr_scale = (float)parse_number_option("head-lr-scale", optarg, 1e-6, 1e6); break;
             case O_WARMUP: o->warmup_frac = (float)parse_number_option("warmup", optarg, 0.0, 1.0); break;
             case O_SCHEDULE:
@@ -1742,6 +1752,7 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--weight-decay"; format_float(s[n++].value, sizeof(s->value), o->weight_decay);
     s[n].option = "--grad-clip"; format_float(s[n++].value, sizeof(s->value), o->grad_clip);
     s[n].option = "--head-lr-scale"; format_float(s[n++].value, sizeof(s->value), o->head_lr_scale);
+    s[n].option = "--head"; snprintf(s[n++].value, sizeof(s->value), "%s", score_head_name((ScoreHead)o->head));
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
     // the step's sequences over all processes (--batch-size is per process): a run may resume on
     // another number of processes whose batches add up to the same step (microbatch_sample)
@@ -1940,6 +1951,25 @@ static void model_init(BertModel* model, const Options* o, const Tokenizer* tok,
         die("--max-len %d is longer than the model's %d positions", o->max_len, cfg->max_position);
     }
     printf("%s: %zu parameters, vocabulary %s (%d tokens)\n", role, model->num_parameters, vocab_path, tok->vocab_size);
+}
+
+// the reranker's score head: --head, or the --init checkpoint's own when --head is not given
+// (cls for Hugging Face weights, whose head is the classifier); a checkpoint is not silently
+// given another head than the one its weights were trained with
+static void score_head_setup(BertModel* model, Options* o) {
+    if (o->biencoder && o->head > 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
+    if (o->head < 0) { o->head = model->score_head; }
+    if (o->init != NULL && ends_with(o->init, ".bin") && o->head != (int)model->score_head) {
+        die("--head %s: %s was trained with the %s head", score_head_name((ScoreHead)o->head), o->init,
+            score_head_name(model->score_head));
+    }
+    model->score_head = (ScoreHead)o->head;
+    if (model->score_head != SCORE_HEAD_CLS && o->export_dir != NULL) {
+        die("--export writes BertForSequenceClassification, whose score is the [CLS] pooler's; the %s head has no such "
+            "form (rerank reads the run's model.bin)", score_head_name(model->score_head));
+    }
+    if (model->score_head != SCORE_HEAD_CLS && o->head_fit > 0) { die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head)); }
+    if (model->score_head != SCORE_HEAD_CLS) { printf("score head: %s (%g x the cosine of the segments' mean tokens)\n", score_head_name(model->score_head), SCORE_HEAD_COSINE_SCALE); }
 }
 
 // ----------------------------------------------------------------------------
@@ -2528,6 +2558,7 @@ int main(int argc, char** argv) {
     char vocab_path[4096];
     tokenizer_setup(&tok, vocab_path, sizeof(vocab_path), &o, &c);
     model_init(&model, &o, &tok, vocab_path, "model");
+    score_head_setup(&model, &o);
 
     Judge judge;
     JudgeContext ctx = { 0 };

@@ -400,6 +400,10 @@ static void export_hf(const BertModel* model, const char* dir, const char* vocab
 }
 
 void bert_export_hf(const BertModel* model, const char* dir, const char* vocab_path, int do_lower_case, int max_length) {
+    if (model->score_head != SCORE_HEAD_CLS) {
+        die("--export writes BertForSequenceClassification, whose score is the [CLS] pooler's; a model with the %s "
+            "head has no such form (rerank reads its model.bin)", score_head_name(model->score_head));
+    }
     export_hf(model, dir, vocab_path, do_lower_case, max_length, 1);
 }
 

@@ -33,10 +33,14 @@ typedef struct {
     float loss_after;  // the loss after the training steps
     float grad_scales[8]; // (steps) AdamW alone: gradient of step k = grad_scales[k] * grads
     float* delta;      // (num_parameters) AdamW alone: weights after the steps minus before
-    char* buffers[3];
+    // the same loss with the cosine score head (dev/gen_cosine_head_fixture.py)
+    float cosine_loss;
+    float* cosine_logits; // (S)
+    float* cosine_grads;  // (num_parameters)
+    char* buffers[4];
 } Fixture;
 
-// reads the three fixture files, every header field and exact size checked; dies naming the file
+// reads the four fixture files, every header field and exact size checked; dies naming the file
 void fixture_read(Fixture* fx);
 void fixture_free(Fixture* fx);
 // a model built from the fixture's config holding its weights; dies if model.h's layout

@@ -151,8 +151,10 @@ static uint32_t test_rng(void) {
 // network is smooth) keeps both that noise (~1e-3) and the h^2 truncation small. Each
 // tensor is checked on its largest-gradient coordinate and on a random +-1 direction over
 // a sample of 16 coordinates (whose directional derivative is large against the noise).
-static void test_finite_differences(const Fixture* fx) {
+static void test_finite_differences(const Fixture* fx, ScoreHead head) {
     BertModel m = fixture_model(fx);
+    m.score_head = head;
+    printf("finite differences, %s head:\n", score_head_name(head));
     forward_backward(&m, fx);
     float* grads = (float*)mallocCheck(m.num_parameters * sizeof(float));
     memcpy(grads, m.grads_memory, m.num_parameters * sizeof(float));
@@ -558,6 +560,47 @@ static void test_checkpoints(const Fixture* fx) {
     rmdir(dir);
 }
 
+// The cosine score head against transformers' float64 (dev/gen_cosine_head_fixture.py), the
+// same loss and tolerances as test_against_transformers: the head adds two means and a cosine
+// in double on top of the last hidden states, no deeper chain of fp32 roundings. The fixture's
+// sequence of one token has neither a query nor a document: its score is 0 on both sides.
+// Then bert_infer agrees with bert_forward, and a checkpoint keeps the head.
+static void test_cosine_head(const Fixture* fx) {
+    BertModel m = fixture_model(fx);
+    m.score_head = SCORE_HEAD_COSINE;
+    double loss = forward_backward(&m, fx);
+    double e_logits = normwise_error(m.logits, fx->cosine_logits, fx->S);
+    double e_loss = fabs(loss - fx->cosine_loss) / fabs(fx->cosine_loss);
+    printf("cosine head vs transformers float64: scores %.2e, loss %.2e (tolerance 2e-5)\n", e_logits, e_loss);
+    CHECK(e_logits <= 2e-5, "cosine head scores error %.3e", e_logits);
+    CHECK(e_loss <= 2e-5, "cosine head loss error %.3e", e_loss);
+    compare_parameter_tensors("cosine head gradients vs transformers float64", m.grads_memory, fx->cosine_grads,
+                              m.param_sizes, 1e-4);
+    float* forward_logits = (float*)mallocCheck((size_t)fx->S * sizeof(float));
+    memcpy(forward_logits, m.logits, (size_t)fx->S * sizeof(float));
+    bert_infer(&m, fx->ids, fx->types, fx->seq_starts, fx->S);
+    CHECK(memcmp(forward_logits, m.logits, (size_t)fx->S * sizeof(float)) == 0, "cosine head: bert_infer's scores differ");
+    free(forward_logits);
+
+    char dir[] = "/tmp/test_model_XXXXXX", path[128], bad[128];
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    snprintf(path, sizeof(path), "%s/model.bin", dir);
+    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    bert_save(&m, path);
+    BertModel r;
+    bert_load(&r, path);
+    CHECK(r.score_head == SCORE_HEAD_COSINE, "the checkpoint lost the cosine head (loaded %s)", score_head_name(r.score_head));
+    bert_free(&r);
+    int v = 2;
+    write_modified(bad, path, 13 * 4, &v, 4, -1);
+    const char* load_bad[] = {"--load", bad, NULL};
+    expect_refusal("unknown score head", load_bad, "header word 13 (the score head) is 2");
+    unlink(path);
+    unlink(bad);
+    rmdir(dir);
+    bert_free(&m);
+}
+
 // head_lr_scale: from the same weights and gradients, one AdamW step with the head's rate
 // scaled by 3 moves every encoder weight exactly as with 1 (the same float arithmetic) and
 // every head weight by 3 times as much. Each move is a difference of two floats of size <= ~1,
@@ -598,7 +641,9 @@ int main(int argc, char** argv) {
     test_paths_against_loops(&fx);
     test_row_blocks(&fx);
     test_infer_matches_forward(&fx);
-    test_finite_differences(&fx);
+    test_finite_differences(&fx, SCORE_HEAD_CLS);
+    test_cosine_head(&fx);
+    test_finite_differences(&fx, SCORE_HEAD_COSINE);
     test_init_random(&fx);
     test_checkpoints(&fx);
     test_head_lr_scale(&fx);

@@ -63,6 +63,33 @@ check "rerank --interpolate 1.5 is refused by name" grep -q -- "--interpolate wa
 $T --run-dir "$D/nv" $SMALL --val-frac 0 >"$D/nv.out" 2>&1
 check "--val-frac 0: every training query trains, no reranker row, no fusion.txt" \
     sh -c "! grep -q '^validation:' '$D/nv.out' && ! grep -q '^reranker' '$D/nv/results.tsv' && test ! -e '$D/nv/fusion.txt'"
+# --head cosine: the score is the cosine of the query's and the document's mean tokens; the
+# checkpoint keeps the head, so rerank scores with it: its scores on the model's candidates
+# equal run.model.trec's (6 printed digits of scores up to 20: 1e-4 relative)
+$T --run-dir "$D/cos" $SMALL --val-frac 0 --head cosine >"$D/cos.out" 2>&1
+check "--head cosine: the run exits 0 and says its head (see $D/cos.out)" grep -q "^score head: cosine" "$D/cos.out"
+check "... training.tsv records it" grep -qx -- $'--head\tcosine' "$D/cos/training.tsv"
+./rerank --model "$D/cos/model.bin" --data "$D/cos/synthetic" --run "$D/cos/run.model.trec" --top 30 --max-len 128 \
+    --threads 2 --out "$D/cos_rerank.trec" >"$D/cos_rerank.out" 2>&1
+same_scores() {  # same_scores A.trec B.trec: every (query, doc) of A in B with the same score
+    python3 - "$1" "$2" <<'EOF_PY'
+import sys
+def run(p): return {(f[0], f[2]): float(f[4]) for f in (l.split() for l in open(p))}
+a, b = run(sys.argv[1]), run(sys.argv[2])
+worst = max(abs(a[k] - b[k]) / max(1.0, abs(a[k])) for k in a) if a.keys() == b.keys() else float("inf")
+print("  rerank's scores against run.model.trec: worst %.2e (tolerance 1e-4)" % worst)
+sys.exit(0 if worst <= 1e-4 else 1)
+EOF_PY
+}
+check "... rerank reads the head from model.bin and gives run.model.trec's scores" same_scores "$D/cos/run.model.trec" "$D/cos_rerank.trec"
+$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume >"$D/cos2.out" 2>&1
+check "... --resume without --head cosine is refused, naming the setting" grep -q -- "--head is cls in this run, cosine in the run" "$D/cos2.out"
+$T --run-dir "$D/cos3" $SMALL --val-frac 0 --steps 1 --init "$D/cos/model.bin" --vocab "$D/cos/synthetic/vocab.txt" --head cls >"$D/cos3.out" 2>&1
+check "... --head cls on a checkpoint trained with the cosine head is refused" grep -q -- "--head cls: .*model.bin was trained with the cosine head" "$D/cos3.out"
+$T --run-dir "$D/cos4" $SMALL --val-frac 0 --steps 1 --head cosine --export "$D/cos4_hf" >"$D/cos4.out" 2>&1
+check "... --export (BertForSequenceClassification) is refused with the cosine head" grep -q "export writes BertForSequenceClassification.*cosine" "$D/cos4.out"
+$T --run-dir "$D/cos5" --head mean >"$D/cos5.out" 2>&1
+check "--head mean is refused by name" grep -q -- "--head wants cls or cosine, got 'mean'" "$D/cos5.out"
 check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
