@@ -707,12 +707,9 @@ void bert_to_device(BertModel* model, Device device) {
     if (device == DEVICE_CPU) { return; }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
-    if (model->score_head != SCORE_HEAD_CLS) {
-        die("the %s score head runs on the CPU only in this build (--device cpu); the GPU backend has the cls head",
-            score_head_name(model->score_head));
-    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);
+    model->cuda->score_head = model->score_head;
     bert_cuda_upload_parameters(model->cuda, model->params_memory);
     if (model->m_memory != NULL) { bert_cuda_upload_optimizer(model->cuda, model->m_memory, model->v_memory); }
 #else

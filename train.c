@@ -232,7 +232,7 @@ static void usage(FILE* fp) {
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
 "  --head cls|cosine     the score: cls, BERT's pooler and classifier on [CLS]; cosine,\n"
 "                        20 x the cosine of the query's and the document's mean-pooled\n"
-"                        tokens (CPU only; no --export) [cls, or the --init checkpoint's]\n"
+"                        tokens (no --export) [cls, or the --init checkpoint's]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"

@@ -214,10 +214,16 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
     const float* x = L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * NC;
 
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
-    cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
-    linear_forward_cuda(a.pooled, a.cls, p.poolw, p.poolb, S, C, C, stream);
-    tanh_forward_cuda(a.pooled, a.pooled, (size_t)S * C, stream);
-    linear_forward_cuda(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels, stream);
+    if (model->score_head == SCORE_HEAD_COSINE) {
+        if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
+        segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, stream);
+        cosine_score_forward_cuda(a.logits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
+    } else {
+        cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
+        linear_forward_cuda(a.pooled, a.cls, p.poolw, p.poolb, S, C, C, stream);
+        tanh_forward_cuda(a.pooled, a.pooled, (size_t)S * C, stream);
+        linear_forward_cuda(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels, stream);
+    }
     meanpool_forward_cuda(a.embeddings, x, model->seq_starts, S, C, stream);
     cudaCheck(cudaStreamSynchronize(stream));
     cudaCheck(cudaMemcpy(model->logits, a.logits, (size_t)S * cfg->num_labels * sizeof(float), cudaMemcpyDeviceToHost));
@@ -260,7 +266,7 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
     size_t scratch_sizes[NUM_SCRATCH] = {
         NC, NC, NC, NC, NC, NC, (size_t)N * I, (size_t)N * 3 * C, A,
-        (size_t)S * C * 2,                 // dcls and dpooled
+        (size_t)S * C * 2,                 // dcls and dpooled, or the cosine head's dsegmeans
         (size_t)S * NL + (size_t)S * C,    // the caller's dlogits and dembeddings
     };
     float* buffers[NUM_SCRATCH];
@@ -275,7 +281,11 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
 
     float* dh = buffers[DH];
     zero_floats(dh, NC, stream);
-    if (dlogits != NULL) {
+    if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
+        cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
+        cosine_score_backward_cuda(dcls, d_dlogits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
+        segment_means_backward_cuda(dh, dcls, model->types, model->seq_starts, S, C, stream);
+    } else if (dlogits != NULL) {
         cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
         zero_floats(dpooled, (size_t)S * C, stream);
         linear_backward_cuda(dpooled, g.clsw, g.clsb, d_dlogits, a.pooled, p.clsw, S, C, NL, stream);

@@ -1,8 +1,9 @@
 /*
  * kernels/pooler.cuh — the two heads on the last hidden states (model.c): the score head's
  * pieces (the [CLS] row of each sequence, tanh after the pooler dense layer; the dense
- * layers themselves are linear_*_cuda in matmul.cuh) and the mean-pooled sentence
- * embedding. Every output entry has one thread, sums taken in token order.
+ * layers themselves are linear_*_cuda in matmul.cuh), the cosine score head (the means of
+ * the query's and the document's tokens, and their scaled cosine) and the mean-pooled
+ * sentence embedding. Every output entry has one thread, sums taken in token order.
  */
 #ifndef ZELO_KERNELS_POOLER_CUH
 #define ZELO_KERNELS_POOLER_CUH
@@ -56,6 +57,76 @@ __global__ void meanpool_backward_kernel1(float* dinp, const float* dout, const 
     dinp[idx] += dout[(size_t)s * C + c] * inv;
 }
 
+// the tokens [*first, *first + n) whose mean is entry idx of segmeans (S, 2, C), n returned:
+// the query's content (after [CLS], before the first [SEP]) for side 0, the document's (its
+// first type-1 token to before the last [SEP]) for side 1, as model.c's segment_spans
+__device__ int segment_span_of_entry(int* first, const int* types, const int* seq_starts, int idx, int C) {
+    int s = idx / (2 * C), side = (idx / C) % 2;
+    int start = seq_starts[s], end = seq_starts[s + 1], b = start;
+    while (b < end && types[b] == 0) { b++; }
+    int q1 = b - 1 > start + 1 ? b - 1 : start + 1, d1 = end - 1 > b ? end - 1 : b;
+    *first = side == 0 ? start + 1 : b;
+    return side == 0 ? q1 - (start + 1) : d1 - b;
+}
+
+// out (S, 2, C): the mean of inp (N, C) over the query's content tokens, then the document's;
+// zeros for an empty span. One thread per (sequence, side, channel)
+__global__ void segment_means_forward_kernel1(float* out, const float* inp, const int* types, const int* seq_starts,
+                                              int S, int C) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= S * 2 * C) { return; }
+    int first, c = idx % C;
+    int n = segment_span_of_entry(&first, types, seq_starts, idx, C);
+    float sum = 0.0f;
+    for (int t = first; t < first + n; t++) { sum += inp[(size_t)t * C + c]; }
+    out[idx] = n > 0 ? sum / (float)n : 0.0f;
+}
+
+// dinp (N, C) += dout (S, 2, C) / the span's length over the span's tokens; one thread per
+// (sequence, side, channel): the spans are disjoint, so no two threads write one entry
+__global__ void segment_means_backward_kernel1(float* dinp, const float* dout, const int* types, const int* seq_starts,
+                                               int S, int C) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= S * 2 * C) { return; }
+    int first, c = idx % C;
+    int n = segment_span_of_entry(&first, types, seq_starts, idx, C);
+    for (int t = first; t < first + n; t++) { dinp[(size_t)t * C + c] += dout[idx] / (float)n; }
+}
+
+// logits (S) = scale * cos(u_s, v_s) of segmeans (S, 2, C), 0 where either is zero; one thread
+// per sequence, the sums in double as model.c's
+__global__ void cosine_score_forward_kernel1(float* logits, const float* segmeans, int S, int C, float scale) {
+    int s = blockIdx.x * blockDim.x + threadIdx.x;
+    if (s >= S) { return; }
+    const float* u = segmeans + (size_t)s * 2 * C;
+    const float* v = u + C;
+    double uv = 0.0, uu = 0.0, vv = 0.0;
+    for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+    logits[s] = uu > 0.0 && vv > 0.0 ? (float)(scale * uv / sqrt(uu * vv)) : 0.0f;
+}
+
+// dsegmeans (S, 2, C) = (overwritten) the gradient wrt segmeans given dlogits (S); one thread
+// per (sequence, channel), each recomputing its sequence's three sums
+__global__ void cosine_score_backward_kernel1(float* dsegmeans, const float* dlogits, const float* segmeans,
+                                              int S, int C, float scale) {
+    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    if (idx >= S * C) { return; }
+    int s = idx / C, c = idx % C;
+    const float* u = segmeans + (size_t)s * 2 * C;
+    const float* v = u + C;
+    double uv = 0.0, uu = 0.0, vv = 0.0;
+    for (int j = 0; j < C; j++) { uv += (double)u[j] * v[j]; uu += (double)u[j] * u[j]; vv += (double)v[j] * v[j]; }
+    float* du = dsegmeans + (size_t)s * 2 * C;
+    if (!(uu > 0.0 && vv > 0.0)) {
+        du[c] = 0.0f;
+        du[C + c] = 0.0f;
+        return;
+    }
+    double inv = 1.0 / sqrt(uu * vv), cosine = uv * inv, g = (double)dlogits[s] * scale;
+    du[c] = (float)(g * (v[c] * inv - cosine * u[c] / uu));
+    du[C + c] = (float)(g * (u[c] * inv - cosine * v[c] / vv));
+}
+
 // ---- launchers ----
 
 void cls_gather_forward_cuda(float* out, const float* inp, const int* seq_starts, int S, int C, cudaStream_t stream) {
@@ -92,6 +163,33 @@ void meanpool_backward_cuda(float* dinp, const float* dout, const int* seq_start
                             cudaStream_t stream) {
     const int block_size = 256;
     meanpool_backward_kernel1<<<(int)CEIL_DIV((size_t)N * C, (size_t)block_size), block_size, 0, stream>>>(dinp, dout, seq_starts, S, N, C);
+    cudaCheck(cudaGetLastError());
+}
+
+void segment_means_forward_cuda(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C,
+                                cudaStream_t stream) {
+    const int block_size = 256;
+    segment_means_forward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(out, inp, types, seq_starts, S, C);
+    cudaCheck(cudaGetLastError());
+}
+
+void segment_means_backward_cuda(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C,
+                                 cudaStream_t stream) {
+    const int block_size = 256;
+    segment_means_backward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(dinp, dout, types, seq_starts, S, C);
+    cudaCheck(cudaGetLastError());
+}
+
+void cosine_score_forward_cuda(float* logits, const float* segmeans, int S, int C, float scale, cudaStream_t stream) {
+    const int block_size = 128;
+    cosine_score_forward_kernel1<<<CEIL_DIV(S, block_size), block_size, 0, stream>>>(logits, segmeans, S, C, scale);
+    cudaCheck(cudaGetLastError());
+}
+
+void cosine_score_backward_cuda(float* dsegmeans, const float* dlogits, const float* segmeans, int S, int C, float scale,
+                                cudaStream_t stream) {
+    const int block_size = 256;
+    cosine_score_backward_kernel1<<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(dsegmeans, dlogits, segmeans, S, C, scale);
     cudaCheck(cudaGetLastError());
 }
 
