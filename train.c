@@ -1921,15 +1921,17 @@ static void tokenizer_setup(Tokenizer* tok, char* vocab_path, size_t vocab_cap, 
 
 // the starting model, from --init or random; the reranker and the distilled pairwise judge
 // both start here
-static void model_init(BertModel* model, const Options* o, const Tokenizer* tok, const char* vocab_path, const char* role) {
+static int model_init(BertModel* model, const Options* o, const Tokenizer* tok, const char* vocab_path, const char* role) {
+    int head_trained = 0;
     if (o->init != NULL && ends_with(o->init, ".bin")) {
+        head_trained = 1;
         bert_load(model, o->init);
         printf("%s: %s (train_zelo checkpoint)\n", role, o->init);
     } else if (o->init != NULL && o->biencoder) {
         bert_load_hf_encoder(model, o->init, o->seed);  // pooled: the classifier's absence is no news
         printf("%s: %s (Hugging Face encoder)\n", role, o->init);
     } else if (o->init != NULL) {
-        bert_load_hf(model, o->init, o->seed);
+        head_trained = bert_load_hf(model, o->init, o->seed);
         printf("%s: %s (Hugging Face)\n", role, o->init);
     } else {
         BertConfig cfg = {
@@ -1951,15 +1953,29 @@ static void model_init(BertModel* model, const Options* o, const Tokenizer* tok,
         die("--max-len %d is longer than the model's %d positions", o->max_len, cfg->max_position);
     }
     printf("%s: %zu parameters, vocabulary %s (%d tokens)\n", role, model->num_parameters, vocab_path, tok->vocab_size);
+    return head_trained;
 }
 
-// the reranker's score head: --head, or the --init checkpoint's own when --head is not given
-// (cls for Hugging Face weights, whose head is the classifier); a checkpoint is not silently
-// given another head than the one its weights were trained with
-static void score_head_setup(BertModel* model, Options* o) {
-    if (o->biencoder && o->head > 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
-    if (o->head < 0) { o->head = model->score_head; }
-    if (o->init != NULL && ends_with(o->init, ".bin") && o->head != (int)model->score_head) {
+// The reranker's score head. --head when given; otherwise a train_zelo checkpoint's own (it
+// is not silently given another head than the one its weights were trained with), cls for
+// Hugging Face weights with a trained classifier, and cosine for a head that would start at
+// random (an encoder's weights such as all-MiniLM-L6-v2's, or a random model): it needs no new
+// weights and starts from the ranking of the mean pooling the encoder learned (README, issue
+// 13). --export and --head-fit work on the cls head, so they keep it by default.
+static void score_head_setup(BertModel* model, Options* o, int head_trained) {
+    if (o->biencoder) {
+        if (o->head >= 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
+        return;
+    }
+    int from_checkpoint = o->init != NULL && ends_with(o->init, ".bin");
+    const char* why = "--head";
+    if (o->head < 0) {
+        if (from_checkpoint) { o->head = model->score_head; why = "the --init checkpoint's"; }
+        else if (head_trained) { o->head = SCORE_HEAD_CLS; why = "the --init model's trained classifier"; }
+        else if (o->export_dir != NULL || o->head_fit > 0) { o->head = SCORE_HEAD_CLS; why = "--export and --head-fit want it"; }
+        else { o->head = SCORE_HEAD_COSINE; why = "no trained classifier to start from"; }
+    }
+    if (from_checkpoint && o->head != (int)model->score_head) {
         die("--head %s: %s was trained with the %s head", score_head_name((ScoreHead)o->head), o->init,
             score_head_name(model->score_head));
     }
@@ -1968,8 +1984,15 @@ static void score_head_setup(BertModel* model, Options* o) {
         die("--export writes BertForSequenceClassification, whose score is the [CLS] pooler's; the %s head has no such "
             "form (rerank reads the run's model.bin)", score_head_name(model->score_head));
     }
-    if (model->score_head != SCORE_HEAD_CLS && o->head_fit > 0) { die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head)); }
-    if (model->score_head != SCORE_HEAD_CLS) { printf("score head: %s (%g x the cosine of the segments' mean tokens)\n", score_head_name(model->score_head), SCORE_HEAD_COSINE_SCALE); }
+    if (model->score_head != SCORE_HEAD_CLS && o->head_fit > 0) {
+        die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head));
+    }
+    if (model->score_head == SCORE_HEAD_COSINE) {
+        printf("score head: cosine, %g x the cosine of the query's and the document's mean tokens (%s)\n",
+               SCORE_HEAD_COSINE_SCALE, why);
+    } else {
+        printf("score head: cls, the pooler and classifier on [CLS] (%s)\n", why);
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -2557,8 +2580,8 @@ int main(int argc, char** argv) {
     Tokenizer tok;
     char vocab_path[4096];
     tokenizer_setup(&tok, vocab_path, sizeof(vocab_path), &o, &c);
-    model_init(&model, &o, &tok, vocab_path, "model");
-    score_head_setup(&model, &o);
+    int head_trained = model_init(&model, &o, &tok, vocab_path, "model");
+    score_head_setup(&model, &o, head_trained);
 
     Judge judge;
     JudgeContext ctx = { 0 };

@@ -176,8 +176,9 @@ static void format_shape(char* out, size_t cap, int ndim, const size_t* shape) {
 // ----------------------------------------------------------------------------
 // loading
 
-// note_head: say on stderr which head tensors the file lacks (a bi-encoder never uses them)
-static void load_hf(BertModel* model, const char* dir, uint64_t seed, int note_head) {
+// note_head: say on stderr which head tensors the file lacks (a bi-encoder never uses them);
+// returns whether the file has the classifier
+static int load_hf(BertModel* model, const char* dir, uint64_t seed, int note_head) {
     char path[4096];
     joinPathCheck(path, sizeof(path), dir, "config.json");
     BertConfig config;
@@ -204,6 +205,7 @@ static void load_hf(BertModel* model, const char* dir, uint64_t seed, int note_h
     }
 
     int* used = (int*)callocCheck((size_t)st.num_tensors, sizeof(int));
+    int has_classifier = 1;
     int count = hf_tensor_count(&config);
     HfTensor* list = (HfTensor*)mallocCheck((size_t)count * sizeof(HfTensor));
     hf_tensor_list(list, model);
@@ -214,6 +216,7 @@ static void load_hf(BertModel* model, const char* dir, uint64_t seed, int note_h
         const SafeTensorInfo* t = safetensors_find(&st, name);
         if (t == NULL) {
             if (!h->is_head) { die("safetensors file '%s': tensor '%s' is missing", path, name); }
+            if (is_classifier(h)) { has_classifier = 0; }
             if (!note_head) { continue; }
             fprintf(stderr, "note: '%s' has no tensor '%s'; it keeps BERT's random initialisation (seed %llu)\n",
                     path, name, (unsigned long long)seed);
@@ -246,9 +249,10 @@ static void load_hf(BertModel* model, const char* dir, uint64_t seed, int note_h
     free(list);
     free(used);
     safetensors_close(&st);
+    return has_classifier;
 }
 
-void bert_load_hf(BertModel* model, const char* dir, uint64_t seed) { load_hf(model, dir, seed, 1); }
+int bert_load_hf(BertModel* model, const char* dir, uint64_t seed) { return load_hf(model, dir, seed, 1); }
 
 void bert_load_hf_encoder(BertModel* model, const char* dir, uint64_t seed) { load_hf(model, dir, seed, 0); }
 

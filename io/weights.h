@@ -41,8 +41,9 @@ void hf_tensor_list(HfTensor* out, const BertModel* model);
 // builds the model from dir/config.json and reads dir/model.safetensors (F32, F16 or BF16).
 // A missing pooler or classifier keeps BERT's random initialisation (seeded) and a note on
 // stderr says so; a file tensor that nothing uses is named on stderr too (except the
-// embeddings.position_ids buffer, which is arange(P) and carries no weights).
-void bert_load_hf(BertModel* model, const char* dir, uint64_t seed);
+// embeddings.position_ids buffer, which is arange(P) and carries no weights). Returns whether
+// the file has the classifier (a cross-encoder's trained head; an encoder's file has none).
+int bert_load_hf(BertModel* model, const char* dir, uint64_t seed);
 
 // the same, for a bi-encoder, which pools the encoder's output and never uses the pooler
 // or classifier: their absence from the file is not noted (a run that loads the same

@@ -63,6 +63,8 @@ check "rerank --interpolate 1.5 is refused by name" grep -q -- "--interpolate wa
 $T --run-dir "$D/nv" $SMALL --val-frac 0 >"$D/nv.out" 2>&1
 check "--val-frac 0: every training query trains, no reranker row, no fusion.txt" \
     sh -c "! grep -q '^validation:' '$D/nv.out' && ! grep -q '^reranker' '$D/nv/results.tsv' && test ! -e '$D/nv/fusion.txt'"
+check "a random model's head is cosine by default, and the run says why" \
+    grep -q "^score head: cosine, 20 x the cosine of the query's and the document's mean tokens (no trained classifier to start from)" "$D/a.out"
 # --head cosine: the score is the cosine of the query's and the document's mean tokens; the
 # checkpoint keeps the head, so rerank scores with it: its scores on the model's candidates
 # equal run.model.trec's (6 printed digits of scores up to 20: 1e-4 relative)
@@ -82,8 +84,8 @@ sys.exit(0 if worst <= 1e-4 else 1)
 EOF_PY
 }
 check "... rerank reads the head from model.bin and gives run.model.trec's scores" same_scores "$D/cos/run.model.trec" "$D/cos_rerank.trec"
-$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume >"$D/cos2.out" 2>&1
-check "... --resume without --head cosine is refused, naming the setting" grep -q -- "--head is cls in this run, cosine in the run" "$D/cos2.out"
+$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --head cls >"$D/cos2.out" 2>&1
+check "... --resume with --head cls is refused, naming the setting" grep -q -- "--head is cls in this run, cosine in the run" "$D/cos2.out"
 $T --run-dir "$D/cos3" $SMALL --val-frac 0 --steps 1 --init "$D/cos/model.bin" --vocab "$D/cos/synthetic/vocab.txt" --head cls >"$D/cos3.out" 2>&1
 check "... --head cls on a checkpoint trained with the cosine head is refused" grep -q -- "--head cls: .*model.bin was trained with the cosine head" "$D/cos3.out"
 $T --run-dir "$D/cos4" $SMALL --val-frac 0 --steps 1 --head cosine --export "$D/cos4_hf" >"$D/cos4.out" 2>&1
@@ -184,6 +186,7 @@ P="$D/p"
 mkdir -p "$P" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$P/"
 $T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 64 --stop-at 3 >"$P.out" 2>&1
 check "a rating-pairs run with --head-fit 64 stops after step 3 (see $P.out)" grep -q "stopped after step 3" "$P.out"
+check "... on the cls head, which --head-fit fits (the default then)" grep -q "^score head: cls, .*(--export and --head-fit want it)" "$P.out"
 check "... fitted the head on 64 sequences and said its held-out R^2" \
     grep -qE "^head fit: 64 sequences, ridge alpha [0-9.e+-]+, held-out R\^2 -?[0-9.]+ \(12 of them\)" "$P.out"
 check "... recorded --loss rating-pairs" grep -q "^--loss	rating-pairs$" "$P/training.tsv"
