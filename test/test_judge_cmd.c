@@ -506,6 +506,11 @@ static void test_example_judge(void) {
 }
 
 int main(void) {
+    // the cmd judge keeps a signal this process inherited as ignored ignored (nohup; a shell
+    // without job control starts background jobs with SIGINT ignored), and then a trainer of
+    // test_killed_trainer would never end: the test runs as a trainer started from a terminal
+    const int ending[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int k = 0; k < 3; k++) { signal(ending[k], SIG_DFL); }
     test_well_behaved();
     test_batching_judge();
     test_program_death();
