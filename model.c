@@ -19,6 +19,7 @@
 #include "cpu/gemm.h"
 #include "model.h"
 #include "common/utils.h"
+#include "common/segment_cosine.h"
 #ifdef USE_CUDA
 #include "kernels/model_cuda.h"
 #endif
@@ -568,34 +569,18 @@ void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, in
     }
 }
 
-// The token span of each segment's content in a (query, document) sequence laid out as
-// [CLS] query [SEP] document [SEP]: the query's from after [CLS] to before the first [SEP]
-// (the token before the first type-1 token), the document's from its first token to before
-// the last [SEP]. [CLS] and [SEP] are left out: they are the same in every pair and would
-// pull both means toward one point. A sequence with no type-1 token has an empty document.
-static void segment_spans(int* q0, int* q1, int* d0, int* d1, const int* types, int start, int end) {
-    int b = start;
-    while (b < end && types[b] == 0) { b++; }
-    *q0 = start + 1;
-    *q1 = b - 1 > *q0 ? b - 1 : *q0;
-    *d0 = b;
-    *d1 = end - 1 > b ? end - 1 : b;
-}
-
 // out (S, 2, C): per sequence, the mean of inp (N, C) over the query's content tokens, then
-// over the document's (segment_spans); an empty span gives zeros
+// over the document's (segment_span, common/segment_cosine.h); an empty span gives zeros
 void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
-        int span[4];
-        segment_spans(&span[0], &span[1], &span[2], &span[3], types, seq_starts[s], seq_starts[s + 1]);
-        for (int k = 0; k < 2; k++) {
-            float* o = out + ((size_t)s * 2 + k) * C;
+        for (int side = 0; side < 2; side++) {
+            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+            float* o = out + ((size_t)s * 2 + side) * C;
             for (int c = 0; c < C; c++) { o[c] = 0.0f; }
-            for (int t = span[2 * k]; t < span[2 * k + 1]; t++) {
+            for (int t = first; t < first + n; t++) {
                 for (int c = 0; c < C; c++) { o[c] += inp[(size_t)t * C + c]; }
             }
-            int n = span[2 * k + 1] - span[2 * k];
             if (n > 0) { for (int c = 0; c < C; c++) { o[c] /= (float)n; } }
         }
     }
@@ -604,12 +589,10 @@ void segment_means_forward(float* out, const float* inp, const int* types, const
 void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
-        int span[4];
-        segment_spans(&span[0], &span[1], &span[2], &span[3], types, seq_starts[s], seq_starts[s + 1]);
-        for (int k = 0; k < 2; k++) {
-            const float* d = dout + ((size_t)s * 2 + k) * C;
-            int n = span[2 * k + 1] - span[2 * k];
-            for (int t = span[2 * k]; t < span[2 * k + 1]; t++) {
+        for (int side = 0; side < 2; side++) {
+            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+            const float* d = dout + ((size_t)s * 2 + side) * C;
+            for (int t = first; t < first + n; t++) {
                 for (int c = 0; c < C; c++) { dinp[(size_t)t * C + c] += d[c] / (float)n; }
             }
         }
@@ -621,9 +604,8 @@ void segment_means_backward(float* dinp, const float* dout, const int* types, co
 void cosine_score_forward(float* logits, const float* segmeans, int S, int C, float scale) {
     for (int s = 0; s < S; s++) {
         const float* u = segmeans + (size_t)s * 2 * C;
-        const float* v = u + C;
-        double uv = 0.0, uu = 0.0, vv = 0.0;
-        for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+        double uv, uu, vv;
+        cosine_sums(&uv, &uu, &vv, u, u + C, C);
         logits[s] = uu > 0.0 && vv > 0.0 ? (float)(scale * uv / sqrt(uu * vv)) : 0.0f;
     }
 }
@@ -636,8 +618,8 @@ void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* 
         const float* v = u + C;
         float* du = dsegmeans + (size_t)s * 2 * C;
         float* dv = du + C;
-        double uv = 0.0, uu = 0.0, vv = 0.0;
-        for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+        double uv, uu, vv;
+        cosine_sums(&uv, &uu, &vv, u, v, C);
         if (!(uu > 0.0 && vv > 0.0)) {
             for (int c = 0; c < 2 * C; c++) { du[c] = 0.0f; }
             continue;

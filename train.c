@@ -97,7 +97,7 @@ typedef struct {
     int head_fit;              // training sequences of the score head's linear probe (0: none)
     float lr, warmup_frac, weight_decay, grad_clip;
     float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
-    int head;                  // ScoreHead of the reranker; -1: a train_zelo --init's own, else cls
+    int head;                  // ScoreHead of the reranker; -1 until score_head_setup picks the default
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
@@ -232,7 +232,8 @@ static void usage(FILE* fp) {
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
 "  --head cls|cosine     the score: cls, BERT's pooler and classifier on [CLS]; cosine,\n"
 "                        20 x the cosine of the query's and the document's mean-pooled\n"
-"                        tokens (no --export) [cls, or the --init checkpoint's]\n"
+"                        tokens (no --export) [cosine without a trained classifier;\n"
+"                        cls with one, with --export or --head-fit; a checkpoint's own]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import torch
 from transformers import BertConfig, BertForSequenceClassification
-from gen_model_fixture import CFG, MAGIC, OUT, flat_order
+from gen_model_fixture import CFG, MAGIC, OUT, flat_order, set_flat
 
 SCALE = 20.0
 
@@ -37,13 +37,7 @@ def main():
     starts, ids, types, params, y, R = read_params()
     model = BertForSequenceClassification(BertConfig(**CFG, attn_implementation="eager")).double().eval()
     groups = flat_order(model, CFG["num_hidden_layers"])
-    off = 0
-    with torch.no_grad():
-        for g in groups:
-            for t in g:
-                t.copy_(torch.from_numpy(params[off:off + t.numel()].reshape(t.shape)))
-                off += t.numel()
-    assert off == len(params)
+    assert set_flat(groups, params) == len(params)
     ids_t, types_t = torch.from_numpy(ids.copy()).long(), torch.from_numpy(types.copy()).long()
     scores, embs = [], []
     for s in range(len(starts) - 1):

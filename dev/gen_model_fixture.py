@@ -85,6 +85,17 @@ def flat_order(model, L):
     ]
 
 
+def set_flat(groups, flat):
+    """copies flat (model.h order) into the tensors of flat_order's groups; returns the count"""
+    off = 0
+    with torch.no_grad():
+        for g in groups:
+            for t in g:
+                t.copy_(torch.from_numpy(flat[off:off + t.numel()].reshape(t.shape)))
+                off += t.numel()
+    return off
+
+
 def flatten(groups, grad=False):
     return np.concatenate([(t.grad if grad else t).detach().reshape(-1).numpy() for g in groups for t in g])
 
@@ -152,12 +163,7 @@ def main():
         return torch.optim.AdamW([{"params": decay, "weight_decay": WD}, {"params": no_decay, "weight_decay": 0.0}],
                                  lr=LR, betas=(BETA1, BETA2), eps=EPS)
     def set_params(flat):
-        off = 0
-        with torch.no_grad():
-            for g in groups:
-                for t in g:
-                    t.copy_(torch.from_numpy(flat[off:off + t.numel()].reshape(t.shape)))
-                    off += t.numel()
+        set_flat(groups, flat)
 
     # training: real steps
     opt = make_optimizer()

@@ -9,6 +9,7 @@
 #define ZELO_KERNELS_POOLER_CUH
 
 #include "kernels/common.cuh"
+#include "common/segment_cosine.h"
 
 // out (S, C) = inp (N, C) at the first token of each sequence
 __global__ void cls_gather_forward_kernel1(float* out, const float* inp, const int* seq_starts, int S, int C) {
@@ -57,26 +58,14 @@ __global__ void meanpool_backward_kernel1(float* dinp, const float* dout, const 
     dinp[idx] += dout[(size_t)s * C + c] * inv;
 }
 
-// the tokens [*first, *first + n) whose mean is entry idx of segmeans (S, 2, C), n returned:
-// the query's content (after [CLS], before the first [SEP]) for side 0, the document's (its
-// first type-1 token to before the last [SEP]) for side 1, as model.c's segment_spans
-__device__ int segment_span_of_entry(int* first, const int* types, const int* seq_starts, int idx, int C) {
-    int s = idx / (2 * C), side = (idx / C) % 2;
-    int start = seq_starts[s], end = seq_starts[s + 1], b = start;
-    while (b < end && types[b] == 0) { b++; }
-    int q1 = b - 1 > start + 1 ? b - 1 : start + 1, d1 = end - 1 > b ? end - 1 : b;
-    *first = side == 0 ? start + 1 : b;
-    return side == 0 ? q1 - (start + 1) : d1 - b;
-}
-
 // out (S, 2, C): the mean of inp (N, C) over the query's content tokens, then the document's;
 // zeros for an empty span. One thread per (sequence, side, channel)
 __global__ void segment_means_forward_kernel1(float* out, const float* inp, const int* types, const int* seq_starts,
                                               int S, int C) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
-    int first, c = idx % C;
-    int n = segment_span_of_entry(&first, types, seq_starts, idx, C);
+    int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
     float sum = 0.0f;
     for (int t = first; t < first + n; t++) { sum += inp[(size_t)t * C + c]; }
     out[idx] = n > 0 ? sum / (float)n : 0.0f;
@@ -88,20 +77,19 @@ __global__ void segment_means_backward_kernel1(float* dinp, const float* dout, c
                                                int S, int C) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
-    int first, c = idx % C;
-    int n = segment_span_of_entry(&first, types, seq_starts, idx, C);
+    int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
     for (int t = first; t < first + n; t++) { dinp[(size_t)t * C + c] += dout[idx] / (float)n; }
 }
 
 // logits (S) = scale * cos(u_s, v_s) of segmeans (S, 2, C), 0 where either is zero; one thread
-// per sequence, the sums in double as model.c's
+// per sequence, the sums of common/segment_cosine.h, as model.c's
 __global__ void cosine_score_forward_kernel1(float* logits, const float* segmeans, int S, int C, float scale) {
     int s = blockIdx.x * blockDim.x + threadIdx.x;
     if (s >= S) { return; }
     const float* u = segmeans + (size_t)s * 2 * C;
-    const float* v = u + C;
-    double uv = 0.0, uu = 0.0, vv = 0.0;
-    for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+    double uv, uu, vv;
+    cosine_sums(&uv, &uu, &vv, u, u + C, C);
     logits[s] = uu > 0.0 && vv > 0.0 ? (float)(scale * uv / sqrt(uu * vv)) : 0.0f;
 }
 
@@ -114,8 +102,8 @@ __global__ void cosine_score_backward_kernel1(float* dsegmeans, const float* dlo
     int s = idx / C, c = idx % C;
     const float* u = segmeans + (size_t)s * 2 * C;
     const float* v = u + C;
-    double uv = 0.0, uu = 0.0, vv = 0.0;
-    for (int j = 0; j < C; j++) { uv += (double)u[j] * v[j]; uu += (double)u[j] * u[j]; vv += (double)v[j] * v[j]; }
+    double uv, uu, vv;
+    cosine_sums(&uv, &uu, &vv, u, v, C);
     float* du = dsegmeans + (size_t)s * 2 * C;
     if (!(uu > 0.0 && vv > 0.0)) {
         du[c] = 0.0f;
