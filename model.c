@@ -692,11 +692,20 @@ void bert_to_device(BertModel* model, Device device) {
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);
     model->cuda->score_head = model->score_head;
+    model->cuda->cosine_scale = model->cosine_scale;
     bert_cuda_upload_parameters(model->cuda, model->params_memory);
     if (model->m_memory != NULL) { bert_cuda_upload_optimizer(model->cuda, model->m_memory, model->v_memory); }
 #else
     (void)model;
     die("bert_to_device: this build has no CUDA backend");
+#endif
+}
+
+void bert_set_cosine_scale(BertModel* model, float scale) {
+    if (!(scale > 0.0f) || !isfinite(scale)) { die("bert_set_cosine_scale: the scale is %g; it must be finite and > 0", (double)scale); }
+    model->cosine_scale = scale;
+#ifdef USE_CUDA
+    if (model->cuda != NULL) { model->cuda->cosine_scale = scale; }
 #endif
 }
 
@@ -717,6 +726,7 @@ void bert_build(BertModel* model, const BertConfig* config) {
     memset(model, 0, sizeof(*model));
     model->config = *config;
     model->head_lr_scale = 1.0f;
+    model->cosine_scale = SCORE_HEAD_COSINE_SCALE;
     fill_in_parameter_sizes(model->param_sizes, config);
     model->num_parameters = sum_sizes(model->param_sizes, NUM_PARAMETER_TENSORS);
     model->params_memory = malloc_and_point_parameters(&model->params, model->param_sizes);
@@ -918,7 +928,7 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     if (model->score_head == SCORE_HEAD_COSINE) {
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
         segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C);
-        cosine_score_forward(a.logits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE);
+        cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
     } else {
         cls_gather_forward(a.cls, x, model->seq_starts, S, C);
         linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
@@ -1021,7 +1031,7 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
 
     memset(dh, 0, (size_t)N * C * sizeof(float));
     if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
-        cosine_score_backward(dcls, dlogits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE);
+        cosine_score_backward(dcls, dlogits, a.segmeans, S, C, model->cosine_scale);
         segment_means_backward(dh, dcls, model->types, seq_starts, S, C);
     } else if (dlogits != NULL) {
         memset(dpooled, 0, (size_t)S * C * sizeof(float));
@@ -1318,6 +1328,8 @@ void bert_save(const BertModel* model, const char* path) {
     header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
     header[12] = (int)(uint32_t)(model->num_parameters >> 32);
     header[13] = (int)model->score_head;
+    // word 14: the cosine head's scale (float bits); 0 under the cls head
+    if (model->score_head == SCORE_HEAD_COSINE) { memcpy(&header[14], &model->cosine_scale, sizeof(float)); }
     const float* payloads[1] = {model->params_memory};
     size_t counts[1] = {model->num_parameters};
     write_file_atomic(path, header, payloads, counts, 1);
@@ -1334,9 +1346,18 @@ void bert_load(BertModel* model, const char* path) {
     if (header[1] != BERT_CHECKPOINT_VERSION) {
         die("'%s': checkpoint version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
     }
-    check_reserved_zero(header, 14, path);
+    check_reserved_zero(header, 15, path);
     if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE) {
         die("'%s': header word 13 (the score head) is %d, expected 0 (cls) or 1 (cosine)", path, header[13]);
+    }
+    float cosine_scale = SCORE_HEAD_COSINE_SCALE;  // a cosine checkpoint written before word 14 held it
+    if (header[14] != 0) {
+        memcpy(&cosine_scale, &header[14], sizeof(float));
+        if (header[13] != SCORE_HEAD_COSINE || !(cosine_scale > 0.0f) || !isfinite(cosine_scale)) {
+            die("'%s': header word 14 (the cosine head's scale) reads %g under the %s head; expected a finite scale > 0 "
+                "under the cosine head, 0 under the cls head", path, (double)cosine_scale,
+                header[13] == SCORE_HEAD_COSINE ? "cosine" : "cls");
+        }
     }
     BertConfig cfg = {
         .vocab_size = header[2], .hidden_size = header[3], .num_layers = header[4],
@@ -1356,6 +1377,7 @@ void bert_load(BertModel* model, const char* path) {
     payload_length_check(path, len, count, 1);
     bert_build(model, &cfg);
     model->score_head = (ScoreHead)header[13];
+    model->cosine_scale = cosine_scale;
     freadCheck(model->params_memory, sizeof(float), count, fp);
     fclose(fp);
     size_t offset = 0;

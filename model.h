@@ -82,8 +82,10 @@ int parameter_tensor_decays(int i);
 // started from one starts close to its ranking instead of from a random head; the pooler and
 // classifier tensors stay in the buffer, unused
 typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1 } ScoreHead;
-// the cosine head's fixed scale: 1 / 0.05, the temperature of the bi-encoder's contrastive
-// loss, so that cosines a few hundredths apart give logits a unit apart
+// the cosine head's scale before train_zelo fits it to the targets (cosine_scale_fit): 1 / 0.05,
+// the temperature of the bi-encoder's contrastive loss, so that cosines a few hundredths apart
+// give logits a unit apart. Checkpoints of the cosine head written before the scale was stored
+// were trained with it.
 #define SCORE_HEAD_COSINE_SCALE 20.0f
 // "cls", "cosine"
 const char* score_head_name(ScoreHead head);
@@ -140,6 +142,9 @@ typedef struct {
     float head_lr_scale;
     // how the logit is made (SCORE_HEAD_CLS from bert_build; bert_load reads it from the file)
     ScoreHead score_head;
+    // the cosine head's logit is this x the cosine (SCORE_HEAD_COSINE_SCALE from bert_build;
+    // bert_load reads it from the file; set it with bert_set_cosine_scale, which tells the device)
+    float cosine_scale;
     // activations, (re)allocated on demand by the forward pass when a batch needs more room
     // than the last one: the capacity only grows, so a training loop settles after one step
     ActivationTensors acts;
@@ -207,6 +212,8 @@ int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* 
 // moves a built model to the device for the rest of its life (call once, before training):
 // the parameters and any AdamW state are uploaded; DEVICE_CPU leaves it where it is
 void bert_to_device(BertModel* model, Device device);
+// sets the cosine head's scale (model->cosine_scale), on the device too when the model is there
+void bert_set_cosine_scale(BertModel* model, float scale);
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config
 void bert_build(BertModel* model, const BertConfig* config);

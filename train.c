@@ -98,6 +98,7 @@ typedef struct {
     float lr, warmup_frac, weight_decay, grad_clip;
     float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
     int head;                  // ScoreHead of the reranker; -1 until score_head_setup picks the default
+    float cosine_scale;        // the cosine head's scale: > 0 as given, 0 fitted (cosine_scale_fit), -1 the default
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
@@ -138,6 +139,7 @@ static void options_default(Options* o) {
     o->grad_accum = 1;
     o->steps = 0;
     o->lr = 0.0f;  // set after parsing: it depends on --init
+    o->cosine_scale = -1.0f;
     o->warmup_frac = 0.1f;
     o->head_lr_scale = 1.0f;
     o->head = -1;
@@ -231,9 +233,13 @@ static void usage(FILE* fp) {
 "  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
 "  --head cls|cosine     the score: cls, BERT's pooler and classifier on [CLS]; cosine,\n"
-"                        20 x the cosine of the query's and the document's mean-pooled\n"
-"                        tokens (no --export) [cosine without a trained classifier;\n"
-"                        cls with one, with --export or --head-fit; a checkpoint's own]\n"
+"                        a scale x the cosine of the query's and the document's\n"
+"                        mean-pooled tokens (no --export) [cosine without a trained\n"
+"                        classifier; cls with one, with --export or --head-fit; a\n"
+"                        checkpoint's own]\n"
+"  --cosine-scale fit|X  the cosine head's scale: fit, fitted to the ratings of 16\n"
+"                        training queries before the first step, or X [fit; an --init\n"
+"                        checkpoint's own]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
 "  --schedule linear|cosine   decay after the warm-up [linear]\n"
 "  --weight-decay X      AdamW decoupled weight decay [0.01]\n"
@@ -273,7 +279,7 @@ static void parse_options(Options* o, int argc, char** argv) {
     enum { O_DATA = 256, O_RUN_DIR, O_SPLIT, O_EVAL_FRAC, O_VAL_FRAC, O_RESUME, O_SEED, O_THREADS,
            O_CANDIDATES, O_K1, O_B, O_CYCLES, O_JUDGE, O_DENSE, O_CROSS, O_LINK, O_LAMBDA,
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
-           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
+           O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_COSINE_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH };
     static const struct option longopts[] = {
@@ -297,7 +303,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"loss", required_argument, 0, O_LOSS}, {"max-len", required_argument, 0, O_MAX_LEN},
         {"batch-size", required_argument, 0, O_BATCH}, {"group-size", required_argument, 0, O_GROUP},
         {"grad-accum", required_argument, 0, O_ACCUM}, {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"warmup", required_argument, 0, O_WARMUP},
+        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"cosine-scale", required_argument, 0, O_COSINE_SCALE}, {"warmup", required_argument, 0, O_WARMUP},
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
@@ -381,6 +387,17 @@ static void parse_options(Options* o, int argc, char** argv) {
                 if (strcmp(optarg, "cls") == 0) { o->head = SCORE_HEAD_CLS; }
                 else if (strcmp(optarg, "cosine") == 0) { o->head = SCORE_HEAD_COSINE; }
                 else { fprintf(stderr, "train_zelo: --head wants cls or cosine, got '%s'\n", optarg); exit(2); }
+                break;
+            case O_COSINE_SCALE:
+                if (strcmp(optarg, "fit") == 0) { o->cosine_scale = 0.0f; break; }
+                char* end = NULL;
+                double v = strtod(optarg, &end);
+                if (end == optarg || *end != '\0' || !(v >= ZELO_SCALE_FIT_MIN && v <= ZELO_SCALE_FIT_MAX)) {
+                    fprintf(stderr, "train_zelo: --cosine-scale wants fit or a number in [%g, %g], got '%s'\n",
+                            ZELO_SCALE_FIT_MIN, ZELO_SCALE_FIT_MAX, optarg);
+                    exit(2);
+                }
+                o->cosine_scale = (float)v;
                 break;
             case O_HEAD_LR_SCALE: o->head_lr_scale = (float)parse_number_option("head-lr-scale", optarg, 1e-6, 1e6); break;
             case O_WARMUP: o->warmup_frac = (float)parse_number_option("warmup", optarg, 0.0, 1.0); break;
@@ -1711,6 +1728,7 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
         die("%s holds a model of another shape than this run's (--init / --layers ...)", path);
     }
     memcpy(model->params_memory, loaded.params_memory, model->num_parameters * sizeof(float));
+    model->cosine_scale = loaded.cosine_scale;
     bert_free(&loaded);
     snprintf(name, sizeof(name), "optimizer_%d.bin", step);
     joinPathCheck(path, sizeof(path), run_dir, name);
@@ -1966,6 +1984,7 @@ static int model_init(BertModel* model, const Options* o, const Tokenizer* tok, 
 static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (o->biencoder) {
         if (o->head >= 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
+        if (o->cosine_scale >= 0) { die("--cosine-scale is the cosine score head's; --train bi-encoder has no score head"); }
         return;
     }
     int from_checkpoint = o->init != NULL && ends_with(o->init, ".bin");
@@ -1988,11 +2007,120 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (model->score_head != SCORE_HEAD_CLS && o->head_fit > 0) {
         die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head));
     }
+    if (model->score_head != SCORE_HEAD_COSINE && o->cosine_scale >= 0) {
+        die("--cosine-scale is the cosine head's; the head is %s (%s)", score_head_name(model->score_head), why);
+    }
     if (model->score_head == SCORE_HEAD_COSINE) {
-        printf("score head: cosine, %g x the cosine of the query's and the document's mean tokens (%s)\n",
-               SCORE_HEAD_COSINE_SCALE, why);
+        printf("score head: cosine, a scale x the cosine of the query's and the document's mean tokens (%s)\n", why);
     } else {
         printf("score head: cls, the pooler and classifier on [CLS] (%s)\n", why);
+    }
+}
+
+// the cosine head's scale, fitted to the targets before the first step: LP-FT's probe for the
+// head's one free number. The untrained model scores every candidate of up to
+// COSINE_FIT_QUERIES training queries at scale 1; the scale is the k at which k x their
+// cosines' differences best give the ratings' pair probabilities, link(e_a - e_b), under the
+// rating-pairs loss (the Thurstone pair likelihood of zelo_pairwise_nll_loss, convex in k, so
+// a golden-section search over log k finds its one minimum). Why: the ratings of one query
+// spread over a few tenths (a standard deviation of 0.20 on CISI, 0.28 on Cranfield with the
+// bm25+dense judge), and 20 x all-MiniLM-L6-v2's cosines over several units, so that a fixed
+// scale of 20 started every pair near certainty and the first steps spent the encoder's
+// geometry on squeezing its cosines together (README, issue 13). Every rank scores its share
+// of the sequences and fits the same scale from the gathered cosines.
+#define COSINE_FIT_QUERIES 16
+
+static void cosine_scale_fit(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const TrainSet* t,
+                             ZeloLink link, uint64_t seed) {
+    double t0 = wall_seconds();
+    int nq = t->n < COSINE_FIT_QUERIES ? t->n : COSINE_FIT_QUERIES;
+    int* pick = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * sizeof(int));
+    for (int i = 0; i < t->n; i++) { pick[i] = i; }
+    ZeloRng rng;
+    zelo_rng_seed(&rng, seed ^ 0xC05CA1Eull);
+    for (int i = 0; i < nq; i++) {
+        int j = i + zelo_rng_below(&rng, t->n - i);
+        int tmp = pick[i]; pick[i] = pick[j]; pick[j] = tmp;
+    }
+    int n = 0, num_pairs = 0;
+    for (int i = 0; i < nq; i++) {
+        int nd = t->num_docs[pick[i]];
+        n += nd;
+        num_pairs += nd * (nd - 1) / 2;
+    }
+    if (num_pairs == 0) {
+        printf("cosine scale: %g, not fitted (the training queries have no two candidates to compare)\n", (double)model->cosine_scale);
+        free(pick);
+        return;
+    }
+    int* qs = (int*)mallocCheck((size_t)n * sizeof(int));
+    int* ds = (int*)mallocCheck((size_t)n * sizeof(int));
+    int* pa = (int*)mallocCheck((size_t)num_pairs * sizeof(int));
+    int* pb = (int*)mallocCheck((size_t)num_pairs * sizeof(int));
+    float* pp = (float*)mallocCheck((size_t)num_pairs * sizeof(float));
+    int m = 0, e = 0;
+    for (int i = 0; i < nq; i++) {
+        int q = pick[i], nd = t->num_docs[q];
+        const float* rating = t->ratings + (size_t)q * t->K;
+        for (int j = 0; j < nd; j++) {
+            qs[m + j] = t->query[q];
+            ds[m + j] = t->docs[(size_t)q * t->K + j];
+            for (int k = j + 1; k < nd; k++) {
+                pa[e] = m + j;
+                pb[e] = m + k;
+                pp[e] = (float)zelo_link_prob((double)rating[j] - rating[k], link);
+                e++;
+            }
+        }
+        m += nd;
+    }
+    float unfitted = model->cosine_scale;
+    float* cosines = (float*)mallocCheck((size_t)n * sizeof(float));  // (n,) at scale 1
+    bert_set_cosine_scale(model, 1.0f);
+    int64_t a, z;
+    dist_share(&a, &z, n, dist.rank);
+    score_pairs(cosines + a, model, b, tok, &c->queries, &c->corpus, qs + a, ds + a, (int)(z - a), "cosine scale fit");
+    dist_allgather_blocks(cosines, n, sizeof(float));
+    double at_fit, at_unfitted;
+    float k = (float)zelo_pair_scale_fit(&at_fit, cosines, n, pa, pb, pp, num_pairs);
+    float* scaled = (float*)mallocCheck((size_t)n * sizeof(float));
+    float* dlogits = (float*)mallocCheck((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) { scaled[i] = unfitted * cosines[i]; }
+    at_unfitted = zelo_pairwise_nll_loss(dlogits, scaled, pa, pb, pp, num_pairs, n);
+    free(scaled);
+    free(dlogits);
+    if (!(at_fit < at_unfitted) || k < 1.001 * ZELO_SCALE_FIT_MIN || k > 0.999 * ZELO_SCALE_FIT_MAX) {
+        fprintf(stderr, "warning: cosine scale fit: no scale in [%g, %g] fits the ratings better than %g (the search "
+                "ended at %g): the untrained model's cosines do not follow them; the scale stays %g (--cosine-scale X "
+                "sets one)\n", ZELO_SCALE_FIT_MIN, ZELO_SCALE_FIT_MAX, (double)unfitted, (double)k, (double)unfitted);
+        bert_set_cosine_scale(model, unfitted);
+        free(pick); free(qs); free(ds); free(pa); free(pb); free(pp); free(cosines);
+        return;
+    }
+    bert_set_cosine_scale(model, k);
+    printf("cosine scale: %g, fitted to the ratings of %d training queries (%d candidates, %d pairs): pair loss %.4f "
+           "there, %.4f at %g; %.1fs\n", (double)k, nq, n, num_pairs, at_fit, at_unfitted, (double)unfitted,
+           wall_seconds() - t0);
+    free(pick); free(qs); free(ds); free(pa); free(pb); free(pp); free(cosines);
+}
+
+// the cosine head's scale of a fresh run: --cosine-scale X as given; fitted by default, but an
+// --init checkpoint keeps the scale it was trained with unless --cosine-scale fit asks again.
+// A resumed run has its checkpoint's scale and takes no other.
+static void cosine_scale_setup(BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, const TrainSet* t,
+                               const Options* o) {
+    if (o->resume) {
+        if (o->cosine_scale >= 0) {
+            die("--resume continues with the checkpoint's cosine scale (%g); leave --cosine-scale out", (double)model->cosine_scale);
+        }
+        printf("cosine scale: %g (the checkpoint's)\n", (double)model->cosine_scale);
+    } else if (o->cosine_scale > 0) {
+        bert_set_cosine_scale(model, o->cosine_scale);
+        printf("cosine scale: %g (--cosine-scale)\n", (double)o->cosine_scale);
+    } else if (o->cosine_scale < 0 && o->init != NULL && ends_with(o->init, ".bin")) {
+        printf("cosine scale: %g (the --init checkpoint's)\n", (double)model->cosine_scale);
+    } else {
+        cosine_scale_fit(model, b, tok, c, t, o->link, o->seed);
     }
 }
 
@@ -2663,6 +2791,7 @@ int main(int argc, char** argv) {
     }
     model.head_lr_scale = o.head_lr_scale;
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
+    if (model.score_head == SCORE_HEAD_COSINE) { cosine_scale_setup(&model, &batch, &tok, &c, &t, &o); }
     MetricScores before;
     int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
     FILE* log = dist.rank == 0 ? log_open(o.run_dir) : NULL;

@@ -893,6 +893,42 @@ double zelo_pairwise_nll_loss(float* dlogits, const float* logits, const int* a,
     return loss / num_pairs;
 }
 
+// zelo_pairwise_nll_loss of the scores k x, in double throughout: rounding k x to float would
+// make the loss jitter by ~1e-7 as k moves, and the search would land anywhere in the flat
+// bottom that jitter hides (a relative ~1e-3 in k)
+static double scaled_pair_loss(double k, const float* x, const int* a, const int* b, const float* p, int num_pairs) {
+    double loss = 0.0;
+    for (int i = 0; i < num_pairs; i++) { loss += thurstone_pair_loss(k * ((double)x[a[i]] - x[b[i]]), p[i]); }
+    return loss / num_pairs;
+}
+
+double zelo_pair_scale_fit(double* loss, const float* x, int n, const int* a, const int* b, const float* p, int num_pairs) {
+    if (n <= 0 || num_pairs <= 0) { die("zelo_pair_scale_fit: %d scores and %d pairs; it needs both", n, num_pairs); }
+    for (int i = 0; i < num_pairs; i++) {
+        if (a[i] < 0 || a[i] >= n || b[i] < 0 || b[i] >= n) { die("zelo_pair_scale_fit: pair %d joins %d and %d, outside [0, %d)", i, a[i], b[i], n); }
+    }
+    const double g = 0.6180339887498949;  // (sqrt 5 - 1) / 2: each step keeps this share of the bracket
+    double lo = log(ZELO_SCALE_FIT_MIN), hi = log(ZELO_SCALE_FIT_MAX);
+    double u1 = hi - g * (hi - lo), u2 = lo + g * (hi - lo);
+    double f1 = scaled_pair_loss(exp(u1), x, a, b, p, num_pairs);
+    double f2 = scaled_pair_loss(exp(u2), x, a, b, p, num_pairs);
+    // the bracket of log k, 16.1 wide, shrinks below 1e-8 in 48 steps
+    while (hi - lo > 1e-8) {
+        if (f1 <= f2) {
+            hi = u2; u2 = u1; f2 = f1;
+            u1 = hi - g * (hi - lo);
+            f1 = scaled_pair_loss(exp(u1), x, a, b, p, num_pairs);
+        } else {
+            lo = u1; u1 = u2; f1 = f2;
+            u2 = lo + g * (hi - lo);
+            f2 = scaled_pair_loss(exp(u2), x, a, b, p, num_pairs);
+        }
+    }
+    double k = exp(0.5 * (lo + hi));
+    *loss = scaled_pair_loss(k, x, a, b, p, num_pairs);
+    return k;
+}
+
 double zelo_listwise_loss(float* dlogits, const float* logits, const float* targets,
                           const int* group_start, int num_groups) {
     double loss = 0.0;

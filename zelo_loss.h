@@ -245,6 +245,16 @@ double zelo_pairwise_bce_loss(float* dlogits, const float* logits, const float* 
 // constant features), leaving w and *bias untouched.
 int zelo_ridge_fit(double* w, double* bias, const float* X, const double* y, int n, int d, double alpha);
 
+// the cosine head's scale (train.c's cosine_scale_fit): the k in [ZELO_SCALE_FIT_MIN,
+// ZELO_SCALE_FIT_MAX] that minimises zelo_pairwise_nll_loss of the scores k x[0..n) on the pairs
+// (a, b) with probabilities p. That loss is convex in k (−log F is convex and k x_a − k x_b is
+// linear in k), so a golden-section search over log k finds its minimum, to a relative 1e-8 in
+// k. *loss: the loss there. n: the length of x, which the pairs index. A result at either end of the range means the minimum lies beyond it
+// (or, with every x_a = x_b, that the loss does not depend on k).
+#define ZELO_SCALE_FIT_MIN 1e-3
+#define ZELO_SCALE_FIT_MAX 1e4
+double zelo_pair_scale_fit(double* loss, const float* x, int n, const int* a, const int* b, const float* p, int num_pairs);
+
 #ifdef __cplusplus
 }
 #endif

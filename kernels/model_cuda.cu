@@ -217,7 +217,7 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
     if (model->score_head == SCORE_HEAD_COSINE) {
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
         segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, stream);
-        cosine_score_forward_cuda(a.logits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
+        cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
     } else {
         cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
         linear_forward_cuda(a.pooled, a.cls, p.poolw, p.poolb, S, C, C, stream);
@@ -283,7 +283,7 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     zero_floats(dh, NC, stream);
     if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
         cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
-        cosine_score_backward_cuda(dcls, d_dlogits, a.segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
+        cosine_score_backward_cuda(dcls, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
         segment_means_backward_cuda(dh, dcls, model->types, model->seq_starts, S, C, stream);
     } else if (dlogits != NULL) {
         cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));

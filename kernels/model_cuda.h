@@ -20,6 +20,7 @@ extern "C" {
 typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     BertConfig config;
     ScoreHead score_head;     // the host model's, set by bert_to_device
+    float cosine_scale;       // the host model's, set by bert_to_device and bert_set_cosine_scale
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
     ParameterTensors params;  // on the device, pointing into params_memory

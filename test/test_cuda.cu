@@ -773,6 +773,11 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     cpu.score_head = dev.score_head = head;
     printf("  score head: %s\n", score_head_name(head));
     bert_to_device(&dev, DEVICE_CUDA);
+    // a scale other than bert_build's, set after the move: the device must take it too
+    if (head == SCORE_HEAD_COSINE) {
+        bert_set_cosine_scale(&cpu, 3.5f);
+        bert_set_cosine_scale(&dev, 3.5f);
+    }
 
     // the chain of sums behind an output, as in test_model_step above, with the model's own
     // intermediate size: L (5C + I + hs + 2 max_T); the backward pass runs it twice

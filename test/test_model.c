@@ -580,6 +580,16 @@ static void test_cosine_head(const Fixture* fx) {
     memcpy(forward_logits, m.logits, (size_t)fx->S * sizeof(float));
     bert_infer(&m, fx->ids, fx->types, fx->seq_starts, fx->S);
     CHECK(memcmp(forward_logits, m.logits, (size_t)fx->S * sizeof(float)) == 0, "cosine head: bert_infer's scores differ");
+    // the scale multiplies the cosine: one more float rounding, a relative 1e-6 at most
+    bert_set_cosine_scale(&m, 3.5f);
+    bert_infer(&m, fx->ids, fx->types, fx->seq_starts, fx->S);
+    double worst = 0.0;
+    for (int i = 0; i < fx->S; i++) {
+        double want = (double)forward_logits[i] * 3.5 / SCORE_HEAD_COSINE_SCALE;
+        worst = fmax(worst, fabs(m.logits[i] - want) / fmax(fabs(want), 1e-6));
+    }
+    CHECK(worst < 1e-6, "cosine head at scale 3.5: the scores are not 3.5 / %g of those at %g (worst relative %.2e)",
+          SCORE_HEAD_COSINE_SCALE, SCORE_HEAD_COSINE_SCALE, worst);
     free(forward_logits);
 
     char dir[] = "/tmp/test_model_XXXXXX", path[128], bad[128];
@@ -590,11 +600,25 @@ static void test_cosine_head(const Fixture* fx) {
     BertModel r;
     bert_load(&r, path);
     CHECK(r.score_head == SCORE_HEAD_COSINE, "the checkpoint lost the cosine head (loaded %s)", score_head_name(r.score_head));
+    CHECK(r.cosine_scale == 3.5f, "the checkpoint lost the cosine scale (loaded %g, saved 3.5)", (double)r.cosine_scale);
     bert_free(&r);
-    int v = 2;
+    // a cosine checkpoint from before word 14 held the scale was trained at the fixed 20
+    int v = 0;
+    write_modified(bad, path, 14 * 4, &v, 4, -1);
+    bert_load(&r, bad);
+    CHECK(r.cosine_scale == SCORE_HEAD_COSINE_SCALE, "a cosine checkpoint without a scale loaded scale %g, want %g",
+          (double)r.cosine_scale, SCORE_HEAD_COSINE_SCALE);
+    bert_free(&r);
+    v = 2;
     write_modified(bad, path, 13 * 4, &v, 4, -1);
     const char* load_bad[] = {"--load", bad, NULL};
     expect_refusal("unknown score head", load_bad, "header word 13 (the score head) is 2");
+    float f = -1.0f;
+    write_modified(bad, path, 14 * 4, &f, 4, -1);
+    expect_refusal("negative cosine scale", load_bad, "header word 14 (the cosine head's scale) reads -1");
+    v = SCORE_HEAD_CLS;
+    write_modified(bad, path, 13 * 4, &v, 4, -1);  // word 14 still holds 3.5
+    expect_refusal("a scale under the cls head", load_bad, "reads 3.5 under the cls head");
     unlink(path);
     unlink(bad);
     rmdir(dir);

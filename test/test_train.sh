@@ -64,7 +64,12 @@ $T --run-dir "$D/nv" $SMALL --val-frac 0 >"$D/nv.out" 2>&1
 check "--val-frac 0: every training query trains, no reranker row, no fusion.txt" \
     sh -c "! grep -q '^validation:' '$D/nv.out' && ! grep -q '^reranker' '$D/nv/results.tsv' && test ! -e '$D/nv/fusion.txt'"
 check "a random model's head is cosine by default, and the run says why" \
-    grep -q "^score head: cosine, 20 x the cosine of the query's and the document's mean tokens (no trained classifier to start from)" "$D/a.out"
+    grep -q "^score head: cosine, a scale x the cosine of the query's and the document's mean tokens (no trained classifier to start from)" "$D/a.out"
+# the scale is fitted before the first step: the printed pair loss there is below the loss at 20
+check "... its scale is fitted to the ratings, at a lower pair loss than the unfitted 20's" \
+    awk '/^cosine scale: .*, fitted to the ratings of [0-9]+ training queries .*: pair loss [0-9.]+ there, [0-9.]+ at 20;/ {
+             for (i = 1; i <= NF; i++) { if ($i == "there,") at = $(i - 1); if ($i == "at" && $(i + 1) == "20;") un = $(i - 1) }
+             found = 1 } END { exit !(found && at + 0 < un + 0) }' "$D/a.out"
 # --head cosine: the score is the cosine of the query's and the document's mean tokens; the
 # checkpoint keeps the head, so rerank scores with it: its scores on the model's candidates
 # equal run.model.trec's (6 printed digits of scores up to 20: 1e-4 relative)
@@ -83,7 +88,23 @@ print("  rerank's scores against run.model.trec: worst %.2e (tolerance 1e-4)" % 
 sys.exit(0 if worst <= 1e-4 else 1)
 EOF_PY
 }
-check "... rerank reads the head from model.bin and gives run.model.trec's scores" same_scores "$D/cos/run.model.trec" "$D/cos_rerank.trec"
+check "... rerank reads the head and its fitted scale from model.bin and gives run.model.trec's scores" same_scores "$D/cos/run.model.trec" "$D/cos_rerank.trec"
+header_scale() {  # header_scale model.bin: the cosine scale of the checkpoint's header word 14
+    python3 -c 'import struct, sys; print("%g" % struct.unpack_from("<f", open(sys.argv[1], "rb").read(), 56)[0])' "$1"
+}
+fitted=$(sed -n 's/^cosine scale: \([0-9.e+-]*\), fitted.*/\1/p' "$D/cos.out")
+check "... model.bin's header holds the fitted scale ($fitted)" test -n "$fitted" -a "$(header_scale "$D/cos/model.bin")" = "$fitted"
+$T --run-dir "$D/cos6" $SMALL --val-frac 0 --steps 1 --init "$D/cos/model.bin" --vocab "$D/cos/synthetic/vocab.txt" >"$D/cos6.out" 2>&1
+check "... an --init checkpoint keeps its scale" grep -qx "cosine scale: $fitted (the --init checkpoint's)" "$D/cos6.out"
+$T --run-dir "$D/cos7" $SMALL --val-frac 0 --steps 1 --cosine-scale 5 >"$D/cos7.out" 2>&1
+check "--cosine-scale 5 is taken as given" grep -qx "cosine scale: 5 (--cosine-scale)" "$D/cos7.out"
+check "... and saved in model.bin's header" test "$(header_scale "$D/cos7/model.bin")" = 5
+$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --cosine-scale 5 >"$D/cos8.out" 2>&1
+check "... --resume with --cosine-scale is refused: the checkpoint has its scale" grep -q -- "--resume continues with the checkpoint's cosine scale ($fitted)" "$D/cos8.out"
+$T --run-dir "$D/cos9" $SMALL --head cls --cosine-scale 5 >"$D/cos9.out" 2>&1
+check "... --cosine-scale with --head cls is refused" grep -q -- "--cosine-scale is the cosine head's; the head is cls" "$D/cos9.out"
+$T --run-dir "$D/cos10" --cosine-scale 0 >"$D/cos10.out" 2>&1
+check "... --cosine-scale 0 is refused by name" grep -q -- "--cosine-scale wants fit or a number in \[0.001, 10000\], got '0'" "$D/cos10.out"
 $T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --head cls >"$D/cos2.out" 2>&1
 check "... --resume with --head cls is refused, naming the setting" grep -q -- "--head is cls in this run, cosine in the run" "$D/cos2.out"
 $T --run-dir "$D/cos3" $SMALL --val-frac 0 --steps 1 --init "$D/cos/model.bin" --vocab "$D/cos/synthetic/vocab.txt" --head cls >"$D/cos3.out" 2>&1

@@ -997,6 +997,50 @@ static void test_ridge(void) {
           "ridge with a constant feature: w %g %g, bias %g (want 1, 0, 0)", w[0], w[1], bias);
 }
 
+// zelo_pair_scale_fit against scipy's bounded minimiser of the same loss (dev/gen_scale_fit_fixture.py)
+static void test_scale_fit(void) {
+    FILE* fp = fopen(FIXTURES "scale_fit.txt", "r");
+    CHECK(fp != NULL, "cannot open %sscale_fit.txt", FIXTURES);
+    if (fp == NULL) { return; }
+    int cases = 0;
+    CHECK(fscanf(fp, "cases %d", &cases) == 1 && cases > 0, "scale_fit.txt: no case count");
+    for (int c = 0; c < cases; c++) {
+        int n, np;
+        double k_ref, loss_ref;
+        if (fscanf(fp, "%d %d %lf %lf", &n, &np, &k_ref, &loss_ref) != 4) { CHECK(0, "scale_fit.txt: case %d header", c); break; }
+        float* x = mallocCheck(sizeof(float) * n);
+        int* a = mallocCheck(sizeof(int) * np);
+        int* b = mallocCheck(sizeof(int) * np);
+        float* p = mallocCheck(sizeof(float) * np);
+        for (int i = 0; i < n; i++) { CHECK(fscanf(fp, "%f", &x[i]) == 1, "scale_fit.txt: case %d x %d", c, i); }
+        for (int i = 0; i < np; i++) { CHECK(fscanf(fp, "%d %d %f", &a[i], &b[i], &p[i]) == 3, "scale_fit.txt: case %d pair %d", c, i); }
+        double loss;
+        double k = zelo_pair_scale_fit(&loss, x, n, a, b, p, np);
+        // both searches end within ~1e-8 of log k's minimum in double, where the loss is smooth;
+        // the bottom is flat (a relative 1e-6 in k moves the loss by ~1e-13), so 1e-5 in k and
+        // 1e-10 in the loss leave room and still fail for a search one step off
+        CHECK(fabs(k - k_ref) < 1e-5 * k_ref, "scale fit case %d: k %.10g, scipy %.10g", c, k, k_ref);
+        CHECK(fabs(loss - loss_ref) < 1e-10, "scale fit case %d: loss %.15g, scipy %.15g", c, loss, loss_ref);
+        // the training loss (float scores) is no lower a percent either side of the fit
+        float* s = mallocCheck(sizeof(float) * n);
+        float* d = mallocCheck(sizeof(float) * n);
+        double at[3];
+        const double factor[3] = { 1.0, 1.01, 1.0 / 1.01 };
+        for (int f = 0; f < 3; f++) {
+            for (int i = 0; i < n; i++) { s[i] = (float)(k * factor[f] * x[i]); }
+            at[f] = zelo_pairwise_nll_loss(d, s, a, b, p, np, n);
+        }
+        CHECK(at[1] > at[0] && at[2] > at[0], "scale fit case %d: the loss at k is %.12g, at 1.01 k %.12g, at k / 1.01 %.12g",
+              c, at[0], at[1], at[2]);
+        // cosines that go against the ratings: the best scale is the range's smallest
+        for (int i = 0; i < n; i++) { s[i] = -x[i]; }
+        k = zelo_pair_scale_fit(&loss, s, n, a, b, p, np);
+        CHECK(k < 1.001 * ZELO_SCALE_FIT_MIN, "scale fit case %d, reversed cosines: k %g, want the range's end %g", c, k, ZELO_SCALE_FIT_MIN);
+        free(x); free(a); free(b); free(p); free(s); free(d);
+    }
+    fclose(fp);
+}
+
 int main(void) {
     test_graphs();
     test_pair_terms();
@@ -1008,6 +1052,7 @@ int main(void) {
     test_calibration();
     test_losses();
     test_ridge();
+    test_scale_fit();
     test_tool();
     return test_summary("test_zelo");
 }
