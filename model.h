@@ -76,7 +76,7 @@ int parameter_tensor_decays(int i);
 
 // how the score (the logit) is made from the last hidden states of a (query, document) sequence:
 // SCORE_HEAD_CLS is BertForSequenceClassification's, pooler dense + tanh on the [CLS] token and a
-// linear classifier; SCORE_HEAD_COSINE is SCORE_HEAD_COSINE_SCALE x the cosine between the mean
+// linear classifier; SCORE_HEAD_COSINE is model->cosine_scale x the cosine between the mean
 // of the query's tokens and the mean of the document's (each without [CLS] and [SEP]), the
 // mean pooling a sentence-transformers bi-encoder was trained with, so that a cross-encoder
 // started from one starts close to its ranking instead of from a random head; the pooler and
