@@ -2024,8 +2024,8 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
 // rating-pairs loss (the Thurstone pair likelihood of zelo_pairwise_nll_loss, convex in k, so
 // a golden-section search over log k finds its one minimum). Why: the ratings of one query
 // lie a few tenths apart (a median standard deviation of 0.20 on CISI, 0.28 on Cranfield, with
-// the bm25+dense judge), and the fit puts all-MiniLM-L6-v2's scale at 3.0-3.3 there, where the
-// fixed scale of 20 before it started at a pair loss of 0.94-1.04 against the fit's 0.68: its
+// the bm25+dense judge), and the fit puts all-MiniLM-L6-v2's scale at 2.6-4.6 there, where the
+// fixed scale of 20 before it started at a pair loss of 0.89-1.04 against the fit's 0.67-0.69: its
 // first 20 steps went on shrinking the scores' spread (the loss fell from 0.95 to 0.70) before
 // the order could improve (README, issue 13). Every rank scores its share of the sequences
 // and fits the same scale from the gathered cosines.
