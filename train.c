@@ -2082,26 +2082,20 @@ static void cosine_scale_fit(BertModel* model, Batch* b, const Tokenizer* tok, c
     dist_share(&a, &z, n, dist.rank);
     score_pairs(cosines + a, model, b, tok, &c->queries, &c->corpus, qs + a, ds + a, (int)(z - a), "cosine scale fit");
     dist_allgather_blocks(cosines, n, sizeof(float));
-    double at_fit, at_unfitted;
+    double at_fit;
     float k = (float)zelo_pair_scale_fit(&at_fit, cosines, n, pa, pb, pp, num_pairs);
-    float* scaled = (float*)mallocCheck((size_t)n * sizeof(float));
-    float* dlogits = (float*)mallocCheck((size_t)n * sizeof(float));
-    for (int i = 0; i < n; i++) { scaled[i] = unfitted * cosines[i]; }
-    at_unfitted = zelo_pairwise_nll_loss(dlogits, scaled, pa, pb, pp, num_pairs, n);
-    free(scaled);
-    free(dlogits);
+    double at_unfitted = zelo_pair_scale_loss(unfitted, cosines, pa, pb, pp, num_pairs);
     if (!(at_fit < at_unfitted) || k < 1.001 * ZELO_SCALE_FIT_MIN || k > 0.999 * ZELO_SCALE_FIT_MAX) {
         fprintf(stderr, "warning: cosine scale fit: no scale in [%g, %g] fits the ratings better than %g (the search "
                 "ended at %g): the untrained model's cosines do not follow them; the scale stays %g (--cosine-scale X "
                 "sets one)\n", ZELO_SCALE_FIT_MIN, ZELO_SCALE_FIT_MAX, (double)unfitted, (double)k, (double)unfitted);
         bert_set_cosine_scale(model, unfitted);
-        free(pick); free(qs); free(ds); free(pa); free(pb); free(pp); free(cosines);
-        return;
+    } else {
+        bert_set_cosine_scale(model, k);
+        printf("cosine scale: %g, fitted to the ratings of %d training queries (%d candidates, %d pairs): pair loss %.4f "
+               "there, %.4f at %g; %.1fs\n", (double)k, nq, n, num_pairs, at_fit, at_unfitted, (double)unfitted,
+               wall_seconds() - t0);
     }
-    bert_set_cosine_scale(model, k);
-    printf("cosine scale: %g, fitted to the ratings of %d training queries (%d candidates, %d pairs): pair loss %.4f "
-           "there, %.4f at %g; %.1fs\n", (double)k, nq, n, num_pairs, at_fit, at_unfitted, (double)unfitted,
-           wall_seconds() - t0);
     free(pick); free(qs); free(ds); free(pa); free(pb); free(pp); free(cosines);
 }
 

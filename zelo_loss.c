@@ -893,10 +893,9 @@ double zelo_pairwise_nll_loss(float* dlogits, const float* logits, const int* a,
     return loss / num_pairs;
 }
 
-// zelo_pairwise_nll_loss of the scores k x, in double throughout: rounding k x to float would
-// make the loss jitter by ~1e-7 as k moves, and the search would land anywhere in the flat
-// bottom that jitter hides (a relative ~1e-3 in k)
-static double scaled_pair_loss(double k, const float* x, const int* a, const int* b, const float* p, int num_pairs) {
+// in double throughout: rounding k x to float would make the loss jitter by ~1e-7 as k moves,
+// and the search would land anywhere in the flat bottom that jitter hides (a relative ~1e-3 in k)
+double zelo_pair_scale_loss(double k, const float* x, const int* a, const int* b, const float* p, int num_pairs) {
     double loss = 0.0;
     for (int i = 0; i < num_pairs; i++) { loss += thurstone_pair_loss(k * ((double)x[a[i]] - x[b[i]]), p[i]); }
     return loss / num_pairs;
@@ -910,22 +909,22 @@ double zelo_pair_scale_fit(double* loss, const float* x, int n, const int* a, co
     const double g = 0.6180339887498949;  // (sqrt 5 - 1) / 2: each step keeps this share of the bracket
     double lo = log(ZELO_SCALE_FIT_MIN), hi = log(ZELO_SCALE_FIT_MAX);
     double u1 = hi - g * (hi - lo), u2 = lo + g * (hi - lo);
-    double f1 = scaled_pair_loss(exp(u1), x, a, b, p, num_pairs);
-    double f2 = scaled_pair_loss(exp(u2), x, a, b, p, num_pairs);
+    double f1 = zelo_pair_scale_loss(exp(u1), x, a, b, p, num_pairs);
+    double f2 = zelo_pair_scale_loss(exp(u2), x, a, b, p, num_pairs);
     // the bracket of log k, 16.1 wide, shrinks below 1e-8 in 48 steps
     while (hi - lo > 1e-8) {
         if (f1 <= f2) {
             hi = u2; u2 = u1; f2 = f1;
             u1 = hi - g * (hi - lo);
-            f1 = scaled_pair_loss(exp(u1), x, a, b, p, num_pairs);
+            f1 = zelo_pair_scale_loss(exp(u1), x, a, b, p, num_pairs);
         } else {
             lo = u1; u1 = u2; f1 = f2;
             u2 = lo + g * (hi - lo);
-            f2 = scaled_pair_loss(exp(u2), x, a, b, p, num_pairs);
+            f2 = zelo_pair_scale_loss(exp(u2), x, a, b, p, num_pairs);
         }
     }
     double k = exp(0.5 * (lo + hi));
-    *loss = scaled_pair_loss(k, x, a, b, p, num_pairs);
+    *loss = zelo_pair_scale_loss(k, x, a, b, p, num_pairs);
     return k;
 }
 

@@ -254,6 +254,8 @@ int zelo_ridge_fit(double* w, double* bias, const float* X, const double* y, int
 #define ZELO_SCALE_FIT_MIN 1e-3
 #define ZELO_SCALE_FIT_MAX 1e4
 double zelo_pair_scale_fit(double* loss, const float* x, int n, const int* a, const int* b, const float* p, int num_pairs);
+// the loss that zelo_pair_scale_fit minimises, at scale k: zelo_pairwise_nll_loss of k x
+double zelo_pair_scale_loss(double k, const float* x, const int* a, const int* b, const float* p, int num_pairs);
 
 #ifdef __cplusplus
 }
