@@ -67,7 +67,11 @@ static void fuzz_close_abandoned(void) {
 // at a refusal is found by asking the allocator)
 #define FUZZ_MAX_ALLOCS (1 << 21)
 static void* fuzz_allocs[FUZZ_MAX_ALLOCS];
-static int fuzz_n_allocs, fuzz_tracking;
+static int fuzz_n_allocs;
+// per thread: the hook runs on every thread, and libFuzzer's own threads (the RSS watcher,
+// which may start late on a loaded machine) allocate while a call runs; a block of theirs
+// noted here would be freed under them at a refusal
+static _Thread_local int fuzz_tracking;
 
 static void fuzz_malloc_hook(const volatile void* p, size_t size) {
     (void)size;
