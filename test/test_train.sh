@@ -99,6 +99,19 @@ check "... an --init checkpoint keeps its scale" grep -qx "cosine scale: $fitted
 $T --run-dir "$D/cos7" $SMALL --val-frac 0 --steps 1 --cosine-scale 5 >"$D/cos7.out" 2>&1
 check "--cosine-scale 5 is taken as given" grep -qx "cosine scale: 5 (--cosine-scale)" "$D/cos7.out"
 check "... and saved in model.bin's header" test "$(header_scale "$D/cos7/model.bin")" = 5
+# the default budget: one epoch, at least 300 steps. 10 candidates of the training queries
+# make 88 steps of 16 (floored to 300) and, in steps of 4, ceil(items / 4) = 350 (kept):
+# ceil(ceil(items / 4) / 4) = ceil(items / 16) ties the two runs' epochs together
+FLOOR="--candidates 10 --val-frac 0 --threads 2 --stop-at 1 --init $D/cos/model.bin --vocab $D/cos/synthetic/vocab.txt"
+$T --run-dir "$D/floor16" $FLOOR --batch-size 16 >"$D/floor16.out" 2>&1
+$T --run-dir "$D/floor4" $FLOOR --batch-size 4 --group-size 4 >"$D/floor4.out" 2>&1
+epoch16=$(sed -n 's/^training: one epoch is \([0-9]*\) steps; the default budget is at least 300 .*/\1/p' "$D/floor16.out")
+total4=$(sed -n 's/^training: \([0-9]*\) steps of 4 sequences.*/\1/p' "$D/floor4.out")
+check "without --steps, an epoch under 300 steps ($epoch16) is raised to 300" \
+    grep -q "^training: 300 steps of 16 sequences" "$D/floor16.out"
+check "... and an epoch over 300 steps ($total4 of 4 sequences, the same items) is kept" \
+    test -n "$epoch16" -a -n "$total4" -a "$total4" -gt 300 -a "$(( (total4 + 3) / 4 ))" = "$epoch16"
+check "... without the floor's line" test "$(grep -c "default budget is at least" "$D/floor4.out")" = 0
 $T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --cosine-scale 5 >"$D/cos8.out" 2>&1
 check "... --resume with --cosine-scale is refused: the checkpoint has its scale" grep -q -- "--resume continues with the checkpoint's cosine scale ($fitted)" "$D/cos8.out"
 $T --run-dir "$D/cos9" $SMALL --head cls --cosine-scale 5 >"$D/cos9.out" 2>&1
