@@ -56,13 +56,6 @@ typedef enum { SCHEDULE_LINEAR, SCHEDULE_COSINE } ScheduleKind;
 // where the first stage's candidates come from (--candidates-from); the values are stored in
 // candidates.bin's header
 enum { CANDIDATES_BM25 = 0, CANDIDATES_DENSE = 1, CANDIDATES_HYBRID = 2 };
-// the default budget is one epoch, but never fewer optimizer steps than this: a small
-// collection's epoch (CISI's 93 training queries x 50 candidates: 133-149 steps of 32) is too
-// few updates to fine-tune a pretrained encoder at 5e-5 under warm-up and decay; 300 steps in
-// place of one epoch raised the model on CISI's three splits (README, issue 13's section).
-// Counted in steps, not sequences: more processes make each step larger, not the updates more.
-#define DEFAULT_MIN_STEPS 300
-
 static const char* const CANDIDATE_SOURCES[3] = {"bm25", "dense", "hybrid"};
 
 static int candidate_source_parse(const char* name) {
@@ -71,6 +64,13 @@ static int candidate_source_parse(const char* name) {
     }
     return -1;
 }
+
+// the default budget is one epoch, but never fewer optimizer steps than this: a small
+// collection's epoch (CISI's 93 training queries x 50 candidates: 133-149 steps of 32) is too
+// few updates to fine-tune a pretrained encoder at 5e-5 under warm-up and decay; 300 steps in
+// place of one epoch raised the model on CISI's three splits (README, issue 13's section).
+// Counted in steps, not sequences: more processes make each step larger, not the updates more.
+#define DEFAULT_MIN_STEPS 300
 
 typedef struct {
     const char* data_dir;      // BEIR directory; NULL: the synthetic collection
@@ -2757,10 +2757,11 @@ int main(int argc, char** argv) {
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
     int64_t step_items = (int64_t)o.batch_size * o.grad_accum * dist.size;  // sequences of one step, all ranks'
     int epoch_steps = (int)((items + step_items - 1) / step_items);
-    int total = o.steps > 0 ? o.steps : epoch_steps > DEFAULT_MIN_STEPS ? epoch_steps : DEFAULT_MIN_STEPS;
-    if (o.steps == 0 && epoch_steps < DEFAULT_MIN_STEPS) {
+    int total = o.steps > 0 ? o.steps : epoch_steps;
+    if (o.steps == 0 && total < DEFAULT_MIN_STEPS) {
         printf("training: one epoch is %d steps; the default budget is at least %d (%.1f epochs; --steps sets it)\n",
                epoch_steps, DEFAULT_MIN_STEPS, (double)DEFAULT_MIN_STEPS / epoch_steps);
+        total = DEFAULT_MIN_STEPS;
     }
     // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
     // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
