@@ -72,6 +72,9 @@ static int candidate_source_parse(const char* name) {
 // Counted in steps, not sequences: more processes make each step larger, not the updates more.
 #define DEFAULT_MIN_STEPS 300
 
+// --rounds: the most rounds of failure mining a run may ask for (each round a training budget)
+#define MAX_ROUNDS 20
+
 typedef struct {
     const char* data_dir;      // BEIR directory; NULL: the synthetic collection
     const char* run_dir;
@@ -100,7 +103,12 @@ typedef struct {
     int batch_size;            // sequences per micro-batch
     int group_size;            // documents of one query in a batch
     int grad_accum;            // micro-batches per optimizer step
-    int steps;                 // optimizer steps (0: one epoch over the training items, at least DEFAULT_MIN_STEPS)
+    int steps;                 // optimizer steps of a round (0: one epoch over the training items, at least DEFAULT_MIN_STEPS)
+    int rounds;                // rounds of training; each after the first trains on failures mined by the one before
+    int mine_depth;            // the first stage's documents per query that a round's model scores (0: 2 x candidates)
+    int mine_docs;             // new documents a query takes in per round, at most
+    int mine_pairs;            // unjudged pairs of current documents per query and round that the model orders
+                               // against the ratings, judged, at most
     int head_fit;              // training sequences of the score head's linear probe (0: none)
     float lr, warmup_frac, weight_decay, grad_clip;
     float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
@@ -145,6 +153,10 @@ static void options_default(Options* o) {
     o->group_size = 8;
     o->grad_accum = 1;
     o->steps = 0;
+    o->rounds = 1;
+    o->mine_depth = 0;  // 2 x --candidates, set after parsing
+    o->mine_docs = 10;
+    o->mine_pairs = 10;
     o->lr = 0.0f;  // set after parsing: it depends on --init
     o->cosine_scale = -1.0f;
     o->warmup_frac = 0.1f;
@@ -233,8 +245,20 @@ static void usage(FILE* fp) {
 "  --grad-accum N        micro-batches per optimizer step [1]\n"
 "  --head-fit N          fit the score head on the frozen encoder's features of N\n"
 "                        training sequences before training (0: off) [0]\n"
-"  --steps N             optimizer steps [one epoch over the training items, at least\n"
-"                        300; 2000 for a random model on the synthetic collection]\n"
+"  --steps N             optimizer steps of a round [one epoch over the training items,\n"
+"                        at least 300; 2000 for a random model on the synthetic collection]\n"
+"  --rounds N            rounds of training; after each but the last, the model scores\n"
+"                        the top --mine-depth first-stage documents of every training\n"
+"                        query, and the next round adds battles where it fails: new\n"
+"                        documents it ranks in its top --candidates, and unjudged pairs it\n"
+"                        orders against the ratings; the judge answers them, the ratings\n"
+"                        are refitted, and training goes on from the model [1]\n"
+"  --mine-depth D        the pool a round's model scores per query (> --candidates)\n"
+"                        [2 x --candidates]\n"
+"  --mine-docs N         new documents per query and round, at most [10]\n"
+"  --mine-pairs N        pairs per query and round judged where the model disagrees\n"
+"                        with the ratings, at most [10]; with --mine-docs 0 too, each\n"
+"                        round only restarts the schedule: the control for what mining adds\n"
 "  --lr X                peak learning rate [5e-5 with --init; for a random model 1e-3\n"
 "                        with --data, 3e-4 on the synthetic collection]\n"
 "  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
@@ -288,7 +312,8 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_INIT, O_VOCAB, O_LAYERS, O_HIDDEN, O_HEADS, O_INTER, O_LOSS, O_MAX_LEN,
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_COSINE_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
-           O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH };
+           O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH,
+           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -318,6 +343,8 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"distill-steps", required_argument, 0, O_DISTILL_STEPS}, {"head-fit", required_argument, 0, O_HEAD_FIT},
         {"train", required_argument, 0, O_TRAIN}, {"tau", required_argument, 0, O_TAU},
         {"rating-temperature", required_argument, 0, O_RATING_T}, {"in-batch-negatives", no_argument, 0, O_IN_BATCH},
+        {"rounds", required_argument, 0, O_ROUNDS}, {"mine-depth", required_argument, 0, O_MINE_DEPTH},
+        {"mine-docs", required_argument, 0, O_MINE_DOCS}, {"mine-pairs", required_argument, 0, O_MINE_PAIRS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
     int c;
@@ -430,6 +457,10 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_TAU: o->tau = parse_number_option("tau", optarg, 1e-4, 100.0); break;
             case O_RATING_T: o->rating_t = parse_number_option("rating-temperature", optarg, 1e-4, 100.0); break;
             case O_IN_BATCH: o->in_batch = 1; break;
+            case O_ROUNDS: o->rounds = parse_int_option("rounds", optarg, 1, MAX_ROUNDS); break;
+            case O_MINE_DEPTH: o->mine_depth = parse_int_option("mine-depth", optarg, 2, 100000); break;
+            case O_MINE_DOCS: o->mine_docs = parse_int_option("mine-docs", optarg, 0, 100000); break;
+            case O_MINE_PAIRS: o->mine_pairs = parse_int_option("mine-pairs", optarg, 0, 1000000); break;
             case 'h': usage(stdout); dist_finalize(); exit(0);
             default: usage(stderr); exit(2);
         }
@@ -441,6 +472,13 @@ static void parse_options(Options* o, int argc, char** argv) {
     if (o->batch_size % o->group_size != 0) {
         fprintf(stderr, "train_zelo: --batch-size (%d) must be a multiple of --group-size (%d)\n",
                 o->batch_size, o->group_size);
+        exit(2);
+    }
+    // twice the candidates: as many documents again that the first stage ranked just below them
+    if (o->mine_depth == 0) { o->mine_depth = 2 * o->candidates; }
+    if (o->rounds > 1 && o->mine_depth <= o->candidates) {
+        fprintf(stderr, "train_zelo: --mine-depth (%d) must be larger than --candidates (%d): the documents a round "
+                "takes in come from the first stage's list past the candidates\n", o->mine_depth, o->candidates);
         exit(2);
     }
     if (o->lambda < 0) {
@@ -458,6 +496,11 @@ static void parse_options(Options* o, int argc, char** argv) {
         // its training keeps no checkpoints: a run is short, and rerun from the stage files
         if (o->resume || o->stop_at > 0) {
             fprintf(stderr, "train_zelo: --train bi-encoder keeps no checkpoints: --resume and --stop-at are for the reranker\n");
+            exit(2);
+        }
+        // a round's failures are the reranker's: mined by its scores over the pool
+        if (o->rounds > 1) {
+            fprintf(stderr, "train_zelo: --rounds mines the reranker's failures: leave it out with --train bi-encoder\n");
             exit(2);
         }
         // its training step is not shared out across processes yet: one process trains it
@@ -743,11 +786,11 @@ static void dense_candidates(int* docs, float* scores, int depth, const Collecti
     dense_store_free(&stores[1]);
 }
 
-static void candidates_header(int* want, const Collection* c, const Options* o, const BertModel* dense) {
+static void candidates_header(int* want, const Collection* c, const Options* o, const BertModel* dense, int K) {
     int source = o->candidates_from;
     uint64_t model_hash = source != CANDIDATES_BM25 ? dense_model_hash(dense) : 0;
     // BM25 candidates leave words 7..10 zero, as files written before the other sources
-    int w[11] = { CANDIDATES_MAGIC, STAGE_VERSION, c->corpus.n, c->queries.n, o->candidates, float_bits(o->bm25_k1),
+    int w[11] = { CANDIDATES_MAGIC, STAGE_VERSION, c->corpus.n, c->queries.n, K, float_bits(o->bm25_k1),
                   float_bits(o->bm25_b), source, source == CANDIDATES_HYBRID ? o->rrf_k : 0,
                   (int)(model_hash & 0x7fffffff), (int)((model_hash >> 32) & 0x7fffffff) };
     memcpy(want, w, sizeof(w));
@@ -820,23 +863,23 @@ static void bm25_index_stage(Bm25Index* index, const Collection* c, const Option
 // 0.3754; BM25 0.4303, 0.3013; dense 0.4707, 0.3221); from the top 1,000 it did the same
 // (0.7911, 0.7000; 0.5132, 0.3749). RRF's k: 10, 30, 60 and 100 moved these by 0.01 at most,
 // with no value better on both collections: the paper's 60 stays.
+// what: "candidates" (the top K that train and are reranked, candidates.bin) or "mining pool"
+// (--rounds: the deeper list whose documents a round may take in, pool.bin).
 #define HYBRID_DEPTH 300
-static void candidates_stage(Candidates* cand, const Collection* c, const Options* o, Bm25Index* index,
-                             BertModel* dense, const Tokenizer* dense_tok) {
+static void candidates_stage(Candidates* cand, const Collection* c, const Options* o, const Bm25Index* index,
+                             BertModel* dense, const Tokenizer* dense_tok, int K, const char* file, const char* what) {
     char path[4096];
-    joinPathCheck(path, sizeof(path), o->run_dir, "candidates.bin");
-    int nq = c->queries.n, K = o->candidates, source = o->candidates_from;
+    joinPathCheck(path, sizeof(path), o->run_dir, file);
+    int nq = c->queries.n, source = o->candidates_from;
     int want[11];
-    candidates_header(want, c, o, dense);
+    candidates_header(want, c, o, dense, K);
     cand->n_queries = nq;
     cand->K = K;
     cand->source = source;
     cand->docs = (int*)mallocCheck((size_t)nq * K * sizeof(int));
     cand->scores = (float*)mallocCheck((size_t)nq * K * sizeof(float));
-    // the index is kept for the bm25 judge and the BM25 row even when the candidates are there
-    bm25_index_stage(index, c, o);
     if (candidates_read(cand, c, want, path)) {
-        printf("candidates: %s, read from %s\n", CANDIDATE_SOURCES[source], path);
+        printf("%s: %s, read from %s\n", what, CANDIDATE_SOURCES[source], path);
         return;
     }
     int depth = K > HYBRID_DEPTH ? K : HYBRID_DEPTH;
@@ -879,7 +922,7 @@ static void candidates_stage(Candidates* cand, const Collection* c, const Option
         if (qrel_sets[set] == NULL) { continue; }
         int n_judged = 0;
         mean_recall(&n_judged, lists[source], depth, 100, qrel_sets[set]);
-        printf("candidates: %s, top %d; recall over the %d judged queries of the %s qrels:", CANDIDATE_SOURCES[source], K,
+        printf("%s: %s, top %d; recall over the %d judged queries of the %s qrels:", what, CANDIDATE_SOURCES[source], K,
                n_judged, set_names[set]);
         for (int k = 0, shown = 0; k < 3; k++) {
             if (lists[k] == NULL) { continue; }
@@ -941,7 +984,13 @@ static uint64_t query_seed(uint64_t seed, const char* query_id) {
     return seed * 0x9E3779B97F4A7C15ull ^ fnv1a(query_id);
 }
 
-static void targets_header(int* want, const Collection* c, const Options* o) {
+// targets.bin and a mined round's targets.round<R>.bin: words 0..11 the settings they were made
+// with (for a round's file, word 2 counts the training queries left after --val-frac and
+// word 3 the documents per query with the mined ones), 12..13 the judged pairs, 14..17 the
+// round and its mining settings (0 in targets.bin)
+#define TARGETS_HEADER_WORDS 18
+static void targets_header(int* want /* (TARGETS_HEADER_WORDS,) */, const Collection* c, const Options* o) {
+    memset(want, 0, TARGETS_HEADER_WORDS * sizeof(int));
     int w[12] = { TARGETS_MAGIC, STAGE_VERSION, c->n_train, o->candidates, o->cycles, (int)o->link,
                   float_bits((float)o->lambda), o->cross_pairs, (int)(o->seed & 0x7fffffff),
                   (int)((fnv1a(o->judge) ^ (uint32_t)o->distill ^ ((uint32_t)o->judge_combine << 24)) & 0x7fffffff),
@@ -973,7 +1022,7 @@ static void trainset_write(const TrainSet* t, const int* header, const char* pat
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "wb");
     int h[256] = {0};
-    memcpy(h, header, 12 * sizeof(int));
+    memcpy(h, header, TARGETS_HEADER_WORDS * sizeof(int));
     int64_t P = t->pair_start[t->n];
     h[12] = (int)(P & 0x7fffffff);
     h[13] = (int)(P >> 31);
@@ -1023,7 +1072,8 @@ static void trainset_read(TrainSet* t, const int* want, const char* path) {
     FILE* fp = fopenCheck(path, "rb");
     int64_t len = fileLengthCheck(fp, path);
     int h[256];
-    stage_header_read(h, fp, want, 12, 14, path, "targets");
+    stage_header_read(h, fp, want, 12, TARGETS_HEADER_WORDS, path, "targets");
+    header_check(h + 14, want + 14, TARGETS_HEADER_WORDS - 14, path, "targets, the round and its mining settings: fields from 14");
     if (h[12] < 0 || h[13] < 0) { die("%s: negative pair count in the header: a damaged file; delete it", path); }
     int64_t P = (int64_t)h[12] | ((int64_t)h[13] << 31);
     // the layout trainset_write writes, checked against the file's length before allocating
@@ -1792,6 +1842,13 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     // which queries train, when the collection has no train split
     if (!c->has_train_split) { s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac); }
     s[n].option = "--val-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->val_frac);
+    // a run of one round records none of them, as runs did before --rounds
+    if (o->rounds > 1) {
+        s[n].option = "--rounds"; snprintf(s[n++].value, sizeof(s->value), "%d", o->rounds);
+        s[n].option = "--mine-depth"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_depth);
+        s[n].option = "--mine-docs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_docs);
+        s[n].option = "--mine-pairs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_pairs);
+    }
     return n;
 }
 
@@ -2335,13 +2392,107 @@ static void judge_distilled(float* p_out, const Battle* battles, int n, Judge* t
 // ----------------------------------------------------------------------------
 // stage 2 itself
 
+// the ratings of every training query fitted from its judged pairs (t->pair_p), the offsets
+// calibrated across queries (their battles judged through the cache, open on rank 0), and the
+// targets; prints what the fit did
+static void targets_fit(TrainSet* t, const Collection* c, Judge* judge, JudgeCache* cache, const Options* o, Device device) {
+    int K = t->K;
+    int64_t P = t->pair_start[t->n];
+    // the rating fit of every query
+    double* p = (double*)mallocCheck((size_t)(P > 0 ? P : 1) * sizeof(double));
+    for (int64_t e = 0; e < P; e++) { p[e] = t->pair_p[e]; }
+    int64_t* doc_start = (int64_t*)mallocCheck((size_t)(t->n + 1) * sizeof(int64_t));
+    doc_start[0] = 0;
+    for (int i = 0; i < t->n; i++) { doc_start[i + 1] = doc_start[i] + t->num_docs[i]; }
+    ZeloPairs pairs = { t->n, doc_start, t->pair_start, t->pair_a, t->pair_b, p, NULL };
+    ZeloFitConfig fit;
+    zelo_fit_config_default(&fit, o->link);
+    fit.lambda = o->lambda;
+    double* e = (double*)mallocCheck((size_t)(doc_start[t->n] > 0 ? doc_start[t->n] : 1) * sizeof(double));
+    ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
+    ZeloPairError err;
+    double t0 = wall_seconds();
+    int failed = fit_ratings_shared(e, status, &pairs, &fit, device);
+    printf("fit: %d queries in %.3fs on the %s (%s link, lambda %g)", t->n, wall_seconds() - t0,
+           device == DEVICE_CUDA ? "GPU" : "CPU", zelo_link_name(o->link), o->lambda);
+    if (failed > 0) {
+        printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
+        for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
+            if (!status[i].converged) { printf(" %s (|grad| %.2e)", beir_id(&c->queries, t->query[i]), status[i].grad_inf); shown++; }
+        }
+    }
+    printf("\n");
+    // --lambda 0 where the maximum-likelihood ratings do not exist: the fit took the link's
+    // default prior for those queries (zelo_loss.h), which the run must say
+    int no_optimum = 0;
+    double fallback_lambda = 0.0;
+    for (int i = 0; i < t->n; i++) {
+        if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { no_optimum++; fallback_lambda = status[i].lambda; }
+    }
+    if (no_optimum > 0) {
+        printf("fit: warning: %d queries have no finite rating optimum with lambda 0 (judgments that do not connect "
+               "their documents, or documents that beat all others with certainty); fitted with lambda %g instead:",
+               no_optimum, fallback_lambda);
+        for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
+            if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { printf(" %s", beir_id(&c->queries, t->query[i])); shown++; }
+        }
+        printf("\n");
+    }
+    // calibration: offsets b from cross-query battles, or b = 0 (said)
+    double* b = (double*)callocCheck((size_t)t->n, sizeof(double));
+    if (o->cross_pairs > 0 && t->n >= 2) {
+        int64_t ncap = zelo_cross_query_capacity(t->n, o->cycles, o->cross_pairs);
+        ZeloCrossPair* cross = (ZeloCrossPair*)mallocCheck((size_t)ncap * sizeof(ZeloCrossPair));
+        int64_t nc = zelo_cross_query_pairs(cross, t->n, t->num_docs, o->cycles, o->cross_pairs, o->seed ^ 0xC0FFEEull);
+        Battle* xb = (Battle*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(Battle));
+        for (int64_t j = 0; j < nc; j++) {
+            const ZeloCrossPair* x = &cross[j];
+            xb[j] = (Battle){ t->query[x->query_a], t->docs[(size_t)x->query_a * K + x->doc_a],
+                              t->query[x->query_b], t->docs[(size_t)x->query_b * K + x->doc_b] };
+        }
+        float* xp = (float*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(float));
+        judge_battles_shared(xp, judge, cache, xb, (int)nc);
+        double* xpd = (double*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(double));
+        for (int64_t j = 0; j < nc; j++) { xpd[j] = xp[j]; }
+        // one fit over all queries: rank 0's offsets are every rank's
+        ZeloCalibrationStatus cs;
+        memset(&cs, 0, sizeof(cs));
+        if (dist.rank == 0 && !zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
+            die("calibration: %s", err.message);
+        }
+        dist_broadcast(b, (size_t)t->n * sizeof(double), 0);
+        printf("calibration: %lld cross-query battles, offsets fitted (%s, |grad| %.1e)%s\n", (long long)nc,
+               cs.fit.converged ? "converged" : "NOT converged", cs.fit.grad_inf,
+               cs.uncovered > 0 ? "; some queries are in no cross-query battle: their offset is the prior's 0" : "");
+        if (cs.fit.no_optimum != ZELO_OPTIMUM_FINITE) {
+            printf("calibration: warning: the offsets have no finite optimum with lambda 0 (%s); fitted with lambda %g instead\n",
+                   cs.fit.no_optimum == ZELO_OPTIMUM_DISCONNECTED ? "the cross-query battles do not connect all queries"
+                                                                 : "some queries beat all others with certainty",
+                   cs.fit.lambda);
+        }
+        free(cross); free(xb); free(xp); free(xpd);
+    } else {
+        printf("calibration: off (--cross-pairs 0 or one training query): offsets b = 0, ratings of different queries are not comparable\n");
+    }
+    for (int i = 0; i < t->n; i++) {
+        t->offsets[i] = (float)b[i];
+        for (int j = 0; j < t->num_docs[i]; j++) {
+            double s = e[doc_start[i] + j] + b[i];
+            t->ratings[(size_t)i * K + j] = (float)e[doc_start[i] + j];
+            t->targets[(size_t)i * K + j] = (float)zelo_target(s);
+        }
+    }
+    free(p); free(doc_start); free(e); free(status); free(b);
+}
+
+
 static void targets_stage(TrainSet* t, const Collection* c, const Candidates* cand, Judge* judge,
                           const Options* o, const DistillSetup* ds) {
     char path[4096], cache_path[4096], tsv_path[4096];
     joinPathCheck(path, sizeof(path), o->run_dir, "targets.bin");
     joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
     joinPathCheck(tsv_path, sizeof(tsv_path), o->run_dir, "ratings.tsv");
-    int want[12];
+    int want[TARGETS_HEADER_WORDS];
     targets_header(want, c, o);
     if (file_exists_on_rank0(path)) {
         trainset_read(t, want, path);
@@ -2381,97 +2532,184 @@ static void targets_stage(TrainSet* t, const Collection* c, const Candidates* ca
     if (o->distill > 0) { judge_distilled(t->pair_p, battles, (int)P, judge, &cache, ds); }
     else { judge_battles_shared(t->pair_p, judge, &cache, battles, (int)P); }
     free(battles);
-    // the rating fit of every query
-    double* p = (double*)mallocCheck((size_t)(P > 0 ? P : 1) * sizeof(double));
-    for (int64_t e = 0; e < P; e++) { p[e] = t->pair_p[e]; }
-    int64_t* doc_start = (int64_t*)mallocCheck((size_t)(t->n + 1) * sizeof(int64_t));
-    doc_start[0] = 0;
-    for (int i = 0; i < t->n; i++) { doc_start[i + 1] = doc_start[i] + t->num_docs[i]; }
-    ZeloPairs pairs = { t->n, doc_start, t->pair_start, t->pair_a, t->pair_b, p, NULL };
-    ZeloFitConfig fit;
-    zelo_fit_config_default(&fit, o->link);
-    fit.lambda = o->lambda;
-    double* e = (double*)mallocCheck((size_t)(doc_start[t->n] > 0 ? doc_start[t->n] : 1) * sizeof(double));
-    ZeloFitStatus* status = (ZeloFitStatus*)mallocCheck((size_t)t->n * sizeof(ZeloFitStatus));
-    ZeloPairError err;
-    double t0 = wall_seconds();
-    int failed = fit_ratings_shared(e, status, &pairs, &fit, ds->device);
-    printf("fit: %d queries in %.3fs on the %s (%s link, lambda %g)", t->n, wall_seconds() - t0,
-           ds->device == DEVICE_CUDA ? "GPU" : "CPU", zelo_link_name(o->link), o->lambda);
-    if (failed > 0) {
-        printf("; %d queries did NOT converge to |grad| <= %g:", failed, fit.grad_tol);
-        for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
-            if (!status[i].converged) { printf(" %s (|grad| %.2e)", beir_id(&c->queries, t->query[i]), status[i].grad_inf); shown++; }
-        }
-    }
-    printf("\n");
-    // --lambda 0 where the maximum-likelihood ratings do not exist: the fit took the link's
-    // default prior for those queries (zelo_loss.h), which the run must say
-    int no_optimum = 0;
-    double fallback_lambda = 0.0;
-    for (int i = 0; i < t->n; i++) {
-        if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { no_optimum++; fallback_lambda = status[i].lambda; }
-    }
-    if (no_optimum > 0) {
-        printf("fit: warning: %d queries have no finite rating optimum with lambda 0 (judgments that do not connect "
-               "their documents, or documents that beat all others with certainty); fitted with lambda %g instead:",
-               no_optimum, fallback_lambda);
-        for (int i = 0, shown = 0; i < t->n && shown < 5; i++) {
-            if (status[i].no_optimum != ZELO_OPTIMUM_FINITE) { printf(" %s", beir_id(&c->queries, t->query[i])); shown++; }
-        }
-        printf("\n");
-    }
-    // calibration: offsets b from cross-query battles, or b = 0 (said)
-    double* b = (double*)callocCheck((size_t)t->n, sizeof(double));
-    if (o->cross_pairs > 0 && t->n >= 2) {
-        int64_t ncap = zelo_cross_query_capacity(t->n, o->cycles, o->cross_pairs);
-        ZeloCrossPair* cross = (ZeloCrossPair*)mallocCheck((size_t)ncap * sizeof(ZeloCrossPair));
-        int64_t nc = zelo_cross_query_pairs(cross, t->n, t->num_docs, o->cycles, o->cross_pairs, o->seed ^ 0xC0FFEEull);
-        Battle* xb = (Battle*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(Battle));
-        for (int64_t j = 0; j < nc; j++) {
-            const ZeloCrossPair* x = &cross[j];
-            xb[j] = (Battle){ t->query[x->query_a], t->docs[(size_t)x->query_a * K + x->doc_a],
-                              t->query[x->query_b], t->docs[(size_t)x->query_b * K + x->doc_b] };
-        }
-        float* xp = (float*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(float));
-        judge_battles_shared(xp, judge, &cache, xb, (int)nc);
-        double* xpd = (double*)mallocCheck((size_t)(nc > 0 ? nc : 1) * sizeof(double));
-        for (int64_t j = 0; j < nc; j++) { xpd[j] = xp[j]; }
-        // one fit over all queries: rank 0's offsets are every rank's
-        ZeloCalibrationStatus cs;
-        memset(&cs, 0, sizeof(cs));
-        if (dist.rank == 0 && !zelo_calibrate_offsets(b, &cs, &err, cross, xpd, nc, e, doc_start, t->n, &fit)) {
-            die("calibration: %s", err.message);
-        }
-        dist_broadcast(b, (size_t)t->n * sizeof(double), 0);
-        printf("calibration: %lld cross-query battles, offsets fitted (%s, |grad| %.1e)%s\n", (long long)nc,
-               cs.fit.converged ? "converged" : "NOT converged", cs.fit.grad_inf,
-               cs.uncovered > 0 ? "; some queries are in no cross-query battle: their offset is the prior's 0" : "");
-        if (cs.fit.no_optimum != ZELO_OPTIMUM_FINITE) {
-            printf("calibration: warning: the offsets have no finite optimum with lambda 0 (%s); fitted with lambda %g instead\n",
-                   cs.fit.no_optimum == ZELO_OPTIMUM_DISCONNECTED ? "the cross-query battles do not connect all queries"
-                                                                 : "some queries beat all others with certainty",
-                   cs.fit.lambda);
-        }
-        free(cross); free(xb); free(xp); free(xpd);
-    } else {
-        printf("calibration: off (--cross-pairs 0 or one training query): offsets b = 0, ratings of different queries are not comparable\n");
-    }
+    targets_fit(t, c, judge, &cache, o, ds->device);
     if (dist.rank == 0) { judge_cache_close(&cache); }
-    for (int i = 0; i < t->n; i++) {
-        t->offsets[i] = (float)b[i];
-        for (int j = 0; j < t->num_docs[i]; j++) {
-            double s = e[doc_start[i] + j] + b[i];
-            t->ratings[(size_t)i * K + j] = (float)e[doc_start[i] + j];
-            t->targets[(size_t)i * K + j] = (float)zelo_target(s);
-        }
-    }
     if (dist.rank == 0) {
         trainset_write(t, want, path);
         trainset_write_tsv(t, c, tsv_path);
         printf("targets: written to %s and %s\n", path, tsv_path);
     }
-    free(p); free(doc_start); free(e); free(status); free(b);
+}
+
+// ----------------------------------------------------------------------------
+// failure mining (--rounds): the training set of the next round, from the model at the end of
+// this one. Validation queries are never mined: they stay as the judge rated them, to measure.
+
+static void round_targets_path(char* out, size_t cap, const char* run_dir, int round) {
+    char name[64];
+    snprintf(name, sizeof(name), "targets.round%d.bin", round);
+    joinPathCheck(out, cap, run_dir, name);
+}
+
+// a fresh start mines its rounds anew: an earlier start's round files came from its model
+static void round_targets_clear(const char* run_dir) {
+    for (int r = 2; r <= MAX_ROUNDS; r++) {
+        char path[4096];
+        round_targets_path(path, sizeof(path), run_dir, r);
+        if (!file_exists(path)) { continue; }
+        if (remove(path) != 0) { die("%s: cannot remove this round file of an earlier start: %s", path, strerror(errno)); }
+        printf("round %d: %s, from an earlier start, removed (this start mines its rounds again)\n", r, path);
+    }
+}
+
+static void round_targets_header(int* want /* (TARGETS_HEADER_WORDS,) */, const Collection* c, const Options* o,
+                                 const TrainSet* first, int round) {
+    targets_header(want, c, o);
+    want[2] = first->n;
+    want[3] = first->K + (round - 1) * o->mine_docs;
+    want[14] = round;
+    want[15] = o->mine_depth;
+    want[16] = o->mine_docs;
+    want[17] = o->mine_pairs;
+}
+
+// next = t with each query's failures added: the model (the end of round - 1) scores the query's
+// documents and the rest of its pool; new documents it ranks in its top --candidates join
+// (zelo_mine_documents), with battles against the others, and pairs it orders against the
+// ratings are judged (zelo_mine_pairs); the new battles go to the judge through the cache,
+// then every query is refitted (targets_fit).
+static void trainset_mine(TrainSet* next, const TrainSet* t, const Candidates* pool, BertModel* model, Batch* b,
+                          const Tokenizer* tok, const Collection* c, Judge* judge, const Options* o,
+                          const DistillSetup* ds, int round) {
+    int D = pool->K, K = t->K, K_next = K + o->mine_docs, k = 2 * o->cycles;
+    // every query's list: its current documents, then the pool's others
+    int64_t* list_start = (int64_t*)mallocCheck((size_t)(t->n + 1) * sizeof(int64_t));
+    int* qs = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
+    int* ds_ = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
+    int64_t n = 0;
+    for (int i = 0; i < t->n; i++) {
+        list_start[i] = n;
+        const int* docs = t->docs + (size_t)i * K;
+        for (int j = 0; j < t->num_docs[i]; j++) { qs[n] = t->query[i]; ds_[n++] = docs[j]; }
+        const int* row = pool->docs + (size_t)t->query[i] * D;
+        for (int j = 0; j < D && row[j] >= 0; j++) {
+            int have = 0;
+            for (int m = 0; m < t->num_docs[i] && !have; m++) { have = docs[m] == row[j]; }
+            if (!have) { qs[n] = t->query[i]; ds_[n++] = row[j]; }
+        }
+    }
+    list_start[t->n] = n;
+    printf("mining (round %d): the model scores %lld documents of %d training queries (their %d and the rest of the "
+           "top %d of %s)\n", round, (long long)n, t->n, K, D, CANDIDATE_SOURCES[pool->source]);
+    float* scores = (float*)callocCheck((size_t)(n > 0 ? n : 1), sizeof(float));
+    // nothing to mine (the control of --mine-docs 0 --mine-pairs 0) reads no score
+    if (o->mine_docs > 0 || o->mine_pairs > 0) {
+        int64_t a0, a1;
+        dist_share(&a0, &a1, n, dist.rank);
+        score_pairs(scores + a0, model, b, tok, &c->queries, &c->corpus, qs + a0, ds_ + a0, (int)(a1 - a0), "mining");
+        dist_allgather_blocks(scores, n, sizeof(float));
+    }
+    // the new documents and pairs of every query
+    int64_t cap = t->pair_start[t->n];
+    for (int i = 0; i < t->n; i++) { cap += zelo_mine_pairs_capacity(t->num_docs[i], o->mine_docs, k, o->mine_pairs); }
+    trainset_alloc(next, t->n, K_next, cap);
+    int* picked = (int*)mallocCheck((size_t)(o->mine_docs > 0 ? o->mine_docs : 1) * sizeof(int));
+    float* list_scores = (float*)mallocCheck((size_t)K_next * sizeof(float));
+    int64_t at = 0, new_docs = 0, disagree = 0;
+    int took = 0;
+    next->pair_start[0] = 0;
+    for (int i = 0; i < t->n; i++) {
+        int n_old = t->num_docs[i];
+        int64_t l0 = list_start[i];
+        int n_list = (int)(list_start[i + 1] - l0);
+        int n_new = zelo_mine_documents(picked, scores + l0, n_list, n_old, o->candidates, o->mine_docs);
+        next->query[i] = t->query[i];
+        next->num_docs[i] = n_old + n_new;
+        next->offsets[i] = t->offsets[i];
+        int* docs = next->docs + (size_t)i * K_next;
+        for (int j = 0; j < K_next; j++) { docs[j] = -1; }
+        memcpy(docs, t->docs + (size_t)i * K, (size_t)n_old * sizeof(int));
+        memcpy(next->ratings + (size_t)i * K_next, t->ratings + (size_t)i * K, (size_t)n_old * sizeof(float));
+        memcpy(list_scores, scores + l0, (size_t)n_old * sizeof(float));
+        for (int j = 0; j < n_new; j++) {
+            docs[n_old + j] = ds_[l0 + picked[j]];
+            list_scores[n_old + j] = scores[l0 + picked[j]];
+        }
+        int64_t p0 = t->pair_start[i], np = t->pair_start[i + 1] - p0;
+        memcpy(next->pair_a + at, t->pair_a + p0, (size_t)np * sizeof(int));
+        memcpy(next->pair_b + at, t->pair_b + p0, (size_t)np * sizeof(int));
+        memcpy(next->pair_p + at, t->pair_p + p0, (size_t)np * sizeof(float));
+        at += np;
+        uint64_t seed = query_seed(o->seed ^ (0x6D696E65ull * (uint64_t)round), beir_id(&c->queries, t->query[i]));
+        int m = zelo_mine_pairs(next->pair_a + at, next->pair_b + at, list_scores, t->ratings + (size_t)i * K, n_old,
+                                n_new, t->pair_a + p0, t->pair_b + p0, np, k, o->mine_pairs, seed);
+        for (int e = 0; e < m; e++) { next->pair_p[at + e] = -1.0f; }  // the judge's, below
+        for (int e = 0; e < m && next->pair_a[at + e] < n_old && next->pair_b[at + e] < n_old; e++) { disagree++; }
+        at += m;
+        next->pair_start[i + 1] = at;
+        new_docs += n_new;
+        took += n_new > 0;
+    }
+    free(picked); free(list_scores); free(scores); free(qs); free(ds_); free(list_start);
+    // the new battles, to the judge the first round's went to
+    int64_t n_battles = 0;
+    for (int i = 0; i < t->n; i++) {
+        for (int64_t e = next->pair_start[i]; e < next->pair_start[i + 1]; e++) { n_battles += next->pair_p[e] < 0.0f; }
+    }
+    printf("mining (round %d): %lld new documents in %d queries (at most %d each, from the model's top %d), %lld pairs "
+           "it ordered against the ratings (at most %d each): %lld new battles\n", round, (long long)new_docs, took,
+           o->mine_docs, o->candidates, (long long)disagree, o->mine_pairs, (long long)n_battles);
+    Battle* battles = (Battle*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(Battle));
+    int64_t* where = (int64_t*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(int64_t));
+    int64_t nb = 0;
+    for (int i = 0; i < t->n; i++) {
+        const int* docs = next->docs + (size_t)i * K_next;
+        for (int64_t e = next->pair_start[i]; e < next->pair_start[i + 1]; e++) {
+            if (next->pair_p[e] >= 0.0f) { continue; }
+            battles[nb] = (Battle){ next->query[i], docs[next->pair_a[e]], next->query[i], docs[next->pair_b[e]] };
+            where[nb++] = e;
+        }
+    }
+    float* p = (float*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(float));
+    char cache_path[4096];
+    joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
+    JudgeCache cache;
+    if (dist.rank == 0) { judge_cache_open(&cache, cache_path, judge); }
+    if (o->distill > 0) { judge_distilled(p, battles, (int)n_battles, judge, &cache, ds); }
+    else { judge_battles_shared(p, judge, &cache, battles, (int)n_battles); }
+    for (int64_t j = 0; j < n_battles; j++) { next->pair_p[where[j]] = p[j]; }
+    free(battles); free(where); free(p);
+    targets_fit(next, c, judge, &cache, o, ds->device);
+    if (dist.rank == 0) { judge_cache_close(&cache); }
+}
+
+// the training set of round `round` (>= 2): read from its file, or mined from prev (the set of
+// the round before) with the model as that round left it (may_mine), and written
+static void trainset_round(TrainSet* next, const TrainSet* prev, const TrainSet* first, const Candidates* pool,
+                           BertModel* model, Batch* b, const Tokenizer* tok, const Collection* c, Judge* judge,
+                           const Options* o, const DistillSetup* ds, int round, int may_mine) {
+    char path[4096];
+    round_targets_path(path, sizeof(path), o->run_dir, round);
+    int want[TARGETS_HEADER_WORDS];
+    round_targets_header(want, c, o, first, round);
+    if (file_exists_on_rank0(path)) {
+        trainset_read(next, want, path);
+        printf("round %d: targets read from %s (%lld judged pairs)\n", round, path, (long long)next->pair_start[next->n]);
+        return;
+    }
+    if (!may_mine) {
+        die("%s is missing: the checkpoint is from round %d, whose training set it holds; resume from the end of "
+            "round %d (or start another --run-dir)", path, round, round - 1);
+    }
+    trainset_mine(next, prev, pool, model, b, tok, c, judge, o, ds, round);
+    if (dist.rank == 0) {
+        char tsv[4096], name[64];
+        snprintf(name, sizeof(name), "ratings.round%d.tsv", round);
+        joinPathCheck(tsv, sizeof(tsv), o->run_dir, name);
+        trainset_write(next, want, path);
+        trainset_write_tsv(next, c, tsv);
+        printf("round %d: targets written to %s and %s\n", round, path, tsv);
+    }
 }
 
 // ----------------------------------------------------------------------------
@@ -2500,8 +2738,10 @@ static void print_table(const ResultRow* rows, int n, int n_eval, const char* ru
 // a fresh start (step -1) drops every step of an earlier, interrupted start. The lines of
 // the distillation stage, which is never redone, stay. Returns whether the log holds the
 // evaluation of the model before training, read into *before for the table, which a
-// resumed run cannot compute (its starting weights are gone).
-static int log_rewind(MetricScores* before, const char* run_dir, int step, int total) {
+// resumed run cannot compute (its starting weights are gone); the evaluations that ended
+// rounds (--rounds) go to round_end[r - 1], round_seen[r - 1] = 1, for the same reason.
+static int log_rewind(MetricScores* before, MetricScores* round_end /* (MAX_ROUNDS,) */, int* round_seen /* (MAX_ROUNDS,) */,
+                      const char* run_dir, int step, int total) {
     char path[4096];
     joinPathCheck(path, sizeof(path), run_dir, "log.jsonl");
     if (!file_exists(path)) { return 0; }
@@ -2533,15 +2773,21 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
             dropped++;
         } else {
             fprintf(fp, "%s\n", line);
-            if (s == 0 && eval != NULL) {
+            const JsonValue* jr = json_get(&v, "round");
+            int round = jr != NULL && jr->type == JSON_NUMBER && jr->number >= 1 && jr->number <= MAX_ROUNDS ? (int)jr->number : 0;
+            if (jr != NULL && (round == 0 || jr->number != round)) {
+                die("%s:%d: \"round\" must be a whole number from 1 to %d", path, line_no, MAX_ROUNDS);
+            }
+            if ((s == 0 || round > 0) && eval != NULL) {
                 const JsonValue* m[3] = { json_get(eval, "ndcg@10"), json_get(eval, "recall@100"), json_get(eval, "mrr@10") };
                 for (int i = 0; i < 3; i++) {
                     if (m[i] == NULL || m[i]->type != JSON_NUMBER) {
                         die("%s:%d: an evaluation line without ndcg@10, recall@100 and mrr@10", path, line_no);
                     }
                 }
-                *before = (MetricScores){ .ndcg_at_10 = m[0]->number, .recall_at_100 = m[1]->number, .mrr_at_10 = m[2]->number };
-                have_before = 1;
+                MetricScores got = { .ndcg_at_10 = m[0]->number, .recall_at_100 = m[1]->number, .mrr_at_10 = m[2]->number };
+                if (s == 0) { *before = got; have_before = 1; }
+                else { round_end[round - 1] = got; round_seen[round - 1] = 1; }
             }
         }
         json_free(&v);
@@ -2557,10 +2803,13 @@ static int log_rewind(MetricScores* before, const char* run_dir, int step, int t
     return have_before;
 }
 
-static void log_eval(FILE* log, int step, const MetricScores* m) {
+// round: the round that ends at this step (--rounds), 0 for an evaluation inside a round or at the end
+static void log_eval(FILE* log, int step, int round, const MetricScores* m) {
     if (log == NULL) { return; }  // ranks other than 0 keep no log
-    fprintf(log, "{\"step\": %d, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
-            step, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
+    char at_round[32] = "";
+    if (round > 0) { snprintf(at_round, sizeof(at_round), ", \"round\": %d", round); }
+    fprintf(log, "{\"step\": %d%s, \"eval\": {\"ndcg@10\": %.6f, \"recall@100\": %.6f, \"mrr@10\": %.6f}}\n",
+            step, at_round, m->ndcg_at_10, m->recall_at_100, m->mrr_at_10);
     fflush(log);
 }
 
@@ -2621,7 +2870,7 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
     rows[0] = (ResultRow){ "BM25 (whole corpus)", retrieval_eval(0, NULL, NULL, index, c, o->max_len, o->run_dir, "bm25_corpus") };
     double t_eval = wall_seconds();
     rows[1] = (ResultRow){ "bi-encoder before training", retrieval_eval(1, model, tok, index, c, o->max_len, o->run_dir, "biencoder_start") };
-    log_eval(log, 0, &rows[1].mean);
+    log_eval(log, 0, 0, &rows[1].mean);
     printf("step 0: NDCG@10 %.4f (the bi-encoder before training); an evaluation took %.1fs\n",
            rows[1].mean.ndcg_at_10, wall_seconds() - t_eval);
     printf("training the bi-encoder: %d steps of %d queries x %d documents x %d micro-batch%s, listwise loss, tau %g, "
@@ -2647,12 +2896,12 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
         progress_update(&progress, step);
         if (step % eval_every == 0 && step < total) {
             MetricScores m = retrieval_eval(1, model, tok, index, c, o->max_len, NULL, NULL);
-            log_eval(log, step, &m);
+            log_eval(log, step, 0, &m);
             printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
         }
     }
     rows[2] = (ResultRow){ "zELO-trained bi-encoder", retrieval_eval(1, model, tok, index, c, o->max_len, o->run_dir, "biencoder") };
-    log_eval(log, total, &rows[2].mean);
+    log_eval(log, total, 0, &rows[2].mean);
     fclose(log);
     joinPathCheck(path, sizeof(path), o->run_dir, "biencoder.bin");
     bert_save(model, path);
@@ -2705,7 +2954,15 @@ int main(int argc, char** argv) {
         die("--candidates-from %s needs --dense-model DIR (a Hugging Face bi-encoder such as all-MiniLM-L6-v2: "
             "dev/find_minilm.sh prints where pip put it)", CANDIDATE_SOURCES[o.candidates_from]);
     }
-    candidates_stage(&cand, &c, &o, &index, have_dense ? &dense_model : NULL, have_dense ? &dense_tok : NULL);
+    // the index is kept for the bm25 judge and the BM25 row even when the candidates are there
+    bm25_index_stage(&index, &c, &o);
+    candidates_stage(&cand, &c, &o, &index, have_dense ? &dense_model : NULL, have_dense ? &dense_tok : NULL,
+                     o.candidates, "candidates.bin", "candidates");
+    Candidates pool = { 0 };  // --rounds: the deeper list a round's new documents come from
+    if (o.rounds > 1) {
+        candidates_stage(&pool, &c, &o, &index, have_dense ? &dense_model : NULL, have_dense ? &dense_tok : NULL,
+                         o.mine_depth, "pool.bin", "mining pool");
+    }
 
     BertModel model;
     Tokenizer tok;
@@ -2744,6 +3001,7 @@ int main(int argc, char** argv) {
     DistillSetup ds = { &o, &c, &tok, vocab_path, device };
     targets_stage(&t, &c, &cand, &judge, &o, &ds);
     TrainSet val = { 0 };
+    TrainSet mined = { 0 };  // --rounds: the training set of the current round after the first
     // the bi-encoder has no first stage to be mixed with: it trains on every training query
     if (!o.biencoder) { trainset_split_validation(&t, &val, &c, &o); }
     if (val.n > 0) {
@@ -2757,20 +3015,23 @@ int main(int argc, char** argv) {
     for (int i = 0; i < t.n; i++) { items += t.num_docs[i]; }
     int64_t step_items = (int64_t)o.batch_size * o.grad_accum * dist.size;  // sequences of one step, all ranks'
     int epoch_steps = (int)((items + step_items - 1) / step_items);
-    int total = o.steps > 0 ? o.steps : epoch_steps;
-    if (o.steps == 0 && total < DEFAULT_MIN_STEPS) {
+    int round_steps = o.steps > 0 ? o.steps : epoch_steps;
+    if (o.steps == 0 && round_steps < DEFAULT_MIN_STEPS) {
         printf("training: one epoch is %d steps; the default budget is at least %d (%.1f epochs; --steps sets it)\n",
                epoch_steps, DEFAULT_MIN_STEPS, (double)DEFAULT_MIN_STEPS / epoch_steps);
-        total = DEFAULT_MIN_STEPS;
+        round_steps = DEFAULT_MIN_STEPS;
     }
-    // by default 4 evaluations during training, at steps that are multiples of ceil(total/5)
-    // (total/5 gave a fifth at the very end when 5 does not divide total, just before the final one)
-    int eval_every = o.eval_every > 0 ? o.eval_every : (total + 4) / 5;
-    int ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : (total >= 5 ? total / 5 : 1);
+    // every round trains the first round's budget: steps are counted across rounds
+    int total = round_steps * o.rounds;
+    // by default 4 evaluations during a round, at steps that are multiples of ceil(round_steps/5)
+    // (round_steps/5 gave a fifth at the very end when 5 does not divide it, just before the round's own)
+    int eval_every = o.eval_every > 0 ? o.eval_every : (round_steps + 4) / 5;
+    int ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : (round_steps >= 5 ? round_steps / 5 : 1);
     Batch batch;
     batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
     MicroBatch mb;
-    microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K);
+    // room for the documents that mined rounds add to a query
+    microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K + (o.rounds - 1) * o.mine_docs);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
     if (o.biencoder) {
         bert_to_device(&model, device);
@@ -2783,7 +3044,7 @@ int main(int argc, char** argv) {
     if (o.resume) {
         step = checkpoint_step(o.run_dir);
         if (step == 0) { die("--resume: no checkpoint in %s", o.run_dir); }
-        training_settings_check(&o, &c, total);
+        training_settings_check(&o, &c, round_steps);
         checkpoint_load(&model, o.run_dir, step);
         if (o.zero) { optimizer_keep_slice(&model); }
         printf("resume: from the checkpoint of step %d\n", step);
@@ -2794,17 +3055,25 @@ int main(int argc, char** argv) {
     // every rank has read the directory's checkpoint and settings before rank 0 writes there
     dist_barrier();
     if (!o.resume) {
-        if (dist.rank == 0) { training_settings_write(&o, &c, total); }
+        if (dist.rank == 0) { training_settings_write(&o, &c, round_steps); round_targets_clear(o.run_dir); }
         if (o.head_fit > 0) { head_fit(&model, &batch, &tok, &c, &t, o.head_fit, o.seed); }
     }
     model.head_lr_scale = o.head_lr_scale;
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
     if (model.score_head == SCORE_HEAD_COSINE) { cosine_scale_setup(&model, &batch, &tok, &c, &t, &o); }
-    MetricScores before;
-    int have_before = dist.rank == 0 && log_rewind(&before, o.run_dir, o.resume ? step : -1, total);
+    // the steps draw from the training set of their round: the first's, or one mined after it
+    const TrainSet* train = &t;
+    int train_round = step > 0 ? (step - 1) / round_steps + 1 : 1;
+    if (train_round > 1) {
+        trainset_round(&mined, NULL, &t, &pool, &model, &batch, &tok, &c, &judge, &o, &ds, train_round, 0);
+        train = &mined;
+    }
+    MetricScores before, round_end[MAX_ROUNDS];
+    int round_seen[MAX_ROUNDS] = { 0 };
+    int have_before = dist.rank == 0 && log_rewind(&before, round_end, round_seen, o.run_dir, o.resume ? step : -1, total);
     FILE* log = dist.rank == 0 ? log_open(o.run_dir) : NULL;
 
-    ResultRow rows[8];
+    ResultRow rows[8 + MAX_ROUNDS];
     int n_rows = 0;
     char run_file[4096];
     float* scores = bm25_eval_scores(&c, &cand, &index);
@@ -2844,7 +3113,7 @@ int main(int argc, char** argv) {
         scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
         rows[n_rows++] = (ResultRow){ "model before training", evaluate_scores(scores, &c, &cand, NULL, NULL) };
         free(scores);
-        log_eval(log, 0, &rows[n_rows - 1].mean);
+        log_eval(log, 0, 0, &rows[n_rows - 1].mean);
         // what the evaluations cost, said once: on a large collection they add minutes
         int more = (total - 1) / eval_every + 1;
         printf("step 0: NDCG@10 %.4f (the model before training); an evaluation took %.1fs, %d more follow "
@@ -2854,6 +3123,11 @@ int main(int argc, char** argv) {
         rows[n_rows++] = (ResultRow){ "model before training", before };
     }
 
+    if (o.rounds > 1) {
+        printf("training: %d rounds of %d steps; after each but the last the model mines failures for the next "
+               "(the top %d of %s per training query; at most %d new documents and %d pairs against the ratings each)\n",
+               o.rounds, round_steps, o.mine_depth, CANDIDATE_SOURCES[pool.source], o.mine_docs, o.mine_pairs);
+    }
     printf("training: %d steps of %d sequences (%d %s x %d documents) x %d micro-batch%s, %s loss\n",
            total, o.batch_size * dist.size, groups * dist.size, groups * dist.size == 1 ? "query" : "queries", o.group_size, o.grad_accum,
            o.grad_accum == 1 ? "" : "es",
@@ -2865,13 +3139,29 @@ int main(int argc, char** argv) {
     const int first_step = step, estimate_after = 5;
     double t_train = wall_seconds(), t_evals = 0.0;
     while (step < total) {
+        int round = step / round_steps + 1;  // the round of the step about to train
+        if (round != train_round) {
+            // step = (round - 1) x round_steps: the model is as the round before left it
+            double t_mine = wall_seconds();
+            TrainSet next;
+            trainset_round(&next, train, &t, &pool, &model, &batch, &tok, &c, &judge, &o, &ds, round, 1);
+            trainset_free(&mined);
+            mined = next;
+            train = &mined;
+            train_round = round;
+            int64_t n_docs = 0;
+            for (int i = 0; i < train->n; i++) { n_docs += train->num_docs[i]; }
+            printf("round %d of %d: %lld documents and %lld judged pairs over %d training queries (%.1fs to get them)\n",
+                   round, o.rounds, (long long)n_docs, (long long)train->pair_start[train->n], train->n, wall_seconds() - t_mine);
+            t_evals += wall_seconds() - t_mine;  // kept out of the per-step estimate, as evaluations are
+        }
         step++;
         double t0 = wall_seconds();
         bert_zero_grad(&model);
         double loss = 0.0;
         int64_t tokens = 0;
         for (int micro = 0; micro < o.grad_accum; micro++) {
-            microbatch_sample(&mb, &t, groups, o.group_size, o.seed, step, micro);
+            microbatch_sample(&mb, train, groups, o.group_size, o.seed, step, micro);
             batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
             double mb_loss = batch_loss(dlogits, model.logits, &mb, o.loss, o.link);
@@ -2883,7 +3173,8 @@ int main(int argc, char** argv) {
         }
         gradients_sum(&model, &loss, &tokens);
         float norm = bert_clip_grad_norm(&model, o.grad_clip);
-        float lr = learning_rate(&o, step, total);
+        // each round warms up and decays anew (the AdamW moments carry over)
+        float lr = learning_rate(&o, step - (round - 1) * round_steps, round_steps);
         if (o.zero) { adamw_step_sliced(&model, lr, o.weight_decay, step); }
         else { bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step); }
         double dt = wall_seconds() - t0;
@@ -2904,16 +3195,25 @@ int main(int argc, char** argv) {
                    left_min >= 90.0 ? left_min / 60.0 : left_min, left_min >= 90.0 ? "h" : "min", total - step,
                    (double)ru.ru_maxrss / (1024.0 * 1024.0));
         }
-        if (step % eval_every == 0 && step < total) {
+        // the end of a round but the last, which the final evaluation measures
+        int ends_round = step % round_steps == 0 && step < total;
+        if ((step % eval_every == 0 || ends_round) && step < total) {
             double t_eval = wall_seconds();
             scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
             MetricScores m = evaluate_scores(scores, &c, &cand, NULL, NULL);
             free(scores);
-            log_eval(log, step, &m);
+            log_eval(log, step, ends_round ? round : 0, &m);
             t_evals += wall_seconds() - t_eval;
-            printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
+            if (ends_round) {
+                round_end[round - 1] = m;
+                round_seen[round - 1] = 1;
+                printf("round %d of %d ends at step %d: loss %.5f, NDCG@10 %.4f\n", round, o.rounds, step, loss, m.ndcg_at_10);
+            } else {
+                printf("step %d: loss %.5f, NDCG@10 %.4f\n", step, loss, m.ndcg_at_10);
+            }
         }
-        if (step % ckpt_every == 0 || step == total || step == o.stop_at) {
+        // a round's end is always checkpointed: a resumed run mines the next round from it
+        if (step % ckpt_every == 0 || step == total || step == o.stop_at || ends_round) {
             checkpoint_save_shared(&model, &o, step, last_ckpt);
             last_ckpt = step;
         }
@@ -2924,10 +3224,16 @@ int main(int argc, char** argv) {
         }
     }
 
+    char round_names[MAX_ROUNDS][32];
+    for (int r = 1; r < o.rounds; r++) {
+        if (!round_seen[r - 1]) { continue; }  // a resumed run whose log lost the line
+        snprintf(round_names[r - 1], sizeof(round_names[r - 1]), "model after round %d", r);
+        rows[n_rows++] = (ResultRow){ round_names[r - 1], round_end[r - 1] };
+    }
     scores = model_eval_scores(&model, &batch, &tok, &c, &cand);
     joinPathCheck(run_file, sizeof(run_file), o.run_dir, "run.model.trec");
     rows[n_rows++] = (ResultRow){ "zELO-trained model", evaluate_scores(scores, &c, &cand, run_file, "zelo") };
-    log_eval(log, total, &rows[n_rows - 1].mean);
+    log_eval(log, total, 0, &rows[n_rows - 1].mean);
     FusionFit fusion;
     char fused_name[128];
     if (val.n > 0) {
@@ -2985,7 +3291,9 @@ free_all:
     bm25_free(&index);
     trainset_free(&t);
     trainset_free(&val);
+    trainset_free(&mined);
     candidates_free(&cand);
+    if (o.rounds > 1) { candidates_free(&pool); }
     collection_free(&c);
     dist_finalize();
     return 0;

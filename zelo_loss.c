@@ -225,6 +225,105 @@ int zelo_pair_graph(int* a, int* b, int n, int k, uint64_t seed) {
 }
 
 // ----------------------------------------------------------------------------
+// failure mining
+
+typedef struct { float key; int i, j; } Ranked;
+
+// higher key first, then lower (i, j); a NaN key last, so that an order exists whatever the scores
+static int ranked_compare(const void* pa, const void* pb) {
+    const Ranked* x = (const Ranked*)pa;
+    const Ranked* y = (const Ranked*)pb;
+    int nx = isnan(x->key), ny = isnan(y->key);
+    if (nx != ny) { return nx - ny; }
+    if (!nx && x->key != y->key) { return x->key > y->key ? -1 : 1; }
+    if (x->i != y->i) { return x->i < y->i ? -1 : 1; }
+    return (x->j > y->j) - (x->j < y->j);
+}
+
+int zelo_mine_documents(int* picked, const float* scores, int n, int n_old, int cut, int max_new) {
+    if (n <= n_old || max_new <= 0 || cut <= 0) { return 0; }
+    Ranked* order = (Ranked*)mallocCheck((size_t)n * sizeof(Ranked));
+    for (int i = 0; i < n; i++) { order[i] = (Ranked){ scores[i], i, 0 }; }
+    qsort(order, (size_t)n, sizeof(Ranked), ranked_compare);
+    int count = 0;
+    for (int r = 0; r < n && r < cut && count < max_new; r++) {
+        if (order[r].i >= n_old) { picked[count++] = order[r].i; }
+    }
+    free(order);
+    return count;
+}
+
+int64_t zelo_mine_pairs_capacity(int n_old, int n_new, int k, int max_disagree) {
+    int64_t n = (int64_t)n_old + n_new;
+    // a new document's k draws, and the pairs an earlier new document drew with it
+    return (int64_t)(max_disagree > 0 ? max_disagree : 0) + (int64_t)n_new * (k < n - 1 ? k : n - 1);
+}
+
+static int pair_listed(const int* a, const int* b, int from, int to, int u, int v) {
+    for (int p = from; p < to; p++) {
+        if ((a[p] == u && b[p] == v) || (a[p] == v && b[p] == u)) { return 1; }
+    }
+    return 0;
+}
+
+int zelo_mine_pairs(int* a, int* b, const float* scores, const float* ratings, int n_old, int n_new,
+                    const int* old_a, const int* old_b, int64_t n_old_pairs, int k, int max_disagree,
+                    uint64_t seed) {
+    ZeloRng rng;
+    zelo_rng_seed(&rng, seed);
+    int count = 0;
+    if (max_disagree > 0 && n_old >= 2) {
+        // judged[u * n_old + v]: the pair has a battle already, in either order
+        unsigned char* judged = (unsigned char*)callocCheck((size_t)n_old * n_old, 1);
+        for (int64_t p = 0; p < n_old_pairs; p++) {
+            judged[(size_t)old_a[p] * n_old + old_b[p]] = judged[(size_t)old_b[p] * n_old + old_a[p]] = 1;
+        }
+        Ranked* against = (Ranked*)mallocCheck((size_t)n_old * (n_old - 1) / 2 * sizeof(Ranked));
+        int64_t m = 0;
+        for (int i = 0; i < n_old; i++) {
+            for (int j = i + 1; j < n_old; j++) {
+                double de = (double)ratings[i] - ratings[j], ds = (double)scores[i] - scores[j];
+                if (judged[(size_t)i * n_old + j] || !(de * ds < 0.0)) { continue; }
+                against[m++] = (Ranked){ (float)fabs(de), i, j };
+            }
+        }
+        qsort(against, (size_t)m, sizeof(Ranked), ranked_compare);
+        for (int64_t r = 0; r < m && count < max_disagree; r++) {
+            int flip = (int)(zelo_rng_next(&rng) >> 63);
+            a[count] = flip ? against[r].j : against[r].i;
+            b[count] = flip ? against[r].i : against[r].j;
+            count++;
+        }
+        free(against);
+        free(judged);
+    }
+    int n = n_old + n_new, first_new_pair = count;
+    int* others = (int*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int));
+    for (int u = n_old; u < n; u++) {
+        int m = 0;
+        for (int v = 0; v < n; v++) {
+            if (v != u) { others[m++] = v; }
+        }
+        // a partial shuffle: the first draws of a random order, skipping pairs an earlier new
+        // document drew with this one
+        for (int r = 0, taken = 0; r < m && taken < k; r++) {
+            int s = r + zelo_rng_below(&rng, m - r);
+            int v = others[s];
+            others[s] = others[r];
+            others[r] = v;
+            if (v >= n_old && pair_listed(a, b, first_new_pair, count, u, v)) { continue; }
+            int flip = (int)(zelo_rng_next(&rng) >> 63);
+            a[count] = flip ? v : u;
+            b[count] = flip ? u : v;
+            count++;
+            taken++;
+        }
+    }
+    free(others);
+    return count;
+}
+
+// ----------------------------------------------------------------------------
 // the objective (the pair terms ℓ, ℓ', ℓ'' are common/pair_terms.h's)
 
 // the objective at e; diff: (num_pairs,) scratch

@@ -67,6 +67,34 @@ void zelo_graph_stats(ZeloGraphStats* out, const int* a, const int* b, int num_p
 int zelo_graph_diameter(const int* a, const int* b, int num_pairs, int n);
 
 // ----------------------------------------------------------------------------
+// failure mining (the paper's last loop, train_zelo --rounds): after a round of training the
+// reranker scores a wider pool of each training query's first-stage documents, and the
+// battles of the next round go where it fails: documents it ranks high that no battle has
+// seen, and pairs it orders against the fitted ratings.
+
+// the documents a query takes in: of n scored documents (the query's n_old current ones
+// first, then pool documents it does not have), the new ones among the `cut` highest scores,
+// best first, at most max_new; equal scores go by index. Writes their indices (>= n_old) to
+// picked and returns their count.
+int zelo_mine_documents(int* picked /* (max_new,) */, const float* scores /* (n,) */, int n, int n_old,
+                        int cut, int max_new);
+
+// the most pairs zelo_mine_pairs writes
+int64_t zelo_mine_pairs_capacity(int n_old, int n_new, int k, int max_disagree);
+
+// the new battles of one query whose n_old current documents have fitted ratings and judged
+// pairs (old_a, old_b), and to which n_new documents are appended (local indices n_old ..
+// n_old + n_new - 1); scores: the model's, of all n_old + n_new. First, up to max_disagree
+// pairs of current documents, never judged, that the scores order against the ratings, the
+// widest rating gap first (equal gaps by the pair's indices); then each new document against k
+// opponents drawn uniformly from the query's other documents (all of them where there are no
+// more than k), no pair twice. Each pair is written in a random order (which is shown first).
+// Returns the count written.
+int zelo_mine_pairs(int* a, int* b, const float* scores, const float* ratings /* (n_old,) */, int n_old,
+                    int n_new, const int* old_a, const int* old_b, int64_t n_old_pairs, int k, int max_disagree,
+                    uint64_t seed);
+
+// ----------------------------------------------------------------------------
 // the rating fit, per query:
 //   minimize  Σ_pairs −[p log F(d) + (1−p) log F(−d)] + (λ/2) Σ e²,  d = e_a − e_b + offset
 // by Newton's method (the Hessian, a weighted graph Laplacian + λI, is solved by Jacobi-

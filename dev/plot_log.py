@@ -6,6 +6,8 @@ drawn faintly when the log has them).
 The log is JSONL, one object per line, as train.c writes it:
   {"step": 12, "loss": 0.0312, "lr": 1.2e-4, "grad_norm": 0.8, "tokens_per_s": 4100.5}
   {"step": 100, "eval": {"ndcg@10": 0.41, "recall@100": 0.77, "mrr@10": 0.52}}
+  {"step": 300, "round": 1, "eval": {...}}   (--rounds: the evaluation that ends a round)
+A round's end is drawn as a dashed line across both plots, and its NDCG@10 is printed.
 Any other line ({"event": ...}) is ignored. A line that is not JSON is an error, except
 an unfinished last line (the run may still be writing), which is left out with a note.
 
@@ -30,9 +32,9 @@ def number(value, path, line_no, key):
 
 
 def read_log(path):
-    """Returns (train, evals): train = list of (step, loss, lr or None); evals = list of
-    (step, {metric: value})."""
-    train, evals = [], []
+    """Returns (train, evals, rounds): train = list of (step, loss, lr or None); evals = list of
+    (step, {metric: value}); rounds = list of (round, step, ndcg@10 or None), one per round's end."""
+    train, evals, rounds = [], [], []
     with open(path, "rb") as f:
         raw_lines = f.read().split(b"\n")
     # text after the last newline is an unfinished line (or nothing)
@@ -55,9 +57,11 @@ def read_log(path):
             if not isinstance(ev, dict):
                 sys.exit(f"error: {path} line {line_no}: \"eval\" is not an object")
             evals.append((step, {k: number(v, path, line_no, "eval." + k) for k, v in ev.items()}))
+            if "round" in obj:
+                rounds.append((int(number(obj["round"], path, line_no, "round")), step, evals[-1][1].get("ndcg@10")))
     if unfinished.strip():
         print(f"note: {path}: the last line is unfinished and left out", file=sys.stderr)
-    return train, evals
+    return train, evals, rounds
 
 
 def running_mean(values, window):
@@ -72,7 +76,7 @@ def running_mean(values, window):
     return out
 
 
-def plot(train, evals, out_path, title):
+def plot(train, evals, rounds, out_path, title):
     fig, (ax_loss, ax_eval) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
     if train:
         steps = [t[0] for t in train]
@@ -118,6 +122,12 @@ def plot(train, evals, out_path, title):
         ax_eval.legend(loc="lower right")
     else:
         ax_eval.text(0.5, 0.5, "no evaluations in the log", ha="center", va="center", transform=ax_eval.transAxes)
+    # drawn after the legends, which list the lines the axes hold when they are made
+    for r, step, _ in rounds:
+        for ax in (ax_loss, ax_eval):
+            ax.axvline(step, color="gray", linestyle="--", linewidth=1.0)
+        ax_eval.annotate(f"round {r} ends", (step, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                         textcoords="offset points", fontsize=8, color="gray", va="top")
     ax_eval.set_ylabel("evaluation queries")
     ax_eval.set_xlabel("step")
     ax_eval.grid(alpha=0.3)
@@ -133,12 +143,14 @@ def main():
     p.add_argument("-o", "--out", help="PNG to write [the log's path with .png]")
     p.add_argument("--title", help="figure title [the log's path]")
     args = p.parse_args()
-    train, evals = read_log(args.log)
+    train, evals, rounds = read_log(args.log)
     if not train and not evals:
         sys.exit(f"error: {args.log}: no training step and no evaluation in the log")
     out = args.out or os.path.splitext(args.log)[0] + ".png"
-    plot(train, evals, out, args.title or args.log)
+    plot(train, evals, rounds, out, args.title or args.log)
     print(f"{out}: {len(train)} training steps, {len(evals)} evaluations")
+    for r, step, ndcg in rounds:
+        print(f"round {r} ends at step {step:g}: NDCG@10 {ndcg:.4f}" if ndcg is not None else f"round {r} ends at step {step:g}")
     return 0
 
 

@@ -2,7 +2,8 @@
 # The README's command shape (--init and --dense-model all-MiniLM-L6-v2, --judge bm25+dense,
 # 50 candidates, the default training budget) on real collections, each on several held-out
 # splits (--seed draws the split), and one table: BM25, dense, judge, the model before and
-# after training and the reranker (the model interpolated with the first stage): NDCG@10,
+# after training (with -- --rounds N, at the end of each round too) and the reranker (the model
+# interpolated with the first stage): NDCG@10,
 # Recall@100, MRR@10; held-out queries, wall and training seconds
 # of every run, then each collection's mean over its splits. Usage:
 #
@@ -69,10 +70,16 @@ def row_name(name):
     for prefix, key in (("judge (", "judge"), ("hybrid (", "hybrid"), ("reranker (", "reranker")):
         if name.startswith(prefix):
             return key
+    if name.startswith("model after round "):  # --rounds
+        return "round " + name[len("model after round "):]
     return short.get(name, name)
 # "reranker" is the final order (the model interpolated with the first stage, --val-frac);
 # a run without it (--val-frac 0) is judged by the model alone
-cols = ["BM25", "dense", "hybrid", "judge", "before", "model", "reranker"]
+# --rounds: the model at the end of each round but the last, between "before" and "model"
+rounds = sorted({row_name(l.split("\t")[0]) for c in collections for s in seeds
+                 for l in open(f"{runs}/{c}_s{s}/results.tsv").read().split("\n")[1:] if l.startswith("model after round ")},
+                key=lambda k: int(k.split()[1]))
+cols = ["BM25", "dense", "hybrid", "judge", "before"] + rounds + ["model", "reranker"]
 gaps = [("reranker", "BM25"), ("reranker", "dense"), ("reranker", "judge"), ("model", "judge")]
 def gap(rows, a, b):
     a = a if a in rows else "model"

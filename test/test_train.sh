@@ -212,6 +212,115 @@ $T --run-dir "$R" $SMALL --threads 1 --eval-every 2 --checkpoint-every 2 --resum
 check "--resume with other --threads, --eval-every and --checkpoint-every exits 0" test $? -eq 0
 check "... and ends with the straight run's model" cmp -s "$D/a/model.bin" "$R/model.bin"
 
+# --rounds: failure mining. A straight run of two rounds; the same run stopped at the end of
+# round 1 and inside round 2 and resumed ends with the same model to the bit
+M="$D/m"
+mine_copy() { mkdir -p "$1" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$D/a/ratings.tsv" "$D/a/judgments.jsonl" "$1/"; }
+mine_copy "$M"
+judged_before=$(wc -l < "$M/judgments.jsonl")
+$T --run-dir "$M" $SMALL --rounds 2 >"$M.out" 2>&1
+check "a run of --rounds 2 exits 0 (see $M.out)" test $? -eq 0
+check "... draws its pool from BM25's top 60 (twice --candidates)" grep -q "^mining pool: bm25, top 60;" "$M.out"
+check "... ends round 1 at step 6 with an evaluation" grep -qE "^round 1 of 2 ends at step 6: loss [0-9.]+, NDCG@10 [0-9.]+$" "$M.out"
+check "... mines new documents and pairs against the ratings, and judges them" \
+    grep -qE "^mining \(round 2\): [1-9][0-9]* new documents in [1-9][0-9]* queries .*, [1-9][0-9]* pairs it ordered against the ratings .*: [1-9][0-9]* new battles$" "$M.out"
+mined_docs=$(sed -n 's/^mining (round 2): \([0-9]*\) new documents.*/\1/p' "$M.out")
+new_battles=$(sed -n 's/^mining (round 2): .*: \([0-9]*\) new battles$/\1/p' "$M.out")
+# ratings.round2.tsv against ratings.tsv: every query keeps its documents, and the new ones
+# number what the run said; none was a candidate of its query before
+round2_docs() {
+    python3 - "$1/ratings.tsv" "$1/ratings.round2.tsv" "$2" <<'EOF_PY'
+import sys, collections
+def docs(path):
+    d = collections.defaultdict(set)
+    for line in open(path).read().split("\n")[1:]:
+        if line:
+            q, doc = line.split("\t")[:2]
+            d[q].add(doc)
+    return d
+first, second = docs(sys.argv[1]), docs(sys.argv[2])
+new = sum(len(second[q] - first[q]) for q in second)
+kept = all(first[q] <= second[q] for q in second)
+print("  round 2: %d queries, %d new documents (the run said %s), every query's first documents kept: %s" % (len(second), new, sys.argv[3], kept))
+sys.exit(0 if kept and new == int(sys.argv[3]) and len(second) < len(first) else 1)
+EOF_PY
+}
+check "... ratings.round2.tsv holds the training queries (not the validation ones) with their documents and the mined ones" round2_docs "$M" "$mined_docs"
+check "... the new battles went to the judge through the cache" test "$(wc -l < "$M/judgments.jsonl")" -ge $((judged_before + new_battles))
+check "... logs round 1's evaluation with its round" grep -qE '^\{"step": 6, "round": 1, "eval": \{"ndcg@10": ' "$M/log.jsonl"
+r1=$(sed -n 's/^round 1 of 2 ends at step 6: loss [0-9.]*, NDCG@10 \([0-9.]*\)$/\1/p' "$M.out")
+# results.tsv has 6 decimals, the line 4: equal within the line's rounding
+check "... and results.tsv has the row 'model after round 1' with that NDCG@10" \
+    awk -F'\t' -v want="$r1" '$1 == "model after round 1" && $2 - want <= 5e-5 && want - $2 <= 5e-5 { found = 1 } END { exit !found }' "$M/results.tsv"
+check "... records the rounds and the mining settings for --resume" \
+    grep -qz -- "--rounds	2.--mine-depth	60.--mine-docs	10.--mine-pairs	10" "$M/training.tsv"
+check "... and trained 12 steps in all" grep -q '^{"step": 12, "loss"' "$M/log.jsonl"
+M2="$D/m2"
+mine_copy "$M2"
+$T --run-dir "$M2" $SMALL --rounds 2 --stop-at 6 >"$M2.1" 2>&1
+check "--rounds 2 stopped at the end of round 1 mines nothing yet" test ! -e "$M2/targets.round2.bin"
+$T --run-dir "$M2" $SMALL --rounds 2 --stop-at 9 --resume >"$M2.2" 2>&1
+check "... resumed, it mines round 2 from the checkpoint and stops inside it" \
+    grep -qz "mining (round 2).*stopped after step 9 of 12" "$M2.2"
+check "... the same round-2 targets as the straight run, to the bit" cmp -s "$M/targets.round2.bin" "$M2/targets.round2.bin"
+cp -r "$M2" "$D/m3"
+$T --run-dir "$M2" $SMALL --rounds 2 --resume >"$M2.3" 2>&1
+check "... resumed inside round 2, it reads round 2's targets" grep -q "^round 2: targets read from" "$M2.3"
+check "... and ends with the straight run's model.bin" cmp -s "$M/model.bin" "$M2/model.bin"
+check "... and its results.tsv, round 1's row from the log" cmp -s "$M/results.tsv" "$M2/results.tsv"
+rm "$D/m3/targets.round2.bin"
+$T --run-dir "$D/m3" $SMALL --rounds 2 --resume >"$D/m3.out" 2>&1
+check "a resume inside round 2 without its targets is refused" test $? -ne 0
+check "... naming the file and the round to resume from" grep -q "targets.round2.bin is missing: the checkpoint is from round 2" "$D/m3.out"
+$T --run-dir "$D/m3" $SMALL --rounds 3 --resume >"$D/m3b.out" 2>&1
+check "--resume with another --rounds is refused, naming both values" grep -q -- "--rounds is 3 in this run, 2 in" "$D/m3b.out"
+# a fresh start mines its own rounds: a round file of an earlier start is removed
+M4="$D/m4"
+mine_copy "$M4"
+cp "$M/targets.round2.bin" "$M4/"
+$T --run-dir "$M4" $SMALL --rounds 2 --stop-at 2 >"$M4.out" 2>&1
+check "a fresh start removes an earlier start's targets.round2.bin, and says so" \
+    grep -q "^round 2: .*targets.round2.bin, from an earlier start, removed" "$M4.out"
+check "... which is gone" test ! -e "$M4/targets.round2.bin"
+# the control: rounds that mine nothing restart the schedule on the same battles
+M5="$D/m5"
+mine_copy "$M5"
+judged_before=$(wc -l < "$M5/judgments.jsonl")
+$T --run-dir "$M5" $SMALL --rounds 2 --mine-docs 0 --mine-pairs 0 >"$M5.out" 2>&1
+check "--rounds 2 --mine-docs 0 --mine-pairs 0 exits 0 with no new battle" grep -q ": 0 new battles$" "$M5.out"
+# the refit of round 2 calibrates the trained queries alone (round 1's also held the
+# validation queries), so only the offsets may move: within a query, the ratings' differences
+# are round 1's (ratings.tsv prints 6 decimals: 2e-6 covers the rounding of both)
+same_differences() {
+    python3 - "$1/ratings.tsv" "$1/ratings.round2.tsv" <<'EOF_PY'
+import sys, collections
+def ratings(path):
+    d = collections.defaultdict(dict)
+    for line in open(path).read().split("\n")[1:]:
+        if line:
+            q, doc, r = line.split("\t")[:3]
+            d[q][doc] = float(r)
+    return d
+first, second = ratings(sys.argv[1]), ratings(sys.argv[2])
+worst = 0.0
+for q, docs in second.items():
+    assert docs.keys() == first[q].keys()
+    d0 = next(iter(docs))
+    worst = max(worst, max(abs((docs[d] - docs[d0]) - (first[q][d] - first[q][d0])) for d in docs))
+print("  control: %d queries, worst change of a rating difference %.1e (tolerance 2e-6)" % (len(second), worst))
+sys.exit(0 if worst <= 2e-6 and len(second) > 0 else 1)
+EOF_PY
+}
+check "... the same documents, and ratings that differ from round 1's by an offset per query" same_differences "$M5"
+for bad in "--rounds 2 --mine-depth 30:--mine-depth (30) must be larger than --candidates (30)" \
+           "--rounds 21:--rounds wants a number in [1, 20]" \
+           "--rounds 2 --train bi-encoder:--rounds mines the reranker's failures"; do
+    $T --run-dir "$D/mbad" $SMALL ${bad%%:*} >"$D/mbad.out" 2>&1
+    status=$?
+    check "${bad%%:*} is refused" test $status -eq 2
+    check "... saying '${bad#*:}'" grep -qF -- "${bad#*:}" "$D/mbad.out"
+done
+
 # the rating-pairs loss and the head fit: a run that uses both records them, logs finite
 # losses (every pair's loss lies between 0 and the loss of a wrong order, so a step-1 loss
 # above ln 2 = 0.69 by far says the pairs or their p are wrong: the fresh model's logits are

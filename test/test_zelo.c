@@ -2,6 +2,7 @@
  * test_zelo.c — the zELO mathematics against independent references:
  *  - pair graphs: k-regular (many seeds per (n, k), n close to k included), connected,
  *    diameter within the random-regular-graph bound, linear time at n = 100,000
+ *  - failure mining: the documents and pairs a round adds, on cases worked by hand
  *  - rating fit: scipy.optimize optima (dev/gen_zelo_fixture.py), edge cases, bad input
  *  - zbench's Bradley–Terry fixed point (dev/zbench_fixed_point.py): same optimum where it
  *    converges, and cases where it does not while our fit does
@@ -1041,8 +1042,87 @@ static void test_scale_fit(void) {
     fclose(fp);
 }
 
+// ----------------------------------------------------------------------------
+// failure mining: which documents and pairs a round adds, on cases worked by hand
+
+// the index of the unordered pair {u, v} among (a, b)[0..n), or -1
+static int find_pair(const int* a, const int* b, int n, int u, int v) {
+    for (int p = 0; p < n; p++) {
+        if ((a[p] == u && b[p] == v) || (a[p] == v && b[p] == u)) { return p; }
+    }
+    return -1;
+}
+
+static void test_mining(void) {
+    // three current documents, three from the pool; the model's top 3 are 5, 1, 3
+    const float scores[6] = { 0.1f, 0.9f, 0.5f, 0.8f, 0.2f, 0.95f };
+    int picked[4];
+    int m = zelo_mine_documents(picked, scores, 6, 3, 3, 4);
+    CHECK(m == 2 && picked[0] == 5 && picked[1] == 3, "mine documents: %d picked (%d, %d), want 5 then 3", m, picked[0], picked[1]);
+    m = zelo_mine_documents(picked, scores, 6, 3, 3, 1);
+    CHECK(m == 1 && picked[0] == 5, "mine documents, at most 1: %d picked (%d), want 5", m, picked[0]);
+    m = zelo_mine_documents(picked, scores, 6, 3, 2, 4);
+    CHECK(m == 1 && picked[0] == 5, "mine documents within the top 2: %d picked, want 5 alone", m);
+    m = zelo_mine_documents(picked, scores, 3, 3, 3, 4);
+    CHECK(m == 0, "mine documents with no pool document: %d picked", m);
+    // equal scores go by index: 4 before 5
+    const float tied[6] = { 0.0f, 0.0f, 0.0f, 0.5f, 0.7f, 0.7f };
+    m = zelo_mine_documents(picked, tied, 6, 3, 2, 4);
+    CHECK(m == 2 && picked[0] == 4 && picked[1] == 5, "mine documents, tied: (%d, %d), want 4 then 5", picked[0], picked[1]);
+    // a NaN score ranks last instead of breaking the order
+    const float with_nan[4] = { 0.0f, NAN, 0.3f, 0.2f };
+    m = zelo_mine_documents(picked, with_nan, 4, 1, 2, 4);
+    CHECK(m == 2 && picked[0] == 2 && picked[1] == 3, "mine documents, a NaN score: (%d, %d), want 2 then 3", picked[0], picked[1]);
+
+    // four current documents rated 3 > 2 > 1 > 0 that the model orders the other way round;
+    // (0,1), (1,2), (2,3) are judged. Unjudged and against the ratings: (0,3) gap 3, (0,2)
+    // and (1,3) gap 2: the two widest are (0,3), then (0,2) before (1,3) by index.
+    const float ratings[4] = { 3.0f, 2.0f, 1.0f, 0.0f };
+    const float inverted[4] = { 0.0f, 1.0f, 2.0f, 3.0f };
+    const int old_a[3] = { 0, 2, 3 }, old_b[3] = { 1, 1, 2 };
+    int a[64], b[64];
+    int np = zelo_mine_pairs(a, b, inverted, ratings, 4, 0, old_a, old_b, 3, 4, 2, 11);
+    CHECK(np == 2 && find_pair(a, b, np, 0, 3) == 0 && find_pair(a, b, np, 0, 2) == 1,
+          "mine pairs, disagreement: %d pairs, (0,3) at %d, (0,2) at %d", np, find_pair(a, b, np, 0, 3), find_pair(a, b, np, 0, 2));
+    np = zelo_mine_pairs(a, b, ratings, ratings, 4, 0, old_a, old_b, 3, 4, 5, 11);
+    CHECK(np == 0, "mine pairs: scores that agree with the ratings give %d pairs, want none", np);
+    // a tie in the scores is no disagreement
+    const float flat[4] = { 1.0f, 1.0f, 1.0f, 1.0f };
+    np = zelo_mine_pairs(a, b, flat, ratings, 4, 0, old_a, old_b, 3, 4, 5, 11);
+    CHECK(np == 0, "mine pairs: equal scores give %d pairs, want none", np);
+    np = zelo_mine_pairs(a, b, inverted, ratings, 4, 0, old_a, old_b, 3, 4, 10, 11);
+    CHECK(np == 3 && find_pair(a, b, np, 1, 3) == 2, "mine pairs: all 3 unjudged disagreements, got %d", np);
+
+    // new documents: each meets k distinct others, no pair twice, none with itself, over seeds
+    int bad = 0, shown_first[2] = { 0, 0 };
+    for (uint64_t seed = 0; seed < 200; seed++) {
+        int n_old = 4 + (int)(seed % 5), n_new = 1 + (int)(seed % 4), k = 2 + 2 * (int)(seed % 3);
+        int64_t cap = zelo_mine_pairs_capacity(n_old, n_new, k, 0);
+        float s[16] = { 0 };
+        float r[16] = { 0 };
+        np = zelo_mine_pairs(a, b, s, r, n_old, n_new, old_a, old_b, 0, k, 0, seed);
+        int n = n_old + n_new, want = k < n - 1 ? k : n - 1;
+        bad += np > cap;
+        for (int p = 0; p < np; p++) {
+            bad += a[p] < 0 || a[p] >= n || b[p] < 0 || b[p] >= n || a[p] == b[p] || (a[p] < n_old && b[p] < n_old);
+            bad += find_pair(a, b, p, a[p], b[p]) >= 0;
+            shown_first[a[p] >= n_old]++;
+        }
+        for (int u = n_old; u < n; u++) {
+            int degree = 0;
+            for (int p = 0; p < np; p++) { degree += a[p] == u || b[p] == u; }
+            bad += degree < want;
+        }
+    }
+    CHECK(bad == 0, "mine pairs, new documents: %d faults over 200 seeds (a pair out of range, with itself, twice, "
+          "between two current documents, or a new document with fewer than k opponents)", bad);
+    CHECK(shown_first[0] > 0 && shown_first[1] > 0, "mine pairs: the new document is shown first %d times, second %d "
+          "times; the order should be random", shown_first[1], shown_first[0]);
+}
+
 int main(void) {
     test_graphs();
+    test_mining();
     test_pair_terms();
     test_fit_fixture();
     test_zbench_fixture();
