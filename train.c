@@ -2573,56 +2573,91 @@ static void round_targets_header(int* want /* (TARGETS_HEADER_WORDS,) */, const 
     want[17] = o->mine_pairs;
 }
 
-// next = t with each query's failures added: the model (the end of round - 1) scores the query's
-// documents and the rest of its pool; new documents it ranks in its top --candidates join
-// (zelo_mine_documents), with battles against the others, and pairs it orders against the
-// ratings are judged (zelo_mine_pairs); the new battles go to the judge through the cache,
-// then every query is refitted (targets_fit).
-static void trainset_mine(TrainSet* next, const TrainSet* t, const Candidates* pool, BertModel* model, Batch* b,
-                          const Tokenizer* tok, const Collection* c, Judge* judge, const Options* o,
-                          const DistillSetup* ds, int round) {
-    int D = pool->K, K = t->K, K_next = K + o->mine_docs, k = 2 * o->cycles;
-    // every query's list: its current documents, then the pool's others
-    int64_t* list_start = (int64_t*)mallocCheck((size_t)(t->n + 1) * sizeof(int64_t));
-    int* qs = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
-    int* ds_ = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
+// the lists a round's model scores: each training query's documents, then the rest of its
+// pool; (list_start[i], list_start[i+1]) are query i's, list_docs their corpus indices, *scores
+// the model's (all 0 when nothing is mined: the control of --mine-docs 0 --mine-pairs 0)
+static int64_t mining_lists_scored(int64_t* list_start /* (n+1,) */, int** list_docs, float** scores, const TrainSet* t,
+                                   const Candidates* pool, BertModel* model, Batch* b, const Tokenizer* tok,
+                                   const Collection* c, const Options* o) {
+    int D = pool->K, K = t->K;
+    int* queries = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
+    int* docs_out = (int*)mallocCheck((size_t)(t->n > 0 ? t->n : 1) * (K + D) * sizeof(int));
     int64_t n = 0;
     for (int i = 0; i < t->n; i++) {
         list_start[i] = n;
         const int* docs = t->docs + (size_t)i * K;
-        for (int j = 0; j < t->num_docs[i]; j++) { qs[n] = t->query[i]; ds_[n++] = docs[j]; }
+        for (int j = 0; j < t->num_docs[i]; j++) { queries[n] = t->query[i]; docs_out[n++] = docs[j]; }
         const int* row = pool->docs + (size_t)t->query[i] * D;
         for (int j = 0; j < D && row[j] >= 0; j++) {
             int have = 0;
             for (int m = 0; m < t->num_docs[i] && !have; m++) { have = docs[m] == row[j]; }
-            if (!have) { qs[n] = t->query[i]; ds_[n++] = row[j]; }
+            if (!have) { queries[n] = t->query[i]; docs_out[n++] = row[j]; }
         }
     }
     list_start[t->n] = n;
-    printf("mining (round %d): the model scores %lld documents of %d training queries (their %d and the rest of the "
-           "top %d of %s)\n", round, (long long)n, t->n, K, D, CANDIDATE_SOURCES[pool->source]);
-    float* scores = (float*)callocCheck((size_t)(n > 0 ? n : 1), sizeof(float));
-    // nothing to mine (the control of --mine-docs 0 --mine-pairs 0) reads no score
+    float* s = (float*)callocCheck((size_t)(n > 0 ? n : 1), sizeof(float));
     if (o->mine_docs > 0 || o->mine_pairs > 0) {
-        int64_t a0, a1;
+        int64_t a0, a1;  // each rank scores its block of the pairs
         dist_share(&a0, &a1, n, dist.rank);
-        score_pairs(scores + a0, model, b, tok, &c->queries, &c->corpus, qs + a0, ds_ + a0, (int)(a1 - a0), "mining");
-        dist_allgather_blocks(scores, n, sizeof(float));
+        score_pairs(s + a0, model, b, tok, &c->queries, &c->corpus, queries + a0, docs_out + a0, (int)(a1 - a0), "mining");
+        dist_allgather_blocks(s, n, sizeof(float));
     }
-    // the new documents and pairs of every query
+    free(queries);
+    *list_docs = docs_out;
+    *scores = s;
+    return n;
+}
+
+// the pairs of t marked unjudged (p < 0) sent to the judge the first round's went to, through
+// the cache (a --distill run's student answers them), their p filled in
+static void mined_battles_judge(TrainSet* t, Judge* judge, JudgeCache* cache, const Options* o, const DistillSetup* ds) {
+    int64_t n = 0;
+    for (int64_t e = 0; e < t->pair_start[t->n]; e++) { n += t->pair_p[e] < 0.0f; }
+    Battle* battles = (Battle*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(Battle));
+    int64_t* where = (int64_t*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(int64_t));
+    int64_t m = 0;
+    for (int i = 0; i < t->n; i++) {
+        const int* docs = t->docs + (size_t)i * t->K;
+        for (int64_t e = t->pair_start[i]; e < t->pair_start[i + 1]; e++) {
+            if (t->pair_p[e] >= 0.0f) { continue; }
+            battles[m] = (Battle){ t->query[i], docs[t->pair_a[e]], t->query[i], docs[t->pair_b[e]] };
+            where[m++] = e;
+        }
+    }
+    float* p = (float*)mallocCheck((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (o->distill > 0) { judge_distilled(p, battles, (int)n, judge, cache, ds); }
+    else { judge_battles_shared(p, judge, cache, battles, (int)n); }
+    for (int64_t j = 0; j < n; j++) { t->pair_p[where[j]] = p[j]; }
+    free(battles); free(where); free(p);
+}
+
+// next = t with each query's failures added: the model (the end of round - 1) scores the query's
+// documents and the rest of its pool; new documents it ranks in its top --candidates join
+// (zelo_mine_documents), with battles against the others, and pairs it orders against the
+// ratings are judged (zelo_mine_pairs); the new battles go to the judge, then every query is
+// refitted (targets_fit).
+static void trainset_mine(TrainSet* next, const TrainSet* t, const Candidates* pool, BertModel* model, Batch* b,
+                          const Tokenizer* tok, const Collection* c, Judge* judge, const Options* o,
+                          const DistillSetup* ds, int round) {
+    int K = t->K, K_next = K + o->mine_docs, k = 2 * o->cycles;
+    int64_t* list_start = (int64_t*)mallocCheck((size_t)(t->n + 1) * sizeof(int64_t));
+    int* list_docs;
+    float* scores;
+    int64_t n = mining_lists_scored(list_start, &list_docs, &scores, t, pool, model, b, tok, c, o);
+    printf("mining (round %d): the model scored %lld documents of %d training queries (their %d and the rest of the "
+           "top %d of %s)\n", round, (long long)n, t->n, K, pool->K, CANDIDATE_SOURCES[pool->source]);
     int64_t cap = t->pair_start[t->n];
     for (int i = 0; i < t->n; i++) { cap += zelo_mine_pairs_capacity(t->num_docs[i], o->mine_docs, k, o->mine_pairs); }
     trainset_alloc(next, t->n, K_next, cap);
     int* picked = (int*)mallocCheck((size_t)(o->mine_docs > 0 ? o->mine_docs : 1) * sizeof(int));
-    float* list_scores = (float*)mallocCheck((size_t)K_next * sizeof(float));
+    float* query_scores = (float*)mallocCheck((size_t)K_next * sizeof(float));  // of next's documents of the query
     int64_t at = 0, new_docs = 0, disagree = 0;
-    int took = 0;
+    int grown = 0;
     next->pair_start[0] = 0;
     for (int i = 0; i < t->n; i++) {
         int n_old = t->num_docs[i];
         int64_t l0 = list_start[i];
-        int n_list = (int)(list_start[i + 1] - l0);
-        int n_new = zelo_mine_documents(picked, scores + l0, n_list, n_old, o->candidates, o->mine_docs);
+        int n_new = zelo_mine_documents(picked, scores + l0, (int)(list_start[i + 1] - l0), n_old, o->candidates, o->mine_docs);
         next->query[i] = t->query[i];
         next->num_docs[i] = n_old + n_new;
         next->offsets[i] = t->offsets[i];
@@ -2630,55 +2665,37 @@ static void trainset_mine(TrainSet* next, const TrainSet* t, const Candidates* p
         for (int j = 0; j < K_next; j++) { docs[j] = -1; }
         memcpy(docs, t->docs + (size_t)i * K, (size_t)n_old * sizeof(int));
         memcpy(next->ratings + (size_t)i * K_next, t->ratings + (size_t)i * K, (size_t)n_old * sizeof(float));
-        memcpy(list_scores, scores + l0, (size_t)n_old * sizeof(float));
+        memcpy(query_scores, scores + l0, (size_t)n_old * sizeof(float));
         for (int j = 0; j < n_new; j++) {
-            docs[n_old + j] = ds_[l0 + picked[j]];
-            list_scores[n_old + j] = scores[l0 + picked[j]];
+            docs[n_old + j] = list_docs[l0 + picked[j]];
+            query_scores[n_old + j] = scores[l0 + picked[j]];
         }
+        // the query's judged pairs, then its new ones, unjudged (p = -1) until the judge answers
         int64_t p0 = t->pair_start[i], np = t->pair_start[i + 1] - p0;
         memcpy(next->pair_a + at, t->pair_a + p0, (size_t)np * sizeof(int));
         memcpy(next->pair_b + at, t->pair_b + p0, (size_t)np * sizeof(int));
         memcpy(next->pair_p + at, t->pair_p + p0, (size_t)np * sizeof(float));
         at += np;
         uint64_t seed = query_seed(o->seed ^ (0x6D696E65ull * (uint64_t)round), beir_id(&c->queries, t->query[i]));
-        int m = zelo_mine_pairs(next->pair_a + at, next->pair_b + at, list_scores, t->ratings + (size_t)i * K, n_old,
+        int m = zelo_mine_pairs(next->pair_a + at, next->pair_b + at, query_scores, t->ratings + (size_t)i * K, n_old,
                                 n_new, t->pair_a + p0, t->pair_b + p0, np, k, o->mine_pairs, seed);
-        for (int e = 0; e < m; e++) { next->pair_p[at + e] = -1.0f; }  // the judge's, below
+        for (int e = 0; e < m; e++) { next->pair_p[at + e] = -1.0f; }
+        // the disagreements come first, each between two current documents
         for (int e = 0; e < m && next->pair_a[at + e] < n_old && next->pair_b[at + e] < n_old; e++) { disagree++; }
         at += m;
         next->pair_start[i + 1] = at;
         new_docs += n_new;
-        took += n_new > 0;
+        grown += n_new > 0;
     }
-    free(picked); free(list_scores); free(scores); free(qs); free(ds_); free(list_start);
-    // the new battles, to the judge the first round's went to
-    int64_t n_battles = 0;
-    for (int i = 0; i < t->n; i++) {
-        for (int64_t e = next->pair_start[i]; e < next->pair_start[i + 1]; e++) { n_battles += next->pair_p[e] < 0.0f; }
-    }
+    free(picked); free(query_scores); free(scores); free(list_docs); free(list_start);
     printf("mining (round %d): %lld new documents in %d queries (at most %d each, from the model's top %d), %lld pairs "
-           "it ordered against the ratings (at most %d each): %lld new battles\n", round, (long long)new_docs, took,
-           o->mine_docs, o->candidates, (long long)disagree, o->mine_pairs, (long long)n_battles);
-    Battle* battles = (Battle*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(Battle));
-    int64_t* where = (int64_t*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(int64_t));
-    int64_t nb = 0;
-    for (int i = 0; i < t->n; i++) {
-        const int* docs = next->docs + (size_t)i * K_next;
-        for (int64_t e = next->pair_start[i]; e < next->pair_start[i + 1]; e++) {
-            if (next->pair_p[e] >= 0.0f) { continue; }
-            battles[nb] = (Battle){ next->query[i], docs[next->pair_a[e]], next->query[i], docs[next->pair_b[e]] };
-            where[nb++] = e;
-        }
-    }
-    float* p = (float*)mallocCheck((size_t)(n_battles > 0 ? n_battles : 1) * sizeof(float));
+           "it ordered against the ratings (at most %d each): %lld new battles\n", round, (long long)new_docs, grown,
+           o->mine_docs, o->candidates, (long long)disagree, o->mine_pairs, (long long)(at - t->pair_start[t->n]));
     char cache_path[4096];
     joinPathCheck(cache_path, sizeof(cache_path), o->run_dir, "judgments.jsonl");
-    JudgeCache cache;
+    JudgeCache cache;  // rank 0's, as in the targets stage
     if (dist.rank == 0) { judge_cache_open(&cache, cache_path, judge); }
-    if (o->distill > 0) { judge_distilled(p, battles, (int)n_battles, judge, &cache, ds); }
-    else { judge_battles_shared(p, judge, &cache, battles, (int)n_battles); }
-    for (int64_t j = 0; j < n_battles; j++) { next->pair_p[where[j]] = p[j]; }
-    free(battles); free(where); free(p);
+    mined_battles_judge(next, judge, &cache, o, ds);
     targets_fit(next, c, judge, &cache, o, ds->device);
     if (dist.rank == 0) { judge_cache_close(&cache); }
 }
