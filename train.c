@@ -3132,10 +3132,11 @@ int main(int argc, char** argv) {
         free(scores);
         log_eval(log, 0, 0, &rows[n_rows - 1].mean);
         // what the evaluations cost, said once: on a large collection they add minutes
-        int more = (total - 1) / eval_every + 1;
+        int more = 1;  // the final one, then those inside the run (the training loop's rule)
+        for (int s = 1; s < total; s++) { more += s % eval_every == 0 || s % round_steps == 0; }
         printf("step 0: NDCG@10 %.4f (the model before training); an evaluation took %.1fs, %d more follow "
-               "(every %d steps and at the end; --eval-every)\n", rows[n_rows - 1].mean.ndcg_at_10,
-               wall_seconds() - t_eval, more, eval_every);
+               "(every %d steps%s and at the end; --eval-every)\n", rows[n_rows - 1].mean.ndcg_at_10,
+               wall_seconds() - t_eval, more, eval_every, o.rounds > 1 ? ", at the end of each round" : "");
     } else if (have_before) {
         rows[n_rows++] = (ResultRow){ "model before training", before };
     }
