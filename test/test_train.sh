@@ -222,6 +222,7 @@ $T --run-dir "$M" $SMALL --rounds 2 >"$M.out" 2>&1
 check "a run of --rounds 2 exits 0 (see $M.out)" test $? -eq 0
 check "... draws its pool from BM25's top 60 (twice --candidates)" grep -q "^mining pool: bm25, top 60;" "$M.out"
 check "... ends round 1 at step 6 with an evaluation" grep -qE "^round 1 of 2 ends at step 6: loss [0-9.]+, NDCG@10 [0-9.]+$" "$M.out"
+check "... and says 4 evaluations follow the first (steps 3, 6, 9 and 12)" grep -qE "^step 0: .*, 4 more follow \(every 3 steps, at the end of each round and at the end" "$M.out"
 check "... mines new documents and pairs against the ratings, and judges them" \
     grep -qE "^mining \(round 2\): [1-9][0-9]* new documents in [1-9][0-9]* queries .*, [1-9][0-9]* pairs it ordered against the ratings .*: [1-9][0-9]* new battles$" "$M.out"
 mined_docs=$(sed -n 's/^mining (round 2): \([0-9]*\) new documents.*/\1/p' "$M.out")
