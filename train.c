@@ -2644,8 +2644,10 @@ static void trainset_mine(TrainSet* next, const TrainSet* t, const Candidates* p
     int* list_docs;
     float* scores;
     int64_t n = mining_lists_scored(list_start, &list_docs, &scores, t, pool, model, b, tok, c, o);
-    printf("mining (round %d): the model scored %lld documents of %d training queries (their %d and the rest of the "
-           "top %d of %s)\n", round, (long long)n, t->n, K, pool->K, CANDIDATE_SOURCES[pool->source]);
+    if (o->mine_docs > 0 || o->mine_pairs > 0) {
+        printf("mining (round %d): the model scored %lld documents of %d training queries (their %d and the rest of the "
+               "top %d of %s)\n", round, (long long)n, t->n, K, pool->K, CANDIDATE_SOURCES[pool->source]);
+    }
     int64_t cap = t->pair_start[t->n];
     for (int i = 0; i < t->n; i++) { cap += zelo_mine_pairs_capacity(t->num_docs[i], o->mine_docs, k, o->mine_pairs); }
     trainset_alloc(next, t->n, K_next, cap);
