@@ -3,10 +3,11 @@
  * train.c (so that file is included here, its main renamed), on any bytes. The first byte
  * chooses the file, the rest is its content:
  *   0 targets.bin    (trainset_read; the header it must match is taken from the input's
- *                     own first 12 words, so that the sizes behind it are reached)
+ *                     own first 18 words, so that the sizes behind it are reached; the same
+ *                     reader takes a round's targets.round<R>.bin)
  *   1 candidates.bin (candidates_stage, for a collection of 3 documents and 2 queries with
  *                     K = 2, as dev/fuzz/make_seeds.c wrote its seed)
- *   2 log.jsonl      (log_rewind, resuming at step 5 of 10)
+ *   2 log.jsonl      (log_rewind, resuming at step 5 of 10, rounds' lines included)
  *   3 checkpoint.txt (checkpoint_step)
  * Not reached without restructuring train.c: the options (argv) and the stages' in-memory
  * hand-offs; the model and optimizer files have targets of their own.
@@ -20,17 +21,12 @@
 static Collection collection;
 static Options options;
 
-// train.c has no function that frees a TrainSet yet
-static void fuzz_free_trainset(TrainSet* t) {
-    free(t->query); free(t->num_docs); free(t->docs); free(t->ratings); free(t->offsets); free(t->targets);
-    free(t->pair_start); free(t->pair_a); free(t->pair_b); free(t->pair_p);
-}
-
 // runs the candidates stage on the run directory as it is
 static void candidates_once(void) {
     Candidates cand;
     Bm25Index index;
-    candidates_stage(&cand, &collection, &options, &index, NULL, NULL);
+    bm25_index_stage(&index, &collection, &options);
+    candidates_stage(&cand, &collection, &options, &index, NULL, NULL, options.candidates, "candidates.bin", "candidates");
     free(cand.docs);
     free(cand.scores);
     bm25_free(&index);
@@ -42,18 +38,19 @@ static void read_file(const uint8_t* data, size_t size) {
     data++;
     size--;
     if (which == 0) {
-        int want[12] = { 0 };
+        int want[TARGETS_HEADER_WORDS] = { 0 };
         memcpy(want, data, size < sizeof(want) ? size : sizeof(want));
         TrainSet t;
         trainset_read(&t, want, fuzz_file(0, "targets.bin", data, size));
-        fuzz_free_trainset(&t);
+        trainset_free(&t);
     } else if (which == 1) {
         fuzz_file(0, "candidates.bin", data, size);
         candidates_once();
     } else if (which == 2) {
         fuzz_file(0, "log.jsonl", data, size);
-        MetricScores before;
-        (void)log_rewind(&before, fuzz_dir, 5, 10);
+        MetricScores before, round_end[MAX_ROUNDS];
+        int round_seen[MAX_ROUNDS] = { 0 };
+        (void)log_rewind(&before, round_end, round_seen, fuzz_dir, 5, 10);
     } else {
         fuzz_file(0, "checkpoint.txt", data, size);
         (void)checkpoint_step(fuzz_dir);

@@ -87,7 +87,7 @@ int main(void) {
         }
     }
     t.pair_start[2] = 6;
-    int header[12] = { TARGETS_MAGIC, STAGE_VERSION, 2, 3, 1, 0, 0, 0, 0, 0, 3, 2 };
+    int header[TARGETS_HEADER_WORDS] = { TARGETS_MAGIC, STAGE_VERSION, 2, 3, 1, 0, 0, 0, 0, 0, 3, 2 };
     makeDirsCheck(SEEDS "/train");
     trainset_write(&t, header, "build/fuzz_seed_targets.bin");
     write_prefixed(SEEDS "/train/targets.bin", 0, "build/fuzz_seed_targets.bin");
@@ -113,7 +113,8 @@ int main(void) {
     beir_load_queries(&c.queries, "build/fuzz_seed_run/queries.jsonl");
     Candidates cand;
     Bm25Index run_index;
-    candidates_stage(&cand, &c, &o, &run_index, NULL, NULL);
+    bm25_index_stage(&run_index, &c, &o);
+    candidates_stage(&cand, &c, &o, &run_index, NULL, NULL, o.candidates, "candidates.bin", "candidates");
     write_prefixed(SEEDS "/train/candidates.bin", 1, "build/fuzz_seed_run/candidates.bin");
     printf("seeds written under %s\n", SEEDS);
     return 0;
