@@ -273,6 +273,11 @@ rm "$D/m3/targets.round2.bin"
 $T --run-dir "$D/m3" $SMALL --rounds 2 --resume >"$D/m3.out" 2>&1
 check "a resume inside round 2 without its targets is refused" test $? -ne 0
 check "... naming the file and the round to resume from" grep -q "targets.round2.bin is missing: the checkpoint is from round 2" "$D/m3.out"
+cp -r "$M2" "$D/m6"
+echo '{"step": 6, "round": 1.5, "eval": {"ndcg@10": 0.5, "recall@100": 0.5, "mrr@10": 0.5}}' >>"$D/m6/log.jsonl"
+$T --run-dir "$D/m6" $SMALL --rounds 2 --resume >"$D/m6.out" 2>&1
+check "a log line whose round is not a whole number stops --resume, naming the file and line" \
+    grep -q "log.jsonl:$(wc -l < "$D/m6/log.jsonl"): \"round\" must be a whole number from 1 to 20" "$D/m6.out"
 $T --run-dir "$D/m3" $SMALL --rounds 3 --resume >"$D/m3b.out" 2>&1
 check "--resume with another --rounds is refused, naming both values" grep -q -- "--rounds is 3 in this run, 2 in" "$D/m3b.out"
 # a fresh start mines its own rounds: a round file of an earlier start is removed
