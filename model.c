@@ -632,8 +632,94 @@ void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* 
     }
 }
 
+// the cosine of a and b (C floats) given 1/|a| and 1/|b| (0 for a zero vector, whose cosine
+// with anything is 0), the dot product summed in double in index order
+static double cosine_with_norms(const float* a, const float* b, double inv_a, double inv_b, int C) {
+    double ab = 0.0;
+    for (int c = 0; c < C; c++) { ab += (double)a[c] * b[c]; }
+    return ab * inv_a * inv_b;
+}
+
+static double inverse_norm(const float* a, int C) {
+    double aa = 0.0;
+    for (int c = 0; c < C; c++) { aa += (double)a[c] * a[c]; }
+    return aa > 0.0 ? 1.0 / sqrt(aa) : 0.0;
+}
+
+// the inverse norms inv (n) of the rows [first, first + n) of inp (N, C)
+static void inverse_norms(double* inv, const float* inp, int first, int n, int C) {
+    for (int t = 0; t < n; t++) { inv[t] = inverse_norm(inp + (size_t)(first + t) * C, C); }
+}
+
+// the document token (an index into [0, nd)) whose cosine with the query token q is the
+// largest, the first one on a tie; its cosine in *best
+static int maxsim_best(double* best, const float* q, double inv_q, const float* d, const double* inv_d, int nd, int C) {
+    int arg = 0;
+    *best = -INFINITY;
+    for (int j = 0; j < nd; j++) {
+        double cs = cosine_with_norms(q, d + (size_t)j * C, inv_q, inv_d[j], C);
+        if (cs > *best) { *best = cs; arg = j; }
+    }
+    return arg;
+}
+
+// logits (S) = scale x the mean over the query's content tokens of each one's largest cosine
+// with a document content token (segment_span's spans of inp (N, C), the last hidden states):
+// ColBERT's MaxSim, over the one joint encoding of the pair. Every query token looks for its
+// best match in the document, so a word the two share counts at once, as it does for BM25,
+// where the cosine head's means blur it with the rest. 0 where either side is empty.
+void maxsim_score_forward(float* logits, const float* inp, const int* types, const int* seq_starts, int S, int C, float scale) {
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0);
+        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1);
+        if (nq == 0 || nd == 0) { logits[s] = 0.0f; continue; }
+        double* inv_d = (double*)mallocCheck((size_t)nd * sizeof(double));
+        inverse_norms(inv_d, inp, df, nd, C);
+        double sum = 0.0;
+        for (int i = 0; i < nq; i++) {
+            const float* q = inp + (size_t)(qf + i) * C;
+            double best;
+            maxsim_best(&best, q, inverse_norm(q, C), inp + (size_t)df * C, inv_d, nd, C);
+            sum += best;
+        }
+        free(inv_d);
+        logits[s] = (float)(scale * sum / nq);
+    }
+}
+
+// dinp (N, C) += the gradient of the loss wrt inp given dlogits (S): each query token and its
+// best document token (found again as in the forward pass) get scale x dlogit / nq times
+// d cos(q, d) / dq = d / (|q||d|) - cos q / |q|^2, and symmetrically for d
+void maxsim_score_backward(float* dinp, const float* dlogits, const float* inp, const int* types, const int* seq_starts,
+                           int S, int C, float scale) {
+    #pragma omp parallel for schedule(dynamic, 1)
+    for (int s = 0; s < S; s++) {
+        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0);
+        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1);
+        if (nq == 0 || nd == 0) { continue; }
+        double* inv_d = (double*)mallocCheck((size_t)nd * sizeof(double));
+        inverse_norms(inv_d, inp, df, nd, C);
+        double g = (double)dlogits[s] * scale / nq;
+        for (int i = 0; i < nq; i++) {
+            const float* q = inp + (size_t)(qf + i) * C;
+            double inv_q = inverse_norm(q, C), cs;
+            int j = maxsim_best(&cs, q, inv_q, inp + (size_t)df * C, inv_d, nd, C);
+            if (inv_q == 0.0 || inv_d[j] == 0.0) { continue; }  // a zero vector: the cosine is 0 around it
+            const float* d = inp + (size_t)(df + j) * C;
+            float* dq = dinp + (size_t)(qf + i) * C;
+            float* dd = dinp + (size_t)(df + j) * C;
+            for (int c = 0; c < C; c++) {
+                dq[c] += (float)(g * (d[c] * inv_q * inv_d[j] - cs * q[c] * inv_q * inv_q));
+                dd[c] += (float)(g * (q[c] * inv_q * inv_d[j] - cs * d[c] * inv_d[j] * inv_d[j]));
+            }
+        }
+        free(inv_d);
+    }
+}
+
 const char* score_head_name(ScoreHead head) {
-    return head == SCORE_HEAD_COSINE ? "cosine" : "cls";
+    return head == SCORE_HEAD_MAXSIM ? "maxsim" : head == SCORE_HEAD_COSINE ? "cosine" : "cls";
 }
 
 // ----------------------------------------------------------------------------
@@ -689,6 +775,9 @@ void bert_to_device(BertModel* model, Device device) {
     if (device == DEVICE_CPU) { return; }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
+    if (model->score_head == SCORE_HEAD_MAXSIM) {
+        die("the maxsim score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)");
+    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);
     model->cuda->score_head = model->score_head;
@@ -929,6 +1018,9 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
         segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C);
         cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
+    } else if (model->score_head == SCORE_HEAD_MAXSIM) {
+        if (cfg->num_labels != 1) { die("the maxsim score head makes one logit; the model has %d labels", cfg->num_labels); }
+        maxsim_score_forward(a.logits, x, model->types, model->seq_starts, S, C, model->cosine_scale);
     } else {
         cls_gather_forward(a.cls, x, model->seq_starts, S, C);
         linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
@@ -1033,6 +1125,8 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
         cosine_score_backward(dcls, dlogits, a.segmeans, S, C, model->cosine_scale);
         segment_means_backward(dh, dcls, model->types, seq_starts, S, C);
+    } else if (dlogits != NULL && model->score_head == SCORE_HEAD_MAXSIM) {
+        maxsim_score_backward(dh, dlogits, L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * N * C, model->types, seq_starts, S, C, model->cosine_scale);
     } else if (dlogits != NULL) {
         memset(dpooled, 0, (size_t)S * C * sizeof(float));
         linear_backward(dpooled, g.clsw, g.clsb, dlogits, a.pooled, p.clsw, S, C, NL);
@@ -1328,8 +1422,8 @@ void bert_save(const BertModel* model, const char* path) {
     header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
     header[12] = (int)(uint32_t)(model->num_parameters >> 32);
     header[13] = (int)model->score_head;
-    // word 14: the cosine head's scale (float bits); 0 under the cls head
-    if (model->score_head == SCORE_HEAD_COSINE) { memcpy(&header[14], &model->cosine_scale, sizeof(float)); }
+    // word 14: the cosine or maxsim head's scale (float bits); 0 under the cls head
+    if (model->score_head != SCORE_HEAD_CLS) { memcpy(&header[14], &model->cosine_scale, sizeof(float)); }
     const float* payloads[1] = {model->params_memory};
     size_t counts[1] = {model->num_parameters};
     write_file_atomic(path, header, payloads, counts, 1);
@@ -1347,17 +1441,19 @@ void bert_load(BertModel* model, const char* path) {
         die("'%s': checkpoint version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
     }
     check_reserved_zero(header, 15, path);
-    if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE) {
-        die("'%s': header word 13 (the score head) is %d, expected 0 (cls) or 1 (cosine)", path, header[13]);
+    if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE && header[13] != SCORE_HEAD_MAXSIM) {
+        die("'%s': header word 13 (the score head) is %d, expected 0 (cls), 1 (cosine) or 2 (maxsim)", path, header[13]);
     }
     float cosine_scale = SCORE_HEAD_COSINE_SCALE;  // a cosine checkpoint written before word 14 held it
     if (header[14] != 0) {
         memcpy(&cosine_scale, &header[14], sizeof(float));
-        if (header[13] != SCORE_HEAD_COSINE || !(cosine_scale > 0.0f) || !isfinite(cosine_scale)) {
-            die("'%s': header word 14 (the cosine head's scale) reads %g under the %s head; expected a finite scale > 0 "
-                "under the cosine head, 0 under the cls head", path, (double)cosine_scale,
-                header[13] == SCORE_HEAD_COSINE ? "cosine" : "cls");
+        if (header[13] == SCORE_HEAD_CLS || !(cosine_scale > 0.0f) || !isfinite(cosine_scale)) {
+            die("'%s': header word 14 (the score head's scale) reads %g under the %s head; expected a finite scale > 0 "
+                "under the cosine and maxsim heads, 0 under the cls head", path, (double)cosine_scale,
+                score_head_name((ScoreHead)header[13]));
         }
+    } else if (header[13] == SCORE_HEAD_MAXSIM) {
+        die("'%s': header word 14 (the maxsim head's scale) is 0; a maxsim checkpoint always stores its scale", path);
     }
     BertConfig cfg = {
         .vocab_size = header[2], .hidden_size = header[3], .num_layers = header[4],

@@ -80,14 +80,16 @@ int parameter_tensor_decays(int i);
 // of the query's tokens and the mean of the document's (each without [CLS] and [SEP]), the
 // mean pooling a sentence-transformers bi-encoder was trained with, so that a cross-encoder
 // started from one starts close to its ranking instead of from a random head; the pooler and
-// classifier tensors stay in the buffer, unused
-typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1 } ScoreHead;
+// classifier tensors stay in the buffer, unused; SCORE_HEAD_MAXSIM is model->cosine_scale x the
+// mean over the query's tokens of each one's largest cosine with a document token (ColBERT's
+// MaxSim over the joint encoding; maxsim_score_forward), on the CPU only for now
+typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1, SCORE_HEAD_MAXSIM = 2 } ScoreHead;
 // the cosine head's scale before train_zelo fits it to the targets (cosine_scale_fit): 1 / 0.05,
 // the temperature of the bi-encoder's contrastive loss, so that cosines a few hundredths apart
 // give logits a unit apart. Checkpoints of the cosine head written before the scale was stored
 // were trained with it.
 #define SCORE_HEAD_COSINE_SCALE 20.0f
-// "cls", "cosine"
+// "cls", "cosine", "maxsim"
 const char* score_head_name(ScoreHead head);
 
 #define NUM_ACTIVATION_TENSORS 22
@@ -142,7 +144,7 @@ typedef struct {
     float head_lr_scale;
     // how the logit is made (SCORE_HEAD_CLS from bert_build; bert_load reads it from the file)
     ScoreHead score_head;
-    // the cosine head's logit is this x the cosine (SCORE_HEAD_COSINE_SCALE from bert_build;
+    // the cosine and maxsim heads' logit is this x their cosine (SCORE_HEAD_COSINE_SCALE from bert_build;
     // bert_load reads it from the file; set it with bert_set_cosine_scale, which tells the device)
     float cosine_scale;
     // activations, (re)allocated on demand by the forward pass when a batch needs more room
@@ -307,6 +309,9 @@ void segment_means_forward(float* out, const float* inp, const int* types, const
 void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C);
 void cosine_score_forward(float* logits, const float* segmeans, int S, int C, float scale);
 void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* segmeans, int S, int C, float scale);
+void maxsim_score_forward(float* logits, const float* inp, const int* types, const int* seq_starts, int S, int C, float scale);
+void maxsim_score_backward(float* dinp, const float* dlogits, const float* inp, const int* types, const int* seq_starts,
+                           int S, int C, float scale);
 
 #ifdef __cplusplus
 }

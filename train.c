@@ -263,12 +263,14 @@ static void usage(FILE* fp) {
 "                        with --data, 3e-4 on the synthetic collection]\n"
 "  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
-"  --head cls|cosine     the score: cls, BERT's pooler and classifier on [CLS]; cosine,\n"
-"                        a scale x the cosine of the query's and the document's\n"
-"                        mean-pooled tokens (no --export) [cosine without a trained\n"
+"  --head cls|cosine|maxsim   the score: cls, BERT's pooler and classifier on [CLS];\n"
+"                        cosine, a scale x the cosine of the query's and the document's\n"
+"                        mean-pooled tokens; maxsim, a scale x the mean over the query's\n"
+"                        tokens of each one's best cosine with a document token (CPU\n"
+"                        only; neither has --export) [cosine without a trained\n"
 "                        classifier; cls with one, with --export or --head-fit; a\n"
 "                        checkpoint's own]\n"
-"  --cosine-scale fit|X  the cosine head's scale: fit, fitted to the ratings of 16\n"
+"  --cosine-scale fit|X  the cosine or maxsim head's scale: fit, fitted to the ratings of 16\n"
 "                        training queries before the first step, or X [fit; an --init\n"
 "                        checkpoint's own]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
@@ -420,7 +422,8 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_HEAD:
                 if (strcmp(optarg, "cls") == 0) { o->head = SCORE_HEAD_CLS; }
                 else if (strcmp(optarg, "cosine") == 0) { o->head = SCORE_HEAD_COSINE; }
-                else { fprintf(stderr, "train_zelo: --head wants cls or cosine, got '%s'\n", optarg); exit(2); }
+                else if (strcmp(optarg, "maxsim") == 0) { o->head = SCORE_HEAD_MAXSIM; }
+                else { fprintf(stderr, "train_zelo: --head wants cls, cosine or maxsim, got '%s'\n", optarg); exit(2); }
                 break;
             case O_COSINE_SCALE:
                 if (strcmp(optarg, "fit") == 0) { o->cosine_scale = 0.0f; break; }
@@ -2071,11 +2074,13 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (model->score_head != SCORE_HEAD_CLS && o->head_fit > 0) {
         die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head));
     }
-    if (model->score_head != SCORE_HEAD_COSINE && o->cosine_scale >= 0) {
-        die("--cosine-scale is the cosine head's; the head is %s (%s)", score_head_name(model->score_head), why);
+    if (model->score_head == SCORE_HEAD_CLS && o->cosine_scale >= 0) {
+        die("--cosine-scale is the cosine and maxsim heads'; the head is cls (%s)", why);
     }
     if (model->score_head == SCORE_HEAD_COSINE) {
         printf("score head: cosine, a scale x the cosine of the query's and the document's mean tokens (%s)\n", why);
+    } else if (model->score_head == SCORE_HEAD_MAXSIM) {
+        printf("score head: maxsim, a scale x the mean over the query's tokens of each one's best cosine with a document token (%s)\n", why);
     } else {
         printf("score head: cls, the pooler and classifier on [CLS] (%s)\n", why);
     }
@@ -3079,7 +3084,7 @@ int main(int argc, char** argv) {
     }
     model.head_lr_scale = o.head_lr_scale;
     bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
-    if (model.score_head == SCORE_HEAD_COSINE) { cosine_scale_setup(&model, &batch, &tok, &c, &t, &o); }
+    if (model.score_head != SCORE_HEAD_CLS) { cosine_scale_setup(&model, &batch, &tok, &c, &t, &o); }
     // the steps draw from the training set of their round: the first's, or one mined after it
     const TrainSet* train = &t;
     int train_round = step > 0 ? (step - 1) / round_steps + 1 : 1;

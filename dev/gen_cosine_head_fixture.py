@@ -33,7 +33,13 @@ def read_params():
     return starts, ids, types, params.astype(np.float64), y, R
 
 
-def main():
+def cosine(q, d):
+    return SCALE * torch.nn.functional.cosine_similarity(q.mean(dim=0), d.mean(dim=0), dim=0)
+
+
+def write_head_fixture(score, kind, name):
+    """The fixture of a score head: score(q, d) of the last hidden states of a sequence's query
+    and document tokens, in float64, with test_model's loss; written as kind to OUT/name."""
     starts, ids, types, params, y, R = read_params()
     model = BertForSequenceClassification(BertConfig(**CFG, attn_implementation="eager")).double().eval()
     groups = flat_order(model, CFG["num_hidden_layers"])
@@ -47,10 +53,7 @@ def main():
         t = types[a:b]
         first_doc = int(np.argmax(t == 1)) if (t == 1).any() else b - a
         q, d = h[1:max(first_doc - 1, 1)], h[first_doc:max(b - a - 1, first_doc)]
-        if len(q) == 0 or len(d) == 0:
-            scores.append(h.sum() * 0.0)
-        else:
-            scores.append(SCALE * torch.nn.functional.cosine_similarity(q.mean(dim=0), d.mean(dim=0), dim=0))
+        scores.append(h.sum() * 0.0 if len(q) == 0 or len(d) == 0 else score(q, d))
     scores, embs = torch.stack(scores), torch.stack(embs)
     y_t, R_t = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(R.astype(np.float64))
     loss = 0.5 * ((scores - y_t) ** 2).sum() + (embs * R_t).sum()
@@ -59,13 +62,17 @@ def main():
     # the pooler and the classifier take no part: their gradients are zero
     grads = np.concatenate([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1).numpy()
                             for g in groups for t in g])
-    with open(os.path.join(OUT, "model_cosine.bin"), "wb") as f:
+    with open(os.path.join(OUT, name), "wb") as f:
         g = np.zeros(256, dtype=np.int32)
-        g[:2] = [MAGIC, 4]
+        g[:2] = [MAGIC, kind]
         f.write(g.tobytes())
         for a in (np.array([loss.item()]), scores.detach().numpy(), grads):
             f.write(a.astype("<f4").tobytes())
     print("scores", scores.detach().numpy())
+
+
+def main():
+    write_head_fixture(cosine, 4, "model_cosine.bin")
 
 
 if __name__ == "__main__":

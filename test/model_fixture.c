@@ -17,7 +17,8 @@ static float float_bits(int bits) {
 
 // reads one fixture file, checks its header and exact size; returns the payload
 static char* read_fixture_file(Fixture* fx, int kind, size_t payload_bytes_if_known, size_t* payload_len) {
-    static const char* names[5] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin", "model_cosine.bin"};
+    static const char* names[6] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin", "model_cosine.bin",
+                                   "model_maxsim.bin"};
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[kind]);
     size_t len;
@@ -79,10 +80,15 @@ void fixture_read(Fixture* fx) {
     fx->cosine_loss = *(float*)p; p += 4;
     fx->cosine_logits = (float*)p; p += 4 * S;
     fx->cosine_grads = (float*)p;
+
+    p = read_fixture_file(fx, 5, 4 * (1 + S + P), &len);
+    fx->maxsim_loss = *(float*)p; p += 4;
+    fx->maxsim_logits = (float*)p; p += 4 * S;
+    fx->maxsim_grads = (float*)p;
 }
 
 void fixture_free(Fixture* fx) {
-    for (int i = 0; i < 4; i++) { free(fx->buffers[i]); }
+    for (int i = 0; i < 5; i++) { free(fx->buffers[i]); }
 }
 
 double fixture_loss(const BertModel* m, const Fixture* fx, float* dlogits, float* dembeddings) {

@@ -37,10 +37,14 @@ typedef struct {
     float cosine_loss;
     float* cosine_logits; // (S)
     float* cosine_grads;  // (num_parameters)
-    char* buffers[4];
+    // and with the maxsim score head (dev/gen_maxsim_head_fixture.py)
+    float maxsim_loss;
+    float* maxsim_logits; // (S)
+    float* maxsim_grads;  // (num_parameters)
+    char* buffers[5];
 } Fixture;
 
-// reads the four fixture files, every header field and exact size checked; dies naming the file
+// reads the five fixture files, every header field and exact size checked; dies naming the file
 void fixture_read(Fixture* fx);
 void fixture_free(Fixture* fx);
 // a model built from the fixture's config holding its weights; dies if model.h's layout
