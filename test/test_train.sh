@@ -115,7 +115,7 @@ check "... without the floor's line" test "$(grep -c "default budget is at least
 $T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --cosine-scale 5 >"$D/cos8.out" 2>&1
 check "... --resume with --cosine-scale is refused: the checkpoint has its scale" grep -q -- "--resume continues with the checkpoint's cosine scale ($fitted)" "$D/cos8.out"
 $T --run-dir "$D/cos9" $SMALL --head cls --cosine-scale 5 >"$D/cos9.out" 2>&1
-check "... --cosine-scale with --head cls is refused" grep -q -- "--cosine-scale is the cosine head's; the head is cls" "$D/cos9.out"
+check "... --cosine-scale with --head cls is refused" grep -q -- "--cosine-scale is the cosine and maxsim heads'; the head is cls" "$D/cos9.out"
 $T --run-dir "$D/cos10" --cosine-scale 0 >"$D/cos10.out" 2>&1
 check "... --cosine-scale 0 is refused by name" grep -q -- "--cosine-scale wants fit or a number in \[0.001, 10000\], got '0'" "$D/cos10.out"
 $T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --head cls >"$D/cos2.out" 2>&1
@@ -125,7 +125,20 @@ check "... --head cls on a checkpoint trained with the cosine head is refused" g
 $T --run-dir "$D/cos4" $SMALL --val-frac 0 --steps 1 --head cosine --export "$D/cos4_hf" >"$D/cos4.out" 2>&1
 check "... --export (BertForSequenceClassification) is refused with the cosine head" grep -q "export writes BertForSequenceClassification.*cosine" "$D/cos4.out"
 $T --run-dir "$D/cos5" --head mean >"$D/cos5.out" 2>&1
-check "--head mean is refused by name" grep -q -- "--head wants cls or cosine, got 'mean'" "$D/cos5.out"
+check "--head mean is refused by name" grep -q -- "--head wants cls, cosine or maxsim, got 'mean'" "$D/cos5.out"
+# --head maxsim: the same round trip as the cosine head's, through model.bin and rerank, with
+# its own fitted scale
+$T --run-dir "$D/ms" $SMALL --val-frac 0 --head maxsim >"$D/ms.out" 2>&1
+check "--head maxsim: the run exits 0 and says its head (see $D/ms.out)" grep -q "^score head: maxsim" "$D/ms.out"
+check "... training.tsv records it" grep -qx -- $'--head\tmaxsim' "$D/ms/training.tsv"
+check "... and its last loss is finite" grep -qE '"step": 6, "loss": [0-9]' "$D/ms/log.jsonl"
+./rerank --model "$D/ms/model.bin" --data "$D/ms/synthetic" --run "$D/ms/run.model.trec" --top 30 --max-len 128 \
+    --threads 2 --out "$D/ms_rerank.trec" >"$D/ms_rerank.out" 2>&1
+check "... rerank reads the head and its scale from model.bin and gives run.model.trec's scores" same_scores "$D/ms/run.model.trec" "$D/ms_rerank.trec"
+fitted_ms=$(sed -n 's/^cosine scale: \([0-9.e+-]*\), fitted.*/\1/p' "$D/ms.out")
+check "... model.bin's header holds the fitted scale ($fitted_ms)" test -n "$fitted_ms" -a "$(header_scale "$D/ms/model.bin")" = "$fitted_ms"
+$T --run-dir "$D/ms" $SMALL --val-frac 0 --resume --head cosine >"$D/ms2.out" 2>&1
+check "... --resume with --head cosine is refused, naming the setting" grep -q -- "--head is cosine in this run, maxsim in the run" "$D/ms2.out"
 check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
