@@ -2954,6 +2954,15 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
+    if (o.head == SCORE_HEAD_MAXSIM && device == DEVICE_CUDA) {
+        if (strcmp(o.device, "cuda") == 0) {
+            fprintf(stderr, "train_zelo: --head maxsim runs on the CPU only (the GPU backend has no kernels for it yet): "
+                            "use --device cpu or auto\n");
+            exit(2);
+        }
+        printf("device: the CPU, not the GPU that --device auto found: --head maxsim runs on the CPU only\n");
+        device = DEVICE_CPU;
+    }
     processes_setup(&device, &o);
     printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
            device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));

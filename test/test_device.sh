@@ -36,8 +36,12 @@ $T --device cpu --run-dir "$D/cpu" $SMALL >"$D/cpu.out" 2>&1
 check "--device cpu run exits 0 (see $D/cpu.out)" test $? -eq 0
 check "... and says it trains on the CPU" grep -q "^device: cpu" "$D/cpu.out"
 $E --device cuda --run-dir "$D/ms" $SMALL --head maxsim >"$D/ms.out" 2>&1
-check "--head maxsim on the (emulated) GPU is refused: it has no kernels there yet" \
-    grep -q "the maxsim score head runs on the CPU only" "$D/ms.out"
+check "--head maxsim with --device cuda is refused at once (exit 2): it has no GPU kernels yet" \
+    test $? -eq 2 -a ! -e "$D/ms/bm25.idx"
+check "... saying why" grep -q -- "--head maxsim runs on the CPU only" "$D/ms.out"
+$E --device auto --run-dir "$D/ms" $SMALL --head maxsim --steps 1 >"$D/ms.out" 2>&1
+check "... with --device auto it trains on the CPU, saying so" \
+    grep -q "^device: the CPU, not the GPU that --device auto found: --head maxsim runs on the CPU only" "$D/ms.out"
 $E --device auto --run-dir "$D/a" $SMALL >"$D/a.out" 2>&1
 check "emulated --device auto run exits 0" test $? -eq 0
 check "... and chose the (emulated) GPU, saying so" grep -q "^device: cuda (CUDA emulator" "$D/a.out"
