@@ -722,6 +722,10 @@ const char* score_head_name(ScoreHead head) {
     return head == SCORE_HEAD_MAXSIM ? "maxsim" : head == SCORE_HEAD_COSINE ? "cosine" : "cls";
 }
 
+int score_head_on_gpu(ScoreHead head) {
+    return head != SCORE_HEAD_MAXSIM;
+}
+
 // ----------------------------------------------------------------------------
 // the model
 
@@ -775,8 +779,9 @@ void bert_to_device(BertModel* model, Device device) {
     if (device == DEVICE_CPU) { return; }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
-    if (model->score_head == SCORE_HEAD_MAXSIM) {
-        die("the maxsim score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)");
+    if (!score_head_on_gpu(model->score_head)) {
+        die("the %s score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
+            score_head_name(model->score_head));
     }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);

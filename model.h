@@ -91,6 +91,8 @@ typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1, SCORE_HEAD_MAXSIM = 2 
 #define SCORE_HEAD_COSINE_SCALE 20.0f
 // "cls", "cosine", "maxsim"
 const char* score_head_name(ScoreHead head);
+// whether the GPU backend (kernels/) can run this head: maxsim has no kernels there yet
+int score_head_on_gpu(ScoreHead head);
 
 #define NUM_ACTIVATION_TENSORS 22
 typedef struct {

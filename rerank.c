@@ -470,7 +470,7 @@ int main(int argc, char** argv) {
     Tokenizer tok;
     int max_len;
     model_setup(&model, &tok, &max_len, &o);
-    if (model.score_head == SCORE_HEAD_MAXSIM && device == DEVICE_CUDA && strcmp(o.device, "auto") == 0) {
+    if (!score_head_on_gpu(model.score_head) && device == DEVICE_CUDA && strcmp(o.device, "auto") == 0) {
         printf("device: the CPU, not the GPU that --device auto found: the maxsim head runs on the CPU only\n");
         device = DEVICE_CPU;
     }

@@ -23,8 +23,7 @@ The training queries are those of ratings.tsv that are not held out (validation 
 included, a small difference from train_zelo); the held-out queries rerank the run's hybrid
 candidates (run.hybrid.trec).
 """
-import argparse
-import sys, json, math, random, time, subprocess, numpy as np, torch, pytrec_eval
+import argparse, json, math, random, time, subprocess, numpy as np, torch, pytrec_eval
 ap = argparse.ArgumentParser()
 ap.add_argument("--arch", choices=["joint", "separate", "gated"], required=True)
 ap.add_argument("--run-dir", required=True)
@@ -157,7 +156,6 @@ with torch.no_grad():
 print("scale", round(scale, 3), "loss", round(min(losses), 4), flush=True)
 t0 = time.time()
 print("step 0 ndcg@10", round(evaluate(), 4), "eval s", round(time.time() - t0), flush=True)
-params = [p for p in bert.parameters()]
 decay = [p for n, p in bert.named_parameters() if p.dim() >= 2]
 nodecay = [p for n, p in bert.named_parameters() if p.dim() < 2]
 groups = [{"params": decay, "weight_decay": 0.01, "lr": 5e-5}, {"params": nodecay, "weight_decay": 0.0, "lr": 5e-5}]

@@ -560,11 +560,6 @@ static void test_checkpoints(const Fixture* fx) {
     rmdir(dir);
 }
 
-// The cosine score head against transformers' float64 (dev/gen_cosine_head_fixture.py), the
-// same loss and tolerances as test_against_transformers: the head adds two means and a cosine
-// in double on top of the last hidden states, no deeper chain of fp32 roundings. The fixture's
-// sequence of one token has neither a query nor a document: its score is 0 on both sides.
-// Then bert_infer agrees with bert_forward, and a checkpoint keeps the head.
 // a forward and backward pass of the fixture's model under head against transformers' float64
 // loss, scores and gradients; then bert_infer gives bert_forward's scores, returned (S)
 static float* check_head_against_fixture(BertModel* m, const Fixture* fx, ScoreHead head, float want_loss,
@@ -587,6 +582,30 @@ static float* check_head_against_fixture(BertModel* m, const Fixture* fx, ScoreH
     return forward_logits;
 }
 
+// a fresh directory dir ("/tmp/test_model_XXXXXX", replaced) and the paths model.bin and bad.bin in it
+static void temp_checkpoint_paths(char* dir, char path[128], char bad[128]) {
+    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
+    snprintf(path, 128, "%s/model.bin", dir);
+    snprintf(bad, 128, "%s/bad.bin", dir);
+}
+
+// m saved to path and loaded back: the checkpoint keeps m's score head and its scale
+static void check_head_checkpoint(const BertModel* m, const char* path) {
+    const char* name = score_head_name(m->score_head);
+    bert_save(m, path);
+    BertModel r;
+    bert_load(&r, path);
+    CHECK(r.score_head == m->score_head, "the checkpoint lost the %s head (loaded %s)", name, score_head_name(r.score_head));
+    CHECK(r.cosine_scale == m->cosine_scale, "the checkpoint lost the %s scale (loaded %g, saved %g)", name,
+          (double)r.cosine_scale, (double)m->cosine_scale);
+    bert_free(&r);
+}
+
+// The cosine score head against transformers' float64 (dev/gen_cosine_head_fixture.py), the
+// same loss and tolerances as test_against_transformers: the head adds two means and a cosine
+// in double on top of the last hidden states, no deeper chain of fp32 roundings. The fixture's
+// sequence of one token has neither a query nor a document: its score is 0 on both sides.
+// Then bert_infer agrees with bert_forward, and a checkpoint keeps the head.
 static void test_cosine_head(const Fixture* fx) {
     BertModel m = fixture_model(fx);
     float* forward_logits = check_head_against_fixture(&m, fx, SCORE_HEAD_COSINE, fx->cosine_loss, fx->cosine_logits,
@@ -604,15 +623,9 @@ static void test_cosine_head(const Fixture* fx) {
     free(forward_logits);
 
     char dir[] = "/tmp/test_model_XXXXXX", path[128], bad[128];
-    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
-    bert_save(&m, path);
+    temp_checkpoint_paths(dir, path, bad);
+    check_head_checkpoint(&m, path);
     BertModel r;
-    bert_load(&r, path);
-    CHECK(r.score_head == SCORE_HEAD_COSINE, "the checkpoint lost the cosine head (loaded %s)", score_head_name(r.score_head));
-    CHECK(r.cosine_scale == 3.5f, "the checkpoint lost the cosine scale (loaded %g, saved 3.5)", (double)r.cosine_scale);
-    bert_free(&r);
     // a cosine checkpoint from before word 14 held the scale was trained at the fixed 20
     int v = 0;
     write_modified(bad, path, 14 * 4, &v, 4, -1);
@@ -647,16 +660,9 @@ static void test_maxsim_head(const Fixture* fx) {
     free(check_head_against_fixture(&m, fx, SCORE_HEAD_MAXSIM, fx->maxsim_loss, fx->maxsim_logits, fx->maxsim_grads));
 
     char dir[] = "/tmp/test_model_XXXXXX", path[128], bad[128];
-    if (mkdtemp(dir) == NULL) { die("mkdtemp failed"); }
-    snprintf(path, sizeof(path), "%s/model.bin", dir);
-    snprintf(bad, sizeof(bad), "%s/bad.bin", dir);
+    temp_checkpoint_paths(dir, path, bad);
     bert_set_cosine_scale(&m, 2.5f);
-    bert_save(&m, path);
-    BertModel r;
-    bert_load(&r, path);
-    CHECK(r.score_head == SCORE_HEAD_MAXSIM, "the checkpoint lost the maxsim head (loaded %s)", score_head_name(r.score_head));
-    CHECK(r.cosine_scale == 2.5f, "the checkpoint lost the maxsim scale (loaded %g, saved 2.5)", (double)r.cosine_scale);
-    bert_free(&r);
+    check_head_checkpoint(&m, path);
     int v = 0;
     write_modified(bad, path, 14 * 4, &v, 4, -1);
     const char* load_bad[] = {"--load", bad, NULL};
