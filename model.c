@@ -60,7 +60,7 @@ const char* matmul_select(const char* name) {
 const char* const PARAMETER_TENSOR_NAMES[NUM_PARAMETER_TENSORS] = {
     "wte", "wpe", "wtt", "emb_lnw", "emb_lnb", "qkvw", "qkvb", "attprojw", "attprojb",
     "ln1w", "ln1b", "fcw", "fcb", "fcprojw", "fcprojb", "ln2w", "ln2b",
-    "poolw", "poolb", "clsw", "clsb",
+    "poolw", "poolb", "clsw", "clsb", "xgate",
 };
 
 // ----------------------------------------------------------------------------
@@ -103,6 +103,7 @@ void fill_in_parameter_sizes(size_t* param_sizes, const BertConfig* config) {
         L * C, L * C, L * I * C, L * I, L * C * I, L * C,
         L * C, L * C,
         C * C, C, NL * C, NL,
+        0,  // xgate: a BERT has none (bert_split_segments)
     };
     memcpy(param_sizes, sizes, sizeof(sizes));
 }
@@ -129,6 +130,7 @@ float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param
 }
 
 float parameter_tensor_lr_scale(const BertModel* model, int i) {
+    if (i == XGATE_TENSOR) { return model->gate_lr_scale; }
     return i >= HEAD_FIRST_TENSOR ? model->head_lr_scale : 1.0f;
 }
 
@@ -441,8 +443,9 @@ void residual_forward(float* out, const float* a, const float* b, size_t n) {
 // one sequence per call (forward_pass spreads the (sequence, head) pairs over its threads).
 // qkv (T, 3*C): the sequence's rows, q, k, v side by side per token; head h of q is columns
 // [h*hs, (h+1)*hs). p (T, T): the head's softmax probabilities; out (T, C): its rows, of
-// which the head writes columns [h*hs, (h+1)*hs).
-void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH) {
+// which the head writes columns [h*hs, (h+1)*hs). Rows [0, split_at) and [split_at, T) are the
+// split packing's two segments (model.h): a score across them gets + gate. split_at = T: none.
+void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH, int split_at, float gate) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const float* q = qkv + h * hs;
@@ -451,6 +454,10 @@ void attention_head_forward(float* out, float* p, const float* qkv, int T, int h
     matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
     for (int i = 0; i < T; i++) {
         float* row = p + (size_t)i * T;
+        if (split_at < T) {  // the keys of the other segment
+            int j0 = i < split_at ? split_at : 0, j1 = i < split_at ? T : split_at;
+            for (int j = j0; j < j1; j++) { row[j] += gate; }
+        }
         // subtracting the row maximum keeps exp from overflowing; it cancels out
         float maxv = -INFINITY;
         #pragma omp simd reduction(max:maxv)
@@ -466,9 +473,11 @@ void attention_head_forward(float* out, float* p, const float* qkv, int T, int h
 
 // the backward of attention_head_forward for one head of one sequence: dqkv (T, 3*C), the
 // sequence's rows, gets the head's columns of q, k and v WRITTEN (every entry belongs to
-// exactly one (sequence, head)); dp (T, T) is scratch; dout (T, C), p (T, T) as in forward
-void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
-                             const float* p, int T, int h, int C, int NH) {
+// exactly one (sequence, head)); dp (T, T) is scratch; dout (T, C), p (T, T), split_at as in
+// forward. Returns the gradient wrt the head's gate: the sum of the scores' gradients across
+// the two segments (in double, row by row; 0 when split_at = T).
+double attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
+                               const float* p, int T, int h, int C, int NH, int split_at) {
     int hs = C / NH;
     float scale = 1.0f / sqrtf((float)hs);
     const float* q = qkv + h * hs;
@@ -489,8 +498,14 @@ void attention_head_backward(float* dqkv, float* dp, const float* dout, const fl
         for (int j = 0; j < T; j++) { dot += prow[j] * drow[j]; }
         for (int j = 0; j < T; j++) { drow[j] = prow[j] * (drow[j] - dot); }
     }
+    double dgate = 0.0;
+    for (int i = 0; split_at < T && i < T; i++) {
+        int j0 = i < split_at ? split_at : 0, j1 = i < split_at ? T : split_at;
+        for (int j = j0; j < j1; j++) { dgate += dp[(size_t)i * T + j]; }
+    }
     matmul(dq, 3 * C, dp, T, 0, k, 3 * C, 0, T, hs, T, scale, 0.0f); // dq = dS k / sqrt(hs)
     matmul(dk, 3 * C, dp, T, 1, q, 3 * C, 0, T, hs, T, scale, 0.0f); // dk = dS^T q / sqrt(hs)
+    return dgate;
 }
 
 // The gradient of a Linear's weight, dweight (OC, C) += dout^T (OC, N) @ inp (N, C), and of its
@@ -570,12 +585,13 @@ void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, in
 }
 
 // out (S, 2, C): per sequence, the mean of inp (N, C) over the query's content tokens, then
-// over the document's (segment_span, common/segment_cosine.h); an empty span gives zeros
-void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C) {
+// over the document's (segment_span, common/segment_cosine.h; whole: the whole segments, for
+// the split packing); an empty span gives zeros
+void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C, int whole) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
         for (int side = 0; side < 2; side++) {
-            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
             float* o = out + ((size_t)s * 2 + side) * C;
             for (int c = 0; c < C; c++) { o[c] = 0.0f; }
             for (int t = first; t < first + n; t++) {
@@ -586,11 +602,11 @@ void segment_means_forward(float* out, const float* inp, const int* types, const
     }
 }
 
-void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C) {
+void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C, int whole) {
     #pragma omp parallel for
     for (int s = 0; s < S; s++) {
         for (int side = 0; side < 2; side++) {
-            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+            int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
             const float* d = dout + ((size_t)s * 2 + side) * C;
             for (int t = first; t < first + n; t++) {
                 for (int c = 0; c < C; c++) { dinp[(size_t)t * C + c] += d[c] / (float)n; }
@@ -671,8 +687,8 @@ static int maxsim_best(double* best, const float* q, double inv_q, const float* 
 void maxsim_score_forward(float* logits, const float* inp, const int* types, const int* seq_starts, int S, int C, float scale) {
     #pragma omp parallel for schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
-        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0);
-        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1);
+        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0, 0);
+        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1, 0);
         if (nq == 0 || nd == 0) { logits[s] = 0.0f; continue; }
         double* inv_d = (double*)mallocCheck((size_t)nd * sizeof(double));
         inverse_norms(inv_d, inp, df, nd, C);
@@ -695,8 +711,8 @@ void maxsim_score_backward(float* dinp, const float* dlogits, const float* inp, 
                            int S, int C, float scale) {
     #pragma omp parallel for schedule(dynamic, 1)
     for (int s = 0; s < S; s++) {
-        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0);
-        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1);
+        int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0, 0);
+        int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1, 0);
         if (nq == 0 || nd == 0) { continue; }
         double* inv_d = (double*)mallocCheck((size_t)nd * sizeof(double));
         inverse_norms(inv_d, inp, df, nd, C);
@@ -724,6 +740,10 @@ const char* score_head_name(ScoreHead head) {
 
 int score_head_on_gpu(ScoreHead head) {
     return head != SCORE_HEAD_MAXSIM;
+}
+
+const char* packing_name(Packing packing) {
+    return packing == PACKING_SPLIT ? "split" : "joint";
 }
 
 // ----------------------------------------------------------------------------
@@ -783,6 +803,10 @@ void bert_to_device(BertModel* model, Device device) {
         die("the %s score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
             score_head_name(model->score_head));
     }
+    if (model->packing != PACKING_JOINT) {
+        die("the %s packing runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
+            packing_name(model->packing));
+    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config);
     model->cuda->score_head = model->score_head;
@@ -820,10 +844,30 @@ void bert_build(BertModel* model, const BertConfig* config) {
     memset(model, 0, sizeof(*model));
     model->config = *config;
     model->head_lr_scale = 1.0f;
+    model->gate_lr_scale = 1.0f;
     model->cosine_scale = SCORE_HEAD_COSINE_SCALE;
     fill_in_parameter_sizes(model->param_sizes, config);
     model->num_parameters = sum_sizes(model->param_sizes, NUM_PARAMETER_TENSORS);
     model->params_memory = malloc_and_point_parameters(&model->params, model->param_sizes);
+}
+
+void bert_split_segments(BertModel* model, float gate_init) {
+    if (model->cuda != NULL || model->grads_memory != NULL || model->m_memory != NULL) {
+        die("bert_split_segments: call it on a model just built or loaded, before training or bert_to_device");
+    }
+    if (model->packing == PACKING_SPLIT) { die("bert_split_segments: the model is split already"); }
+    if (model->score_head != SCORE_HEAD_COSINE) {
+        die("the split packing is read by the cosine score head only; the head is %s", score_head_name(model->score_head));
+    }
+    if (!isfinite(gate_init)) { die("bert_split_segments: the gates' start %g is not finite", (double)gate_init); }
+    size_t n = (size_t)model->config.num_layers * model->config.num_heads;
+    // the gates are the last tensor: the flat buffer grows at its end and the rest stays put
+    model->params_memory = (float*)reallocCheck(model->params_memory, (model->num_parameters + n) * sizeof(float));
+    model->param_sizes[XGATE_TENSOR] = n;
+    model->num_parameters += n;
+    point_tensors((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
+    for (size_t i = 0; i < n; i++) { model->params.xgate[i] = gate_init; }
+    model->packing = PACKING_SPLIT;
 }
 
 // splitmix64: a tiny, well-mixed generator, so that a seed gives the same weights everywhere
@@ -901,6 +945,30 @@ void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, si
     memcpy(sizes, act_sizes, sizeof(act_sizes));
 }
 
+// the batch's layout under the model's packing: where each sequence's document starts
+// (split_at), the pieces the embedding restarts its positions at (piece_starts: the sequences
+// themselves when joint, their two segments when split) and the types it reads (embed_types)
+static void split_layout(BertModel* model, int S, int N) {
+    int split = model->packing == PACKING_SPLIT, NH = model->config.num_heads;
+    model->split_at = (int*)reallocCheck(model->split_at, (size_t)(S > 0 ? S : 1) * sizeof(int));
+    model->piece_starts = (int*)reallocCheck(model->piece_starts, (size_t)(2 * S + 1) * sizeof(int));
+    model->embed_types = (int*)reallocCheck(model->embed_types, (size_t)(N > 0 ? N : 1) * sizeof(int));
+    model->gate_partial = (double*)reallocCheck(model->gate_partial, (size_t)(S > 0 ? S : 1) * NH * sizeof(double));
+    for (int s = 0; s < S; s++) {
+        int start = model->seq_starts[s], end = model->seq_starts[s + 1], b = start;
+        while (split && b < end && model->types[b] == 0) { b++; }
+        model->split_at[s] = split ? b - start : end - start;
+        if (split) {
+            model->piece_starts[2 * s] = start;
+            model->piece_starts[2 * s + 1] = b;
+        } else {
+            model->piece_starts[s] = start;
+        }
+    }
+    model->piece_starts[split ? 2 * S : S] = N;
+    for (int t = 0; t < N; t++) { model->embed_types[t] = split ? 0 : model->types[t]; }
+}
+
 static void forward_pass(BertModel* model, const int* ids, const int* types, const int* seq_starts,
                          int S, int keep_all_layers) {
     const BertConfig* cfg = &model->config;
@@ -926,6 +994,7 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     }
     model->att_offsets[S] = (int)A;
     model->att_size = (int)A;
+    split_layout(model, S, N);
     model->num_tokens = N;
     model->num_seqs = S;
 
@@ -943,7 +1012,8 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
 
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
-    embeddings_forward(a.emb, model->inputs, model->types, model->seq_starts, S, p.wte, p.wpe, p.wtt, C);
+    embeddings_forward(a.emb, model->inputs, model->embed_types, model->piece_starts, model->packing == PACKING_SPLIT ? 2 * S : S,
+                       p.wte, p.wpe, p.wtt, C);
     const int* att_offsets = model->att_offsets;
     float eps = cfg->layer_norm_eps;
     // One parallel region for all layers. Work is handed out in blocks of ROW_BLOCK tokens
@@ -990,8 +1060,9 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
             for (int s = 0; s < S; s++) {
                 for (int h = 0; h < NH; h++) {
                     int start = model->seq_starts[s], T = model->seq_starts[s + 1] - start;
+                    float gate = model->packing == PACKING_SPLIT ? p.xgate[(size_t)l * NH + h] : 0.0f;
                     attention_head_forward(atty + (size_t)start * C, att + att_offsets[s] + (size_t)h * T * T,
-                                           qkv + (size_t)start * 3 * C, T, h, C, NH);
+                                           qkv + (size_t)start * 3 * C, T, h, C, NH, model->split_at[s], gate);
                 }
             }
             #pragma omp for schedule(dynamic, 1)
@@ -1021,7 +1092,7 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
     if (model->score_head == SCORE_HEAD_COSINE) {
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
-        segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C);
+        segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C, model->packing == PACKING_SPLIT);
         cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
     } else if (model->score_head == SCORE_HEAD_MAXSIM) {
         if (cfg->num_labels != 1) { die("the maxsim score head makes one logit; the model has %d labels", cfg->num_labels); }
@@ -1129,7 +1200,7 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     memset(dh, 0, (size_t)N * C * sizeof(float));
     if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
         cosine_score_backward(dcls, dlogits, a.segmeans, S, C, model->cosine_scale);
-        segment_means_backward(dh, dcls, model->types, seq_starts, S, C);
+        segment_means_backward(dh, dcls, model->types, seq_starts, S, C, model->packing == PACKING_SPLIT);
     } else if (dlogits != NULL && model->score_head == SCORE_HEAD_MAXSIM) {
         maxsim_score_backward(dh, dlogits, L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * N * C, model->types, seq_starts, S, C, model->cosine_scale);
     } else if (dlogits != NULL) {
@@ -1206,8 +1277,9 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
                 int s = (task - num_dense) / NH, h = (task - num_dense) % NH;
                 int start = seq_starts[s], T = seq_starts[s + 1] - start;
                 size_t head = (size_t)model->att_offsets[s] + (size_t)h * T * T;
-                attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, datty + (size_t)start * C,
-                                        qkv + (size_t)start * 3 * C, att + head, T, h, C, NH);
+                model->gate_partial[task - num_dense] =
+                    attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, datty + (size_t)start * C,
+                                            qkv + (size_t)start * 3 * C, att + head, T, h, C, NH, model->split_at[s]);
             } else if (task == num_dense + num_heads) {
                 layernorm_backward_params(g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
                                           ln2_mean, ln2_rstd, N, C, 0, C);
@@ -1217,6 +1289,14 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
             }
         }
 
+        if (model->packing == PACKING_SPLIT) {  // summed in sequence order, whichever thread took which
+            #pragma omp single
+            for (int h = 0; h < NH; h++) {
+                double sum = 0.0;
+                for (int s = 0; s < S; s++) { sum += model->gate_partial[(size_t)s * NH + h]; }
+                g.xgate[(size_t)l * NH + h] += (float)sum;
+            }
+        }
         WeightGrad dqkvw = {g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x, N, C, 3 * C};
         #pragma omp for schedule(dynamic, 1)
         for (int task = 0; task < WEIGHT_GRAD_BLOCKS + num_row_blocks; task++) {
@@ -1234,7 +1314,8 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     float* da = dres2;
     memset(da, 0, (size_t)N * C * sizeof(float));
     layernorm_backward(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C);
-    embeddings_backward(g.wte, g.wpe, g.wtt, da, model->inputs, model->types, seq_starts, S, C);
+    embeddings_backward(g.wte, g.wpe, g.wtt, da, model->inputs, model->embed_types, model->piece_starts,
+                        model->packing == PACKING_SPLIT ? 2 * S : S, C);
 }
 
 // squared L2 norm of x (n) in double, summed in fixed chunks and then in order, so the
@@ -1355,6 +1436,10 @@ void bert_free(BertModel* model) {
     free(model->inputs);
     free(model->types);
     free(model->att_offsets);
+    free(model->split_at);
+    free(model->piece_starts);
+    free(model->embed_types);
+    free(model->gate_partial);
     memset(model, 0, sizeof(*model));
 }
 
@@ -1429,6 +1514,7 @@ void bert_save(const BertModel* model, const char* path) {
     header[13] = (int)model->score_head;
     // word 14: the cosine or maxsim head's scale (float bits); 0 under the cls head
     if (model->score_head != SCORE_HEAD_CLS) { memcpy(&header[14], &model->cosine_scale, sizeof(float)); }
+    header[15] = (int)model->packing;
     const float* payloads[1] = {model->params_memory};
     size_t counts[1] = {model->num_parameters};
     write_file_atomic(path, header, payloads, counts, 1);
@@ -1445,7 +1531,14 @@ void bert_load(BertModel* model, const char* path) {
     if (header[1] != BERT_CHECKPOINT_VERSION) {
         die("'%s': checkpoint version %d, this build reads version %d", path, header[1], BERT_CHECKPOINT_VERSION);
     }
-    check_reserved_zero(header, 15, path);
+    check_reserved_zero(header, 16, path);
+    if (header[15] != PACKING_JOINT && header[15] != PACKING_SPLIT) {
+        die("'%s': header word 15 (the packing) is %d, expected 0 (joint) or 1 (split)", path, header[15]);
+    }
+    if (header[15] == PACKING_SPLIT && header[13] != SCORE_HEAD_COSINE) {
+        die("'%s': the split packing (header word 15) with the %s head; only the cosine head reads it", path,
+            score_head_name((ScoreHead)header[13]));
+    }
     if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE && header[13] != SCORE_HEAD_MAXSIM) {
         die("'%s': header word 13 (the score head) is %d, expected 0 (cls), 1 (cosine) or 2 (maxsim)", path, header[13]);
     }
@@ -1471,24 +1564,27 @@ void bert_load(BertModel* model, const char* path) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     fill_in_parameter_sizes(sizes, &cfg);
     size_t want = sum_sizes(sizes, NUM_PARAMETER_TENSORS);
+    if (header[15] == PACKING_SPLIT) { want += (size_t)cfg.num_layers * cfg.num_heads; }  // the gates
     uint64_t count = header_count(header, 11);
     if (count != want) {
-        die("'%s': header says %llu floats, its config needs %zu", path, (unsigned long long)count, want);
+        die("'%s': header says %llu floats, its config (%s packing) needs %zu", path, (unsigned long long)count,
+            packing_name((Packing)header[15]), want);
     }
     payload_length_check(path, len, count, 1);
     bert_build(model, &cfg);
     model->score_head = (ScoreHead)header[13];
     model->cosine_scale = cosine_scale;
+    if (header[15] == PACKING_SPLIT) { bert_split_segments(model, 0.0f); }  // the file's gates are read next
     freadCheck(model->params_memory, sizeof(float), count, fp);
     fclose(fp);
     size_t offset = 0;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
-        for (size_t j = 0; j < sizes[i]; j++) {
+        for (size_t j = 0; j < model->param_sizes[i]; j++) {
             if (!isfinite(model->params_memory[offset + j])) {
                 die("'%s': tensor %s has a non-finite value at index %zu", path, PARAMETER_TENSOR_NAMES[i], j);
             }
         }
-        offset += sizes[i];
+        offset += model->param_sizes[i];
     }
 }
 

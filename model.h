@@ -36,7 +36,7 @@ typedef struct {
     float layer_norm_eps;
 } BertConfig;
 
-#define NUM_PARAMETER_TENSORS 21
+#define NUM_PARAMETER_TENSORS 22
 typedef struct {                 // in this order in the flat buffer; Linear weights in PyTorch (out, in) layout
     float* wte;      // (V, C)   embeddings.word_embeddings
     float* wpe;      // (P, C)   embeddings.position_embeddings
@@ -59,6 +59,8 @@ typedef struct {                 // in this order in the flat buffer; Linear wei
     float* poolb;    // (C)
     float* clsw;     // (num_labels, C) classifier
     float* clsb;     // (num_labels)
+    float* xgate;    // (L, NH)  the split packing's attention bias across the two segments; empty in a
+                     //          joint model (the BERT of a config has none: bert_split_segments adds it)
 } ParameterTensors;
 
 // the names of the tensors above, in buffer order (for messages and tests)
@@ -71,8 +73,10 @@ float* malloc_and_point_parameters(ParameterTensors* params, const size_t* param
 // whether AdamW decays tensor i: the Hugging Face convention, every weight matrix
 // (embeddings included) decays, biases and LayerNorm weights do not
 int parameter_tensor_decays(int i);
-// the score head's tensors are poolw, poolb, clsw, clsb: index 17 on
+// the score head's tensors are poolw, poolb, clsw, clsb: index 17 to 20
 #define HEAD_FIRST_TENSOR 17
+// the split packing's gates, xgate, are the last tensor
+#define XGATE_TENSOR 21
 
 // how the score (the logit) is made from the last hidden states of a (query, document) sequence:
 // SCORE_HEAD_CLS is BertForSequenceClassification's, pooler dense + tanh on the [CLS] token and a
@@ -91,6 +95,22 @@ typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1, SCORE_HEAD_MAXSIM = 2 
 #define SCORE_HEAD_COSINE_SCALE 20.0f
 // "cls", "cosine", "maxsim"
 const char* score_head_name(ScoreHead head);
+
+// How a (query, document) sequence is laid out for the encoder. JOINT, BERT's and the default:
+// [CLS] query [SEP] document [SEP], token types 0 then 1, positions 0..T-1, every token attending
+// to every other. SPLIT, a cross-encoder that starts as the bi-encoder it is initialised from:
+// [CLS] query [SEP] [CLS] document [SEP], the token types still marking the two segments (0, 1)
+// but every token embedded with type 0 and positions restarting at the document's first token,
+// as the bi-encoder embeds each text alone; attention from a token to one of the other segment
+// gets the bias params.xgate[l, h] of its layer and head, which starts far below 0 (the two
+// segments then hardly see each other, and the cosine head over each whole segment is the
+// bi-encoder's score) and is learnt with the rest, so that training opens the attention across
+// as far as the targets ask. Only the cosine head reads it. README, issue 13.
+typedef enum { PACKING_JOINT = 0, PACKING_SPLIT = 1 } Packing;
+// "joint", "split"
+const char* packing_name(Packing packing);
+// the split packing's gates before training: exp(-6) = 0.0025 of a cross-segment key's weight
+#define SPLIT_GATE_INIT -6.0f
 // whether the GPU backend (kernels/) can run this head: maxsim has no kernels there yet
 int score_head_on_gpu(ScoreHead head);
 
@@ -146,6 +166,12 @@ typedef struct {
     float head_lr_scale;
     // how the logit is made (SCORE_HEAD_CLS from bert_build; bert_load reads it from the file)
     ScoreHead score_head;
+    // the sequence layout (PACKING_JOINT from bert_build; bert_split_segments sets SPLIT, bert_load
+    // reads it from the file)
+    Packing packing;
+    // AdamW's learning rate on the split packing's gates (xgate) is lr x this: they start at
+    // SPLIT_GATE_INIT and have units of a logit, far from where the encoder's weights move at lr
+    float gate_lr_scale;
     // the cosine and maxsim heads' logit is this x their cosine (SCORE_HEAD_COSINE_SCALE from bert_build;
     // bert_load reads it from the file; set it with bert_set_cosine_scale, which tells the device)
     float cosine_scale;
@@ -163,6 +189,12 @@ typedef struct {
     int* inputs;            // (N) token ids
     int* types;             // (N) token types
     int* att_offsets;       // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
+    int* split_at;          // (S) under the split packing, where sequence s's document starts (relative
+                            // to the sequence; T when it has none); T everywhere under the joint one
+    int* piece_starts;      // (2S+1) the split packing's segments as sequences of their own: the
+                            // embedding restarts its positions at each
+    int* embed_types;       // (N) the token types the embedding reads: types, or all 0 when split
+    double* gate_partial;   // (S, NH) the backward's per-(sequence, head) sums of the gates' gradient
     int att_size;           // A, floats of att per layer
     int backward_ready;     // 1 after bert_forward (activations of every layer kept)
     // outputs of the last forward pass (point into acts_memory)
@@ -218,6 +250,9 @@ int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* 
 void bert_to_device(BertModel* model, Device device);
 // sets the cosine head's scale (model->cosine_scale), on the device too when the model is there
 void bert_set_cosine_scale(BertModel* model, float scale);
+// turns a built model (before training, on the CPU) into the split packing (Packing): the
+// parameters grow by the (L, NH) gates, each set to gate_init
+void bert_split_segments(BertModel* model, float gate_init);
 
 // allocates the parameters (zeroed) for a config; dies on an invalid config
 void bert_build(BertModel* model, const BertConfig* config);
@@ -261,8 +296,9 @@ void bert_free(BertModel* model);
 // [2..9] vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_position,
 // type_vocab_size, num_labels, [10] the bits of layer_norm_eps (fp32), [11], [12] the
 // number of floats (low, high 32 bits), [13] the ScoreHead (0 in files written before the
-// cosine head existed, which is the [CLS] head they have), the rest 0; then the flat fp32
-// parameter buffer.
+// cosine head existed, which is the [CLS] head they have), [14] the cosine or maxsim head's
+// scale (float bits), [15] the Packing (0 in files written before the split packing existed),
+// the rest 0; then the flat fp32 parameter buffer (the gates last under the split packing).
 // optimizer file: header [0] BERT_OPTIMIZER_MAGIC, [1] version, [2] step, [3], [4] the
 // number of floats (low, high), the rest 0; then m, then v (each num_parameters floats).
 // Both are written atomically (path.tmp, fsync, rename) and read back with every header
@@ -298,17 +334,17 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
 void gelu_forward(float* out, const float* inp, size_t n);
 void gelu_backward_inplace(float* dinout, const float* inp, size_t n);
 void residual_forward(float* out, const float* a, const float* b, size_t n);
-void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH);
-void attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
-                             const float* p, int T, int h, int C, int NH);
+void attention_head_forward(float* out, float* p, const float* qkv, int T, int h, int C, int NH, int split_at, float gate);
+double attention_head_backward(float* dqkv, float* dp, const float* dout, const float* qkv,
+                               const float* p, int T, int h, int C, int NH, int split_at);
 void cls_gather_forward(float* out, const float* inp, const int* seq_starts, int S, int C);
 void cls_gather_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C);
 void tanh_forward(float* out, const float* inp, size_t n);
 void tanh_backward_inplace(float* dinout, const float* out, size_t n);
 void meanpool_forward(float* out, const float* inp, const int* seq_starts, int S, int C);
 void meanpool_backward(float* dinp, const float* dout, const int* seq_starts, int S, int C);
-void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C);
-void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C);
+void segment_means_forward(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C, int whole);
+void segment_means_backward(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C, int whole);
 void cosine_score_forward(float* logits, const float* segmeans, int S, int C, float scale);
 void cosine_score_backward(float* dsegmeans, const float* dlogits, const float* segmeans, int S, int C, float scale);
 void maxsim_score_forward(float* logits, const float* inp, const int* types, const int* seq_starts, int S, int C, float scale);

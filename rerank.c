@@ -387,7 +387,7 @@ static void score_candidates(float* scores, BertModel* model, const Tokenizer* t
         for (int j = cand->offsets[i]; j < cand->offsets[i + 1]; j++) { pair_query[j] = cand->query[i]; }
     }
     Batch b;
-    batch_init(&b, batch_size, max_len);
+    batch_init(&b, batch_size, max_len, model->packing);
     score_pairs(scores, model, &b, tok, queries, corpus, pair_query, cand->doc, n, "scoring pairs");
     batch_free(&b);
     free(pair_query);
@@ -470,8 +470,10 @@ int main(int argc, char** argv) {
     Tokenizer tok;
     int max_len;
     model_setup(&model, &tok, &max_len, &o);
-    if (!score_head_on_gpu(model.score_head) && device == DEVICE_CUDA && strcmp(o.device, "auto") == 0) {
-        printf("device: the CPU, not the GPU that --device auto found: the maxsim head runs on the CPU only\n");
+    if ((!score_head_on_gpu(model.score_head) || model.packing != PACKING_JOINT) && device == DEVICE_CUDA &&
+        strcmp(o.device, "auto") == 0) {
+        printf("device: the CPU, not the GPU that --device auto found: the model's %s runs on the CPU only\n",
+               model.packing != PACKING_JOINT ? "split packing" : "maxsim head");
         device = DEVICE_CPU;
     }
     bert_to_device(&model, device);

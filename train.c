@@ -71,6 +71,10 @@ static int candidate_source_parse(const char* name) {
 // place of one epoch raised the model on CISI's three splits (README, issue 13's section).
 // Counted in steps, not sequences: more processes make each step larger, not the updates more.
 #define DEFAULT_MIN_STEPS 300
+// the split packing's gates move at this rate: AdamW moves a weight by about its rate per
+// step, so that 300 steps can take a gate from -6 to 0 when the targets keep asking for it
+// (dev/student_arch.py's gated student used it; README, issue 13)
+#define DEFAULT_GATE_LR 3e-2f
 
 // --rounds: the most rounds of failure mining a run may ask for (each round a training budget)
 #define MAX_ROUNDS 20
@@ -114,6 +118,9 @@ typedef struct {
     float head_lr_scale;       // AdamW's rate on the score head (pooler, classifier) is lr x this
     int head;                  // ScoreHead of the reranker; -1 until score_head_setup picks the default
     float cosine_scale;        // the cosine head's scale: > 0 as given, 0 fitted (cosine_scale_fit), -1 the default
+    int packing;               // Packing of the reranker's sequences; -1 until score_head_setup picks the default
+    float gate_init;           // the split packing's gates before training
+    float gate_lr;             // their learning rate (AdamW, under the schedule of --lr)
     ScheduleKind schedule;
     int eval_every, checkpoint_every;
     int resume;
@@ -162,6 +169,9 @@ static void options_default(Options* o) {
     o->warmup_frac = 0.1f;
     o->head_lr_scale = 1.0f;
     o->head = -1;
+    o->packing = -1;
+    o->gate_init = SPLIT_GATE_INIT;
+    o->gate_lr = DEFAULT_GATE_LR;
     o->weight_decay = 0.01f;
     o->grad_clip = 1.0f;
     o->schedule = SCHEDULE_LINEAR;
@@ -270,6 +280,13 @@ static void usage(FILE* fp) {
 "                        only; neither has --export) [cosine without a trained\n"
 "                        classifier; cls with one, with --export or --head-fit; a\n"
 "                        checkpoint's own]\n"
+"  --packing joint|split  the reranker's sequence: joint, [CLS] q [SEP] d [SEP]; split,\n"
+"                        [CLS] q [SEP] [CLS] d [SEP] with positions restarting at the\n"
+"                        document and a learnt bias per layer and head on the attention\n"
+"                        across the two, which starts closed: a cross-encoder that starts\n"
+"                        as the bi-encoder (cosine head, CPU only) [joint; a checkpoint's own]\n"
+"  --gate-init X         the split packing's gates before training [-6]\n"
+"  --gate-lr X           the gates' learning rate, under --lr's schedule [0.03]\n"
 "  --cosine-scale fit|X  the cosine or maxsim head's scale: fit, fitted to the ratings of 16\n"
 "                        training queries before the first step, or X [fit; an --init\n"
 "                        checkpoint's own]\n"
@@ -315,7 +332,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_COSINE_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH,
-           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS };
+           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS, O_PACKING, O_GATE_INIT, O_GATE_LR };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -337,7 +354,9 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"loss", required_argument, 0, O_LOSS}, {"max-len", required_argument, 0, O_MAX_LEN},
         {"batch-size", required_argument, 0, O_BATCH}, {"group-size", required_argument, 0, O_GROUP},
         {"grad-accum", required_argument, 0, O_ACCUM}, {"steps", required_argument, 0, O_STEPS},
-        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"cosine-scale", required_argument, 0, O_COSINE_SCALE}, {"warmup", required_argument, 0, O_WARMUP},
+        {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"cosine-scale", required_argument, 0, O_COSINE_SCALE},
+        {"packing", required_argument, 0, O_PACKING}, {"gate-init", required_argument, 0, O_GATE_INIT},
+        {"gate-lr", required_argument, 0, O_GATE_LR}, {"warmup", required_argument, 0, O_WARMUP},
         {"schedule", required_argument, 0, O_SCHEDULE}, {"weight-decay", required_argument, 0, O_WD},
         {"grad-clip", required_argument, 0, O_CLIP}, {"eval-every", required_argument, 0, O_EVAL_EVERY},
         {"checkpoint-every", required_argument, 0, O_CKPT_EVERY}, {"export", required_argument, 0, O_EXPORT},
@@ -436,6 +455,13 @@ static void parse_options(Options* o, int argc, char** argv) {
                 }
                 o->cosine_scale = (float)v;
                 break;
+            case O_PACKING:
+                if (strcmp(optarg, "joint") == 0) { o->packing = PACKING_JOINT; }
+                else if (strcmp(optarg, "split") == 0) { o->packing = PACKING_SPLIT; }
+                else { fprintf(stderr, "train_zelo: --packing wants joint or split, got '%s'\n", optarg); exit(2); }
+                break;
+            case O_GATE_INIT: o->gate_init = (float)parse_number_option("gate-init", optarg, -30.0, 30.0); break;
+            case O_GATE_LR: o->gate_lr = (float)parse_number_option("gate-lr", optarg, 0.0, 10.0); break;
             case O_HEAD_LR_SCALE: o->head_lr_scale = (float)parse_number_option("head-lr-scale", optarg, 1e-6, 1e6); break;
             case O_WARMUP: o->warmup_frac = (float)parse_number_option("warmup", optarg, 0.0, 1.0); break;
             case O_SCHEDULE:
@@ -1807,7 +1833,7 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 // (the step's batch, recorded as P x --batch-size, is what must match). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
 // checkpoint's.
-#define MAX_SETTINGS 24
+#define MAX_SETTINGS 32
 typedef struct {
     const char* option;
     char value[48];
@@ -1833,6 +1859,12 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--head-lr-scale"; format_float(s[n++].value, sizeof(s->value), o->head_lr_scale);
     s[n].option = "--head"; snprintf(s[n++].value, sizeof(s->value), "%s", score_head_name((ScoreHead)o->head));
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
+    // a joint run records none of them, as runs did before --packing
+    if (o->packing == PACKING_SPLIT) {
+        s[n].option = "--packing"; snprintf(s[n++].value, sizeof(s->value), "%s", packing_name((Packing)o->packing));
+        s[n].option = "--gate-init"; format_float(s[n++].value, sizeof(s->value), o->gate_init);
+        s[n].option = "--gate-lr"; format_float(s[n++].value, sizeof(s->value), o->gate_lr);
+    }
     // the step's sequences over all processes (--batch-size is per process): a run may resume on
     // another number of processes whose batches add up to the same step (microbatch_sample)
     s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size * dist.size);
@@ -2042,6 +2074,26 @@ static int model_init(BertModel* model, const Options* o, const Tokenizer* tok, 
     return head_trained;
 }
 
+// The reranker's packing (model.h, Packing): --packing when given, else an --init checkpoint's
+// own, else joint. Split needs the cosine head, and turns a model that is not split yet into
+// one with its gates at --gate-init.
+static void packing_setup(BertModel* model, Options* o, int from_checkpoint) {
+    if (o->packing < 0) { o->packing = from_checkpoint ? (int)model->packing : PACKING_JOINT; }
+    if (from_checkpoint && o->packing != (int)model->packing) {
+        die("--packing %s: %s was trained with the %s packing", packing_name((Packing)o->packing), o->init,
+            packing_name(model->packing));
+    }
+    if (o->packing == PACKING_JOINT) { return; }
+    if (model->score_head != SCORE_HEAD_COSINE) {
+        die("--packing split is read by the cosine head only (the mean of each whole segment); the head is %s",
+            score_head_name(model->score_head));
+    }
+    if (model->packing != PACKING_SPLIT) { bert_split_segments(model, o->gate_init); }
+    model->gate_lr_scale = o->gate_lr / o->lr;
+    printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s; rate %g)\n",
+           from_checkpoint ? "the gates of the --init checkpoint" : "gates start at --gate-init", (double)o->gate_lr);
+}
+
 // The reranker's score head. --head when given; otherwise a train_zelo checkpoint's own (it
 // is not silently given another head than the one its weights were trained with), cls for
 // Hugging Face weights with a trained classifier, and cosine for a head that would start at
@@ -2052,6 +2104,7 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (o->biencoder) {
         if (o->head >= 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
         if (o->cosine_scale >= 0) { die("--cosine-scale is the cosine score head's; --train bi-encoder has no score head"); }
+        if (o->packing >= 0) { die("--packing lays out (query, document) pairs; --train bi-encoder embeds each text alone"); }
         return;
     }
     int from_checkpoint = o->init != NULL && ends_with(o->init, ".bin");
@@ -2077,6 +2130,7 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (model->score_head == SCORE_HEAD_CLS && o->cosine_scale >= 0) {
         die("--cosine-scale is the cosine and maxsim heads'; the head is cls (%s)", why);
     }
+    packing_setup(model, o, from_checkpoint);
     if (model->score_head == SCORE_HEAD_COSINE) {
         printf("score head: cosine, a scale x the cosine of the query's and the document's mean tokens (%s)\n", why);
     } else if (model->score_head == SCORE_HEAD_MAXSIM) {
@@ -2954,14 +3008,16 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    if (o.head >= 0 && !score_head_on_gpu((ScoreHead)o.head) && device == DEVICE_CUDA) {
+    char cpu_only[64] = "";  // an option that the GPU backend has no kernels for yet
+    if (o.head >= 0 && !score_head_on_gpu((ScoreHead)o.head)) { snprintf(cpu_only, sizeof(cpu_only), "--head %s", score_head_name((ScoreHead)o.head)); }
+    if (o.packing == PACKING_SPLIT) { snprintf(cpu_only, sizeof(cpu_only), "--packing split"); }
+    if (cpu_only[0] != '\0' && device == DEVICE_CUDA) {
         if (strcmp(o.device, "cuda") == 0) {
-            fprintf(stderr, "train_zelo: --head %s runs on the CPU only (the GPU backend has no kernels for it yet): "
-                            "use --device cpu or auto\n", score_head_name((ScoreHead)o.head));
+            fprintf(stderr, "train_zelo: %s runs on the CPU only (the GPU backend has no kernels for it yet): "
+                            "use --device cpu or auto\n", cpu_only);
             exit(2);
         }
-        printf("device: the CPU, not the GPU that --device auto found: --head %s runs on the CPU only\n",
-               score_head_name((ScoreHead)o.head));
+        printf("device: the CPU, not the GPU that --device auto found: %s runs on the CPU only\n", cpu_only);
         device = DEVICE_CPU;
     }
     processes_setup(&device, &o);
@@ -3062,7 +3118,7 @@ int main(int argc, char** argv) {
     int eval_every = o.eval_every > 0 ? o.eval_every : (round_steps + 4) / 5;
     int ckpt_every = o.checkpoint_every > 0 ? o.checkpoint_every : (round_steps >= 5 ? round_steps / 5 : 1);
     Batch batch;
-    batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len);
+    batch_init(&batch, o.batch_size > 64 ? o.batch_size : 64, o.max_len, model.packing);
     MicroBatch mb;
     // room for the documents that mined rounds add to a query
     microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K + (o.rounds - 1) * o.mine_docs);

@@ -18,10 +18,15 @@
 // the first [SEP] (the token before the first type-1 token); side 1 the document's, from its
 // first token to before the last [SEP]. [CLS] and [SEP] are left out: they are the same in
 // every pair and would pull both means toward one point. A sequence with no type-1 token has
-// an empty document.
-SEGMENT_COSINE_FN int segment_span(int* first, const int* types, int start, int end, int side) {
+// an empty document. whole (the split packing, model.h): each side is its whole segment,
+// [CLS] and [SEP] included, as the bi-encoder's mean pooling takes a text alone.
+SEGMENT_COSINE_FN int segment_span(int* first, const int* types, int start, int end, int side, int whole) {
     int b = start;
     while (b < end && types[b] == 0) { b++; }
+    if (whole) {
+        *first = side == 0 ? start : b;
+        return side == 0 ? b - start : end - b;
+    }
     if (side == 0) {
         *first = start + 1;
         return b - 1 > start + 1 ? b - 1 - (start + 1) : 0;

@@ -65,7 +65,7 @@ __global__ void segment_means_forward_kernel1(float* out, const float* inp, cons
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
-    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, 0);
     float sum = 0.0f;
     for (int t = first; t < first + n; t++) { sum += inp[(size_t)t * C + c]; }
     out[idx] = n > 0 ? sum / (float)n : 0.0f;
@@ -78,7 +78,7 @@ __global__ void segment_means_backward_kernel1(float* dinp, const float* dout, c
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
-    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side);
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, 0);
     for (int t = first; t < first + n; t++) { dinp[(size_t)t * C + c] += dout[idx] / (float)n; }
 }
 

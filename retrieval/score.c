@@ -9,8 +9,9 @@
 #include "common/progress.h"
 #include "common/utils.h"
 
-void batch_init(Batch* b, int cap, int max_len) {
+void batch_init(Batch* b, int cap, int max_len, Packing packing) {
     b->max_len = max_len;
+    b->packing = packing;
     b->cap = cap;
     b->n_seqs = b->n_tokens = 0;
     b->ids = (int*)mallocCheck((size_t)cap * max_len * sizeof(int));
@@ -33,9 +34,13 @@ void batch_encode(Batch* b, const Tokenizer* tok, const Queries* queries, const 
     // read-only, so the sequences of a batch are encoded in parallel
     #pragma omp parallel for schedule(dynamic, 1)
     for (int i = 0; i < n; i++) {
-        b->item_len[i] = tokenizer_encode_pair(tok, b->item_ids + (size_t)i * b->max_len, b->item_types + (size_t)i * b->max_len,
-                                               b->max_len, beir_text(queries, query_of[i]), beir_text_len(queries, query_of[i]),
-                                               beir_text(corpus, doc_of[i]), beir_text_len(corpus, doc_of[i]));
+        int* ids = b->item_ids + (size_t)i * b->max_len;
+        int* types = b->item_types + (size_t)i * b->max_len;
+        const char* q = beir_text(queries, query_of[i]);
+        const char* d = beir_text(corpus, doc_of[i]);
+        size_t q_len = beir_text_len(queries, query_of[i]), d_len = beir_text_len(corpus, doc_of[i]);
+        b->item_len[i] = b->packing == PACKING_SPLIT ? tokenizer_encode_split_pair(tok, ids, types, b->max_len, q, q_len, d, d_len)
+                                                     : tokenizer_encode_pair(tok, ids, types, b->max_len, q, q_len, d, d_len);
     }
     b->n_seqs = n;
     b->n_tokens = 0;

@@ -1,7 +1,8 @@
 /*
  * retrieval/score.h — a cross-encoder's scores of (query, document) pairs: each pair becomes
  * [CLS] query [SEP] document [SEP] (tokenizer_encode_pair: token types 0/1, longest-first
- * truncation to max_len), the sequences of a batch are packed back to back with no
+ * truncation to max_len), or [CLS] query [SEP] [CLS] document [SEP] for a model of the split
+ * packing (tokenizer_encode_split_pair), the sequences of a batch are packed back to back with no
  * padding, and bert_infer gives one logit per sequence. train_zelo (training batches,
  * evaluation) and rerank share it, so both read exactly the same input.
  */
@@ -14,6 +15,7 @@
 
 typedef struct {
     int max_len;
+    Packing packing;     // how a pair becomes a sequence (model.h): the model's
     int cap;             // sequences a batch holds
     int n_seqs;
     int n_tokens;
@@ -25,7 +27,7 @@ typedef struct {
     int* item_len;       // (cap,)
 } Batch;
 
-void batch_init(Batch* b, int cap, int max_len);
+void batch_init(Batch* b, int cap, int max_len, Packing packing);
 void batch_free(Batch* b);
 // the sequences of (queries[i], docs[i]) for i < n (query and corpus indices), packed
 void batch_encode(Batch* b, const Tokenizer* tok, const Queries* queries, const Corpus* corpus,

@@ -41,10 +41,15 @@ typedef struct {
     float maxsim_loss;
     float* maxsim_logits; // (S)
     float* maxsim_grads;  // (num_parameters)
-    char* buffers[5];
+    // and with the split packing and the cosine head (dev/gen_split_packing_fixture.py)
+    float* split_gates;   // (L, NH) the gates it ran with
+    float split_loss;
+    float* split_logits;  // (S)
+    float* split_grads;   // (num_parameters + L * NH) the gates' last
+    char* buffers[6];
 } Fixture;
 
-// reads the five fixture files, every header field and exact size checked; dies naming the file
+// reads the six fixture files, every header field and exact size checked; dies naming the file
 void fixture_read(Fixture* fx);
 void fixture_free(Fixture* fx);
 // a model built from the fixture's config holding its weights; dies if model.h's layout

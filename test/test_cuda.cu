@@ -426,7 +426,7 @@ static void test_attention(const Batch* b, int C, int NH) {
         int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
         for (int h = 0; h < NH; h++) {
             attention_head_forward(out + (size_t)start * C, att + b->att_offsets[s] + (size_t)h * T * T,
-                                   qkv + (size_t)start * 3 * C, T, h, C, NH);
+                                   qkv + (size_t)start * 3 * C, T, h, C, NH, T, 0.0f);
         }
     }
     float *d_qkv = device_from(qkv, N3C), *d_out = device_poisoned(NC), *d_att = device_poisoned(A);
@@ -446,7 +446,7 @@ static void test_attention(const Batch* b, int C, int NH) {
         for (int h = 0; h < NH; h++) {
             size_t head = (size_t)b->att_offsets[s] + (size_t)h * T * T;
             attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, dout + (size_t)start * C,
-                                    qkv + (size_t)start * 3 * C, att + head, T, h, C, NH);
+                                    qkv + (size_t)start * 3 * C, att + head, T, h, C, NH, T);
         }
     }
     // the backward reads the reference's probabilities, so that its own error is measured alone
@@ -512,7 +512,7 @@ static void test_pooler(const Batch* b, int C) {
     int* d_pair_types = device_from_ints(pair_types, N);
     size_t S2C = (size_t)S * 2 * C;
     float* segmeans = (float*)mallocCheck(S2C * sizeof(float));
-    segment_means_forward(segmeans, hidden, pair_types, b->seq_starts, S, C);
+    segment_means_forward(segmeans, hidden, pair_types, b->seq_starts, S, C, 0);
     float* d_segmeans = device_poisoned(S2C);
     segment_means_forward_cuda(d_segmeans, d_hidden, d_pair_types, b->d_seq_starts, S, C, stream);
     expect_close("segment_means_forward", C, d_segmeans, segmeans, S2C, b->max_T);
@@ -528,7 +528,7 @@ static void test_pooler(const Batch* b, int C) {
     float* d_dsegmeans = device_poisoned(S2C);
     cosine_score_backward_cuda(d_dsegmeans, d_dscores, d_segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
     expect_close("cosine_score_backward", C, d_dsegmeans, dsegmeans, S2C, b->max_T);
-    segment_means_backward(dhidden, dsegmeans, pair_types, b->seq_starts, S, C);
+    segment_means_backward(dhidden, dsegmeans, pair_types, b->seq_starts, S, C, 0);
     segment_means_backward_cuda(d_dhidden, d_dsegmeans, d_pair_types, b->d_seq_starts, S, C, stream);
     expect_close("segment_means_backward", C, d_dhidden, dhidden, NC, b->max_T);
 

@@ -57,6 +57,14 @@ static double loss_at_fixture_batch(BertModel* m, const Fixture* fx) {
     return fixture_loss(m, fx, NULL, NULL);
 }
 
+// m (the fixture's model with the cosine head) turned into the split packing with the gates
+// of dev/gen_split_packing_fixture.py
+static void split_fixture_model(BertModel* m, const Fixture* fx) {
+    m->score_head = SCORE_HEAD_COSINE;
+    bert_split_segments(m, 0.0f);
+    memcpy(m->params.xgate, fx->split_gates, m->param_sizes[XGATE_TENSOR] * sizeof(float));
+}
+
 static void test_against_transformers(const Fixture* fx) {
     BertModel m = fixture_model(fx);
     int S = fx->S, C = fx->config.hidden_size;
@@ -163,6 +171,7 @@ static void test_finite_differences(const Fixture* fx, ScoreHead head) {
     double worst = 0.0;
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
         size_t n = m.param_sizes[i];
+        if (n == 0) { continue; }  // xgate of a joint model
         float* w = m.params_memory + off;
         const float* g = grads + off;
         // the coordinate of largest |gradient|, then 16 random coordinates with random signs
@@ -419,6 +428,13 @@ static int child_main(int argc, char** argv) {
         bert_load_optimizer(&m, argv[3]);
         return 0;
     }
+    if (strcmp(argv[1], "--split-cls") == 0 && argc == 2) {  // the split packing under the cls head
+        BertConfig c = {.vocab_size = 10, .hidden_size = 8, .num_layers = 1, .num_heads = 2, .intermediate_size = 8,
+                        .max_position = 8, .type_vocab_size = 2, .num_labels = 1, .layer_norm_eps = 1e-12f};
+        bert_build(&m, &c);
+        bert_split_segments(&m, -6.0f);
+        return 0;
+    }
     if (strcmp(argv[1], "--bad-batch") == 0 && argc == 3) {
         // a 2-layer config like the fixture's, and a batch broken as argv[2] says
         BertConfig c = {.vocab_size = 1000, .hidden_size = 64, .num_layers = 2, .num_heads = 4,
@@ -655,6 +671,91 @@ static void test_cosine_head(const Fixture* fx) {
 // their runners-up by more than 1e-3, so fp32 finds the same best tokens. Then bert_infer
 // agrees with bert_forward, and a checkpoint keeps the head and its scale, which a maxsim
 // checkpoint must hold.
+// The split packing (model.h, Packing) against dev/gen_split_packing_fixture.py (float64, open
+// gates of both signs): scores, loss and every gradient, the gates' included, at the cosine
+// head's tolerances. Then what it is for: with the gates shut (-30: a key across weighs
+// exp(-30) = 1e-13 of one inside, below fp32's resolution) every sequence scores as the
+// bi-encoder, 20 x the cosine of the mean embeddings of its query and its document each
+// encoded alone as a sequence of type 0 (bert_forward's mean-pooled embeddings); the sums
+// differ only in order, so 1e-5. A checkpoint keeps the packing and the gates, and a corrupt
+// word 15 or a split cls model is refused.
+static void test_split_packing(const Fixture* fx) {
+    BertModel m = fixture_model(fx);
+    split_fixture_model(&m, fx);
+    CHECK(m.num_parameters == fx->num_parameters + m.param_sizes[XGATE_TENSOR] && m.param_sizes[XGATE_TENSOR] == 8,
+          "the split model has %zu parameters, want %zu + 8 gates", m.num_parameters, fx->num_parameters);
+    free(check_head_against_fixture(&m, fx, SCORE_HEAD_COSINE, fx->split_loss, fx->split_logits, fx->split_grads));
+
+    int S = fx->S, C = fx->config.hidden_size;
+    for (size_t i = 0; i < m.param_sizes[XGATE_TENSOR]; i++) { m.params.xgate[i] = -30.0f; }
+    bert_infer(&m, fx->ids, fx->types, fx->seq_starts, S);
+    float* split_logits = (float*)mallocCheck((size_t)S * sizeof(float));
+    memcpy(split_logits, m.logits, (size_t)S * sizeof(float));
+    // each segment as a sequence of its own, all type 0 (an empty document: no sequence)
+    int* starts = (int*)mallocCheck((size_t)(2 * S + 1) * sizeof(int));
+    int* doc_seq = (int*)mallocCheck((size_t)S * sizeof(int));
+    int* zeros = (int*)callocCheck((size_t)fx->N, sizeof(int));
+    int n = 0;
+    for (int s = 0; s < S; s++) {
+        int b = fx->seq_starts[s];
+        while (b < fx->seq_starts[s + 1] && fx->types[b] == 0) { b++; }
+        starts[n++] = fx->seq_starts[s];
+        doc_seq[s] = b < fx->seq_starts[s + 1] ? n : -1;
+        if (doc_seq[s] >= 0) { starts[n++] = b; }
+    }
+    starts[n] = fx->N;
+    BertModel bi = fixture_model(fx);
+    bert_infer(&bi, fx->ids, zeros, starts, n);
+    double worst = 0.0;
+    for (int s = 0; s < S; s++) {
+        double want = 0.0;
+        if (doc_seq[s] >= 0) {
+            const float* u = bi.embeddings + (size_t)(doc_seq[s] - 1) * C;
+            const float* v = bi.embeddings + (size_t)doc_seq[s] * C;
+            double uv = 0.0, uu = 0.0, vv = 0.0;
+            for (int c = 0; c < C; c++) { uv += (double)u[c] * v[c]; uu += (double)u[c] * u[c]; vv += (double)v[c] * v[c]; }
+            want = SCORE_HEAD_COSINE_SCALE * uv / sqrt(uu * vv);
+        }
+        worst = fmax(worst, fabs(split_logits[s] - want) / fmax(fabs(want), 1.0));
+    }
+    printf("split packing, gates shut: scores vs the bi-encoder's (each text alone), worst relative %.2e (tolerance 1e-5)\n", worst);
+    CHECK(worst <= 1e-5, "split packing with shut gates: scores differ from the bi-encoder's by %.3e", worst);
+    free(split_logits); free(starts); free(doc_seq); free(zeros);
+    bert_free(&bi);
+
+    char dir[] = "/tmp/test_model_XXXXXX", path[128], bad[128];
+    temp_checkpoint_paths(dir, path, bad);
+    memcpy(m.params.xgate, fx->split_gates, m.param_sizes[XGATE_TENSOR] * sizeof(float));
+    bert_save(&m, path);
+    BertModel r;
+    bert_load(&r, path);
+    CHECK(r.packing == PACKING_SPLIT && r.num_parameters == m.num_parameters &&
+          memcmp(r.params_memory, m.params_memory, m.num_parameters * sizeof(float)) == 0,
+          "the split checkpoint did not load back as saved (packing %s, %zu parameters)", packing_name(r.packing),
+          r.num_parameters);
+    bert_free(&r);
+    const char* load_bad[] = {"--load", bad, NULL};
+    int v = 2;
+    write_modified(bad, path, 15 * 4, &v, 4, -1);
+    expect_refusal("unknown packing", load_bad, "header word 15 (the packing) is 2");
+    v = PACKING_JOINT;  // the gates are then 8 floats too many
+    write_modified(bad, path, 15 * 4, &v, 4, -1);
+    expect_refusal("a split file read as joint", load_bad, "its config (joint packing) needs");
+    v = 0;
+    write_modified(bad, path, 14 * 4, &v, 4, -1);  // no scale,
+    int cls = SCORE_HEAD_CLS;
+    write_modified(bad, bad, 13 * 4, &cls, 4, -1);  // and the cls head, still split
+    v = PACKING_SPLIT;
+    write_modified(bad, bad, 15 * 4, &v, 4, -1);
+    expect_refusal("split under the cls head", load_bad, "the split packing (header word 15) with the cls head");
+    const char* split_cls[] = {"--split-cls", NULL};
+    expect_refusal("bert_split_segments under the cls head", split_cls, "read by the cosine score head only");
+    unlink(path);
+    unlink(bad);
+    rmdir(dir);
+    bert_free(&m);
+}
+
 static void test_maxsim_head(const Fixture* fx) {
     BertModel m = fixture_model(fx);
     free(check_head_against_fixture(&m, fx, SCORE_HEAD_MAXSIM, fx->maxsim_loss, fx->maxsim_logits, fx->maxsim_grads));
@@ -716,6 +817,11 @@ int main(int argc, char** argv) {
     test_finite_differences(&fx, SCORE_HEAD_CLS);
     test_cosine_head(&fx);
     test_finite_differences(&fx, SCORE_HEAD_COSINE);
+    // the split packing has no finite differences here: a step of 1e-2 in the type embedding's
+    // row 0, which every token reads under it, leaves a truncation error of 4.7e-3 against the
+    // 5e-3 that holds the joint models; transformers' float64 autograd checks its gradients,
+    // the gates' included
+    test_split_packing(&fx);
     // no finite differences under maxsim: a step of 1e-2 moves some query token's best match
     // to another document token, where the max has no derivative (measured 6.6e-3 against the
     // 5e-3 that holds the smooth heads); transformers' autograd checks its gradients above

@@ -237,6 +237,41 @@ static void test_pairs(const Tokenizer* tok, const char* path, int min_pairs) {
     free_jsonl(&fx);
 }
 
+// the split packing against the same reference: tokenizer_encode_split_pair at max_len + 1 is the
+// reference's pair at max_len with a [CLS] of type 1 put before the document's first token
+static void test_split_pairs(const Tokenizer* tok, const char* path) {
+    Jsonl fx = read_jsonl(path);
+    static int ids[MAX_IDS], types[MAX_IDS], want[MAX_IDS];
+    int bad = 0;
+    for (int i = 0; i < fx.n; i++) {
+        const JsonValue* r = &fx.records[i];
+        size_t a_len, b_len;
+        char* a = record_text(json_get(r, "a"), &a_len);
+        char* b = record_text(json_get(r, "b"), &b_len);
+        int max_len = (int)json_get(r, "max_len")->number;
+        int n_ref = json_ids(want, json_get(r, "ids"));
+        const char* ref_types = json_get(r, "types")->str;
+        int n = tokenizer_encode_split_pair(tok, ids, types, max_len + 1, a, a_len, b, b_len);
+        int b0 = 0;
+        while (b0 < n_ref && ref_types[b0] == '0') { b0++; }
+        int same = n == n_ref + 1 && ids[b0] == tok->cls_id && types[b0] == 1;
+        for (int t = 0; same && t < n_ref; t++) {
+            int at = t < b0 ? t : t + 1;
+            same = ids[at] == want[t] && types[at] == ref_types[t] - '0';
+        }
+        if (!same && bad++ < 5) {
+            char what[128];
+            snprintf(what, sizeof(what), "split pair %d (max_len %d + 1)", i + 1, max_len);
+            print_diff(tok, what, ids, n, want, n_ref);
+        }
+        free(a);
+        free(b);
+    }
+    printf("%s, split packing: %d pairs, %d mismatching\n", path, fx.n, bad);
+    CHECK(bad == 0, "%d split pairs of %s differ from the reference pair with a [CLS] before the document", bad, path);
+    free_jsonl(&fx);
+}
+
 // every code point as "x" c "x" through normaliser and pre-tokenizer, hashed per block
 static void test_sweep(const Tokenizer* tok, const char* path) {
     FILE* fp = fopenCheck(path, "r");
@@ -416,6 +451,7 @@ int main(void) {
     test_pairs(&from_json, FIXTURES "/nul_pairs.jsonl", 4);
     test_corpus_hashes(&from_json);
     test_pairs(&from_json, FIXTURES "/pairs.jsonl", 200);
+    test_split_pairs(&from_json, FIXTURES "/pairs.jsonl");
     test_api(&from_json);
     test_invalid_utf8(&from_json);
     test_sweep(&from_json, FIXTURES "/sweep_uncased.txt");

@@ -365,6 +365,19 @@ int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_le
     return len;
 }
 
+int tokenizer_encode_split_pair(const Tokenizer* tok, int* ids, int* types, int max_len,
+                                const char* a, size_t a_len, const char* b, size_t b_len) {
+    if (max_len < 4) { die("tokenizer_encode_split_pair: max_len %d leaves no room for two [CLS] and two [SEP]", max_len); }
+    int len = tokenizer_encode_pair(tok, ids, types, max_len - 1, a, a_len, b, b_len);
+    int b0 = 0;
+    while (b0 < len && types[b0] == 0) { b0++; }
+    memmove(ids + b0 + 1, ids + b0, (size_t)(len - b0) * sizeof(int));
+    memmove(types + b0 + 1, types + b0, (size_t)(len - b0) * sizeof(int));
+    ids[b0] = tok->cls_id;
+    types[b0] = 1;
+    return len + 1;
+}
+
 // ----------------------------------------------------------------------------
 // pre-tokenized text, for inspection
 

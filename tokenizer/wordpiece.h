@@ -84,6 +84,12 @@ int tokenizer_encode(const Tokenizer* tok, int* ids, int max_ids, const char* te
 int tokenizer_encode_pair(const Tokenizer* tok, int* ids, int* types, int max_len,
                           const char* a, size_t a_len, const char* b, size_t b_len);
 
+// the split packing of a pair (model.h, PACKING_SPLIT): [CLS] a [SEP] [CLS] b [SEP], types 0 up
+// to the first [SEP] included and 1 from the second [CLS]; the texts cut as
+// tokenizer_encode_pair cuts them to max_len - 1 tokens, so that the whole fits in max_len
+int tokenizer_encode_split_pair(const Tokenizer* tok, int* ids, int* types, int max_len,
+                                const char* a, size_t a_len, const char* b, size_t b_len);
+
 // the id of a token string, or -1 if it is not in the vocabulary
 int tokenizer_token_id(const Tokenizer* tok, const char* token);
 // the string of a token id (dies if id is out of range)

@@ -30,9 +30,9 @@ int main(void) {
             for (int h = 0; h < NH; h++) {
                 int start = seq_starts[s], T = seq_starts[s + 1] - start;
                 size_t head = (size_t)att_offsets[s] + (size_t)h * T * T;
-                attention_head_forward(out + (size_t)start * C, att + head, qkv + (size_t)start * 3 * C, T, h, C, NH);
+                attention_head_forward(out + (size_t)start * C, att + head, qkv + (size_t)start * 3 * C, T, h, C, NH, T, 0.0f);
                 attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, dout + (size_t)start * C,
-                                        qkv + (size_t)start * 3 * C, att + head, T, h, C, NH);
+                                        qkv + (size_t)start * 3 * C, att + head, T, h, C, NH, T);
             }
         }
         float* d_qkv = (float*)to_device(qkv, (size_t)N * 3 * C * sizeof(float));

@@ -27,7 +27,7 @@ int main(void) {
             for (int h = 0; h < NH; h++) {
                 int start = seq_starts[s], T = seq_starts[s + 1] - start;
                 attention_head_forward(out + (size_t)start * C, att + att_offsets[s] + (size_t)h * T * T,
-                                       qkv + (size_t)start * 3 * C, T, h, C, NH);
+                                       qkv + (size_t)start * 3 * C, T, h, C, NH, T, 0.0f);
             }
         }
         float* d_qkv = (float*)to_device(qkv, (size_t)N * 3 * C * sizeof(float));

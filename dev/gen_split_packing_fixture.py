@@ -1,0 +1,95 @@
+"""
+Writes test/fixtures/model/model_split.bin: the split packing (model.h, PACKING_SPLIT) with the
+cosine head on the tiny BERT of dev/gen_model_fixture.py, computed in float64 from the weights
+and batch that model_params.bin holds, for test/test_model.c.
+    python dev/gen_split_packing_fixture.py      # after dev/gen_model_fixture.py
+The batch's token types mark each sequence's two segments: type 0 the query's, type 1 the
+document's. Under the split packing every token is embedded with token type 0 and a position
+counted from the start of its own segment; in layer l, head h, a score from a token to one of
+the other segment gets + GATES[l][h] before the softmax; the score is 20 * cos(u, v), u and v
+the means of the last hidden states over each whole segment ([CLS] and [SEP] included), 0
+where the document is empty. The encoder is transformers' BertModel's own modules (the
+embedding tables and LayerNorm, the q/k/v and dense Linears, the intermediate and output
+blocks); only the attention's softmax is written here, as the bias is not one of its options.
+The loss is test_model's:
+    loss = sum_s 0.5 * (score_s - y_s)^2 + sum_{s,c} embedding_{s,c} * R_{s,c}
+embedding_s being the mean of the last hidden states over the whole sequence.
+File: header of 256 int32, [0] magic 0x7A4C5846, [1] 6; payload f32 (rounded from f64): the
+gates (L * NH), the loss (1), the scores (S), the gradient of every parameter and then of the
+gates (num_parameters + L * NH, model.h order).
+"""
+import math
+import os
+import numpy as np
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+from gen_model_fixture import CFG, MAGIC, OUT, flat_order, set_flat
+from gen_cosine_head_fixture import read_params
+
+SCALE = 20.0
+L, NH = CFG["num_hidden_layers"], CFG["num_attention_heads"]
+# gates of both signs and sizes: open enough that the attention across carries a real share
+# (exp(-1) to exp(0.5) of a key's weight), so that a wrong bias or gradient shows
+GATES = [[-1.0 + 0.5 * l - 0.25 * h for h in range(NH)] for l in range(L)]
+
+
+def encode(bert, gates, ids, types):
+    """last hidden states (T, C) of one sequence under the split packing"""
+    T = len(ids)
+    doc = types == 1
+    first_doc = int(doc.nonzero()[0]) if doc.any() else T
+    pos = torch.tensor([t if t < first_doc else t - first_doc for t in range(T)])
+    emb = bert.embeddings
+    x = emb.word_embeddings(ids) + emb.position_embeddings(pos) + emb.token_type_embeddings(torch.zeros_like(ids))
+    x = emb.LayerNorm(x)
+    seg = (torch.arange(T) >= first_doc)
+    cross = (seg[:, None] != seg[None, :]).double()  # (T, T)
+    hd = CFG["hidden_size"] // NH
+    for l, layer in enumerate(bert.encoder.layer):
+        sa = layer.attention.self
+        def heads(t):
+            return t.view(T, NH, hd).transpose(0, 1)  # (NH, T, hd)
+        q, k, v = heads(sa.query(x)), heads(sa.key(x)), heads(sa.value(x))
+        s = q @ k.transpose(-1, -2) / math.sqrt(hd) + cross[None] * gates[l][:, None, None]
+        ctx = (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(T, -1)
+        x = layer.attention.output(ctx, x)  # dense, then LayerNorm of it + x
+        x = layer.output(layer.intermediate(x), x)
+    return x, first_doc
+
+
+def main():
+    starts, ids, types, params, y, R = read_params()
+    model = BertForSequenceClassification(BertConfig(**CFG, attn_implementation="eager")).double().eval()
+    groups = flat_order(model, L)
+    assert set_flat(groups, params) == len(params)
+    gates = torch.tensor(GATES, dtype=torch.float64, requires_grad=True)
+    ids_t, types_t = torch.from_numpy(ids.copy()).long(), torch.from_numpy(types.copy()).long()
+    scores, embs = [], []
+    for s in range(len(starts) - 1):
+        a, b = int(starts[s]), int(starts[s + 1])
+        h, first_doc = encode(model.bert, gates, ids_t[a:b], types_t[a:b])
+        embs.append(h.mean(dim=0))
+        q, d = h[:first_doc], h[first_doc:]
+        if len(d) == 0:
+            scores.append(h.sum() * 0.0)
+        else:
+            scores.append(SCALE * torch.nn.functional.cosine_similarity(q.mean(dim=0), d.mean(dim=0), dim=0))
+    scores, embs = torch.stack(scores), torch.stack(embs)
+    y_t, R_t = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(R.astype(np.float64))
+    loss = 0.5 * ((scores - y_t) ** 2).sum() + (embs * R_t).sum()
+    model.zero_grad()
+    loss.backward()
+    # the pooler and the classifier take no part: their gradients are zero
+    grads = np.concatenate([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1).numpy()
+                            for g in groups for t in g] + [gates.grad.reshape(-1).numpy()])
+    with open(os.path.join(OUT, "model_split.bin"), "wb") as f:
+        g = np.zeros(256, dtype=np.int32)
+        g[:2] = [MAGIC, 6]
+        f.write(g.tobytes())
+        for a in (np.array(GATES).reshape(-1), np.array([loss.item()]), scores.detach().numpy(), grads):
+            f.write(a.astype("<f4").tobytes())
+    print("scores", scores.detach().numpy(), "gate gradients", gates.grad.numpy().reshape(-1))
+
+
+if __name__ == "__main__":
+    main()
