@@ -803,12 +803,8 @@ void bert_to_device(BertModel* model, Device device) {
         die("the %s score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
             score_head_name(model->score_head));
     }
-    if (model->packing != PACKING_JOINT) {
-        die("the %s packing runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
-            packing_name(model->packing));
-    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
-    bert_cuda_build(model->cuda, &model->config);
+    bert_cuda_build(model->cuda, &model->config, model->packing);
     model->cuda->score_head = model->score_head;
     model->cuda->cosine_scale = model->cosine_scale;
     bert_cuda_upload_parameters(model->cuda, model->params_memory);
@@ -945,28 +941,35 @@ void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, si
     memcpy(sizes, act_sizes, sizeof(act_sizes));
 }
 
-// the batch's layout under the model's packing: where each sequence's document starts
-// (split_at), the pieces the embedding restarts its positions at (piece_starts: the sequences
-// themselves when joint, their two segments when split) and the types it reads (embed_types)
+int packing_layout(int* split_at, int* piece_starts, int* embed_types, const int* types, const int* seq_starts, int S,
+                   Packing packing) {
+    int split = packing == PACKING_SPLIT, N = seq_starts[S];
+    for (int s = 0; s < S; s++) {
+        int start = seq_starts[s], end = seq_starts[s + 1], b = start;
+        while (split && b < end && (types == NULL || types[b] == 0)) { b++; }
+        split_at[s] = split ? b - start : end - start;
+        if (split) {
+            piece_starts[2 * s] = start;
+            piece_starts[2 * s + 1] = b;
+        } else {
+            piece_starts[s] = start;
+        }
+    }
+    piece_starts[split ? 2 * S : S] = N;
+    for (int t = 0; t < N; t++) { embed_types[t] = split || types == NULL ? 0 : types[t]; }
+    return split ? 2 * S : S;
+}
+
+// the batch's layout under the model's packing (packing_layout), and room for the backward's
+// per-(sequence, head) sums of the gates' gradient
 static void split_layout(BertModel* model, int S, int N) {
-    int split = model->packing == PACKING_SPLIT, NH = model->config.num_heads;
+    int NH = model->config.num_heads;
     model->split_at = (int*)reallocCheck(model->split_at, (size_t)(S > 0 ? S : 1) * sizeof(int));
     model->piece_starts = (int*)reallocCheck(model->piece_starts, (size_t)(2 * S + 1) * sizeof(int));
     model->embed_types = (int*)reallocCheck(model->embed_types, (size_t)(N > 0 ? N : 1) * sizeof(int));
     model->gate_partial = (double*)reallocCheck(model->gate_partial, (size_t)(S > 0 ? S : 1) * NH * sizeof(double));
-    for (int s = 0; s < S; s++) {
-        int start = model->seq_starts[s], end = model->seq_starts[s + 1], b = start;
-        while (split && b < end && model->types[b] == 0) { b++; }
-        model->split_at[s] = split ? b - start : end - start;
-        if (split) {
-            model->piece_starts[2 * s] = start;
-            model->piece_starts[2 * s + 1] = b;
-        } else {
-            model->piece_starts[s] = start;
-        }
-    }
-    model->piece_starts[split ? 2 * S : S] = N;
-    for (int t = 0; t < N; t++) { model->embed_types[t] = split ? 0 : model->types[t]; }
+    packing_layout(model->split_at, model->piece_starts, model->embed_types, model->types, model->seq_starts, S,
+                   model->packing);
 }
 
 static void forward_pass(BertModel* model, const int* ids, const int* types, const int* seq_starts,
@@ -1371,7 +1374,8 @@ void bert_adamw_update(BertModel* model, float lr, float beta1, float beta2, flo
                        float weight_decay, int step) {
 #ifdef USE_CUDA
     if (ON_DEVICE(model)) {
-        bert_cuda_adamw_update(model->cuda, lr, model->head_lr_scale, beta1, beta2, eps, weight_decay, step);
+        bert_cuda_adamw_update(model->cuda, lr, model->head_lr_scale, model->gate_lr_scale, beta1, beta2, eps, weight_decay,
+                               step);
         return;
     }
 #endif

@@ -147,6 +147,14 @@ typedef struct {
 void fill_in_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A, size_t Ls);
 // checks a packed batch against the config; dies naming the sequence and token at fault
 void validate_batch(const BertConfig* cfg, const int* ids, const int* types, const int* seq_starts, int S);
+// a packed batch's layout under a packing, the same for both backends: split_at (S), where each
+// sequence's document (its first type-1 token) starts, relative to the sequence (T when it has
+// none, and everywhere under the joint packing); piece_starts (2S+1), the pieces the embedding
+// restarts its positions at (the sequences when joint; each sequence's two segments when split, an
+// empty document an empty piece); embed_types (N), the token types the embedding reads (types when
+// joint, all 0 when split). types may be NULL: all type 0. Returns the number of pieces, S or 2S.
+int packing_layout(int* split_at, int* piece_starts, int* embed_types, const int* types, const int* seq_starts, int S,
+                   Packing packing);
 
 typedef struct {
     BertConfig config;

@@ -470,10 +470,8 @@ int main(int argc, char** argv) {
     Tokenizer tok;
     int max_len;
     model_setup(&model, &tok, &max_len, &o);
-    if ((!score_head_on_gpu(model.score_head) || model.packing != PACKING_JOINT) && device == DEVICE_CUDA &&
-        strcmp(o.device, "auto") == 0) {
-        printf("device: the CPU, not the GPU that --device auto found: the model's %s runs on the CPU only\n",
-               model.packing != PACKING_JOINT ? "split packing" : "maxsim head");
+    if (!score_head_on_gpu(model.score_head) && device == DEVICE_CUDA && strcmp(o.device, "auto") == 0) {
+        printf("device: the CPU, not the GPU that --device auto found: the maxsim head runs on the CPU only\n");
         device = DEVICE_CPU;
     }
     bert_to_device(&model, device);

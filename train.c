@@ -284,7 +284,7 @@ static void usage(FILE* fp) {
 "                        [CLS] q [SEP] [CLS] d [SEP] with positions restarting at the\n"
 "                        document and a learnt bias per layer and head on the attention\n"
 "                        across the two, which starts closed: a cross-encoder that starts\n"
-"                        as the bi-encoder (cosine head, CPU only) [joint; a checkpoint's own]\n"
+"                        as the bi-encoder (cosine head) [joint; a checkpoint's own]\n"
 "  --gate-init X         the split packing's gates before training [-6]\n"
 "  --gate-lr X           the gates' learning rate, under --lr's schedule [0.03]\n"
 "  --cosine-scale fit|X  the cosine or maxsim head's scale: fit, fitted to the ratings of 16\n"
@@ -1900,6 +1900,17 @@ static void training_settings_write(const Options* o, const Collection* c, int t
     atomicCommit(&af);
 }
 
+// the settings that training_settings records only when a run sets them (--rounds above 1,
+// --packing split and its gates, --eval-frac without a train split)
+static int recorded_when_set(const char* option) {
+    static const char* const optional[] = {"--rounds", "--mine-depth", "--mine-docs", "--mine-pairs", "--packing",
+                                           "--gate-init", "--gate-lr", "--eval-frac"};
+    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
+        if (strcmp(option, optional[i]) == 0) { return 1; }
+    }
+    return 0;
+}
+
 // --resume: every recorded setting must equal this run's; each that differs is named
 static void training_settings_check(const Options* o, const Collection* c, int total) {
     Setting s[MAX_SETTINGS];
@@ -1924,6 +1935,13 @@ static void training_settings_check(const Options* o, const Collection* c, int t
         if (line_no > 0) {
             int k = 0;
             while (k < n && strcmp(s[k].option, line) != 0) { k++; }
+            if (k == n && recorded_when_set(line)) {
+                fprintf(stderr, "train_zelo: --resume: %s is %s in the run that wrote the checkpoint, not set in this run\n",
+                        line, tab + 1);
+                differ++;
+                line = end + 1;
+                continue;
+            }
             if (k == n) { die("%s:%d: '%s' is not a training setting of this train_zelo", path, line_no + 1, line); }
             seen[k] = 1;
             if (strcmp(s[k].value, tab + 1) != 0) {
@@ -3008,16 +3026,14 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    char cpu_only[64] = "";  // an option that the GPU backend has no kernels for yet
-    if (o.head >= 0 && !score_head_on_gpu((ScoreHead)o.head)) { snprintf(cpu_only, sizeof(cpu_only), "--head %s", score_head_name((ScoreHead)o.head)); }
-    if (o.packing == PACKING_SPLIT) { snprintf(cpu_only, sizeof(cpu_only), "--packing split"); }
-    if (cpu_only[0] != '\0' && device == DEVICE_CUDA) {
+    if (o.head >= 0 && !score_head_on_gpu((ScoreHead)o.head) && device == DEVICE_CUDA) {
         if (strcmp(o.device, "cuda") == 0) {
-            fprintf(stderr, "train_zelo: %s runs on the CPU only (the GPU backend has no kernels for it yet): "
-                            "use --device cpu or auto\n", cpu_only);
+            fprintf(stderr, "train_zelo: --head %s runs on the CPU only (the GPU backend has no kernels for it yet): "
+                            "use --device cpu or auto\n", score_head_name((ScoreHead)o.head));
             exit(2);
         }
-        printf("device: the CPU, not the GPU that --device auto found: %s runs on the CPU only\n", cpu_only);
+        printf("device: the CPU, not the GPU that --device auto found: --head %s runs on the CPU only\n",
+               score_head_name((ScoreHead)o.head));
         device = DEVICE_CPU;
     }
     processes_setup(&device, &o);

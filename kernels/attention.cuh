@@ -12,35 +12,50 @@
  *
  * qkv (N, 3*C): q, k, v of each token side by side, head h in columns [h*hs, (h+1)*hs) of
  * each; att (A) and datt (A): sequence s's (NH, T, T) block at att_offsets[s], as model.h.
+ *
+ * The split packing (model.h, Packing): split_at (S) gives where each sequence's document
+ * starts (relative; T when it has none, and everywhere under the joint packing,
+ * packing_layout); a score across the two segments gets the head's gate before the softmax.
+ * The gates' gradient, the sum of those scores' dS, is taken without atomics too: the query
+ * kernel writes each row's sum, one per (token, head), and one more kernel adds the rows up
+ * per head in a fixed order, that of model.c's bert_backward.
  */
 #ifndef ZELO_KERNELS_ATTENTION_CUH
 #define ZELO_KERNELS_ATTENTION_CUH
 
 #include "kernels/common.cuh"
 
-// where the block of token t and head h finds its sequence: the sequence's first token, its
-// length T, t's row i in it, and the offset of the head's (T, T) block in att
+// where the block of token t and head h finds its sequence: the sequence s, its first token,
+// its length T, t's row i in it, and the offset of the head's (T, T) block in att
 struct AttentionRow {
-    int start, T, i;
+    int s, start, T, i;
     size_t head;
 };
 __device__ __forceinline__ AttentionRow attention_row(const int* seq_starts, const int* att_offsets, int S, int t, int h) {
-    int s = sequence_of(seq_starts, S, t);
     AttentionRow r;
-    r.start = seq_starts[s];
-    r.T = seq_starts[s + 1] - r.start;
+    r.s = sequence_of(seq_starts, S, t);
+    r.start = seq_starts[r.s];
+    r.T = seq_starts[r.s + 1] - r.start;
     r.i = t - r.start;
-    r.head = (size_t)att_offsets[s] + (size_t)h * r.T * r.T;
+    r.head = (size_t)att_offsets[r.s] + (size_t)h * r.T * r.T;
     return r;
 }
 
-// grid (N, NH); dynamic shared memory (max_T + 32) floats
+// whether rows i and j lie in different segments of a sequence whose document starts at row
+// split (never when split = T)
+__device__ __forceinline__ bool across_segments(int i, int j, int split) {
+    return (i < split) != (j < split);
+}
+
+// grid (N, NH); dynamic shared memory (max_T + 32) floats. gates (NH): the layer's, added to
+// the scores across the segments; NULL adds nothing (the joint packing)
 __global__ void attention_forward_kernel1(float* out, float* att, const float* qkv, const int* seq_starts,
-                                          const int* att_offsets, int S, int C, int NH) {
+                                          const int* att_offsets, const int* split_at, const float* gates,
+                                          int S, int C, int NH) {
     extern __shared__ float smem[];
     int t = blockIdx.x, h = blockIdx.y, hs = C / NH;
     AttentionRow r = attention_row(seq_starts, att_offsets, S, t, h);
-    int start = r.start, T = r.T;
+    int start = r.start, T = r.T, split = split_at[r.s];
     float scale = 1.0f / sqrtf((float)hs);
     float* p = smem;          // (T) this query's row of scores, then of probabilities
     float* scratch = smem + T; // (32) for block_reduce
@@ -51,6 +66,7 @@ __global__ void attention_forward_kernel1(float* out, float* att, const float* q
         float dot = 0.0f;
         for (int d = 0; d < hs; d++) { dot += q[d] * k[d]; }
         p[j] = scale * dot;
+        if (gates != NULL && across_segments(r.i, j, split)) { p[j] += gates[h]; }
         local_max = fmaxf(local_max, p[j]);
     }
     // subtracting the row maximum keeps exp from overflowing; it cancels out
@@ -76,14 +92,16 @@ __global__ void attention_forward_kernel1(float* out, float* att, const float* q
 }
 
 // grid (N, NH), one block per (query token, head); dynamic shared memory (max_T + 32) floats.
-// datt gets dS, the gradient wrt the scores; dqkv gets the head's columns of dq WRITTEN.
-__global__ void attention_backward_query_kernel1(float* dqkv, float* datt, const float* dout, const float* qkv,
-                                                 const float* att, const int* seq_starts, const int* att_offsets,
-                                                 int S, int C, int NH) {
+// datt gets dS, the gradient wrt the scores; dqkv gets the head's columns of dq WRITTEN;
+// dgate_rows (N, NH), unless NULL, the row's sum of dS across the segments (its share of the
+// gate's gradient) WRITTEN
+__global__ void attention_backward_query_kernel1(float* dqkv, float* datt, double* dgate_rows, const float* dout,
+                                                 const float* qkv, const float* att, const int* seq_starts,
+                                                 const int* att_offsets, const int* split_at, int S, int C, int NH) {
     extern __shared__ float smem[];
     int t = blockIdx.x, h = blockIdx.y, hs = C / NH;
     AttentionRow r = attention_row(seq_starts, att_offsets, S, t, h);
-    int start = r.start, T = r.T;
+    int start = r.start, T = r.T, split = split_at[r.s];
     float scale = 1.0f / sqrtf((float)hs);
     float* ds = smem;          // (T) dP, then dS
     float* scratch = smem + T; // (32)
@@ -105,6 +123,14 @@ __global__ void attention_backward_query_kernel1(float* dqkv, float* datt, const
         datt_row[j] = ds[j];
     }
     __syncthreads();
+    if (dgate_rows != NULL && threadIdx.x == 0) {
+        // by one thread, in double and in key order, as model.c's attention_head_backward
+        double sum = 0.0;
+        for (int j = 0; j < T; j++) {
+            if (across_segments(r.i, j, split)) { sum += ds[j]; }
+        }
+        dgate_rows[(size_t)t * NH + h] = sum;
+    }
     const float* k = qkv + (size_t)start * 3 * C + C + h * hs;
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float acc = 0.0f;
@@ -137,29 +163,52 @@ __global__ void attention_backward_key_kernel1(float* dqkv, const float* datt, c
     }
 }
 
-// ---- launchers: seq_starts (S+1) and att_offsets (S+1) on the device; max_T, the longest
-// sequence, on the host (it sizes the shared memory) ----
+// dgates (NH) += the layer's gates' gradient: per head, the rows' sums dgate_rows (N, NH) added
+// in double over each sequence's rows in order, then the sequences' sums in order (model.c's
+// gate_partial); one thread per head
+__global__ void attention_gate_backward_kernel1(float* dgates, const double* dgate_rows, const int* seq_starts,
+                                                int S, int NH) {
+    int h = blockIdx.x * blockDim.x + threadIdx.x;
+    if (h >= NH) { return; }
+    double sum = 0.0;
+    for (int s = 0; s < S; s++) {
+        double partial = 0.0;
+        for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) { partial += dgate_rows[(size_t)t * NH + h]; }
+        sum += partial;
+    }
+    dgates[h] += (float)sum;
+}
+
+// ---- launchers: seq_starts (S+1), att_offsets (S+1) and split_at (S) on the device; max_T,
+// the longest sequence, on the host (it sizes the shared memory) ----
 
 #define ATTENTION_BLOCK_SIZE 128
 
+// gates (NH): the layer's split-packing gates, or NULL (the joint packing)
 void attention_forward_cuda(float* out, float* att, const float* qkv, const int* seq_starts, const int* att_offsets,
-                            int S, int N, int max_T, int C, int NH, cudaStream_t stream) {
+                            const int* split_at, const float* gates, int S, int N, int max_T, int C, int NH,
+                            cudaStream_t stream) {
     dim3 grid(N, NH);
     size_t smem = (size_t)(max_T + 32) * sizeof(float);
-    attention_forward_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(out, att, qkv, seq_starts, att_offsets, S, C, NH);
+    attention_forward_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(out, att, qkv, seq_starts, att_offsets, split_at, gates, S, C, NH);
     cudaCheck(cudaGetLastError());
 }
 
-// dqkv (N, 3*C) written; datt (A) scratch that ends holding dS
-void attention_backward_cuda(float* dqkv, float* datt, const float* dout, const float* qkv, const float* att,
-                             const int* seq_starts, const int* att_offsets, int S, int N, int max_T, int C, int NH,
-                             cudaStream_t stream) {
+// dqkv (N, 3*C) written; datt (A) scratch that ends holding dS. dgates (NH): the layer's gates'
+// gradient, accumulated (+=), with dgate_rows (N, NH) as scratch; both NULL for the joint packing
+void attention_backward_cuda(float* dqkv, float* datt, float* dgates, double* dgate_rows, const float* dout,
+                             const float* qkv, const float* att, const int* seq_starts, const int* att_offsets,
+                             const int* split_at, int S, int N, int max_T, int C, int NH, cudaStream_t stream) {
     dim3 grid(N, NH);
     size_t smem = (size_t)(max_T + 32) * sizeof(float);
-    attention_backward_query_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(dqkv, datt, dout, qkv, att, seq_starts, att_offsets, S, C, NH);
+    attention_backward_query_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(dqkv, datt, dgates != NULL ? dgate_rows : NULL, dout, qkv, att, seq_starts, att_offsets, split_at, S, C, NH);
     cudaCheck(cudaGetLastError());
     attention_backward_key_kernel1<<<grid, ATTENTION_BLOCK_SIZE, 0, stream>>>(dqkv, datt, dout, qkv, att, seq_starts, att_offsets, S, C, NH);
     cudaCheck(cudaGetLastError());
+    if (dgates != NULL) {
+        attention_gate_backward_kernel1<<<CEIL_DIV(NH, 32), 32, 0, stream>>>(dgates, dgate_rows, seq_starts, S, NH);
+        cudaCheck(cudaGetLastError());
+    }
 }
 
 #endif // ZELO_KERNELS_ATTENTION_CUH

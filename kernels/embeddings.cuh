@@ -1,6 +1,8 @@
 /*
  * kernels/embeddings.cuh — word + position + token type embeddings of a packed batch, and
- * their backward. Positions restart at 0 in every sequence (model.c embeddings_forward).
+ * their backward. Positions restart at 0 in every sequence (model.c embeddings_forward); the
+ * "sequences" seq_starts (S+1) gives are the pieces of model.h's packing_layout, which under
+ * the split packing are the two segments of each sequence, and may be empty.
  *
  * The backward is deterministic and takes the reference's order of summation: each
  * gradient entry is owned by one thread that adds the tokens' contributions one by one,
@@ -100,7 +102,8 @@ void embeddings_forward_cuda(float* out, const int* ids, const int* types, const
 }
 
 // the buckets from embedding_buckets (U of them), copied to the device; max_T is the
-// longest sequence of the batch (rows of dwpe touched)
+// longest sequence of the batch or more (rows of dwpe touched: those past the longest leave
+// their values as they are)
 void embeddings_backward_cuda(float* dwte, float* dwpe, float* dwtt, const float* demb,
                               const int* bucket_tokens, const int* bucket_starts, const int* bucket_ids, int U,
                               const int* types, const int* seq_starts, int S, int max_T, int N, int TT, int C,

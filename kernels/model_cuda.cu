@@ -40,10 +40,12 @@ static void grow_and_point(float** memory, size_t* capacity, float** ptrs, const
     point_tensors_in(ptrs, *memory, sizes, n);
 }
 
-void bert_cuda_build(BertModelCuda* model, const BertConfig* config) {
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing) {
     memset(model, 0, sizeof(*model));
     model->config = *config;
+    model->packing = packing;
     fill_in_parameter_sizes(model->param_sizes, config);  // dies on an invalid config
+    if (packing == PACKING_SPLIT) { model->param_sizes[XGATE_TENSOR] = (size_t)config->num_layers * config->num_heads; }
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
     cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
     point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
@@ -108,13 +110,17 @@ static void reallocate_device_ints(int** buffer, size_t n) {
     cudaCheck(cudaMalloc((void**)buffer, n * sizeof(int)));
 }
 
-// takes the batch: validates it, copies it to the device, computes the attention offsets and
-// makes room for the activations
+// takes the batch: validates it, copies it to the device with its layout under the packing
+// (packing_layout), computes the attention offsets and makes room for the activations
 static void set_batch(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int S) {
     const BertConfig* cfg = &model->config;
     validate_batch(cfg, ids, types, seq_starts, S);
     int N = seq_starts[S];
     int* att_offsets = (int*)mallocCheck((size_t)(S + 1) * sizeof(int));
+    int* split_at = (int*)mallocCheck((size_t)S * sizeof(int));
+    int* piece_starts = (int*)mallocCheck((size_t)(2 * S + 1) * sizeof(int));
+    int* embed_types = (int*)mallocCheck((size_t)N * sizeof(int));
+    int num_pieces = packing_layout(split_at, piece_starts, embed_types, types, seq_starts, S, model->packing);
     size_t A = 0;
     int max_T = 0;
     for (int s = 0; s < S; s++) {
@@ -128,6 +134,8 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
     if (model->seq_capacity < S + 1) {
         reallocate_device_ints(&model->seq_starts, (size_t)S + 1);
         reallocate_device_ints(&model->att_offsets, (size_t)S + 1);
+        reallocate_device_ints(&model->split_at, S);
+        reallocate_device_ints(&model->piece_starts, (size_t)2 * S + 1);
         model->seq_capacity = S + 1;
     }
     if (model->token_capacity < N) {
@@ -136,10 +144,18 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
         reallocate_device_ints(&model->bucket_tokens, N);
         reallocate_device_ints(&model->bucket_starts, (size_t)N + 1);
         reallocate_device_ints(&model->bucket_ids, N);
+        reallocate_device_ints(&model->embed_types, N);
+        if (model->packing == PACKING_SPLIT) {
+            cudaCheck(cudaFree(model->dgate_rows));
+            cudaCheck(cudaMalloc((void**)&model->dgate_rows, (size_t)N * cfg->num_heads * sizeof(double)));
+        }
         model->token_capacity = N;
     }
     cudaCheck(cudaMemcpy(model->seq_starts, seq_starts, (size_t)(S + 1) * sizeof(int), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(model->att_offsets, att_offsets, (size_t)(S + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->split_at, split_at, (size_t)S * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->piece_starts, piece_starts, (size_t)(num_pieces + 1) * sizeof(int), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(model->embed_types, embed_types, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
     cudaCheck(cudaMemcpy(model->inputs, ids, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
     if (types != NULL) {
         cudaCheck(cudaMemcpy(model->types, types, (size_t)N * sizeof(int), cudaMemcpyHostToDevice));
@@ -161,8 +177,12 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
     free(bucket_ids);
     free(counts);
     free(att_offsets);
+    free(split_at);
+    free(piece_starts);
+    free(embed_types);
     model->num_tokens = N;
     model->num_seqs = S;
+    model->num_pieces = num_pieces;
     model->att_size = (int)A;
     model->max_T = max_T;
 
@@ -180,11 +200,13 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
     int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
     size_t A = (size_t)model->att_size, NC = (size_t)N * C;
     float eps = cfg->layer_norm_eps;
+    int split = model->packing == PACKING_SPLIT;
     cudaStream_t stream = model->stream;
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
 
-    embeddings_forward_cuda(a.emb, model->inputs, model->types, model->seq_starts, S, p.wte, p.wpe, p.wtt, N, C, stream);
+    embeddings_forward_cuda(a.emb, model->inputs, model->embed_types, model->piece_starts, model->num_pieces, p.wte, p.wpe,
+                            p.wtt, N, C, stream);
     layernorm_forward_cuda(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, eps, stream);
     for (int l = 0; l < L; l++) {
         const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * NC;  // (N, C) the layer's input
@@ -198,7 +220,8 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
         float* res2 = a.res2 + (size_t)l * NC;
         float* ln2 = a.ln2 + (size_t)l * NC;
         linear_forward_cuda(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C, stream);
-        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, S, N, max_T, C, NH, stream);
+        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, model->split_at,
+                               split ? p.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
         // res1 first gets the dense output, then the residual is added in place, as the reference
         linear_forward_cuda(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C, stream);
         residual_forward_cuda(res1, res1, x, NC, stream);
@@ -216,7 +239,7 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
     if (model->score_head == SCORE_HEAD_COSINE) {
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
-        segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, stream);
+        segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, split, stream);
         cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
     } else {
         cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
@@ -261,6 +284,7 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     int NL = cfg->num_labels;
     size_t A = (size_t)model->att_size, NC = (size_t)N * C;
     cudaStream_t stream = model->stream;
+    int split = model->packing == PACKING_SPLIT;
 
     // scratch, as model.c's bert_backward: gradients of one layer's activations, reused by every layer
     enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
@@ -284,7 +308,7 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
         cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
         cosine_score_backward_cuda(dcls, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
-        segment_means_backward_cuda(dh, dcls, model->types, model->seq_starts, S, C, stream);
+        segment_means_backward_cuda(dh, dcls, model->types, model->seq_starts, S, C, split, stream);
     } else if (dlogits != NULL) {
         cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
         zero_floats(dpooled, (size_t)S * C, stream);
@@ -334,8 +358,8 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
         zero_floats(datty, NC, stream);
         linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1, atty,
                              p.attprojw + (size_t)l * C * C, N, C, C, stream);
-        attention_backward_cuda(dqkv, datt, datty, qkv, att, model->seq_starts, model->att_offsets, S, N, max_T, C, NH,
-                                stream);
+        attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows, datty, qkv, att,
+                                model->seq_starts, model->att_offsets, model->split_at, S, N, max_T, C, NH, stream);
         linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
                              p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
     }
@@ -345,8 +369,8 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     zero_floats(da, NC, stream);
     layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C, stream);
     embeddings_backward_cuda(g.wte, g.wpe, g.wtt, da, model->bucket_tokens, model->bucket_starts, model->bucket_ids,
-                             model->num_buckets, model->types, model->seq_starts, S, max_T, N, cfg->type_vocab_size, C,
-                             stream);
+                             model->num_buckets, model->embed_types, model->piece_starts, model->num_pieces, max_T, N,
+                             cfg->type_vocab_size, C, stream);
     cudaCheck(cudaStreamSynchronize(stream));  // the caller's dlogits and dembeddings may go now
 }
 
@@ -366,30 +390,34 @@ float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm) {
     return (float)norm;
 }
 
-void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float beta1, float beta2, float eps,
-                            float weight_decay, int step) {
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float gate_lr_scale, float beta1,
+                            float beta2, float eps, float weight_decay, int step) {
     if (model->grads_memory == NULL) { die("bert_cuda_adamw_update: no gradients (call bert_cuda_backward first)"); }
     if (step < 1) { die("bert_cuda_adamw_update: step counts from 1 (got %d)", step); }
     ensure_optimizer(model);
     int decays[NUM_PARAMETER_TENSORS];
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
-    // the encoder's tensors at lr, then the head's (the buffer's tail) at lr x head_lr_scale
-    size_t head = 0;
-    for (int i = 0; i < HEAD_FIRST_TENSOR; i++) { head += model->param_sizes[i]; }
-    adamw_update_cuda(model->params_memory, model->m_memory, model->v_memory, model->grads_memory, model->param_sizes,
-                      decays, HEAD_FIRST_TENSOR, lr, beta1, beta2, eps, weight_decay, step, model->stream);
-    adamw_update_cuda(model->params_memory + head, model->m_memory + head, model->v_memory + head, model->grads_memory + head,
-                      model->param_sizes + HEAD_FIRST_TENSOR, decays + HEAD_FIRST_TENSOR, NUM_PARAMETER_TENSORS - HEAD_FIRST_TENSOR,
-                      lr * head_lr_scale, beta1, beta2, eps, weight_decay, step, model->stream);
+    // three ranges of tensors at their rates: the encoder's at lr, the head's at lr x head_lr_scale,
+    // the gates (the buffer's tail, empty under the joint packing) at lr x gate_lr_scale
+    const int first[4] = {0, HEAD_FIRST_TENSOR, XGATE_TENSOR, NUM_PARAMETER_TENSORS};
+    const float rates[3] = {lr, lr * head_lr_scale, lr * gate_lr_scale};
+    size_t offset = 0;
+    for (int r = 0; r < 3; r++) {
+        adamw_update_cuda(model->params_memory + offset, model->m_memory + offset, model->v_memory + offset,
+                          model->grads_memory + offset, model->param_sizes + first[r], decays + first[r],
+                          first[r + 1] - first[r], rates[r], beta1, beta2, eps, weight_decay, step, model->stream);
+        for (int i = first[r]; i < first[r + 1]; i++) { offset += model->param_sizes[i]; }
+    }
 }
 
 void bert_cuda_free(BertModelCuda* model) {
     float* floats[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
                        model->acts_memory, model->scratch_memory};
     for (float* f : floats) { cudaCheck(cudaFree(f)); }
-    int* ints[] = {model->seq_starts, model->att_offsets, model->inputs, model->types, model->bucket_tokens,
-                   model->bucket_starts, model->bucket_ids};
+    int* ints[] = {model->seq_starts, model->att_offsets, model->inputs, model->types, model->split_at,
+                   model->piece_starts, model->embed_types, model->bucket_tokens, model->bucket_starts, model->bucket_ids};
     for (int* i : ints) { cudaCheck(cudaFree(i)); }
+    cudaCheck(cudaFree(model->dgate_rows));
     cudaCheck(cudaFree(model->norm_scratch));
     cudaCheck(cudaStreamDestroy(model->stream));
     free(model->logits);

@@ -19,6 +19,7 @@ extern "C" {
 
 typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     BertConfig config;
+    Packing packing;          // the host model's, given to bert_cuda_build (it sizes the gates)
     ScoreHead score_head;     // the host model's, set by bert_to_device
     float cosine_scale;       // the host model's, set by bert_to_device and bert_set_cosine_scale
     size_t param_sizes[NUM_PARAMETER_TENSORS];
@@ -41,8 +42,12 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     int* att_offsets;         // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
     int* inputs;              // (N)
     int* types;               // (N)
+    int* split_at;            // (S) where each sequence's document starts (packing_layout; T when joint)
+    int* piece_starts;        // (2S+1) the pieces the embedding restarts its positions at (packing_layout)
+    int* embed_types;         // (N) the token types the embedding reads (packing_layout)
+    double* dgate_rows;       // (N, NH) the split packing's backward: each row's share of its gate's gradient
     int seq_capacity, token_capacity;
-    int num_tokens, num_seqs, att_size, max_T;
+    int num_tokens, num_seqs, num_pieces, att_size, max_T;
     // the outputs of the last forward pass, copied to the host
     float* logits;            // (S, num_labels)
     float* embeddings;        // (S, C)
@@ -53,9 +58,10 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     struct CUstream_st* stream;  // cudaStream_t: every kernel of the model runs on it, in order
 } BertModelCuda;
 
-// allocates the device parameters for a config (their contents undefined until uploaded);
-// dies on an invalid config
-void bert_cuda_build(BertModelCuda* model, const BertConfig* config);
+// allocates the device parameters for a config and packing (the split packing's gates, (L, NH),
+// last, as bert_split_segments lays them out; their contents undefined until uploaded); dies on
+// an invalid config
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing);
 // copies the flat parameter buffer (num_parameters floats on the host, model.h's order) to the device
 void bert_cuda_upload_parameters(BertModelCuda* model, const float* params);
 // bert_forward's contract (model.h) on the device: a packed batch on the host in, model->logits
@@ -68,9 +74,10 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
 void bert_cuda_zero_grad(BertModelCuda* model);
 // bert_clip_grad_norm's contract: returns the norm before clipping; dies on a non-finite norm
 float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm);
-// bert_adamw_update's step; the head's tensors (HEAD_FIRST_TENSOR on) at lr x head_lr_scale
-void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float beta1, float beta2, float eps,
-                            float weight_decay, int step);
+// bert_adamw_update's step; the head's tensors (HEAD_FIRST_TENSOR to XGATE_TENSOR) at lr x
+// head_lr_scale, the split packing's gates at lr x gate_lr_scale (parameter_tensor_lr_scale)
+void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float gate_lr_scale, float beta1,
+                            float beta2, float eps, float weight_decay, int step);
 void bert_cuda_free(BertModelCuda* model);
 // copies the device parameters (num_parameters floats) into params on the host
 void bert_cuda_download_parameters(const BertModelCuda* model, float* params);

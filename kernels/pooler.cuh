@@ -58,14 +58,15 @@ __global__ void meanpool_backward_kernel1(float* dinp, const float* dout, const 
     dinp[idx] += dout[(size_t)s * C + c] * inv;
 }
 
-// out (S, 2, C): the mean of inp (N, C) over the query's content tokens, then the document's;
-// zeros for an empty span. One thread per (sequence, side, channel)
+// out (S, 2, C): the mean of inp (N, C) over the query's content tokens, then the document's
+// (whole: over each whole segment, the split packing's; segment_span); zeros for an empty span.
+// One thread per (sequence, side, channel)
 __global__ void segment_means_forward_kernel1(float* out, const float* inp, const int* types, const int* seq_starts,
-                                              int S, int C) {
+                                              int S, int C, int whole) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
-    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, 0);
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
     float sum = 0.0f;
     for (int t = first; t < first + n; t++) { sum += inp[(size_t)t * C + c]; }
     out[idx] = n > 0 ? sum / (float)n : 0.0f;
@@ -74,11 +75,11 @@ __global__ void segment_means_forward_kernel1(float* out, const float* inp, cons
 // dinp (N, C) += dout (S, 2, C) / the span's length over the span's tokens; one thread per
 // (sequence, side, channel): the spans are disjoint, so no two threads write one entry
 __global__ void segment_means_backward_kernel1(float* dinp, const float* dout, const int* types, const int* seq_starts,
-                                               int S, int C) {
+                                               int S, int C, int whole) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
-    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, 0);
+    int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
     for (int t = first; t < first + n; t++) { dinp[(size_t)t * C + c] += dout[idx] / (float)n; }
 }
 
@@ -155,16 +156,16 @@ void meanpool_backward_cuda(float* dinp, const float* dout, const int* seq_start
 }
 
 void segment_means_forward_cuda(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C,
-                                cudaStream_t stream) {
+                                int whole, cudaStream_t stream) {
     const int block_size = 256;
-    segment_means_forward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(out, inp, types, seq_starts, S, C);
+    segment_means_forward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(out, inp, types, seq_starts, S, C, whole);
     cudaCheck(cudaGetLastError());
 }
 
 void segment_means_backward_cuda(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C,
-                                 cudaStream_t stream) {
+                                 int whole, cudaStream_t stream) {
     const int block_size = 256;
-    segment_means_backward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(dinp, dout, types, seq_starts, S, C);
+    segment_means_backward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(dinp, dout, types, seq_starts, S, C, whole);
     cudaCheck(cudaGetLastError());
 }
 

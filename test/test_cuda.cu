@@ -5,12 +5,13 @@
  * on the CPU through the project's emulator (g++ with kernels/cuda_emu.h force-included),
  * which is how `make test` and CI run it.
  *
- * The batch packs sequences of lengths 33, 1, 512, 7 and 130 (683 tokens), and every layer
- * is checked at hidden sizes 128, 384 and 768 with 2, 6 and 12 heads (head size 64, BERT's
- * intermediate size 4C). Outputs that a kernel writes are poisoned (0xFF bytes: NaN) before
- * each launch, so an entry it forgets fails; outputs it accumulates into (+=, as the
- * reference's gradients) start from the same random values on both sides, so that a kernel
- * that overwrites instead of adding fails too.
+ * The batch packs sequences of lengths 33, 1, 512, 7 and 130 (683 tokens; the split packing's
+ * checks split them at 12, 300 and 64, the sequences of 1 and 7 tokens having no document),
+ * and every layer is checked at hidden sizes 128, 384 and 768 with 2, 6 and 12 heads (head
+ * size 64, BERT's intermediate size 4C). Outputs that a kernel writes are poisoned (0xFF
+ * bytes: NaN) before each launch, so an entry it forgets fails; outputs it accumulates into
+ * (+=, as the reference's gradients) start from the same random values on both sides, so that
+ * a kernel that overwrites instead of adding fails too.
  *
  * Error measure, per tensor: max over entries of |got - want| / (|want| + rms(want)), the
  * rms term so that entries that are sums cancelling to near zero are judged on the
@@ -33,7 +34,9 @@
  * Last, whole training steps through model.h's API as train_zelo makes them (bert_to_device,
  * then bert_forward, bert_backward, bert_clip_grad_norm, bert_adamw_update, dispatched by
  * model.c), against the same calls on the CPU: on the tiny BERT of test/fixtures/model with
- * its batch, and on all-MiniLM-L6-v2 with a packed batch of pairs (lengths 33, 1, 130, 7, 64);
+ * its batch (the cls head, the cosine head, and the split packing with the fixture's gates,
+ * their gradients and their own AdamW rate), and on all-MiniLM-L6-v2 with a packed batch of
+ * pairs (lengths 33, 1, 130, 7, 64);
  * the AdamW step is held to a bound derived from the two sides' gradients (adamw_step_bound),
  * and each backend's checkpoint and optimizer files load into the other with the same bytes.
  * MiniLM's weights come from dev/find_minilm.sh or ZELO_MINILM_DIR; without them the test
@@ -178,6 +181,9 @@ static void expect_same_bytes(const char* what, int C, const float* a_device, co
 
 #define NUM_SEQS 5
 static const int SEQ_LENGTHS[NUM_SEQS] = {33, 1, 512, 7, 130};
+// where each sequence's document starts under the split packing (model.h, Packing), relative
+// to the sequence: inside it, or T for the sequences of 1 and 7 tokens, which have none
+static const int SPLIT_POINTS[NUM_SEQS] = {12, 1, 300, 7, 64};
 #define VOCAB 50       // few ids: many tokens share a row of wte, as in real text
 #define TYPES 2
 #define MAX_POSITION 512
@@ -273,11 +279,38 @@ static void test_embeddings(const Batch* b, int C) {
     expect_same_bytes("embeddings_backward dwte", C, d_dwte, d_dwte2, (size_t)VOCAB * C);
     expect_same_bytes("embeddings_backward dwtt", C, d_dwtt, d_dwtt2, (size_t)TYPES * C);
 
+    // the split packing's pieces (model.h, packing_layout): each sequence's two segments as
+    // sequences of their own, every token of type 0; the sequences of 1 and 7 tokens have no
+    // document, an empty piece. The gradients go on from the reference's values on both sides.
+    int pieces[2 * NUM_SEQS + 1];
+    for (int s = 0; s < S; s++) {
+        pieces[2 * s] = b->seq_starts[s];
+        pieces[2 * s + 1] = b->seq_starts[s] + SPLIT_POINTS[s];
+    }
+    pieces[2 * S] = N;
+    int* zeros = (int*)callocCheck((size_t)N, sizeof(int));
+    int *d_pieces = device_from_ints(pieces, 2 * S + 1), *d_zeros = device_from_ints(zeros, N);
+    embeddings_forward(out, b->ids, zeros, pieces, 2 * S, wte, wpe, wtt, C);
+    poison(d_out, (size_t)N * C);
+    embeddings_forward_cuda(d_out, b->d_ids, d_zeros, d_pieces, 2 * S, d_wte, d_wpe, d_wtt, N, C, stream);
+    expect_close("embeddings_forward pieces", C, d_out, out, (size_t)N * C, 1);
+    cudaCheck(cudaMemcpy(d_dwte, dwte, (size_t)VOCAB * C * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d_dwpe, dwpe, (size_t)MAX_POSITION * C * sizeof(float), cudaMemcpyHostToDevice));
+    cudaCheck(cudaMemcpy(d_dwtt, dwtt, (size_t)TYPES * C * sizeof(float), cudaMemcpyHostToDevice));
+    // max_T: the longest sequence, as bert_cuda_backward passes (its pieces are no longer)
+    embeddings_backward_cuda(d_dwte, d_dwpe, d_dwtt, d_demb, d_tokens, d_starts, d_bucket_ids, U, d_zeros, d_pieces,
+                             2 * S, b->max_T, N, TYPES, C, stream);
+    embeddings_backward(dwte, dwpe, dwtt, demb, b->ids, zeros, pieces, 2 * S, C);
+    expect_close("embeddings_backward pieces dwte", C, d_dwte, dwte, (size_t)VOCAB * C, 1);
+    expect_close("embeddings_backward pieces dwpe", C, d_dwpe, dwpe, (size_t)MAX_POSITION * C, 1);
+    expect_close("embeddings_backward pieces dwtt", C, d_dwtt, dwtt, (size_t)TYPES * C, 1);
+    free(zeros);
+
     free(wte); free(wpe); free(wtt); free(out); free(demb); free(dwte); free(dwpe); free(dwtt);
     free(tokens); free(starts); free(bucket_ids); free(counts);
     float* device_buffers[] = {d_wte, d_wpe, d_wtt, d_out, d_demb, d_dwte, d_dwpe, d_dwtt, d_dwte2, d_dwpe2, d_dwtt2};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
-    int* device_ints[] = {d_tokens, d_starts, d_bucket_ids};
+    int* device_ints[] = {d_tokens, d_starts, d_bucket_ids, d_pieces, d_zeros};
     for (int* d : device_ints) { cudaCheck(cudaFree(d)); }
 }
 
@@ -415,9 +448,22 @@ static size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_rows) {
     return rows;
 }
 
-static void test_attention(const Batch* b, int C, int NH) {
+// The attention of each layout: joint (split_at = T everywhere, no gates), and the split
+// packing's (SPLIT_POINTS), where a score across the segments gets the head's gate (drawn in
+// [-2, 1]: a key across weighs e^-2 to e^1 of what it would) and the backward also returns the
+// gates' gradient. A gate's gradient sums the dS across the segments of every row of every
+// sequence (in double on both sides): the dS errors, each within the dS check's bound of its
+// row's scale, add up over the terms like a random walk, as the terms themselves do (dS has no
+// common sign), so the gradient is judged as dS is, K = hs + max_T (measured: up to 1.3x the
+// worst dS error, 10x under the tolerance)
+static void test_attention(const Batch* b, int C, int NH, int split) {
     int N = b->N, S = b->S, A = b->A;
     size_t N3C = (size_t)N * 3 * C, NC = (size_t)N * C;
+    const char* layout = split ? " (split)" : "";
+    char name[64];
+    int split_at[NUM_SEQS];
+    for (int s = 0; s < S; s++) { split_at[s] = split ? SPLIT_POINTS[s] : b->seq_starts[s + 1] - b->seq_starts[s]; }
+    float* gates = split ? host_random(NH, -2.0f, 1.0f) : NULL;
     // q and k of this spread give scores of a few units: softmaxes neither flat nor one-hot
     float* qkv = host_random(N3C, -0.5f, 0.5f);
     float* out = (float*)mallocCheck(NC * sizeof(float));
@@ -426,46 +472,72 @@ static void test_attention(const Batch* b, int C, int NH) {
         int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
         for (int h = 0; h < NH; h++) {
             attention_head_forward(out + (size_t)start * C, att + b->att_offsets[s] + (size_t)h * T * T,
-                                   qkv + (size_t)start * 3 * C, T, h, C, NH, T, 0.0f);
+                                   qkv + (size_t)start * 3 * C, T, h, C, NH, split_at[s], split ? gates[h] : 0.0f);
         }
     }
+    int* d_split_at = device_from_ints(split_at, S);
+    float* d_gates = split ? device_from(gates, NH) : NULL;
     float *d_qkv = device_from(qkv, N3C), *d_out = device_poisoned(NC), *d_att = device_poisoned(A);
-    attention_forward_cuda(d_out, d_att, d_qkv, b->d_seq_starts, b->d_att_offsets, S, N, b->max_T, C, NH, stream);
+    attention_forward_cuda(d_out, d_att, d_qkv, b->d_seq_starts, b->d_att_offsets, d_split_at, d_gates, S, N, b->max_T,
+                           C, NH, stream);
     int hs = C / NH;
     size_t num_rows;
     size_t* rows = attention_rows(b, NH, 1, &num_rows);
     // scores: sums over hs; the softmax's sum and P V: sums over T
-    expect_close_rows("attention_forward att", C, d_att, att, A, hs + b->max_T, rows, num_rows);
-    expect_close("attention_forward out", C, d_out, out, NC, hs + 2 * b->max_T);
+    snprintf(name, sizeof(name), "attention_forward att%s", layout);
+    expect_close_rows(name, C, d_att, att, A, hs + b->max_T, rows, num_rows);
+    snprintf(name, sizeof(name), "attention_forward out%s", layout);
+    expect_close(name, C, d_out, out, NC, hs + 2 * b->max_T);
 
     float* dout = host_random(NC, -1.0f, 1.0f);
     float* dqkv = (float*)mallocCheck(N3C * sizeof(float));
     float* datt = (float*)mallocCheck((size_t)A * sizeof(float));
+    // the gates' gradient accumulates: both sides start from the same random values
+    float* dgates = split ? host_random(NH, -1.0f, 1.0f) : NULL;
+    float* d_dgates = split ? device_from(dgates, NH) : NULL;
+    float* d_dgates2 = split ? device_from(dgates, NH) : NULL;
+    double* d_dgate_rows = NULL;
+    if (split) { cudaCheck(cudaMalloc((void**)&d_dgate_rows, (size_t)N * NH * sizeof(double))); }
+    double* gate_partial = (double*)mallocCheck((size_t)S * NH * sizeof(double));
     for (int s = 0; s < S; s++) {
         int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
         for (int h = 0; h < NH; h++) {
             size_t head = (size_t)b->att_offsets[s] + (size_t)h * T * T;
-            attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head, dout + (size_t)start * C,
-                                    qkv + (size_t)start * 3 * C, att + head, T, h, C, NH, T);
+            gate_partial[s * NH + h] = attention_head_backward(dqkv + (size_t)start * 3 * C, datt + head,
+                                                               dout + (size_t)start * C, qkv + (size_t)start * 3 * C,
+                                                               att + head, T, h, C, NH, split_at[s]);
         }
+    }
+    for (int h = 0; split && h < NH; h++) {  // over the sequences in order, as model.c's bert_backward
+        double sum = 0.0;
+        for (int s = 0; s < S; s++) { sum += gate_partial[s * NH + h]; }
+        dgates[h] += (float)sum;
     }
     // the backward reads the reference's probabilities, so that its own error is measured alone
     float *d_att_ref = device_from(att, A), *d_dout = device_from(dout, NC);
     float *d_dqkv = device_poisoned(N3C), *d_datt = device_poisoned(A);
-    attention_backward_cuda(d_dqkv, d_datt, d_dout, d_qkv, d_att_ref, b->d_seq_starts, b->d_att_offsets, S, N,
-                            b->max_T, C, NH, stream);
+    attention_backward_cuda(d_dqkv, d_datt, d_dgates, d_dgate_rows, d_dout, d_qkv, d_att_ref, b->d_seq_starts,
+                            b->d_att_offsets, d_split_at, S, N, b->max_T, C, NH, stream);
     // dS: dP over hs, its row dot over T; dq, dk: then sums over T
-    expect_close_rows("attention_backward dS", C, d_datt, datt, A, hs + b->max_T, rows, num_rows);
-    expect_close("attention_backward dqkv", C, d_dqkv, dqkv, N3C, hs + 2 * b->max_T);
+    snprintf(name, sizeof(name), "attention_backward dS%s", layout);
+    expect_close_rows(name, C, d_datt, datt, A, hs + b->max_T, rows, num_rows);
+    snprintf(name, sizeof(name), "attention_backward dqkv%s", layout);
+    expect_close(name, C, d_dqkv, dqkv, N3C, hs + 2 * b->max_T);
+    if (split) { expect_close("attention_backward dgates", C, d_dgates, dgates, NH, hs + b->max_T); }
     float* d_dqkv2 = device_poisoned(N3C);
     poison(d_datt, A);
-    attention_backward_cuda(d_dqkv2, d_datt, d_dout, d_qkv, d_att_ref, b->d_seq_starts, b->d_att_offsets, S, N,
-                            b->max_T, C, NH, stream);
-    expect_same_bytes("attention_backward dqkv", C, d_dqkv, d_dqkv2, N3C);
+    attention_backward_cuda(d_dqkv2, d_datt, d_dgates2, d_dgate_rows, d_dout, d_qkv, d_att_ref, b->d_seq_starts,
+                            b->d_att_offsets, d_split_at, S, N, b->max_T, C, NH, stream);
+    snprintf(name, sizeof(name), "attention_backward dqkv%s", layout);
+    expect_same_bytes(name, C, d_dqkv, d_dqkv2, N3C);
+    if (split) { expect_same_bytes("attention_backward dgates", C, d_dgates, d_dgates2, NH); }
 
-    free(qkv); free(out); free(att); free(dout); free(dqkv); free(datt); free(rows);
-    float* device_buffers[] = {d_qkv, d_out, d_att, d_att_ref, d_dout, d_dqkv, d_datt, d_dqkv2};
+    free(qkv); free(out); free(att); free(dout); free(dqkv); free(datt); free(rows); free(gates); free(dgates);
+    free(gate_partial);
+    float* device_buffers[] = {d_qkv, d_out, d_att, d_att_ref, d_dout, d_dqkv, d_datt, d_dqkv2, d_gates, d_dgates, d_dgates2};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+    cudaCheck(cudaFree(d_split_at));
+    cudaCheck(cudaFree(d_dgate_rows));
 }
 
 // the heads: [CLS] gather, tanh, mean pooling (their dense layers are test_linear's)
@@ -514,7 +586,7 @@ static void test_pooler(const Batch* b, int C) {
     float* segmeans = (float*)mallocCheck(S2C * sizeof(float));
     segment_means_forward(segmeans, hidden, pair_types, b->seq_starts, S, C, 0);
     float* d_segmeans = device_poisoned(S2C);
-    segment_means_forward_cuda(d_segmeans, d_hidden, d_pair_types, b->d_seq_starts, S, C, stream);
+    segment_means_forward_cuda(d_segmeans, d_hidden, d_pair_types, b->d_seq_starts, S, C, 0, stream);
     expect_close("segment_means_forward", C, d_segmeans, segmeans, S2C, b->max_T);
     float* scores = (float*)mallocCheck((size_t)S * sizeof(float));
     cosine_score_forward(scores, segmeans, S, C, SCORE_HEAD_COSINE_SCALE);
@@ -529,8 +601,17 @@ static void test_pooler(const Batch* b, int C) {
     cosine_score_backward_cuda(d_dsegmeans, d_dscores, d_segmeans, S, C, SCORE_HEAD_COSINE_SCALE, stream);
     expect_close("cosine_score_backward", C, d_dsegmeans, dsegmeans, S2C, b->max_T);
     segment_means_backward(dhidden, dsegmeans, pair_types, b->seq_starts, S, C, 0);
-    segment_means_backward_cuda(d_dhidden, d_dsegmeans, d_pair_types, b->d_seq_starts, S, C, stream);
+    segment_means_backward_cuda(d_dhidden, d_dsegmeans, d_pair_types, b->d_seq_starts, S, C, 0, stream);
     expect_close("segment_means_backward", C, d_dhidden, dhidden, NC, b->max_T);
+    // the split packing's means, each over its whole segment ([CLS] and [SEP] included; the
+    // 1-token sequence's document is empty), from the same derivatives
+    segment_means_forward(segmeans, hidden, pair_types, b->seq_starts, S, C, 1);
+    poison(d_segmeans, S2C);
+    segment_means_forward_cuda(d_segmeans, d_hidden, d_pair_types, b->d_seq_starts, S, C, 1, stream);
+    expect_close("segment_means_forward whole", C, d_segmeans, segmeans, S2C, b->max_T);
+    segment_means_backward(dhidden, dsegmeans, pair_types, b->seq_starts, S, C, 1);
+    segment_means_backward_cuda(d_dhidden, d_dsegmeans, d_pair_types, b->d_seq_starts, S, C, 1, stream);
+    expect_close("segment_means_backward whole", C, d_dhidden, dhidden, NC, b->max_T);
 
     free(hidden); free(cls); free(emb); free(dcls); free(demb); free(dhidden);
     free(segmeans); free(scores); free(dscores); free(dsegmeans); free(pair_types);
@@ -654,7 +735,7 @@ static void test_model_step(const Batch* b, int C, int NH) {
     bert_forward(&cpu, b->ids, b->types, b->seq_starts, b->S);
 
     BertModelCuda gpu;
-    bert_cuda_build(&gpu, &cfg);
+    bert_cuda_build(&gpu, &cfg, PACKING_JOINT);
     bert_cuda_upload_parameters(&gpu, cpu.params_memory);
     bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
     float* first_logits = (float*)mallocCheck((size_t)b->S * sizeof(float));
@@ -725,7 +806,7 @@ static void test_model_step(const Batch* b, int C, int NH) {
     // the head at 4 x lr (head_lr_scale), the encoder at lr, on both backends
     cpu.head_lr_scale = 4.0f;
     bert_adamw_update(&cpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-    bert_cuda_adamw_update(&gpu, 1e-3f, 4.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    bert_cuda_adamw_update(&gpu, 1e-3f, 4.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     expect_close("adamw step parameters", C, gpu.params_memory, cpu.params_memory, cpu.num_parameters, 1);
     free(dlogits);
     free(dembeddings);
@@ -757,8 +838,11 @@ static void expect_same_floats(const char* what, const float* a, const float* b,
     CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: the bytes differ", what);
 }
 
-// one training step of fx's weights on fx's batch on both backends, clipped to max_norm
-static void test_training_step(const char* name, const Fixture* fx, float max_norm, ScoreHead head) {
+// one training step of fx's weights on fx's batch on both backends, clipped to max_norm. Under
+// the split packing (the cosine head's) the gates are the fixture's (dev/gen_split_packing_fixture.py:
+// open, of both signs, so that a wrong bias or gradient shows) and move at SPLIT_GATE_LR_SCALE x lr
+#define SPLIT_GATE_LR_SCALE 30.0f  // train_zelo's --gate-lr 0.03 over the fixture's lr 1e-3
+static void test_training_step(const char* name, const Fixture* fx, float max_norm, ScoreHead head, Packing packing) {
     const BertConfig* cfg = &fx->config;
     int S = fx->S, C = cfg->hidden_size, L = cfg->num_layers;
     int max_T = 0;
@@ -771,7 +855,15 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     BertModel cpu = fixture_model(fx);
     BertModel dev = fixture_model(fx);
     cpu.score_head = dev.score_head = head;
-    printf("  score head: %s\n", score_head_name(head));
+    printf("  score head: %s, %s packing\n", score_head_name(head), packing_name(packing));
+    if (packing == PACKING_SPLIT) {
+        BertModel* sides[2] = {&cpu, &dev};
+        for (BertModel* m : sides) {
+            bert_split_segments(m, 0.0f);
+            memcpy(m->params.xgate, fx->split_gates, m->param_sizes[XGATE_TENSOR] * sizeof(float));
+            m->gate_lr_scale = SPLIT_GATE_LR_SCALE;
+        }
+    }
     bert_to_device(&dev, DEVICE_CUDA);
     // a scale other than bert_build's, set after the move: the device must take it too
     if (head == SCORE_HEAD_COSINE) {
@@ -813,17 +905,22 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
 
     float lr = fx->lr;
     float* grads_dev = host_from(dev.cuda->grads_memory, cpu.num_parameters);
+    float* before = (float*)mallocCheck(cpu.num_parameters * sizeof(float));
+    memcpy(before, cpu.params_memory, cpu.num_parameters * sizeof(float));
     bert_adamw_update(&cpu, lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
     bert_adamw_update(&dev, lr, fx->beta1, fx->beta2, fx->eps, fx->weight_decay, 1);
     float* params_dev = host_from(dev.cuda->params_memory, cpu.num_parameters);
     size_t beyond = 0, at_bound_2lr = 0, worst_at = 0;
     double worst = 0.0;  // the largest difference as a fraction of its bound
-    for (size_t i = 0; i < cpu.num_parameters; i++) {
-        double diff = fabs((double)params_dev[i] - cpu.params_memory[i]);
-        double bound = adamw_step_bound(cpu.grads_memory[i], grads_dev[i], fx->params[i], lr, fx->eps);
-        if (!(diff <= bound)) { beyond++; }
-        if (diff > lr) { at_bound_2lr++; }
-        if (!(diff / bound <= worst)) { worst = diff / bound; worst_at = i; }
+    for (size_t i = 0, k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        double lr_k = lr * parameter_tensor_lr_scale(&cpu, (int)k);  // the tensor's own rate
+        for (size_t end = i + cpu.param_sizes[k]; i < end; i++) {
+            double diff = fabs((double)params_dev[i] - cpu.params_memory[i]);
+            double bound = adamw_step_bound(cpu.grads_memory[i], grads_dev[i], before[i], lr_k, fx->eps);
+            if (!(diff <= bound)) { beyond++; }
+            if (diff > lr_k) { at_bound_2lr++; }
+            if (!(diff / bound <= worst)) { worst = diff / bound; worst_at = i; }
+        }
     }
     // a gradient that the two sides round to opposite signs of the same size reaches its bound
     // exactly: a worst of 1.00 is that case, not a near miss
@@ -831,6 +928,18 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
            "apart (gradients of opposite signs near 0), %zu beyond their bound\n", worst, worst_at, at_bound_2lr, beyond);
     CHECK(beyond == 0, "%s AdamW step: %zu weights beyond their bound (worst: weight %zu, %.3g of it)", name,
           beyond, worst_at, worst);
+    if (packing == PACKING_SPLIT) {
+        // AdamW's first step moves a weight by its rate x g / (|g| + eps), the rate itself where
+        // |g| >> eps: each gate (no decay) by lr x gate_lr_scale on the device, to its rounding
+        size_t G = cpu.param_sizes[XGATE_TENSOR], first = cpu.num_parameters - G;
+        double rate = (double)lr * SPLIT_GATE_LR_SCALE, worst_rate = 0.0;
+        for (size_t j = first; j < cpu.num_parameters; j++) {
+            worst_rate = fmax(worst_rate, fabs(fabs((double)params_dev[j] - before[j]) - rate) / rate);
+        }
+        printf("  the %zu gates moved by lr x %g = %g, worst relative error %.2e (tolerance 1e-4)\n", G,
+               (double)SPLIT_GATE_LR_SCALE, rate, worst_rate);
+        CHECK(worst_rate <= 1e-4, "%s: a gate moved by %.3g relative off lr x gate_lr_scale", name, worst_rate);
+    }
 
     // checkpoints cross over: the device's files (copied from the device) load on the CPU, and
     // the CPU's file moved to the device holds the same bytes there
@@ -861,6 +970,7 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     free(v_dev);
     free(params_dev);
     free(grads_dev);
+    free(before);
     for (int k = 0; k < 2; k++) {
         free(dlogits[k]);
         free(dembeddings[k]);
@@ -905,7 +1015,7 @@ static void test_minilm_step(const char* dir) {
     fx.beta2 = 0.999f;
     fx.eps = 1e-8f;
     fx.weight_decay = 0.01f;
-    test_training_step("all-MiniLM-L6-v2", &fx, 1.0f, SCORE_HEAD_CLS);
+    test_training_step("all-MiniLM-L6-v2", &fx, 1.0f, SCORE_HEAD_CLS, PACKING_JOINT);
     free(fx.ids);
     free(fx.types);
     free(fx.y);
@@ -927,7 +1037,8 @@ int main(int argc, char** argv) {
         test_layernorm(&b, C);
         test_gelu(&b, C);
         test_linear(&b, C);
-        test_attention(&b, C, NH);
+        test_attention(&b, C, NH, 0);
+        test_attention(&b, C, NH, 1);
         test_pooler(&b, C);
         test_optimizer(C, NH);
         test_model_step(&b, C, NH);
@@ -935,8 +1046,9 @@ int main(int argc, char** argv) {
     }
     Fixture fx;
     fixture_read(&fx);
-    test_training_step("tiny BERT (test/fixtures/model)", &fx, fx.max_norm, SCORE_HEAD_CLS);
-    test_training_step("tiny BERT (test/fixtures/model), cosine head", &fx, fx.max_norm, SCORE_HEAD_COSINE);
+    test_training_step("tiny BERT (test/fixtures/model)", &fx, fx.max_norm, SCORE_HEAD_CLS, PACKING_JOINT);
+    test_training_step("tiny BERT (test/fixtures/model), cosine head", &fx, fx.max_norm, SCORE_HEAD_COSINE, PACKING_JOINT);
+    test_training_step("tiny BERT (test/fixtures/model), split packing", &fx, fx.max_norm, SCORE_HEAD_COSINE, PACKING_SPLIT);
     fixture_free(&fx);
     char dir[4096];
     if (find_minilm(dir, sizeof(dir))) {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # test_device.sh — train_zelo's and rerank's --device: the GPU backend (kernels/model_cuda.cu behind model.h's
 # API) trains the synthetic default under the CUDA emulator ($(BUILD)/train_zelo_emu, so no GPU
-# is needed) and follows --device cpu's losses; the dense judge's model moves with it; two device
-# runs give the same bytes; a device run
+# is needed) and follows --device cpu's losses, with the joint packing and the split one; the dense
+# judge's model moves with it; two device runs give the same bytes; a device run
 # interrupted and resumed, on the device or on the CPU, continues from its checkpoint; a bad
-# --device is refused; rerank on the device scores the trained model as on the CPU; the rating
+# --device is refused; rerank on the device scores the trained models as on the CPU; the rating
 # fit on the device (the run's targets stage, and zelo_fit: $(BUILD)/zelo_fit_emu) gives the
 # CPU's ratings.
 # Tolerance: the losses and gradient norms of the two devices agree within 1e-4 relative. The
@@ -42,6 +42,18 @@ check "... saying why" grep -q -- "--head maxsim runs on the CPU only" "$D/ms.ou
 $E --device auto --run-dir "$D/ms" $SMALL --head maxsim --steps 1 >"$D/ms.out" 2>&1
 check "... with --device auto it trains on the CPU, saying so" \
     grep -q "^device: the CPU, not the GPU that --device auto found: --head maxsim runs on the CPU only" "$D/ms.out"
+# the split packing (model.h, Packing) on the device: each segment's own positions, the gated
+# attention across the segments with the gates' gradient and AdamW rate, the whole segments' means
+$T --device cpu --run-dir "$D/spc" $SMALL --packing split >"$D/spc.out" 2>&1
+check "--packing split with --device cpu exits 0 (see $D/spc.out)" test $? -eq 0
+$E --device cuda --run-dir "$D/sp" $SMALL --packing split >"$D/sp.out" 2>&1
+check "emulated --device cuda --packing split run exits 0 (see $D/sp.out)" test $? -eq 0
+check "... on the (emulated) GPU" grep -q "^device: cuda (CUDA emulator" "$D/sp.out"
+check "... with the split packing" grep -q "^packing: split" "$D/sp.out"
+check "its losses follow --device cpu --packing split's within 1e-4 relative" \
+    close_within "$(field_of loss "$D/sp/log.jsonl")" "$(field_of loss "$D/spc/log.jsonl")"
+check "... and so do its gradient norms" \
+    close_within "$(field_of grad_norm "$D/sp/log.jsonl")" "$(field_of grad_norm "$D/spc/log.jsonl")"
 $E --device auto --run-dir "$D/a" $SMALL >"$D/a.out" 2>&1
 check "emulated --device auto run exits 0" test $? -eq 0
 check "... and chose the (emulated) GPU, saying so" grep -q "^device: cuda (CUDA emulator" "$D/a.out"
@@ -102,10 +114,19 @@ RR="--model $D/a/model.bin --data $D/a/synthetic --run $D/a/run.bm25.trec --top 
 check "rerank --device cpu exits 0" test $? -eq 0
 $RE --device cuda $RR --out "$D/rr_cuda.trec" >"$D/rr_cuda.out" 2>&1
 check "emulated rerank --device cuda exits 0, saying where it scores" grep -q "^device: cuda (CUDA emulator" "$D/rr_cuda.out"
-check "... with the CPU's score for every pair within 1e-4" awk '
-    NR == FNR { want[$1 " " $3] = $5; n++; next }
-    { m++; d = $5 - want[$1 " " $3]; if (!(($1 " " $3) in want) || d > 1e-4 || d < -1e-4) bad++ }
-    END { exit !(n == 240 && m == n && bad == 0) }' "$D/rr_cpu.trec" "$D/rr_cuda.trec"
+# whether two rerank outputs give each of the 240 pairs the same score within 1e-4
+scores_within() {
+    awk 'NR == FNR { want[$1 " " $3] = $5; n++; next }
+         { m++; d = $5 - want[$1 " " $3]; if (!(($1 " " $3) in want) || d > 1e-4 || d < -1e-4) bad++ }
+         END { exit !(n == 240 && m == n && bad == 0) }' "$1" "$2"
+}
+check "... with the CPU's score for every pair within 1e-4" scores_within "$D/rr_cpu.trec" "$D/rr_cuda.trec"
+# the split model too: rerank reads the packing from model.bin and keeps it on the device
+RS="--model $D/sp/model.bin --data $D/sp/synthetic --run $D/sp/run.bm25.trec --top 4 --threads 2"
+./rerank --device cpu $RS --out "$D/rs_cpu.trec" >"$D/rs_cpu.out" 2>&1
+$RE --device auto $RS --out "$D/rs_cuda.trec" >"$D/rs_cuda.out" 2>&1
+check "emulated rerank --device auto scores the split model on the device" grep -q "^device: cuda (CUDA emulator" "$D/rs_cuda.out"
+check "... with the CPU's score for every pair within 1e-4" scores_within "$D/rs_cpu.trec" "$D/rs_cuda.trec"
 ./rerank --device gpu $RR --out "$D/rr_bad.trec" >"$D/rr_bad.out" 2>&1
 check "rerank --device gpu is refused with exit status 2" test $? -eq 2
 

@@ -139,6 +139,32 @@ fitted_ms=$(sed -n 's/^cosine scale: \([0-9.e+-]*\), fitted.*/\1/p' "$D/ms.out")
 check "... model.bin's header holds the fitted scale ($fitted_ms)" test -n "$fitted_ms" -a "$(header_scale "$D/ms/model.bin")" = "$fitted_ms"
 $T --run-dir "$D/ms" $SMALL --val-frac 0 --resume --head cosine >"$D/ms2.out" 2>&1
 check "... --resume with --head cosine is refused, naming the setting" grep -q -- "--head is cosine in this run, maxsim in the run" "$D/ms2.out"
+# --packing split: the cosine head's cross-encoder that starts as the bi-encoder, through
+# model.bin (header word 15, the gates last) and rerank, which must pack its pairs the same way
+$T --run-dir "$D/sp" $SMALL --val-frac 0 --packing split >"$D/sp.out" 2>&1
+check "--packing split: the run exits 0 and says its packing (see $D/sp.out)" grep -q "^packing: split" "$D/sp.out"
+check "... training.tsv records it and its gates' settings" \
+    test "$(grep -cxE -- $'--packing\tsplit|--gate-init\t-6|--gate-lr\t0.03' "$D/sp/training.tsv")" = 3
+# the random model's 2 layers x 4 heads of gates are the last 8 floats of model.bin
+check "... model.bin's header word 15 says split, and its 8 gates moved off -6 and are finite" python3 -c '
+import struct, sys, math
+b = open(sys.argv[1], "rb").read()
+g = struct.unpack_from("<8f", b, len(b) - 32)
+sys.exit(not (struct.unpack_from("<i", b, 60)[0] == 1 and all(math.isfinite(x) and x != -6.0 for x in g)))' "$D/sp/model.bin"
+./rerank --model "$D/sp/model.bin" --data "$D/sp/synthetic" --run "$D/sp/run.model.trec" --top 30 --max-len 128 \
+    --threads 2 --out "$D/sp_rerank.trec" >"$D/sp_rerank.out" 2>&1
+check "... rerank reads the packing from model.bin and gives run.model.trec's scores" same_scores "$D/sp/run.model.trec" "$D/sp_rerank.trec"
+$T --run-dir "$D/sp" $SMALL --val-frac 0 --resume >"$D/sp2.out" 2>&1
+check "... --resume without --packing split is refused, naming the setting" \
+    grep -q -- "--packing is split in the run that wrote the checkpoint, not set in this run" "$D/sp2.out"
+$T --run-dir "$D/sp3" $SMALL --val-frac 0 --steps 1 --init "$D/sp/model.bin" --vocab "$D/sp/synthetic/vocab.txt" >"$D/sp3.out" 2>&1
+check "... a split checkpoint as --init keeps its packing and gates" grep -q "^packing: split, .*(the gates of the --init checkpoint" "$D/sp3.out"
+$T --run-dir "$D/sp4" $SMALL --val-frac 0 --steps 1 --init "$D/sp/model.bin" --vocab "$D/sp/synthetic/vocab.txt" --packing joint >"$D/sp4.out" 2>&1
+check "... and --packing joint on it is refused" grep -q -- "--packing joint: .*model.bin was trained with the split packing" "$D/sp4.out"
+$T --run-dir "$D/sp5" $SMALL --packing split --head cls >"$D/sp5.out" 2>&1
+check "--packing split with --head cls is refused" grep -q -- "--packing split is read by the cosine head only" "$D/sp5.out"
+$T --run-dir "$D/sp6" --packing diagonal >"$D/sp6.out" 2>&1
+check "--packing diagonal is refused by name" grep -q -- "--packing wants joint or split, got 'diagonal'" "$D/sp6.out"
 check "every figure of the table is in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if ($i < 0 || $i > 1) exit 1 }' "$D/a/results.tsv"
 check "six training lines and three evaluations in log.jsonl" \
@@ -177,6 +203,8 @@ check "... pooling by the mean" grep -q '"pooling_mode_mean_tokens": true' "$D/b
 $T --run-dir "$D/a" $BI --resume >"$D/bi2.out" 2>&1
 check "--resume with --train bi-encoder is refused (it keeps no checkpoints)" test $? -eq 2
 check "... saying why" grep -q "keeps no checkpoints" "$D/bi2.out"
+$T --run-dir "$D/a" $BI --packing split >"$D/bi4.out" 2>&1
+check "--packing with --train bi-encoder is refused" grep -q -- "--packing lays out (query, document) pairs; --train bi-encoder embeds" "$D/bi4.out"
 $T --run-dir "$D/a" --train cross >"$D/bi3.out" 2>&1
 check "--train cross is refused by name" grep -q "wants reranker or bi-encoder, got 'cross'" "$D/bi3.out"
 

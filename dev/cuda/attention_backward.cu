@@ -17,6 +17,9 @@ int main(void) {
     size_t A = (size_t)att_offsets[bench_S];
     int* d_seq_starts = (int*)to_device(seq_starts, (bench_S + 1) * sizeof(int));
     int* d_att_offsets = (int*)to_device(att_offsets, (bench_S + 1) * sizeof(int));
+    int split_at[BENCH_MAX_S];  // the joint packing: no sequence is split, no gates
+    for (int s = 0; s < bench_S; s++) { split_at[s] = seq_starts[s + 1] - seq_starts[s]; }
+    int* d_split_at = (int*)to_device(split_at, bench_S * sizeof(int));
     for (int ci = 0; ci < NUM_BENCH_C; ci++) {
         int C = bench_C[ci], hs = C / NH;
         printf("attention_backward N=%d S=%d C=%d NH=%d\n", N, bench_S, C, NH);
@@ -40,16 +43,16 @@ int main(void) {
         float* d_att = (float*)to_device(att, A * sizeof(float));
         float* d_datt = device_floats(A);
         float* d_dqkv = device_floats((size_t)N * 3 * C);
-        attention_backward_cuda(d_dqkv, d_datt, d_dout, d_qkv, d_att, d_seq_starts, d_att_offsets, bench_S, N, max_T,
-                                C, NH, 0);
+        attention_backward_cuda(d_dqkv, d_datt, NULL, NULL, d_dout, d_qkv, d_att, d_seq_starts, d_att_offsets,
+                                d_split_at, bench_S, N, max_T, C, NH, 0);
         cudaCheck(cudaDeviceSynchronize());
         // dP is a sum over hs, the softmax backward one over T, dq/dk a further one over T
         validate_result(d_datt, datt, A, "dS", tolerance(hs + max_T));
         validate_result(d_dqkv, dqkv, (size_t)N * 3 * C, "dqkv", tolerance(hs + 2 * max_T));
 
         float ms = benchmark(20, [&] {
-            attention_backward_cuda(d_dqkv, d_datt, d_dout, d_qkv, d_att, d_seq_starts, d_att_offsets, bench_S, N,
-                                    max_T, C, NH, 0);
+            attention_backward_cuda(d_dqkv, d_datt, NULL, NULL, d_dout, d_qkv, d_att, d_seq_starts, d_att_offsets,
+                                    d_split_at, bench_S, N, max_T, C, NH, 0);
         });
         // dP = dy v^T, dv = P^T dy, dq = dS k, dk = dS^T q: 4 products of 2 hs flops per pair and head
         report_time("attention_backward (both)", ms, 0, 8.0 * hs * NH * pairs, bandwidth, tflops);
@@ -59,7 +62,7 @@ int main(void) {
         cudaCheck(cudaFree(d_datt)); cudaCheck(cudaFree(d_dqkv));
         free(qkv); free(dout); free(out); free(att); free(datt); free(dqkv);
     }
-    cudaCheck(cudaFree(d_seq_starts)); cudaCheck(cudaFree(d_att_offsets));
+    cudaCheck(cudaFree(d_seq_starts)); cudaCheck(cudaFree(d_att_offsets)); cudaCheck(cudaFree(d_split_at));
     printf("attention_backward: all results match\n");
     return 0;
 }

@@ -17,6 +17,9 @@ int main(void) {
     size_t A = (size_t)att_offsets[bench_S];
     int* d_seq_starts = (int*)to_device(seq_starts, (bench_S + 1) * sizeof(int));
     int* d_att_offsets = (int*)to_device(att_offsets, (bench_S + 1) * sizeof(int));
+    int split_at[BENCH_MAX_S];  // the joint packing: no sequence is split
+    for (int s = 0; s < bench_S; s++) { split_at[s] = seq_starts[s + 1] - seq_starts[s]; }
+    int* d_split_at = (int*)to_device(split_at, bench_S * sizeof(int));
     for (int ci = 0; ci < NUM_BENCH_C; ci++) {
         int C = bench_C[ci];
         printf("attention_forward N=%d S=%d C=%d NH=%d\n", N, bench_S, C, NH);
@@ -33,14 +36,16 @@ int main(void) {
         float* d_qkv = (float*)to_device(qkv, (size_t)N * 3 * C * sizeof(float));
         float* d_out = device_floats((size_t)N * C);
         float* d_att = device_floats(A);
-        attention_forward_cuda(d_out, d_att, d_qkv, d_seq_starts, d_att_offsets, bench_S, N, max_T, C, NH, 0);
+        attention_forward_cuda(d_out, d_att, d_qkv, d_seq_starts, d_att_offsets, d_split_at, NULL, bench_S, N, max_T, C,
+                               NH, 0);
         cudaCheck(cudaDeviceSynchronize());
         int hs = C / NH;
         validate_result(d_att, att, A, "att", tolerance(hs + max_T));  // a score, then the softmax's sum
         validate_result(d_out, out, (size_t)N * C, "out", tolerance(hs + 2 * max_T));
 
         float ms = benchmark(20, [&] {
-            attention_forward_cuda(d_out, d_att, d_qkv, d_seq_starts, d_att_offsets, bench_S, N, max_T, C, NH, 0);
+            attention_forward_cuda(d_out, d_att, d_qkv, d_seq_starts, d_att_offsets, d_split_at, NULL, bench_S, N, max_T,
+                                   C, NH, 0);
         });
         // q k^T and p v: 2 * 2 * hs flops per (query, key) pair per head
         report_time("attention_forward_kernel1", ms, 0, 4.0 * hs * NH * pairs, bandwidth, tflops);
@@ -50,7 +55,7 @@ int main(void) {
         cudaCheck(cudaFree(d_qkv)); cudaCheck(cudaFree(d_out)); cudaCheck(cudaFree(d_att));
         free(qkv); free(out); free(att);
     }
-    cudaCheck(cudaFree(d_seq_starts)); cudaCheck(cudaFree(d_att_offsets));
+    cudaCheck(cudaFree(d_seq_starts)); cudaCheck(cudaFree(d_att_offsets)); cudaCheck(cudaFree(d_split_at));
     printf("attention_forward: all results match\n");
     return 0;
 }

@@ -32,7 +32,7 @@ static void random_batch(int* ids, int* types, const int* seq_starts, int S, int
 static void build_pair(BertModel* cpu, BertModelCuda* gpu, const BertConfig* config) {
     bert_build(cpu, config);
     bert_init_random(cpu, 7);
-    bert_cuda_build(gpu, config);
+    bert_cuda_build(gpu, config, PACKING_JOINT);
     bert_cuda_upload_parameters(gpu, cpu->params_memory);
 }
 

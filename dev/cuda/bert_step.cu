@@ -43,7 +43,7 @@ int main(void) {
         // the norm sums every gradient, each behind the whole backward chain
         validate_host(&gpu_norm, &norm, 1, "grad norm", tolerance(4 * K));
         bert_adamw_update(&cpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-        bert_cuda_adamw_update(&gpu, 1e-4f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+        bert_cuda_adamw_update(&gpu, 1e-4f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
         // the parameters themselves are no fair test: Adam moves each by about lr whatever its
         // gradient's size, so a tiny gradient's rounding flips its step; the next forward pass
         // is (a missing or wrong update moves it by far more than this tolerance)
@@ -74,7 +74,7 @@ int main(void) {
             bert_cuda_zero_grad(&gpu);
             bert_cuda_backward(&gpu, dlogits, NULL);
             bert_cuda_clip_grad_norm(&gpu, 1.0f);
-            bert_cuda_adamw_update(&gpu, 1e-5f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);
+            bert_cuda_adamw_update(&gpu, 1e-5f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);
         });
         // flops of the step: 6 per weight per token in the layers' products, and attention's
         // 4 hs per (query, key) pair per head forward, twice that backward

@@ -95,7 +95,7 @@ static void profile_step(const char* what, BertModelCuda* gpu, const int* ids, c
     bert_cuda_zero_grad(gpu);
     bert_cuda_backward(gpu, dlogits, NULL);
     bert_cuda_clip_grad_norm(gpu, 1.0f);
-    bert_cuda_adamw_update(gpu, 1e-5f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
+    bert_cuda_adamw_update(gpu, 1e-5f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, step);
     cudaCheck(cudaEventRecord(step_end, gpu->stream));
     cudaCheck(cudaEventSynchronize(step_end));
     float step_ms;
