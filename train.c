@@ -2093,10 +2093,18 @@ static int model_init(BertModel* model, const Options* o, const Tokenizer* tok, 
 }
 
 // The reranker's packing (model.h, Packing): --packing when given, else an --init checkpoint's
-// own, else joint. Split needs the cosine head, and turns a model that is not split yet into
-// one with its gates at --gate-init.
-static void packing_setup(BertModel* model, Options* o, int from_checkpoint) {
-    if (o->packing < 0) { o->packing = from_checkpoint ? (int)model->packing : PACKING_JOINT; }
+// own, else split where the cosine head reads a pretrained encoder that has no trained
+// classifier (a bi-encoder such as all-MiniLM-L6-v2: the split packing starts from its ranking,
+// which the joint sequence loses; README, issue 13), else joint (a random model has no ranking
+// to keep, and a trained classifier was trained on the joint sequence). Split needs the cosine
+// head, and turns a model that is not split yet into one with its gates at --gate-init.
+static void packing_setup(BertModel* model, Options* o, int from_checkpoint, int head_trained) {
+    const char* why = "--packing";
+    if (o->packing < 0 && from_checkpoint) { o->packing = model->packing; why = "the --init checkpoint's"; }
+    else if (o->packing < 0 && o->init != NULL && !head_trained && model->score_head == SCORE_HEAD_COSINE) {
+        o->packing = PACKING_SPLIT;
+        why = "the cosine head on a pretrained encoder";
+    } else if (o->packing < 0) { o->packing = PACKING_JOINT; }
     if (from_checkpoint && o->packing != (int)model->packing) {
         die("--packing %s: %s was trained with the %s packing", packing_name((Packing)o->packing), o->init,
             packing_name(model->packing));
@@ -2108,7 +2116,7 @@ static void packing_setup(BertModel* model, Options* o, int from_checkpoint) {
     }
     if (model->packing != PACKING_SPLIT) { bert_split_segments(model, o->gate_init); }
     model->gate_lr_scale = o->gate_lr / o->lr;
-    printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s; rate %g)\n",
+    printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s; %s; rate %g)\n", why,
            from_checkpoint ? "the gates of the --init checkpoint" : "gates start at --gate-init", (double)o->gate_lr);
 }
 
@@ -2148,7 +2156,7 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (model->score_head == SCORE_HEAD_CLS && o->cosine_scale >= 0) {
         die("--cosine-scale is the cosine and maxsim heads'; the head is cls (%s)", why);
     }
-    packing_setup(model, o, from_checkpoint);
+    packing_setup(model, o, from_checkpoint, head_trained);
     if (model->score_head == SCORE_HEAD_COSINE) {
         printf("score head: cosine, a scale x the cosine of the query's and the document's mean tokens (%s)\n", why);
     } else if (model->score_head == SCORE_HEAD_MAXSIM) {
