@@ -1,6 +1,6 @@
 /*
  * kernels/layernorm.cuh — LayerNorm forward and backward (model.c layernorm_*), and the
- * residual sum that precedes each LayerNorm in a post-LN block.
+ * forward fused with the residual sum that precedes each LayerNorm in a post-LN block.
  *
  * One warp per row for the row-wise work: the row's sums are warp shuffles in a fixed
  * order. The weight and bias gradients sum over all rows: one thread per column walks the
@@ -12,6 +12,24 @@
 
 #include "kernels/common.cuh"
 
+// the rest of a row's LayerNorm once its sum over C is known: o (C) = (x - mean) * rstd *
+// weight + bias, mean and rstd written by lane 0. One code path for the plain and the fused
+// kernel, so that both round the same operations the same way
+__device__ void layernorm_row_from_sum(float* o, float* mean, float* rstd, const float* x, float sum,
+                                       const float* weight, const float* bias, int C, float eps, int lane) {
+    float m = warp_sum(sum) / C;
+    // two passes, as the reference: E[x^2] - E[x]^2 cancels when the mean is large
+    float sq = 0.0f;
+    for (int c = lane; c < C; c += 32) { float d = x[c] - m; sq += d * d; }
+    float v = warp_sum(sq) / C;
+    float s = 1.0f / sqrtf(v + eps);
+    for (int c = lane; c < C; c += 32) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
+    if (lane == 0) {
+        *mean = m;
+        *rstd = s;
+    }
+}
+
 // out (N, C) = (inp - mean) * rstd * weight + bias per row; mean, rstd (N) kept for backward
 __global__ void layernorm_forward_kernel1(float* out, float* mean, float* rstd, const float* inp,
                                           const float* weight, const float* bias, int N, int C, float eps) {
@@ -20,18 +38,28 @@ __global__ void layernorm_forward_kernel1(float* out, float* mean, float* rstd, 
     const float* x = inp + (size_t)row * C;
     float sum = 0.0f;
     for (int c = lane; c < C; c += 32) { sum += x[c]; }
-    float m = warp_sum(sum) / C;
-    // two passes, as the reference: E[x^2] - E[x]^2 cancels when the mean is large
-    float sq = 0.0f;
-    for (int c = lane; c < C; c += 32) { float d = x[c] - m; sq += d * d; }
-    float v = warp_sum(sq) / C;
-    float s = 1.0f / sqrtf(v + eps);
-    float* o = out + (size_t)row * C;
-    for (int c = lane; c < C; c += 32) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
-    if (lane == 0) {
-        mean[row] = m;
-        rstd[row] = s;
+    layernorm_row_from_sum(out + (size_t)row * C, mean + row, rstd + row, x, sum, weight, bias, C, eps, lane);
+}
+
+// res (N, C) = a + b, kept for backward, then out (N, C) = LayerNorm(res) as
+// layernorm_forward_kernel1, mean, rstd (N): the residual sum and the LayerNorm after it in
+// one launch, saving the residual kernel's pass over the three tensors. Each lane reads back
+// only the entries of res it wrote itself (no synchronisation), so the results are the
+// unfused pair's bit for bit. res may be a (the forward adds in place); one warp per row
+__global__ void residual_layernorm_forward_kernel1(float* res, float* out, float* mean, float* rstd, const float* a,
+                                                   const float* b, const float* weight, const float* bias, int N,
+                                                   int C, float eps) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) { return; }
+    size_t offset = (size_t)row * C;
+    float* x = res + offset;
+    float sum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float r = a[offset + c] + b[offset + c];
+        x[c] = r;
+        sum += r;
     }
+    layernorm_row_from_sum(out + offset, mean + row, rstd + row, x, sum, weight, bias, C, eps, lane);
 }
 
 // dinp (N, C) += the gradient wrt the input of each row; one warp per row
@@ -75,12 +103,6 @@ __global__ void layernorm_backward_params_kernel1(float* dweight, float* dbias, 
     dbias[c] += db;
 }
 
-// out (n) = a + b
-__global__ void residual_forward_kernel1(float* out, const float* a, const float* b, size_t n) {
-    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { out[i] = a[i] + b[i]; }
-}
-
 // ---- launchers ----
 
 void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* inp, const float* weight,
@@ -101,9 +123,12 @@ void layernorm_backward_cuda(float* dinp, float* dweight, float* dbias, const fl
     cudaCheck(cudaGetLastError());
 }
 
-void residual_forward_cuda(float* out, const float* a, const float* b, size_t n, cudaStream_t stream) {
-    const int block_size = 256;
-    residual_forward_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(out, a, b, n);
+// res (N, C) = a + b, then out (N, C), mean, rstd (N) as layernorm_forward_cuda of res
+void residual_layernorm_forward_cuda(float* res, float* out, float* mean, float* rstd, const float* a, const float* b,
+                                     const float* weight, const float* bias, int N, int C, float eps,
+                                     cudaStream_t stream) {
+    const int block_size = 256, rows_per_block = block_size / 32;
+    residual_layernorm_forward_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(res, out, mean, rstd, a, b, weight, bias, N, C, eps);
     cudaCheck(cudaGetLastError());
 }
 

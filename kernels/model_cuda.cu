@@ -224,15 +224,13 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
                                split ? p.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
         // res1 first gets the dense output, then the residual is added in place, as the reference
         linear_forward_cuda(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C, stream);
-        residual_forward_cuda(res1, res1, x, NC, stream);
-        layernorm_forward_cuda(ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, res1,
-                               p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, eps, stream);
+        residual_layernorm_forward_cuda(res1, ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, res1, x,
+                                        p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, eps, stream);
         linear_forward_cuda(fch, ln1, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, N, C, I, stream);
         gelu_forward_cuda(fch_gelu, fch, (size_t)N * I, stream);
         linear_forward_cuda(res2, fch_gelu, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, N, I, C, stream);
-        residual_forward_cuda(res2, res2, ln1, NC, stream);
-        layernorm_forward_cuda(ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, res2,
-                               p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, eps, stream);
+        residual_layernorm_forward_cuda(res2, ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, res2, ln1,
+                                        p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, eps, stream);
     }
     const float* x = L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * NC;
 

@@ -168,11 +168,12 @@ static void expect_close(const char* what, int C, const float* got_device, const
     expect_close_rows(what, C, got_device, want, n, K, NULL, 0);
 }
 
-// whether two runs of a kernel gave the same bytes
+// whether two device tensors hold the same bytes: two runs of a kernel, or a fused kernel's
+// output and its unfused pair's
 static void expect_same_bytes(const char* what, int C, const float* a_device, const float* b_device, size_t n) {
     float* a = host_from(a_device, n);
     float* b = host_from(b_device, n);
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "C=%d %s: two runs differ", C, what);
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "C=%d %s: the bytes differ", C, what);
     free(a);
     free(b);
 }
@@ -348,17 +349,32 @@ static void test_layernorm(const Batch* b, int C) {
     expect_close("layernorm_backward dweight", C, d_dweight, dweight, C, N); // sums over N (mean, rstd: C)
     expect_close("layernorm_backward dbias", C, d_dbias, dbias, C, 1);       // the reference's order
 
-    // the residual sum before each LayerNorm
+    // the residual sum fused with the LayerNorm after it, in place as the forward pass calls
+    // it (res = a): against the reference's pair, and bit for bit against the residual sum
+    // (one fp32 addition, the same on either side) followed by the unfused kernel
     float* a = host_random(NC, -1.0f, 1.0f);
-    float* d_a = device_from(a, NC);
-    float* d_res = device_poisoned(NC);
-    residual_forward_cuda(d_res, d_a, d_inp, NC, stream);
-    residual_forward(out, a, inp, NC);
-    expect_close("residual_forward", C, d_res, out, NC, 1);
+    float* res = (float*)mallocCheck(NC * sizeof(float));
+    residual_forward(res, a, inp, NC);
+    layernorm_forward(out, mean, rstd, res, weight, bias, N, C, eps);
+    float* d_res = device_from(a, NC);
+    poison(d_out, NC); poison(d_mean, N); poison(d_rstd, N);
+    residual_layernorm_forward_cuda(d_res, d_out, d_mean, d_rstd, d_res, d_inp, d_weight, d_bias, N, C, eps, stream);
+    expect_close("residual_layernorm res", C, d_res, res, NC, 1);
+    expect_close("residual_layernorm out", C, d_out, out, NC, C);  // sums over C, as above
+    expect_close("residual_layernorm mean", C, d_mean, mean, N, C);
+    expect_close("residual_layernorm rstd", C, d_rstd, rstd, N, C);
+    float* d_res_ref = device_from(res, NC);
+    float *d_out_ref = device_poisoned(NC), *d_mean_ref = device_poisoned(N), *d_rstd_ref = device_poisoned(N);
+    layernorm_forward_cuda(d_out_ref, d_mean_ref, d_rstd_ref, d_res_ref, d_weight, d_bias, N, C, eps, stream);
+    expect_same_bytes("residual_layernorm res", C, d_res, d_res_ref, NC);
+    expect_same_bytes("residual_layernorm out", C, d_out, d_out_ref, NC);
+    expect_same_bytes("residual_layernorm mean", C, d_mean, d_mean_ref, N);
+    expect_same_bytes("residual_layernorm rstd", C, d_rstd, d_rstd_ref, N);
 
     free(inp); free(weight); free(bias); free(out); free(mean); free(rstd); free(dout); free(dinp);
-    free(dweight); free(dbias); free(a);
-    float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_mean, d_rstd, d_dout, d_dinp, d_dweight, d_dbias, d_a, d_res};
+    free(dweight); free(dbias); free(a); free(res);
+    float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_mean, d_rstd, d_dout, d_dinp, d_dweight, d_dbias,
+                               d_res, d_res_ref, d_out_ref, d_mean_ref, d_rstd_ref};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
 }
 
