@@ -2116,8 +2116,13 @@ static void packing_setup(BertModel* model, Options* o, int from_checkpoint, int
     }
     if (model->packing != PACKING_SPLIT) { bert_split_segments(model, o->gate_init); }
     model->gate_lr_scale = o->gate_lr / o->lr;
-    printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s; %s; rate %g)\n", why,
-           from_checkpoint ? "the gates of the --init checkpoint" : "gates start at --gate-init", (double)o->gate_lr);
+    if (from_checkpoint) {
+        printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s, with its gates; rate %g)\n",
+               why, (double)o->gate_lr);
+    } else {
+        printf("packing: split, [CLS] q [SEP] [CLS] d [SEP] with the attention across gated (%s; gates start at %g, rate %g)\n",
+               why, (double)o->gate_init, (double)o->gate_lr);
+    }
 }
 
 // The reranker's score head. --head when given; otherwise a train_zelo checkpoint's own (it

@@ -158,7 +158,7 @@ $T --run-dir "$D/sp" $SMALL --val-frac 0 --resume >"$D/sp2.out" 2>&1
 check "... --resume without --packing split is refused, naming the setting" \
     grep -q -- "--packing is split in the run that wrote the checkpoint, not set in this run" "$D/sp2.out"
 $T --run-dir "$D/sp3" $SMALL --val-frac 0 --steps 1 --init "$D/sp/model.bin" --vocab "$D/sp/synthetic/vocab.txt" >"$D/sp3.out" 2>&1
-check "... a split checkpoint as --init keeps its packing and gates" grep -q "^packing: split, .*(the gates of the --init checkpoint" "$D/sp3.out"
+check "... a split checkpoint as --init keeps its packing and gates" grep -q "^packing: split, .*(the --init checkpoint's, with its gates; rate 0.03)" "$D/sp3.out"
 $T --run-dir "$D/sp4" $SMALL --val-frac 0 --steps 1 --init "$D/sp/model.bin" --vocab "$D/sp/synthetic/vocab.txt" --packing joint >"$D/sp4.out" 2>&1
 check "... and --packing joint on it is refused" grep -q -- "--packing joint: .*model.bin was trained with the split packing" "$D/sp4.out"
 $T --run-dir "$D/sp5" $SMALL --packing split --head cls >"$D/sp5.out" 2>&1
