@@ -439,6 +439,12 @@ void residual_forward(float* out, const float* a, const float* b, size_t n) {
     for (size_t i = 0; i < n; i++) { out[i] = a[i] + b[i]; }
 }
 
+// the keys [*j0, *j1) of the other segment than row i's, for segments [0, split_at) and [split_at, T)
+static inline void other_segment(int* j0, int* j1, int i, int split_at, int T) {
+    *j0 = i < split_at ? split_at : 0;
+    *j1 = i < split_at ? T : split_at;
+}
+
 // Bidirectional multi-head attention inside each sequence of a packed batch, one head of
 // one sequence per call (forward_pass spreads the (sequence, head) pairs over its threads).
 // qkv (T, 3*C): the sequence's rows, q, k, v side by side per token; head h of q is columns
@@ -454,8 +460,9 @@ void attention_head_forward(float* out, float* p, const float* qkv, int T, int h
     matmul(p, T, q, 3 * C, 0, k, 3 * C, 1, T, T, hs, scale, 0.0f);   // (T, T) = q k^T / sqrt(hs)
     for (int i = 0; i < T; i++) {
         float* row = p + (size_t)i * T;
-        if (split_at < T) {  // the keys of the other segment
-            int j0 = i < split_at ? split_at : 0, j1 = i < split_at ? T : split_at;
+        if (split_at < T) {
+            int j0, j1;
+            other_segment(&j0, &j1, i, split_at, T);
             for (int j = j0; j < j1; j++) { row[j] += gate; }
         }
         // subtracting the row maximum keeps exp from overflowing; it cancels out
@@ -500,7 +507,8 @@ double attention_head_backward(float* dqkv, float* dp, const float* dout, const 
     }
     double dgate = 0.0;
     for (int i = 0; split_at < T && i < T; i++) {
-        int j0 = i < split_at ? split_at : 0, j1 = i < split_at ? T : split_at;
+        int j0, j1;
+        other_segment(&j0, &j1, i, split_at, T);
         for (int j = j0; j < j1; j++) { dgate += dp[(size_t)i * T + j]; }
     }
     matmul(dq, 3 * C, dp, T, 0, k, 3 * C, 0, T, hs, T, scale, 0.0f); // dq = dS k / sqrt(hs)
@@ -847,6 +855,10 @@ void bert_build(BertModel* model, const BertConfig* config) {
     model->params_memory = malloc_and_point_parameters(&model->params, model->param_sizes);
 }
 
+size_t split_gate_count(const BertConfig* config) {
+    return (size_t)config->num_layers * config->num_heads;
+}
+
 void bert_split_segments(BertModel* model, float gate_init) {
     if (model->cuda != NULL || model->grads_memory != NULL || model->m_memory != NULL) {
         die("bert_split_segments: call it on a model just built or loaded, before training or bert_to_device");
@@ -856,7 +868,7 @@ void bert_split_segments(BertModel* model, float gate_init) {
         die("the split packing is read by the cosine score head only; the head is %s", score_head_name(model->score_head));
     }
     if (!isfinite(gate_init)) { die("bert_split_segments: the gates' start %g is not finite", (double)gate_init); }
-    size_t n = (size_t)model->config.num_layers * model->config.num_heads;
+    size_t n = split_gate_count(&model->config);
     // the gates are the last tensor: the flat buffer grows at its end and the rest stays put
     model->params_memory = (float*)reallocCheck(model->params_memory, (model->num_parameters + n) * sizeof(float));
     model->param_sizes[XGATE_TENSOR] = n;
@@ -968,8 +980,8 @@ static void split_layout(BertModel* model, int S, int N) {
     model->piece_starts = (int*)reallocCheck(model->piece_starts, (size_t)(2 * S + 1) * sizeof(int));
     model->embed_types = (int*)reallocCheck(model->embed_types, (size_t)(N > 0 ? N : 1) * sizeof(int));
     model->gate_partial = (double*)reallocCheck(model->gate_partial, (size_t)(S > 0 ? S : 1) * NH * sizeof(double));
-    packing_layout(model->split_at, model->piece_starts, model->embed_types, model->types, model->seq_starts, S,
-                   model->packing);
+    model->num_pieces = packing_layout(model->split_at, model->piece_starts, model->embed_types, model->types,
+                                       model->seq_starts, S, model->packing);
 }
 
 static void forward_pass(BertModel* model, const int* ids, const int* types, const int* seq_starts,
@@ -1015,8 +1027,8 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
 
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
-    embeddings_forward(a.emb, model->inputs, model->embed_types, model->piece_starts, model->packing == PACKING_SPLIT ? 2 * S : S,
-                       p.wte, p.wpe, p.wtt, C);
+    embeddings_forward(a.emb, model->inputs, model->embed_types, model->piece_starts, model->num_pieces, p.wte, p.wpe,
+                       p.wtt, C);
     const int* att_offsets = model->att_offsets;
     float eps = cfg->layer_norm_eps;
     // One parallel region for all layers. Work is handed out in blocks of ROW_BLOCK tokens
@@ -1318,7 +1330,7 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     memset(da, 0, (size_t)N * C * sizeof(float));
     layernorm_backward(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C);
     embeddings_backward(g.wte, g.wpe, g.wtt, da, model->inputs, model->embed_types, model->piece_starts,
-                        model->packing == PACKING_SPLIT ? 2 * S : S, C);
+                        model->num_pieces, C);
 }
 
 // squared L2 norm of x (n) in double, summed in fixed chunks and then in order, so the
@@ -1568,7 +1580,7 @@ void bert_load(BertModel* model, const char* path) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     fill_in_parameter_sizes(sizes, &cfg);
     size_t want = sum_sizes(sizes, NUM_PARAMETER_TENSORS);
-    if (header[15] == PACKING_SPLIT) { want += (size_t)cfg.num_layers * cfg.num_heads; }  // the gates
+    if (header[15] == PACKING_SPLIT) { want += split_gate_count(&cfg); }  // the gates
     uint64_t count = header_count(header, 11);
     if (count != want) {
         die("'%s': header says %llu floats, its config (%s packing) needs %zu", path, (unsigned long long)count,

@@ -201,6 +201,7 @@ typedef struct {
                             // to the sequence; T when it has none); T everywhere under the joint one
     int* piece_starts;      // (2S+1) the split packing's segments as sequences of their own: the
                             // embedding restarts its positions at each
+    int num_pieces;         // S, or 2S when split
     int* embed_types;       // (N) the token types the embedding reads: types, or all 0 when split
     double* gate_partial;   // (S, NH) the backward's per-(sequence, head) sums of the gates' gradient
     int att_size;           // A, floats of att per layer
@@ -258,6 +259,8 @@ int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* 
 void bert_to_device(BertModel* model, Device device);
 // sets the cosine head's scale (model->cosine_scale), on the device too when the model is there
 void bert_set_cosine_scale(BertModel* model, float scale);
+// the number of the split packing's gates, L x NH: the size of xgate once a model is split
+size_t split_gate_count(const BertConfig* config);
 // turns a built model (before training, on the CPU) into the split packing (Packing): the
 // parameters grow by the (L, NH) gates, each set to gate_init
 void bert_split_segments(BertModel* model, float gate_init);

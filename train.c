@@ -284,7 +284,9 @@ static void usage(FILE* fp) {
 "                        [CLS] q [SEP] [CLS] d [SEP] with positions restarting at the\n"
 "                        document and a learnt bias per layer and head on the attention\n"
 "                        across the two, which starts closed: a cross-encoder that starts\n"
-"                        as the bi-encoder (cosine head) [joint; a checkpoint's own]\n"
+"                        as the bi-encoder (cosine head) [split for the cosine head on a\n"
+"                        pretrained encoder without a classifier, else joint; a\n"
+"                        checkpoint's own]\n"
 "  --gate-init X         the split packing's gates before training [-6]\n"
 "  --gate-lr X           the gates' learning rate, under --lr's schedule [0.03]\n"
 "  --cosine-scale fit|X  the cosine or maxsim head's scale: fit, fitted to the ratings of 16\n"
@@ -1837,6 +1839,7 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 typedef struct {
     const char* option;
     char value[48];
+    int recorded;  // 0 for a setting that training.tsv holds only when a run sets it (--rounds above 1, ...)
 } Setting;
 
 // the shortest decimal that reads back as the same float: exact, and 5e-05 rather than
@@ -1849,6 +1852,7 @@ static void format_float(char* out, size_t cap, float x) {
 }
 
 static int training_settings(Setting* s, const Options* o, const Collection* c, int total) {
+    for (int i = 0; i < MAX_SETTINGS; i++) { s[i].recorded = 1; }
     int n = 0;
     s[n].option = "--steps"; snprintf(s[n++].value, sizeof(s->value), "%d", total);
     s[n].option = "--lr"; format_float(s[n++].value, sizeof(s->value), o->lr);
@@ -1859,12 +1863,12 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     s[n].option = "--head-lr-scale"; format_float(s[n++].value, sizeof(s->value), o->head_lr_scale);
     s[n].option = "--head"; snprintf(s[n++].value, sizeof(s->value), "%s", score_head_name((ScoreHead)o->head));
     s[n].option = "--loss"; snprintf(s[n++].value, sizeof(s->value), "%s", loss_names[o->loss]);
-    // a joint run records none of them, as runs did before --packing
-    if (o->packing == PACKING_SPLIT) {
-        s[n].option = "--packing"; snprintf(s[n++].value, sizeof(s->value), "%s", packing_name((Packing)o->packing));
-        s[n].option = "--gate-init"; format_float(s[n++].value, sizeof(s->value), o->gate_init);
-        s[n].option = "--gate-lr"; format_float(s[n++].value, sizeof(s->value), o->gate_lr);
-    }
+    // a joint run records none of them (not recorded), as runs did before --packing
+    int first = n;
+    s[n].option = "--packing"; snprintf(s[n++].value, sizeof(s->value), "%s", packing_name((Packing)o->packing));
+    s[n].option = "--gate-init"; format_float(s[n++].value, sizeof(s->value), o->gate_init);
+    s[n].option = "--gate-lr"; format_float(s[n++].value, sizeof(s->value), o->gate_lr);
+    for (int i = first; i < n; i++) { s[i].recorded = o->packing == PACKING_SPLIT; }
     // the step's sequences over all processes (--batch-size is per process): a run may resume on
     // another number of processes whose batches add up to the same step (microbatch_sample)
     s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size * dist.size);
@@ -1875,15 +1879,16 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     // the batches are drawn from the seed (microbatch_sample)
     s[n].option = "--seed"; snprintf(s[n++].value, sizeof(s->value), "%llu", (unsigned long long)o->seed);
     // which queries train, when the collection has no train split
-    if (!c->has_train_split) { s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac); }
+    s[n].recorded = !c->has_train_split;
+    s[n].option = "--eval-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->eval_frac);
     s[n].option = "--val-frac"; snprintf(s[n++].value, sizeof(s->value), "%.17g", o->val_frac);
-    // a run of one round records none of them, as runs did before --rounds
-    if (o->rounds > 1) {
-        s[n].option = "--rounds"; snprintf(s[n++].value, sizeof(s->value), "%d", o->rounds);
-        s[n].option = "--mine-depth"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_depth);
-        s[n].option = "--mine-docs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_docs);
-        s[n].option = "--mine-pairs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_pairs);
-    }
+    // a run of one round records none of them (not recorded), as runs did before --rounds
+    first = n;
+    s[n].option = "--rounds"; snprintf(s[n++].value, sizeof(s->value), "%d", o->rounds);
+    s[n].option = "--mine-depth"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_depth);
+    s[n].option = "--mine-docs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_docs);
+    s[n].option = "--mine-pairs"; snprintf(s[n++].value, sizeof(s->value), "%d", o->mine_pairs);
+    for (int i = first; i < n; i++) { s[i].recorded = o->rounds > 1; }
     return n;
 }
 
@@ -1896,19 +1901,10 @@ static void training_settings_write(const Options* o, const Collection* c, int t
     AtomicFile af;
     FILE* fp = atomicOpen(&af, path, "w");
     fprintf(fp, "option\tvalue\n");
-    for (int i = 0; i < n; i++) { fprintf(fp, "%s\t%s\n", s[i].option, s[i].value); }
-    atomicCommit(&af);
-}
-
-// the settings that training_settings records only when a run sets them (--rounds above 1,
-// --packing split and its gates, --eval-frac without a train split)
-static int recorded_when_set(const char* option) {
-    static const char* const optional[] = {"--rounds", "--mine-depth", "--mine-docs", "--mine-pairs", "--packing",
-                                           "--gate-init", "--gate-lr", "--eval-frac"};
-    for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
-        if (strcmp(option, optional[i]) == 0) { return 1; }
+    for (int i = 0; i < n; i++) {
+        if (s[i].recorded) { fprintf(fp, "%s\t%s\n", s[i].option, s[i].value); }
     }
-    return 0;
+    atomicCommit(&af);
 }
 
 // --resume: every recorded setting must equal this run's; each that differs is named
@@ -1935,16 +1931,13 @@ static void training_settings_check(const Options* o, const Collection* c, int t
         if (line_no > 0) {
             int k = 0;
             while (k < n && strcmp(s[k].option, line) != 0) { k++; }
-            if (k == n && recorded_when_set(line)) {
+            if (k == n) { die("%s:%d: '%s' is not a training setting of this train_zelo", path, line_no + 1, line); }
+            seen[k] = 1;
+            if (!s[k].recorded) {
                 fprintf(stderr, "train_zelo: --resume: %s is %s in the run that wrote the checkpoint, not set in this run\n",
                         line, tab + 1);
                 differ++;
-                line = end + 1;
-                continue;
-            }
-            if (k == n) { die("%s:%d: '%s' is not a training setting of this train_zelo", path, line_no + 1, line); }
-            seen[k] = 1;
-            if (strcmp(s[k].value, tab + 1) != 0) {
+            } else if (strcmp(s[k].value, tab + 1) != 0) {
                 fprintf(stderr, "train_zelo: --resume: %s is %s in this run, %s in the run that wrote the checkpoint\n",
                         s[k].option, s[k].value, tab + 1);
                 differ++;
@@ -1953,7 +1946,7 @@ static void training_settings_check(const Options* o, const Collection* c, int t
         line = end + 1;
     }
     for (int k = 0; k < n; k++) {
-        if (!seen[k]) {
+        if (s[k].recorded && !seen[k]) {
             fprintf(stderr, "train_zelo: --resume: %s (%s in this run) is not recorded in %s\n", s[k].option, s[k].value, path);
             differ++;
         }

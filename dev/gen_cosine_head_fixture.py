@@ -54,21 +54,36 @@ def write_head_fixture(score, kind, name):
         first_doc = int(np.argmax(t == 1)) if (t == 1).any() else b - a
         q, d = h[1:max(first_doc - 1, 1)], h[first_doc:max(b - a - 1, first_doc)]
         scores.append(h.sum() * 0.0 if len(q) == 0 or len(d) == 0 else score(q, d))
-    scores, embs = torch.stack(scores), torch.stack(embs)
+    scores = torch.stack(scores)
+    loss = backward_test_loss(model, scores, torch.stack(embs), y, R)
+    write_fixture(name, kind, [np.array([loss.item()]), scores.detach().numpy(), parameter_grads(groups)])
+    print("scores", scores.detach().numpy())
+
+
+def backward_test_loss(model, scores, embs, y, R):
+    """test_model's loss of the scores (S,) and embeddings (S, C), backpropagated; returned"""
     y_t, R_t = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(R.astype(np.float64))
     loss = 0.5 * ((scores - y_t) ** 2).sum() + (embs * R_t).sum()
     model.zero_grad()
     loss.backward()
-    # the pooler and the classifier take no part: their gradients are zero
-    grads = np.concatenate([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1).numpy()
-                            for g in groups for t in g])
+    return loss
+
+
+def parameter_grads(groups):
+    """every parameter's gradient in model.h order; the pooler and the classifier take no part
+    under the cosine head: their gradients are zero"""
+    return np.concatenate([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1).numpy()
+                           for g in groups for t in g])
+
+
+def write_fixture(name, kind, arrays):
+    """OUT/name: the 256-int32 header (magic, kind), then the arrays as little-endian f32"""
     with open(os.path.join(OUT, name), "wb") as f:
         g = np.zeros(256, dtype=np.int32)
         g[:2] = [MAGIC, kind]
         f.write(g.tobytes())
-        for a in (np.array([loss.item()]), scores.detach().numpy(), grads):
-            f.write(a.astype("<f4").tobytes())
-    print("scores", scores.detach().numpy())
+        for a in arrays:
+            f.write(np.asarray(a).astype("<f4").tobytes())
 
 
 def main():

@@ -19,12 +19,11 @@ gates (L * NH), the loss (1), the scores (S), the gradient of every parameter an
 gates (num_parameters + L * NH, model.h order).
 """
 import math
-import os
 import numpy as np
 import torch
 from transformers import BertConfig, BertForSequenceClassification
-from gen_model_fixture import CFG, MAGIC, OUT, flat_order, set_flat
-from gen_cosine_head_fixture import read_params
+from gen_model_fixture import CFG, flat_order, set_flat
+from gen_cosine_head_fixture import backward_test_loss, parameter_grads, read_params, write_fixture
 
 SCALE = 20.0
 L, NH = CFG["num_hidden_layers"], CFG["num_attention_heads"]
@@ -74,20 +73,10 @@ def main():
             scores.append(h.sum() * 0.0)
         else:
             scores.append(SCALE * torch.nn.functional.cosine_similarity(q.mean(dim=0), d.mean(dim=0), dim=0))
-    scores, embs = torch.stack(scores), torch.stack(embs)
-    y_t, R_t = torch.from_numpy(y.astype(np.float64)), torch.from_numpy(R.astype(np.float64))
-    loss = 0.5 * ((scores - y_t) ** 2).sum() + (embs * R_t).sum()
-    model.zero_grad()
-    loss.backward()
-    # the pooler and the classifier take no part: their gradients are zero
-    grads = np.concatenate([(t.grad if t.grad is not None else torch.zeros_like(t)).reshape(-1).numpy()
-                            for g in groups for t in g] + [gates.grad.reshape(-1).numpy()])
-    with open(os.path.join(OUT, "model_split.bin"), "wb") as f:
-        g = np.zeros(256, dtype=np.int32)
-        g[:2] = [MAGIC, 6]
-        f.write(g.tobytes())
-        for a in (np.array(GATES).reshape(-1), np.array([loss.item()]), scores.detach().numpy(), grads):
-            f.write(a.astype("<f4").tobytes())
+    scores = torch.stack(scores)
+    loss = backward_test_loss(model, scores, torch.stack(embs), y, R)
+    grads = np.concatenate([parameter_grads(groups), gates.grad.reshape(-1).numpy()])
+    write_fixture("model_split.bin", 6, [np.array(GATES).reshape(-1), np.array([loss.item()]), scores.detach().numpy(), grads])
     print("scores", scores.detach().numpy(), "gate gradients", gates.grad.numpy().reshape(-1))
 
 

@@ -45,7 +45,7 @@ void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing pac
     model->config = *config;
     model->packing = packing;
     fill_in_parameter_sizes(model->param_sizes, config);  // dies on an invalid config
-    if (packing == PACKING_SPLIT) { model->param_sizes[XGATE_TENSOR] = (size_t)config->num_layers * config->num_heads; }
+    if (packing == PACKING_SPLIT) { model->param_sizes[XGATE_TENSOR] = split_gate_count(config); }
     for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
     cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
     point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);

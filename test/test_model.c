@@ -605,6 +605,13 @@ static void temp_checkpoint_paths(char* dir, char path[128], char bad[128]) {
     snprintf(bad, 128, "%s/bad.bin", dir);
 }
 
+// removes what temp_checkpoint_paths made
+static void remove_checkpoint_paths(const char* dir, const char* path, const char* bad) {
+    unlink(path);
+    unlink(bad);
+    rmdir(dir);
+}
+
 // m saved to path and loaded back: the checkpoint keeps m's score head and its scale
 static void check_head_checkpoint(const BertModel* m, const char* path) {
     const char* name = score_head_name(m->score_head);
@@ -659,18 +666,10 @@ static void test_cosine_head(const Fixture* fx) {
     v = SCORE_HEAD_CLS;
     write_modified(bad, path, 13 * 4, &v, 4, -1);  // word 14 still holds 3.5
     expect_refusal("a scale under the cls head", load_bad, "reads 3.5 under the cls head");
-    unlink(path);
-    unlink(bad);
-    rmdir(dir);
+    remove_checkpoint_paths(dir, path, bad);
     bert_free(&m);
 }
 
-// The maxsim score head against transformers' float64 (dev/gen_maxsim_head_fixture.py): the
-// same loss and tolerances as the cosine head's, for the same reason (the head's cosines and
-// their mean are summed in double on top of the last hidden states); the fixture's maxima lead
-// their runners-up by more than 1e-3, so fp32 finds the same best tokens. Then bert_infer
-// agrees with bert_forward, and a checkpoint keeps the head and its scale, which a maxsim
-// checkpoint must hold.
 // The split packing (model.h, Packing) against dev/gen_split_packing_fixture.py (float64, open
 // gates of both signs): scores, loss and every gradient, the gates' included, at the cosine
 // head's tolerances. Then what it is for: with the gates shut (-30: a key across weighs
@@ -750,12 +749,16 @@ static void test_split_packing(const Fixture* fx) {
     expect_refusal("split under the cls head", load_bad, "the split packing (header word 15) with the cls head");
     const char* split_cls[] = {"--split-cls", NULL};
     expect_refusal("bert_split_segments under the cls head", split_cls, "read by the cosine score head only");
-    unlink(path);
-    unlink(bad);
-    rmdir(dir);
+    remove_checkpoint_paths(dir, path, bad);
     bert_free(&m);
 }
 
+// The maxsim score head against transformers' float64 (dev/gen_maxsim_head_fixture.py): the
+// same loss and tolerances as the cosine head's, for the same reason (the head's cosines and
+// their mean are summed in double on top of the last hidden states); the fixture's maxima lead
+// their runners-up by more than 1e-3, so fp32 finds the same best tokens. Then bert_infer
+// agrees with bert_forward, and a checkpoint keeps the head and its scale, which a maxsim
+// checkpoint must hold.
 static void test_maxsim_head(const Fixture* fx) {
     BertModel m = fixture_model(fx);
     free(check_head_against_fixture(&m, fx, SCORE_HEAD_MAXSIM, fx->maxsim_loss, fx->maxsim_logits, fx->maxsim_grads));
@@ -768,9 +771,7 @@ static void test_maxsim_head(const Fixture* fx) {
     write_modified(bad, path, 14 * 4, &v, 4, -1);
     const char* load_bad[] = {"--load", bad, NULL};
     expect_refusal("a maxsim checkpoint without its scale", load_bad, "header word 14 (the maxsim head's scale) is 0");
-    unlink(path);
-    unlink(bad);
-    rmdir(dir);
+    remove_checkpoint_paths(dir, path, bad);
     bert_free(&m);
 }
 
