@@ -1,6 +1,6 @@
 /*
- * kernels/layernorm.cuh — LayerNorm forward and backward (model.c layernorm_*), and the
- * forward fused with the residual sum that precedes each LayerNorm in a post-LN block.
+ * kernels/layernorm.cuh — LayerNorm forward and backward (model.c layernorm_*), and both
+ * fused with the residual sum that precedes each LayerNorm in a post-LN block.
  *
  * One warp per row for the row-wise work: the row's sums are warp shuffles in a fixed
  * order. The weight and bias gradients sum over all rows: one thread per column walks the
@@ -62,6 +62,29 @@ __global__ void residual_layernorm_forward_kernel1(float* res, float* out, float
     layernorm_row_from_sum(out + offset, mean + row, rstd + row, x, sum, weight, bias, C, eps, lane);
 }
 
+// The gradient wrt a row's input: d/dx of a normalised row is the gradient (times weight)
+// minus its mean, minus its projection on the normalised row xhat itself, rescaled by rstd.
+// The two means over the row (C), of g * weight and of g * weight * xhat, summed by the warp;
+// with layernorm_backward_entry, one code path for the plain and the fused kernel, so that
+// both round alike
+__device__ void layernorm_backward_row_means(float* gw_mean, float* gw_xhat_mean, const float* g, const float* x,
+                                             const float* weight, float m, float s, int C, int lane) {
+    float gw_sum = 0.0f, gw_xhat_sum = 0.0f;
+    for (int c = lane; c < C; c += 32) {
+        float gw = g[c] * weight[c];
+        gw_sum += gw;
+        gw_xhat_sum += gw * (x[c] - m) * s;
+    }
+    *gw_mean = warp_sum(gw_sum) / C;
+    *gw_xhat_mean = warp_sum(gw_xhat_sum) / C;
+}
+// one entry of the row's input gradient, from its gradient g, weight, input x and the means
+__device__ __forceinline__ float layernorm_backward_entry(float g, float weight, float x, float m, float s,
+                                                          float gw_mean, float gw_xhat_mean) {
+    float xhat = (x - m) * s;
+    return (g * weight - gw_mean - xhat * gw_xhat_mean) * s;
+}
+
 // dinp (N, C) += the gradient wrt the input of each row; one warp per row
 __global__ void layernorm_backward_input_kernel1(float* dinp, const float* dout, const float* inp,
                                                  const float* weight, const float* mean, const float* rstd,
@@ -70,21 +93,33 @@ __global__ void layernorm_backward_input_kernel1(float* dinp, const float* dout,
     if (row >= N) { return; }
     const float* x = inp + (size_t)row * C;
     const float* g = dout + (size_t)row * C;
-    float m = mean[row], s = rstd[row];
-    // d/dx of a normalised row: the gradient minus its mean, minus its projection on the
-    // normalised row itself, rescaled by rstd
-    float gw_sum = 0.0f, gw_xhat_sum = 0.0f;
-    for (int c = lane; c < C; c += 32) {
-        float gw = g[c] * weight[c];
-        gw_sum += gw;
-        gw_xhat_sum += gw * (x[c] - m) * s;
-    }
-    float gw_mean = warp_sum(gw_sum) / C;
-    float gw_xhat_mean = warp_sum(gw_xhat_sum) / C;
+    float m = mean[row], s = rstd[row], gw_mean, gw_xhat_mean;
+    layernorm_backward_row_means(&gw_mean, &gw_xhat_mean, g, x, weight, m, s, C, lane);
     float* d = dinp + (size_t)row * C;
     for (int c = lane; c < C; c += 32) {
-        float xhat = (x[c] - m) * s;
-        d[c] += (g[c] * weight[c] - gw_mean - xhat * gw_xhat_mean) * s;
+        d[c] += layernorm_backward_entry(g[c], weight[c], x[c], m, s, gw_mean, gw_xhat_mean);
+    }
+}
+
+// da, db (N, C) = the gradient wrt the input res of each row, written to both: the LayerNorm
+// after a residual sum res = a + b, whose two terms get the same gradient, so that the
+// backward pass needs neither a zeroed buffer to add into nor a copy. "0 + " rounds as the
+// addition into a zeroed buffer did (-0 becomes +0), so the bytes are those of zeroing,
+// layernorm_backward_input_kernel1 and copying; one warp per row
+__global__ void residual_layernorm_backward_input_kernel1(float* da, float* db, const float* dout, const float* res,
+                                                          const float* weight, const float* mean, const float* rstd,
+                                                          int N, int C) {
+    int row = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (row >= N) { return; }
+    size_t offset = (size_t)row * C;
+    const float* x = res + offset;
+    const float* g = dout + offset;
+    float m = mean[row], s = rstd[row], gw_mean, gw_xhat_mean;
+    layernorm_backward_row_means(&gw_mean, &gw_xhat_mean, g, x, weight, m, s, C, lane);
+    for (int c = lane; c < C; c += 32) {
+        float d = 0.0f + layernorm_backward_entry(g[c], weight[c], x[c], m, s, gw_mean, gw_xhat_mean);
+        da[offset + c] = d;
+        db[offset + c] = d;
     }
 }
 
@@ -129,6 +164,18 @@ void residual_layernorm_forward_cuda(float* res, float* out, float* mean, float*
                                      cudaStream_t stream) {
     const int block_size = 256, rows_per_block = block_size / 32;
     residual_layernorm_forward_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(res, out, mean, rstd, a, b, weight, bias, N, C, eps);
+    cudaCheck(cudaGetLastError());
+}
+
+// da, db (N, C) = the gradient wrt the residual sum res = a + b before the LayerNorm, written
+// (not added) to both terms' gradients; dweight, dbias (C) += theirs, as layernorm_backward_cuda
+void residual_layernorm_backward_cuda(float* da, float* db, float* dweight, float* dbias, const float* dout,
+                                      const float* res, const float* weight, const float* mean, const float* rstd,
+                                      int N, int C, cudaStream_t stream) {
+    const int block_size = 256, rows_per_block = block_size / 32;
+    residual_layernorm_backward_input_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(da, db, dout, res, weight, mean, rstd, N, C);
+    cudaCheck(cudaGetLastError());
+    layernorm_backward_params_kernel1<<<CEIL_DIV(C, block_size), block_size, 0, stream>>>(dweight, dbias, dout, res, mean, rstd, N, C);
     cudaCheck(cudaGetLastError());
 }
 

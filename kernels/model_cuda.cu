@@ -269,9 +269,6 @@ void bert_cuda_zero_grad(BertModelCuda* model) {
 static void zero_floats(float* x, size_t n, cudaStream_t stream) {
     cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(float), stream));
 }
-static void copy_floats(float* dst, const float* src, size_t n, cudaStream_t stream) {
-    cudaCheck(cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, stream));
-}
 
 void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float* dembeddings) {
     if (model->num_tokens == 0) { die("bert_cuda_backward: needs the activations of a bert_cuda_forward call"); }
@@ -335,24 +332,22 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
         const float* fch = a.fch + (size_t)l * N * I;
         const float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
         const float* res2 = a.res2 + (size_t)l * NC;
-        // dh = d ln2  ->  dres2
-        zero_floats(dres2, NC, stream);
-        layernorm_backward_cuda(dres2, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2, p.ln2w + (size_t)l * C,
-                                a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, N, C, stream);
-        // res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual, then the FFN path
-        copy_floats(dln1, dres2, NC, stream);
+        // dh = d ln2  ->  dres2. res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual
+        // (the same gradient, written by the same kernel), then the FFN path
+        residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
+                                         p.ln2w + (size_t)l * C, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N,
+                                         N, C, stream);
         zero_floats(dffn, (size_t)N * I, stream);
         linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, fch_gelu,
                              p.fcprojw + (size_t)l * C * I, N, I, C, stream);
         gelu_backward_inplace_cuda(dffn, fch, (size_t)N * I, stream);
         linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1,
                              p.fcw + (size_t)l * I * C, N, C, I, stream);
-        // d ln1  ->  dres1
-        zero_floats(dres1, NC, stream);
-        layernorm_backward_cuda(dres1, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1, p.ln1w + (size_t)l * C,
-                                a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, N, C, stream);
-        // res1 = x + attproj(attention(qkv(x))): dx gets the residual, then the attention path
-        copy_floats(dx, dres1, NC, stream);
+        // d ln1  ->  dres1. res1 = x + attproj(attention(qkv(x))): dx gets the residual, then
+        // the attention path
+        residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1,
+                                         p.ln1w + (size_t)l * C, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
+                                         N, C, stream);
         zero_floats(datty, NC, stream);
         linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1, atty,
                              p.attprojw + (size_t)l * C * C, N, C, C, stream);

@@ -349,6 +349,30 @@ static void test_layernorm(const Batch* b, int C) {
     expect_close("layernorm_backward dweight", C, d_dweight, dweight, C, N); // sums over N (mean, rstd: C)
     expect_close("layernorm_backward dbias", C, d_dbias, dbias, C, 1);       // the reference's order
 
+    // the backward fused with the residual sum's before it, the gradient written to both
+    // terms: against the reference adding into zeros, and bit for bit against the unfused
+    // sequence (zeroed buffer, layernorm_backward_cuda, then a copy of its bytes). The first
+    // row of dout is -0: half its entries come out -0, which the addition into zeros makes +0,
+    // and so must the fused kernel. The parameters' gradients go on from the reference's values
+    for (int c = 0; c < C; c++) { dout[c] = -0.0f; }
+    cudaCheck(cudaMemcpy(d_dout, dout, (size_t)C * sizeof(float), cudaMemcpyHostToDevice));
+    float* dres = (float*)callocCheck(NC, sizeof(float));
+    float *d_da = device_poisoned(NC), *d_db = device_poisoned(NC), *d_dres_ref = device_from(dres, NC);
+    float *d_dweight2 = device_from(dweight, C), *d_dbias2 = device_from(dbias, C);
+    float *d_dweight_ref = device_from(dweight, C), *d_dbias_ref = device_from(dbias, C);
+    residual_layernorm_backward_cuda(d_da, d_db, d_dweight2, d_dbias2, d_dout, d_inp, d_weight, d_mean, d_rstd, N, C,
+                                     stream);
+    layernorm_backward_cuda(d_dres_ref, d_dweight_ref, d_dbias_ref, d_dout, d_inp, d_weight, d_mean, d_rstd, N, C, stream);
+    layernorm_backward(dres, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+    expect_close("residual_layernorm_backward da", C, d_da, dres, NC, C);  // as layernorm_backward's
+    expect_close("residual_layernorm_backward db", C, d_db, dres, NC, C);
+    expect_close("residual_layernorm_backward dweight", C, d_dweight2, dweight, C, N);
+    expect_close("residual_layernorm_backward dbias", C, d_dbias2, dbias, C, 1);
+    expect_same_bytes("residual_layernorm_backward da", C, d_da, d_dres_ref, NC);
+    expect_same_bytes("residual_layernorm_backward db", C, d_db, d_dres_ref, NC);
+    expect_same_bytes("residual_layernorm_backward dweight", C, d_dweight2, d_dweight_ref, C);
+    expect_same_bytes("residual_layernorm_backward dbias", C, d_dbias2, d_dbias_ref, C);
+
     // the residual sum fused with the LayerNorm after it, in place as the forward pass calls
     // it (res = a): against the reference's pair, and bit for bit against the residual sum
     // (one fp32 addition, the same on either side) followed by the unfused kernel
@@ -372,8 +396,9 @@ static void test_layernorm(const Batch* b, int C) {
     expect_same_bytes("residual_layernorm rstd", C, d_rstd, d_rstd_ref, N);
 
     free(inp); free(weight); free(bias); free(out); free(mean); free(rstd); free(dout); free(dinp);
-    free(dweight); free(dbias); free(a); free(res);
+    free(dweight); free(dbias); free(dres); free(a); free(res);
     float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_mean, d_rstd, d_dout, d_dinp, d_dweight, d_dbias,
+                               d_da, d_db, d_dres_ref, d_dweight2, d_dbias2, d_dweight_ref, d_dbias_ref,
                                d_res, d_res_ref, d_out_ref, d_mean_ref, d_rstd_ref};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
 }

@@ -127,6 +127,20 @@ static inline void validate_result(const float* d_got, const float* want, size_t
     free(got);
 }
 
+// whether two device results (n) hold the same bytes, a fused kernel's and its unfused
+// kernels'; exits 1 when not
+static inline void validate_same_bytes(const float* d_a, const float* d_b, size_t n, const char* name) {
+    float* a = (float*)malloc(n * sizeof(float));
+    float* b = (float*)malloc(n * sizeof(float));
+    cudaCheck(cudaMemcpy(a, d_a, n * sizeof(float), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(b, d_b, n * sizeof(float), cudaMemcpyDeviceToHost));
+    int same = memcmp(a, b, n * sizeof(float)) == 0;
+    printf("  %-10s %s\n", name, same ? "the unfused kernels' bytes" : "FAIL: bytes differ from the unfused kernels'");
+    free(a);
+    free(b);
+    if (!same) { exit(EXIT_FAILURE); }
+}
+
 // ---- timing ----
 
 // the card's ceilings: HBM from the memory clock (kHz, double data rate) and bus width;

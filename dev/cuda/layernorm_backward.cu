@@ -1,11 +1,28 @@
 /*
  * dev/cuda/layernorm_backward.cu — kernels/layernorm.cuh's backward (version 1: one warp per
  * row for dinp, one thread per channel summing the rows in order for dweight and dbias)
- * against model.c layernorm_backward, then timed.
+ * against model.c layernorm_backward, then timed; then its fusion with the backward of the
+ * residual sum before it (residual_layernorm_backward_input_kernel1: the input gradient
+ * written to both terms' gradients) against model.c layernorm_backward from zeros, bit for bit
+ * against the unfused sequence it replaced (a zeroed buffer, layernorm_backward_cuda, a copy),
+ * and timed beside that sequence.
+ * GPU:      make build/gpu/dev_layernorm_backward && build/gpu/dev_layernorm_backward
+ * emulator: make build/dev_layernorm_backward && build/dev_layernorm_backward
  */
 #include "model.h"
 #include "kernels/layernorm.cuh"
 #include "dev/cuda/common.h"
+
+// the sequence the fused kernel replaced: da (N, C) zeroed, the input gradient added into it,
+// then copied to db; dweight, dbias (C) += theirs
+static void layernorm_backward_then_copy(float* da, float* db, float* dweight, float* dbias, const float* dout,
+                                         const float* res, const float* weight, const float* mean, const float* rstd,
+                                         int N, int C) {
+    size_t NC = (size_t)N * C;
+    cudaCheck(cudaMemsetAsync(da, 0, NC * sizeof(float), 0));
+    layernorm_backward_cuda(da, dweight, dbias, dout, res, weight, mean, rstd, N, C, 0);
+    cudaCheck(cudaMemcpyAsync(db, da, NC * sizeof(float), cudaMemcpyDeviceToDevice, 0));
+}
 
 int main(void) {
     double bandwidth, tflops;
@@ -48,6 +65,46 @@ int main(void) {
         });
         // reads inp, dout, dinp and writes dinp at least (the params kernel reads inp and dout again)
         report_time("layernorm_backward (both)", ms, 4.0 * NC * sizeof(float), 0, bandwidth, tflops);
+
+        printf("residual_layernorm_backward N=%d C=%d\n", N, C);
+        // from the reference's gradients so far (the device's went on accumulating in the timing)
+        float* d_dweight_pair = (float*)to_device(dweight, C * sizeof(float));
+        float* d_dbias_pair = (float*)to_device(dbias, C * sizeof(float));
+        cudaCheck(cudaMemcpy(d_dweight, dweight, C * sizeof(float), cudaMemcpyHostToDevice));
+        cudaCheck(cudaMemcpy(d_dbias, dbias, C * sizeof(float), cudaMemcpyHostToDevice));
+        float* d_da = device_floats(NC);
+        float* d_db = device_floats(NC);
+        float* d_da_pair = device_floats(NC);
+        float* d_db_pair = device_floats(NC);
+        residual_layernorm_backward_cuda(d_da, d_db, d_dweight, d_dbias, d_dout, d_inp, d_weight, d_mean, d_rstd, N, C, 0);
+        layernorm_backward_then_copy(d_da_pair, d_db_pair, d_dweight_pair, d_dbias_pair, d_dout, d_inp, d_weight, d_mean,
+                                     d_rstd, N, C);
+        float* dres = (float*)calloc(NC, sizeof(float));
+        layernorm_backward(dres, dweight, dbias, dout, inp, weight, mean, rstd, N, C);
+        cudaCheck(cudaDeviceSynchronize());
+        validate_result(d_da, dres, NC, "da", tolerance(C));
+        validate_result(d_db, dres, NC, "db", tolerance(C));
+        validate_result(d_dweight, dweight, C, "dweight", tolerance(N));
+        validate_result(d_dbias, dbias, C, "dbias", tolerance(N));
+        validate_same_bytes(d_da, d_da_pair, NC, "da");
+        validate_same_bytes(d_db, d_db_pair, NC, "db");
+        validate_same_bytes(d_dweight, d_dweight_pair, C, "dweight");
+        validate_same_bytes(d_dbias, d_dbias_pair, C, "dbias");
+
+        ms = benchmark(100, [&] {
+            layernorm_backward_then_copy(d_da_pair, d_db_pair, d_dweight_pair, d_dbias_pair, d_dout, d_inp, d_weight,
+                                         d_mean, d_rstd, N, C);
+        });
+        // the zeroing writes da, the backward as above, the copy reads da and writes db
+        report_time("zero + backward + copy", ms, 7.0 * NC * sizeof(float), 0, bandwidth, tflops);
+        ms = benchmark(100, [&] {
+            residual_layernorm_backward_cuda(d_da, d_db, d_dweight, d_dbias, d_dout, d_inp, d_weight, d_mean, d_rstd, N, C, 0);
+        });
+        // reads inp and dout, writes da and db (the params kernel reads inp and dout again)
+        report_time("residual_layernorm_backward", ms, 4.0 * NC * sizeof(float), 0, bandwidth, tflops);
+        cudaCheck(cudaFree(d_dweight_pair)); cudaCheck(cudaFree(d_dbias_pair));
+        cudaCheck(cudaFree(d_da)); cudaCheck(cudaFree(d_db)); cudaCheck(cudaFree(d_da_pair)); cudaCheck(cudaFree(d_db_pair));
+        free(dres);
 
         cudaCheck(cudaFree(d_inp)); cudaCheck(cudaFree(d_weight)); cudaCheck(cudaFree(d_dout));
         cudaCheck(cudaFree(d_mean)); cudaCheck(cudaFree(d_rstd)); cudaCheck(cudaFree(d_dinp));

@@ -60,6 +60,7 @@ static void profile_end(const char* name) {
 #define layernorm_forward_cuda(...) PROFILED("layernorm_forward", layernorm_forward_cuda(__VA_ARGS__))
 #define layernorm_backward_cuda(...) PROFILED("layernorm_backward", layernorm_backward_cuda(__VA_ARGS__))
 #define residual_layernorm_forward_cuda(...) PROFILED("residual_layernorm_forward", residual_layernorm_forward_cuda(__VA_ARGS__))
+#define residual_layernorm_backward_cuda(...) PROFILED("residual_layernorm_backward", residual_layernorm_backward_cuda(__VA_ARGS__))
 #define gelu_forward_cuda(...) PROFILED("gelu_forward", gelu_forward_cuda(__VA_ARGS__))
 #define gelu_backward_inplace_cuda(...) PROFILED("gelu_backward", gelu_backward_inplace_cuda(__VA_ARGS__))
 #define linear_forward_cuda(...) PROFILED("linear_forward", linear_forward_cuda(__VA_ARGS__))
