@@ -80,11 +80,14 @@ void linear_forward_cuda(float* out, const float* inp, const float* weight, cons
     matmul_cuda(out, OC, inp, C, 0, weight, C, 1, N, OC, C, 1.0f, 1.0f, stream);
 }
 
-// dinp (N, C), dweight (OC, C), dbias (OC) += their gradients
+// dinp (N, C), dweight (OC, C), dbias (OC) += their gradients; dbias NULL: the bias gradient
+// is summed elsewhere, by the kernel that makes dout (the fc layer's: gelu_backward_bias_cuda),
+// which saves this pass over dout
 void linear_backward_cuda(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                           const float* weight, int N, int C, int OC, cudaStream_t stream) {
     matmul_cuda(dinp, C, dout, OC, 0, weight, C, 0, N, C, OC, 1.0f, 1.0f, stream);  // dinp += dout @ W
     matmul_cuda(dweight, C, dout, OC, 1, inp, C, 0, OC, C, N, 1.0f, 1.0f, stream);  // dW += dout^T @ inp
+    if (dbias == NULL) { return; }
     const int block_size = 256;
     bias_backward_kernel1<<<CEIL_DIV(OC, block_size), block_size, 0, stream>>>(dbias, dout, N, OC);
     cudaCheck(cudaGetLastError());

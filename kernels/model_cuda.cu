@@ -340,9 +340,9 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
         zero_floats(dffn, (size_t)N * I, stream);
         linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, fch_gelu,
                              p.fcprojw + (size_t)l * C * I, N, I, C, stream);
-        gelu_backward_inplace_cuda(dffn, fch, (size_t)N * I, stream);
-        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, g.fcb + (size_t)l * I, dffn, ln1,
-                             p.fcw + (size_t)l * I * C, N, C, I, stream);
+        // fc's bias gradient is summed by GELU's backward, as it writes dffn
+        gelu_backward_bias_cuda(dffn, g.fcb + (size_t)l * I, fch, N, I, stream);
+        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, NULL, dffn, ln1, p.fcw + (size_t)l * I * C, N, C, I, stream);
         // d ln1  ->  dres1. res1 = x + attproj(attention(qkv(x))): dx gets the residual, then
         // the attention path
         residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1,

@@ -403,33 +403,69 @@ static void test_layernorm(const Batch* b, int C) {
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
 }
 
-// an elementwise activation and its in-place backward, on n inputs uniform in [lo, hi];
-// the backward reads the forward's output (tanh) or its input (GELU)
+// an elementwise activation's forward on n inputs uniform in [lo, hi], against the reference;
+// its inputs and outputs, host and device, stay for the backward's check
+typedef struct { float *inp, *out, *d_inp, *d_out; } Activation;
 typedef void (*ElementwiseCpu)(float*, const float*, size_t);
 typedef void (*ElementwiseCuda)(float*, const float*, size_t, cudaStream_t);
-static void test_elementwise(const char* fwd, const char* bwd, int C, ElementwiseCpu forward_cpu,
-                             ElementwiseCuda forward_cuda, ElementwiseCpu backward_cpu, ElementwiseCuda backward_cuda,
-                             int backward_reads_output, size_t n, float lo, float hi) {
-    float* inp = host_random(n, lo, hi);
-    float* out = (float*)mallocCheck(n * sizeof(float));
-    forward_cpu(out, inp, n);
-    float *d_inp = device_from(inp, n), *d_out = device_poisoned(n);
-    forward_cuda(d_out, d_inp, n, stream);
-    expect_close(fwd, C, d_out, out, n, 1);
-    float* dinout = host_random(n, -1.0f, 1.0f);
-    float* d_dinout = device_from(dinout, n);
-    backward_cuda(d_dinout, backward_reads_output ? d_out : d_inp, n, stream);
-    backward_cpu(dinout, backward_reads_output ? out : inp, n);
-    expect_close(bwd, C, d_dinout, dinout, n, 1);
-    free(inp); free(out); free(dinout);
-    cudaCheck(cudaFree(d_inp)); cudaCheck(cudaFree(d_out)); cudaCheck(cudaFree(d_dinout));
+static Activation test_activation_forward(const char* name, int C, ElementwiseCpu forward_cpu,
+                                          ElementwiseCuda forward_cuda, size_t n, float lo, float hi) {
+    Activation a;
+    a.inp = host_random(n, lo, hi);
+    a.out = (float*)mallocCheck(n * sizeof(float));
+    forward_cpu(a.out, a.inp, n);
+    a.d_inp = device_from(a.inp, n);
+    a.d_out = device_poisoned(n);
+    forward_cuda(a.d_out, a.d_inp, n, stream);
+    expect_close(name, C, a.d_out, a.out, n, 1);
+    return a;
+}
+static void free_activation(Activation* a) {
+    free(a->inp); free(a->out);
+    cudaCheck(cudaFree(a->d_inp)); cudaCheck(cudaFree(a->d_out));
 }
 
+// GELU over the intermediate activations (N, I), across the tails on both sides where its
+// derivative crosses zero and saturates; its backward fused with the fc layer's bias gradient
 static void test_gelu(const Batch* b, int C) {
-    // the intermediate activations (N, I); spans the tails on both sides, where GELU's
-    // derivative crosses zero and saturates
-    test_elementwise("gelu_forward", "gelu_backward", C, gelu_forward, gelu_forward_cuda, gelu_backward_inplace,
-                     gelu_backward_inplace_cuda, 0, (size_t)b->N * 4 * C, -6.0f, 6.0f);
+    int N = b->N, I = 4 * C;
+    size_t n = (size_t)N * I;
+    Activation a = test_activation_forward("gelu_forward", C, gelu_forward, gelu_forward_cuda, n, -6.0f, 6.0f);
+    // the bias gradient accumulates: both sides start from the same random values
+    float* dinout = host_random(n, -1.0f, 1.0f);
+    float* dbias = host_random(I, -1.0f, 1.0f);
+    float *d_dinout = device_from(dinout, n), *d_dbias = device_from(dbias, I), *d_dbias_ref = device_from(dbias, I);
+    gelu_backward_bias_cuda(d_dinout, d_dbias, a.d_inp, N, I, stream);
+    gelu_backward_inplace(dinout, a.inp, n);
+    for (int c = 0; c < I; c++) {  // the column sums in double, an order of their own
+        double sum = 0.0;
+        for (int t = 0; t < N; t++) { sum += dinout[(size_t)t * I + c]; }
+        dbias[c] += (float)sum;
+    }
+    expect_close("gelu_backward_bias dinp", C, d_dinout, dinout, n, 1);
+    expect_close("gelu_backward_bias dbias", C, d_dbias, dbias, I, N);  // float sums over the N rows
+    // bit for bit the unfused bias kernel's column sums over the same gradient (the gradient's
+    // own bytes against the unfused in-place kernel's: dev/cuda/gelu.cu, which keeps that kernel)
+    bias_backward_kernel1<<<CEIL_DIV(I, 256), 256, 0, stream>>>(d_dbias_ref, d_dinout, N, I);
+    cudaCheck(cudaGetLastError());
+    expect_same_bytes("gelu_backward_bias dbias", C, d_dbias, d_dbias_ref, I);
+    free_activation(&a);
+    free(dinout); free(dbias);
+    float* device_buffers[] = {d_dinout, d_dbias, d_dbias_ref};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+}
+
+// tanh, over the range where it saturates, and its in-place backward, which reads its output
+static void test_tanh(int C, size_t n) {
+    Activation a = test_activation_forward("tanh_forward", C, tanh_forward, tanh_forward_cuda, n, -3.0f, 3.0f);
+    float* dinout = host_random(n, -1.0f, 1.0f);
+    float* d_dinout = device_from(dinout, n);
+    tanh_backward_inplace_cuda(d_dinout, a.d_out, n, stream);
+    tanh_backward_inplace(dinout, a.out, n);
+    expect_close("tanh_backward", C, d_dinout, dinout, n, 1);
+    free_activation(&a);
+    free(dinout);
+    cudaCheck(cudaFree(d_dinout));
 }
 
 // one Linear (N, C) -> (N, OC) forward and backward
@@ -593,9 +629,7 @@ static void test_pooler(const Batch* b, int C) {
     cls_gather_forward_cuda(d_cls, d_hidden, b->d_seq_starts, S, C, stream);
     expect_close("cls_gather_forward", C, d_cls, cls, SC, 1);
 
-    // the pooler's activation, over the range where it saturates
-    test_elementwise("tanh_forward", "tanh_backward", C, tanh_forward, tanh_forward_cuda, tanh_backward_inplace,
-                     tanh_backward_inplace_cuda, 1, SC, -3.0f, 3.0f);
+    test_tanh(C, SC);  // the pooler's activation
 
     float* emb = (float*)mallocCheck(SC * sizeof(float));
     meanpool_forward(emb, hidden, b->seq_starts, S, C);
