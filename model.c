@@ -1143,7 +1143,7 @@ void bert_forward(BertModel* model, const int* ids, const int* types, const int*
 
 void bert_infer(BertModel* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
 #ifdef USE_CUDA
-    if (ON_DEVICE(model)) {  // the device keeps every layer's activations (model_cuda.h)
+    if (ON_DEVICE(model)) {  // the device keeps a training step's activations (model_cuda.h)
         bert_cuda_forward(model->cuda, ids, types, seq_starts, num_seqs);
         take_device_outputs(model);
         return;

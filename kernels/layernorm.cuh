@@ -1,6 +1,8 @@
 /*
  * kernels/layernorm.cuh — LayerNorm forward and backward (model.c layernorm_*), and both
- * fused with the residual sum that precedes each LayerNorm in a post-LN block.
+ * fused with the residual sum that precedes each LayerNorm in a post-LN block; and the
+ * forward's output recomputed from its kept mean and rstd, for a backward pass that did not
+ * keep it (kernels/model_cuda.cu).
  *
  * One warp per row for the row-wise work: the row's sums are warp shuffles in a fixed
  * order. The weight and bias gradients sum over all rows: one thread per column walks the
@@ -11,6 +13,13 @@
 #define ZELO_KERNELS_LAYERNORM_CUH
 
 #include "kernels/common.cuh"
+
+// one entry of a normalised row. The forward kernels and the backward pass's recomputation
+// (layernorm_recompute_kernel1) all call it, with the same float mean and rstd, so that a
+// recomputed output is the forward's bit for bit
+__device__ __forceinline__ float layernorm_entry(float x, float mean, float rstd, float weight, float bias) {
+    return (x - mean) * rstd * weight + bias;
+}
 
 // the rest of a row's LayerNorm once its sum over C is known: o (C) = (x - mean) * rstd *
 // weight + bias, mean and rstd written by lane 0. One code path for the plain and the fused
@@ -23,7 +32,7 @@ __device__ void layernorm_row_from_sum(float* o, float* mean, float* rstd, const
     for (int c = lane; c < C; c += 32) { float d = x[c] - m; sq += d * d; }
     float v = warp_sum(sq) / C;
     float s = 1.0f / sqrtf(v + eps);
-    for (int c = lane; c < C; c += 32) { o[c] = (x[c] - m) * s * weight[c] + bias[c]; }
+    for (int c = lane; c < C; c += 32) { o[c] = layernorm_entry(x[c], m, s, weight[c], bias[c]); }
     if (lane == 0) {
         *mean = m;
         *rstd = s;
@@ -39,6 +48,17 @@ __global__ void layernorm_forward_kernel1(float* out, float* mean, float* rstd, 
     float sum = 0.0f;
     for (int c = lane; c < C; c += 32) { sum += x[c]; }
     layernorm_row_from_sum(out + (size_t)row * C, mean + row, rstd + row, x, sum, weight, bias, C, eps, lane);
+}
+
+// out (N, C) = the LayerNorm of inp (N, C) from the forward's mean and rstd (N): the backward
+// pass's recomputation of an output the forward did not keep, its bytes the forward's (the
+// same statistics, layernorm_entry's arithmetic). Elementwise, one thread per entry
+__global__ void layernorm_recompute_kernel1(float* out, const float* inp, const float* mean, const float* rstd,
+                                            const float* weight, const float* bias, int N, int C) {
+    size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) { return; }
+    size_t row = i / C, c = i % C;
+    out[i] = layernorm_entry(inp[i], mean[row], rstd[row], weight[c], bias[c]);
 }
 
 // res (N, C) = a + b, kept for backward, then out (N, C) = LayerNorm(res) as
@@ -144,6 +164,15 @@ void layernorm_forward_cuda(float* out, float* mean, float* rstd, const float* i
                             const float* bias, int N, int C, float eps, cudaStream_t stream) {
     const int block_size = 256, rows_per_block = block_size / 32;
     layernorm_forward_kernel1<<<CEIL_DIV(N, rows_per_block), block_size, 0, stream>>>(out, mean, rstd, inp, weight, bias, N, C, eps);
+    cudaCheck(cudaGetLastError());
+}
+
+// out (N, C) = the LayerNorm of inp again, from the forward's mean and rstd (N): the forward's bytes
+void layernorm_recompute_cuda(float* out, const float* inp, const float* mean, const float* rstd, const float* weight,
+                              const float* bias, int N, int C, cudaStream_t stream) {
+    const int block_size = 256;
+    size_t n = (size_t)N * C;
+    layernorm_recompute_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(out, inp, mean, rstd, weight, bias, N, C);
     cudaCheck(cudaGetLastError());
 }
 

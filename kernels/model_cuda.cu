@@ -4,6 +4,7 @@
  * one launcher of a kernels/ header; the gradient norm, clip and AdamW over the flat buffers.
  * See kernels/model_cuda.h.
  */
+#include <stddef.h>
 #include <string.h>
 #include "kernels/model_cuda.h"
 #include "kernels/common.cuh"
@@ -27,17 +28,38 @@ static void point_tensors_in(float** ptrs, float* memory, const size_t* sizes, i
     }
 }
 
+static size_t sum_of(const size_t* sizes, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) { total += sizes[i]; }
+    return total;
+}
+
 // points ptrs (n) into the device buffer *memory, first growing it to the sum of sizes when
 // its *capacity (floats) is below; the capacity only grows, so a training loop settles
 static void grow_and_point(float** memory, size_t* capacity, float** ptrs, const size_t* sizes, int n) {
-    size_t total = 0;
-    for (int i = 0; i < n; i++) { total += sizes[i]; }
+    size_t total = sum_of(sizes, n);
     if (total > *capacity) {
         cudaCheck(cudaFree(*memory));
         cudaCheck(cudaMalloc((void**)memory, total * sizeof(float)));
         *capacity = total;
     }
     point_tensors_in(ptrs, *memory, sizes, n);
+}
+
+// the activations the device keeps for N tokens, S sequences and A attention floats per layer:
+// model.h's layout with every layer's, except ln1, fch_gelu and ln2, of which it keeps one
+// layer's, the forward's current one. The backward pass recomputes them layer by layer from
+// what is kept (res1, fch, res2 and the LayerNorms' mean and rstd), the forward's bytes: per
+// layer, N x (I + 2C) floats fewer, at I = 4C 6C of the 16C per token a layer kept beside its
+// attention probabilities. Returns the floats in all
+#define ACTIVATION_INDEX(field) (offsetof(ActivationTensors, field) / sizeof(float*))
+static size_t device_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A) {
+    fill_in_activation_sizes(sizes, cfg, N, S, A, cfg->num_layers);
+    size_t one_layer[NUM_ACTIVATION_TENSORS];
+    fill_in_activation_sizes(one_layer, cfg, N, S, A, 1);
+    const size_t recomputed[3] = {ACTIVATION_INDEX(ln1), ACTIVATION_INDEX(fch_gelu), ACTIVATION_INDEX(ln2)};
+    for (size_t i : recomputed) { sizes[i] = one_layer[i]; }
+    return sum_of(sizes, NUM_ACTIVATION_TENSORS);
 }
 
 void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing) {
@@ -187,7 +209,7 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
     model->max_T = max_T;
 
     size_t sizes[NUM_ACTIVATION_TENSORS];
-    fill_in_activation_sizes(sizes, cfg, N, S, A, cfg->num_layers);
+    device_activation_sizes(sizes, cfg, N, S, A);
     grow_and_point(&model->acts_memory, &model->acts_capacity, (float**)&model->acts, sizes, NUM_ACTIVATION_TENSORS);
     model->logits = (float*)reallocCheck(model->logits, (size_t)S * cfg->num_labels * sizeof(float));
     model->embeddings = (float*)reallocCheck(model->embeddings, (size_t)S * cfg->hidden_size * sizeof(float));
@@ -209,16 +231,18 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
                             p.wtt, N, C, stream);
     layernorm_forward_cuda(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, eps, stream);
     for (int l = 0; l < L; l++) {
-        const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * NC;  // (N, C) the layer's input
+        // ln1, fch_gelu and ln2 hold this layer's alone (device_activation_sizes): ln2 holds
+        // the layer's input until the first LayerNorm's residual has read it, then its output
+        const float* x = l == 0 ? a.emb_ln : a.ln2;  // (N, C)
         float* qkv = a.qkv + (size_t)l * N * 3 * C;
         float* att = a.att + (size_t)l * A;
         float* atty = a.atty + (size_t)l * NC;
         float* res1 = a.res1 + (size_t)l * NC;
-        float* ln1 = a.ln1 + (size_t)l * NC;
+        float* ln1 = a.ln1;
         float* fch = a.fch + (size_t)l * N * I;
-        float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
+        float* fch_gelu = a.fch_gelu;
         float* res2 = a.res2 + (size_t)l * NC;
-        float* ln2 = a.ln2 + (size_t)l * NC;
+        float* ln2 = a.ln2;
         linear_forward_cuda(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C, stream);
         attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, model->split_at,
                                split ? p.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
@@ -232,7 +256,7 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
         residual_layernorm_forward_cuda(res2, ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, res2, ln1,
                                         p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, eps, stream);
     }
-    const float* x = L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * NC;
+    const float* x = L == 0 ? a.emb_ln : a.ln2;
 
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
     if (model->score_head == SCORE_HEAD_COSINE) {
@@ -323,26 +347,28 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
         // trade places every layer
         dh = buffers[(L - 1 - l) % 2 == 0 ? DH : DX];
         float* dx = buffers[(L - 1 - l) % 2 == 0 ? DX : DH];
-        const float* x = l == 0 ? a.emb_ln : a.ln2 + (size_t)(l - 1) * NC;
         const float* qkv = a.qkv + (size_t)l * N * 3 * C;
         const float* att = a.att + (size_t)l * A;
         const float* atty = a.atty + (size_t)l * NC;
         const float* res1 = a.res1 + (size_t)l * NC;
-        const float* ln1 = a.ln1 + (size_t)l * NC;
         const float* fch = a.fch + (size_t)l * N * I;
-        const float* fch_gelu = a.fch_gelu + (size_t)l * N * I;
         const float* res2 = a.res2 + (size_t)l * NC;
         // dh = d ln2  ->  dres2. res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual
         // (the same gradient, written by the same kernel), then the FFN path
         residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
                                          p.ln2w + (size_t)l * C, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N,
                                          N, C, stream);
+        // GELU's output and ln1, which the forward kept for its last layer only, recomputed
+        // by the forward's own arithmetic: the bytes it had
+        gelu_forward_cuda(a.fch_gelu, fch, (size_t)N * I, stream);
         zero_floats(dffn, (size_t)N * I, stream);
-        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, fch_gelu,
+        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, a.fch_gelu,
                              p.fcprojw + (size_t)l * C * I, N, I, C, stream);
         // fc's bias gradient is summed by GELU's backward, as it writes dffn
         gelu_backward_bias_cuda(dffn, g.fcb + (size_t)l * I, fch, N, I, stream);
-        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, NULL, dffn, ln1, p.fcw + (size_t)l * I * C, N, C, I, stream);
+        layernorm_recompute_cuda(a.ln1, res1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
+                                 p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, stream);
+        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, NULL, dffn, a.ln1, p.fcw + (size_t)l * I * C, N, C, I, stream);
         // d ln1  ->  dres1. res1 = x + attproj(attention(qkv(x))): dx gets the residual, then
         // the attention path
         residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1,
@@ -353,6 +379,14 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
                              p.attprojw + (size_t)l * C * C, N, C, C, stream);
         attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows, datty, qkv, att,
                                 model->seq_starts, model->att_offsets, model->split_at, S, N, max_T, C, NH, stream);
+        // the layer's input: emb_ln, or the layer below's output recomputed as ln1 was
+        const float* x = a.emb_ln;
+        if (l > 0) {
+            layernorm_recompute_cuda(a.ln2, a.res2 + (size_t)(l - 1) * NC, a.ln2_mean + (size_t)(l - 1) * N,
+                                     a.ln2_rstd + (size_t)(l - 1) * N, p.ln2w + (size_t)(l - 1) * C,
+                                     p.ln2b + (size_t)(l - 1) * C, N, C, stream);
+            x = a.ln2;
+        }
         linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
                              p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
     }

@@ -4,8 +4,10 @@
  * uploaded with one copy) and model.h's activation layout, every layer through kernels/,
  * and the backward pass, the gradient norm and clip, and AdamW over the same flat buffers.
  * model.c's bert_* calls these when the model was moved here (bert_to_device, in a build
- * with USE_CUDA); checkpoints go through the host copies (download/upload below). Not yet
- * here: bert_infer's one-layer activations (the device keeps every layer for inference too).
+ * with USE_CUDA); checkpoints go through the host copies (download/upload below). The forward
+ * keeps every layer's activations but ln1, GELU's output and ln2, which the backward pass
+ * recomputes layer by layer. Not yet here: bert_infer's one-layer activations (the device
+ * keeps every layer for inference too).
  */
 #ifndef ZELO_MODEL_CUDA_H
 #define ZELO_MODEL_CUDA_H
@@ -34,7 +36,8 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     double* norm_scratch;     // (1 + chunks) the squared gradient norm, then its chunks' sums
     float* scratch_memory;    // backward pass buffers, one layer's worth, reused across layers
     size_t scratch_capacity;
-    ActivationTensors acts;   // on the device, model.h's layout with every layer kept
+    ActivationTensors acts;   // on the device, model.h's layout with every layer kept but ln1,
+                              // fch_gelu and ln2, one layer each (the backward recomputes them)
     float* acts_memory;
     size_t acts_capacity;     // floats in acts_memory; only grows
     // the batch of the last forward pass, on the device
@@ -65,7 +68,7 @@ void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing pac
 // copies the flat parameter buffer (num_parameters floats on the host, model.h's order) to the device
 void bert_cuda_upload_parameters(BertModelCuda* model, const float* params);
 // bert_forward's contract (model.h) on the device: a packed batch on the host in, model->logits
-// and model->embeddings (host) out; every layer's activations kept on the device
+// and model->embeddings (host) out; the activations the backward pass needs kept on the device
 void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int num_seqs);
 // bert_backward's contract: accumulates into the device gradients the gradient of a loss whose
 // derivatives wrt the last forward pass's logits (S, num_labels) and embeddings (S, C), on the

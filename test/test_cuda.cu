@@ -27,9 +27,11 @@
  * sums, AdamW) are held to the same rule with K = 1.
  *
  * Then the kernels composed (kernels/model_cuda.cu, included below) run a training step of a
- * 2-layer model against model.c's: every activation of the forward pass, every gradient of
- * the backward pass from random derivatives of both outputs, the gradient norm, the clip and
- * one AdamW step, with K the chain of sums through the layers (stated there).
+ * 2-layer model against model.c's: every activation of the forward pass (of ln1, GELU's
+ * output and ln2, which the device keeps for one layer and its backward pass recomputes, the
+ * last layer's), every gradient of the backward pass from random derivatives of both outputs,
+ * the gradient norm, the clip and one AdamW step, with K the chain of sums through the layers
+ * (stated there).
  *
  * Last, whole training steps through model.h's API as train_zelo makes them (bert_to_device,
  * then bert_forward, bert_backward, bert_clip_grad_norm, bert_adamw_update, dispatched by
@@ -394,12 +396,17 @@ static void test_layernorm(const Batch* b, int C) {
     expect_same_bytes("residual_layernorm out", C, d_out, d_out_ref, NC);
     expect_same_bytes("residual_layernorm mean", C, d_mean, d_mean_ref, N);
     expect_same_bytes("residual_layernorm rstd", C, d_rstd, d_rstd_ref, N);
+    // its output recomputed from res and the kept mean and rstd, as the backward pass does for
+    // the outputs the forward did not keep: the forward's bytes, or the gradients would change
+    float* d_recomputed = device_poisoned(NC);
+    layernorm_recompute_cuda(d_recomputed, d_res, d_mean, d_rstd, d_weight, d_bias, N, C, stream);
+    expect_same_bytes("layernorm_recompute out", C, d_recomputed, d_out, NC);
 
     free(inp); free(weight); free(bias); free(out); free(mean); free(rstd); free(dout); free(dinp);
     free(dweight); free(dbias); free(dres); free(a); free(res);
     float* device_buffers[] = {d_inp, d_weight, d_bias, d_out, d_mean, d_rstd, d_dout, d_dinp, d_dweight, d_dbias,
                                d_da, d_db, d_dres_ref, d_dweight2, d_dbias2, d_dweight_ref, d_dbias_ref,
-                               d_res, d_res_ref, d_out_ref, d_mean_ref, d_rstd_ref};
+                               d_res, d_res_ref, d_out_ref, d_mean_ref, d_rstd_ref, d_recomputed};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
 }
 
@@ -828,8 +835,10 @@ static void test_model_step(const Batch* b, int C, int NH) {
     // the worst of the pass, 6x under the tolerance)
     int hs = C / NH;
     double K = (double)L * (5 * C + 4 * C + hs + 2 * b->max_T);
-    size_t sizes[NUM_ACTIVATION_TENSORS];
+    size_t sizes[NUM_ACTIVATION_TENSORS], kept[NUM_ACTIVATION_TENSORS];
     fill_in_activation_sizes(sizes, &cfg, b->N, b->S, b->A, L);
+    // the device keeps one layer of the tensors its backward pass recomputes: the last layer's
+    device_activation_sizes(kept, &cfg, b->N, b->S, b->A);
     size_t num_rows;
     size_t* rows = attention_rows(b, NH, L, &num_rows);
     const float* const* want = (const float* const*)&cpu.acts;
@@ -838,9 +847,9 @@ static void test_model_step(const Batch* b, int C, int NH) {
         if (want[i] == cpu.acts.logits) { continue; }  // below
         if (want[i] == cpu.acts.segmeans) { continue; }  // the cosine head's, which this model does not use
         char name[64];
-        snprintf(name, sizeof(name), "forward %s", ACTIVATION_NAMES[i]);
+        snprintf(name, sizeof(name), "forward %s%s", ACTIVATION_NAMES[i], kept[i] < sizes[i] ? " (last layer)" : "");
         int is_att = i == 5;
-        expect_close_rows(name, C, got[i], want[i], sizes[i], K, is_att ? rows : NULL, num_rows);
+        expect_close_rows(name, C, got[i], want[i] + (sizes[i] - kept[i]), kept[i], K, is_att ? rows : NULL, num_rows);
     }
     // A logit is one dot product of C terms of random signs that cancel to ~1/sqrt(C) of their
     // magnitudes (a logit of 0.2 from terms summing to 10 in magnitude at C = 768): the

@@ -2,7 +2,9 @@
  * dev/cuda/layernorm_forward.cu — kernels/layernorm.cuh's forward (version 1: one warp per
  * row, two passes over the row) against model.c layernorm_forward, then timed; then its
  * fusion with the residual sum before it (residual_layernorm_forward_kernel1) against model.c
- * residual_forward + layernorm_forward, timed beside the unfused pair it replaced.
+ * residual_forward + layernorm_forward, timed beside the unfused pair it replaced; then the
+ * backward pass's recomputation of that output from res and the kept mean and rstd
+ * (layernorm_recompute_kernel1) against the forward's own output, timed.
  * GPU:      make build/gpu/dev_layernorm_forward && build/gpu/dev_layernorm_forward
  * emulator: make build/dev_layernorm_forward && build/dev_layernorm_forward
  */
@@ -79,9 +81,21 @@ int main(void) {
         // reads a and inp once, writes res and out once (the later passes reread res from cache)
         report_time("residual_layernorm_forward_kernel1", ms, 4.0 * NC * sizeof(float), 0, bandwidth, tflops);
 
+        printf("layernorm_recompute N=%d C=%d\n", N, C);
+        float* d_recomputed = device_floats(NC);
+        layernorm_recompute_cuda(d_recomputed, d_res, d_mean, d_rstd, d_weight, d_bias, N, C, 0);
+        cudaCheck(cudaMemcpy(out, d_out, NC * sizeof(float), cudaMemcpyDeviceToHost));
+        // the forward's floats exactly (test_cuda checks the bytes), or the gradients would change
+        validate_result(d_recomputed, out, NC, "out", 0.0);
+        ms = benchmark(100, [&] {
+            layernorm_recompute_cuda(d_recomputed, d_res, d_mean, d_rstd, d_weight, d_bias, N, C, 0);
+        });
+        // reads res once, writes out once
+        report_time("layernorm_recompute_kernel1", ms, 2.0 * NC * sizeof(float), 0, bandwidth, tflops);
+
         cudaCheck(cudaFree(d_inp)); cudaCheck(cudaFree(d_weight)); cudaCheck(cudaFree(d_bias));
         cudaCheck(cudaFree(d_out)); cudaCheck(cudaFree(d_mean)); cudaCheck(cudaFree(d_rstd));
-        cudaCheck(cudaFree(d_a)); cudaCheck(cudaFree(d_res));
+        cudaCheck(cudaFree(d_a)); cudaCheck(cudaFree(d_res)); cudaCheck(cudaFree(d_recomputed));
         free(inp); free(weight); free(bias); free(out); free(mean); free(rstd); free(a); free(res);
     }
     printf("layernorm_forward: all results match\n");

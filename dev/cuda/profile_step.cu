@@ -61,6 +61,7 @@ static void profile_end(const char* name) {
 #define layernorm_backward_cuda(...) PROFILED("layernorm_backward", layernorm_backward_cuda(__VA_ARGS__))
 #define residual_layernorm_forward_cuda(...) PROFILED("residual_layernorm_forward", residual_layernorm_forward_cuda(__VA_ARGS__))
 #define residual_layernorm_backward_cuda(...) PROFILED("residual_layernorm_backward", residual_layernorm_backward_cuda(__VA_ARGS__))
+#define layernorm_recompute_cuda(...) PROFILED("layernorm_recompute", layernorm_recompute_cuda(__VA_ARGS__))
 #define gelu_forward_cuda(...) PROFILED("gelu_forward", gelu_forward_cuda(__VA_ARGS__))
 #define gelu_backward_bias_cuda(...) PROFILED("gelu_backward_bias", gelu_backward_bias_cuda(__VA_ARGS__))
 #define linear_forward_cuda(...) PROFILED("linear_forward", linear_forward_cuda(__VA_ARGS__))
