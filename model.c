@@ -1365,6 +1365,30 @@ float* bert_grad_buffer(BertModel* model, void** device_stream) {
     return model->grads_memory;
 }
 
+int bert_device_memory(const BertModel* model, DeviceMemory* memory) {
+#ifdef USE_CUDA
+    if (ON_DEVICE(model)) {
+        *memory = bert_cuda_memory(model->cuda);
+        return 1;
+    }
+#else
+    (void)model;
+    (void)memory;
+#endif
+    return 0;
+}
+
+size_t device_memory_total(const DeviceMemory* m) {
+    return m->parameters + m->gradients + m->optimizer + m->activations + m->scratch + m->batch;
+}
+
+void device_memory_describe(char* out, size_t n, const DeviceMemory* m) {
+    const double MiB = 1024.0 * 1024.0;
+    snprintf(out, n, "%.1f MiB (parameters %.1f, gradients %.1f, AdamW %.1f, activations %.1f, scratch %.1f, batch %.1f)",
+             device_memory_total(m) / MiB, m->parameters / MiB, m->gradients / MiB, m->optimizer / MiB, m->activations / MiB,
+             m->scratch / MiB, m->batch / MiB);
+}
+
 float bert_clip_grad_norm(BertModel* model, float max_norm) {
 #ifdef USE_CUDA
     if (ON_DEVICE(model)) { return bert_cuda_clip_grad_norm(model->cuda, max_norm); }

@@ -245,6 +245,23 @@ typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
 const char* device_select(Device* device, const char* name);
 // "cpu", "cuda (NVIDIA H200)", ...
 const char* device_describe(Device device);
+// the device memory of a model's buffers on the GPU, in bytes, from the sizes the backend
+// allocated (not asked of the driver, so the same under the CUDA emulator). The buffers only
+// grow, so this is their peak so far; the CUDA context and cuBLAS's workspace come on top
+typedef struct {
+    size_t parameters;   // the flat parameter buffer
+    size_t gradients;    // its gradients, from the first backward pass
+    size_t optimizer;    // AdamW's m and v, from the first update
+    size_t activations;  // what the forward pass keeps for the backward pass
+    size_t scratch;      // the backward pass's buffers, reused by every layer, and the gradient norm's sums
+    size_t batch;        // the batch's ids and layout
+} DeviceMemory;
+// a model on the GPU: its buffers' memory into *memory, returns 1; a model on the CPU: returns 0
+int bert_device_memory(const BertModel* model, DeviceMemory* memory);
+// the sum of the parts
+size_t device_memory_total(const DeviceMemory* m);
+// "1234.5 MiB (parameters 417.6, gradients 417.6, AdamW 835.2, activations ..., scratch ..., batch ...)"
+void device_memory_describe(char* out, size_t n, const DeviceMemory* m);
 // what multiplies matrices on the device (kernels/matmul.cuh); --matmul picks the CPU's only
 #define DEVICE_MATMUL_NAME "the device's (cuBLAS; cpu/gemm.c under the CUDA emulator)"
 // zelo_fit_ratings (zelo_loss.h: same arguments, same results) on the GPU, for a caller whose

@@ -503,6 +503,12 @@ int main(int argc, char** argv) {
         printf("interpolated: %.4g x the model's scores + %.4g x the input run's, each standardised per query\n",
                o.alpha, 1.0 - o.alpha);
     }
+    DeviceMemory memory;
+    if (bert_device_memory(&model, &memory)) {  // the peak: the buffers only grow
+        char line[256];
+        device_memory_describe(line, sizeof(line), &memory);
+        printf("device memory: %s\n", line);
+    }
     write_run(o.out, &cand, scores, &corpus, &queries, o.tag);
     printf("reranked: %s (%d pairs in %.1fs, %.1f pairs/s, %d threads, matrix products: %s)\n", o.out, n, dt,
            dt > 0 ? n / dt : 0.0, omp_get_max_threads(), device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));

@@ -2955,6 +2955,16 @@ static MetricScores retrieval_eval(int ranker, BertModel* model, const Tokenizer
     return m;
 }
 
+// the device memory of the model's buffers, said once after the first step this process trains
+// (later steps add to it only for a batch of more tokens); nothing for a model on the CPU
+static void device_memory_report(const BertModel* model) {
+    DeviceMemory memory;
+    if (!bert_device_memory(model, &memory)) { return; }
+    char line[256];
+    device_memory_describe(line, sizeof(line), &memory);
+    printf("device memory: %s\n", line);
+}
+
 static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* vocab_path, const Collection* c,
                             const TrainSet* t, const Bm25Index* index, const Options* o, int total, int eval_every) {
     BiencoderData data = { t->n, t->K, t->query, t->num_docs, t->docs, t->ratings };
@@ -2992,6 +3002,7 @@ static void train_biencoder(BertModel* model, const Tokenizer* tok, const char* 
         float norm = bert_clip_grad_norm(model, o->grad_clip);
         float lr = learning_rate(o, step, total);
         bert_adamw_update(model, lr, 0.9f, 0.999f, 1e-8f, o->weight_decay, step);
+        if (step == 1) { device_memory_report(model); }
         fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"step_s\": %.3f}\n",
                 step, loss, lr, norm, wall_seconds() - t0);
         fflush(log);
@@ -3292,6 +3303,7 @@ int main(int argc, char** argv) {
         else { bert_adamw_update(&model, lr, 0.9f, 0.999f, 1e-8f, o.weight_decay, step); }
         double dt = wall_seconds() - t0;
         if (!isfinite(loss)) { die("step %d: the loss is %g; lower --lr or check the targets", step, loss); }
+        if (step == first_step + 1) { device_memory_report(&model); }
         if (log != NULL) {
             fprintf(log, "{\"step\": %d, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f}\n",
                     step, loss, lr, norm, (double)tokens / dt);

@@ -46,6 +46,15 @@ static void grow_and_point(float** memory, size_t* capacity, float** ptrs, const
     point_tensors_in(ptrs, *memory, sizes, n);
 }
 
+// the parameter tensors' sizes (NUM_PARAMETER_TENSORS) for a config and packing, the split
+// packing's gates, (L, NH), last as bert_split_segments lays them out; returns their sum. Dies
+// on an invalid config
+static size_t device_parameter_sizes(size_t* sizes, const BertConfig* config, Packing packing) {
+    fill_in_parameter_sizes(sizes, config);
+    if (packing == PACKING_SPLIT) { sizes[XGATE_TENSOR] = split_gate_count(config); }
+    return sum_of(sizes, NUM_PARAMETER_TENSORS);
+}
+
 // the activations the device keeps for N tokens, S sequences and A attention floats per layer:
 // model.h's layout with every layer's, except ln1, fch_gelu and ln2, of which it keeps one
 // layer's, the forward's current one. The backward pass recomputes them layer by layer from
@@ -62,13 +71,25 @@ static size_t device_activation_sizes(size_t* sizes, const BertConfig* cfg, size
     return sum_of(sizes, NUM_ACTIVATION_TENSORS);
 }
 
+// the backward pass's scratch, as model.c's bert_backward: gradients of one layer's
+// activations, reused by every layer. Returns the floats in all
+enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
+static size_t backward_scratch_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A) {
+    size_t C = cfg->hidden_size, NC = N * C;
+    size_t scratch_sizes[NUM_SCRATCH] = {
+        NC, NC, NC, NC, NC, NC, N * cfg->intermediate_size, N * 3 * C, A,
+        S * C * 2,                                  // dcls and dpooled, or the cosine head's dsegmeans
+        S * (size_t)cfg->num_labels + S * C,        // the caller's dlogits and dembeddings
+    };
+    memcpy(sizes, scratch_sizes, sizeof(scratch_sizes));
+    return sum_of(sizes, NUM_SCRATCH);
+}
+
 void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing) {
     memset(model, 0, sizeof(*model));
     model->config = *config;
     model->packing = packing;
-    fill_in_parameter_sizes(model->param_sizes, config);  // dies on an invalid config
-    if (packing == PACKING_SPLIT) { model->param_sizes[XGATE_TENSOR] = split_gate_count(config); }
-    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { model->num_parameters += model->param_sizes[i]; }
+    model->num_parameters = device_parameter_sizes(model->param_sizes, config, packing);
     cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
     point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
     cudaCheck(cudaStreamCreate(&model->stream));
@@ -305,13 +326,8 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     cudaStream_t stream = model->stream;
     int split = model->packing == PACKING_SPLIT;
 
-    // scratch, as model.c's bert_backward: gradients of one layer's activations, reused by every layer
-    enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
-    size_t scratch_sizes[NUM_SCRATCH] = {
-        NC, NC, NC, NC, NC, NC, (size_t)N * I, (size_t)N * 3 * C, A,
-        (size_t)S * C * 2,                 // dcls and dpooled, or the cosine head's dsegmeans
-        (size_t)S * NL + (size_t)S * C,    // the caller's dlogits and dembeddings
-    };
+    size_t scratch_sizes[NUM_SCRATCH];
+    backward_scratch_sizes(scratch_sizes, cfg, N, S, A);
     float* buffers[NUM_SCRATCH];
     grow_and_point(&model->scratch_memory, &model->scratch_capacity, buffers, scratch_sizes, NUM_SCRATCH);
     float *dres2 = buffers[DRES2], *dln1 = buffers[DLN1], *dres1 = buffers[DRES1], *datty = buffers[DATTY];
@@ -401,12 +417,15 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     cudaCheck(cudaStreamSynchronize(stream));  // the caller's dlogits and dembeddings may go now
 }
 
+// the gradient norm's sums over n parameters: the whole, then one per chunk
+static size_t norm_scratch_bytes(size_t n) {
+    return (1 + global_norm_num_chunks(n)) * sizeof(double);
+}
+
 float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm) {
     if (model->grads_memory == NULL) { die("bert_cuda_clip_grad_norm: no gradients (call bert_cuda_backward first)"); }
     size_t n = model->num_parameters;
-    if (model->norm_scratch == NULL) {
-        cudaCheck(cudaMalloc((void**)&model->norm_scratch, (1 + global_norm_num_chunks(n)) * sizeof(double)));
-    }
+    if (model->norm_scratch == NULL) { cudaCheck(cudaMalloc((void**)&model->norm_scratch, norm_scratch_bytes(n))); }
     global_norm_squared_cuda(model->norm_scratch, model->norm_scratch + 1, model->grads_memory, n, model->stream);
     double norm_squared;
     cudaCheck(cudaStreamSynchronize(model->stream));
@@ -435,6 +454,43 @@ void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale,
                           first[r + 1] - first[r], rates[r], beta1, beta2, eps, weight_decay, step, model->stream);
         for (int i = first[r]; i < first[r + 1]; i++) { offset += model->param_sizes[i]; }
     }
+}
+
+// the bytes of set_batch's buffers at capacities of S sequences and N tokens: (S+1) sequence
+// starts and attention offsets, (S) document starts, (2S+1) piece starts; (N) ids, types,
+// embedding types, and the word gradient's grouping, (N) tokens and ids and (N+1) starts;
+// under the split packing the (N, NH) doubles of the gates' gradient
+static size_t batch_bytes(size_t S, size_t N, const BertConfig* cfg, Packing packing) {
+    size_t ints = 2 * (S + 1) + S + (2 * S + 1) + 3 * N + 2 * N + (N + 1);
+    size_t doubles = packing == PACKING_SPLIT ? N * cfg->num_heads : 0;
+    return ints * sizeof(int) + doubles * sizeof(double);
+}
+
+DeviceMemory bert_cuda_memory(const BertModelCuda* model) {
+    size_t P = model->num_parameters * sizeof(float);
+    DeviceMemory m;
+    m.parameters = P;
+    m.gradients = model->grads_memory != NULL ? P : 0;
+    m.optimizer = model->m_memory != NULL ? 2 * P : 0;
+    m.activations = model->acts_capacity * sizeof(float);
+    m.scratch = model->scratch_capacity * sizeof(float) +
+                (model->norm_scratch != NULL ? norm_scratch_bytes(model->num_parameters) : 0);
+    m.batch = model->seq_capacity > 0
+                  ? batch_bytes(model->seq_capacity - 1, model->token_capacity, &model->config, model->packing)
+                  : 0;
+    return m;
+}
+
+DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, size_t N, size_t S, size_t A) {
+    size_t param_sizes[NUM_PARAMETER_TENSORS], act_sizes[NUM_ACTIVATION_TENSORS], scratch_sizes[NUM_SCRATCH];
+    size_t P = device_parameter_sizes(param_sizes, config, packing);
+    DeviceMemory m;
+    m.parameters = m.gradients = P * sizeof(float);
+    m.optimizer = 2 * P * sizeof(float);
+    m.activations = device_activation_sizes(act_sizes, config, N, S, A) * sizeof(float);
+    m.scratch = backward_scratch_sizes(scratch_sizes, config, N, S, A) * sizeof(float) + norm_scratch_bytes(P);
+    m.batch = batch_bytes(S, N, config, packing);
+    return m;
 }
 
 void bert_cuda_free(BertModelCuda* model) {

@@ -82,6 +82,13 @@ float bert_cuda_clip_grad_norm(BertModelCuda* model, float max_norm);
 void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale, float gate_lr_scale, float beta1,
                             float beta2, float eps, float weight_decay, int step);
 void bert_cuda_free(BertModelCuda* model);
+// bert_device_memory's contract (model.h): the model's device buffers now, from their sizes
+DeviceMemory bert_cuda_memory(const BertModelCuda* model);
+// the device memory of a training step (forward, backward, clip, AdamW) on a batch of N tokens in
+// S sequences with A attention floats per layer (NH x the sum of the sequences' squared lengths):
+// what bert_cuda_memory reports after that step on a model just built. Allocates nothing, so it
+// sizes a step for a card not at hand (dev/cuda/bert_step.cu)
+DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, size_t N, size_t S, size_t A);
 // copies the device parameters (num_parameters floats) into params on the host
 void bert_cuda_download_parameters(const BertModelCuda* model, float* params);
 // the AdamW state between host (m, v: num_parameters floats each) and device; download returns 0

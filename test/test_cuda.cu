@@ -31,7 +31,8 @@
  * output and ln2, which the device keeps for one layer and its backward pass recomputes, the
  * last layer's), every gradient of the backward pass from random derivatives of both outputs,
  * the gradient norm, the clip and one AdamW step, with K the chain of sums through the layers
- * (stated there).
+ * (stated there); and the device memory the backend reports, against a formula written out
+ * from the config's sizes, to the byte.
  *
  * Last, whole training steps through model.h's API as train_zelo makes them (bert_to_device,
  * then bert_forward, bert_backward, bert_clip_grad_norm, bert_adamw_update, dispatched by
@@ -805,6 +806,46 @@ static void expect_close_parameters(const char* what, int C, const float* got_de
     }
 }
 
+// the device memory of a training step on a batch of N tokens in S sequences, A attention floats
+// per layer, with P parameters, written out from the config's sizes (kernels/model_cuda.cu has
+// its own way there: the sizes it allocates). Floats but for the batch's ints and the split
+// packing's and the gradient norm's doubles.
+static DeviceMemory expected_training_memory(const BertConfig* cfg, size_t P, size_t N, size_t S, size_t A, int split) {
+    size_t C = cfg->hidden_size, I = cfg->intermediate_size, L = cfg->num_layers, NH = cfg->num_heads;
+    size_t NL = cfg->num_labels;
+    DeviceMemory m;
+    m.parameters = m.gradients = 4 * P;
+    m.optimizer = 2 * 4 * P;  // m and v
+    // each layer keeps qkv, att, atty, res1, fch, res2 and its two LayerNorms' mean and rstd
+    size_t per_layer = N * 3 * C + A + 2 * N * C + N * I + N * C + 4 * N;
+    // once: emb, emb_ln with their mean and rstd; ln1, fch_gelu and ln2, which the backward
+    // recomputes for each layer; the heads' cls, pooled, logits, embeddings and segmeans
+    size_t once = 2 * N * C + 2 * N + N * C + N * I + N * C + S * C + S * C + S * NL + S * C + S * 2 * C;
+    m.activations = 4 * (L * per_layer + once);
+    // the backward's gradients of one layer (dh, dx, dres2, dln1, dres1, datty, dffn, dqkv, datt),
+    // the heads' two (S, C) and the caller's dlogits and dembeddings; the norm's total and chunks
+    m.scratch = 4 * (6 * N * C + N * I + N * 3 * C + A + 2 * S * C + S * NL + S * C) +
+                8 * (1 + global_norm_num_chunks(P));
+    // seq_starts, att_offsets (S+1), split_at (S), piece_starts (2S+1); inputs, types, embed_types,
+    // bucket_tokens, bucket_ids (N), bucket_starts (N+1); the split packing's dgate_rows (N, NH)
+    m.batch = 4 * (2 * (S + 1) + S + 2 * S + 1 + 5 * N + N + 1) + (split ? 8 * N * NH : 0);
+    return m;
+}
+
+static void expect_memory(const char* what, const DeviceMemory* got, const DeviceMemory* want) {
+    char line[256];
+    device_memory_describe(line, sizeof(line), got);
+    int same = got->parameters == want->parameters && got->gradients == want->gradients &&
+               got->optimizer == want->optimizer && got->activations == want->activations &&
+               got->scratch == want->scratch && got->batch == want->batch;
+    printf("  %s: %s%s\n", what, line, same ? ", the formula's to the byte" : "");
+    if (!same) {
+        device_memory_describe(line, sizeof(line), want);
+        CHECK(0, "%s: the formula gives %s (bytes: activations %zu vs %zu, scratch %zu vs %zu, batch %zu vs %zu)", what,
+              line, got->activations, want->activations, got->scratch, want->scratch, got->batch, want->batch);
+    }
+}
+
 static void test_model_step(const Batch* b, int C, int NH) {
     const int L = 2;
     BertConfig cfg = {VOCAB, C, L, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
@@ -892,6 +933,12 @@ static void test_model_step(const Batch* b, int C, int NH) {
     bert_adamw_update(&cpu, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     bert_cuda_adamw_update(&gpu, 1e-3f, 4.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     expect_close("adamw step parameters", C, gpu.params_memory, cpu.params_memory, cpu.num_parameters, 1);
+    // after a whole step every buffer is there: what the backend reports against the formula
+    DeviceMemory want_memory = expected_training_memory(&cfg, cpu.num_parameters, b->N, b->S, b->A, 0);
+    DeviceMemory after_step = bert_cuda_memory(&gpu);
+    expect_memory("device memory after a step", &after_step, &want_memory);
+    DeviceMemory from_shapes = bert_cuda_training_memory(&cfg, PACKING_JOINT, b->N, b->S, b->A);
+    expect_memory("device memory from the shapes", &from_shapes, &want_memory);
     free(dlogits);
     free(dembeddings);
     bert_cuda_free(&gpu);
@@ -1012,6 +1059,17 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
            "apart (gradients of opposite signs near 0), %zu beyond their bound\n", worst, worst_at, at_bound_2lr, beyond);
     CHECK(beyond == 0, "%s AdamW step: %zu weights beyond their bound (worst: weight %zu, %.3g of it)", name,
           beyond, worst_at, worst);
+    // model.h's account of the device memory, the split packing's gates and dgate_rows included
+    size_t A = 0;
+    for (int s = 0; s < S; s++) {
+        size_t T = (size_t)(fx->seq_starts[s + 1] - fx->seq_starts[s]);
+        A += (size_t)cfg->num_heads * T * T;
+    }
+    DeviceMemory memory;
+    CHECK(!bert_device_memory(&cpu, &memory), "%s: bert_device_memory reports memory for a model on the CPU", name);
+    CHECK(bert_device_memory(&dev, &memory), "%s: bert_device_memory reports none for the model on the device", name);
+    DeviceMemory want_memory = expected_training_memory(cfg, cpu.num_parameters, fx->N, S, A, packing == PACKING_SPLIT);
+    expect_memory("device memory after the step", &memory, &want_memory);
     if (packing == PACKING_SPLIT) {
         // AdamW's first step moves a weight by its rate x g / (|g| + eps), the rate itself where
         // |g| >> eps: each gate (no decay) by lr x gate_lr_scale on the device, to its rounding

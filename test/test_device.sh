@@ -6,7 +6,7 @@
 # interrupted and resumed, on the device or on the CPU, continues from its checkpoint; a bad
 # --device is refused; rerank on the device scores the trained models as on the CPU; the rating
 # fit on the device (the run's targets stage, and zelo_fit: $(BUILD)/zelo_fit_emu) gives the
-# CPU's ratings.
+# CPU's ratings; train_zelo and rerank on the device say the device memory of the model's buffers.
 # Tolerance: the losses and gradient norms of the two devices agree within 1e-4 relative. The
 # kernels sum in other orders than model.c (measured: 1e-6 relative after 5 steps here); 1e-4
 # leaves a hundredfold margin and still fails on any wrong layer, whose error is of order 1.
@@ -64,6 +64,17 @@ check "... and so do its gradient norms" \
     close_within "$(field_of grad_norm "$D/a/log.jsonl")" "$(field_of grad_norm "$D/cpu/log.jsonl")"
 check "its evaluation rows are numbers in [0, 1]" \
     awk -F'\t' 'NR > 1 { for (i = 2; i <= 4; i++) if (!($i >= 0 && $i <= 1)) exit 1 }' "$D/a/results.tsv"
+# the device memory line: "device memory: T MiB (parameters P, gradients G, AdamW M, activations A,
+# scratch S, batch B)", once, after the first step (test_cuda holds its bytes to a formula)
+MEMORY_LINE='^device memory: [0-9.]+ MiB \(parameters [0-9.]+, gradients [0-9.]+, AdamW [0-9.]+, activations [0-9.]+, scratch [0-9.]+, batch [0-9.]+\)$'
+check "it says the device memory of the model's buffers once" test "$(grep -cE "$MEMORY_LINE" "$D/a.out")" -eq 1
+# the parts, in MiB rounded to 0.1 (each within 0.05): the gradients as large as the
+# parameters, AdamW's two moments twice that, the total their sum
+check "... gradients as large as the parameters, AdamW twice that, the total their sum" \
+    awk '/^device memory:/ { gsub(/[(),]/, ""); t = $3; p = $6; g = $8; m = $10; a = $12; s = $14; b = $16
+         ok = p > 0 && g == p && m - 2 * p <= 0.15 && 2 * p - m <= 0.15 && (t - p - g - m - a - s - b) ^ 2 <= 0.35 ^ 2 }
+         END { exit !ok }' "$D/a.out"
+check "--device cpu's run says none" test "$(grep -c "^device memory" "$D/cpu.out")" -eq 0
 
 # determinism: a second device run writes the same bytes
 $E --device cuda --run-dir "$D/b" $SMALL >"$D/b.out" 2>&1
@@ -121,6 +132,8 @@ scores_within() {
          END { exit !(n == 240 && m == n && bad == 0) }' "$1" "$2"
 }
 check "... with the CPU's score for every pair within 1e-4" scores_within "$D/rr_cpu.trec" "$D/rr_cuda.trec"
+check "... and says the device memory of the model's buffers" test "$(grep -cE "$MEMORY_LINE" "$D/rr_cuda.out")" -eq 1
+check "rerank --device cpu says none" test "$(grep -c "^device memory" "$D/rr_cpu.out")" -eq 0
 # the split model too: rerank reads the packing from model.bin and keeps it on the device
 RS="--model $D/sp/model.bin --data $D/sp/synthetic --run $D/sp/run.bm25.trec --top 4 --threads 2"
 ./rerank --device cpu $RS --out "$D/rs_cpu.trec" >"$D/rs_cpu.out" 2>&1

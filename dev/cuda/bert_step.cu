@@ -5,14 +5,49 @@
  * transformers' BertForSequenceClassification (dev/bench_hf_step.py). It first checks a small
  * 2-layer step against model.c (test/test_cuda.cu checks every tensor; here the outputs,
  * the gradient norm and the outputs after the update, enough to know the timed code is right).
- * Prints one line per model: "bert_step <name> ms=<per step> tokens_per_s=<...>".
+ * Prints one line per model: "bert_step <name> ms=<per step> tokens_per_s=<...>", and the device
+ * memory of each model's step; first, from the sizes alone (so under the emulator too), the
+ * device memory of BERT-base's step on 64 sequences of 512 tokens (issue 15: it must fit an 80 GB
+ * card) and the most such sequences that fit one.
  */
 #include "model.h"
 #include "kernels/model_cuda.cu"
 #include "dev/cuda/common.h"
 #include "dev/cuda/bert_common.h"
 
+static void print_memory(const char* what, const DeviceMemory* memory) {
+    char line[256];
+    device_memory_describe(line, sizeof(line), memory);
+    printf("bert_step device memory of %s: %s\n", what, line);
+}
+
+// BERT-base's training step on S packed sequences of 512 tokens, from the sizes the backend
+// allocates (nothing is allocated)
+static DeviceMemory bert_base_memory(size_t S) {
+    BertConfig config = bert_config(12, 768, 30522);
+    size_t T = 512;
+    return bert_cuda_training_memory(&config, PACKING_JOINT, S * T, S, (size_t)config.num_heads * S * T * T);
+}
+
+// the issue's target, and the most sequences of 512 tokens whose step fits 80 GB: 80e9 bytes, a
+// few GB under what an 80 GB card reports (81,559 MiB and more), which leaves the CUDA context
+// and cuBLAS's workspace their few hundred MB
+static void print_bert_base_at_512(void) {
+    DeviceMemory at_64 = bert_base_memory(64);
+    print_memory("bert-base, 64 sequences of 512 tokens, from the sizes", &at_64);
+    const double card = 80e9;
+    size_t most = 0;
+    for (;;) {
+        DeviceMemory next = bert_base_memory(most + 1);
+        if ((double)device_memory_total(&next) > card) { break; }
+        most++;
+    }
+    printf("bert_step bert-base at 512 tokens: 64 sequences take %.1f GB; 80 GB holds up to %zu\n",
+           device_memory_total(&at_64) / 1e9, most);
+}
+
 int main(void) {
+    print_bert_base_at_512();
     double bandwidth, tflops;
     print_ceilings(&bandwidth, &tflops);
     matmul_setup();
@@ -83,6 +118,8 @@ int main(void) {
         double flops = config.num_layers * (6.0 * N * 12 * C * C + 12.0 * C * pairs);
         printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f (%zu parameters, %d tokens)\n", names[k], ms,
                N / (ms * 1e-3), flops / (ms * 1e-3) / 1e12, cpu.num_parameters, N);
+        DeviceMemory memory = bert_cuda_memory(&gpu);
+        print_memory(names[k], &memory);
         bert_cuda_free(&gpu);
         bert_free(&cpu);
     }
