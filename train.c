@@ -51,6 +51,10 @@
 
 typedef enum { LOSS_MSE, LOSS_BCE, LOSS_PAIRWISE, LOSS_LISTWISE, LOSS_RATING_PAIRS } LossKind;
 static const char* const loss_names[] = { "mse", "bce", "pairwise", "listwise", "rating-pairs" };
+
+// how the documents of a training group are drawn from its query's candidates
+enum { GROUP_DRAW_UNIFORM, GROUP_DRAW_RANK };
+static const char* const group_draw_names[] = { "uniform", "rank" };
 typedef enum { SCHEDULE_LINEAR, SCHEDULE_COSINE } ScheduleKind;
 
 // where the first stage's candidates come from (--candidates-from); the values are stored in
@@ -106,6 +110,7 @@ typedef struct {
     int max_len;               // tokens of a (query, document) sequence
     int batch_size;            // sequences per micro-batch
     int group_size;            // documents of one query in a batch
+    int group_draw;            // GROUP_DRAW_UNIFORM or GROUP_DRAW_RANK: how a group's documents are drawn
     int grad_accum;            // micro-batches per optimizer step
     int steps;                 // optimizer steps of a round (0: one epoch over the training items, at least DEFAULT_MIN_STEPS)
     int rounds;                // rounds of training; each after the first trains on failures mined by the one before
@@ -158,6 +163,7 @@ static void options_default(Options* o) {
     o->max_len = 0;
     o->batch_size = 32;
     o->group_size = 8;
+    o->group_draw = GROUP_DRAW_UNIFORM;
     o->grad_accum = 1;
     o->steps = 0;
     o->rounds = 1;
@@ -252,6 +258,9 @@ static void usage(FILE* fp) {
 "  --batch-size N        sequences per micro-batch of each process [32]; with mpirun -np P\n"
 "                        a step trains on P x N x --grad-accum sequences\n"
 "  --group-size N        documents of one query in a batch [8]\n"
+"  --group-draw uniform|rank   how a group's documents are drawn from the query's\n"
+"                        candidates: uniform, or weighted by 1/log2(2 + their rank by\n"
+"                        rating), NDCG's discount [uniform]\n"
 "  --grad-accum N        micro-batches per optimizer step [1]\n"
 "  --head-fit N          fit the score head on the frozen encoder's features of N\n"
 "                        training sequences before training (0: off) [0]\n"
@@ -334,7 +343,7 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_COSINE_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH,
-           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS, O_PACKING, O_GATE_INIT, O_GATE_LR };
+           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS, O_PACKING, O_GATE_INIT, O_GATE_LR, O_GROUP_DRAW };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -355,6 +364,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"heads", required_argument, 0, O_HEADS}, {"intermediate", required_argument, 0, O_INTER},
         {"loss", required_argument, 0, O_LOSS}, {"max-len", required_argument, 0, O_MAX_LEN},
         {"batch-size", required_argument, 0, O_BATCH}, {"group-size", required_argument, 0, O_GROUP},
+        {"group-draw", required_argument, 0, O_GROUP_DRAW},
         {"grad-accum", required_argument, 0, O_ACCUM}, {"steps", required_argument, 0, O_STEPS},
         {"lr", required_argument, 0, O_LR}, {"head-lr-scale", required_argument, 0, O_HEAD_LR_SCALE}, {"head", required_argument, 0, O_HEAD}, {"cosine-scale", required_argument, 0, O_COSINE_SCALE},
         {"packing", required_argument, 0, O_PACKING}, {"gate-init", required_argument, 0, O_GATE_INIT},
@@ -437,6 +447,11 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_MAX_LEN: o->max_len = parse_int_option("max-len", optarg, 8, 1 << 20); break;
             case O_BATCH: o->batch_size = parse_int_option("batch-size", optarg, 1, 1 << 20); break;
             case O_GROUP: o->group_size = parse_int_option("group-size", optarg, 2, 1 << 20); break;
+            case O_GROUP_DRAW:
+                if (strcmp(optarg, "uniform") == 0) { o->group_draw = GROUP_DRAW_UNIFORM; }
+                else if (strcmp(optarg, "rank") == 0) { o->group_draw = GROUP_DRAW_RANK; }
+                else { fprintf(stderr, "train_zelo: --group-draw must be uniform or rank, not '%s'\n", optarg); exit(2); }
+                break;
             case O_ACCUM: o->grad_accum = parse_int_option("grad-accum", optarg, 1, 1 << 20); break;
             case O_STEPS: o->steps = parse_int_option("steps", optarg, 1, 1 << 30); break;
             case O_LR: o->lr = (float)parse_number_option("lr", optarg, 1e-12, 10.0); break;
@@ -1476,6 +1491,8 @@ typedef struct {
     float* rpair_p;
     int cap_rating_pairs;
     int* local;         // (K,) scratch: batch position of each candidate of a query, -1 if absent
+    double* weight;     // (K,) scratch: each candidate's weight in a rank-weighted draw
+    int* drawn;         // (K,) scratch: the candidates it drew, in order
 } MicroBatch;
 
 static void microbatch_init(MicroBatch* mb, int n, int groups, int K) {
@@ -1495,11 +1512,13 @@ static void microbatch_init(MicroBatch* mb, int n, int groups, int K) {
     mb->rpair_b = (int*)mallocCheck((size_t)mb->cap_rating_pairs * sizeof(int));
     mb->rpair_p = (float*)mallocCheck((size_t)mb->cap_rating_pairs * sizeof(float));
     mb->local = (int*)mallocCheck((size_t)K * sizeof(int));
+    mb->weight = (double*)mallocCheck((size_t)K * sizeof(double));
+    mb->drawn = (int*)mallocCheck((size_t)K * sizeof(int));
 }
 
 static void microbatch_free(MicroBatch* mb) {
     free(mb->query); free(mb->doc); free(mb->target); free(mb->rating); free(mb->group_start);
-    free(mb->pair_a); free(mb->pair_b); free(mb->pair_p); free(mb->local);
+    free(mb->pair_a); free(mb->pair_b); free(mb->pair_p); free(mb->local); free(mb->weight); free(mb->drawn);
     free(mb->rpair_a); free(mb->rpair_b); free(mb->rpair_p);
 }
 
@@ -1509,7 +1528,24 @@ static void microbatch_free(MicroBatch* mb) {
 // r-th run of `groups` of them, so the step's sequences are those of one process whose
 // --batch-size is the sum of the ranks'. Each rank draws (and counts) them all, as the others'
 // groups shape the generator's stream; room for one group more than it keeps (microbatch_init).
-static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int group_size, uint64_t seed, int step, int micro) {
+// --group-draw rank: `want` of query i's nd candidates, without replacement, each with weight
+// 1/log2(2 + r), r its rank by rating (0 the best): NDCG's discount, so that the pairs near the
+// top of the ratings, the ones NDCG@10 reads, are trained on more often than the tail's, and
+// every candidate still comes up (the last of 50 at a sixth of the first's weight)
+static void group_draw_by_rank(MicroBatch* mb, const TrainSet* t, int i, int want, ZeloRng* rng) {
+    int nd = t->num_docs[i];
+    const float* rating = t->ratings + (size_t)i * t->K;
+    for (int j = 0; j < nd; j++) {
+        int rank = 0;
+        for (int k = 0; k < nd; k++) { rank += rating[k] > rating[j] || (rating[k] == rating[j] && k < j); }
+        mb->weight[j] = 1.0 / log2(2.0 + rank);
+    }
+    zelo_rng_draw_weighted(mb->drawn, mb->weight, nd, want, rng);
+    for (int d = 0; d < want; d++) { mb->local[mb->drawn[d]] = mb->n + d; }
+}
+
+static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int group_size, int draw,
+                              uint64_t seed, int step, int micro) {
     ZeloRng rng;
     zelo_rng_seed(&rng, seed ^ (0xA24BAED4963EE407ull * (uint64_t)(step + 1)) ^ (0x9FB21C651E98DF25ull * (uint64_t)(micro + 1)));
     mb->n = 0;
@@ -1526,6 +1562,10 @@ static void microbatch_sample(MicroBatch* mb, const TrainSet* t, int groups, int
         mb->group_start[mb->num_groups++] = mb->n;
         int64_t p0 = t->pair_start[i], np = t->pair_start[i + 1] - p0;
         int taken = 0;
+        if (draw == GROUP_DRAW_RANK) {
+            group_draw_by_rank(mb, t, i, want, &rng);
+            taken = want;
+        }
         // documents joined by judged pairs first, drawn at random, then any to fill up
         for (int tries = 0; taken < want && tries < 4 * want && np > 0; tries++) {
             int64_t e = p0 + zelo_rng_below(&rng, (int)np);
@@ -1873,6 +1913,8 @@ static int training_settings(Setting* s, const Options* o, const Collection* c, 
     // another number of processes whose batches add up to the same step (microbatch_sample)
     s[n].option = "--batch-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->batch_size * dist.size);
     s[n].option = "--group-size"; snprintf(s[n++].value, sizeof(s->value), "%d", o->group_size);
+    s[n].recorded = o->group_draw != GROUP_DRAW_UNIFORM;  // as runs did before --group-draw
+    s[n].option = "--group-draw"; snprintf(s[n++].value, sizeof(s->value), "%s", group_draw_names[o->group_draw]);
     s[n].option = "--grad-accum"; snprintf(s[n++].value, sizeof(s->value), "%d", o->grad_accum);
     s[n].option = "--max-len"; snprintf(s[n++].value, sizeof(s->value), "%d", o->max_len);
     s[n].option = "--head-fit"; snprintf(s[n++].value, sizeof(s->value), "%d", o->head_fit);
@@ -3285,7 +3327,7 @@ int main(int argc, char** argv) {
         double loss = 0.0;
         int64_t tokens = 0;
         for (int micro = 0; micro < o.grad_accum; micro++) {
-            microbatch_sample(&mb, train, groups, o.group_size, o.seed, step, micro);
+            microbatch_sample(&mb, train, groups, o.group_size, o.group_draw, o.seed, step, micro);
             batch_encode(&batch, &tok, &c.queries, &c.corpus, mb.query, mb.doc, mb.n);
             bert_forward(&model, batch.ids, batch.types, batch.seq_starts, batch.n_seqs);
             double mb_loss = batch_loss(dlogits, model.logits, &mb, o.loss, o.link);

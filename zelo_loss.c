@@ -70,6 +70,20 @@ int zelo_rng_below(ZeloRng* rng, int n) {
     return (int)(((zelo_rng_next(rng) >> 32) * (uint64_t)n) >> 32);
 }
 
+void zelo_rng_draw_weighted(int* chosen, double* weight, int n, int want, ZeloRng* rng) {
+    double total = 0.0;
+    for (int j = 0; j < n; j++) { total += weight[j]; }
+    for (int d = 0; d < want; d++) {
+        double u = zelo_rng_uniform(rng) * total;
+        int j = 0;
+        while (j < n - 1 && (weight[j] == 0.0 || u >= weight[j])) { u -= weight[j++]; }
+        while (weight[j] == 0.0) { j--; }  // u rounded past the last index still in: the one before
+        chosen[d] = j;
+        total -= weight[j];
+        weight[j] = 0.0;
+    }
+}
+
 // ----------------------------------------------------------------------------
 // pair graphs
 

@@ -37,6 +37,10 @@ uint64_t zelo_rng_next(ZeloRng* rng);
 double zelo_rng_uniform(ZeloRng* rng);  // [0, 1)
 double zelo_rng_normal(ZeloRng* rng);   // N(0, 1)
 int zelo_rng_below(ZeloRng* rng, int n); // uniform in [0, n)
+// `want` distinct indices of [0, n) into chosen (want,), one after another, each with probability
+// proportional to its weight among those not yet drawn (weights > 0, want <= n); weight (n,) is
+// scratch: a drawn index's weight is set to 0
+void zelo_rng_draw_weighted(int* chosen, double* weight, int n, int want, ZeloRng* rng);
 
 // ----------------------------------------------------------------------------
 // pair graphs: the union of k/2 random Hamiltonian cycles over n candidates
