@@ -374,17 +374,24 @@ done
 # close together), and a resume with another --head-fit is refused
 P="$D/p"
 mkdir -p "$P" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$P/"
-$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 64 --stop-at 3 >"$P.out" 2>&1
+$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 64 --group-draw rank --stop-at 3 >"$P.out" 2>&1
 check "a rating-pairs run with --head-fit 64 stops after step 3 (see $P.out)" grep -q "stopped after step 3" "$P.out"
 check "... on the cls head, which --head-fit fits (the default then)" grep -q "^score head: cls, .*(--export and --head-fit want it)" "$P.out"
 check "... fitted the head on 64 sequences and said its held-out R^2" \
     grep -qE "^head fit: 64 sequences, ridge alpha [0-9.e+-]+, held-out R\^2 -?[0-9.]+ \(12 of them\)" "$P.out"
 check "... recorded --loss rating-pairs" grep -q "^--loss	rating-pairs$" "$P/training.tsv"
 check "... and --head-fit 64" grep -q "^--head-fit	64$" "$P/training.tsv"
+check "... and --group-draw rank" grep -q "^--group-draw	rank$" "$P/training.tsv"
+check "a run with the uniform draw (the default) records no --group-draw" test "$(grep -c -- "--group-draw" "$D/a/training.tsv")" = 0
 check "... logged three finite losses, the first near ln 2" \
     python3 -c 'import json, sys; L = [json.loads(l)["loss"] for l in open(sys.argv[1]) if "\"loss\"" in l]; sys.exit(not (len(L) == 3 and 0.3 < L[0] < 1.0 and all(0 < x < 5 for x in L)))' "$P/log.jsonl"
-$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 32 --resume >"$P.bad" 2>&1
+$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 32 --group-draw rank --resume >"$P.bad" 2>&1
 check "--resume with another --head-fit is refused, naming both values" grep -q -- "--head-fit is 32 in this run, 64 in" "$P.bad"
+$T --run-dir "$P" $SMALL --loss rating-pairs --head-fit 64 --resume >"$P.bad2" 2>&1
+check "--resume with the uniform draw after a rank-weighted one is refused, naming it" grep -q -- "--group-draw is rank in the run that wrote the checkpoint, not set in this run" "$P.bad2"
+$T --run-dir "$D/gbad" $SMALL --group-draw top >"$D/gbad.out" 2>&1
+check "--group-draw top is refused" test $? -eq 2
+check "... saying what it takes" grep -q -- "--group-draw must be uniform or rank, not 'top'" "$D/gbad.out"
 
 # stage files made under other settings are refused, never reused
 $T --run-dir "$D/a" $SMALL --candidates 20 >"$D/c.out" 2>&1
