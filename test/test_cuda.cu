@@ -69,176 +69,7 @@ extern "C" {
 // define their kernels and launchers (llm.c's manner)
 #include "kernels/model_cuda.cu"
 
-#define UNIT_ROUNDOFF 5.9604644775390625e-8  // 2^-24
-#define TOL_FACTOR 64.0
-
-static double tolerance(double K) { return TOL_FACTOR * UNIT_ROUNDOFF * sqrt(K); }
-
-// ---- random inputs ----
-
-static uint64_t rng_state;
-static uint32_t rng_u32(void) {
-    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
-    return (uint32_t)(rng_state >> 33);
-}
-static float rng_uniform(float lo, float hi) { return lo + (hi - lo) * (float)(rng_u32() >> 8) * (1.0f / 16777216.0f); }
-
-static float* host_random(size_t n, float lo, float hi) {
-    float* x = (float*)mallocCheck(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) { x[i] = rng_uniform(lo, hi); }
-    return x;
-}
-
-// ---- device buffers ----
-
-static float* device_from(const float* x, size_t n) {
-    float* d;
-    cudaCheck(cudaMalloc((void**)&d, n * sizeof(float)));
-    cudaCheck(cudaMemcpy(d, x, n * sizeof(float), cudaMemcpyHostToDevice));
-    return d;
-}
-static int* device_from_ints(const int* x, size_t n) {
-    int* d;
-    cudaCheck(cudaMalloc((void**)&d, n * sizeof(int)));
-    cudaCheck(cudaMemcpy(d, x, n * sizeof(int), cudaMemcpyHostToDevice));
-    return d;
-}
-// an output the kernel must write in full: every byte 0xFF, a NaN in every float
-static float* device_poisoned(size_t n) {
-    float* d;
-    cudaCheck(cudaMalloc((void**)&d, n * sizeof(float)));
-    cudaCheck(cudaMemset(d, 0xFF, n * sizeof(float)));
-    return d;
-}
-static void poison(float* d, size_t n) { cudaCheck(cudaMemset(d, 0xFF, n * sizeof(float))); }
-
-static cudaStream_t stream;
-
-// copies n floats back (after the stream's work) into a new host buffer
-static float* host_from(const float* d, size_t n) {
-    cudaCheck(cudaStreamSynchronize(stream));
-    float* x = (float*)mallocCheck(n * sizeof(float));
-    cudaCheck(cudaMemcpy(x, d, n * sizeof(float), cudaMemcpyDeviceToHost));
-    return x;
-}
-
-// ---- comparison ----
-
-static double worst_error_seen = 0.0;
-
-// checks the device tensor got (n) against the reference want; K is the longest chain of
-// sums behind an entry (see the top of the file); prints the worst error either way. The
-// scale rms(want) is taken over the whole tensor, or, when rows is not NULL, over each of
-// its num_rows rows, rows[r] to rows[r + 1] (attention probabilities: a row of a length-7
-// sequence holds values ~70 times those of a length-512 one)
-static void expect_close_rows(const char* what, int C, const float* got_device, const float* want, size_t n, double K,
-                              const size_t* rows, size_t num_rows) {
-    float* got = host_from(got_device, n);
-    double worst = 0.0;
-    size_t worst_at = 0;
-    int bad = 0;  // NaN (an unwritten entry) or infinite
-    int zero_scale = 0;  // a reference of zeros only: the check would measure nothing
-    for (size_t r = 0; r < (rows ? num_rows : 1); r++) {
-        size_t begin = rows ? rows[r] : 0, end = rows ? rows[r + 1] : n;
-        double sq = 0.0;
-        for (size_t i = begin; i < end; i++) { sq += (double)want[i] * want[i]; }
-        double rms = sqrt(sq / (double)(end - begin));
-        if (!(rms > 0.0) && !rows) { zero_scale = 1; }
-        for (size_t i = begin; i < end; i++) {
-            // an exact match is no error even where the scale is zero (the rows of a length-1
-            // sequence's dS are exactly 0 on both sides)
-            double diff = fabs((double)got[i] - want[i]);
-            double err = diff == 0.0 ? 0.0 : diff / (fabs(want[i]) + rms);
-            if (!isfinite(got[i]) || !(err == err)) {
-                if (!bad) { worst_at = i; }
-                bad = 1;
-            } else if (err > worst && !bad) {
-                worst = err;
-                worst_at = i;
-            }
-        }
-    }
-    double tol = tolerance(K);
-    printf("  C=%-4d %-28s worst error %.2e (tolerance %.1e)%s\n", C, what, worst, tol, bad ? "  NON-FINITE" : "");
-    CHECK(!bad && !zero_scale && worst <= tol, "C=%d %s: %s at %zu: got %g, want %g (error %.3g, tolerance %.3g)",
-          C, what, bad ? "non-finite" : (zero_scale ? "all-zero reference" : "too far"), worst_at, got[worst_at],
-          want[worst_at], worst, tol);
-    if (!bad && worst > worst_error_seen) { worst_error_seen = worst; }
-    free(got);
-}
-
-static void expect_close(const char* what, int C, const float* got_device, const float* want, size_t n, double K) {
-    expect_close_rows(what, C, got_device, want, n, K, NULL, 0);
-}
-
-// whether two device tensors hold the same bytes: two runs of a kernel, or a fused kernel's
-// output and its unfused pair's
-static void expect_same_bytes(const char* what, int C, const float* a_device, const float* b_device, size_t n) {
-    float* a = host_from(a_device, n);
-    float* b = host_from(b_device, n);
-    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "C=%d %s: the bytes differ", C, what);
-    free(a);
-    free(b);
-}
-
-// ---- the batch ----
-
-#define NUM_SEQS 5
-static const int SEQ_LENGTHS[NUM_SEQS] = {33, 1, 512, 7, 130};
-// where each sequence's document starts under the split packing (model.h, Packing), relative
-// to the sequence: inside it, or T for the sequences of 1 and 7 tokens, which have none
-static const int SPLIT_POINTS[NUM_SEQS] = {12, 1, 300, 7, 64};
-#define VOCAB 50       // few ids: many tokens share a row of wte, as in real text
-#define TYPES 2
-#define MAX_POSITION 512
-
-typedef struct {
-    int S, N, max_T;
-    int seq_starts[NUM_SEQS + 1];
-    int* ids;          // (N)
-    int* types;        // (N)
-    int att_offsets[NUM_SEQS + 1];  // for NH heads, as model.c
-    int A;
-    // on the device
-    int *d_seq_starts, *d_ids, *d_types, *d_att_offsets;
-} Batch;
-
-static Batch make_batch(int NH) {
-    Batch b;
-    b.S = NUM_SEQS;
-    b.seq_starts[0] = 0;
-    b.max_T = 0;
-    b.A = 0;
-    for (int s = 0; s < NUM_SEQS; s++) {
-        int T = SEQ_LENGTHS[s];
-        b.seq_starts[s + 1] = b.seq_starts[s] + T;
-        b.att_offsets[s] = b.A;
-        b.A += NH * T * T;
-        if (T > b.max_T) { b.max_T = T; }
-    }
-    b.att_offsets[NUM_SEQS] = b.A;
-    b.N = b.seq_starts[NUM_SEQS];
-    b.ids = (int*)mallocCheck((size_t)b.N * sizeof(int));
-    b.types = (int*)mallocCheck((size_t)b.N * sizeof(int));
-    for (int t = 0; t < b.N; t++) {
-        b.ids[t] = (int)(rng_u32() % VOCAB);
-        b.types[t] = (int)(rng_u32() % TYPES);
-    }
-    b.d_seq_starts = device_from_ints(b.seq_starts, NUM_SEQS + 1);
-    b.d_ids = device_from_ints(b.ids, b.N);
-    b.d_types = device_from_ints(b.types, b.N);
-    b.d_att_offsets = device_from_ints(b.att_offsets, NUM_SEQS + 1);
-    return b;
-}
-
-static void free_batch(Batch* b) {
-    free(b->ids);
-    free(b->types);
-    cudaCheck(cudaFree(b->d_seq_starts));
-    cudaCheck(cudaFree(b->d_ids));
-    cudaCheck(cudaFree(b->d_types));
-    cudaCheck(cudaFree(b->d_att_offsets));
-}
+#include "test/cuda_check.h"
 
 // ---- the layers ----
 
@@ -517,22 +348,6 @@ static void test_linear(const Batch* b, int C) {
     test_linear_shape("linear_forward classifier", "linear_backward classifier", b->S, C, 1, C);
 }
 
-// the rows of the (NH, T, T) attention blocks of L layers, for expect_close_rows: each row its
-// own scale; returns the (num_rows + 1) boundaries
-static size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_rows) {
-    *num_rows = (size_t)L * NH * b->N;
-    size_t* rows = (size_t*)mallocCheck((*num_rows + 1) * sizeof(size_t));
-    rows[0] = 0;
-    size_t r = 0;
-    for (int l = 0; l < L; l++) {
-        for (int s = 0; s < b->S; s++) {
-            int T = b->seq_starts[s + 1] - b->seq_starts[s];
-            for (int i = 0; i < NH * T; i++, r++) { rows[r + 1] = rows[r] + (size_t)T; }
-        }
-    }
-    return rows;
-}
-
 // The attention of each layout: joint (split_at = T everywhere, no gates), and the split
 // packing's (SPLIT_POINTS), where a score across the segments gets the head's gate (drawn in
 // [-2, 1]: a key across weighs e^-2 to e^1 of what it would) and the backward also returns the
@@ -706,13 +521,9 @@ static void test_pooler(const Batch* b, int C) {
 // ---- the optimizer side, on a whole parameter buffer: AdamW, global norm and clip ----
 
 static void test_optimizer(int C, int NH) {
-    BertConfig cfg = {VOCAB, C, 2, NH, 4 * C, MAX_POSITION, TYPES, 1, 1e-12f};
     BertModel model;
-    bert_build(&model, &cfg);
+    random_model(&model, C, NH);
     size_t n = model.num_parameters;
-    for (size_t i = 0; i < n; i++) { model.params_memory[i] = rng_uniform(-1.0f, 1.0f); }
-    model.grads_memory = malloc_and_point_parameters(&model.grads, model.param_sizes);
-    for (size_t i = 0; i < n; i++) { model.grads_memory[i] = rng_uniform(-1.0f, 1.0f); }
     float *d_params = device_from(model.params_memory, n), *d_grads = device_from(model.grads_memory, n);
     float *d_m, *d_v;
     cudaCheck(cudaMalloc((void**)&d_m, n * sizeof(float)));
@@ -1166,14 +977,11 @@ static void test_minilm_step(const char* dir) {
 }
 
 int main(int argc, char** argv) {
-    uint64_t seed = argc > 1 ? strtoull(argv[1], NULL, 10) : (uint64_t)time(NULL);
-    rng_state = seed;
-    printf("test_cuda: seed %llu (rerun with: test_cuda %llu)\n", (unsigned long long)seed, (unsigned long long)seed);
+    seed_from_args("test_cuda", argc, argv);
     cudaCheck(cudaStreamCreate(&stream));
     matmul_setup();
-    const int hidden[3] = {128, 384, 768}, heads[3] = {2, 6, 12};
-    for (int k = 0; k < 3; k++) {
-        int C = hidden[k], NH = heads[k];
+    for (int k = 0; k < NUM_SHAPES; k++) {
+        int C = HIDDEN_SIZES[k], NH = NUM_HEADS[k];
         Batch b = make_batch(NH);
         test_embeddings(&b, C);
         test_layernorm(&b, C);
