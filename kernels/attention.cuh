@@ -19,11 +19,17 @@
  * The gates' gradient, the sum of those scores' dS, is taken without atomics too: the query
  * kernel writes each row's sum, one per (token, head), and one more kernel adds the rows up
  * per head in a fixed order, that of model.c's bert_backward.
+ *
+ * The forward is templated on floatX, the storage type of qkv, out and att (kernels/bf16.cuh):
+ * float, or bf16 with the same float arithmetic: the scores, their softmax (maximum, exps,
+ * sum) and the products with V are float either way, and P V takes the float probabilities,
+ * not their stored rounding. The gates are float in both (the fp32 master's, NH per layer).
+ * The backward is fp32 only, so far.
  */
 #ifndef ZELO_KERNELS_ATTENTION_CUH
 #define ZELO_KERNELS_ATTENTION_CUH
 
-#include "kernels/common.cuh"
+#include "kernels/bf16.cuh"
 
 // where the block of token t and head h finds its sequence: the sequence s, its first token,
 // its length T, t's row i in it, and the offset of the head's (T, T) block in att
@@ -49,9 +55,10 @@ __device__ __forceinline__ bool across_segments(int i, int j, int split) {
 
 // grid (N, NH); dynamic shared memory (max_T + 32) floats. gates (NH): the layer's, added to
 // the scores across the segments; NULL adds nothing (the joint packing)
-__global__ void attention_forward_kernel1(float* out, float* att, const float* qkv, const int* seq_starts,
-                                          const int* att_offsets, const int* split_at, const float* gates,
-                                          int S, int C, int NH) {
+template <typename floatX>
+__global__ void attention_forward_kernel1(floatX* out, floatX* att, const floatX* qkv, const int* seq_starts,
+                                          const int* att_offsets, const int* split_at, const float* gates, int S, int C,
+                                          int NH) {
     extern __shared__ float smem[];
     int t = blockIdx.x, h = blockIdx.y, hs = C / NH;
     AttentionRow r = attention_row(seq_starts, att_offsets, S, t, h);
@@ -59,12 +66,12 @@ __global__ void attention_forward_kernel1(float* out, float* att, const float* q
     float scale = 1.0f / sqrtf((float)hs);
     float* p = smem;          // (T) this query's row of scores, then of probabilities
     float* scratch = smem + T; // (32) for block_reduce
-    const float* q = qkv + (size_t)t * 3 * C + h * hs;
+    const floatX* q = qkv + (size_t)t * 3 * C + h * hs;
     float local_max = -INFINITY;
     for (int j = threadIdx.x; j < T; j += blockDim.x) {
-        const float* k = qkv + (size_t)(start + j) * 3 * C + C + h * hs;
+        const floatX* k = qkv + (size_t)(start + j) * 3 * C + C + h * hs;
         float dot = 0.0f;
-        for (int d = 0; d < hs; d++) { dot += q[d] * k[d]; }
+        for (int d = 0; d < hs; d++) { dot += to_float(q[d]) * to_float(k[d]); }
         p[j] = scale * dot;
         if (gates != NULL && across_segments(r.i, j, split)) { p[j] += gates[h]; }
         local_max = fmaxf(local_max, p[j]);
@@ -77,17 +84,17 @@ __global__ void attention_forward_kernel1(float* out, float* att, const float* q
         local_sum += p[j];
     }
     float inv = 1.0f / block_reduce(local_sum, scratch, 0);
-    float* att_row = att + r.head + (size_t)r.i * T;
+    floatX* att_row = att + r.head + (size_t)r.i * T;
     for (int j = threadIdx.x; j < T; j += blockDim.x) {
         p[j] *= inv;
-        att_row[j] = p[j];
+        att_row[j] = from_float<floatX>(p[j]);
     }
     __syncthreads();
-    const float* v = qkv + (size_t)start * 3 * C + 2 * C + h * hs;
+    const floatX* v = qkv + (size_t)start * 3 * C + 2 * C + h * hs;
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < T; j++) { acc += p[j] * v[(size_t)j * 3 * C + d]; }
-        out[(size_t)t * C + h * hs + d] = acc;
+        for (int j = 0; j < T; j++) { acc += p[j] * to_float(v[(size_t)j * 3 * C + d]); }
+        out[(size_t)t * C + h * hs + d] = from_float<floatX>(acc);
     }
 }
 
@@ -184,13 +191,15 @@ __global__ void attention_gate_backward_kernel1(float* dgates, const double* dga
 
 #define ATTENTION_BLOCK_SIZE 128
 
-// gates (NH): the layer's split-packing gates, or NULL (the joint packing)
-void attention_forward_cuda(float* out, float* att, const float* qkv, const int* seq_starts, const int* att_offsets,
+// gates (NH): the layer's split-packing gates, or NULL (the joint packing); floatX (float or
+// bf16) deduced from out, att and qkv
+template <typename floatX>
+void attention_forward_cuda(floatX* out, floatX* att, const floatX* qkv, const int* seq_starts, const int* att_offsets,
                             const int* split_at, const float* gates, int S, int N, int max_T, int C, int NH,
                             cudaStream_t stream) {
     dim3 grid(N, NH);
     size_t smem = (size_t)(max_T + 32) * sizeof(float);
-    attention_forward_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(out, att, qkv, seq_starts, att_offsets, split_at, gates, S, C, NH);
+    attention_forward_kernel1<floatX><<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(out, att, qkv, seq_starts, att_offsets, split_at, gates, S, C, NH);
     cudaCheck(cudaGetLastError());
 }
 

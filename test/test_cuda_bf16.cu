@@ -1,0 +1,523 @@
+/*
+ * test/test_cuda_bf16.cu — the bf16 kernels: the conversions of kernels/bf16.cuh, and the
+ * layers templated on their storage type run with floatX = bf16 (LayerNorm forward, backward,
+ * their residual-fused forms and the recomputation; GELU forward and its backward fused with
+ * the bias gradient; the attention forward over packed sequences, both packings) and AdamW
+ * writing the bf16 copy of its fp32 master. Seeded as test_cuda (`test_cuda_bf16 SEED`
+ * repeats a run), on test_cuda's packed batch (test/cuda_check.h) at C = 128, 384 and 768.
+ *
+ * Each output is checked twice.
+ * 1. Against model.c's function of the same name, in fp32, fed the SAME bf16-rounded inputs
+ *    (every random input is drawn as a float and rounded to bf16 first, so that the kernel's
+ *    bf16 and the reference's float hold the same values). Tolerances, per output:
+ *    - an output kept in float (LayerNorm's mean and rstd, the weight and bias gradients,
+ *      AdamW's master weights, m and v): test_cuda's fp32 bound, |got - want| <= tol (|want| +
+ *      rms), tol = 64 u sqrt(K), u = 2^-24, K the longest chain of sums (stated at each
+ *      check): the kernel computes in float from the same inputs, so only the order of its
+ *      sums and the math library's few ulp separate it from model.c;
+ *    - an output stored in bf16: the kernel computes y in float, within that bound of want
+ *      (y = want + delta, |delta| <= tol (|want| + rms)), then stores got = RNE(y). bf16 keeps
+ *      8 significant bits, so rounding to nearest moves y by at most half an ulp, 2^(e-8) for
+ *      2^e <= |y|: |got - y| <= 2^-8 |y|. Hence |got - want| <= 2^-8 |want| + (1 + 2^-8)
+ *      |delta|: each entry may be off by 2^-8 of itself on top of the fp32 bound, and no more
+ *      (expect_close_host with rounding 2^-8: the error printed is what exceeds 2^-8 |want|,
+ *      over (1 + 2^-8)(|want| + rms)).
+ *    The 2^-8 is the exact bound of one rounding, not a margin, and the fp32 part is 1e-4 at
+ *    most: so a kernel that rounds anything to bf16 before its last store (a statistic, a sum,
+ *    a score, the master weights, AdamW's moments) fails, because over 10^4 to 10^6 entries
+ *    some take both roundings near their worst (the checks that catch each such change are
+ *    named at the checks: each was made to the kernel and seen to fail).
+ * 2. Against the fp32 kernel (floatX = float), the twin, fed the same values as floats:
+ *    floatX = bf16 computes the same floats from the same inputs, so a float output holds the
+ *    twin's bytes and a bf16 output the twin's bytes rounded once (RNE on the host): any
+ *    arithmetic of the bf16 kernel that differs from the fp32 backend's shows here, to the
+ *    bit. (Not yet run on a GPU, where this takes nvcc to contract the same multiply-adds into
+ *    FMAs in both instantiations of the same source.)
+ * And the rounding itself: __float2bfloat16_rn on the host and float_to_bf16_cuda on the
+ * device, round to nearest, ties to even, on values built bit by bit (ties either way, just
+ * off a tie, carries into the exponent, overflow to infinity, subnormals, signed zeros, NaNs
+ * whose payload is in the dropped bits) and on a million random bit patterns against the
+ * definition written out on the bits; bf16_to_float_cuda exact on all 65,536 bf16 values.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <type_traits>
+#include "model.h"
+#include "test/test.h"
+#include "kernels/bf16.cuh"
+#include "kernels/layernorm.cuh"
+#include "kernels/gelu.cuh"
+#include "kernels/attention.cuh"
+#include "kernels/adamw.cuh"
+#include "test/cuda_check.h"
+
+// the bound of one rounding to bf16, relative to the value (the top of the file)
+#define BF16_ROUNDING 0.00390625  // 2^-8
+
+// ---- one tensor on every side ----
+
+// a tensor as the reference, the bf16 kernel and its fp32 twin see it. T: its storage under
+// bf16 (bf16, or float for what stays float)
+template <typename T> struct Tensor {
+    size_t n;
+    float* ref;  // (n) host: the reference's values
+    T* bf;       // (n) device: the bf16 kernel's
+    float* fp;   // (n) device: the fp32 kernel's
+};
+
+// x (n) as T on the device
+template <typename T> static T* device_as(const float* x, size_t n) {
+    T* h = (T*)mallocCheck(n * sizeof(T));
+    for (size_t i = 0; i < n; i++) { h[i] = from_float<T>(x[i]); }
+    T* d;
+    cudaCheck(cudaMalloc((void**)&d, n * sizeof(T)));
+    cudaCheck(cudaMemcpy(d, h, n * sizeof(T), cudaMemcpyHostToDevice));
+    free(h);
+    return d;
+}
+
+// an input, or an output that accumulates: n values uniform in [lo, hi) rounded to T first,
+// the same values on every side
+template <typename T> static Tensor<T> tensor_random(size_t n, float lo, float hi) {
+    float* x = host_random(n, lo, hi);
+    for (size_t i = 0; i < n; i++) { x[i] = to_float(from_float<T>(x[i])); }
+    Tensor<T> t = {n, x, device_as<T>(x, n), device_from(x, n)};
+    return t;
+}
+
+// every byte 0xFF on the device (NaN, in float as in bf16), so that an entry a kernel
+// forgets to write fails
+template <typename T> static void tensor_poison(Tensor<T>* t) {
+    cudaCheck(cudaMemset(t->bf, 0xFF, t->n * sizeof(T)));
+    poison(t->fp, t->n);
+}
+
+// an output the kernels write in full; ref for the reference to fill
+template <typename T> static Tensor<T> tensor_output(size_t n) {
+    Tensor<T> t = {n, (float*)mallocCheck(n * sizeof(float)), NULL, device_poisoned(n)};
+    cudaCheck(cudaMalloc((void**)&t.bf, n * sizeof(T)));
+    tensor_poison(&t);
+    return t;
+}
+
+template <typename T> static void tensor_free(Tensor<T>* t) {
+    free(t->ref);
+    cudaCheck(cudaFree(t->bf));
+    cudaCheck(cudaFree(t->fp));
+}
+
+// t's bf16 kernel output against the reference, K the chain of sums (a bf16 output allowed its
+// rounding on top, the top of the file), and against the fp32 twin's: the same bytes, rounded
+// to T. rows, num_rows: per-row scales, as expect_close_rows
+template <typename T>
+static void expect_tensor(const char* what, int C, const Tensor<T>* t, double K, const size_t* rows = NULL,
+                          size_t num_rows = 0) {
+    const bool is_bf16 = std::is_same<T, bf16>::value;
+    cudaCheck(cudaStreamSynchronize(stream));
+    T* got = (T*)mallocCheck(t->n * sizeof(T));
+    cudaCheck(cudaMemcpy(got, t->bf, t->n * sizeof(T), cudaMemcpyDeviceToHost));
+    float* got_float = (float*)mallocCheck(t->n * sizeof(float));
+    for (size_t i = 0; i < t->n; i++) { got_float[i] = to_float(got[i]); }
+    char name[96];
+    snprintf(name, sizeof(name), "%s%s", what, is_bf16 ? " (bf16)" : "");
+    expect_close_host(name, C, got_float, t->ref, t->n, K, rows, num_rows, is_bf16 ? BF16_ROUNDING : 0.0);
+    float* twin = host_from(t->fp, t->n);
+    size_t differ = 0, first = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        T want = from_float<T>(twin[i]);
+        if (memcmp(&want, &got[i], sizeof(T)) != 0 && differ++ == 0) { first = i; }
+    }
+    CHECK(differ == 0, "C=%d %s: %zu of %zu entries are not the fp32 kernel's%s (first at %zu: %.9g, twin %.9g)", C,
+          name, differ, t->n, is_bf16 ? " rounded" : "", first, got_float[first], twin[first]);
+    free(got);
+    free(got_float);
+    free(twin);
+}
+
+// ---- rounding to bf16 ----
+
+static float float_of_bits(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof(x));
+    return x;
+}
+static uint16_t bits_of(bf16 h) {
+    uint16_t u;
+    memcpy(&u, &h, sizeof(u));
+    return u;
+}
+static int is_bf16_nan(uint16_t h) { return (h & 0x7F80u) == 0x7F80u && (h & 0x7Fu) != 0; }
+
+// round to nearest, ties to even, written out on the bits of a float that is not a NaN: add
+// just under half of the 16 dropped bits' unit, plus the kept last bit, and truncate. Below a
+// tie nothing carries, above one it does, and at a tie exactly when the kept last bit is 1
+// (odd). A carry out of the mantissa increments the exponent, the largest finite value
+// carries into infinity; subnormals round the same way
+static uint16_t round_bits(uint32_t u) { return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16); }
+
+static const struct { uint32_t in; uint16_t out; const char* what; } ROUNDING_CASES[] = {
+    {0x3F800000u, 0x3F80u, "1, exact"},
+    {0x3F808000u, 0x3F80u, "1 + 2^-8, a tie: down to the even 1"},
+    {0x3F818000u, 0x3F82u, "1 + 3 2^-8, a tie: up to the even 1 + 2^-6"},
+    {0x3F807FFFu, 0x3F80u, "just under a tie: down"},
+    {0x3F808001u, 0x3F81u, "just over a tie: up"},
+    {0xBF808000u, 0xBF80u, "-(1 + 2^-8), a tie: to the even -1"},
+    {0xBF818000u, 0xBF82u, "-(1 + 3 2^-8), a tie: to the even -(1 + 2^-6)"},
+    {0x3FFF8000u, 0x4000u, "a tie above 2 - 2^-7: up to 2, the exponent carried"},
+    {0x7F7F7FFFu, 0x7F7Fu, "just under the tie above the largest finite bf16"},
+    {0x7F7F8000u, 0x7F80u, "the tie above the largest finite bf16: infinity"},
+    {0x00008000u, 0x0000u, "a subnormal tie: down to the even 0"},
+    {0x00018000u, 0x0002u, "a subnormal tie: up to the even 2^-148"},
+    {0x00000001u, 0x0000u, "the smallest subnormal float: 0"},
+    {0x80000000u, 0x8000u, "-0"},
+    {0x7F800000u, 0x7F80u, "infinity"},
+    {0xFF800000u, 0xFF80u, "-infinity"},
+};
+// NaNs whose payload lies in the dropped bits alone: truncated or rounded on the bits they
+// would turn into infinity; they must stay NaNs
+static const uint32_t NAN_CASES[] = {0x7FC00000u, 0x7F800001u, 0xFF80FFFFu, 0x7FFFFFFFu};
+
+// in (n) through float_to_bf16_cuda into out (n), on the host
+static void round_on_device(bf16* out, const float* in, size_t n) {
+    float* d_in = device_from(in, n);
+    bf16* d_out;
+    cudaCheck(cudaMalloc((void**)&d_out, n * sizeof(bf16)));
+    float_to_bf16_cuda(d_out, d_in, n, stream);
+    cudaCheck(cudaStreamSynchronize(stream));
+    cudaCheck(cudaMemcpy(out, d_out, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+    cudaCheck(cudaFree(d_in));
+    cudaCheck(cudaFree(d_out));
+}
+
+static void test_rounding(void) {
+    const size_t num_cases = sizeof(ROUNDING_CASES) / sizeof(ROUNDING_CASES[0]);
+    const size_t num_nans = sizeof(NAN_CASES) / sizeof(NAN_CASES[0]);
+    const size_t num_random = (size_t)1 << 20, n = num_cases + num_nans + num_random;
+    float* in = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < num_cases; i++) { in[i] = float_of_bits(ROUNDING_CASES[i].in); }
+    for (size_t i = 0; i < num_nans; i++) { in[num_cases + i] = float_of_bits(NAN_CASES[i]); }
+    for (size_t i = num_cases + num_nans; i < n; i++) { in[i] = float_of_bits(rng_u32() ^ (rng_u32() << 16)); }
+    bf16* on_device = (bf16*)mallocCheck(n * sizeof(bf16));
+    round_on_device(on_device, in, n);
+    int host_bad = 0, device_bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &in[i], sizeof(u));
+        uint16_t host = bits_of(__float2bfloat16_rn(in[i])), device = bits_of(on_device[i]), want;
+        int host_ok, device_ok;
+        if (isnan(in[i])) {  // any NaN will do (the host and sm_80's cvt give 0x7FFF, the canonical one)
+            want = 0x7FFFu;
+            host_ok = is_bf16_nan(host);
+            device_ok = is_bf16_nan(device);
+        } else {
+            want = i < num_cases ? ROUNDING_CASES[i].out : round_bits(u);
+            host_ok = host == want;
+            device_ok = device == want;
+        }
+        if (i < num_cases) {  // the table and the formula agree
+            CHECK(round_bits(u) == want, "%s: the bit formula gives %04x", ROUNDING_CASES[i].what, round_bits(u));
+        }
+        if ((!host_ok || !device_ok) && host_bad + device_bad < 8) {
+            printf("FAIL rounding %08x (%s) to bf16: host %04x, device %04x, want %04x\n", u,
+                   i < num_cases ? ROUNDING_CASES[i].what : (i < num_cases + num_nans ? "a NaN" : "random bits"), host,
+                   device, want);
+        }
+        host_bad += !host_ok;
+        device_bad += !device_ok;
+    }
+    printf("  rounding to bf16: %zu cases built bit by bit, %zu NaNs, %zu random floats: %d wrong on the host, %d on "
+           "the device\n", num_cases, num_nans, num_random, host_bad, device_bad);
+    CHECK(host_bad == 0, "__float2bfloat16_rn: %d of %zu roundings wrong", host_bad, n);
+    CHECK(device_bad == 0, "float_to_bf16_cuda: %d of %zu roundings wrong", device_bad, n);
+
+    // bf16 -> float: exact, every value (its bits are the float's top half)
+    const size_t all = 65536;
+    uint16_t* values = (uint16_t*)mallocCheck(all * sizeof(uint16_t));
+    for (size_t i = 0; i < all; i++) { values[i] = (uint16_t)i; }
+    bf16* d_values;  // the same bytes
+    cudaCheck(cudaMalloc((void**)&d_values, all * sizeof(bf16)));
+    cudaCheck(cudaMemcpy(d_values, values, all * sizeof(bf16), cudaMemcpyHostToDevice));
+    float* d_floats = device_poisoned(all);
+    bf16_to_float_cuda(d_floats, d_values, all, stream);
+    float* floats = host_from(d_floats, all);
+    int wrong = 0;
+    for (size_t i = 0; i < all; i++) {
+        uint32_t u;
+        memcpy(&u, &floats[i], sizeof(u));
+        wrong += is_bf16_nan((uint16_t)i) ? !isnan(floats[i]) : u != (uint32_t)i << 16;
+    }
+    CHECK(wrong == 0, "bf16_to_float_cuda: %d of 65536 values wrong", wrong);
+    free(in); free(on_device); free(values); free(floats);
+    cudaCheck(cudaFree(d_values));
+    cudaCheck(cudaFree(d_floats));
+}
+
+// ---- the layers ----
+
+static void test_layernorm(const Batch* b, int C) {
+    int N = b->N;
+    size_t NC = (size_t)N * C;
+    const float eps = 1e-12f;
+    // inputs with a mean far from zero against their spread, where a one-pass variance would fail
+    Tensor<bf16> inp = tensor_random<bf16>(NC, 2.0f, 4.0f), weight = tensor_random<bf16>(C, 0.5f, 1.5f);
+    Tensor<bf16> bias = tensor_random<bf16>(C, -1.0f, 1.0f), out = tensor_output<bf16>(NC);
+    Tensor<float> mean = tensor_output<float>(N), rstd = tensor_output<float>(N);
+    layernorm_forward(out.ref, mean.ref, rstd.ref, inp.ref, weight.ref, bias.ref, N, C, eps);
+    layernorm_forward_cuda(out.bf, mean.bf, rstd.bf, inp.bf, weight.bf, bias.bf, N, C, eps, stream);
+    layernorm_forward_cuda(out.fp, mean.fp, rstd.fp, inp.fp, weight.fp, bias.fp, N, C, eps, stream);
+    // sums over C. The row's sum or its squared deviations summed in bf16 fail mean or rstd,
+    // out and the backward's outputs (at 10 to 20 times their tolerance at C = 128 already)
+    expect_tensor("layernorm_forward out", C, &out, C);
+    expect_tensor("layernorm_forward mean", C, &mean, C);
+    expect_tensor("layernorm_forward rstd", C, &rstd, C);
+
+    // backward: dinp (bf16) and the parameters' gradients (float) accumulate, from the same
+    // values on every side. Sums over C for dinp (the row's two means), over N for dweight
+    // (in the reference's order for dbias: K = 1); a column summed in bf16 fails dweight and
+    // dbias, the row's means summed in bf16 fail dinp
+    Tensor<bf16> dout = tensor_random<bf16>(NC, -1.0f, 1.0f), dinp = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    Tensor<float> dweight = tensor_random<float>(C, -1.0f, 1.0f), dbias = tensor_random<float>(C, -1.0f, 1.0f);
+    layernorm_backward_cuda(dinp.bf, dweight.bf, dbias.bf, dout.bf, inp.bf, weight.bf, mean.bf, rstd.bf, N, C, stream);
+    layernorm_backward_cuda(dinp.fp, dweight.fp, dbias.fp, dout.fp, inp.fp, weight.fp, mean.fp, rstd.fp, N, C, stream);
+    layernorm_backward(dinp.ref, dweight.ref, dbias.ref, dout.ref, inp.ref, weight.ref, mean.ref, rstd.ref, N, C);
+    expect_tensor("layernorm_backward dinp", C, &dinp, C);
+    expect_tensor("layernorm_backward dweight", C, &dweight, N);
+    expect_tensor("layernorm_backward dbias", C, &dbias, 1);
+
+    // the backward fused with the residual sum's: the input gradient written to both terms
+    // (the reference adds into zeros), the parameters' gradients going on from the above
+    Tensor<bf16> da = tensor_output<bf16>(NC), db = tensor_output<bf16>(NC);
+    residual_layernorm_backward_cuda(da.bf, db.bf, dweight.bf, dbias.bf, dout.bf, inp.bf, weight.bf, mean.bf, rstd.bf,
+                                     N, C, stream);
+    residual_layernorm_backward_cuda(da.fp, db.fp, dweight.fp, dbias.fp, dout.fp, inp.fp, weight.fp, mean.fp, rstd.fp,
+                                     N, C, stream);
+    memset(da.ref, 0, NC * sizeof(float));
+    layernorm_backward(da.ref, dweight.ref, dbias.ref, dout.ref, inp.ref, weight.ref, mean.ref, rstd.ref, N, C);
+    memcpy(db.ref, da.ref, NC * sizeof(float));
+    expect_tensor("residual_layernorm_backward da", C, &da, C);
+    expect_tensor("residual_layernorm_backward db", C, &db, C);
+    expect_tensor("residual_layernorm_backward dweight", C, &dweight, N);
+    expect_tensor("residual_layernorm_backward dbias", C, &dbias, 1);
+
+    // the residual sum fused with the LayerNorm after it, in place (res = a) as the forward pass
+    // calls it. res is the float sum of two bf16 values (exact) rounded once; the statistics are
+    // those of res as stored, so the twin is the fp32 LayerNorm of the rounded res
+    Tensor<bf16> a = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    for (size_t i = 0; i < NC; i++) { a.ref[i] = to_float(from_float<bf16>(a.ref[i] + inp.ref[i])); }
+    cudaCheck(cudaMemcpy(a.fp, a.ref, NC * sizeof(float), cudaMemcpyHostToDevice));
+    tensor_poison(&out); tensor_poison(&mean); tensor_poison(&rstd);
+    residual_layernorm_forward_cuda(a.bf, out.bf, mean.bf, rstd.bf, a.bf, inp.bf, weight.bf, bias.bf, N, C, eps,
+                                    stream);
+    layernorm_forward_cuda(out.fp, mean.fp, rstd.fp, a.fp, weight.fp, bias.fp, N, C, eps, stream);
+    layernorm_forward(out.ref, mean.ref, rstd.ref, a.ref, weight.ref, bias.ref, N, C, eps);
+    expect_tensor("residual_layernorm res", C, &a, 1);
+    expect_tensor("residual_layernorm out", C, &out, C);  // sums over C, as above
+    expect_tensor("residual_layernorm mean", C, &mean, C);
+    expect_tensor("residual_layernorm rstd", C, &rstd, C);
+    // its output recomputed from res and the kept mean and rstd: the forward's bytes
+    bf16* recomputed;
+    cudaCheck(cudaMalloc((void**)&recomputed, NC * sizeof(bf16)));
+    cudaCheck(cudaMemset(recomputed, 0xFF, NC * sizeof(bf16)));
+    layernorm_recompute_cuda(recomputed, a.bf, mean.bf, rstd.bf, weight.bf, bias.bf, N, C, stream);
+    expect_same_bytes("layernorm_recompute out (bf16)", C, recomputed, out.bf, NC);
+
+    Tensor<bf16>* bf16s[] = {&inp, &weight, &bias, &out, &dout, &dinp, &da, &db, &a};
+    for (Tensor<bf16>* t : bf16s) { tensor_free(t); }
+    Tensor<float>* floats[] = {&mean, &rstd, &dweight, &dbias};
+    for (Tensor<float>* t : floats) { tensor_free(t); }
+    cudaCheck(cudaFree(recomputed));
+}
+
+// GELU over the intermediate activations (N, I), across its tails on both sides; its backward
+// fused with the fc layer's bias gradient, which sums the float gradient before its rounding
+static void test_gelu(const Batch* b, int C) {
+    int N = b->N, I = 4 * C;
+    size_t n = (size_t)N * I;
+    Tensor<bf16> inp = tensor_random<bf16>(n, -6.0f, 6.0f), out = tensor_output<bf16>(n);
+    gelu_forward(out.ref, inp.ref, n);
+    gelu_forward_cuda(out.bf, inp.bf, n, stream);
+    gelu_forward_cuda(out.fp, inp.fp, n, stream);
+    // no sums: K = 1. Phi(x) rounded to bf16 before the product fails it (two roundings)
+    expect_tensor("gelu_forward", C, &out, 1);
+
+    Tensor<bf16> dinout = tensor_random<bf16>(n, -1.0f, 1.0f);
+    Tensor<float> dbias = tensor_random<float>(I, -1.0f, 1.0f);
+    gelu_backward_bias_cuda(dinout.bf, dbias.bf, inp.bf, N, I, stream);
+    gelu_backward_bias_cuda(dinout.fp, dbias.fp, inp.fp, N, I, stream);
+    gelu_backward_inplace(dinout.ref, inp.ref, n);
+    for (int c = 0; c < I; c++) {  // the column sums in double, an order of their own
+        double sum = 0.0;
+        for (int t = 0; t < N; t++) { sum += dinout.ref[(size_t)t * I + c]; }
+        dbias.ref[c] += (float)sum;
+    }
+    expect_tensor("gelu_backward_bias dinp", C, &dinout, 1);
+    // float sums over the N rows; summing the gradient as rounded to bf16 fails it (N
+    // roundings of 2^-9 relative on average, a random walk far above the fp32 bound)
+    expect_tensor("gelu_backward_bias dbias", C, &dbias, N);
+    tensor_free(&inp); tensor_free(&out); tensor_free(&dinout); tensor_free(&dbias);
+}
+
+// The attention forward of each layout, joint and split (SPLIT_POINTS, the gates drawn in
+// [-2, 1], float as the fp32 master's). q and k uniform in [-2, 2) at head size 64 give scores
+// of standard deviation 1.3 (up to ~6), softmaxes neither flat nor one-hot, where a score
+// rounded to bf16 moves its probability by up to 2^-8 |score|, several times 2^-8
+static void test_attention(const Batch* b, int C, int NH, int split) {
+    int N = b->N, S = b->S, A = b->A, hs = C / NH;
+    size_t NC = (size_t)N * C;
+    int split_at[NUM_SEQS];
+    for (int s = 0; s < S; s++) { split_at[s] = split ? SPLIT_POINTS[s] : b->seq_starts[s + 1] - b->seq_starts[s]; }
+    float* gates = split ? host_random(NH, -2.0f, 1.0f) : NULL;
+    Tensor<bf16> qkv = tensor_random<bf16>(NC * 3, -2.0f, 2.0f), out = tensor_output<bf16>(NC);
+    Tensor<bf16> att = tensor_output<bf16>((size_t)A);
+    for (int s = 0; s < S; s++) {
+        int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
+        for (int h = 0; h < NH; h++) {
+            attention_head_forward(out.ref + (size_t)start * C, att.ref + b->att_offsets[s] + (size_t)h * T * T,
+                                   qkv.ref + (size_t)start * 3 * C, T, h, C, NH, split_at[s], split ? gates[h] : 0.0f);
+        }
+    }
+    int* d_split_at = device_from_ints(split_at, S);
+    float* d_gates = split ? device_from(gates, NH) : NULL;
+    attention_forward_cuda(out.bf, att.bf, qkv.bf, b->d_seq_starts, b->d_att_offsets, d_split_at, d_gates, S, N,
+                           b->max_T, C, NH, stream);
+    attention_forward_cuda(out.fp, att.fp, qkv.fp, b->d_seq_starts, b->d_att_offsets, d_split_at, d_gates, S, N,
+                           b->max_T, C, NH, stream);
+    size_t num_rows;
+    size_t* rows = attention_rows(b, NH, 1, &num_rows);
+    // scores: sums over hs; the softmax's sum and P V: sums over T. A dot product summed in
+    // bf16, a score or an exp rounded to bf16, or the softmax's sum taken in bf16 fail att and
+    // out; P V summed in bf16 fails out
+    char name[64];
+    snprintf(name, sizeof(name), "attention_forward att%s", split ? " (split)" : "");
+    expect_tensor(name, C, &att, hs + b->max_T, rows, num_rows);
+    snprintf(name, sizeof(name), "attention_forward out%s", split ? " (split)" : "");
+    expect_tensor(name, C, &out, hs + 2 * b->max_T);
+    tensor_free(&qkv); tensor_free(&out); tensor_free(&att);
+    free(rows);
+    free(gates);
+    cudaCheck(cudaFree(d_split_at));
+    cudaCheck(cudaFree(d_gates));
+}
+
+// ---- AdamW: the fp32 master, fp32 m and v, the bf16 copy ----
+
+// two steps over a model's flat buffer (its tensors, weight decay where parameter_tensor_decays
+// says) from a random master (all of float's bits) and fp32 gradients
+static void test_adamw(int C, int NH) {
+    BertModel model;
+    random_model(&model, C, NH);
+    size_t n = model.num_parameters;
+    int decays[NUM_PARAMETER_TENSORS];
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { decays[i] = parameter_tensor_decays(i); }
+    float* d_grads = device_from(model.grads_memory, n);
+    // the master (bf: the bf16 backend's, fp: the fp32 backend's weights); m and v from zeros
+    Tensor<float> master = {n, model.params_memory, device_from(model.params_memory, n),
+                            device_from(model.params_memory, n)};
+    Tensor<float> m = {n, NULL, NULL, NULL}, v = {n, NULL, NULL, NULL};
+    Tensor<float>* moments[] = {&m, &v};
+    for (Tensor<float>* t : moments) {
+        cudaCheck(cudaMalloc((void**)&t->bf, n * sizeof(float)));
+        cudaCheck(cudaMalloc((void**)&t->fp, n * sizeof(float)));
+        cudaCheck(cudaMemset(t->bf, 0, n * sizeof(float)));
+        cudaCheck(cudaMemset(t->fp, 0, n * sizeof(float)));
+    }
+    bf16* d_params;  // the copy, written by the step
+    cudaCheck(cudaMalloc((void**)&d_params, n * sizeof(bf16)));
+    cudaCheck(cudaMemset(d_params, 0xFF, n * sizeof(bf16)));
+    const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+    for (int step = 1; step <= 2; step++) {
+        adamw_update_cuda(master.bf, d_params, m.bf, v.bf, d_grads, model.param_sizes, decays, NUM_PARAMETER_TENSORS,
+                          lr, beta1, beta2, eps, weight_decay, step, stream);
+        adamw_update_cuda(master.fp, m.fp, v.fp, d_grads, model.param_sizes, decays, NUM_PARAMETER_TENSORS, lr, beta1,
+                          beta2, eps, weight_decay, step, stream);
+        bert_adamw_update(&model, lr, beta1, beta2, eps, weight_decay, step);
+    }
+    m.ref = model.m_memory;
+    v.ref = model.v_memory;
+    // the same expressions as the reference: K = 1. The update applied to the bf16 copy
+    // instead of the master fails master (2^-9 of a weight against an fp32 bound of 4e-6);
+    // m or v kept in bf16 fail m or v
+    expect_tensor("adamw master", C, &master, 1);
+    expect_tensor("adamw m", C, &m, 1);
+    expect_tensor("adamw v", C, &v, 1);
+    // the copy: against the reference's master within a rounding, and, to the bit, the device
+    // master rounded to nearest even
+    Tensor<bf16> copy = {n, model.params_memory, d_params, master.bf};
+    expect_tensor("adamw params", C, &copy, 1);
+    cudaCheck(cudaFree(d_grads));
+    cudaCheck(cudaFree(d_params));
+    Tensor<float>* device_side[] = {&master, &m, &v};
+    for (Tensor<float>* t : device_side) {
+        cudaCheck(cudaFree(t->bf));
+        cudaCheck(cudaFree(t->fp));
+    }
+    bert_free(&model);
+}
+
+// Updates under half a bf16 ulp: weights at 1 with a constant gradient, each step moving the
+// master by lr = 2^-12 (Adam's normalised step), a quarter of the half ulp 2^-9 below 1 that
+// rounding to nearest drops: a bf16 weight updated by itself would stay at 1 forever. The
+// master keeps them, and its copy follows it: after 20 steps the master is near 1 - 20 2^-12
+// and the copy 1 - 2^-8, the nearest bf16; at every step the copy is the master rounded
+static void test_adamw_small_updates(void) {
+    const size_t n = 64, sizes[1] = {n};
+    const int decays[1] = {0};
+    const float lr = 1.0f / 4096.0f;
+    float* ones = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { ones[i] = 1.0f; }
+    float *d_master = device_from(ones, n), *d_grads = device_from(ones, n), *d_m, *d_v;
+    cudaCheck(cudaMalloc((void**)&d_m, n * sizeof(float)));
+    cudaCheck(cudaMalloc((void**)&d_v, n * sizeof(float)));
+    cudaCheck(cudaMemset(d_m, 0, n * sizeof(float)));
+    cudaCheck(cudaMemset(d_v, 0, n * sizeof(float)));
+    bf16* d_params;
+    cudaCheck(cudaMalloc((void**)&d_params, n * sizeof(bf16)));
+    bf16* copy = (bf16*)mallocCheck(n * sizeof(bf16));
+    float previous = 1.0f, master = 1.0f;
+    int off_copy = 0, large_steps = 0;
+    for (int step = 1; step <= 20; step++) {
+        adamw_update_cuda(d_master, d_params, d_m, d_v, d_grads, sizes, decays, 1, lr, 0.9f, 0.999f, 1e-8f, 0.0f, step,
+                          stream);
+        cudaCheck(cudaStreamSynchronize(stream));
+        cudaCheck(cudaMemcpy(&master, d_master, sizeof(float), cudaMemcpyDeviceToHost));
+        cudaCheck(cudaMemcpy(copy, d_params, n * sizeof(bf16), cudaMemcpyDeviceToHost));
+        for (size_t i = 0; i < n; i++) { off_copy += bits_of(copy[i]) != bits_of(from_float<bf16>(master)); }
+        large_steps += !(previous - master < 0.5f / 256.0f);
+        previous = master;
+    }
+    float moved = to_float(copy[0]);
+    printf("  %-35s master %.7f, its bf16 copy %.7f after 20 steps of ~2^-12\n", "adamw small updates", master, moved);
+    CHECK(off_copy == 0 && large_steps == 0,
+          "adamw small updates: %d copies not the master rounded, %d steps of half a bf16 ulp or more", off_copy,
+          large_steps);
+    CHECK(moved == 1.0f - 1.0f / 256.0f && to_float(from_float<bf16>(1.0f - lr)) == 1.0f,
+          "adamw small updates: the copy is %.9g after 20 steps, want 1 - 2^-8", moved);
+    free(ones);
+    free(copy);
+    float* device_buffers[] = {d_master, d_grads, d_m, d_v};
+    for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
+    cudaCheck(cudaFree(d_params));
+}
+
+int main(int argc, char** argv) {
+    seed_from_args("test_cuda_bf16", argc, argv);
+    cudaCheck(cudaStreamCreate(&stream));
+    test_rounding();
+    for (int k = 0; k < NUM_SHAPES; k++) {
+        int C = HIDDEN_SIZES[k], NH = NUM_HEADS[k];
+        Batch b = make_batch(NH);
+        test_layernorm(&b, C);
+        test_gelu(&b, C);
+        test_attention(&b, C, NH, 0);
+        test_attention(&b, C, NH, 1);
+        free_batch(&b);
+    }
+    test_adamw(128, 2);
+    test_adamw_small_updates();
+    cudaCheck(cudaStreamDestroy(stream));
+    printf("worst error over all checks (beyond the bf16 rounding): %.2e\n", worst_error_seen);
+    return test_summary("test_cuda_bf16");
+}
