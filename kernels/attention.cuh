@@ -20,11 +20,14 @@
  * kernel writes each row's sum, one per (token, head), and one more kernel adds the rows up
  * per head in a fixed order, that of model.c's bert_backward.
  *
- * The forward is templated on floatX, the storage type of qkv, out and att (kernels/bf16.cuh):
- * float, or bf16 with the same float arithmetic: the scores, their softmax (maximum, exps,
- * sum) and the products with V are float either way, and P V takes the float probabilities,
- * not their stored rounding. The gates are float in both (the fp32 master's, NH per layer).
- * The backward is fp32 only, so far.
+ * Both directions are templated on floatX, the storage type of qkv, out and att, and of dout
+ * and dqkv (kernels/bf16.cuh): float, or bf16 with the same float arithmetic: the scores,
+ * their softmax (maximum, exps, sum) and the products with V are float either way, and P V
+ * takes the float probabilities, not their stored rounding. The backward reads the stored
+ * probabilities (what the forward kept), sums dP, the softmax backward's row dot and every
+ * product in float, and keeps dS in float (datt, scratch between its two kernels), so that
+ * dq, dk and dv are each one float sum rounded once as stored. The gates and their gradient
+ * are float in both (the fp32 master's, NH per layer).
  */
 #ifndef ZELO_KERNELS_ATTENTION_CUH
 #define ZELO_KERNELS_ATTENTION_CUH
@@ -102,8 +105,9 @@ __global__ void attention_forward_kernel1(floatX* out, floatX* att, const floatX
 // datt gets dS, the gradient wrt the scores; dqkv gets the head's columns of dq WRITTEN;
 // dgate_rows (N, NH), unless NULL, the row's sum of dS across the segments (its share of the
 // gate's gradient) WRITTEN
-__global__ void attention_backward_query_kernel1(float* dqkv, float* datt, double* dgate_rows, const float* dout,
-                                                 const float* qkv, const float* att, const int* seq_starts,
+template <typename floatX>
+__global__ void attention_backward_query_kernel1(floatX* dqkv, float* datt, double* dgate_rows, const floatX* dout,
+                                                 const floatX* qkv, const floatX* att, const int* seq_starts,
                                                  const int* att_offsets, const int* split_at, int S, int C, int NH) {
     extern __shared__ float smem[];
     int t = blockIdx.x, h = blockIdx.y, hs = C / NH;
@@ -112,21 +116,21 @@ __global__ void attention_backward_query_kernel1(float* dqkv, float* datt, doubl
     float scale = 1.0f / sqrtf((float)hs);
     float* ds = smem;          // (T) dP, then dS
     float* scratch = smem + T; // (32)
-    const float* dy = dout + (size_t)t * C + h * hs;
-    const float* p = att + r.head + (size_t)r.i * T;
+    const floatX* dy = dout + (size_t)t * C + h * hs;
+    const floatX* p = att + r.head + (size_t)r.i * T;
     float local_dot = 0.0f;
     for (int j = threadIdx.x; j < T; j += blockDim.x) {
-        const float* v = qkv + (size_t)(start + j) * 3 * C + 2 * C + h * hs;
+        const floatX* v = qkv + (size_t)(start + j) * 3 * C + 2 * C + h * hs;
         float dp = 0.0f;
-        for (int d = 0; d < hs; d++) { dp += dy[d] * v[d]; }
+        for (int d = 0; d < hs; d++) { dp += to_float(dy[d]) * to_float(v[d]); }
         ds[j] = dp;
-        local_dot += p[j] * dp;
+        local_dot += to_float(p[j]) * dp;
     }
     // softmax backward: dS = P * (dP - sum_j P dP)
     float dot = block_reduce(local_dot, scratch, 0);
     float* datt_row = datt + r.head + (size_t)r.i * T;
     for (int j = threadIdx.x; j < T; j += blockDim.x) {
-        ds[j] = p[j] * (ds[j] - dot);
+        ds[j] = to_float(p[j]) * (ds[j] - dot);
         datt_row[j] = ds[j];
     }
     __syncthreads();
@@ -138,35 +142,36 @@ __global__ void attention_backward_query_kernel1(float* dqkv, float* datt, doubl
         }
         dgate_rows[(size_t)t * NH + h] = sum;
     }
-    const float* k = qkv + (size_t)start * 3 * C + C + h * hs;
+    const floatX* k = qkv + (size_t)start * 3 * C + C + h * hs;
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float acc = 0.0f;
-        for (int j = 0; j < T; j++) { acc += ds[j] * k[(size_t)j * 3 * C + d]; }
-        dqkv[(size_t)t * 3 * C + h * hs + d] = scale * acc;
+        for (int j = 0; j < T; j++) { acc += ds[j] * to_float(k[(size_t)j * 3 * C + d]); }
+        dqkv[(size_t)t * 3 * C + h * hs + d] = from_float<floatX>(scale * acc);
     }
 }
 
 // grid (N, NH), one block per (key token, head): dk = dS^T q / sqrt(hs), dv = P^T dy, the
 // head's columns of dqkv WRITTEN
-__global__ void attention_backward_key_kernel1(float* dqkv, const float* datt, const float* dout, const float* qkv,
-                                               const float* att, const int* seq_starts, const int* att_offsets,
+template <typename floatX>
+__global__ void attention_backward_key_kernel1(floatX* dqkv, const float* datt, const floatX* dout, const floatX* qkv,
+                                               const floatX* att, const int* seq_starts, const int* att_offsets,
                                                int S, int C, int NH) {
     int t = blockIdx.x, h = blockIdx.y, hs = C / NH;
     AttentionRow r = attention_row(seq_starts, att_offsets, S, t, h);
     int start = r.start, T = r.T;
     float scale = 1.0f / sqrtf((float)hs);
     const float* ds = datt + r.head + r.i;  // column i (this key's), stride T
-    const float* p = att + r.head + r.i;
-    const float* q = qkv + (size_t)start * 3 * C + h * hs;
-    const float* dy = dout + (size_t)start * C + h * hs;
+    const floatX* p = att + r.head + r.i;
+    const floatX* q = qkv + (size_t)start * 3 * C + h * hs;
+    const floatX* dy = dout + (size_t)start * C + h * hs;
     for (int d = threadIdx.x; d < hs; d += blockDim.x) {
         float dk = 0.0f, dv = 0.0f;
         for (int i = 0; i < T; i++) {
-            dk += ds[(size_t)i * T] * q[(size_t)i * 3 * C + d];
-            dv += p[(size_t)i * T] * dy[(size_t)i * C + d];
+            dk += ds[(size_t)i * T] * to_float(q[(size_t)i * 3 * C + d]);
+            dv += to_float(p[(size_t)i * T]) * to_float(dy[(size_t)i * C + d]);
         }
-        dqkv[(size_t)t * 3 * C + C + h * hs + d] = scale * dk;
-        dqkv[(size_t)t * 3 * C + 2 * C + h * hs + d] = dv;
+        dqkv[(size_t)t * 3 * C + C + h * hs + d] = from_float<floatX>(scale * dk);
+        dqkv[(size_t)t * 3 * C + 2 * C + h * hs + d] = from_float<floatX>(dv);
     }
 }
 
@@ -204,15 +209,17 @@ void attention_forward_cuda(floatX* out, floatX* att, const floatX* qkv, const i
 }
 
 // dqkv (N, 3*C) written; datt (A) scratch that ends holding dS. dgates (NH): the layer's gates'
-// gradient, accumulated (+=), with dgate_rows (N, NH) as scratch; both NULL for the joint packing
-void attention_backward_cuda(float* dqkv, float* datt, float* dgates, double* dgate_rows, const float* dout,
-                             const float* qkv, const float* att, const int* seq_starts, const int* att_offsets,
+// gradient, accumulated (+=), with dgate_rows (N, NH) as scratch; both NULL for the joint packing.
+// floatX deduced from dqkv, dout, qkv and att; datt is float for both
+template <typename floatX>
+void attention_backward_cuda(floatX* dqkv, float* datt, float* dgates, double* dgate_rows, const floatX* dout,
+                             const floatX* qkv, const floatX* att, const int* seq_starts, const int* att_offsets,
                              const int* split_at, int S, int N, int max_T, int C, int NH, cudaStream_t stream) {
     dim3 grid(N, NH);
     size_t smem = (size_t)(max_T + 32) * sizeof(float);
-    attention_backward_query_kernel1<<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(dqkv, datt, dgates != NULL ? dgate_rows : NULL, dout, qkv, att, seq_starts, att_offsets, split_at, S, C, NH);
+    attention_backward_query_kernel1<floatX><<<grid, ATTENTION_BLOCK_SIZE, smem, stream>>>(dqkv, datt, dgates != NULL ? dgate_rows : NULL, dout, qkv, att, seq_starts, att_offsets, split_at, S, C, NH);
     cudaCheck(cudaGetLastError());
-    attention_backward_key_kernel1<<<grid, ATTENTION_BLOCK_SIZE, 0, stream>>>(dqkv, datt, dout, qkv, att, seq_starts, att_offsets, S, C, NH);
+    attention_backward_key_kernel1<floatX><<<grid, ATTENTION_BLOCK_SIZE, 0, stream>>>(dqkv, datt, dout, qkv, att, seq_starts, att_offsets, S, C, NH);
     cudaCheck(cudaGetLastError());
     if (dgates != NULL) {
         attention_gate_backward_kernel1<<<CEIL_DIV(NH, 32), 32, 0, stream>>>(dgates, dgate_rows, seq_starts, S, NH);

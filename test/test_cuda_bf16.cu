@@ -2,7 +2,7 @@
  * test/test_cuda_bf16.cu — the bf16 kernels: the conversions of kernels/bf16.cuh, and the
  * layers templated on their storage type run with floatX = bf16 (LayerNorm forward, backward,
  * their residual-fused forms and the recomputation; GELU forward and its backward fused with
- * the bias gradient; the attention forward over packed sequences, both packings) and AdamW
+ * the bias gradient; the attention forward and backward over packed sequences, both packings) and AdamW
  * writing the bf16 copy of its fp32 master. Seeded as test_cuda (`test_cuda_bf16 SEED`
  * repeats a run), on test_cuda's packed batch (test/cuda_check.h) at C = 128, 384 and 768.
  *
@@ -395,11 +395,57 @@ static void test_attention(const Batch* b, int C, int NH, int split) {
     expect_tensor(name, C, &att, hs + b->max_T, rows, num_rows);
     snprintf(name, sizeof(name), "attention_forward out%s", split ? " (split)" : "");
     expect_tensor(name, C, &out, hs + 2 * b->max_T);
-    tensor_free(&qkv); tensor_free(&out); tensor_free(&att);
+
+    // The backward from the stored probabilities: the reference's, rounded to bf16 (what a bf16
+    // forward keeps) on every side, so that the backward's own error is measured alone. dS
+    // (datt) stays float, scratch between the backward's two kernels; dq, dk, dv are bf16, each
+    // one float sum rounded once; the gates' gradient accumulates in float (test_cuda's
+    // tolerances: dS over hs then T, dq, dk, dv a sum over T more, the gates' gradient as dS)
+    Tensor<bf16> p = {(size_t)A, att.ref, NULL, NULL};
+    for (int i = 0; i < A; i++) { p.ref[i] = to_float(from_float<bf16>(p.ref[i])); }
+    p.bf = device_as<bf16>(p.ref, (size_t)A);
+    p.fp = device_from(p.ref, (size_t)A);
+    att.ref = NULL;
+    Tensor<bf16> dout = tensor_random<bf16>(NC, -1.0f, 1.0f), dqkv = tensor_output<bf16>(NC * 3);
+    Tensor<float> datt = tensor_output<float>((size_t)A);
+    Tensor<float> dgates = tensor_random<float>(split ? NH : 1, -1.0f, 1.0f);
+    double* gate_partial = (double*)mallocCheck((size_t)S * NH * sizeof(double));
+    for (int s = 0; s < S; s++) {
+        int start = b->seq_starts[s], T = b->seq_starts[s + 1] - start;
+        for (int h = 0; h < NH; h++) {
+            size_t head = (size_t)b->att_offsets[s] + (size_t)h * T * T;
+            gate_partial[s * NH + h] = attention_head_backward(dqkv.ref + (size_t)start * 3 * C, datt.ref + head,
+                                                               dout.ref + (size_t)start * C,
+                                                               qkv.ref + (size_t)start * 3 * C, p.ref + head, T, h, C,
+                                                               NH, split_at[s]);
+        }
+    }
+    for (int h = 0; split && h < NH; h++) {  // over the sequences in order, as model.c's bert_backward
+        double sum = 0.0;
+        for (int s = 0; s < S; s++) { sum += gate_partial[s * NH + h]; }
+        dgates.ref[h] += (float)sum;
+    }
+    double* d_dgate_rows = NULL;
+    if (split) { cudaCheck(cudaMalloc((void**)&d_dgate_rows, (size_t)N * NH * sizeof(double))); }
+    attention_backward_cuda(dqkv.bf, datt.bf, split ? dgates.bf : NULL, d_dgate_rows, dout.bf, qkv.bf, p.bf,
+                            b->d_seq_starts, b->d_att_offsets, d_split_at, S, N, b->max_T, C, NH, stream);
+    attention_backward_cuda(dqkv.fp, datt.fp, split ? dgates.fp : NULL, d_dgate_rows, dout.fp, qkv.fp, p.fp,
+                            b->d_seq_starts, b->d_att_offsets, d_split_at, S, N, b->max_T, C, NH, stream);
+    // dP or the softmax backward's row dot summed in bf16 fail dS and dq, dk; dS kept in bf16
+    // between the kernels fails dk; dq, dk or dv summed in bf16 fail that entry
+    snprintf(name, sizeof(name), "attention_backward dS%s", split ? " (split)" : "");
+    expect_tensor(name, C, &datt, hs + b->max_T, rows, num_rows);
+    snprintf(name, sizeof(name), "attention_backward dqkv%s", split ? " (split)" : "");
+    expect_tensor(name, C, &dqkv, hs + 2 * b->max_T);
+    if (split) { expect_tensor("attention_backward dgates", C, &dgates, hs + b->max_T); }
+    tensor_free(&qkv); tensor_free(&out); tensor_free(&att); tensor_free(&p);
+    tensor_free(&dout); tensor_free(&dqkv); tensor_free(&datt); tensor_free(&dgates);
     free(rows);
     free(gates);
+    free(gate_partial);
     cudaCheck(cudaFree(d_split_at));
     cudaCheck(cudaFree(d_gates));
+    cudaCheck(cudaFree(d_dgate_rows));
 }
 
 // ---- AdamW: the fp32 master, fp32 m and v, the bf16 copy ----
