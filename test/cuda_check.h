@@ -3,7 +3,8 @@
  * seeded random inputs, device copies (outputs poisoned with NaN before a kernel writes
  * them), the comparison of a result with its reference under the error measure and
  * tolerance that test_cuda.cu's top comment derives, and the packed batch of sequences the
- * layers run on, and a random model's flat parameter buffer. Include after model.h, test/test.h
+ * layers run on (with its tokens grouped by word id for the embeddings' backward), and a
+ * random model's flat parameter buffer. Include after model.h, test/test.h
  * and kernels/common.cuh; one translation unit each.
  */
 #ifndef ZELO_TEST_CUDA_CHECK_H
@@ -14,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "kernels/embeddings.cuh"
 
 #define UNIT_ROUNDOFF 5.9604644775390625e-8  // 2^-24
 #define TOL_FACTOR 64.0
@@ -179,6 +181,10 @@ typedef struct {
     int A;
     // on the device
     int *d_seq_starts, *d_ids, *d_types, *d_att_offsets;
+    // the tokens grouped by word id (embedding_buckets), for the embeddings' backward: U
+    // buckets, on the device
+    int U;
+    int *d_bucket_tokens, *d_bucket_starts, *d_bucket_ids;
 } Batch;
 
 static inline Batch make_batch(int NH) {
@@ -206,6 +212,15 @@ static inline Batch make_batch(int NH) {
     b.d_ids = device_from_ints(b.ids, b.N);
     b.d_types = device_from_ints(b.types, b.N);
     b.d_att_offsets = device_from_ints(b.att_offsets, NUM_SEQS + 1);
+    int* tokens = (int*)mallocCheck((size_t)b.N * sizeof(int));
+    int* starts = (int*)mallocCheck((size_t)(b.N + 1) * sizeof(int));
+    int* bucket_ids = (int*)mallocCheck((size_t)b.N * sizeof(int));
+    int* counts = (int*)mallocCheck(VOCAB * sizeof(int));
+    b.U = embedding_buckets(tokens, starts, bucket_ids, counts, b.ids, b.N, VOCAB);
+    b.d_bucket_tokens = device_from_ints(tokens, b.N);
+    b.d_bucket_starts = device_from_ints(starts, b.U + 1);
+    b.d_bucket_ids = device_from_ints(bucket_ids, b.U);
+    free(tokens); free(starts); free(bucket_ids); free(counts);
     return b;
 }
 
@@ -216,6 +231,9 @@ static inline void free_batch(Batch* b) {
     cudaCheck(cudaFree(b->d_ids));
     cudaCheck(cudaFree(b->d_types));
     cudaCheck(cudaFree(b->d_att_offsets));
+    cudaCheck(cudaFree(b->d_bucket_tokens));
+    cudaCheck(cudaFree(b->d_bucket_starts));
+    cudaCheck(cudaFree(b->d_bucket_ids));
 }
 
 // ---- a whole parameter buffer, for the optimizer's kernels ----

@@ -92,13 +92,7 @@ static void test_embeddings(const Batch* b, int C) {
     float* dwtt = host_random((size_t)TYPES * C, -1.0f, 1.0f);
     float *d_demb = device_from(demb, (size_t)N * C), *d_dwte = device_from(dwte, (size_t)VOCAB * C);
     float *d_dwpe = device_from(dwpe, (size_t)MAX_POSITION * C), *d_dwtt = device_from(dwtt, (size_t)TYPES * C);
-    int* tokens = (int*)mallocCheck((size_t)N * sizeof(int));
-    int* starts = (int*)mallocCheck((size_t)(N + 1) * sizeof(int));
-    int* bucket_ids = (int*)mallocCheck((size_t)N * sizeof(int));
-    int* counts = (int*)mallocCheck(VOCAB * sizeof(int));
-    int U = embedding_buckets(tokens, starts, bucket_ids, counts, b->ids, N, VOCAB);
-    int *d_tokens = device_from_ints(tokens, N), *d_starts = device_from_ints(starts, U + 1);
-    int* d_bucket_ids = device_from_ints(bucket_ids, U);
+    int *d_tokens = b->d_bucket_tokens, *d_starts = b->d_bucket_starts, *d_bucket_ids = b->d_bucket_ids, U = b->U;
     embeddings_backward_cuda(d_dwte, d_dwpe, d_dwtt, d_demb, d_tokens, d_starts, d_bucket_ids, U, b->d_types,
                              b->d_seq_starts, S, b->max_T, N, TYPES, C, stream);
     // a second run from the same start must give the same bytes
@@ -142,10 +136,9 @@ static void test_embeddings(const Batch* b, int C) {
     free(zeros);
 
     free(wte); free(wpe); free(wtt); free(out); free(demb); free(dwte); free(dwpe); free(dwtt);
-    free(tokens); free(starts); free(bucket_ids); free(counts);
     float* device_buffers[] = {d_wte, d_wpe, d_wtt, d_out, d_demb, d_dwte, d_dwpe, d_dwtt, d_dwte2, d_dwpe2, d_dwtt2};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
-    int* device_ints[] = {d_tokens, d_starts, d_bucket_ids, d_pieces, d_zeros};
+    int* device_ints[] = {d_pieces, d_zeros};
     for (int* d : device_ints) { cudaCheck(cudaFree(d)); }
 }
 

@@ -1,6 +1,7 @@
 /*
  * test/test_cuda_bf16.cu — the bf16 kernels: the conversions of kernels/bf16.cuh, and the
- * layers templated on their storage type run with floatX = bf16 (LayerNorm forward, backward,
+ * layers templated on their storage type run with floatX = bf16 (the embeddings forward and
+ * backward, LayerNorm forward, backward,
  * their residual-fused forms and the recomputation; GELU forward and its backward fused with
  * the bias gradient; the attention forward and backward over packed sequences, both packings) and AdamW
  * writing the bf16 copy of its fp32 master. Seeded as test_cuda (`test_cuda_bf16 SEED`
@@ -48,6 +49,7 @@
 #include "model.h"
 #include "test/test.h"
 #include "kernels/bf16.cuh"
+#include "kernels/embeddings.cuh"
 #include "kernels/layernorm.cuh"
 #include "kernels/gelu.cuh"
 #include "kernels/attention.cuh"
@@ -256,6 +258,40 @@ static void test_rounding(void) {
 }
 
 // ---- the layers ----
+
+// The embeddings: bf16 tables, their sum in float rounded once into the bf16 output; the
+// backward adds the bf16 gradient rows in float onto the float table gradients, in the
+// reference's order (test_cuda's tolerances: two additions, K = 1; the reference's order of
+// summation, K = 1). The sum's first addition rounded to bf16 fails out; a table gradient
+// accumulated in bf16 fails it
+static void test_embeddings(const Batch* b, int C) {
+    int N = b->N, S = b->S;
+    size_t NC = (size_t)N * C;
+    Tensor<bf16> wte = tensor_random<bf16>((size_t)VOCAB * C, -1.0f, 1.0f);
+    Tensor<bf16> wpe = tensor_random<bf16>((size_t)MAX_POSITION * C, -1.0f, 1.0f);
+    Tensor<bf16> wtt = tensor_random<bf16>((size_t)TYPES * C, -1.0f, 1.0f), out = tensor_output<bf16>(NC);
+    embeddings_forward(out.ref, b->ids, b->types, b->seq_starts, S, wte.ref, wpe.ref, wtt.ref, C);
+    embeddings_forward_cuda(out.bf, b->d_ids, b->d_types, b->d_seq_starts, S, wte.bf, wpe.bf, wtt.bf, N, C, stream);
+    embeddings_forward_cuda(out.fp, b->d_ids, b->d_types, b->d_seq_starts, S, wte.fp, wpe.fp, wtt.fp, N, C, stream);
+    expect_tensor("embeddings_forward", C, &out, 1);
+
+    Tensor<bf16> demb = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    Tensor<float> dwte = tensor_random<float>((size_t)VOCAB * C, -1.0f, 1.0f);
+    Tensor<float> dwpe = tensor_random<float>((size_t)MAX_POSITION * C, -1.0f, 1.0f);
+    Tensor<float> dwtt = tensor_random<float>((size_t)TYPES * C, -1.0f, 1.0f);
+    embeddings_backward_cuda(dwte.bf, dwpe.bf, dwtt.bf, demb.bf, b->d_bucket_tokens, b->d_bucket_starts,
+                             b->d_bucket_ids, b->U, b->d_types, b->d_seq_starts, S, b->max_T, N, TYPES, C, stream);
+    embeddings_backward_cuda(dwte.fp, dwpe.fp, dwtt.fp, demb.fp, b->d_bucket_tokens, b->d_bucket_starts,
+                             b->d_bucket_ids, b->U, b->d_types, b->d_seq_starts, S, b->max_T, N, TYPES, C, stream);
+    embeddings_backward(dwte.ref, dwpe.ref, dwtt.ref, demb.ref, b->ids, b->types, b->seq_starts, S, C);
+    expect_tensor("embeddings_backward dwte", C, &dwte, 1);
+    expect_tensor("embeddings_backward dwpe", C, &dwpe, 1);
+    expect_tensor("embeddings_backward dwtt", C, &dwtt, 1);
+    Tensor<bf16>* bf16s[] = {&wte, &wpe, &wtt, &out, &demb};
+    for (Tensor<bf16>* t : bf16s) { tensor_free(t); }
+    Tensor<float>* floats[] = {&dwte, &dwpe, &dwtt};
+    for (Tensor<float>* t : floats) { tensor_free(t); }
+}
 
 static void test_layernorm(const Batch* b, int C) {
     int N = b->N;
@@ -555,6 +591,7 @@ int main(int argc, char** argv) {
     for (int k = 0; k < NUM_SHAPES; k++) {
         int C = HIDDEN_SIZES[k], NH = NUM_HEADS[k];
         Batch b = make_batch(NH);
+        test_embeddings(&b, C);
         test_layernorm(&b, C);
         test_gelu(&b, C);
         test_attention(&b, C, NH, 0);
