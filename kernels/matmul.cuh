@@ -6,12 +6,14 @@
  *
  * The bias is written into the output before the product accumulates onto it (beta = 1),
  * the reference's own order of operations; its gradient is a column sum, one thread per
- * column walking the rows in order (deterministic, no atomics).
+ * column walking the rows in order (deterministic, no atomics). Both are templated on floatX,
+ * the storage type of the bias and the output (kernels/bf16.cuh): the broadcast copies it
+ * exactly, and the bias gradient sums floatX rows in float into a float gradient.
  */
 #ifndef ZELO_KERNELS_MATMUL_CUH
 #define ZELO_KERNELS_MATMUL_CUH
 
-#include "kernels/common.cuh"
+#include "kernels/bf16.cuh"
 #ifdef CUDA_EMULATOR
 extern "C" {
 #include "cpu/gemm.h"
@@ -57,26 +59,42 @@ void matmul_cuda(float* c, int ldc, const float* a, int lda, int trans_a, const 
 }
 
 // out (N, OC) = bias (OC) in every row
-__global__ void bias_broadcast_kernel1(float* out, const float* bias, int N, int OC) {
+template <typename floatX>
+__global__ void bias_broadcast_kernel1(floatX* out, const floatX* bias, int N, int OC) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx < (size_t)N * OC) { out[idx] = bias[idx % OC]; }
 }
 
 // dbias (OC) += column sums of dout (N, OC); one thread per column, rows in order
-__global__ void bias_backward_kernel1(float* dbias, const float* dout, int N, int OC) {
+template <typename floatX>
+__global__ void bias_backward_kernel1(float* dbias, const floatX* dout, int N, int OC) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= OC) { return; }
     float sum = 0.0f;
-    for (int t = 0; t < N; t++) { sum += dout[(size_t)t * OC + c]; }
+    for (int t = 0; t < N; t++) { sum += to_float(dout[(size_t)t * OC + c]); }
     dbias[c] += sum;
+}
+
+// floatX (float or bf16) deduced from out and bias
+template <typename floatX>
+void bias_broadcast_cuda(floatX* out, const floatX* bias, int N, int OC, cudaStream_t stream) {
+    const int block_size = 256;
+    bias_broadcast_kernel1<floatX><<<(int)CEIL_DIV((size_t)N * OC, (size_t)block_size), block_size, 0, stream>>>(out, bias, N, OC);
+    cudaCheck(cudaGetLastError());
+}
+
+// dbias float; floatX deduced from dout
+template <typename floatX>
+void bias_backward_cuda(float* dbias, const floatX* dout, int N, int OC, cudaStream_t stream) {
+    const int block_size = 256;
+    bias_backward_kernel1<floatX><<<CEIL_DIV(OC, block_size), block_size, 0, stream>>>(dbias, dout, N, OC);
+    cudaCheck(cudaGetLastError());
 }
 
 // out (N, OC) = inp (N, C) @ weight^T + bias, weight (OC, C)
 void linear_forward_cuda(float* out, const float* inp, const float* weight, const float* bias,
                          int N, int C, int OC, cudaStream_t stream) {
-    const int block_size = 256;
-    bias_broadcast_kernel1<<<(int)CEIL_DIV((size_t)N * OC, (size_t)block_size), block_size, 0, stream>>>(out, bias, N, OC);
-    cudaCheck(cudaGetLastError());
+    bias_broadcast_cuda(out, bias, N, OC, stream);
     matmul_cuda(out, OC, inp, C, 0, weight, C, 1, N, OC, C, 1.0f, 1.0f, stream);
 }
 
@@ -87,10 +105,7 @@ void linear_backward_cuda(float* dinp, float* dweight, float* dbias, const float
                           const float* weight, int N, int C, int OC, cudaStream_t stream) {
     matmul_cuda(dinp, C, dout, OC, 0, weight, C, 0, N, C, OC, 1.0f, 1.0f, stream);  // dinp += dout @ W
     matmul_cuda(dweight, C, dout, OC, 1, inp, C, 0, OC, C, N, 1.0f, 1.0f, stream);  // dW += dout^T @ inp
-    if (dbias == NULL) { return; }
-    const int block_size = 256;
-    bias_backward_kernel1<<<CEIL_DIV(OC, block_size), block_size, 0, stream>>>(dbias, dout, N, OC);
-    cudaCheck(cudaGetLastError());
+    if (dbias != NULL) { bias_backward_cuda(dbias, dout, N, OC, stream); }
 }
 
 #endif // ZELO_KERNELS_MATMUL_CUH

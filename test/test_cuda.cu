@@ -278,7 +278,7 @@ static void test_gelu(const Batch* b, int C) {
     expect_close("gelu_backward_bias dbias", C, d_dbias, dbias, I, N);  // float sums over the N rows
     // bit for bit the unfused bias kernel's column sums over the same gradient (the gradient's
     // own bytes against the unfused in-place kernel's: dev/cuda/gelu.cu, which keeps that kernel)
-    bias_backward_kernel1<<<CEIL_DIV(I, 256), 256, 0, stream>>>(d_dbias_ref, d_dinout, N, I);
+    bias_backward_kernel1<float><<<CEIL_DIV(I, 256), 256, 0, stream>>>(d_dbias_ref, d_dinout, N, I);
     cudaCheck(cudaGetLastError());
     expect_same_bytes("gelu_backward_bias dbias", C, d_dbias, d_dbias_ref, I);
     free_activation(&a);

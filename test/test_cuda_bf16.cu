@@ -3,7 +3,7 @@
  * layers templated on their storage type run with floatX = bf16 (the embeddings forward and
  * backward, LayerNorm forward, backward,
  * their residual-fused forms and the recomputation; GELU forward and its backward fused with
- * the bias gradient; the attention forward and backward over packed sequences, both packings) and AdamW
+ * the bias gradient; the Linear layer's bias broadcast and bias gradient; the attention forward and backward over packed sequences, both packings) and AdamW
  * writing the bf16 copy of its fp32 master. Seeded as test_cuda (`test_cuda_bf16 SEED`
  * repeats a run), on test_cuda's packed batch (test/cuda_check.h) at C = 128, 384 and 768.
  *
@@ -53,6 +53,7 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/gelu.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/matmul.cuh"
 #include "kernels/adamw.cuh"
 #include "test/cuda_check.h"
 
@@ -396,6 +397,31 @@ static void test_gelu(const Batch* b, int C) {
     tensor_free(&inp); tensor_free(&out); tensor_free(&dinout); tensor_free(&dbias);
 }
 
+// The Linear layer's bias, at the qkv layer's width: written into the output before the
+// product (an exact copy: K = 1, no rounding beyond the bias's own), and its gradient, the
+// column sums of a bf16 output gradient added in float onto the float gradient (the sums in
+// double, an order of their own: K = N). Summing a column in bf16 fails dbias
+static void test_bias(const Batch* b, int C) {
+    int N = b->N, OC = 3 * C;
+    size_t n = (size_t)N * OC;
+    Tensor<bf16> bias = tensor_random<bf16>(OC, -1.0f, 1.0f), out = tensor_output<bf16>(n);
+    for (size_t i = 0; i < n; i++) { out.ref[i] = bias.ref[i % OC]; }
+    bias_broadcast_cuda(out.bf, bias.bf, N, OC, stream);
+    bias_broadcast_cuda(out.fp, bias.fp, N, OC, stream);
+    expect_tensor("bias_broadcast", C, &out, 1);
+    Tensor<bf16> dout = tensor_random<bf16>(n, -1.0f, 1.0f);
+    Tensor<float> dbias = tensor_random<float>(OC, -1.0f, 1.0f);
+    bias_backward_cuda(dbias.bf, dout.bf, N, OC, stream);
+    bias_backward_cuda(dbias.fp, dout.fp, N, OC, stream);
+    for (int c = 0; c < OC; c++) {
+        double sum = 0.0;
+        for (int t = 0; t < N; t++) { sum += dout.ref[(size_t)t * OC + c]; }
+        dbias.ref[c] += (float)sum;
+    }
+    expect_tensor("bias_backward dbias", C, &dbias, N);
+    tensor_free(&bias); tensor_free(&out); tensor_free(&dout); tensor_free(&dbias);
+}
+
 // The attention forward of each layout, joint and split (SPLIT_POINTS, the gates drawn in
 // [-2, 1], float as the fp32 master's). q and k uniform in [-2, 2) at head size 64 give scores
 // of standard deviation 1.3 (up to ~6), softmaxes neither flat nor one-hot, where a score
@@ -594,6 +620,7 @@ int main(int argc, char** argv) {
         test_embeddings(&b, C);
         test_layernorm(&b, C);
         test_gelu(&b, C);
+        test_bias(&b, C);
         test_attention(&b, C, NH, 0);
         test_attention(&b, C, NH, 1);
         free_batch(&b);

@@ -26,7 +26,7 @@ static void gelu_backward_then_bias(float* dinout, float* dbias, const float* in
     size_t n = (size_t)N * OC;
     gelu_backward_inplace_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size>>>(dinout, inp, n);
     cudaCheck(cudaGetLastError());
-    bias_backward_kernel1<<<CEIL_DIV(OC, block_size), block_size>>>(dbias, dinout, N, OC);
+    bias_backward_kernel1<float><<<CEIL_DIV(OC, block_size), block_size>>>(dbias, dinout, N, OC);
     cudaCheck(cudaGetLastError());
 }
 
