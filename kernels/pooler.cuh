@@ -4,15 +4,25 @@
  * layers themselves are linear_*_cuda in matmul.cuh), the cosine score head (the means of
  * the query's and the document's tokens, and their scaled cosine) and the mean-pooled
  * sentence embedding. Every output entry has one thread, sums taken in token order.
+ *
+ * Templated on floatX, the storage type of the hidden states and their gradient
+ * (kernels/bf16.cuh): float, or bf16 with the same float arithmetic. The [CLS] rows and tanh
+ * feed and follow the pooler's Linear layer, so they are floatX like its input and output (the
+ * gather an exact copy, tanh and its backward computed in float and rounded once); the means
+ * (mean pooling's sentence embeddings, the cosine head's segment means) are float sums of the
+ * floatX hidden states, stored as float, so the cosine and its logit are computed from them in
+ * float and double exactly as in the fp32 backend. A gradient added into the hidden states'
+ * (floatX) is added in float and rounded once.
  */
 #ifndef ZELO_KERNELS_POOLER_CUH
 #define ZELO_KERNELS_POOLER_CUH
 
-#include "kernels/common.cuh"
+#include "kernels/bf16.cuh"
 #include "common/segment_cosine.h"
 
 // out (S, C) = inp (N, C) at the first token of each sequence
-__global__ void cls_gather_forward_kernel1(float* out, const float* inp, const int* seq_starts, int S, int C) {
+template <typename floatX>
+__global__ void cls_gather_forward_kernel1(floatX* out, const floatX* inp, const int* seq_starts, int S, int C) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * C) { return; }
     int s = idx / C, c = idx % C;
@@ -20,67 +30,81 @@ __global__ void cls_gather_forward_kernel1(float* out, const float* inp, const i
 }
 
 // dinp (N, C) += dout (S, C) at the first token of each sequence (distinct rows: no race)
-__global__ void cls_gather_backward_kernel1(float* dinp, const float* dout, const int* seq_starts, int S, int C) {
+template <typename floatX>
+__global__ void cls_gather_backward_kernel1(floatX* dinp, const floatX* dout, const int* seq_starts, int S, int C) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * C) { return; }
     int s = idx / C, c = idx % C;
-    dinp[(size_t)seq_starts[s] * C + c] += dout[idx];
+    floatX* d = dinp + (size_t)seq_starts[s] * C + c;
+    *d = from_float<floatX>(to_float(*d) + to_float(dout[idx]));
 }
 
-__global__ void tanh_forward_kernel1(float* out, const float* inp, size_t n) {
+template <typename floatX>
+__global__ void tanh_forward_kernel1(floatX* out, const floatX* inp, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { out[i] = tanhf(inp[i]); }
+    if (i < n) { out[i] = from_float<floatX>(tanhf(to_float(inp[i]))); }
 }
 
 // dinout: gradient wrt tanh's output on entry, wrt its input on return; out = tanh(input)
-__global__ void tanh_backward_inplace_kernel1(float* dinout, const float* out, size_t n) {
+template <typename floatX>
+__global__ void tanh_backward_inplace_kernel1(floatX* dinout, const floatX* out, size_t n) {
     size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n) { dinout[i] *= 1.0f - out[i] * out[i]; }
+    if (i < n) {
+        float y = to_float(out[i]);
+        dinout[i] = from_float<floatX>(to_float(dinout[i]) * (1.0f - y * y));
+    }
 }
 
 // out (S, C) = mean over each sequence's tokens of inp (N, C); one thread per (sequence, channel)
-__global__ void meanpool_forward_kernel1(float* out, const float* inp, const int* seq_starts, int S, int C) {
+template <typename floatX>
+__global__ void meanpool_forward_kernel1(float* out, const floatX* inp, const int* seq_starts, int S, int C) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * C) { return; }
     int s = idx / C, c = idx % C;
     float sum = 0.0f;
-    for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) { sum += inp[(size_t)t * C + c]; }
+    for (int t = seq_starts[s]; t < seq_starts[s + 1]; t++) { sum += to_float(inp[(size_t)t * C + c]); }
     out[idx] = sum * (1.0f / (float)(seq_starts[s + 1] - seq_starts[s]));
 }
 
 // dinp (N, C) += dout of the token's sequence / its length; one thread per (token, channel)
-__global__ void meanpool_backward_kernel1(float* dinp, const float* dout, const int* seq_starts, int S, int N, int C) {
+template <typename floatX>
+__global__ void meanpool_backward_kernel1(floatX* dinp, const float* dout, const int* seq_starts, int S, int N, int C) {
     size_t idx = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= (size_t)N * C) { return; }
     int t = (int)(idx / C), c = (int)(idx % C);
     int s = sequence_of(seq_starts, S, t);
     float inv = 1.0f / (float)(seq_starts[s + 1] - seq_starts[s]);
-    dinp[idx] += dout[(size_t)s * C + c] * inv;
+    dinp[idx] = from_float<floatX>(to_float(dinp[idx]) + dout[(size_t)s * C + c] * inv);
 }
 
 // out (S, 2, C): the mean of inp (N, C) over the query's content tokens, then the document's
 // (whole: over each whole segment, the split packing's; segment_span); zeros for an empty span.
 // One thread per (sequence, side, channel)
-__global__ void segment_means_forward_kernel1(float* out, const float* inp, const int* types, const int* seq_starts,
+template <typename floatX>
+__global__ void segment_means_forward_kernel1(float* out, const floatX* inp, const int* types, const int* seq_starts,
                                               int S, int C, int whole) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
     int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
     float sum = 0.0f;
-    for (int t = first; t < first + n; t++) { sum += inp[(size_t)t * C + c]; }
+    for (int t = first; t < first + n; t++) { sum += to_float(inp[(size_t)t * C + c]); }
     out[idx] = n > 0 ? sum / (float)n : 0.0f;
 }
 
 // dinp (N, C) += dout (S, 2, C) / the span's length over the span's tokens; one thread per
 // (sequence, side, channel): the spans are disjoint, so no two threads write one entry
-__global__ void segment_means_backward_kernel1(float* dinp, const float* dout, const int* types, const int* seq_starts,
+template <typename floatX>
+__global__ void segment_means_backward_kernel1(floatX* dinp, const float* dout, const int* types, const int* seq_starts,
                                                int S, int C, int whole) {
     int idx = blockIdx.x * blockDim.x + threadIdx.x;
     if (idx >= S * 2 * C) { return; }
     int s = idx / (2 * C), side = (idx / C) % 2, c = idx % C;
     int first, n = segment_span(&first, types, seq_starts[s], seq_starts[s + 1], side, whole);
-    for (int t = first; t < first + n; t++) { dinp[(size_t)t * C + c] += dout[idx] / (float)n; }
+    for (int t = first; t < first + n; t++) {
+        floatX* d = dinp + (size_t)t * C + c;
+        *d = from_float<floatX>(to_float(*d) + dout[idx] / (float)n);
+    }
 }
 
 // logits (S) = scale * cos(u_s, v_s) of segmeans (S, 2, C), 0 where either is zero; one thread
@@ -116,56 +140,64 @@ __global__ void cosine_score_backward_kernel1(float* dsegmeans, const float* dlo
     du[C + c] = (float)(g * (u[c] * inv - cosine * v[c] / vv));
 }
 
-// ---- launchers ----
+// ---- launchers: floatX (float or bf16) deduced from the hidden states or their gradient ----
 
-void cls_gather_forward_cuda(float* out, const float* inp, const int* seq_starts, int S, int C, cudaStream_t stream) {
+template <typename floatX>
+void cls_gather_forward_cuda(floatX* out, const floatX* inp, const int* seq_starts, int S, int C, cudaStream_t stream) {
     const int block_size = 256;
-    cls_gather_forward_kernel1<<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(out, inp, seq_starts, S, C);
+    cls_gather_forward_kernel1<floatX><<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(out, inp, seq_starts, S, C);
     cudaCheck(cudaGetLastError());
 }
 
-void cls_gather_backward_cuda(float* dinp, const float* dout, const int* seq_starts, int S, int C, cudaStream_t stream) {
+template <typename floatX>
+void cls_gather_backward_cuda(floatX* dinp, const floatX* dout, const int* seq_starts, int S, int C, cudaStream_t stream) {
     const int block_size = 256;
-    cls_gather_backward_kernel1<<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(dinp, dout, seq_starts, S, C);
+    cls_gather_backward_kernel1<floatX><<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(dinp, dout, seq_starts, S, C);
     cudaCheck(cudaGetLastError());
 }
 
-void tanh_forward_cuda(float* out, const float* inp, size_t n, cudaStream_t stream) {
+template <typename floatX>
+void tanh_forward_cuda(floatX* out, const floatX* inp, size_t n, cudaStream_t stream) {
     const int block_size = 256;
-    tanh_forward_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(out, inp, n);
+    tanh_forward_kernel1<floatX><<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(out, inp, n);
     cudaCheck(cudaGetLastError());
 }
 
-void tanh_backward_inplace_cuda(float* dinout, const float* out, size_t n, cudaStream_t stream) {
+template <typename floatX>
+void tanh_backward_inplace_cuda(floatX* dinout, const floatX* out, size_t n, cudaStream_t stream) {
     const int block_size = 256;
-    tanh_backward_inplace_kernel1<<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(dinout, out, n);
+    tanh_backward_inplace_kernel1<floatX><<<(int)CEIL_DIV(n, (size_t)block_size), block_size, 0, stream>>>(dinout, out, n);
     cudaCheck(cudaGetLastError());
 }
 
-void meanpool_forward_cuda(float* out, const float* inp, const int* seq_starts, int S, int C, cudaStream_t stream) {
+template <typename floatX>
+void meanpool_forward_cuda(float* out, const floatX* inp, const int* seq_starts, int S, int C, cudaStream_t stream) {
     const int block_size = 256;
-    meanpool_forward_kernel1<<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(out, inp, seq_starts, S, C);
+    meanpool_forward_kernel1<floatX><<<CEIL_DIV(S * C, block_size), block_size, 0, stream>>>(out, inp, seq_starts, S, C);
     cudaCheck(cudaGetLastError());
 }
 
-void meanpool_backward_cuda(float* dinp, const float* dout, const int* seq_starts, int S, int N, int C,
+template <typename floatX>
+void meanpool_backward_cuda(floatX* dinp, const float* dout, const int* seq_starts, int S, int N, int C,
                             cudaStream_t stream) {
     const int block_size = 256;
-    meanpool_backward_kernel1<<<(int)CEIL_DIV((size_t)N * C, (size_t)block_size), block_size, 0, stream>>>(dinp, dout, seq_starts, S, N, C);
+    meanpool_backward_kernel1<floatX><<<(int)CEIL_DIV((size_t)N * C, (size_t)block_size), block_size, 0, stream>>>(dinp, dout, seq_starts, S, N, C);
     cudaCheck(cudaGetLastError());
 }
 
-void segment_means_forward_cuda(float* out, const float* inp, const int* types, const int* seq_starts, int S, int C,
+template <typename floatX>
+void segment_means_forward_cuda(float* out, const floatX* inp, const int* types, const int* seq_starts, int S, int C,
                                 int whole, cudaStream_t stream) {
     const int block_size = 256;
-    segment_means_forward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(out, inp, types, seq_starts, S, C, whole);
+    segment_means_forward_kernel1<floatX><<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(out, inp, types, seq_starts, S, C, whole);
     cudaCheck(cudaGetLastError());
 }
 
-void segment_means_backward_cuda(float* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C,
+template <typename floatX>
+void segment_means_backward_cuda(floatX* dinp, const float* dout, const int* types, const int* seq_starts, int S, int C,
                                  int whole, cudaStream_t stream) {
     const int block_size = 256;
-    segment_means_backward_kernel1<<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(dinp, dout, types, seq_starts, S, C, whole);
+    segment_means_backward_kernel1<floatX><<<CEIL_DIV(S * 2 * C, block_size), block_size, 0, stream>>>(dinp, dout, types, seq_starts, S, C, whole);
     cudaCheck(cudaGetLastError());
 }
 

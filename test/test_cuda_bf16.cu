@@ -1,11 +1,13 @@
 /*
  * test/test_cuda_bf16.cu — the bf16 kernels: the conversions of kernels/bf16.cuh, and the
  * layers templated on their storage type run with floatX = bf16 (the embeddings forward and
- * backward, LayerNorm forward, backward,
- * their residual-fused forms and the recomputation; GELU forward and its backward fused with
- * the bias gradient; the Linear layer's bias broadcast and bias gradient; the attention forward and backward over packed sequences, both packings) and AdamW
- * writing the bf16 copy of its fp32 master. Seeded as test_cuda (`test_cuda_bf16 SEED`
- * repeats a run), on test_cuda's packed batch (test/cuda_check.h) at C = 128, 384 and 768.
+ * backward; LayerNorm forward, backward, their residual-fused forms and the recomputation;
+ * GELU forward and its backward fused with the bias gradient; the Linear layer's bias
+ * broadcast and bias gradient; the attention forward and backward over packed sequences, both
+ * packings; the heads' [CLS] gather, tanh, mean pooling, segment means and cosine, forward and
+ * backward) and AdamW writing the bf16 copy of its fp32 master. Seeded as test_cuda
+ * (`test_cuda_bf16 SEED` repeats a run), on test_cuda's packed batch (test/cuda_check.h) at
+ * C = 128, 384 and 768.
  *
  * Each output is checked twice.
  * 1. Against model.c's function of the same name, in fp32, fed the SAME bf16-rounded inputs
@@ -54,6 +56,7 @@
 #include "kernels/gelu.cuh"
 #include "kernels/attention.cuh"
 #include "kernels/matmul.cuh"
+#include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "test/cuda_check.h"
 
@@ -510,6 +513,93 @@ static void test_attention(const Batch* b, int C, int NH, int split) {
     cudaCheck(cudaFree(d_dgate_rows));
 }
 
+// The heads on bf16 hidden states (test_cuda's tolerances). The [CLS] rows: an exact copy
+// (K = 1); tanh over N C entries and its backward from the stored (bf16) output, no sums (K =
+// 1; 1 - y^2 or tanh's input rounded to bf16 first fails them, two roundings); the means, float
+// sums over a sequence's or a segment's tokens kept in float (K = max_T; summed in bf16 they
+// fail), the cosine and its backward computed from those float means exactly as in the fp32
+// backend (K = max_T, as test_cuda), and the gradients added into bf16 hidden-state gradients
+// (each a float addition rounded once; K = 1 from the same values, max_T after the cosine's
+// backward). Each backward accumulates into its own random dhidden, so that each bf16 entry is
+// one rounding of its twin's
+static void test_pooler(const Batch* b, int C) {
+    int N = b->N, S = b->S;
+    size_t NC = (size_t)N * C, SC = (size_t)S * C, S2C = (size_t)S * 2 * C;
+    Tensor<bf16> hidden = tensor_random<bf16>(NC, -2.0f, 2.0f), cls = tensor_output<bf16>(SC);
+    cls_gather_forward(cls.ref, hidden.ref, b->seq_starts, S, C);
+    cls_gather_forward_cuda(cls.bf, hidden.bf, b->d_seq_starts, S, C, stream);
+    cls_gather_forward_cuda(cls.fp, hidden.fp, b->d_seq_starts, S, C, stream);
+    expect_tensor("cls_gather_forward", C, &cls, 1);
+    Tensor<bf16> dcls = tensor_random<bf16>(SC, -1.0f, 1.0f), dhidden = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    cls_gather_backward(dhidden.ref, dcls.ref, b->seq_starts, S, C);
+    cls_gather_backward_cuda(dhidden.bf, dcls.bf, b->d_seq_starts, S, C, stream);
+    cls_gather_backward_cuda(dhidden.fp, dcls.fp, b->d_seq_starts, S, C, stream);
+    expect_tensor("cls_gather_backward", C, &dhidden, 1);
+
+    Tensor<bf16> th = tensor_output<bf16>(NC), dth = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    tanh_forward(th.ref, hidden.ref, NC);
+    tanh_forward_cuda(th.bf, hidden.bf, NC, stream);
+    tanh_forward_cuda(th.fp, hidden.fp, NC, stream);
+    expect_tensor("tanh_forward", C, &th, 1);
+    for (size_t i = 0; i < NC; i++) { th.ref[i] = to_float(from_float<bf16>(th.ref[i])); }  // as the forward stored it
+    cudaCheck(cudaMemcpy(th.fp, th.ref, NC * sizeof(float), cudaMemcpyHostToDevice));
+    tanh_backward_inplace(dth.ref, th.ref, NC);
+    tanh_backward_inplace_cuda(dth.bf, th.bf, NC, stream);
+    tanh_backward_inplace_cuda(dth.fp, th.fp, NC, stream);
+    expect_tensor("tanh_backward", C, &dth, 1);
+
+    Tensor<float> emb = tensor_output<float>(SC), demb = tensor_random<float>(SC, -1.0f, 1.0f);
+    meanpool_forward(emb.ref, hidden.ref, b->seq_starts, S, C);
+    meanpool_forward_cuda(emb.bf, hidden.bf, b->d_seq_starts, S, C, stream);
+    meanpool_forward_cuda(emb.fp, hidden.fp, b->d_seq_starts, S, C, stream);
+    expect_tensor("meanpool_forward", C, &emb, b->max_T);
+    Tensor<bf16> dhidden_mean = tensor_random<bf16>(NC, -1.0f, 1.0f);
+    meanpool_backward(dhidden_mean.ref, demb.ref, b->seq_starts, S, C);
+    meanpool_backward_cuda(dhidden_mean.bf, demb.bf, b->d_seq_starts, S, N, C, stream);
+    meanpool_backward_cuda(dhidden_mean.fp, demb.fp, b->d_seq_starts, S, N, C, stream);
+    expect_tensor("meanpool_backward", C, &dhidden_mean, 1);
+
+    // the cosine head, over a pair's types (test_cuda's) and, as the split packing, whole segments
+    int* pair_types = (int*)mallocCheck((size_t)N * sizeof(int));
+    for (int q = 0; q < S; q++) {
+        int a = b->seq_starts[q], T = b->seq_starts[q + 1] - a;
+        for (int t = 0; t < T; t++) { pair_types[a + t] = T > 1 && t > T / 3 ? 1 : 0; }
+    }
+    int* d_pair_types = device_from_ints(pair_types, N);
+    for (int whole = 0; whole <= 1; whole++) {
+        Tensor<float> segmeans = tensor_output<float>(S2C), logits = tensor_output<float>((size_t)S);
+        Tensor<float> dlogits = tensor_random<float>((size_t)S, -1.0f, 1.0f), dsegmeans = tensor_output<float>(S2C);
+        Tensor<bf16> dh = tensor_random<bf16>(NC, -1.0f, 1.0f);
+        segment_means_forward(segmeans.ref, hidden.ref, pair_types, b->seq_starts, S, C, whole);
+        cosine_score_forward(logits.ref, segmeans.ref, S, C, SCORE_HEAD_COSINE_SCALE);
+        cosine_score_backward(dsegmeans.ref, dlogits.ref, segmeans.ref, S, C, SCORE_HEAD_COSINE_SCALE);
+        segment_means_backward(dh.ref, dsegmeans.ref, pair_types, b->seq_starts, S, C, whole);
+        // the bf16 hidden states, then the fp32 twins; the cosine kernels are float in both
+        segment_means_forward_cuda(segmeans.bf, hidden.bf, d_pair_types, b->d_seq_starts, S, C, whole, stream);
+        segment_means_forward_cuda(segmeans.fp, hidden.fp, d_pair_types, b->d_seq_starts, S, C, whole, stream);
+        Tensor<float>* sides[] = {&segmeans, &logits, &dlogits, &dsegmeans};
+        for (int fp = 0; fp <= 1; fp++) {
+            float* x[4];
+            for (int k = 0; k < 4; k++) { x[k] = fp ? sides[k]->fp : sides[k]->bf; }
+            cosine_score_forward_cuda(x[1], x[0], S, C, SCORE_HEAD_COSINE_SCALE, stream);
+            cosine_score_backward_cuda(x[3], x[2], x[0], S, C, SCORE_HEAD_COSINE_SCALE, stream);
+        }
+        segment_means_backward_cuda(dh.bf, dsegmeans.bf, d_pair_types, b->d_seq_starts, S, C, whole, stream);
+        segment_means_backward_cuda(dh.fp, dsegmeans.fp, d_pair_types, b->d_seq_starts, S, C, whole, stream);
+        expect_tensor(whole ? "segment_means_forward whole" : "segment_means_forward", C, &segmeans, b->max_T);
+        expect_tensor(whole ? "cosine_score_forward whole" : "cosine_score_forward", C, &logits, b->max_T);
+        expect_tensor(whole ? "cosine_score_backward whole" : "cosine_score_backward", C, &dsegmeans, b->max_T);
+        expect_tensor(whole ? "segment_means_backward whole" : "segment_means_backward", C, &dh, b->max_T);
+        for (Tensor<float>* t : sides) { tensor_free(t); }
+        tensor_free(&dh);
+    }
+    Tensor<bf16>* bf16s[] = {&hidden, &cls, &dcls, &dhidden, &th, &dth, &dhidden_mean};
+    for (Tensor<bf16>* t : bf16s) { tensor_free(t); }
+    tensor_free(&emb); tensor_free(&demb);
+    free(pair_types);
+    cudaCheck(cudaFree(d_pair_types));
+}
+
 // ---- AdamW: the fp32 master, fp32 m and v, the bf16 copy ----
 
 // two steps over a model's flat buffer (its tensors, weight decay where parameter_tensor_decays
@@ -623,6 +713,7 @@ int main(int argc, char** argv) {
         test_bias(&b, C);
         test_attention(&b, C, NH, 0);
         test_attention(&b, C, NH, 1);
+        test_pooler(&b, C);
         free_batch(&b);
     }
     test_adamw(128, 2);
