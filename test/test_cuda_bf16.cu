@@ -502,6 +502,8 @@ static void test_attention(const Batch* b, int C, int NH, int split) {
     expect_tensor(name, C, &datt, hs + b->max_T, rows, num_rows);
     snprintf(name, sizeof(name), "attention_backward dqkv%s", split ? " (split)" : "");
     expect_tensor(name, C, &dqkv, hs + 2 * b->max_T);
+    // (the gates' gradient sums dS over every row and cancels more than test_cuda's, q and k
+    // being wider here: worst seen 4.4e-5, C = 384 on seed 42, of its 9.2e-5)
     if (split) { expect_tensor("attention_backward dgates", C, &dgates, hs + b->max_T); }
     tensor_free(&qkv); tensor_free(&out); tensor_free(&att); tensor_free(&p);
     tensor_free(&dout); tensor_free(&dqkv); tensor_free(&datt); tensor_free(&dgates);
