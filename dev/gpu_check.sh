@@ -152,7 +152,8 @@ else
         "$(grep '^zelo_fit .* gpu_ms=' "$LOG_DIR/bench_zelo_fit.log" 2>/dev/null | sed 's/^zelo_fit //; s/ (.*//' | tr '\n' ';')"
 
     run bert_step 120 build/gpu/dev_bert_step || true
-    note "training step zelo.c" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^bert_step ' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //; s/ (.*//' | tr '\n' ';')"
+    note "training step zelo.c" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^bert_step .* ms=' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //; s/ (.*//' | tr '\n' ';')"
+    note "device memory, computed" "$LAST_STATUS" 0 "$(grep '^bert_step bert-base at 512 tokens' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //')"
     if [ -n "$TORCH" ]; then
         run hf_step 180 python3 dev/bench_hf_step.py || true
         note "training step HF" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^hf_step ' "$LOG_DIR/hf_step.log" | sed 's/^hf_step //; s/ torch=.*//' | tr '\n' ';')"
