@@ -5,7 +5,8 @@
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
 #   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
 #      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c), and
-#      test_zelo_cuda (the rating-fit kernel against zelo_loss.c); with 2 GPUs and mpirun,
+#      test_cuda_bf16 (the bf16 kernels), test_zelo_cuda (the rating-fit kernel against
+#      zelo_loss.c); with 2 GPUs and mpirun,
 #      test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
 #   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings), among
 #      them the rating fit at the paper's scale (dev/cuda/zelo_fit: 112,000 queries x 400
@@ -106,10 +107,10 @@ if [ $BUILD_STEPS -eq 1 ]; then
     run build_cpu 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" train_zelo rerank zelo_fit || true
     note "build CPU programs" "$LAST_STATUS" "$LAST_SECONDS" "${MAKE_FLAGS[*]}"
     if [ -n "$NVCC" ]; then
-        GPU_TARGETS="build/gpu/test_cuda build/gpu/test_zelo_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
+        GPU_TARGETS="build/gpu/test_cuda build/gpu/test_cuda_bf16 build/gpu/test_zelo_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
         # shellcheck disable=SC2086 # GPU_TARGETS is a list of targets
         run build_nvcc 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" "NVCC_FLAGS=-O3 -arch=$ARCH" $GPU_TARGETS
-        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda, test_zelo_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
+        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda, test_cuda_bf16, test_zelo_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
     else
         skip "build nvcc" "nvcc not found"
     fi
@@ -119,7 +120,7 @@ fi
 
 # ---- 2.-5. on the GPU ----
 if [ $HAVE_GPU -eq 0 ]; then
-    for step in "test_cuda (GPU)" "test_zelo_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" \
+    for step in "test_cuda (GPU)" "test_cuda_bf16 (GPU)" "test_zelo_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" \
                 "rating fit 112k queries" "training step vs HF" "profile of a step"; do skip "$step" "no GPU"; done
 else
     # the all-MiniLM-L6-v2 step needs its weights (pip package or ZELO_MINILM_DIR); a machine
@@ -127,6 +128,10 @@ else
     bash dev/find_minilm.sh >/dev/null 2>&1 || export ZELO_NO_MINILM=1
     run test_cuda 120 build/gpu/test_cuda || true
     note "test_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda.log" | tail -n 1)"
+    # the bf16 kernels against model.c on bf16-rounded inputs, and bit for bit against the fp32
+    # kernels: on a GPU that last check also says whether nvcc contracts both alike
+    run test_cuda_bf16 60 build/gpu/test_cuda_bf16 || true
+    note "test_cuda_bf16 (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda_bf16.log" | tail -n 1)"
     run test_zelo_cuda 60 build/gpu/test_zelo_cuda || true
     note "test_zelo_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed|^worst rating' "$LOG_DIR/test_zelo_cuda.log" | tr '\n' ';')"
 
