@@ -255,6 +255,13 @@ $(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
 # (the emulated build includes the emulator's rewrite of it, which must be remade first)
 $(BUILD)/test_cuda: $(BUILD)/emu_src/kernels/model_cuda.cu
 $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
+# test/test_cuda_bf16_model.cu trains the tiny BERT fixture and all-MiniLM-L6-v2 at PRECISION_BF16
+# through model.h's API against the CPU's fp32, as test_cuda does at fp32 (the same links)
+CUDA_C_SRC_test_cuda_bf16_model = $(CUDA_C_SRC_test_cuda)
+CUDA_OBJS_test_cuda_bf16_model = $(CUDA_OBJS_test_cuda)
+$(BUILD)/gpu/test_cuda_bf16_model: LDLIBS += -lcublas -lcublasLt
+$(BUILD)/test_cuda_bf16_model: $(BUILD)/emu_src/kernels/model_cuda.cu
+$(BUILD)/gpu/test_cuda_bf16_model: kernels/model_cuda.cu
 # test/test_zelo_cuda.cu holds the rating-fit kernel (kernels/zelo_fit.cuh) against zelo_loss.c
 CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # test/test_cuda_bf16.cu holds the bf16 kernels against model.c's layers (and AdamW) fed the
@@ -302,11 +309,11 @@ $(BUILD)/c_obj_emu/common/dist.o: common/dist.c $(HEADERS)
 TRAIN_EMU_C_OBJS = $(filter-out $(BUILD)/c_obj/common/dist.o,$(TRAIN_CUDA_C_OBJS)) $(BUILD)/c_obj_emu/common/dist.o
 ifeq ($(CUDA_PROBE),yes)
 train_zelo: $(TRAIN_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS) $(DIST_GPU_LIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas -lcublasLt $(LDLIBS) $(DIST_GPU_LIBS)
 rerank: $(RERANK_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas -lcublasLt $(LDLIBS)
 zelo_fit: $(ZELO_FIT_CUDA_C_OBJS) $(BUILD)/gpu/model_cuda.o
-	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas $(LDLIBS)
+	$(NVCC) -o $@ $^ -Xcompiler -fopenmp -lcublas -lcublasLt $(LDLIBS)
 endif
 $(BUILD)/emu_obj/model_cuda.o: $(BUILD)/emu_src/kernels/model_cuda.cu $(EMU_KERNELS) kernels/cuda_emu.h $(HEADERS)
 	@mkdir -p $(@D)

@@ -793,6 +793,22 @@ const char* device_describe(Device device) {
     return device == DEVICE_CUDA ? "cuda" : "cpu";
 }
 
+const char* precision_select(Precision* precision, const char* name, Device device) {
+    if (strcmp(name, "fp32") == 0) {
+        *precision = PRECISION_FP32;
+    } else if (strcmp(name, "bf16") == 0) {
+        if (device != DEVICE_CUDA) { return "bf16 runs on the GPU backend only, and the device is the CPU (--device cuda)"; }
+        *precision = PRECISION_BF16;
+    } else {
+        return "unknown precision (fp32 or bf16)";
+    }
+    return NULL;
+}
+
+const char* precision_name(Precision precision) {
+    return precision == PRECISION_BF16 ? "bf16" : "fp32";
+}
+
 int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* err, const ZeloPairs* pairs,
                          const ZeloFitConfig* cfg) {
 #ifdef USE_CUDA
@@ -803,8 +819,11 @@ int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* 
 #endif
 }
 
-void bert_to_device(BertModel* model, Device device) {
-    if (device == DEVICE_CPU) { return; }
+void bert_to_device(BertModel* model, Device device, Precision precision) {
+    if (device == DEVICE_CPU) {
+        if (precision != PRECISION_FP32) { die("bert_to_device: the CPU computes in fp32 only"); }
+        return;
+    }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
     if (!score_head_on_gpu(model->score_head)) {
@@ -812,13 +831,14 @@ void bert_to_device(BertModel* model, Device device) {
             score_head_name(model->score_head));
     }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
-    bert_cuda_build(model->cuda, &model->config, model->packing);
+    bert_cuda_build(model->cuda, &model->config, model->packing, precision);
     model->cuda->score_head = model->score_head;
     model->cuda->cosine_scale = model->cosine_scale;
     bert_cuda_upload_parameters(model->cuda, model->params_memory);
     if (model->m_memory != NULL) { bert_cuda_upload_optimizer(model->cuda, model->m_memory, model->v_memory); }
 #else
     (void)model;
+    (void)precision;
     die("bert_to_device: this build has no CUDA backend");
 #endif
 }

@@ -239,6 +239,15 @@ const char* matmul_select(const char* name);
 // GPU (kernels/model_cuda.cu), which exists only in a build with USE_CUDA (the Makefile sets it
 // when nvcc and the CUDA libraries compile and link a program here)
 typedef enum { DEVICE_CPU, DEVICE_CUDA } Device;
+// the storage type of the GPU backend's weights and activations (kernels/model_cuda.h): fp32,
+// the CPU's exact twin, or bf16, mixed precision over fp32 master weights, AdamW state and
+// gradients. The CPU computes in fp32 only
+typedef enum { PRECISION_FP32, PRECISION_BF16 } Precision;
+// sets *precision from a user's word, fp32 or bf16, and returns NULL; returns what is wrong
+// instead (an unknown word, bf16 on a device other than the GPU)
+const char* precision_select(Precision* precision, const char* name, Device device);
+// "fp32", "bf16"
+const char* precision_name(Precision precision);
 // sets *device from a user's word, auto (the GPU when one is visible, else the CPU), cpu or
 // cuda, and returns NULL; returns what is wrong instead (an unknown word, cuda in a build
 // without the CUDA backend, cuda with no GPU visible)
@@ -272,8 +281,9 @@ void device_memory_describe(char* out, size_t n, const DeviceMemory* m);
 int zelo_fit_ratings_gpu(double* ratings, ZeloFitStatus* status, ZeloPairError* err, const ZeloPairs* pairs,
                          const ZeloFitConfig* cfg);
 // moves a built model to the device for the rest of its life (call once, before training):
-// the parameters and any AdamW state are uploaded; DEVICE_CPU leaves it where it is
-void bert_to_device(BertModel* model, Device device);
+// the parameters and any AdamW state are uploaded, the layers computing at the given precision
+// (PRECISION_BF16 on DEVICE_CUDA only); DEVICE_CPU leaves it where it is
+void bert_to_device(BertModel* model, Device device, Precision precision);
 // sets the cosine head's scale (model->cosine_scale), on the device too when the model is there
 void bert_set_cosine_scale(BertModel* model, float scale);
 // the number of the split packing's gates, L x NH: the size of xgate once a model is split

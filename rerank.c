@@ -54,6 +54,7 @@ typedef struct {
     int threads;           // 0: OpenMP's default
     int random_head;       // accept a checkpoint without a score head
     const char* device;    // auto, cpu or cuda (model.h, device_select)
+    const char* precision; // fp32 or bf16 on the GPU (model.h, precision_select)
     double alpha;          // --interpolate: weight of the model against the input's scores (1: the model alone)
 } Options;
 
@@ -79,6 +80,7 @@ static void usage(FILE* fp) {
 "  --threads N        OpenMP threads [all cores]\n"
 "  --matmul PATH      matrix products: kernels (gemm.c), openblas, loops [kernels]\n"
 "  --device D         where the model scores: auto (the GPU when one is visible), cpu, cuda [auto]\n"
+"  --precision P      the model's weights and activations on the GPU: fp32 or bf16 [fp32]\n"
 "  --out FILE         the reranked run (written to FILE.tmp, then renamed)\n"
 "  --tag NAME         run tag of the output [rerank]\n"
 "  --interpolate A    order by A x the model's scores + (1 - A) x the input's, each\n"
@@ -108,9 +110,10 @@ static void parse_options(Options* o, int argc, char** argv) {
     o->top = 100;
     o->batch_size = 32;
     o->device = "auto";
+    o->precision = "fp32";
     o->alpha = 1.0;
     enum { O_MODEL = 256, O_VOCAB, O_DATA, O_RUN, O_QRELS, O_OUT, O_TAG, O_TOP, O_MAX_LEN,
-           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL, O_DEVICE, O_INTERPOLATE };
+           O_BATCH, O_THREADS, O_RANDOM_HEAD, O_MATMUL, O_DEVICE, O_INTERPOLATE, O_PRECISION };
     static const struct option longopts[] = {
         {"model", required_argument, 0, O_MODEL}, {"vocab", required_argument, 0, O_VOCAB},
         {"data", required_argument, 0, O_DATA}, {"run", required_argument, 0, O_RUN},
@@ -119,6 +122,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"max-len", required_argument, 0, O_MAX_LEN}, {"batch-size", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"random-head", no_argument, 0, O_RANDOM_HEAD},
         {"matmul", required_argument, 0, O_MATMUL}, {"device", required_argument, 0, O_DEVICE},
+        {"precision", required_argument, 0, O_PRECISION},
         {"interpolate", required_argument, 0, O_INTERPOLATE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0},
     };
@@ -139,6 +143,7 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_THREADS: o->threads = parse_int_option("threads", optarg, 1, 4096); break;
             case O_RANDOM_HEAD: o->random_head = 1; break;
             case O_DEVICE: o->device = optarg; break;
+            case O_PRECISION: o->precision = optarg; break;
             case O_INTERPOLATE: {
                 char* end = NULL;
                 errno = 0;
@@ -474,8 +479,12 @@ int main(int argc, char** argv) {
         printf("device: the CPU, not the GPU that --device auto found: the maxsim head runs on the CPU only\n");
         device = DEVICE_CPU;
     }
-    bert_to_device(&model, device);
+    Precision precision;
+    const char* precision_err = precision_select(&precision, o.precision, device);
+    if (precision_err != NULL) { fprintf(stderr, "rerank: --precision '%s': %s\n", o.precision, precision_err); exit(2); }
+    bert_to_device(&model, device, precision);
     printf("device: %s\n", device_describe(device));
+    if (precision == PRECISION_BF16) { printf("precision: bf16 (the model's weights and activations)\n"); }
 
     char path[4096];
     Corpus corpus;

@@ -134,6 +134,7 @@ typedef struct {
     int threads;
     int zero;                  // ZeRO stage 1: each process keeps the AdamW state of its slice
     const char* device;        // auto, cpu or cuda: where the reranker trains (model.h, device_select)
+    const char* precision;     // fp32 or bf16: the trained model's storage type on the GPU (model.h, precision_select)
     // the randomly initialised model (when there is no --init)
     int layers, hidden, heads, intermediate;
     // --train bi-encoder: the embedding model instead of the reranker (retrieval/biencoder.h)
@@ -185,6 +186,7 @@ static void options_default(Options* o) {
     o->checkpoint_every = 0;
     o->seed = 42;
     o->device = "auto";
+    o->precision = "fp32";
     o->layers = 2;
     o->hidden = 128;
     o->heads = 4;
@@ -217,6 +219,9 @@ static void usage(FILE* fp) {
 "  --device D            where the run's models (reranker, dense model, model judges)\n"
 "                        and the rating fit run: auto (the GPU when one is visible),\n"
 "                        cpu, cuda [auto]\n"
+"  --precision P         the trained model's weights and activations on the GPU: fp32\n"
+"                        (the CPU's twin) or bf16 (fp32 master weights, AdamW state and\n"
+"                        gradients); the dense model and model judges stay fp32 [fp32]\n"
 "candidates and judgments\n"
 "  --candidates K        first-stage candidates per query [100]\n"
 "  --candidates-from S   bm25, dense (exact search with --dense-model's embeddings) or\n"
@@ -343,7 +348,8 @@ static void parse_options(Options* o, int argc, char** argv) {
            O_BATCH, O_GROUP, O_ACCUM, O_STEPS, O_LR, O_HEAD_LR_SCALE, O_HEAD, O_COSINE_SCALE, O_WARMUP, O_SCHEDULE, O_WD, O_CLIP,
            O_EVAL_EVERY, O_CKPT_EVERY, O_EXPORT, O_STOP_AT, O_DISTILL, O_DISTILL_STEPS, O_HEAD_FIT, O_MATMUL, O_JUDGE_TIMEOUT,
            O_DEVICE, O_ZERO, O_JUDGE_COMBINE, O_CANDIDATES_FROM, O_RRF_K, O_TRAIN, O_TAU, O_RATING_T, O_IN_BATCH,
-           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS, O_PACKING, O_GATE_INIT, O_GATE_LR, O_GROUP_DRAW };
+           O_ROUNDS, O_MINE_DEPTH, O_MINE_DOCS, O_MINE_PAIRS, O_PACKING, O_GATE_INIT, O_GATE_LR, O_GROUP_DRAW,
+           O_PRECISION };
     static const struct option longopts[] = {
         {"data", required_argument, 0, O_DATA}, {"run-dir", required_argument, 0, O_RUN_DIR},
         {"split", required_argument, 0, O_SPLIT}, {"eval-frac", required_argument, 0, O_EVAL_FRAC},
@@ -351,6 +357,7 @@ static void parse_options(Options* o, int argc, char** argv) {
         {"resume", no_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"matmul", required_argument, 0, O_MATMUL},
         {"device", required_argument, 0, O_DEVICE}, {"zero", no_argument, 0, O_ZERO},
+        {"precision", required_argument, 0, O_PRECISION},
         {"candidates", required_argument, 0, O_CANDIDATES},
         {"candidates-from", required_argument, 0, O_CANDIDATES_FROM}, {"rrf-k", required_argument, 0, O_RRF_K},
         {"bm25-k1", required_argument, 0, O_K1}, {"bm25-b", required_argument, 0, O_B},
@@ -397,6 +404,7 @@ static void parse_options(Options* o, int argc, char** argv) {
                 break;
             }
             case O_DEVICE: o->device = optarg; break;
+            case O_PRECISION: o->precision = optarg; break;
             case O_ZERO: o->zero = 1; break;
             case O_CANDIDATES: o->candidates = parse_int_option("candidates", optarg, 2, 100000); break;
             case O_CANDIDATES_FROM:
@@ -1869,8 +1877,8 @@ static void checkpoint_load(BertModel* model, const char* run_dir, int step) {
 
 // The options that shape the training trajectory. A resumed run must have the same ones,
 // or its steps after the checkpoint would follow another schedule, loss or batch stream
-// than those before it. Free to differ: --threads, --matmul and --device (the same products,
-// up to float rounding), --eval-every, --checkpoint-every, --stop-at and --export (when things
+// than those before it. Free to differ: --threads, --matmul, --device and --precision (the same
+// products, up to rounding: a bf16 run's checkpoint holds its fp32 master weights and AdamW state), --eval-every, --checkpoint-every, --stop-at and --export (when things
 // are measured or saved, and where), --zero (the same weights) and the number of processes
 // (the step's batch, recorded as P x --batch-size, is what must match). The stage options (candidates, judge, fit, ...) are
 // checked by the headers of candidates.bin and targets.bin, the model's shape by the
@@ -2438,6 +2446,7 @@ typedef struct {
     const Tokenizer* tok;       // the reranker's vocabulary, which the student shares
     const char* vocab_path;
     Device device;              // where the student trains
+    Precision precision;        // and at what precision (--precision)
 } DistillSetup;
 
 // the pairwise student, trained on the teacher's answers sample_p to the battles sample[0..m),
@@ -2447,7 +2456,7 @@ static void distill_train_student(const char* student_path, const Battle* sample
     const Options* o = ds->o;
     BertModel student;
     model_init(&student, o, ds->tok, ds->vocab_path, "pairwise student");
-    bert_to_device(&student, ds->device);
+    bert_to_device(&student, ds->device, ds->precision);
     DistillConfig cfg;
     distill_default_config(&cfg);
     cfg.steps = o->distill_steps;
@@ -3096,10 +3105,17 @@ int main(int argc, char** argv) {
         device = DEVICE_CPU;
     }
     processes_setup(&device, &o);
+    Precision precision;
+    const char* precision_err = precision_select(&precision, o.precision, device);
+    if (precision_err != NULL) { fprintf(stderr, "train_zelo: --precision '%s': %s\n", o.precision, precision_err); exit(2); }
     printf("train_zelo: run directory %s, %d threads, matrix products: %s\n", o.run_dir, omp_get_max_threads(),
            device == DEVICE_CUDA ? DEVICE_MATMUL_NAME : matmul_path_name(matmul_path));
     printf("device: %s (every model of the run: the reranker, the dense model, model judges, a distilled "
            "student; and the rating fit)\n", device_describe(device));
+    if (precision == PRECISION_BF16) {
+        printf("precision: bf16 (the reranker's weights and activations; fp32 master weights, AdamW state and "
+               "gradients)\n");
+    }
 
     Collection c;
     collection_load(&c, &o);
@@ -3111,7 +3127,7 @@ int main(int argc, char** argv) {
     int have_dense = o.dense_model != NULL;
     if (have_dense) {
         bert_load_hf_encoder(&dense_model, o.dense_model, o.seed);
-        bert_to_device(&dense_model, device);
+        bert_to_device(&dense_model, device, PRECISION_FP32);
         tokenizer_load(&dense_tok, o.dense_model);
     }
     if (o.candidates_from < 0) { o.candidates_from = have_dense ? CANDIDATES_HYBRID : CANDIDATES_BM25; }
@@ -3163,7 +3179,7 @@ int main(int argc, char** argv) {
            judge_is_simulated(&judge) ? "  (SIMULATED from the human judgments of the training queries: for experiments only)" : "");
 
     TrainSet t;
-    DistillSetup ds = { &o, &c, &tok, vocab_path, device };
+    DistillSetup ds = { &o, &c, &tok, vocab_path, device, precision };
     targets_stage(&t, &c, &cand, &judge, &o, &ds);
     TrainSet val = { 0 };
     TrainSet mined = { 0 };  // --rounds: the training set of the current round after the first
@@ -3199,7 +3215,7 @@ int main(int argc, char** argv) {
     microbatch_init(&mb, o.batch_size + o.group_size, groups + 1, t.K + (o.rounds - 1) * o.mine_docs);
     float* dlogits = (float*)mallocCheck((size_t)o.batch_size * sizeof(float));
     if (o.biencoder) {
-        bert_to_device(&model, device);
+        bert_to_device(&model, device, precision);
         train_biencoder(&model, &tok, vocab_path, &c, &t, &index, &o, total, eval_every);
         if (judge_is_simulated(&judge)) { printf("note: the training targets came from the SIMULATED judge (human labels of the training queries)\n"); }
         printf("train_zelo: done in %.1fs\n", wall_seconds() - t_start);
@@ -3224,7 +3240,7 @@ int main(int argc, char** argv) {
         if (o.head_fit > 0) { head_fit(&model, &batch, &tok, &c, &t, o.head_fit, o.seed); }
     }
     model.head_lr_scale = o.head_lr_scale;
-    bert_to_device(&model, device);  // the weights (and a resumed run's AdamW state) as set up above
+    bert_to_device(&model, device, precision);  // the weights (and a resumed run's AdamW state) as set up above
     if (model.score_head != SCORE_HEAD_CLS) { cosine_scale_setup(&model, &batch, &tok, &c, &t, &o); }
     // the steps draw from the training set of their round: the first's, or one mined after it
     const TrainSet* train = &t;

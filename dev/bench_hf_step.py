@@ -1,11 +1,15 @@
 """dev/bench_hf_step.py — transformers' BertForSequenceClassification training step on the GPU,
 the peer that dev/gpu_check.sh holds dev/cuda/bert_step beside: the same shapes (MiniLM-L6 and
-BERT-base, 8 sequences of 512 tokens, one label), fp32 with TF32 off (as kernels/matmul.cuh's
-cuBLAS calls), randomly initialised from the config (nothing downloaded), forward + backward +
-gradient clip + AdamW per step. Prints one line per model:
-"hf_step <name> ms=<per step> tokens_per_s=<...> attn=<implementation>".
-Usage: python3 dev/bench_hf_step.py [--attn sdpa|eager] [--steps 10]
+BERT-base, 8 sequences of 512 tokens, one label), randomly initialised from the config (nothing
+downloaded), forward + backward + gradient clip + AdamW per step. --precision fp32 (the default)
+runs with TF32 off, as kernels/matmul.cuh's fp32 cuBLAS calls; --precision bf16 runs the forward
+under torch.autocast to bfloat16 over fp32 weights and AdamW state (PyTorch's mixed precision, the
+peer of train_zelo --precision bf16); --compile wraps the model in torch.compile (its compilation
+falls in the warm-up steps, outside the timing). Prints one line per model:
+"hf_step <name> <precision>[ compiled] ms=<per step> tokens_per_s=<...> attn=<implementation>".
+Usage: python3 dev/bench_hf_step.py [--attn sdpa|eager] [--precision fp32|bf16] [--compile] [--steps 10]
 """
+import contextlib
 import argparse
 import time
 
@@ -24,6 +28,8 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--compile", action="store_true")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench_hf_step.py: no CUDA device visible to PyTorch")
@@ -39,19 +45,23 @@ def main():
                             attn_implementation=args.attn)
         model = BertForSequenceClassification(config).to(device).train()
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01)
+        forward = torch.compile(model) if args.compile else model
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if args.precision == "bf16" \
+            else contextlib.nullcontext
         ids = torch.randint(0, 30522, (args.batch, args.seq), device=device)
         types = (torch.arange(args.seq, device=device) >= args.seq // 2).long().expand(args.batch, -1)
         target = torch.randn(args.batch, device=device)
 
         def step():
-            logits = model(input_ids=ids, token_type_ids=types).logits[:, 0]
-            loss = torch.nn.functional.mse_loss(logits, target)
+            with autocast():
+                logits = forward(input_ids=ids, token_type_ids=types).logits[:, 0]
+            loss = torch.nn.functional.mse_loss(logits.float(), target)
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
 
-        for _ in range(3):  # warm-up: allocator, cuBLAS heuristics, AdamW state
+        for _ in range(3):  # warm-up: allocator, cuBLAS heuristics, AdamW state, compilation
             step()
         torch.cuda.synchronize()
         start = time.perf_counter()
@@ -60,9 +70,10 @@ def main():
         torch.cuda.synchronize()
         ms = (time.perf_counter() - start) * 1e3 / args.steps
         tokens = args.batch * args.seq
-        print(f"hf_step {name} ms={ms:.2f} tokens_per_s={tokens / (ms * 1e-3):.0f} attn={args.attn} "
+        variant = args.precision + (" compiled" if args.compile else "")
+        print(f"hf_step {name} {variant} ms={ms:.2f} tokens_per_s={tokens / (ms * 1e-3):.0f} attn={args.attn} "
               f"torch={torch.__version__}", flush=True)
-        del model, optimizer
+        del model, optimizer, forward
         torch.cuda.empty_cache()
 
 

@@ -5,7 +5,7 @@
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
 #   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
 #      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c), and
-#      test_cuda_bf16 (the bf16 kernels), test_zelo_cuda (the rating-fit kernel against
+#      test_cuda_bf16 (the bf16 kernels), test_cuda_bf16_model (bf16 training steps), test_zelo_cuda (the rating-fit kernel against
 #      zelo_loss.c); with 2 GPUs and mpirun,
 #      test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
 #   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings), among
@@ -13,8 +13,9 @@
 #      pairs, GPU ms beside the CPU fit's ms of the same batch);
 #   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
 #      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
-#      8 sequences of 512 tokens, fp32 without TF32; then the same step profiled, each
-#      launcher's share of it (dev/cuda/profile_step, cudaEvents);
+#      8 sequences of 512 tokens, fp32 without TF32 and bf16 (PyTorch's: autocast, SDPA,
+#      torch.compile); then the fp32 step profiled, each launcher's share of it
+#      (dev/cuda/profile_step, cudaEvents);
 #   5. compute-sanitizer memcheck and racecheck over the dev/cuda programs at small shapes
 #      (DEV_CUDA_SMALL=1: every kernel, the 2-layer training step), then memcheck over
 #      test_cuda, in what is left of the time budget (GPU_CHECK_BUDGET_S, 470 s);
@@ -107,10 +108,10 @@ if [ $BUILD_STEPS -eq 1 ]; then
     run build_cpu 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" train_zelo rerank zelo_fit || true
     note "build CPU programs" "$LAST_STATUS" "$LAST_SECONDS" "${MAKE_FLAGS[*]}"
     if [ -n "$NVCC" ]; then
-        GPU_TARGETS="build/gpu/test_cuda build/gpu/test_cuda_bf16 build/gpu/test_zelo_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
+        GPU_TARGETS="build/gpu/test_cuda build/gpu/test_cuda_bf16 build/gpu/test_cuda_bf16_model build/gpu/test_zelo_cuda $(for p in $DEV_PROGRAMS; do echo "build/gpu/dev_$p"; done)"
         # shellcheck disable=SC2086 # GPU_TARGETS is a list of targets
         run build_nvcc 300 make -j"$JOBS" "${MAKE_FLAGS[@]}" "NVCC_FLAGS=-O3 -arch=$ARCH" $GPU_TARGETS
-        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda, test_cuda_bf16, test_zelo_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
+        note "build nvcc ($ARCH)" "$LAST_STATUS" "$LAST_SECONDS" "test_cuda, test_cuda_bf16, test_cuda_bf16_model, test_zelo_cuda + $(echo "$DEV_PROGRAMS" | wc -w) dev/cuda programs"
     else
         skip "build nvcc" "nvcc not found"
     fi
@@ -120,8 +121,8 @@ fi
 
 # ---- 2.-5. on the GPU ----
 if [ $HAVE_GPU -eq 0 ]; then
-    for step in "test_cuda (GPU)" "test_cuda_bf16 (GPU)" "test_zelo_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" \
-                "rating fit 112k queries" "training step vs HF" "profile of a step"; do skip "$step" "no GPU"; done
+    for step in "test_cuda (GPU)" "test_cuda_bf16 (GPU)" "test_cuda_bf16_model (GPU)" "test_zelo_cuda (GPU)" "2 processes, 2 GPUs (NCCL)" "memcheck/racecheck" "kernel benchmarks" \
+                "rating fit 112k queries" "training step vs HF" "training step HF bf16" "profile of a step"; do skip "$step" "no GPU"; done
 else
     # the all-MiniLM-L6-v2 step needs its weights (pip package or ZELO_MINILM_DIR); a machine
     # without them runs the rest and says so
@@ -132,6 +133,9 @@ else
     # kernels: on a GPU that last check also says whether nvcc contracts both alike
     run test_cuda_bf16 60 build/gpu/test_cuda_bf16 || true
     note "test_cuda_bf16 (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda_bf16.log" | tail -n 1)"
+    # the bf16 model's training steps (cuBLASLt's products) against the CPU's fp32
+    run test_cuda_bf16_model 60 build/gpu/test_cuda_bf16_model || true
+    note "test_cuda_bf16_model (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed' "$LOG_DIR/test_cuda_bf16_model.log" | tail -n 1)"
     run test_zelo_cuda 60 build/gpu/test_zelo_cuda || true
     note "test_zelo_cuda (GPU)" "$LAST_STATUS" "$LAST_SECONDS" "$(grep -E 'passed, [0-9]+ failed|^worst rating' "$LOG_DIR/test_zelo_cuda.log" | tr '\n' ';')"
 
@@ -158,10 +162,13 @@ else
 
     run bert_step 120 build/gpu/dev_bert_step || true
     note "training step zelo.c" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^bert_step .* ms=' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //; s/ (.*//' | tr '\n' ';')"
-    note "device memory, computed" "$LAST_STATUS" 0 "$(grep '^bert_step bert-base at 512 tokens' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //')"
+    note "device memory, computed" "$LAST_STATUS" 0 "$(grep '^bert_step bert-base .* at 512 tokens' "$LOG_DIR/bert_step.log" | sed 's/^bert_step //' | tr '\n' ';')"
     if [ -n "$TORCH" ]; then
         run hf_step 180 python3 dev/bench_hf_step.py || true
         note "training step HF" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^hf_step ' "$LOG_DIR/hf_step.log" | sed 's/^hf_step //; s/ torch=.*//' | tr '\n' ';')"
+        # the issue's peer: bf16 autocast, SDPA attention, torch.compile
+        run hf_step_bf16 240 python3 dev/bench_hf_step.py --precision bf16 --compile || true
+        note "training step HF bf16" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^hf_step ' "$LOG_DIR/hf_step_bf16.log" | sed 's/^hf_step //; s/ torch=.*//' | tr '\n' ';')"
     else
         skip "training step HF" "torch/transformers not importable"
     fi

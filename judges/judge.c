@@ -689,7 +689,7 @@ static void member_create(JudgeMember* m, const char* spec, const JudgeContext* 
             die("judge '%s': the model has %d token embeddings, the tokenizer %d tokens", spec,
                 m->model.config.vocab_size, ctx->tokenizer->vocab_size);
         }
-        bert_to_device(&m->model, ctx->device);
+        bert_to_device(&m->model, ctx->device, PRECISION_FP32);
         battle_map_init(&m->scores);
     } else {
         die("unknown judge '%s' (judges: sim, bm25, dense, file:PATH, cmd:COMMAND, model:PATH,pairwise|pointwise, "

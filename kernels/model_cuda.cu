@@ -34,16 +34,40 @@ static size_t sum_of(const size_t* sizes, int n) {
     return total;
 }
 
-// points ptrs (n) into the device buffer *memory, first growing it to the sum of sizes when
-// its *capacity (floats) is below; the capacity only grows, so a training loop settles
-static void grow_and_point(float** memory, size_t* capacity, float** ptrs, const size_t* sizes, int n) {
-    size_t total = sum_of(sizes, n);
+// the bytes of n consecutive slices, slice i holding sizes[i] entries of widths[i] bytes and
+// starting at a multiple of align bytes; with memory not NULL, ptrs[i] points at slice i. Under
+// fp32 (every width and align 4) this is point_tensors_in's layout; under bf16 the slices mix
+// bf16 and float entries, and each starts 16-byte aligned, as cuBLASLt's fastest kernels want
+static size_t point_slices(void** ptrs, char* memory, const size_t* sizes, const size_t* widths, int n, size_t align) {
+    size_t offset = 0;
+    for (int i = 0; i < n; i++) {
+        offset = CEIL_DIV(offset, align) * align;
+        if (memory != NULL) { ptrs[i] = memory + offset; }
+        offset += sizes[i] * widths[i];
+    }
+    return offset;
+}
+
+// the bytes of one entry of a tensor stored in the layers' type (float or bf16)
+static size_t storage_width(Precision precision) {
+    return precision == PRECISION_BF16 ? sizeof(bf16) : sizeof(float);
+}
+
+static size_t slice_align(Precision precision) {
+    return precision == PRECISION_BF16 ? 16 : sizeof(float);
+}
+
+// points ptrs (n) into the device buffer *memory, first growing it to the slices' bytes when
+// its *capacity (bytes) is below; the capacity only grows, so a training loop settles
+static void grow_and_point(void** memory, size_t* capacity, void** ptrs, const size_t* sizes, const size_t* widths,
+                           int n, size_t align) {
+    size_t total = point_slices(ptrs, NULL, sizes, widths, n, align);
     if (total > *capacity) {
         cudaCheck(cudaFree(*memory));
-        cudaCheck(cudaMalloc((void**)memory, total * sizeof(float)));
+        cudaCheck(cudaMalloc(memory, total));
         *capacity = total;
     }
-    point_tensors_in(ptrs, *memory, sizes, n);
+    point_slices(ptrs, (char*)*memory, sizes, widths, n, align);
 }
 
 // the parameter tensors' sizes (NUM_PARAMETER_TENSORS) for a config and packing, the split
@@ -55,49 +79,78 @@ static size_t device_parameter_sizes(size_t* sizes, const BertConfig* config, Pa
     return sum_of(sizes, NUM_PARAMETER_TENSORS);
 }
 
-// the activations the device keeps for N tokens, S sequences and A attention floats per layer:
+// the activations the device keeps for N tokens, S sequences and A attention entries per layer:
 // model.h's layout with every layer's, except ln1, fch_gelu and ln2, of which it keeps one
 // layer's, the forward's current one. The backward pass recomputes them layer by layer from
 // what is kept (res1, fch, res2 and the LayerNorms' mean and rstd), the forward's bytes: per
-// layer, N x (I + 2C) floats fewer, at I = 4C 6C of the 16C per token a layer kept beside its
-// attention probabilities. Returns the floats in all
+// layer, N x (I + 2C) entries fewer, at I = 4C 6C of the 16C per token a layer kept beside its
+// attention probabilities. widths: each tensor's bytes per entry, the layers' storage type but
+// for what stays float under bf16 (the LayerNorms' statistics, and the heads' outputs that the
+// host reads: logits, embeddings, and the cosine head's segment means). Returns the bytes in all
 #define ACTIVATION_INDEX(field) (offsetof(ActivationTensors, field) / sizeof(float*))
-static size_t device_activation_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A) {
+static size_t device_activation_layout(size_t* sizes, size_t* widths, const BertConfig* cfg, Precision precision,
+                                       size_t N, size_t S, size_t A) {
     fill_in_activation_sizes(sizes, cfg, N, S, A, cfg->num_layers);
     size_t one_layer[NUM_ACTIVATION_TENSORS];
     fill_in_activation_sizes(one_layer, cfg, N, S, A, 1);
     const size_t recomputed[3] = {ACTIVATION_INDEX(ln1), ACTIVATION_INDEX(fch_gelu), ACTIVATION_INDEX(ln2)};
     for (size_t i : recomputed) { sizes[i] = one_layer[i]; }
-    return sum_of(sizes, NUM_ACTIVATION_TENSORS);
+    for (int i = 0; i < NUM_ACTIVATION_TENSORS; i++) { widths[i] = storage_width(precision); }
+    const size_t in_float[9] = {ACTIVATION_INDEX(emb_mean), ACTIVATION_INDEX(emb_rstd), ACTIVATION_INDEX(ln1_mean),
+                                ACTIVATION_INDEX(ln1_rstd), ACTIVATION_INDEX(ln2_mean), ACTIVATION_INDEX(ln2_rstd),
+                                ACTIVATION_INDEX(logits), ACTIVATION_INDEX(embeddings), ACTIVATION_INDEX(segmeans)};
+    for (size_t i : in_float) { widths[i] = sizeof(float); }
+    return point_slices(NULL, NULL, sizes, widths, NUM_ACTIVATION_TENSORS, slice_align(precision));
 }
 
 // the backward pass's scratch, as model.c's bert_backward: gradients of one layer's
-// activations, reused by every layer. Returns the floats in all
-enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, NUM_SCRATCH };
-static size_t backward_scratch_sizes(size_t* sizes, const BertConfig* cfg, size_t N, size_t S, size_t A) {
-    size_t C = cfg->hidden_size, NC = N * C;
+// activations, reused by every layer, in the layers' storage type; in float: the attention's
+// dS (datt, kernels/attention.cuh), the heads' buffers (the cosine head's dsegmeans are float;
+// the classifier's dcls and dpooled fit in the same bytes) and the caller's dlogits and
+// dembeddings; under bf16, dlogits rounded to bf16 for the classifier's backward (DLOGITS_X,
+// empty under fp32, where DOUTPUTS's are read as they are). Returns the bytes in all
+enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, DLOGITS_X, NUM_SCRATCH };
+static size_t backward_scratch_layout(size_t* sizes, size_t* widths, const BertConfig* cfg, Precision precision,
+                                      size_t N, size_t S, size_t A) {
+    size_t C = cfg->hidden_size, NC = N * C, NL = (size_t)cfg->num_labels;
     size_t scratch_sizes[NUM_SCRATCH] = {
         NC, NC, NC, NC, NC, NC, N * cfg->intermediate_size, N * 3 * C, A,
         S * C * 2,                                  // dcls and dpooled, or the cosine head's dsegmeans
-        S * (size_t)cfg->num_labels + S * C,        // the caller's dlogits and dembeddings
+        S * NL + S * C,                             // the caller's dlogits and dembeddings
+        precision == PRECISION_BF16 ? S * NL : 0,   // dlogits in bf16
     };
     memcpy(sizes, scratch_sizes, sizeof(scratch_sizes));
-    return sum_of(sizes, NUM_SCRATCH);
+    for (int i = 0; i < NUM_SCRATCH; i++) { widths[i] = storage_width(precision); }
+    widths[DATT] = widths[DHEADS] = widths[DOUTPUTS] = sizeof(float);
+    return point_slices(NULL, NULL, sizes, widths, NUM_SCRATCH, slice_align(precision));
 }
 
-void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing) {
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing, Precision precision) {
     memset(model, 0, sizeof(*model));
     model->config = *config;
     model->packing = packing;
+    model->precision = precision;
     model->num_parameters = device_parameter_sizes(model->param_sizes, config, packing);
     cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
     point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
+    model->params_x = model->params;
+    if (precision == PRECISION_BF16) {
+        // the bf16 copy at the master's offsets, entry for entry, as adamw_update_cuda writes it
+        cudaCheck(cudaMalloc(&model->params_bf16, model->num_parameters * sizeof(bf16)));
+        size_t widths[NUM_PARAMETER_TENSORS];
+        for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) { widths[i] = sizeof(bf16); }
+        point_slices((void**)&model->params_x, (char*)model->params_bf16, model->param_sizes, widths,
+                     NUM_PARAMETER_TENSORS, sizeof(bf16));
+    }
     cudaCheck(cudaStreamCreate(&model->stream));
     matmul_setup();
 }
 
 void bert_cuda_upload_parameters(BertModelCuda* model, const float* params) {
     cudaCheck(cudaMemcpy(model->params_memory, params, model->num_parameters * sizeof(float), cudaMemcpyHostToDevice));
+    if (model->precision == PRECISION_BF16) {
+        float_to_bf16_cuda((bf16*)model->params_bf16, model->params_memory, model->num_parameters, model->stream);
+    }
 }
 
 void bert_cuda_download_parameters(const BertModelCuda* model, float* params) {
@@ -229,15 +282,23 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
     model->att_size = (int)A;
     model->max_T = max_T;
 
-    size_t sizes[NUM_ACTIVATION_TENSORS];
-    device_activation_sizes(sizes, cfg, N, S, A);
-    grow_and_point(&model->acts_memory, &model->acts_capacity, (float**)&model->acts, sizes, NUM_ACTIVATION_TENSORS);
+    size_t sizes[NUM_ACTIVATION_TENSORS], widths[NUM_ACTIVATION_TENSORS];
+    device_activation_layout(sizes, widths, cfg, model->precision, N, S, A);
+    grow_and_point(&model->acts_memory, &model->acts_capacity, (void**)&model->acts, sizes, widths,
+                   NUM_ACTIVATION_TENSORS, slice_align(model->precision));
     model->logits = (float*)reallocCheck(model->logits, (size_t)S * cfg->num_labels * sizeof(float));
     model->embeddings = (float*)reallocCheck(model->embeddings, (size_t)S * cfg->hidden_size * sizeof(float));
 }
 
-void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
-    set_batch(model, ids, types, seq_starts, num_seqs);
+// a tensor of model.h's structs (float* fields) that holds entries of the layers' storage type
+// floatX: under bf16 the bf16 parameter copy, the activations and the scratch (set_batch and
+// backward_scratch_layout lay them out), so offsets are taken after the cast
+#define X(ptr) ((floatX*)(void*)(ptr))
+
+// the forward pass of set_batch's batch, every layer's tensors of type floatX (float: the fp32
+// backend, the CPU's twin; bf16: the mixed-precision one); the outputs left on the device
+template <typename floatX>
+static void forward_layers(BertModelCuda* model) {
     const BertConfig* cfg = &model->config;
     int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
     int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
@@ -245,55 +306,78 @@ void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, c
     float eps = cfg->layer_norm_eps;
     int split = model->packing == PACKING_SPLIT;
     cudaStream_t stream = model->stream;
-    ParameterTensors p = model->params;
+    ParameterTensors p = model->params_x;  // the weights the layers read
+    ParameterTensors master = model->params;  // fp32: the gates, and the classifier's bias
     ActivationTensors a = model->acts;
 
-    embeddings_forward_cuda(a.emb, model->inputs, model->embed_types, model->piece_starts, model->num_pieces, p.wte, p.wpe,
-                            p.wtt, N, C, stream);
-    layernorm_forward_cuda(a.emb_ln, a.emb_mean, a.emb_rstd, a.emb, p.emb_lnw, p.emb_lnb, N, C, eps, stream);
+    embeddings_forward_cuda(X(a.emb), model->inputs, model->embed_types, model->piece_starts, model->num_pieces,
+                            X(p.wte), X(p.wpe), X(p.wtt), N, C, stream);
+    layernorm_forward_cuda(X(a.emb_ln), a.emb_mean, a.emb_rstd, X(a.emb), X(p.emb_lnw), X(p.emb_lnb), N, C, eps, stream);
     for (int l = 0; l < L; l++) {
-        // ln1, fch_gelu and ln2 hold this layer's alone (device_activation_sizes): ln2 holds
+        // ln1, fch_gelu and ln2 hold this layer's alone (device_activation_layout): ln2 holds
         // the layer's input until the first LayerNorm's residual has read it, then its output
-        const float* x = l == 0 ? a.emb_ln : a.ln2;  // (N, C)
-        float* qkv = a.qkv + (size_t)l * N * 3 * C;
-        float* att = a.att + (size_t)l * A;
-        float* atty = a.atty + (size_t)l * NC;
-        float* res1 = a.res1 + (size_t)l * NC;
-        float* ln1 = a.ln1;
-        float* fch = a.fch + (size_t)l * N * I;
-        float* fch_gelu = a.fch_gelu;
-        float* res2 = a.res2 + (size_t)l * NC;
-        float* ln2 = a.ln2;
-        linear_forward_cuda(qkv, x, p.qkvw + (size_t)l * 3 * C * C, p.qkvb + (size_t)l * 3 * C, N, C, 3 * C, stream);
-        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, model->split_at,
-                               split ? p.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
+        const floatX* x = l == 0 ? X(a.emb_ln) : X(a.ln2);  // (N, C)
+        floatX* qkv = X(a.qkv) + (size_t)l * N * 3 * C;
+        floatX* att = X(a.att) + (size_t)l * A;
+        floatX* atty = X(a.atty) + (size_t)l * NC;
+        floatX* res1 = X(a.res1) + (size_t)l * NC;
+        floatX* ln1 = X(a.ln1);
+        floatX* fch = X(a.fch) + (size_t)l * N * I;
+        floatX* fch_gelu = X(a.fch_gelu);
+        floatX* res2 = X(a.res2) + (size_t)l * NC;
+        floatX* ln2 = X(a.ln2);
+        linear_forward_cuda(qkv, x, X(p.qkvw) + (size_t)l * 3 * C * C, X(p.qkvb) + (size_t)l * 3 * C, N, C, 3 * C, stream);
+        attention_forward_cuda(atty, att, (const floatX*)qkv, model->seq_starts, model->att_offsets, model->split_at,
+                               split ? master.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
         // res1 first gets the dense output, then the residual is added in place, as the reference
-        linear_forward_cuda(res1, atty, p.attprojw + (size_t)l * C * C, p.attprojb + (size_t)l * C, N, C, C, stream);
-        residual_layernorm_forward_cuda(res1, ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N, res1, x,
-                                        p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, eps, stream);
-        linear_forward_cuda(fch, ln1, p.fcw + (size_t)l * I * C, p.fcb + (size_t)l * I, N, C, I, stream);
-        gelu_forward_cuda(fch_gelu, fch, (size_t)N * I, stream);
-        linear_forward_cuda(res2, fch_gelu, p.fcprojw + (size_t)l * C * I, p.fcprojb + (size_t)l * C, N, I, C, stream);
-        residual_layernorm_forward_cuda(res2, ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N, res2, ln1,
-                                        p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, N, C, eps, stream);
+        linear_forward_cuda(res1, (const floatX*)atty, X(p.attprojw) + (size_t)l * C * C, X(p.attprojb) + (size_t)l * C,
+                            N, C, C, stream);
+        residual_layernorm_forward_cuda(res1, ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
+                                        (const floatX*)res1, x, X(p.ln1w) + (size_t)l * C, X(p.ln1b) + (size_t)l * C,
+                                        N, C, eps, stream);
+        linear_forward_cuda(fch, (const floatX*)ln1, X(p.fcw) + (size_t)l * I * C, X(p.fcb) + (size_t)l * I, N, C, I,
+                            stream);
+        gelu_forward_cuda(fch_gelu, (const floatX*)fch, (size_t)N * I, stream);
+        linear_forward_cuda(res2, (const floatX*)fch_gelu, X(p.fcprojw) + (size_t)l * C * I,
+                            X(p.fcprojb) + (size_t)l * C, N, I, C, stream);
+        residual_layernorm_forward_cuda(res2, ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N,
+                                        (const floatX*)res2, (const floatX*)ln1, X(p.ln2w) + (size_t)l * C,
+                                        X(p.ln2b) + (size_t)l * C, N, C, eps, stream);
     }
-    const float* x = L == 0 ? a.emb_ln : a.ln2;
+    const floatX* x = L == 0 ? X(a.emb_ln) : X(a.ln2);
 
-    // the two heads: the cross-encoder score and the mean-pooled sentence embedding
+    // the two heads: the cross-encoder score and the mean-pooled sentence embedding, both float
     if (model->score_head == SCORE_HEAD_COSINE) {
         if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
         segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, split, stream);
         cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
     } else {
-        cls_gather_forward_cuda(a.cls, x, model->seq_starts, S, C, stream);
-        linear_forward_cuda(a.pooled, a.cls, p.poolw, p.poolb, S, C, C, stream);
-        tanh_forward_cuda(a.pooled, a.pooled, (size_t)S * C, stream);
-        linear_forward_cuda(a.logits, a.pooled, p.clsw, p.clsb, S, C, cfg->num_labels, stream);
+        cls_gather_forward_cuda(X(a.cls), x, model->seq_starts, S, C, stream);
+        linear_forward_cuda(X(a.pooled), (const floatX*)X(a.cls), X(p.poolw), X(p.poolb), S, C, C, stream);
+        tanh_forward_cuda(X(a.pooled), (const floatX*)X(a.pooled), (size_t)S * C, stream);
+        // the classifier writes float logits (the loss reads them), its bias the master's:
+        // under fp32 linear_forward_cuda's two steps
+        bias_broadcast_cuda(a.logits, (const float*)master.clsb, S, cfg->num_labels, stream);
+        matmul_cuda(a.logits, cfg->num_labels, (const floatX*)X(a.pooled), C, 0, (const floatX*)X(p.clsw), C, 1, S,
+                    cfg->num_labels, C, 1.0f, 1.0f, stream);
     }
     meanpool_forward_cuda(a.embeddings, x, model->seq_starts, S, C, stream);
-    cudaCheck(cudaStreamSynchronize(stream));
-    cudaCheck(cudaMemcpy(model->logits, a.logits, (size_t)S * cfg->num_labels * sizeof(float), cudaMemcpyDeviceToHost));
-    cudaCheck(cudaMemcpy(model->embeddings, a.embeddings, (size_t)S * C * sizeof(float), cudaMemcpyDeviceToHost));
+}
+
+void bert_cuda_forward(BertModelCuda* model, const int* ids, const int* types, const int* seq_starts, int num_seqs) {
+    set_batch(model, ids, types, seq_starts, num_seqs);
+    if (model->precision == PRECISION_BF16) {
+        forward_layers<bf16>(model);
+    } else {
+        forward_layers<float>(model);
+    }
+    const BertConfig* cfg = &model->config;
+    int S = model->num_seqs, C = cfg->hidden_size;
+    cudaCheck(cudaStreamSynchronize(model->stream));
+    cudaCheck(cudaMemcpy(model->logits, model->acts.logits, (size_t)S * cfg->num_labels * sizeof(float),
+                         cudaMemcpyDeviceToHost));
+    cudaCheck(cudaMemcpy(model->embeddings, model->acts.embeddings, (size_t)S * C * sizeof(float),
+                         cudaMemcpyDeviceToHost));
 }
 
 // allocates the gradients (zeroed) on first use, pointed as the parameters are
@@ -310,14 +394,16 @@ void bert_cuda_zero_grad(BertModelCuda* model) {
     }
 }
 
-// a device buffer of n floats set to zero, in stream order
-static void zero_floats(float* x, size_t n, cudaStream_t stream) {
-    cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(float), stream));
+// a device buffer of n entries (float or bf16) set to zero, in stream order (zero bits are 0 in both)
+template <typename T>
+static void zero_entries(T* x, size_t n, cudaStream_t stream) {
+    cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(T), stream));
 }
 
-void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float* dembeddings) {
-    if (model->num_tokens == 0) { die("bert_cuda_backward: needs the activations of a bert_cuda_forward call"); }
-    ensure_grads(model);
+// the backward pass of the last forward pass, floatX as forward_layers; dlogits and dembeddings
+// already on the device (float), either NULL; the parameters' gradients are float in both
+template <typename floatX>
+static void backward_layers(BertModelCuda* model, void** buffers, const float* d_dlogits, const float* d_dembeddings) {
     const BertConfig* cfg = &model->config;
     int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
     int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
@@ -325,97 +411,132 @@ void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float*
     size_t A = (size_t)model->att_size, NC = (size_t)N * C;
     cudaStream_t stream = model->stream;
     int split = model->packing == PACKING_SPLIT;
-
-    size_t scratch_sizes[NUM_SCRATCH];
-    backward_scratch_sizes(scratch_sizes, cfg, N, S, A);
-    float* buffers[NUM_SCRATCH];
-    grow_and_point(&model->scratch_memory, &model->scratch_capacity, buffers, scratch_sizes, NUM_SCRATCH);
-    float *dres2 = buffers[DRES2], *dln1 = buffers[DLN1], *dres1 = buffers[DRES1], *datty = buffers[DATTY];
-    float *dffn = buffers[DFFN], *dqkv = buffers[DQKV], *datt = buffers[DATT];
-    float *dcls = buffers[DHEADS], *dpooled = buffers[DHEADS] + (size_t)S * C;
-    float *d_dlogits = buffers[DOUTPUTS], *d_dembeddings = buffers[DOUTPUTS] + (size_t)S * NL;
-
-    ParameterTensors p = model->params, g = model->grads;
+    floatX *dres2 = X(buffers[DRES2]), *dln1 = X(buffers[DLN1]), *dres1 = X(buffers[DRES1]);
+    floatX *datty = X(buffers[DATTY]), *dffn = X(buffers[DFFN]), *dqkv = X(buffers[DQKV]);
+    float* datt = (float*)buffers[DATT];
+    floatX *dcls = X(buffers[DHEADS]), *dpooled = X(buffers[DHEADS]) + (size_t)S * C;
+    float* dsegmeans = (float*)buffers[DHEADS];
+    ParameterTensors p = model->params_x, g = model->grads;
     ActivationTensors a = model->acts;
 
-    float* dh = buffers[DH];
-    zero_floats(dh, NC, stream);
-    if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
-        cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
-        cosine_score_backward_cuda(dcls, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
-        segment_means_backward_cuda(dh, dcls, model->types, model->seq_starts, S, C, split, stream);
-    } else if (dlogits != NULL) {
-        cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
-        zero_floats(dpooled, (size_t)S * C, stream);
-        linear_backward_cuda(dpooled, g.clsw, g.clsb, d_dlogits, a.pooled, p.clsw, S, C, NL, stream);
-        tanh_backward_inplace_cuda(dpooled, a.pooled, (size_t)S * C, stream);
-        zero_floats(dcls, (size_t)S * C, stream);
-        linear_backward_cuda(dcls, g.poolw, g.poolb, dpooled, a.cls, p.poolw, S, C, C, stream);
-        cls_gather_backward_cuda(dh, dcls, model->seq_starts, S, C, stream);
+    floatX* dh = X(buffers[DH]);
+    zero_entries(dh, NC, stream);
+    if (d_dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
+        cosine_score_backward_cuda(dsegmeans, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
+        segment_means_backward_cuda(dh, (const float*)dsegmeans, model->types, model->seq_starts, S, C, split, stream);
+    } else if (d_dlogits != NULL) {
+        // the classifier's backward reads dlogits in the layers' type: under bf16 rounded once
+        const floatX* dlogits_x = X(d_dlogits);
+        if (model->precision == PRECISION_BF16) {
+            float_to_bf16_cuda((bf16*)buffers[DLOGITS_X], d_dlogits, (size_t)S * NL, stream);
+            dlogits_x = X(buffers[DLOGITS_X]);
+        }
+        zero_entries(dpooled, (size_t)S * C, stream);
+        linear_backward_cuda(dpooled, g.clsw, g.clsb, dlogits_x, (const floatX*)X(a.pooled), (const floatX*)X(p.clsw),
+                             S, C, NL, stream);
+        tanh_backward_inplace_cuda(dpooled, (const floatX*)X(a.pooled), (size_t)S * C, stream);
+        zero_entries(dcls, (size_t)S * C, stream);
+        linear_backward_cuda(dcls, g.poolw, g.poolb, (const floatX*)dpooled, (const floatX*)X(a.cls),
+                             (const floatX*)X(p.poolw), S, C, C, stream);
+        cls_gather_backward_cuda(dh, (const floatX*)dcls, model->seq_starts, S, C, stream);
     }
-    if (dembeddings != NULL) {
-        cudaCheck(cudaMemcpyAsync(d_dembeddings, dembeddings, (size_t)S * C * sizeof(float), cudaMemcpyHostToDevice, stream));
-        meanpool_backward_cuda(dh, d_dembeddings, model->seq_starts, S, N, C, stream);
-    }
+    if (d_dembeddings != NULL) { meanpool_backward_cuda(dh, d_dembeddings, model->seq_starts, S, N, C, stream); }
 
     for (int l = L - 1; l >= 0; l--) {
         // the gradient wrt a layer's input is the next (lower) layer's dh: the two buffers
         // trade places every layer
-        dh = buffers[(L - 1 - l) % 2 == 0 ? DH : DX];
-        float* dx = buffers[(L - 1 - l) % 2 == 0 ? DX : DH];
-        const float* qkv = a.qkv + (size_t)l * N * 3 * C;
-        const float* att = a.att + (size_t)l * A;
-        const float* atty = a.atty + (size_t)l * NC;
-        const float* res1 = a.res1 + (size_t)l * NC;
-        const float* fch = a.fch + (size_t)l * N * I;
-        const float* res2 = a.res2 + (size_t)l * NC;
+        dh = X(buffers[(L - 1 - l) % 2 == 0 ? DH : DX]);
+        floatX* dx = X(buffers[(L - 1 - l) % 2 == 0 ? DX : DH]);
+        const floatX* qkv = X(a.qkv) + (size_t)l * N * 3 * C;
+        const floatX* att = X(a.att) + (size_t)l * A;
+        const floatX* atty = X(a.atty) + (size_t)l * NC;
+        const floatX* res1 = X(a.res1) + (size_t)l * NC;
+        const floatX* fch = X(a.fch) + (size_t)l * N * I;
+        const floatX* res2 = X(a.res2) + (size_t)l * NC;
         // dh = d ln2  ->  dres2. res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual
         // (the same gradient, written by the same kernel), then the FFN path
-        residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh, res2,
-                                         p.ln2w + (size_t)l * C, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N,
-                                         N, C, stream);
+        residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, (const floatX*)dh,
+                                         res2, (const floatX*)X(p.ln2w) + (size_t)l * C, a.ln2_mean + (size_t)l * N,
+                                         a.ln2_rstd + (size_t)l * N, N, C, stream);
         // GELU's output and ln1, which the forward kept for its last layer only, recomputed
         // by the forward's own arithmetic: the bytes it had
-        gelu_forward_cuda(a.fch_gelu, fch, (size_t)N * I, stream);
-        zero_floats(dffn, (size_t)N * I, stream);
-        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2, a.fch_gelu,
-                             p.fcprojw + (size_t)l * C * I, N, I, C, stream);
+        gelu_forward_cuda(X(a.fch_gelu), fch, (size_t)N * I, stream);
+        zero_entries(dffn, (size_t)N * I, stream);
+        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, (const floatX*)dres2,
+                             (const floatX*)X(a.fch_gelu), (const floatX*)X(p.fcprojw) + (size_t)l * C * I, N, I, C,
+                             stream);
         // fc's bias gradient is summed by GELU's backward, as it writes dffn
         gelu_backward_bias_cuda(dffn, g.fcb + (size_t)l * I, fch, N, I, stream);
-        layernorm_recompute_cuda(a.ln1, res1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
-                                 p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, N, C, stream);
-        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, NULL, dffn, a.ln1, p.fcw + (size_t)l * I * C, N, C, I, stream);
+        layernorm_recompute_cuda(X(a.ln1), res1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
+                                 (const floatX*)X(p.ln1w) + (size_t)l * C, (const floatX*)X(p.ln1b) + (size_t)l * C, N,
+                                 C, stream);
+        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, (float*)NULL, (const floatX*)dffn,
+                             (const floatX*)X(a.ln1), (const floatX*)X(p.fcw) + (size_t)l * I * C, N, C, I, stream);
         // d ln1  ->  dres1. res1 = x + attproj(attention(qkv(x))): dx gets the residual, then
         // the attention path
-        residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1, res1,
-                                         p.ln1w + (size_t)l * C, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
-                                         N, C, stream);
-        zero_floats(datty, NC, stream);
-        linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1, atty,
-                             p.attprojw + (size_t)l * C * C, N, C, C, stream);
-        attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows, datty, qkv, att,
-                                model->seq_starts, model->att_offsets, model->split_at, S, N, max_T, C, NH, stream);
+        residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, (const floatX*)dln1,
+                                         res1, (const floatX*)X(p.ln1w) + (size_t)l * C, a.ln1_mean + (size_t)l * N,
+                                         a.ln1_rstd + (size_t)l * N, N, C, stream);
+        zero_entries(datty, NC, stream);
+        linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, (const floatX*)dres1,
+                             atty, (const floatX*)X(p.attprojw) + (size_t)l * C * C, N, C, C, stream);
+        attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows,
+                                (const floatX*)datty, qkv, att, model->seq_starts, model->att_offsets, model->split_at,
+                                S, N, max_T, C, NH, stream);
         // the layer's input: emb_ln, or the layer below's output recomputed as ln1 was
-        const float* x = a.emb_ln;
+        const floatX* x = X(a.emb_ln);
         if (l > 0) {
-            layernorm_recompute_cuda(a.ln2, a.res2 + (size_t)(l - 1) * NC, a.ln2_mean + (size_t)(l - 1) * N,
-                                     a.ln2_rstd + (size_t)(l - 1) * N, p.ln2w + (size_t)(l - 1) * C,
-                                     p.ln2b + (size_t)(l - 1) * C, N, C, stream);
-            x = a.ln2;
+            layernorm_recompute_cuda(X(a.ln2), (const floatX*)X(a.res2) + (size_t)(l - 1) * NC,
+                                     a.ln2_mean + (size_t)(l - 1) * N, a.ln2_rstd + (size_t)(l - 1) * N,
+                                     (const floatX*)X(p.ln2w) + (size_t)(l - 1) * C,
+                                     (const floatX*)X(p.ln2b) + (size_t)(l - 1) * C, N, C, stream);
+            x = X(a.ln2);
         }
-        linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
-                             p.qkvw + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
+        linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, (const floatX*)dqkv, x,
+                             (const floatX*)X(p.qkvw) + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
     }
     // the gradient wrt the input of layer 0: where the last layer's dx was
-    dh = buffers[L % 2 == 1 ? DX : DH];
-    float* da = dres2;
-    zero_floats(da, NC, stream);
-    layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, dh, a.emb, p.emb_lnw, a.emb_mean, a.emb_rstd, N, C, stream);
-    embeddings_backward_cuda(g.wte, g.wpe, g.wtt, da, model->bucket_tokens, model->bucket_starts, model->bucket_ids,
-                             model->num_buckets, model->embed_types, model->piece_starts, model->num_pieces, max_T, N,
-                             cfg->type_vocab_size, C, stream);
+    dh = X(buffers[L % 2 == 1 ? DX : DH]);
+    floatX* da = dres2;
+    zero_entries(da, NC, stream);
+    layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, (const floatX*)dh, (const floatX*)X(a.emb),
+                            (const floatX*)X(p.emb_lnw), a.emb_mean, a.emb_rstd, N, C, stream);
+    embeddings_backward_cuda(g.wte, g.wpe, g.wtt, (const floatX*)da, model->bucket_tokens, model->bucket_starts,
+                             model->bucket_ids, model->num_buckets, model->embed_types, model->piece_starts,
+                             model->num_pieces, max_T, N, cfg->type_vocab_size, C, stream);
+}
+
+void bert_cuda_backward(BertModelCuda* model, const float* dlogits, const float* dembeddings) {
+    if (model->num_tokens == 0) { die("bert_cuda_backward: needs the activations of a bert_cuda_forward call"); }
+    ensure_grads(model);
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, C = cfg->hidden_size, NL = cfg->num_labels;
+    cudaStream_t stream = model->stream;
+    size_t sizes[NUM_SCRATCH], widths[NUM_SCRATCH];
+    backward_scratch_layout(sizes, widths, cfg, model->precision, N, S, (size_t)model->att_size);
+    void* buffers[NUM_SCRATCH];
+    grow_and_point(&model->scratch_memory, &model->scratch_capacity, buffers, sizes, widths, NUM_SCRATCH,
+                   slice_align(model->precision));
+    // the caller's gradients wrt the outputs, uploaded into DOUTPUTS
+    float* d_dlogits = NULL;
+    float* d_dembeddings = NULL;
+    if (dlogits != NULL) {
+        d_dlogits = (float*)buffers[DOUTPUTS];
+        cudaCheck(cudaMemcpyAsync(d_dlogits, dlogits, (size_t)S * NL * sizeof(float), cudaMemcpyHostToDevice, stream));
+    }
+    if (dembeddings != NULL) {
+        d_dembeddings = (float*)buffers[DOUTPUTS] + (size_t)S * NL;
+        cudaCheck(cudaMemcpyAsync(d_dembeddings, dembeddings, (size_t)S * C * sizeof(float), cudaMemcpyHostToDevice,
+                                  stream));
+    }
+    if (model->precision == PRECISION_BF16) {
+        backward_layers<bf16>(model, buffers, d_dlogits, d_dembeddings);
+    } else {
+        backward_layers<float>(model, buffers, d_dlogits, d_dembeddings);
+    }
     cudaCheck(cudaStreamSynchronize(stream));  // the caller's dlogits and dembeddings may go now
 }
+#undef X
 
 // the gradient norm's sums over n parameters: the whole, then one per chunk
 static size_t norm_scratch_bytes(size_t n) {
@@ -449,7 +570,9 @@ void bert_cuda_adamw_update(BertModelCuda* model, float lr, float head_lr_scale,
     const float rates[3] = {lr, lr * head_lr_scale, lr * gate_lr_scale};
     size_t offset = 0;
     for (int r = 0; r < 3; r++) {
-        adamw_update_cuda(model->params_memory + offset, model->m_memory + offset, model->v_memory + offset,
+        // under bf16 the step also writes the layers' copy of the weights, rounded from the master
+        bf16* copy = model->precision == PRECISION_BF16 ? (bf16*)model->params_bf16 + offset : NULL;
+        adamw_update_cuda(model->params_memory + offset, copy, model->m_memory + offset, model->v_memory + offset,
                           model->grads_memory + offset, model->param_sizes + first[r], decays + first[r],
                           first[r + 1] - first[r], rates[r], beta1, beta2, eps, weight_decay, step, model->stream);
         for (int i = first[r]; i < first[r + 1]; i++) { offset += model->param_sizes[i]; }
@@ -466,37 +589,44 @@ static size_t batch_bytes(size_t S, size_t N, const BertConfig* cfg, Packing pac
     return ints * sizeof(int) + doubles * sizeof(double);
 }
 
+// the flat parameter buffer's bytes: the fp32 master, and under bf16 its bf16 copy
+static size_t parameter_bytes(size_t P, Precision precision) {
+    return P * sizeof(float) + (precision == PRECISION_BF16 ? P * sizeof(bf16) : 0);
+}
+
 DeviceMemory bert_cuda_memory(const BertModelCuda* model) {
     size_t P = model->num_parameters * sizeof(float);
     DeviceMemory m;
-    m.parameters = P;
+    m.parameters = parameter_bytes(model->num_parameters, model->precision);
     m.gradients = model->grads_memory != NULL ? P : 0;
     m.optimizer = model->m_memory != NULL ? 2 * P : 0;
-    m.activations = model->acts_capacity * sizeof(float);
-    m.scratch = model->scratch_capacity * sizeof(float) +
-                (model->norm_scratch != NULL ? norm_scratch_bytes(model->num_parameters) : 0);
+    m.activations = model->acts_capacity;
+    m.scratch = model->scratch_capacity + (model->norm_scratch != NULL ? norm_scratch_bytes(model->num_parameters) : 0);
     m.batch = model->seq_capacity > 0
                   ? batch_bytes(model->seq_capacity - 1, model->token_capacity, &model->config, model->packing)
                   : 0;
     return m;
 }
 
-DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, size_t N, size_t S, size_t A) {
-    size_t param_sizes[NUM_PARAMETER_TENSORS], act_sizes[NUM_ACTIVATION_TENSORS], scratch_sizes[NUM_SCRATCH];
+DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, Precision precision, size_t N,
+                                       size_t S, size_t A) {
+    size_t param_sizes[NUM_PARAMETER_TENSORS], sizes[NUM_ACTIVATION_TENSORS + NUM_SCRATCH];
+    size_t widths[NUM_ACTIVATION_TENSORS + NUM_SCRATCH];
     size_t P = device_parameter_sizes(param_sizes, config, packing);
     DeviceMemory m;
-    m.parameters = m.gradients = P * sizeof(float);
+    m.parameters = parameter_bytes(P, precision);
+    m.gradients = P * sizeof(float);
     m.optimizer = 2 * P * sizeof(float);
-    m.activations = device_activation_sizes(act_sizes, config, N, S, A) * sizeof(float);
-    m.scratch = backward_scratch_sizes(scratch_sizes, config, N, S, A) * sizeof(float) + norm_scratch_bytes(P);
+    m.activations = device_activation_layout(sizes, widths, config, precision, N, S, A);
+    m.scratch = backward_scratch_layout(sizes, widths, config, precision, N, S, A) + norm_scratch_bytes(P);
     m.batch = batch_bytes(S, N, config, packing);
     return m;
 }
 
 void bert_cuda_free(BertModelCuda* model) {
-    float* floats[] = {model->params_memory, model->grads_memory, model->m_memory, model->v_memory,
-                       model->acts_memory, model->scratch_memory};
-    for (float* f : floats) { cudaCheck(cudaFree(f)); }
+    void* buffers[] = {model->params_memory, model->params_bf16, model->grads_memory, model->m_memory,
+                       model->v_memory, model->acts_memory, model->scratch_memory};
+    for (void* b : buffers) { cudaCheck(cudaFree(b)); }
     int* ints[] = {model->seq_starts, model->att_offsets, model->inputs, model->types, model->split_at,
                    model->piece_starts, model->embed_types, model->bucket_tokens, model->bucket_starts, model->bucket_ids};
     for (int* i : ints) { cudaCheck(cudaFree(i)); }

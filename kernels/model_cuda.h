@@ -8,6 +8,11 @@
  * keeps every layer's activations but ln1, GELU's output and ln2, which the backward pass
  * recomputes layer by layer. Not yet here: bert_infer's one-layer activations (the device
  * keeps every layer for inference too).
+ *
+ * Two precisions (model.h, Precision): fp32, every tensor float, the CPU's twin; and bf16, the
+ * layers reading a bf16 copy of the fp32 master weights and keeping their activations in bf16,
+ * with the gradients, AdamW's state, the LayerNorms' statistics and the heads' outputs in float
+ * (kernels/bf16.cuh says which sums stay float inside the kernels).
  */
 #ifndef ZELO_MODEL_CUDA_H
 #define ZELO_MODEL_CUDA_H
@@ -24,22 +29,29 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     Packing packing;          // the host model's, given to bert_cuda_build (it sizes the gates)
     ScoreHead score_head;     // the host model's, set by bert_to_device
     float cosine_scale;       // the host model's, set by bert_to_device and bert_set_cosine_scale
+    Precision precision;      // the layers' storage type: fp32 (the CPU's twin) or bf16 (model.h)
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
     ParameterTensors params;  // on the device, pointing into params_memory
-    float* params_memory;     // on the device (num_parameters)
+    float* params_memory;     // on the device (num_parameters): the weights, fp32 (under bf16 the master)
+    void* params_bf16;        // under bf16: the master's bf16 copy (num_parameters), which the layers read;
+                              // rewritten by every AdamW step. NULL under fp32
+    ParameterTensors params_x;  // the tensors the layers read: params itself under fp32, pointers into
+                                // params_bf16 under bf16 (bf16 entries behind model.h's float*)
     // gradients and AdamW state on the device, allocated by the first backward / update
     ParameterTensors grads;
     float* grads_memory;
     float* m_memory;
     float* v_memory;
     double* norm_scratch;     // (1 + chunks) the squared gradient norm, then its chunks' sums
-    float* scratch_memory;    // backward pass buffers, one layer's worth, reused across layers
-    size_t scratch_capacity;
+    void* scratch_memory;     // backward pass buffers, one layer's worth, reused across layers
+    size_t scratch_capacity;  // bytes
     ActivationTensors acts;   // on the device, model.h's layout with every layer kept but ln1,
-                              // fch_gelu and ln2, one layer each (the backward recomputes them)
-    float* acts_memory;
-    size_t acts_capacity;     // floats in acts_memory; only grows
+                              // fch_gelu and ln2, one layer each (the backward recomputes them);
+                              // under bf16 bf16 entries but for the LayerNorms' statistics and the
+                              // heads' outputs (model_cuda.cu, device_activation_layout)
+    void* acts_memory;
+    size_t acts_capacity;     // bytes in acts_memory; only grows
     // the batch of the last forward pass, on the device
     int* seq_starts;          // (S+1)
     int* att_offsets;         // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
@@ -62,10 +74,11 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
 } BertModelCuda;
 
 // allocates the device parameters for a config and packing (the split packing's gates, (L, NH),
-// last, as bert_split_segments lays them out; their contents undefined until uploaded); dies on
-// an invalid config
-void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing);
-// copies the flat parameter buffer (num_parameters floats on the host, model.h's order) to the device
+// last, as bert_split_segments lays them out; their contents undefined until uploaded), and the
+// bf16 copy under PRECISION_BF16; dies on an invalid config
+void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing packing, Precision precision);
+// copies the flat parameter buffer (num_parameters floats on the host, model.h's order) to the
+// device, and under bf16 rounds it into the layers' copy
 void bert_cuda_upload_parameters(BertModelCuda* model, const float* params);
 // bert_forward's contract (model.h) on the device: a packed batch on the host in, model->logits
 // and model->embeddings (host) out; the activations the backward pass needs kept on the device
@@ -85,10 +98,11 @@ void bert_cuda_free(BertModelCuda* model);
 // bert_device_memory's contract (model.h): the model's device buffers now, from their sizes
 DeviceMemory bert_cuda_memory(const BertModelCuda* model);
 // the device memory of a training step (forward, backward, clip, AdamW) on a batch of N tokens in
-// S sequences with A attention floats per layer (NH x the sum of the sequences' squared lengths):
+// S sequences with A attention entries per layer (NH x the sum of the sequences' squared lengths):
 // what bert_cuda_memory reports after that step on a model just built. Allocates nothing, so it
 // sizes a step for a card not at hand (dev/cuda/bert_step.cu)
-DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, size_t N, size_t S, size_t A);
+DeviceMemory bert_cuda_training_memory(const BertConfig* config, Packing packing, Precision precision, size_t N,
+                                       size_t S, size_t A);
 // copies the device parameters (num_parameters floats) into params on the host
 void bert_cuda_download_parameters(const BertModelCuda* model, float* params);
 // the AdamW state between host (m, v: num_parameters floats each) and device; download returns 0

@@ -267,4 +267,56 @@ static inline size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_
     return rows;
 }
 
+// ---- all-MiniLM-L6-v2 as a training-step fixture (for a test that includes model_fixture.h and
+// io/weights.h, and links them) ----
+#ifdef ZELO_MODEL_FIXTURE_H
+// all-MiniLM-L6-v2 (the README's starting point), loaded from dir into *minilm with a seeded
+// classifier head, as a Fixture: a packed batch of query-document pairs of random word ids,
+// [CLS] (type 0) ... [SEP] (type 1) ... [SEP], lengths 33, 1, 130, 7 and 64 (seq_starts in
+// starts (6)), random targets y and embedding weights R, and train_zelo's defaults with --init
+// (lr 5e-5, clip 1.0, weight decay 0.01). The Fixture's params are minilm's; free the rest with
+// minilm_fixture_free
+static inline Fixture minilm_fixture(BertModel* minilm, int* starts, const char* dir) {
+    static const int lengths[5] = {33, 1, 130, 7, 64};
+    bert_load_hf(minilm, dir, 42);
+    Fixture fx;
+    memset(&fx, 0, sizeof(fx));
+    fx.config = minilm->config;
+    fx.num_parameters = minilm->num_parameters;
+    fx.params = minilm->params_memory;
+    fx.S = 5;
+    starts[0] = 0;
+    for (int s = 0; s < fx.S; s++) { starts[s + 1] = starts[s] + lengths[s]; }
+    fx.N = starts[fx.S];
+    fx.seq_starts = starts;
+    fx.ids = (int*)mallocCheck((size_t)fx.N * sizeof(int));
+    fx.types = (int*)mallocCheck((size_t)fx.N * sizeof(int));
+    for (int s = 0; s < fx.S; s++) {
+        int T = lengths[s], split = T / 3;
+        for (int t = 0; t < T; t++) {
+            int i = starts[s] + t;
+            fx.ids[i] = t == 0 ? 101 : (t == T - 1 && T > 1) ? 102 : 1000 + (int)(rng_u32() % (uint32_t)(fx.config.vocab_size - 1000));
+            fx.types[i] = t > split;
+        }
+    }
+    fx.y = host_random((size_t)fx.S, -1.0f, 1.0f);
+    fx.R = host_random((size_t)fx.S * fx.config.hidden_size, -1.0f, 1.0f);
+    fx.lr = 5e-5f;
+    fx.beta1 = 0.9f;
+    fx.beta2 = 0.999f;
+    fx.eps = 1e-8f;
+    fx.weight_decay = 0.01f;
+    fx.max_norm = 1.0f;
+    return fx;
+}
+
+static inline void minilm_fixture_free(Fixture* fx, BertModel* minilm) {
+    free(fx->ids);
+    free(fx->types);
+    free(fx->y);
+    free(fx->R);
+    bert_free(minilm);
+}
+#endif
+
 #endif // ZELO_TEST_CUDA_CHECK_H

@@ -662,13 +662,13 @@ static void test_model_step(const Batch* b, int C, int NH) {
     bert_forward(&cpu, b->ids, b->types, b->seq_starts, b->S);
 
     BertModelCuda gpu;
-    bert_cuda_build(&gpu, &cfg, PACKING_JOINT);
+    bert_cuda_build(&gpu, &cfg, PACKING_JOINT, PRECISION_FP32);
     bert_cuda_upload_parameters(&gpu, cpu.params_memory);
     bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
     float* first_logits = (float*)mallocCheck((size_t)b->S * sizeof(float));
     memcpy(first_logits, gpu.logits, (size_t)b->S * sizeof(float));
     // again over poisoned activations: every one must be written, and the same bytes come out
-    poison(gpu.acts_memory, gpu.acts_capacity);
+    poison((float*)gpu.acts_memory, gpu.acts_capacity / sizeof(float));
     bert_cuda_forward(&gpu, b->ids, b->types, b->seq_starts, b->S);
     CHECK(memcmp(first_logits, gpu.logits, (size_t)b->S * sizeof(float)) == 0, "C=%d forward: two runs differ", C);
 
@@ -680,10 +680,10 @@ static void test_model_step(const Batch* b, int C, int NH) {
     // the worst of the pass, 6x under the tolerance)
     int hs = C / NH;
     double K = (double)L * (5 * C + 4 * C + hs + 2 * b->max_T);
-    size_t sizes[NUM_ACTIVATION_TENSORS], kept[NUM_ACTIVATION_TENSORS];
+    size_t sizes[NUM_ACTIVATION_TENSORS], kept[NUM_ACTIVATION_TENSORS], widths[NUM_ACTIVATION_TENSORS];
     fill_in_activation_sizes(sizes, &cfg, b->N, b->S, b->A, L);
     // the device keeps one layer of the tensors its backward pass recomputes: the last layer's
-    device_activation_sizes(kept, &cfg, b->N, b->S, b->A);
+    device_activation_layout(kept, widths, &cfg, PRECISION_FP32, b->N, b->S, b->A);
     size_t num_rows;
     size_t* rows = attention_rows(b, NH, L, &num_rows);
     const float* const* want = (const float* const*)&cpu.acts;
@@ -741,7 +741,7 @@ static void test_model_step(const Batch* b, int C, int NH) {
     DeviceMemory want_memory = expected_training_memory(&cfg, cpu.num_parameters, b->N, b->S, b->A, 0);
     DeviceMemory after_step = bert_cuda_memory(&gpu);
     expect_memory("device memory after a step", &after_step, &want_memory);
-    DeviceMemory from_shapes = bert_cuda_training_memory(&cfg, PACKING_JOINT, b->N, b->S, b->A);
+    DeviceMemory from_shapes = bert_cuda_training_memory(&cfg, PACKING_JOINT, PRECISION_FP32, b->N, b->S, b->A);
     expect_memory("device memory from the shapes", &from_shapes, &want_memory);
     free(dlogits);
     free(dembeddings);
@@ -799,7 +799,7 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
             m->gate_lr_scale = SPLIT_GATE_LR_SCALE;
         }
     }
-    bert_to_device(&dev, DEVICE_CUDA);
+    bert_to_device(&dev, DEVICE_CUDA, PRECISION_FP32);
     // a scale other than bert_build's, set after the move: the device must take it too
     if (head == SCORE_HEAD_COSINE) {
         bert_set_cosine_scale(&cpu, 3.5f);
@@ -905,7 +905,7 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     bert_free(&back);
     bert_save(&cpu, path);
     bert_load(&back, path);
-    bert_to_device(&back, DEVICE_CUDA);
+    bert_to_device(&back, DEVICE_CUDA, PRECISION_FP32);
     float* params_back = host_from(back.cuda->params_memory, cpu.num_parameters);
     expect_same_floats("the CPU's checkpoint moved to the device", params_back, cpu.params_memory, cpu.num_parameters);
     remove(path);
@@ -926,47 +926,13 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     bert_free(&cpu);
 }
 
-// all-MiniLM-L6-v2 (the README's starting point) with a seeded classifier head, on a packed
-// batch of query-document pairs of random word ids: [CLS] (type 0) ... [SEP] (type 1) ... [SEP].
-// Its loss weights and training settings are train_zelo's defaults with --init (lr 5e-5,
-// clip 1.0, weight decay 0.01).
+// all-MiniLM-L6-v2 (test/cuda_check.h, minilm_fixture): its training step, the cls head
 static void test_minilm_step(const char* dir) {
-    static const int lengths[5] = {33, 1, 130, 7, 64};
     BertModel minilm;
-    bert_load_hf(&minilm, dir, 42);
-    Fixture fx;
-    memset(&fx, 0, sizeof(fx));
-    fx.config = minilm.config;
-    fx.num_parameters = minilm.num_parameters;
-    fx.params = minilm.params_memory;
-    fx.S = 5;
-    int starts[6] = {0};
-    for (int s = 0; s < fx.S; s++) { starts[s + 1] = starts[s] + lengths[s]; }
-    fx.N = starts[fx.S];
-    fx.seq_starts = starts;
-    fx.ids = (int*)mallocCheck((size_t)fx.N * sizeof(int));
-    fx.types = (int*)mallocCheck((size_t)fx.N * sizeof(int));
-    for (int s = 0; s < fx.S; s++) {
-        int T = lengths[s], split = T / 3;
-        for (int t = 0; t < T; t++) {
-            int i = starts[s] + t;
-            fx.ids[i] = t == 0 ? 101 : (t == T - 1 && T > 1) ? 102 : 1000 + (int)(rng_u32() % (uint32_t)(fx.config.vocab_size - 1000));
-            fx.types[i] = t > split;
-        }
-    }
-    fx.y = host_random((size_t)fx.S, -1.0f, 1.0f);
-    fx.R = host_random((size_t)fx.S * fx.config.hidden_size, -1.0f, 1.0f);
-    fx.lr = 5e-5f;
-    fx.beta1 = 0.9f;
-    fx.beta2 = 0.999f;
-    fx.eps = 1e-8f;
-    fx.weight_decay = 0.01f;
-    test_training_step("all-MiniLM-L6-v2", &fx, 1.0f, SCORE_HEAD_CLS, PACKING_JOINT);
-    free(fx.ids);
-    free(fx.types);
-    free(fx.y);
-    free(fx.R);
-    bert_free(&minilm);
+    int starts[6];
+    Fixture fx = minilm_fixture(&minilm, starts, dir);
+    test_training_step("all-MiniLM-L6-v2", &fx, fx.max_norm, SCORE_HEAD_CLS, PACKING_JOINT);
+    minilm_fixture_free(&fx, &minilm);
 }
 
 int main(int argc, char** argv) {

@@ -10,7 +10,9 @@
 # Tolerance: the losses and gradient norms of the two devices agree within 1e-4 relative. The
 # kernels sum in other orders than model.c (measured: 1e-6 relative after 5 steps here); 1e-4
 # leaves a hundredfold margin and still fails on any wrong layer, whose error is of order 1.
-# rerank's scores (logits of order 1) agree within 1e-4 absolute, for the same reason.
+# rerank's scores (logits of order 1) agree within 1e-4 absolute, for the same reason. At
+# --precision bf16 (training and rerank) the bounds are bf16's, stated where they are checked;
+# a bf16 run's checkpoint resumes on the CPU in fp32, and bf16 on the CPU is refused.
 # Ends with "test_device: N passed, N failed" and a non-zero status on any failure.
 set -u
 cd "$(dirname "$0")/.."
@@ -24,11 +26,12 @@ RE=${BUILD:-build}/rerank_emu
 SMALL="--candidates 4 --group-size 4 --batch-size 8 --steps 5 --eval-every 100 --checkpoint-every 5 --threads 2 --lr 1e-3"
 # field "loss" or "grad_norm" of each training line of a log.jsonl, one per line
 field_of() { grep '"loss"' "$2" | sed -E "s/.*\"$1\": ([^,}]*).*/\1/"; }
-# whether two columns of numbers agree within 1e-4 relative, line by line (and are as many)
+# whether two columns of numbers agree within 1e-4 relative (or the third argument's), line by
+# line (and are as many)
 close_within() {
-    paste <(echo "$1") <(echo "$2") | awk -F'\t' '
+    paste <(echo "$1") <(echo "$2") | awk -F'\t' -v tol="${3:-1e-4}" '
         function number(x) { return x ~ /^-?[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$/ }  # not nan, inf or empty
-        { n++; d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2; if (!number($1) || !number($2) || d > 1e-4 * m) bad++ }
+        { n++; d = $1 - $2; if (d < 0) d = -d; m = $2 < 0 ? -$2 : $2; if (!number($1) || !number($2) || d > tol * m) bad++ }
         END { exit !(n > 0 && bad == 0) }'
 }
 
@@ -82,6 +85,30 @@ check "a second --device cuda run exits 0" test $? -eq 0
 check "... and writes the same model.bin, byte for byte" cmp -s "$D/a/model.bin" "$D/b/model.bin"
 check "... and the same optimizer state" cmp -s "$D/a/optimizer_5.bin" "$D/b/optimizer_5.bin"
 
+# --precision bf16: the reranker's weights and activations in bf16 over fp32 master weights, AdamW
+# state and gradients. test_cuda_bf16_model holds a 2-layer model's logits to 4 x 2^-8 x sqrt(22)
+# = 0.073 of the CPU's, relative; a loss of the logits carries their relative error at most about
+# doubled (the MSE's square), so the losses follow the CPU's within 0.15 relative (measured: 0.5%)
+$E --device cuda --precision bf16 --run-dir "$D/bf" $SMALL >"$D/bf.out" 2>&1
+check "emulated --device cuda --precision bf16 run exits 0 (see $D/bf.out)" test $? -eq 0
+check "... saying so" grep -q "^precision: bf16" "$D/bf.out"
+check "its losses follow --device cpu's within 0.15 relative" \
+    close_within "$(field_of loss "$D/bf/log.jsonl")" "$(field_of loss "$D/cpu/log.jsonl")" 0.15
+not_close() { ! close_within "$1" "$2"; }
+check "... but not to 1e-4: the bf16 storage shows" \
+    not_close "$(field_of loss "$D/bf/log.jsonl")" "$(field_of loss "$D/cpu/log.jsonl")"
+check "... and it says the bf16 copy in its device memory (parameters 1.5 x the gradients)" \
+    awk '/^device memory:/ { gsub(/[(),]/, ""); p = $6; g = $8; ok = g > 0 && (p - 1.5 * g) ^ 2 <= 0.15 ^ 2 } END { exit !ok }' "$D/bf.out"
+$T --device cpu --run-dir "$D/bfc" $SMALL --precision bf16 >"$D/bfc.out" 2>&1
+check "--precision bf16 on the CPU is refused at once (exit 2)" test $? -eq 2 -a ! -e "$D/bfc/bm25.idx"
+check "... saying why" grep -q -- "--precision 'bf16': bf16 runs on the GPU backend only" "$D/bfc.out"
+$E --device cuda --run-dir "$D/bfx" $SMALL --precision fp16 >"$D/bfx.out" 2>&1
+check "--precision fp16 is refused (exit 2)" test $? -eq 2
+mkdir -p "$D/bfr" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$D/bfr/"
+$E --device cuda --precision bf16 --run-dir "$D/bfr" $SMALL --stop-at 3 >"$D/bfr1.out" 2>&1
+$T --device cpu --run-dir "$D/bfr" $SMALL --resume >"$D/bfr2.out" 2>&1
+check "a bf16 run's checkpoint (its fp32 master and AdamW state) resumes on the CPU in fp32" test $? -eq 0 -a -s "$D/bfr/model.bin"
+
 # checkpoints leave the device (parameters and AdamW state copied back) and come back to it
 mkdir -p "$D/r" && cp -r "$D/a/synthetic" "$D/a/bm25.idx" "$D/a/candidates.bin" "$D/a/targets.bin" "$D/r/"
 $E --device cuda --run-dir "$D/r" $SMALL --stop-at 3 >"$D/r1.out" 2>&1
@@ -125,13 +152,19 @@ RR="--model $D/a/model.bin --data $D/a/synthetic --run $D/a/run.bm25.trec --top 
 check "rerank --device cpu exits 0" test $? -eq 0
 $RE --device cuda $RR --out "$D/rr_cuda.trec" >"$D/rr_cuda.out" 2>&1
 check "emulated rerank --device cuda exits 0, saying where it scores" grep -q "^device: cuda (CUDA emulator" "$D/rr_cuda.out"
-# whether two rerank outputs give each of the 240 pairs the same score within 1e-4
+# whether two rerank outputs give each of the 240 pairs the same score within 1e-4 (or the third
+# argument)
 scores_within() {
-    awk 'NR == FNR { want[$1 " " $3] = $5; n++; next }
-         { m++; d = $5 - want[$1 " " $3]; if (!(($1 " " $3) in want) || d > 1e-4 || d < -1e-4) bad++ }
+    awk -v tol="${3:-1e-4}" 'NR == FNR { want[$1 " " $3] = $5; n++; next }
+         { m++; d = $5 - want[$1 " " $3]; if (!(($1 " " $3) in want) || d > tol || d < -tol) bad++ }
          END { exit !(n == 240 && m == n && bad == 0) }' "$1" "$2"
 }
 check "... with the CPU's score for every pair within 1e-4" scores_within "$D/rr_cpu.trec" "$D/rr_cuda.trec"
+# at bf16: the scores (logits within [-1, 1] here) within the 2-layer model's forward bound,
+# 4 x 2^-8 x sqrt(22) = 0.073 (test_cuda_bf16_model; measured 0.014)
+$RE --device cuda --precision bf16 $RR --out "$D/rr_bf.trec" >"$D/rr_bf.out" 2>&1
+check "emulated rerank --device cuda --precision bf16 exits 0, saying so" grep -q "^precision: bf16" "$D/rr_bf.out"
+check "... with the CPU's score for every pair within 0.073" scores_within "$D/rr_cpu.trec" "$D/rr_bf.trec" 0.073
 check "... and says the device memory of the model's buffers" test "$(grep -cE "$MEMORY_LINE" "$D/rr_cuda.out")" -eq 1
 check "rerank --device cpu says none" test "$(grep -c "^device memory" "$D/rr_cpu.out")" -eq 0
 # the split model too: rerank reads the packing from model.bin and keeps it on the device

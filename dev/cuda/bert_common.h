@@ -28,11 +28,11 @@ static void random_batch(int* ids, int* types, const int* seq_starts, int S, int
 }
 
 // a model of the config on both sides, randomly initialised on the CPU, the same parameters
-// uploaded to the device
-static void build_pair(BertModel* cpu, BertModelCuda* gpu, const BertConfig* config) {
+// uploaded to the device, whose layers compute at the given precision
+static void build_pair(BertModel* cpu, BertModelCuda* gpu, const BertConfig* config, Precision precision) {
     bert_build(cpu, config);
     bert_init_random(cpu, 7);
-    bert_cuda_build(gpu, config, PACKING_JOINT);
+    bert_cuda_build(gpu, config, PACKING_JOINT, precision);
     bert_cuda_upload_parameters(gpu, cpu->params_memory);
 }
 

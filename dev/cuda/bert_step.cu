@@ -23,31 +23,34 @@ static void print_memory(const char* what, const DeviceMemory* memory) {
 
 // BERT-base's training step on S packed sequences of 512 tokens, from the sizes the backend
 // allocates (nothing is allocated)
-static DeviceMemory bert_base_memory(size_t S) {
+static DeviceMemory bert_base_memory(size_t S, Precision precision) {
     BertConfig config = bert_config(12, 768, 30522);
     size_t T = 512;
-    return bert_cuda_training_memory(&config, PACKING_JOINT, S * T, S, (size_t)config.num_heads * S * T * T);
+    return bert_cuda_training_memory(&config, PACKING_JOINT, precision, S * T, S, (size_t)config.num_heads * S * T * T);
 }
 
 // the issue's target, and the most sequences of 512 tokens whose step fits 80 GB: 80e9 bytes, a
 // few GB under what an 80 GB card reports (81,559 MiB and more), which leaves the CUDA context
 // and cuBLAS's workspace their few hundred MB
-static void print_bert_base_at_512(void) {
-    DeviceMemory at_64 = bert_base_memory(64);
-    print_memory("bert-base, 64 sequences of 512 tokens, from the sizes", &at_64);
+static void print_bert_base_at_512(Precision precision) {
+    DeviceMemory at_64 = bert_base_memory(64, precision);
+    char what[96];
+    snprintf(what, sizeof(what), "bert-base %s, 64 sequences of 512 tokens, from the sizes", precision_name(precision));
+    print_memory(what, &at_64);
     const double card = 80e9;
     size_t most = 0;
     for (;;) {
-        DeviceMemory next = bert_base_memory(most + 1);
+        DeviceMemory next = bert_base_memory(most + 1, precision);
         if ((double)device_memory_total(&next) > card) { break; }
         most++;
     }
-    printf("bert_step bert-base at 512 tokens: 64 sequences take %.1f GB; 80 GB holds up to %zu\n",
-           device_memory_total(&at_64) / 1e9, most);
+    printf("bert_step bert-base %s at 512 tokens: 64 sequences take %.1f GB; 80 GB holds up to %zu\n",
+           precision_name(precision), device_memory_total(&at_64) / 1e9, most);
 }
 
 int main(void) {
-    print_bert_base_at_512();
+    print_bert_base_at_512(PRECISION_FP32);
+    print_bert_base_at_512(PRECISION_BF16);
     double bandwidth, tflops;
     print_ceilings(&bandwidth, &tflops);
     matmul_setup();
@@ -62,7 +65,7 @@ int main(void) {
         BertConfig config = bert_config(2, 384, 1000);
         BertModel cpu;
         BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config);
+        build_pair(&cpu, &gpu, &config, PRECISION_FP32);
         random_batch(ids, types, seq_starts, S, config.vocab_size);
         printf("bert_step check: 2 layers, C=384, N=%d S=%d\n", N, S);
         bert_forward(&cpu, ids, types, seq_starts, S);
@@ -97,11 +100,14 @@ int main(void) {
     }
     const char* names[2] = {"minilm-l6", "bert-base"};
     const int layers[2] = {6, 12}, widths[2] = {384, 768};
-    for (int k = 0; k < 2; k++) {
+    const Precision precisions[2] = {PRECISION_FP32, PRECISION_BF16};
+    for (int run = 0; run < 4; run++) {
+        int k = run / 2;
+        Precision precision = precisions[run % 2];
         BertConfig config = bert_config(layers[k], widths[k], 30522);
         BertModel cpu;  // only for its random initialisation and parameter layout
         BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config);
+        build_pair(&cpu, &gpu, &config, precision);
         random_batch(ids, types, seq_starts, S, config.vocab_size);
         int step = 0;
         float ms = benchmark(10, [&] {
@@ -116,10 +122,12 @@ int main(void) {
         double C = config.hidden_size, pairs = 0;
         for (int s = 0; s < S; s++) { pairs += (double)bench_lengths[s] * bench_lengths[s]; }
         double flops = config.num_layers * (6.0 * N * 12 * C * C + 12.0 * C * pairs);
-        printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f (%zu parameters, %d tokens)\n", names[k], ms,
+        char name[64];
+        snprintf(name, sizeof(name), "%s %s", names[k], precision_name(precision));
+        printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f (%zu parameters, %d tokens)\n", name, ms,
                N / (ms * 1e-3), flops / (ms * 1e-3) / 1e12, cpu.num_parameters, N);
         DeviceMemory memory = bert_cuda_memory(&gpu);
-        print_memory(names[k], &memory);
+        print_memory(name, &memory);
         bert_cuda_free(&gpu);
         bert_free(&cpu);
     }

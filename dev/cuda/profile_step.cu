@@ -161,7 +161,7 @@ int main(void) {
         BertConfig config = bert_config(layers[k], widths[k], vocab[k]);
         BertModel cpu;  // only for its random initialisation and parameter layout
         BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config);
+        build_pair(&cpu, &gpu, &config, PRECISION_FP32);
         random_batch(ids, types, seq_starts, S, config.vocab_size);
         profiled_stream = gpu.stream;
         char what[96];
