@@ -274,7 +274,7 @@ static inline size_t* attention_rows(const Batch* b, int NH, int L, size_t* num_
 // classifier head, as a Fixture: a packed batch of query-document pairs of random word ids,
 // [CLS] (type 0) ... [SEP] (type 1) ... [SEP], lengths 33, 1, 130, 7 and 64 (seq_starts in
 // starts (6)), random targets y and embedding weights R, and train_zelo's defaults with --init
-// (lr 5e-5, clip 1.0, weight decay 0.01). The Fixture's params are minilm's; free the rest with
+// (lr 1e-4, clip 1.0, weight decay 0.01). The Fixture's params are minilm's; free the rest with
 // minilm_fixture_free
 static inline Fixture minilm_fixture(BertModel* minilm, int* starts, const char* dir) {
     static const int lengths[5] = {33, 1, 130, 7, 64};
@@ -301,7 +301,7 @@ static inline Fixture minilm_fixture(BertModel* minilm, int* starts, const char*
     }
     fx.y = host_random((size_t)fx.S, -1.0f, 1.0f);
     fx.R = host_random((size_t)fx.S * fx.config.hidden_size, -1.0f, 1.0f);
-    fx.lr = 5e-5f;
+    fx.lr = 1e-4f;
     fx.beta1 = 0.9f;
     fx.beta2 = 0.999f;
     fx.eps = 1e-8f;
