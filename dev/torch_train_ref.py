@@ -27,7 +27,7 @@ Matched (file:line of train_zelo's code):
 - loss mse: mean of (0.5 erfc(-logit) - target)^2 (zelo_mse_loss, zelo_loss.c:835);
   pairwise: mean over the judged pairs inside a group of -(p log F(d) + (1-p) log F(-d)),
   d = logit_a - logit_b, F(x) = 0.5 erfc(-x) (zelo_loss.c:857, 313)
-- steps: ceil(rows / 32) by default (train.c:1288); lr 5e-5 with --init (train.c:304);
+- steps: ceil(rows / 32) by default (train.c:1288); lr 1e-4 with --init (train.c, parse_options);
   warm-up over int(0.1 * steps) steps with lr(step) = peak * step / warmup from step 1,
   then linear decay to 0 at the last step (learning_rate, train.c:833)
 - AdamW betas (0.9, 0.999), eps 1e-8 (train.c:1369), decoupled weight decay 0.01 on the
@@ -235,7 +235,7 @@ def main():
     ap.add_argument("--split", default="test", help="qrels split of the held-out queries [test]")
     ap.add_argument("--loss", choices=("mse", "pairwise"), default="mse", help="training loss [mse]")
     ap.add_argument("--steps", type=int, default=0, help="optimizer steps [one epoch: ceil(rows / batch size)]")
-    ap.add_argument("--lr", type=float, default=5e-5, help="peak learning rate [5e-5, train_zelo's with --init]")
+    ap.add_argument("--lr", type=float, default=1e-4, help="peak learning rate [1e-4, train_zelo's with --init]")
     ap.add_argument("--warmup", type=float, default=0.1, help="fraction of the steps spent warming up [0.1]")
     ap.add_argument("--weight-decay", type=float, default=0.01, help="AdamW decoupled weight decay [0.01]")
     ap.add_argument("--grad-clip", type=float, default=1.0, help="global gradient-norm clip, 0 for none [1.0]")
