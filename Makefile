@@ -265,8 +265,10 @@ $(BUILD)/gpu/test_cuda_bf16_model: kernels/model_cuda.cu
 # test/test_zelo_cuda.cu holds the rating-fit kernel (kernels/zelo_fit.cuh) against zelo_loss.c
 CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # test/test_cuda_bf16.cu holds the bf16 kernels against model.c's layers (and AdamW) fed the
-# same bf16-rounded inputs, and against the fp32 kernels; the bias kernels' header,
-# kernels/matmul.cuh, brings cuBLAS in on a GPU
+# same bf16-rounded inputs, and against the fp32 kernels, and the fused attention
+# (kernels/flash_attention.cuh) through its plain products here, its tensor cores too in the
+# nvcc build (sm_80 and later); the bias kernels' header, kernels/matmul.cuh, brings cuBLAS
+# in on a GPU
 CUDA_C_SRC_test_cuda_bf16 = model.c cpu/gemm.c $(SRC_ZELO)
 $(BUILD)/gpu/test_cuda_bf16: LDLIBS += -lcublas
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it

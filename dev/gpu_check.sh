@@ -5,12 +5,16 @@
 #      test_cuda and the dev/cuda programs with nvcc for the card's architecture;
 #   2. test_cuda on the GPU (every kernel, and training steps of a random model, the tiny BERT
 #      fixture and all-MiniLM-L6-v2 when its weights are there, against model.c), and
-#      test_cuda_bf16 (the bf16 kernels), test_cuda_bf16_model (bf16 training steps), test_zelo_cuda (the rating-fit kernel against
+#      test_cuda_bf16 (the bf16 kernels, and the fused attention's tensor-core products against
+#      their plain twin and model.c: their only run), test_cuda_bf16_model (bf16 training
+#      steps against the CPU's fp32), test_zelo_cuda (the rating-fit kernel against
 #      zelo_loss.c); with 2 GPUs and mpirun,
 #      test/test_mpi.sh on them (TEST_MPI_DEVICE=cuda: gradients summed by NCCL);
 #   3. the dev/cuda kernel benchmarks (ms, GB/s or TFLOP/s against the card's ceilings), among
 #      them the rating fit at the paper's scale (dev/cuda/zelo_fit: 112,000 queries x 400
-#      pairs, GPU ms beside the CPU fit's ms of the same batch);
+#      pairs, GPU ms beside the CPU fit's ms of the same batch) and the fused attention
+#      (dev/cuda/flash_attention: forward and backward on tensor cores beside the simple
+#      kernels, 8 x 512 tokens, head sizes 64 and 32, ms and TFLOP/s);
 #   4. a training step of kernels/model_cuda (dev/cuda/bert_step) beside transformers'
 #      BertForSequenceClassification (dev/bench_hf_step.py), MiniLM-L6 and BERT-base shapes,
 #      8 sequences of 512 tokens, fp32 without TF32 and bf16 (PyTorch's: autocast, SDPA,
@@ -206,6 +210,6 @@ printf '%s\n' "${SUMMARY[@]}" | tee "$LOG_DIR/summary.txt"
 if [ $HAVE_GPU -eq 1 ]; then
     echo "kernel figures (bench_*.log):"
     grep -h ceilings "$LOG_DIR"/bench_*.log 2>/dev/null | head -n 1
-    grep -h -v ceilings "$LOG_DIR"/bench_*.log 2>/dev/null | grep -E ' N=| n=|parameters \(|GB/s|TFLOP/s'
+    grep -h -v ceilings "$LOG_DIR"/bench_*.log 2>/dev/null | grep -E ' N=| n=|parameters \(|GB/s|TFLOP/s|forward \+ backward:'
 fi
 exit $FAILED

@@ -7,7 +7,8 @@
  * packings; the heads' [CLS] gather, tanh, mean pooling, segment means and cosine, forward and
  * backward) and AdamW writing the bf16 copy of its fp32 master. Seeded as test_cuda
  * (`test_cuda_bf16 SEED` repeats a run), on test_cuda's packed batch (test/cuda_check.h) at
- * C = 128, 384 and 768.
+ * C = 128, 384 and 768. And the fused attention (kernels/flash_attention.cuh), bf16 only, on a
+ * batch of its own, against model.c and the simple kernels: its section derives its bounds.
  *
  * Each output is checked twice.
  * 1. Against model.c's function of the same name, in fp32, fed the SAME bf16-rounded inputs
@@ -55,6 +56,7 @@
 #include "kernels/layernorm.cuh"
 #include "kernels/gelu.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/flash_attention.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
@@ -75,7 +77,7 @@ template <typename T> struct Tensor {
 };
 
 // x (n) as T on the device
-template <typename T> static T* device_as(const float* x, size_t n) {
+template <typename T> static inline T* device_as(const float* x, size_t n) {
     T* h = (T*)mallocCheck(n * sizeof(T));
     for (size_t i = 0; i < n; i++) { h[i] = from_float<T>(x[i]); }
     T* d;
@@ -515,6 +517,345 @@ static void test_attention(const Batch* b, int C, int NH, int split) {
     cudaCheck(cudaFree(d_dgate_rows));
 }
 
+// ---- the fused attention (kernels/flash_attention.cuh) ----
+//
+// Its forward and backward on a packed batch of its own (lengths 130, 1, 64, 7, 150, 33: one
+// sequence of a single token, one of exactly one tile, partial tiles of lengths that are not
+// multiples of 16, and two of several key tiles, which exercise the online rescaling), at
+// head sizes 64 (C = 128) and 32 (C = 64), both packings (split points inside sequences, one at
+// a tile's edge, sequences without a document; gates in [-2, 1]). Checked against model.c's
+// attention_head_forward and _backward fed the same bf16 values, the backward from the
+// forward's float probabilities (what the fused backward recomputes), and against
+// attention.cuh's simple kernels instantiated for float (the fp32 backend's, whose bf16
+// instantiation test_attention holds to be their output rounded once: its bf16 stored
+// probabilities, which the fused backward never reads, would only add a rounding here).
+//
+// Tolerances. Each output is a float y rounded once as stored (bf16: out, dq, dk, dv) or kept
+// (float: lse, the gates' gradient), and y differs from the reference's float by the fp32
+// error of sums taken in another order (test_cuda's 64 u sqrt(K), K as test_attention's), by
+// what two roundings to bf16 inside the kernels propagate, bounded per entry (an allowance, in
+// double from the reference's own P, dS, q, k, v and dout), and by a known move:
+// - P rounded before P V: each exp(S - m) off by 2^-8 of itself, so out_id by at most 2^-8
+//   sum_j P_ij |v_jd|; P^T dout likewise, dv_jd by 2^-8 sum_i P_ij |dout_id|;
+// - D = dout . out from the stored bf16 out instead of sum_j P dP: off by dD_i = sum_d dout_id
+//   (out_id - want_id), known (the kernel's own out against the reference's), so dS_ij moves
+//   by -P_ij dD_i, dq_id by scale sum_j -P_ij dD_i k_jd, dk_jd by scale sum_i -P_ij dD_i q_id
+//   and the gates' gradient by the sum of -P_ij dD_i across the segments: the reference is
+//   moved by these (signed; allowing their absolute values instead lets a gate gradient
+//   summed over every key, not only those across, pass);
+// - dS rounded before dS K and dS^T Q: off by 2^-8 of itself (|dS_ij| + P_ij |dD_i|), so dq_id
+//   by 2^-8 scale sum_j (|dS_ij| + P_ij |dD_i|) |k_jd| more, dk_jd by the same over i with
+//   |q_id|.
+// expect_flash takes (1 + 2^-8) allowance off each entry's difference from the moved reference
+// (the store rounds y's error too), then holds the rest to the bf16 rule (2^-8 |want| for the
+// store, then 64 u sqrt(K)): the allowances are bounds, not margins, and it prints how much of
+// all it allows the worst entry takes (55% to 70% for out and dqkv on seed 1; the gates'
+// gradient, beyond its move, at worst 3.2e-5 of its 5.6e-5, C = 128 on seed 6, over seeds 1-9
+// and 42: a sum over every row that cancels, as test_attention's). The lse (float) against
+// the logsumexp taken in double on the host, K = hs + max_T. On a GPU the tensor cores'
+// products against model.c with the same rule (their float accumulation, in the hardware's
+// order and rounding, within the fp32 bound), and against the plain ones: each side within
+// its allowance of the reference, moved by its own known move, stored with its own rounding, so
+// the two allowances added, the difference of the moves, and 2 x 2^-8 |want|.
+// Each of these changes to the kernels was made and seen to fail here: no rescaling of O, no
+// mask of the keys past the end, the scores or the softmax sum l rounded to bf16, the gate left
+// out of the backward's scores, D = 0, the gate's gradient summed over every key, dS from the
+// rounded P.
+
+#define FLASH_SEQS 6
+static const int FLASH_LENGTHS[FLASH_SEQS] = {130, 1, 64, 7, 150, 33};
+static const int FLASH_SPLITS[FLASH_SEQS] = {64, 1, 20, 7, 97, 12};  // 1 and 7: no document
+
+// a batch and its inputs, on the host and the device
+struct FlashCase {
+    int S, N, C, NH, max_T, split;
+    int seq_starts[FLASH_SEQS + 1], split_at[FLASH_SEQS], att_offsets[FLASH_SEQS + 1];
+    int *d_seq_starts, *d_split_at, *d_att_offsets;
+    float* gates;    // (NH), NULL under the joint packing
+    float* d_gates;
+    float* dgates0;  // (NH) what the gates' gradient holds before the backward adds to it
+    Tensor<bf16> qkv, dout;  // (N, 3*C), (N, C)
+};
+
+// the fused attention's outputs, as floats on the host
+struct FlashOutputs {
+    float *out, *lse, *dqkv, *dgates;  // (N, C), (N, NH), (N, 3*C), (NH)
+};
+
+// n values of T on the device as floats on the host
+template <typename T> static float* host_floats(const T* d, size_t n) {
+    cudaCheck(cudaStreamSynchronize(stream));
+    T* h = (T*)mallocCheck(n * sizeof(T));
+    cudaCheck(cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { x[i] = to_float(h[i]); }
+    free(h);
+    return x;
+}
+
+// the forward, then the backward from its out and lse, with the products of Product; every
+// output poisoned first
+template <typename Product> static FlashOutputs flash_outputs(const FlashCase* f) {
+    int N = f->N, C = f->C, NH = f->NH;
+    size_t NC = (size_t)N * C, NNH = (size_t)N * NH;
+    bf16 *out, *dqkv;
+    float *lse, *delta, *dgates;
+    double* dgate_rows;
+    cudaCheck(cudaMalloc((void**)&out, NC * sizeof(bf16)));
+    cudaCheck(cudaMalloc((void**)&dqkv, 3 * NC * sizeof(bf16)));
+    cudaCheck(cudaMemset(out, 0xFF, NC * sizeof(bf16)));
+    cudaCheck(cudaMemset(dqkv, 0xFF, 3 * NC * sizeof(bf16)));
+    lse = device_poisoned(NNH);
+    delta = device_poisoned(NNH);
+    dgates = device_from(f->dgates0, NH);
+    cudaCheck(cudaMalloc((void**)&dgate_rows, NNH * sizeof(double)));
+    cudaCheck(cudaMemset(dgate_rows, 0xFF, NNH * sizeof(double)));
+    flash_attention_forward_cuda<Product>(out, lse, f->qkv.bf, f->d_seq_starts, f->d_split_at, f->d_gates, f->S, N, C,
+                                          NH, stream);
+    flash_attention_backward_cuda<Product>(dqkv, delta, f->split ? dgates : NULL, dgate_rows, f->dout.bf, f->qkv.bf,
+                                           out, lse, f->d_seq_starts, f->d_split_at, f->d_gates, f->S, N, C, NH,
+                                           stream);
+    FlashOutputs o = {host_floats(out, NC), host_floats(lse, NNH), host_floats(dqkv, 3 * NC), host_floats(dgates, NH)};
+    cudaCheck(cudaFree(out)); cudaCheck(cudaFree(dqkv)); cudaCheck(cudaFree(lse)); cudaCheck(cudaFree(delta));
+    cudaCheck(cudaFree(dgates)); cudaCheck(cudaFree(dgate_rows));
+    return o;
+}
+
+static void free_flash_outputs(FlashOutputs* o) {
+    free(o->out); free(o->lse); free(o->dqkv); free(o->dgates);
+}
+
+// got (n) against want (n) moved by the known shift (n; NULL: none), as expect_close_host
+// (rounding: the stores' allowance relative to |want|), after (1 + rounding) slack[i] (NULL:
+// none) is taken off entry i's difference: what is left must fit the bf16 rule (the top of
+// the section). Prints too the largest share of its whole allowance an entry's error takes
+static void expect_flash(const char* what, int C, const float* got, const float* want, const double* shift,
+                         const double* slack, size_t n, double K, double rounding) {
+    float* target = (float*)mallocCheck(n * sizeof(float));
+    float* left = (float*)mallocCheck(n * sizeof(float));
+    double sq = 0.0, used = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        target[i] = (float)(want[i] + (shift ? shift[i] : 0.0));
+        sq += (double)target[i] * target[i];
+    }
+    double rms = sqrt(sq / (double)n);
+    for (size_t i = 0; i < n; i++) {
+        double diff = (double)got[i] - target[i], room = slack ? (1.0 + rounding) * slack[i] : 0.0;
+        left[i] = isfinite(got[i]) ? (float)(target[i] + copysign(fmax(fabs(diff) - room, 0.0), diff)) : got[i];
+        double allowed = room + rounding * fabs(target[i]) + (1.0 + rounding) * tolerance(K) * (fabs(target[i]) + rms);
+        used = fmax(used, fabs(diff) / allowed);
+    }
+    expect_close_host(what, C, left, target, n, K, NULL, 0, rounding);
+    printf("         (the worst entry off by %.0f%% of all it is allowed)\n", 100.0 * used);
+    free(target);
+    free(left);
+}
+
+// the rows' logsumexp (N, NH), the scores' taken in double from the same bf16 values
+static float* flash_lse(const FlashCase* f) {
+    int C = f->C, NH = f->NH, hs = C / NH;
+    float* lse = (float*)mallocCheck((size_t)f->N * NH * sizeof(float));
+    double* scores = (double*)mallocCheck((size_t)f->max_T * sizeof(double));
+    for (int s = 0; s < f->S; s++) {
+        int start = f->seq_starts[s], T = f->seq_starts[s + 1] - start, split = f->split_at[s];
+        for (int h = 0; h < NH; h++) {
+            for (int i = 0; i < T; i++) {
+                const float* q = f->qkv.ref + (size_t)(start + i) * 3 * C + h * hs;
+                double maxs = -INFINITY, sum = 0.0;
+                for (int j = 0; j < T; j++) {
+                    const float* k = f->qkv.ref + (size_t)(start + j) * 3 * C + C + h * hs;
+                    double dot = 0.0;
+                    for (int d = 0; d < hs; d++) { dot += (double)q[d] * k[d]; }
+                    scores[j] = dot / sqrt((double)hs) + (f->split && (i < split) != (j < split) ? f->gates[h] : 0.0);
+                    maxs = fmax(maxs, scores[j]);
+                }
+                for (int j = 0; j < T; j++) { sum += exp(scores[j] - maxs); }
+                lse[(size_t)(start + i) * NH + h] = (float)(maxs + log(sum));
+            }
+        }
+    }
+    free(scores);
+    return lse;
+}
+
+// the bounds of the section's top, per entry of out (N, C) and dqkv (N, 3*C), and the known
+// shifts of dqkv and the gates' gradient (NH); P and dS (A): the reference's, out_got: the
+// fused forward's stored out
+struct FlashBounds {
+    double *out, *dqkv, *dqkv_shift, *dgates_shift;
+};
+static FlashBounds flash_bounds(const FlashCase* f, const float* P, const float* dS, const float* out_ref,
+                                const float* out_got) {
+    int C = f->C, NH = f->NH, hs = C / NH, N = f->N;
+    const double r = BF16_ROUNDING;
+    double scale = 1.0 / sqrt((double)hs);
+    FlashBounds b;
+    size_t sizes[4] = {(size_t)N * C, (size_t)N * 3 * C, (size_t)N * 3 * C, (size_t)NH};
+    double** bound[4] = {&b.out, &b.dqkv, &b.dqkv_shift, &b.dgates_shift};
+    for (int k = 0; k < 4; k++) {
+        *bound[k] = (double*)mallocCheck(sizes[k] * sizeof(double));
+        memset(*bound[k], 0, sizes[k] * sizeof(double));
+    }
+    double *shift = b.dqkv_shift, *gate_shift = b.dgates_shift;
+    double* dD = (double*)mallocCheck((size_t)f->max_T * sizeof(double));
+    for (int s = 0; s < f->S; s++) {
+        int start = f->seq_starts[s], T = f->seq_starts[s + 1] - start, split = f->split_at[s];
+        for (int h = 0; h < NH; h++) {
+            const float* p = P + f->att_offsets[s] + (size_t)h * T * T;
+            const float* ds = dS + f->att_offsets[s] + (size_t)h * T * T;
+            // x (token t, part 0 q, 1 k, 2 v, column d) of the head
+            auto x = [&](int t, int part, int d) { return (double)f->qkv.ref[(size_t)(start + t) * 3 * C + part * C + h * hs + d]; };
+            auto dy = [&](int t, int d) { return (double)f->dout.ref[(size_t)(start + t) * C + h * hs + d]; };
+            for (int i = 0; i < T; i++) {
+                size_t at = (size_t)(start + i) * C + h * hs;
+                dD[i] = 0.0;
+                for (int d = 0; d < hs; d++) { dD[i] += dy(i, d) * ((double)out_got[at + d] - out_ref[at + d]); }
+                for (int d = 0; d < hs; d++) {
+                    for (int j = 0; j < T; j++) { b.out[at + d] += r * p[(size_t)i * T + j] * fabs(x(j, 2, d)); }
+                }
+            }
+            for (int i = 0; i < T; i++) {
+                size_t row = (size_t)(start + i) * 3 * C + h * hs;
+                for (int j = 0; j < T; j++) {
+                    size_t key = (size_t)(start + j) * 3 * C + h * hs;
+                    double pij = p[(size_t)i * T + j];
+                    double moved = -pij * dD[i];  // dS's move
+                    double rounded = r * (fabs(ds[(size_t)i * T + j]) + pij * fabs(dD[i]));  // its rounding
+                    for (int d = 0; d < hs; d++) {
+                        shift[row + d] += scale * moved * x(j, 1, d);                       // dq
+                        b.dqkv[row + d] += scale * rounded * fabs(x(j, 1, d));
+                        shift[key + C + d] += scale * moved * x(i, 0, d);                   // dk
+                        b.dqkv[key + C + d] += scale * rounded * fabs(x(i, 0, d));
+                        b.dqkv[key + 2 * C + d] += r * pij * fabs(dy(i, d));                 // dv
+                    }
+                    if (f->split && (i < split) != (j < split)) { gate_shift[h] += moved; }
+                }
+            }
+        }
+    }
+    free(dD);
+    return b;
+}
+
+static void free_flash_bounds(FlashBounds* b) {
+    free(b->out); free(b->dqkv); free(b->dqkv_shift); free(b->dgates_shift);
+}
+
+// got's outputs against want's (lse where want has it) moved by b's shifts, within b's bounds
+// and the stores' rounding allowance `rounding`
+static void expect_flash_outputs(const char* what, const FlashCase* f, const FlashOutputs* got,
+                                 const FlashOutputs* want, const FlashBounds* b, double rounding) {
+    int N = f->N, C = f->C, NH = f->NH, hs = C / NH, max_T = f->max_T;
+    size_t NC = (size_t)N * C;
+    char name[96];
+    const char* packing = f->split ? " (split)" : "";
+    snprintf(name, sizeof(name), "flash out %s%s", what, packing);
+    expect_flash(name, C, got->out, want->out, NULL, b->out, NC, hs + 2 * max_T, rounding);
+    if (want->lse != NULL) {
+        snprintf(name, sizeof(name), "flash lse %s%s", what, packing);
+        expect_flash(name, C, got->lse, want->lse, NULL, NULL, (size_t)N * NH, hs + max_T, 0.0);
+    }
+    snprintf(name, sizeof(name), "flash dqkv %s%s", what, packing);
+    expect_flash(name, C, got->dqkv, want->dqkv, b->dqkv_shift, b->dqkv, 3 * NC, hs + 2 * max_T, rounding);
+    if (f->split) {
+        snprintf(name, sizeof(name), "flash dgates %s", what);
+        expect_flash(name, C, got->dgates, want->dgates, b->dgates_shift, NULL, (size_t)NH, hs + max_T, 0.0);
+    }
+}
+
+static void test_flash_attention(int C, int NH, int split) {
+    FlashCase f;
+    f.S = FLASH_SEQS, f.C = C, f.NH = NH, f.split = split, f.max_T = 0;
+    int S = f.S, hs = C / NH;
+    f.seq_starts[0] = 0;
+    f.att_offsets[0] = 0;
+    for (int s = 0; s < S; s++) {
+        int T = FLASH_LENGTHS[s];
+        f.seq_starts[s + 1] = f.seq_starts[s] + T;
+        f.att_offsets[s + 1] = f.att_offsets[s] + NH * T * T;
+        f.split_at[s] = split ? FLASH_SPLITS[s] : T;
+        if (T > f.max_T) { f.max_T = T; }
+    }
+    int N = f.N = f.seq_starts[S], A = f.att_offsets[S];
+    size_t NC = (size_t)N * C;
+    f.d_seq_starts = device_from_ints(f.seq_starts, S + 1);
+    f.d_split_at = device_from_ints(f.split_at, S);
+    f.d_att_offsets = device_from_ints(f.att_offsets, S + 1);
+    f.gates = split ? host_random(NH, -2.0f, 1.0f) : NULL;
+    f.d_gates = split ? device_from(f.gates, NH) : NULL;
+    f.dgates0 = host_random(NH, -1.0f, 1.0f);
+    f.qkv = tensor_random<bf16>(3 * NC, -2.0f, 2.0f);
+    f.dout = tensor_random<bf16>(NC, -1.0f, 1.0f);
+
+    // model.c: the forward per (sequence, head), then the backward from its float probabilities;
+    // the gates' gradient over the sequences in order, as bert_backward
+    FlashOutputs ref = {(float*)mallocCheck(NC * sizeof(float)), flash_lse(&f), (float*)mallocCheck(3 * NC * sizeof(float)),
+                        (float*)mallocCheck((size_t)NH * sizeof(float))};
+    float* P = (float*)mallocCheck((size_t)A * sizeof(float));
+    float* dS = (float*)mallocCheck((size_t)A * sizeof(float));
+    for (int h = 0; h < NH; h++) {
+        double sum = 0.0;
+        for (int s = 0; s < S; s++) {
+            int start = f.seq_starts[s], T = f.seq_starts[s + 1] - start;
+            size_t head = (size_t)f.att_offsets[s] + (size_t)h * T * T;
+            const float* qkv = f.qkv.ref + (size_t)start * 3 * C;
+            attention_head_forward(ref.out + (size_t)start * C, P + head, qkv, T, h, C, NH, f.split_at[s],
+                                   split ? f.gates[h] : 0.0f);
+            sum += attention_head_backward(ref.dqkv + (size_t)start * 3 * C, dS + head, f.dout.ref + (size_t)start * C,
+                                           qkv, P + head, T, h, C, NH, f.split_at[s]);
+        }
+        ref.dgates[h] = f.dgates0[h] + (float)sum;
+    }
+
+    // the simple kernels, floatX = float, on the same values
+    float *d_out = device_poisoned(NC), *d_att = device_poisoned((size_t)A), *d_datt = device_poisoned((size_t)A);
+    float *d_dqkv = device_poisoned(3 * NC), *d_dgates = device_from(f.dgates0, NH);
+    double* d_dgate_rows;
+    cudaCheck(cudaMalloc((void**)&d_dgate_rows, (size_t)N * NH * sizeof(double)));
+    attention_forward_cuda(d_out, d_att, f.qkv.fp, f.d_seq_starts, f.d_att_offsets, f.d_split_at, f.d_gates, S, N,
+                           f.max_T, C, NH, stream);
+    attention_backward_cuda(d_dqkv, d_datt, split ? d_dgates : NULL, d_dgate_rows, f.dout.fp, f.qkv.fp, d_att,
+                            f.d_seq_starts, f.d_att_offsets, f.d_split_at, S, N, f.max_T, C, NH, stream);
+    FlashOutputs simple = {host_from(d_out, NC), NULL, host_from(d_dqkv, 3 * NC), host_from(d_dgates, NH)};
+
+    // the fused attention's plain products (the emulable twin); a second run gives the same bytes
+    FlashOutputs plain = flash_outputs<PlainProduct>(&f), again = flash_outputs<PlainProduct>(&f);
+    CHECK(memcmp(plain.dqkv, again.dqkv, 3 * NC * sizeof(float)) == 0 &&
+              memcmp(plain.dgates, again.dgates, (size_t)NH * sizeof(float)) == 0,
+          "C=%d flash backward: two runs differ", C);
+    FlashBounds bounds = flash_bounds(&f, P, dS, ref.out, plain.out);
+    printf("  C=%-4d flash attention, head size %d%s: plain products\n", C, hs, split ? ", split packing" : "");
+    expect_flash_outputs("vs model.c", &f, &plain, &ref, &bounds, BF16_ROUNDING);
+    expect_flash_outputs("vs simple", &f, &plain, &simple, &bounds, BF16_ROUNDING);
+#ifndef CUDA_EMULATOR
+    // the tensor cores: against model.c (their own out in dD), and against the plain products
+    FlashOutputs tc = flash_outputs<TensorCoreProduct>(&f);
+    FlashBounds tc_bounds = flash_bounds(&f, P, dS, ref.out, tc.out);
+    expect_flash_outputs("tensor cores vs model.c", &f, &tc, &ref, &tc_bounds, BF16_ROUNDING);
+    // against the plain products: each side within its bounds of the reference, moved by its
+    // own shift, and stored with its own rounding
+    for (size_t i = 0; i < NC; i++) { tc_bounds.out[i] += bounds.out[i]; }
+    for (size_t i = 0; i < 3 * NC; i++) {
+        tc_bounds.dqkv[i] += bounds.dqkv[i];
+        tc_bounds.dqkv_shift[i] -= bounds.dqkv_shift[i];
+    }
+    for (int h = 0; h < NH; h++) { tc_bounds.dgates_shift[h] -= bounds.dgates_shift[h]; }
+    expect_flash_outputs("tensor cores vs plain", &f, &tc, &plain, &tc_bounds, 2.0 * BF16_ROUNDING);
+    free_flash_outputs(&tc);
+    free_flash_bounds(&tc_bounds);
+#endif
+
+    free_flash_outputs(&plain); free_flash_outputs(&again); free_flash_outputs(&simple);
+    free(ref.out); free(ref.lse); free(ref.dqkv); free(ref.dgates);
+    free(P); free(dS); free(f.gates); free(f.dgates0);
+    free_flash_bounds(&bounds);
+    tensor_free(&f.qkv); tensor_free(&f.dout);
+    cudaCheck(cudaFree(d_out)); cudaCheck(cudaFree(d_att)); cudaCheck(cudaFree(d_datt));
+    cudaCheck(cudaFree(d_dqkv)); cudaCheck(cudaFree(d_dgates)); cudaCheck(cudaFree(d_dgate_rows));
+    cudaCheck(cudaFree(f.d_seq_starts)); cudaCheck(cudaFree(f.d_split_at)); cudaCheck(cudaFree(f.d_att_offsets));
+    cudaCheck(cudaFree(f.d_gates));
+}
+
 // The heads on bf16 hidden states (test_cuda's tolerances). The [CLS] rows: an exact copy
 // (K = 1); tanh over N C entries and its backward from the stored (bf16) output, no sums (K =
 // 1; 1 - y^2 or tanh's input rounded to bf16 first fails them, two roundings); the means, float
@@ -717,6 +1058,10 @@ int main(int argc, char** argv) {
         test_attention(&b, C, NH, 1);
         test_pooler(&b, C);
         free_batch(&b);
+    }
+    for (int split = 0; split <= 1; split++) {
+        test_flash_attention(128, 2, split);  // head size 64 (BERT's)
+        test_flash_attention(64, 2, split);   // head size 32 (MiniLM's)
     }
     test_adamw(128, 2);
     test_adamw_small_updates();
