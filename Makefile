@@ -27,15 +27,15 @@ ifeq ($(NO_BLAS),)
 endif
 
 # The GPU backend (kernels/model_cuda.cu, model.h's bert_to_device) is built into train_zelo
-# when nvcc compiles and links a program calling the CUDA runtime and cuBLAS here, and that
-# program starts (finds the shared libraries) (dev/probe_cuda.cu; no GPU needed). NO_CUDA=1
+# when nvcc compiles and links a program calling the CUDA runtime, cuBLAS and cuBLASLt here,
+# and that program starts (finds the shared libraries) (dev/probe_cuda.cu; no GPU needed). NO_CUDA=1
 # turns it off; the sanitizer pass leaves it out. nvcc is found on the PATH, or named by NVCC.
 ifeq ($(origin NVCC),undefined)
   NVCC := $(shell command -v nvcc 2>/dev/null)
 endif
 ifeq ($(NO_CUDA)$(SAN),)
   ifneq ($(NVCC),)
-    CUDA_PROBE := $(shell mkdir -p $(BUILD) && $(NVCC) dev/probe_cuda.cu -lcublas -o $(BUILD)/probe_cuda 2>/dev/null \
+    CUDA_PROBE := $(shell mkdir -p $(BUILD) && $(NVCC) dev/probe_cuda.cu -lcublas -lcublasLt -o $(BUILD)/probe_cuda 2>/dev/null \
                     && $(BUILD)/probe_cuda && echo yes)
   endif
 endif
@@ -245,13 +245,13 @@ CUDA_EMU_TESTS = $(if $(HAVE_CUDA_HEADERS),$(addprefix $(BUILD)/,$(CUDA_TESTS)))
 CUDA_EMU_SCRIPTS = $(if $(HAVE_CUDA_HEADERS),test/test_cuda_emu_tsan.sh test/test_device.sh)
 CUDA_EMU_SCRIPT_DEPS = $(if $(HAVE_CUDA_HEADERS),$(BUILD)/test_cuda_emu_tsan $(BUILD)/train_zelo_emu $(BUILD)/rerank_emu $(BUILD)/zelo_fit_emu)
 # test/test_cuda.cu holds every kernel of kernels/*.cuh, and kernels/model_cuda.cu (which it
-# includes), against model.c; its nvcc build reaches cuBLAS through kernels/matmul.cuh (the
-# emulated one, cpu/gemm.c). It trains real models through model.h's API too: model.c built
-# with USE_CUDA (its bert_* dispatch to the device), the tiny BERT fixture, all-MiniLM-L6-v2's
-# weights (io/weights.c)
+# includes), against model.c; its nvcc build reaches cuBLAS and cuBLASLt through
+# kernels/matmul.cuh (the emulated one, cpu/gemm.c and matmul.cuh's own kernel). It trains
+# real models through model.h's API too: model.c built with USE_CUDA (its bert_* dispatch to
+# the device), the tiny BERT fixture, all-MiniLM-L6-v2's weights (io/weights.c)
 CUDA_C_SRC_test_cuda = cpu/gemm.c io/safetensors.c io/weights.c $(SRC_JSON) $(SRC_DS) test/model_fixture.c $(SRC_ZELO)
 CUDA_OBJS_test_cuda = $(BUILD)/c_obj_cuda/model.o
-$(BUILD)/gpu/test_cuda: LDLIBS += -lcublas
+$(BUILD)/gpu/test_cuda: LDLIBS += -lcublas -lcublasLt
 # (the emulated build includes the emulator's rewrite of it, which must be remade first)
 $(BUILD)/test_cuda: $(BUILD)/emu_src/kernels/model_cuda.cu
 $(BUILD)/gpu/test_cuda: kernels/model_cuda.cu
@@ -267,10 +267,9 @@ CUDA_C_SRC_test_zelo_cuda = $(SRC_ZELO)
 # test/test_cuda_bf16.cu holds the bf16 kernels against model.c's layers (and AdamW) fed the
 # same bf16-rounded inputs, and against the fp32 kernels, and the fused attention
 # (kernels/flash_attention.cuh) through its plain products here, its tensor cores too in the
-# nvcc build (sm_80 and later); the bias kernels' header, kernels/matmul.cuh, brings cuBLAS
-# in on a GPU
+# nvcc build (sm_80 and later); kernels/matmul.cuh's bf16 products run on cuBLASLt on a GPU
 CUDA_C_SRC_test_cuda_bf16 = model.c cpu/gemm.c $(SRC_ZELO)
-$(BUILD)/gpu/test_cuda_bf16: LDLIBS += -lcublas
+$(BUILD)/gpu/test_cuda_bf16: LDLIBS += -lcublas -lcublasLt
 # dev/cuda/<kernel>.cu: a program per kernel that checks it against model.c, then times it
 # on a GPU ($(BUILD)/gpu/dev_<kernel>, nvcc) or only checks it ($(BUILD)/dev_<kernel>,
 # emulated); `make dev-cuda` builds and runs the emulated ones
@@ -281,7 +280,7 @@ $(addprefix $(BUILD)/dev_,$(DEV_CUDA)): $(BUILD)/dev_%: $(BUILD)/emu_src/dev/cud
 $(addprefix $(BUILD)/gpu/dev_,$(DEV_CUDA)): $(BUILD)/gpu/dev_%: dev/cuda/%.cu $(DEV_CUDA_C_OBJS) $(wildcard kernels/*.cuh) kernels/model_cuda.cu $(wildcard dev/cuda/*.h) $(HEADERS)
 	@test -n "$(NVCC)" || { echo "nvcc not found: put it on the PATH or set NVCC"; exit 1; }
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(DEV_CUDA_C_OBJS) -Xcompiler -fopenmp $(LDLIBS) -lcublas
+	$(NVCC) $(NVCC_FLAGS) $(NVCC_WARN) -I. -o $@ $< $(DEV_CUDA_C_OBJS) -Xcompiler -fopenmp $(LDLIBS) -lcublas -lcublasLt
 .PHONY: dev-cuda dev-cuda-gpu
 dev-cuda: $(addprefix $(BUILD)/dev_,$(DEV_CUDA))
 	@for p in $^; do echo "== $$p"; $$p || exit 1; done

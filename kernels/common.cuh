@@ -1,7 +1,8 @@
 /*
  * kernels/common.cuh — what every CUDA layer shares: the *Check macros (file:line, then
- * exit non-zero), CEIL_DIV, deterministic warp and block sums, and the sequence lookup of
- * a packed batch (model.h: tokens back to back, seq_starts (S+1)).
+ * exit non-zero; cuBLAS's and cuBLASLt's on a GPU only), CEIL_DIV, deterministic warp and
+ * block sums, and the sequence lookup of a packed batch (model.h: tokens back to back,
+ * seq_starts (S+1)).
  *
  * Every kernel here is plain CUDA that the project's emulator (kernels/cuda_emu.h) also
  * runs on the CPU: no inline PTX, no tensor cores, launches written out in full
@@ -35,6 +36,15 @@ static inline void cublas_check(cublasStatus_t status, const char* file, int lin
     }
 }
 #define cublasCheck(status) (cublas_check((status), __FILE__, __LINE__))
+// cuBLASLt (the bf16 products, kernels/matmul.cuh) answers with cuBLAS's status codes
+#include <cublasLt.h>
+static inline void cublaslt_check(cublasStatus_t status, const char* file, int line) {
+    if (status != CUBLAS_STATUS_SUCCESS) {
+        fprintf(stderr, "[cuBLASLt ERROR] at %s:%d: status %d\n", file, line, (int)status);
+        exit(EXIT_FAILURE);
+    }
+}
+#define cublasLtCheck(status) (cublaslt_check((status), __FILE__, __LINE__))
 #endif
 
 // the sum of v over the 32 lanes of a full warp, in a fixed butterfly order; every lane

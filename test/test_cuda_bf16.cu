@@ -5,7 +5,9 @@
  * GELU forward and its backward fused with the bias gradient; the Linear layer's bias
  * broadcast and bias gradient; the attention forward and backward over packed sequences, both
  * packings; the heads' [CLS] gather, tanh, mean pooling, segment means and cosine, forward and
- * backward) and AdamW writing the bf16 copy of its fp32 master. Seeded as test_cuda
+ * backward) and AdamW writing the bf16 copy of its fp32 master; the matrix products of bf16
+ * operands (kernels/matmul.cuh: matmul_cuda into a float or bf16 c, the Linear layer forward
+ * with its bias and backward). Seeded as test_cuda
  * (`test_cuda_bf16 SEED` repeats a run), on test_cuda's packed batch (test/cuda_check.h) at
  * C = 128, 384 and 768. And the fused attention (kernels/flash_attention.cuh), bf16 only, on a
  * batch of its own, against model.c and the simple kernels: its section derives its bounds.
@@ -37,6 +39,10 @@
  *    arithmetic of the bf16 kernel that differs from the fp32 backend's shows here, to the
  *    bit. (Not yet run on a GPU, where this takes nvcc to contract the same multiply-adds into
  *    FMAs in both instantiations of the same source.)
+ * The products are the exception to 2: the fp32 product is another program (cpu/gemm.c under
+ * the emulator, cuBLAS on a GPU) summing in another order. They are checked against the
+ * reference as in 1, and on a GPU cuBLASLt's result against the twin's (matmul_kernel1, what
+ * the emulator runs), each within its fp32 bound and rounding of the other (at expect_twin).
  * And the rounding itself: __float2bfloat16_rn on the host and float_to_bf16_cuda on the
  * device, round to nearest, ties to even, on values built bit by bit (ties either way, just
  * off a tie, carries into the exponent, overflow to infinity, subnormals, signed zeros, NaNs
@@ -61,6 +67,9 @@
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "test/cuda_check.h"
+extern "C" {
+#include "cpu/gemm.h"
+}
 
 // the bound of one rounding to bf16, relative to the value (the top of the file)
 #define BF16_ROUNDING 0.00390625  // 2^-8
@@ -425,6 +434,147 @@ static void test_bias(const Batch* b, int C) {
     }
     expect_tensor("bias_backward dbias", C, &dbias, N);
     tensor_free(&bias); tensor_free(&out); tensor_free(&dout); tensor_free(&dbias);
+}
+
+// ---- the matrix products: bf16 a and b, fp32 sums, c rounded once ----
+
+// a device tensor of n T's as floats on the host (exact for both)
+template <typename T> static float* host_floats(const T* d, size_t n) {
+    cudaCheck(cudaStreamSynchronize(stream));
+    T* h = (T*)mallocCheck(n * sizeof(T));
+    cudaCheck(cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost));
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) { x[i] = to_float(h[i]); }
+    free(h);
+    return x;
+}
+
+// a product's c (n Tc's on the device) against the fp32 reference fed the same bf16 values.
+// Each product of two bf16 values is exact in float, so both sides are fp32 sums of the same
+// terms in different orders: test_cuda's 64 u sqrt(K), K the terms of the longest sum; a bf16
+// c is that sum rounded once, 2^-8 of itself on top (the top of the file)
+template <typename Tc>
+static void expect_product(const char* what, int C, const Tc* got_device, const float* want, size_t n, double K) {
+    const bool is_bf16 = std::is_same<Tc, bf16>::value;
+    float* got = host_floats(got_device, n);
+    char name[128];  // what, up to 95 characters, and its suffix
+    snprintf(name, sizeof(name), "%s%s", what, is_bf16 ? " (bf16)" : "");
+    expect_close_host(name, C, got, want, n, K, NULL, 0, is_bf16 ? BF16_ROUNDING : 0.0);
+    free(got);
+}
+
+#ifndef CUDA_EMULATOR
+// On a GPU: cuBLASLt's c (n Tc's) against the twin's (matmul_kernel1) from the same inputs.
+// Each is an fp32 sum within 64 u sqrt(K) (|exact| + rms) of the exact value, in its own order
+// (cuBLASLt's tiles and tensor-core accumulation), so the two are within twice that
+// (tolerance(4K)); a bf16 c is rounded once on each side, 2^-8 of the value each: 2^-7 on top
+template <typename Tc>
+static void expect_twin(const char* what, int C, const Tc* got_device, const Tc* twin_device, size_t n, double K) {
+    const bool is_bf16 = std::is_same<Tc, bf16>::value;
+    float* got = host_floats(got_device, n);
+    float* twin = host_floats(twin_device, n);
+    char name[128];  // what, up to 95 characters, and its suffix
+    snprintf(name, sizeof(name), "%s%s cuBLASLt/twin", what, is_bf16 ? " (bf16)" : "");
+    expect_close_host(name, C, got, twin, n, 4.0 * K, NULL, 0, is_bf16 ? 2.0 * BF16_ROUNDING : 0.0);
+    free(got);
+    free(twin);
+}
+#endif
+
+// matmul_cuda with bf16 a and b into a Tc c, both transposes, beta 0 (c poisoned: a product
+// that reads it fails) and 1 (c random, read once), at shapes no multiple of 16 (ragged tiles,
+// odd row strides), against cpu/gemm.c's fp32 product of the same values: K = k terms and
+// beta c. (The C column of the printout shows k.) Dropping the rounding of a bf16 c (storing
+// the float's top half) fails it; so does rounding the sum to bf16 every 16 terms
+template <typename Tc>
+static void test_matmul(void) {
+    const int shapes[2][3] = {{37, 53, 75}, {130, 77, 683}};
+    for (int s = 0; s < 2; s++) {
+        int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        for (int trans_a = 0; trans_a <= 1; trans_a++) {
+            for (int trans_b = 0; trans_b <= 1; trans_b++) {
+                for (int beta = 0; beta <= 1; beta++) {
+                    int lda = trans_a ? m : k, ldb = trans_b ? k : n;
+                    Tensor<bf16> a = tensor_random<bf16>((size_t)m * k, -1.0f, 1.0f);
+                    Tensor<bf16> b = tensor_random<bf16>((size_t)k * n, -1.0f, 1.0f);
+                    size_t mn = (size_t)m * n;
+                    Tensor<Tc> c = beta ? tensor_random<Tc>(mn, -1.0f, 1.0f) : tensor_output<Tc>(mn);
+#ifndef CUDA_EMULATOR
+                    Tc* twin;  // c as it starts: random, or poisoned for beta 0
+                    cudaCheck(cudaMalloc((void**)&twin, c.n * sizeof(Tc)));
+                    cudaCheck(cudaMemcpy(twin, c.bf, c.n * sizeof(Tc), cudaMemcpyDeviceToDevice));
+#endif
+                    gemm(c.ref, n, a.ref, lda, trans_a, b.ref, ldb, trans_b, m, n, k, 1.0f, (float)beta);
+                    matmul_cuda(c.bf, n, a.bf, lda, trans_a, b.bf, ldb, trans_b, m, n, k, 1.0f, (float)beta, stream);
+                    char name[64];
+                    snprintf(name, sizeof(name), "matmul (%d, %d) %c%c beta %d", m, n, trans_a ? 'T' : 'N',
+                             trans_b ? 'T' : 'N', beta);
+                    expect_product(name, k, c.bf, c.ref, c.n, k + 1);
+#ifndef CUDA_EMULATOR
+                    matmul_twin_cuda(twin, n, a.bf, lda, trans_a, b.bf, ldb, trans_b, m, n, k, 1.0f, (float)beta,
+                                     (const Tc*)NULL, stream);
+                    expect_twin(name, k, c.bf, twin, c.n, k + 1);
+                    cudaCheck(cudaFree(twin));
+#endif
+                    tensor_free(&a); tensor_free(&b); tensor_free(&c);
+                }
+            }
+        }
+    }
+}
+
+// The Linear layer in bf16, N rows (N, IC) -> (N, OC), against model.c's linear_forward and
+// linear_backward on the same values. The forward: one product with the bias added to its fp32
+// sums, rounded once (K = IC terms and the bias); dropping the bias from the twin fails it, and
+// so does adding it to the product already rounded to bf16 (two roundings). The backward
+// accumulates: dinp (bf16, K = OC terms and dinp), dweight (float, K = N and dweight), dbias
+// (float, the column sums: K = N), each from random values on every side; with_dbias 0 passes
+// NULL, as the fc layer does (its bias gradient comes with GELU's backward)
+static void test_linear(const char* what, int C, int N, int IC, int OC, int with_dbias) {
+    size_t n_out = (size_t)N * OC, n_inp = (size_t)N * IC, n_weight = (size_t)OC * IC;
+    Tensor<bf16> inp = tensor_random<bf16>(n_inp, -1.0f, 1.0f), weight = tensor_random<bf16>(n_weight, -1.0f, 1.0f);
+    Tensor<bf16> bias = tensor_random<bf16>(OC, -1.0f, 1.0f), out = tensor_output<bf16>(n_out);
+    linear_forward(out.ref, inp.ref, weight.ref, bias.ref, N, IC, OC);
+    linear_forward_cuda(out.bf, inp.bf, weight.bf, bias.bf, N, IC, OC, stream);
+    char name[96];
+    snprintf(name, sizeof(name), "linear_forward %s", what);
+    expect_product(name, C, out.bf, out.ref, n_out, IC + 1);
+#ifndef CUDA_EMULATOR
+    Tensor<bf16> twin = tensor_output<bf16>(n_out);
+    matmul_twin_cuda(twin.bf, OC, inp.bf, IC, 0, weight.bf, IC, 1, N, OC, IC, 1.0f, 0.0f, bias.bf, stream);
+    expect_twin(name, C, out.bf, twin.bf, n_out, IC + 1);
+    tensor_free(&twin);
+#endif
+
+    Tensor<bf16> dout = tensor_random<bf16>(n_out, -1.0f, 1.0f), dinp = tensor_random<bf16>(n_inp, -1.0f, 1.0f);
+    Tensor<float> dweight = tensor_random<float>(n_weight, -1.0f, 1.0f), dbias = tensor_random<float>(OC, -1.0f, 1.0f);
+#ifndef CUDA_EMULATOR
+    // the twin's two products from the same starting gradients (its fp side holds them as floats)
+    bf16* dinp_twin = device_as<bf16>(dinp.ref, n_inp);
+    matmul_twin_cuda(dinp_twin, IC, dout.bf, OC, 0, weight.bf, IC, 0, N, IC, OC, 1.0f, 1.0f, (const bf16*)NULL, stream);
+    matmul_twin_cuda(dweight.fp, IC, dout.bf, OC, 1, inp.bf, IC, 0, OC, IC, N, 1.0f, 1.0f, (const float*)NULL, stream);
+#endif
+    linear_backward_cuda(dinp.bf, dweight.bf, with_dbias ? dbias.bf : NULL, dout.bf, inp.bf, weight.bf, N, IC, OC,
+                         stream);
+    linear_backward(dinp.ref, dweight.ref, dbias.ref, dout.ref, inp.ref, weight.ref, N, IC, OC);
+    snprintf(name, sizeof(name), "linear_backward %s dinp", what);
+    expect_product(name, C, dinp.bf, dinp.ref, n_inp, OC + 1);
+#ifndef CUDA_EMULATOR
+    expect_twin(name, C, dinp.bf, dinp_twin, n_inp, OC + 1);
+    cudaCheck(cudaFree(dinp_twin));
+#endif
+    snprintf(name, sizeof(name), "linear_backward %s dweight", what);
+    expect_product(name, C, dweight.bf, dweight.ref, n_weight, N + 1);
+#ifndef CUDA_EMULATOR
+    expect_twin(name, C, dweight.bf, dweight.fp, n_weight, N + 1);
+#endif
+    if (with_dbias) {
+        snprintf(name, sizeof(name), "linear_backward %s dbias", what);
+        expect_product(name, C, dbias.bf, dbias.ref, (size_t)OC, N);
+    }
+    Tensor<bf16>* bf16s[] = {&inp, &weight, &bias, &out, &dout, &dinp};
+    for (Tensor<bf16>* t : bf16s) { tensor_free(t); }
+    tensor_free(&dweight); tensor_free(&dbias);
 }
 
 // The attention forward of each layout, joint and split (SPLIT_POINTS, the gates drawn in
@@ -1046,7 +1196,10 @@ static void test_adamw_small_updates(void) {
 int main(int argc, char** argv) {
     seed_from_args("test_cuda_bf16", argc, argv);
     cudaCheck(cudaStreamCreate(&stream));
+    matmul_setup();
     test_rounding();
+    test_matmul<float>();
+    test_matmul<bf16>();
     for (int k = 0; k < NUM_SHAPES; k++) {
         int C = HIDDEN_SIZES[k], NH = NUM_HEADS[k];
         Batch b = make_batch(NH);
@@ -1054,6 +1207,11 @@ int main(int argc, char** argv) {
         test_layernorm(&b, C);
         test_gelu(&b, C);
         test_bias(&b, C);
+        // the qkv layer; the fc layer, whose bias gradient comes with GELU's backward (NULL
+        // here); the classifier, one output column over the sequences' [CLS] rows
+        test_linear("qkv", C, b.N, C, 3 * C, 1);
+        test_linear("fc", C, b.N, C, 4 * C, 0);
+        test_linear("classifier", C, b.S, C, 1, 1);
         test_attention(&b, C, NH, 0);
         test_attention(&b, C, NH, 1);
         test_pooler(&b, C);
@@ -1065,6 +1223,7 @@ int main(int argc, char** argv) {
     }
     test_adamw(128, 2);
     test_adamw_small_updates();
+    matmul_teardown();
     cudaCheck(cudaStreamDestroy(stream));
     printf("worst error over all checks (beyond the bf16 rounding): %.2e\n", worst_error_seen);
     return test_summary("test_cuda_bf16");
