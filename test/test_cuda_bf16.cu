@@ -732,16 +732,6 @@ struct FlashOutputs {
     float *out, *lse, *dqkv, *dgates;  // (N, C), (N, NH), (N, 3*C), (NH)
 };
 
-// n values of T on the device as floats on the host
-template <typename T> static float* host_floats(const T* d, size_t n) {
-    cudaCheck(cudaStreamSynchronize(stream));
-    T* h = (T*)mallocCheck(n * sizeof(T));
-    cudaCheck(cudaMemcpy(h, d, n * sizeof(T), cudaMemcpyDeviceToHost));
-    float* x = (float*)mallocCheck(n * sizeof(float));
-    for (size_t i = 0; i < n; i++) { x[i] = to_float(h[i]); }
-    free(h);
-    return x;
-}
 
 // the forward, then the backward from its out and lse, with the products of Product; every
 // output poisoned first
