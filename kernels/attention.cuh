@@ -3,7 +3,8 @@
  * packed batch (model.c attention_head_*), forward and backward. No padding exists, so no
  * mask: a query row sees exactly the T keys of its own sequence.
  *
- * The simple, correct version (the fused, fast one is the next issue's). Forward: one block
+ * The simple, correct version: the fp32 backend's, and the reference of the fused one
+ * (kernels/flash_attention.cuh, bf16, which never stores the T x T scores). Forward: one block
  * per (query token, head); the block holds the query's row of T scores in shared memory,
  * softmaxes it, writes it to att (the backward needs it) and multiplies it with V. Backward
  * in two kernels, so that every output entry is written by one thread with a sum taken in
