@@ -327,21 +327,21 @@ static void forward_layers(BertModelCuda* model) {
         floatX* res2 = X(a.res2) + (size_t)l * NC;
         floatX* ln2 = X(a.ln2);
         linear_forward_cuda(qkv, x, X(p.qkvw) + (size_t)l * 3 * C * C, X(p.qkvb) + (size_t)l * 3 * C, N, C, 3 * C, stream);
-        attention_forward_cuda(atty, att, (const floatX*)qkv, model->seq_starts, model->att_offsets, model->split_at,
+        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, model->split_at,
                                split ? master.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
         // res1 first gets the dense output, then the residual is added in place, as the reference
-        linear_forward_cuda(res1, (const floatX*)atty, X(p.attprojw) + (size_t)l * C * C, X(p.attprojb) + (size_t)l * C,
+        linear_forward_cuda(res1, atty, X(p.attprojw) + (size_t)l * C * C, X(p.attprojb) + (size_t)l * C,
                             N, C, C, stream);
         residual_layernorm_forward_cuda(res1, ln1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
-                                        (const floatX*)res1, x, X(p.ln1w) + (size_t)l * C, X(p.ln1b) + (size_t)l * C,
+                                        res1, x, X(p.ln1w) + (size_t)l * C, X(p.ln1b) + (size_t)l * C,
                                         N, C, eps, stream);
-        linear_forward_cuda(fch, (const floatX*)ln1, X(p.fcw) + (size_t)l * I * C, X(p.fcb) + (size_t)l * I, N, C, I,
+        linear_forward_cuda(fch, ln1, X(p.fcw) + (size_t)l * I * C, X(p.fcb) + (size_t)l * I, N, C, I,
                             stream);
-        gelu_forward_cuda(fch_gelu, (const floatX*)fch, (size_t)N * I, stream);
-        linear_forward_cuda(res2, (const floatX*)fch_gelu, X(p.fcprojw) + (size_t)l * C * I,
+        gelu_forward_cuda(fch_gelu, fch, (size_t)N * I, stream);
+        linear_forward_cuda(res2, fch_gelu, X(p.fcprojw) + (size_t)l * C * I,
                             X(p.fcprojb) + (size_t)l * C, N, I, C, stream);
         residual_layernorm_forward_cuda(res2, ln2, a.ln2_mean + (size_t)l * N, a.ln2_rstd + (size_t)l * N,
-                                        (const floatX*)res2, (const floatX*)ln1, X(p.ln2w) + (size_t)l * C,
+                                        res2, ln1, X(p.ln2w) + (size_t)l * C,
                                         X(p.ln2b) + (size_t)l * C, N, C, eps, stream);
     }
     const floatX* x = L == 0 ? X(a.emb_ln) : X(a.ln2);
@@ -353,12 +353,12 @@ static void forward_layers(BertModelCuda* model) {
         cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
     } else {
         cls_gather_forward_cuda(X(a.cls), x, model->seq_starts, S, C, stream);
-        linear_forward_cuda(X(a.pooled), (const floatX*)X(a.cls), X(p.poolw), X(p.poolb), S, C, C, stream);
-        tanh_forward_cuda(X(a.pooled), (const floatX*)X(a.pooled), (size_t)S * C, stream);
+        linear_forward_cuda(X(a.pooled), X(a.cls), X(p.poolw), X(p.poolb), S, C, C, stream);
+        tanh_forward_cuda(X(a.pooled), X(a.pooled), (size_t)S * C, stream);
         // the classifier writes float logits (the loss reads them), its bias the master's:
         // under fp32 linear_forward_cuda's two steps
         bias_broadcast_cuda(a.logits, (const float*)master.clsb, S, cfg->num_labels, stream);
-        matmul_cuda(a.logits, cfg->num_labels, (const floatX*)X(a.pooled), C, 0, (const floatX*)X(p.clsw), C, 1, S,
+        matmul_cuda(a.logits, cfg->num_labels, X(a.pooled), C, 0, X(p.clsw), C, 1, S,
                     cfg->num_labels, C, 1.0f, 1.0f, stream);
     }
     meanpool_forward_cuda(a.embeddings, x, model->seq_starts, S, C, stream);
@@ -432,13 +432,13 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
             dlogits_x = X(buffers[DLOGITS_X]);
         }
         zero_entries(dpooled, (size_t)S * C, stream);
-        linear_backward_cuda(dpooled, g.clsw, g.clsb, dlogits_x, (const floatX*)X(a.pooled), (const floatX*)X(p.clsw),
+        linear_backward_cuda(dpooled, g.clsw, g.clsb, dlogits_x, X(a.pooled), X(p.clsw),
                              S, C, NL, stream);
-        tanh_backward_inplace_cuda(dpooled, (const floatX*)X(a.pooled), (size_t)S * C, stream);
+        tanh_backward_inplace_cuda(dpooled, X(a.pooled), (size_t)S * C, stream);
         zero_entries(dcls, (size_t)S * C, stream);
-        linear_backward_cuda(dcls, g.poolw, g.poolb, (const floatX*)dpooled, (const floatX*)X(a.cls),
-                             (const floatX*)X(p.poolw), S, C, C, stream);
-        cls_gather_backward_cuda(dh, (const floatX*)dcls, model->seq_starts, S, C, stream);
+        linear_backward_cuda(dcls, g.poolw, g.poolb, dpooled, X(a.cls),
+                             X(p.poolw), S, C, C, stream);
+        cls_gather_backward_cuda(dh, dcls, model->seq_starts, S, C, stream);
     }
     if (d_dembeddings != NULL) { meanpool_backward_cuda(dh, d_dembeddings, model->seq_starts, S, N, C, stream); }
 
@@ -455,53 +455,53 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
         const floatX* res2 = X(a.res2) + (size_t)l * NC;
         // dh = d ln2  ->  dres2. res2 = ln1 + fcproj(gelu(fc(ln1))): d ln1 gets the residual
         // (the same gradient, written by the same kernel), then the FFN path
-        residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, (const floatX*)dh,
-                                         res2, (const floatX*)X(p.ln2w) + (size_t)l * C, a.ln2_mean + (size_t)l * N,
+        residual_layernorm_backward_cuda(dres2, dln1, g.ln2w + (size_t)l * C, g.ln2b + (size_t)l * C, dh,
+                                         res2, X(p.ln2w) + (size_t)l * C, a.ln2_mean + (size_t)l * N,
                                          a.ln2_rstd + (size_t)l * N, N, C, stream);
         // GELU's output and ln1, which the forward kept for its last layer only, recomputed
         // by the forward's own arithmetic: the bytes it had
         gelu_forward_cuda(X(a.fch_gelu), fch, (size_t)N * I, stream);
         zero_entries(dffn, (size_t)N * I, stream);
-        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, (const floatX*)dres2,
-                             (const floatX*)X(a.fch_gelu), (const floatX*)X(p.fcprojw) + (size_t)l * C * I, N, I, C,
+        linear_backward_cuda(dffn, g.fcprojw + (size_t)l * C * I, g.fcprojb + (size_t)l * C, dres2,
+                             X(a.fch_gelu), X(p.fcprojw) + (size_t)l * C * I, N, I, C,
                              stream);
         // fc's bias gradient is summed by GELU's backward, as it writes dffn
         gelu_backward_bias_cuda(dffn, g.fcb + (size_t)l * I, fch, N, I, stream);
         layernorm_recompute_cuda(X(a.ln1), res1, a.ln1_mean + (size_t)l * N, a.ln1_rstd + (size_t)l * N,
-                                 (const floatX*)X(p.ln1w) + (size_t)l * C, (const floatX*)X(p.ln1b) + (size_t)l * C, N,
+                                 X(p.ln1w) + (size_t)l * C, X(p.ln1b) + (size_t)l * C, N,
                                  C, stream);
-        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, (float*)NULL, (const floatX*)dffn,
-                             (const floatX*)X(a.ln1), (const floatX*)X(p.fcw) + (size_t)l * I * C, N, C, I, stream);
+        linear_backward_cuda(dln1, g.fcw + (size_t)l * I * C, (float*)NULL, dffn,
+                             X(a.ln1), X(p.fcw) + (size_t)l * I * C, N, C, I, stream);
         // d ln1  ->  dres1. res1 = x + attproj(attention(qkv(x))): dx gets the residual, then
         // the attention path
-        residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, (const floatX*)dln1,
-                                         res1, (const floatX*)X(p.ln1w) + (size_t)l * C, a.ln1_mean + (size_t)l * N,
+        residual_layernorm_backward_cuda(dres1, dx, g.ln1w + (size_t)l * C, g.ln1b + (size_t)l * C, dln1,
+                                         res1, X(p.ln1w) + (size_t)l * C, a.ln1_mean + (size_t)l * N,
                                          a.ln1_rstd + (size_t)l * N, N, C, stream);
         zero_entries(datty, NC, stream);
-        linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, (const floatX*)dres1,
-                             atty, (const floatX*)X(p.attprojw) + (size_t)l * C * C, N, C, C, stream);
+        linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1,
+                             atty, X(p.attprojw) + (size_t)l * C * C, N, C, C, stream);
         attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows,
-                                (const floatX*)datty, qkv, att, model->seq_starts, model->att_offsets, model->split_at,
+                                datty, qkv, att, model->seq_starts, model->att_offsets, model->split_at,
                                 S, N, max_T, C, NH, stream);
         // the layer's input: emb_ln, or the layer below's output recomputed as ln1 was
         const floatX* x = X(a.emb_ln);
         if (l > 0) {
-            layernorm_recompute_cuda(X(a.ln2), (const floatX*)X(a.res2) + (size_t)(l - 1) * NC,
+            layernorm_recompute_cuda(X(a.ln2), X(a.res2) + (size_t)(l - 1) * NC,
                                      a.ln2_mean + (size_t)(l - 1) * N, a.ln2_rstd + (size_t)(l - 1) * N,
-                                     (const floatX*)X(p.ln2w) + (size_t)(l - 1) * C,
-                                     (const floatX*)X(p.ln2b) + (size_t)(l - 1) * C, N, C, stream);
+                                     X(p.ln2w) + (size_t)(l - 1) * C,
+                                     X(p.ln2b) + (size_t)(l - 1) * C, N, C, stream);
             x = X(a.ln2);
         }
-        linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, (const floatX*)dqkv, x,
-                             (const floatX*)X(p.qkvw) + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
+        linear_backward_cuda(dx, g.qkvw + (size_t)l * 3 * C * C, g.qkvb + (size_t)l * 3 * C, dqkv, x,
+                             X(p.qkvw) + (size_t)l * 3 * C * C, N, C, 3 * C, stream);
     }
     // the gradient wrt the input of layer 0: where the last layer's dx was
     dh = X(buffers[L % 2 == 1 ? DX : DH]);
     floatX* da = dres2;
     zero_entries(da, NC, stream);
-    layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, (const floatX*)dh, (const floatX*)X(a.emb),
-                            (const floatX*)X(p.emb_lnw), a.emb_mean, a.emb_rstd, N, C, stream);
-    embeddings_backward_cuda(g.wte, g.wpe, g.wtt, (const floatX*)da, model->bucket_tokens, model->bucket_starts,
+    layernorm_backward_cuda(da, g.emb_lnw, g.emb_lnb, dh, X(a.emb),
+                            X(p.emb_lnw), a.emb_mean, a.emb_rstd, N, C, stream);
+    embeddings_backward_cuda(g.wte, g.wpe, g.wtt, da, model->bucket_tokens, model->bucket_starts,
                              model->bucket_ids, model->num_buckets, model->embed_types, model->piece_starts,
                              model->num_pieces, max_T, N, cfg->type_vocab_size, C, stream);
 }

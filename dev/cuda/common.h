@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/common.cuh"
+#include "kernels/bf16.cuh"
 
 static inline double tolerance(double K) { return 64.0 * 5.9604644775390625e-8 * sqrt(K); }
 
@@ -90,6 +91,18 @@ static inline void* to_device(const void* host, size_t bytes) {
     void* d;
     cudaCheck(cudaMalloc(&d, bytes));
     cudaCheck(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice));
+    return d;
+}
+// x (n) rounded to bf16 in place (the reference's values), and the same values on the device
+static inline bf16* to_device_bf16(float* x, size_t n) {
+    bf16* h = (bf16*)malloc(n * sizeof(bf16));
+    if (h == NULL) { fprintf(stderr, "out of memory at %s:%d\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
+    for (size_t i = 0; i < n; i++) {
+        h[i] = __float2bfloat16_rn(x[i]);
+        x[i] = __bfloat162float(h[i]);
+    }
+    bf16* d = (bf16*)to_device(h, n * sizeof(bf16));
+    free(h);
     return d;
 }
 static inline float* device_floats(size_t n) {

@@ -22,19 +22,6 @@
 #include "kernels/flash_attention.cuh"
 #include "dev/cuda/common.h"
 
-// x (n) rounded to bf16, on the device; x keeps the rounded values (the reference's inputs)
-static bf16* to_device_bf16(float* x, size_t n) {
-    bf16* h = (bf16*)malloc(n * sizeof(bf16));
-    if (h == NULL) { fprintf(stderr, "out of memory at %s:%d\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
-    for (size_t i = 0; i < n; i++) {
-        h[i] = __float2bfloat16_rn(x[i]);
-        x[i] = __bfloat162float(h[i]);
-    }
-    bf16* d = (bf16*)to_device(h, n * sizeof(bf16));
-    free(h);
-    return d;
-}
-
 // a bf16 device result (n) checked against want, as validate_result
 static void validate_bf16(const bf16* d_got, const float* want, size_t n, const char* name, double tol) {
     bf16* h = (bf16*)malloc(n * sizeof(bf16));

@@ -11,19 +11,6 @@
 #include "kernels/matmul.cuh"
 #include "dev/cuda/common.h"
 
-// x (n) rounded to bf16 in place (the reference's values), and the same values on the device
-static bf16* to_device_bf16(float* x, size_t n) {
-    bf16* h = (bf16*)malloc(n * sizeof(bf16));
-    if (h == NULL) { fprintf(stderr, "out of memory at %s:%d\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
-    for (size_t i = 0; i < n; i++) {
-        h[i] = __float2bfloat16_rn(x[i]);
-        x[i] = __bfloat162float(h[i]);
-    }
-    bf16* d = (bf16*)to_device(h, n * sizeof(bf16));
-    free(h);
-    return d;
-}
-
 // a result stored in float (n, on the device) against the float reference: the fp32 bound tol
 static void validate_stored(const float* d_got, const float* want, size_t n, const char* name, double tol) {
     validate_result(d_got, want, n, name, tol);
