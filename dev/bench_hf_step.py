@@ -5,8 +5,11 @@ downloaded), forward + backward + gradient clip + AdamW per step. --precision fp
 runs with TF32 off, as kernels/matmul.cuh's fp32 cuBLAS calls; --precision bf16 runs the forward
 under torch.autocast to bfloat16 over fp32 weights and AdamW state (PyTorch's mixed precision, the
 peer of train_zelo --precision bf16); --compile wraps the model in torch.compile (its compilation
-falls in the warm-up steps, outside the timing). Prints one line per model:
-"hf_step <name> <precision>[ compiled] ms=<per step> tokens_per_s=<...> attn=<implementation>".
+falls in the warm-up steps, outside the timing). Then MiniLM-L6 on bert_step.cu's mixed batch: 32
+sequences of 32 + (157 i mod 481) tokens, padded to the longest (503) with an attention mask, as
+transformers' models take a batch; its tokens/s counts the sequences' tokens, not the padding.
+Prints one line per model: "hf_step <name> <precision>[ compiled] ms=<per step>
+tokens_per_s=<...> attn=<implementation>" (the mixed one named "minilm-l6 mixed").
 Usage: python3 dev/bench_hf_step.py [--attn sdpa|eager] [--precision fp32|bf16] [--compile] [--steps 10]
 """
 import contextlib
@@ -37,7 +40,10 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     torch.manual_seed(0)
     device = torch.device("cuda")
-    for name, (layers, hidden) in MODELS.items():
+    mixed = [32 + (157 * i) % 481 for i in range(32)]  # bert_step.cu's mixed_batch
+    runs = [(name, shape, [args.seq] * args.batch) for name, shape in MODELS.items()]
+    runs.append(("minilm-l6 mixed", MODELS["minilm-l6"], mixed))
+    for name, (layers, hidden), lengths in runs:
         config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
                             num_attention_heads=12, intermediate_size=4 * hidden,
                             max_position_embeddings=512, type_vocab_size=2, num_labels=1,
@@ -48,13 +54,17 @@ def main():
         forward = torch.compile(model) if args.compile else model
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if args.precision == "bf16" \
             else contextlib.nullcontext
-        ids = torch.randint(0, 30522, (args.batch, args.seq), device=device)
-        types = (torch.arange(args.seq, device=device) >= args.seq // 2).long().expand(args.batch, -1)
-        target = torch.randn(args.batch, device=device)
+        batch, longest = len(lengths), max(lengths)
+        length = torch.tensor(lengths, device=device)[:, None]
+        position = torch.arange(longest, device=device)[None, :]
+        mask = (position < length).long()  # (batch, longest): 1 on a sequence's tokens, 0 on padding
+        ids = torch.randint(0, 30522, (batch, longest), device=device) * mask
+        types = (position >= length // 2).long() * mask
+        target = torch.randn(batch, device=device)
 
         def step():
             with autocast():
-                logits = forward(input_ids=ids, token_type_ids=types).logits[:, 0]
+                logits = forward(input_ids=ids, token_type_ids=types, attention_mask=mask).logits[:, 0]
             loss = torch.nn.functional.mse_loss(logits.float(), target)
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
@@ -69,7 +79,7 @@ def main():
             step()
         torch.cuda.synchronize()
         ms = (time.perf_counter() - start) * 1e3 / args.steps
-        tokens = args.batch * args.seq
+        tokens = sum(lengths)
         variant = args.precision + (" compiled" if args.compile else "")
         print(f"hf_step {name} {variant} ms={ms:.2f} tokens_per_s={tokens / (ms * 1e-3):.0f} attn={args.attn} "
               f"torch={torch.__version__}", flush=True)

@@ -173,13 +173,32 @@ else
         # the issue's peer: bf16 autocast, SDPA attention, torch.compile
         run hf_step_bf16 240 python3 dev/bench_hf_step.py --precision bf16 --compile || true
         note "training step HF bf16" "$LAST_STATUS" "$LAST_SECONDS" "$(grep '^hf_step ' "$LOG_DIR/hf_step_bf16.log" | sed 's/^hf_step //; s/ torch=.*//' | tr '\n' ';')"
+        # issue 15's speed goals, side by side from this one call: zelo.c's bf16 tokens/s over the
+        # compiled bf16 peer's on BERT-base at 512 (goal 1.2x, and MFU 40%) and on MiniLM's mixed
+        # lengths, packed against padded (goal 1.5x)
+        ratios=""
+        for model in "bert-base" "minilm-l6 mixed"; do
+            ours=$(grep "^bert_step $model bf16 ms=" "$LOG_DIR/bert_step.log" 2>/dev/null | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p')
+            peer=$(grep "^hf_step $model bf16 compiled ms=" "$LOG_DIR/hf_step_bf16.log" 2>/dev/null | sed -n 's/.*tokens_per_s=\([0-9]*\).*/\1/p')
+            if [ -n "$ours" ] && [ -n "$peer" ] && [ "$peer" -gt 0 ]; then
+                ratios="$ratios $model: $ours / $peer tokens/s = $(awk -v a="$ours" -v b="$peer" 'BEGIN { printf "%.2fx", a / b }');"
+            else
+                ratios="$ratios $model: no figure;"
+            fi
+        done
+        mfu=$(grep '^bert_step bert-base bf16 ms=' "$LOG_DIR/bert_step.log" 2>/dev/null | sed -n 's/.*mfu=\([0-9.]*%\).*/\1/p')
+        note "speed goals (bf16)" "$LAST_STATUS" 0 "${ratios# } bert-base MFU ${mfu:-no figure}"
     else
         skip "training step HF" "torch/transformers not importable"
     fi
     run profile_step 120 build/gpu/dev_profile_step || true
-    # the BERT-base step's three largest shares
-    note "profile of a step" "$LAST_STATUS" "$LAST_SECONDS" "bert-base: $(sed -n '/^profile_step bert-base, [0-9]* tokens in [0-9]* sequences:/,/shares sum/p' \
-        "$LOG_DIR/profile_step.log" | sed -n '3,5p' | awk '{printf "%s %s; ", $1, $4}')(all: profile_step.log)"
+    # the BERT-base step's three largest shares at each precision
+    shares=""
+    for precision in fp32 bf16; do
+        shares="$shares bert-base $precision: $(sed -n "/^profile_step bert-base $precision, [0-9]* tokens in [0-9]* sequences:/,/shares sum/p" \
+            "$LOG_DIR/profile_step.log" | sed -n '3,5p' | awk '{printf "%s %s; ", $1, $4}')"
+    done
+    note "profile of a step" "$LAST_STATUS" "$LAST_SECONDS" "${shares# }(all: profile_step.log)"
 
     # last: the sanitizers, slow, get what time is left
     if [ -n "$SANITIZER" ]; then

@@ -3,7 +3,7 @@
  * each sequence of a packed batch, both packings), fused in the manner of FlashAttention: the
  * T x T scores never reach global memory, and the matrix products run on tensor cores.
  * attention.cuh's simple kernels stay its reference (test_cuda_bf16 holds this one to them and
- * to model.c). Not yet called by kernels/model_cuda.cu.
+ * to model.c). kernels/model_cuda.cu calls it for the layers under bf16 at head sizes 32 and 64.
  *
  * bf16 only: qkv, out, dout and dqkv are bf16; every score, probability, softmax statistic and
  * sum is float, as in attention.cuh's bf16 instantiation. Two roundings more than there: the

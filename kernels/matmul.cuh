@@ -26,6 +26,7 @@
 #define ZELO_KERNELS_MATMUL_CUH
 
 #include <stdint.h>
+#include <string.h>
 #include <type_traits>
 #include "kernels/bf16.cuh"
 #ifdef CUDA_EMULATOR
@@ -41,6 +42,7 @@ static cublasLtHandle_t cublaslt_handle;
 // reallocated while a product that uses it is in flight
 #define CUBLASLT_WORKSPACE_SIZE ((size_t)32 << 20)
 static void* cublaslt_workspace;
+static void cublaslt_plans_clear(void);
 #endif
 
 // before the first product; once per process, later calls do nothing
@@ -60,6 +62,7 @@ void matmul_teardown(void) {
 #ifndef CUDA_EMULATOR
     if (cublas_handle != NULL) {
         cublasCheck(cublasDestroy(cublas_handle));
+        cublaslt_plans_clear();
         cublasLtCheck(cublasLtDestroy(cublaslt_handle));
         cudaCheck(cudaFree(cublaslt_workspace));
     }
@@ -115,62 +118,122 @@ static inline uint32_t alignment_of(const void* p) {
     return align;
 }
 
+// cuBLASLt's setup of a product (descriptor, layouts, the heuristic's choice of algorithm) costs
+// tens of microseconds of host time; a training step repeats a dozen shapes once per layer, so
+// each shape's setup is made once and kept as a plan, found again by its shape, transposes,
+// types and alignments (which the heuristic's choice depends on). Only the bias pointer
+// changes between calls of one plan
+typedef struct {
+    int m, n, k, trans_a, trans_b, lda, ldb, ldc, has_bias;
+    cudaDataType_t c_type;
+    uint32_t align_a, align_b, align_c;
+    cublasLtMatmulDesc_t desc;
+    cublasLtMatrixLayout_t layout_a, layout_b, layout_c;
+    cublasLtMatmulAlgo_t algo;
+} CublasLtPlan;
+#define MAX_CUBLASLT_PLANS 128
+static CublasLtPlan cublaslt_plans[MAX_CUBLASLT_PLANS];
+static int num_cublaslt_plans;
+
+static void cublaslt_plans_clear(void) {
+    for (int i = 0; i < num_cublaslt_plans; i++) {
+        CublasLtPlan* p = &cublaslt_plans[i];
+        cublasLtCheck(cublasLtMatrixLayoutDestroy(p->layout_a));
+        cublasLtCheck(cublasLtMatrixLayoutDestroy(p->layout_b));
+        cublasLtCheck(cublasLtMatrixLayoutDestroy(p->layout_c));
+        cublasLtCheck(cublasLtMatmulDescDestroy(p->desc));
+    }
+    num_cublaslt_plans = 0;
+}
+
+// the plan for a product: the kept one of its key, else a new one (all of them dropped first
+// when the table is full: a run's shapes are far fewer, so that happens only between runs)
+static const CublasLtPlan* cublaslt_plan(const CublasLtPlan* key) {
+    for (int i = 0; i < num_cublaslt_plans; i++) {
+        const CublasLtPlan* p = &cublaslt_plans[i];
+        if (p->m == key->m && p->n == key->n && p->k == key->k && p->trans_a == key->trans_a &&
+            p->trans_b == key->trans_b && p->lda == key->lda && p->ldb == key->ldb && p->ldc == key->ldc &&
+            p->has_bias == key->has_bias && p->c_type == key->c_type && p->align_a == key->align_a &&
+            p->align_b == key->align_b && p->align_c == key->align_c) {
+            return p;
+        }
+    }
+    if (num_cublaslt_plans == MAX_CUBLASLT_PLANS) { cublaslt_plans_clear(); }
+    CublasLtPlan* p = &cublaslt_plans[num_cublaslt_plans];
+    *p = *key;
+    int m = key->m, n = key->n, k = key->k;
+    // column-major, as cuBLAS: the row-major c is the column-major c^T (n, m) = op(b)^T op(a)^T,
+    // and a row-major (rows, cols) operand is the column-major (cols, rows) one
+    cublasLtCheck(cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    cublasOperation_t op_b = key->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = key->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasLtCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
+    cublasLtCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));
+    if (key->has_bias) {  // (n): a row of the column-major c^T per entry, so a column of c
+        cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
+        int32_t bias_type = key->c_type;
+        cublasLtCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue,
+                                                     sizeof(epilogue)));
+        cublasLtCheck(cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
+                                                     sizeof(bias_type)));
+    }
+    cublasLtCheck(cublasLtMatrixLayoutCreate(&p->layout_b, CUDA_R_16BF, key->trans_b ? k : n, key->trans_b ? n : k,
+                                             key->ldb));
+    cublasLtCheck(cublasLtMatrixLayoutCreate(&p->layout_a, CUDA_R_16BF, key->trans_a ? m : k, key->trans_a ? k : m,
+                                             key->lda));
+    cublasLtCheck(cublasLtMatrixLayoutCreate(&p->layout_c, key->c_type, n, m, key->ldc));
+    cublasLtMatmulPreference_t preference;
+    cublasLtCheck(cublasLtMatmulPreferenceCreate(&preference));
+    uint64_t workspace_size = CUBLASLT_WORKSPACE_SIZE;
+    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                       &workspace_size, sizeof(workspace_size)));
+    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES,
+                                                       &key->align_b, sizeof(key->align_b)));
+    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+                                                       &key->align_a, sizeof(key->align_a)));
+    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES,
+                                                       &key->align_c, sizeof(key->align_c)));
+    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES,
+                                                       &key->align_c, sizeof(key->align_c)));
+    cublasLtMatmulHeuristicResult_t heuristic;
+    int found = 0;
+    cublasLtCheck(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, p->desc, p->layout_b, p->layout_a, p->layout_c,
+                                                 p->layout_c, preference, 1, &heuristic, &found));
+    cublasLtCheck(cublasLtMatmulPreferenceDestroy(preference));
+    if (found == 0) {
+        fprintf(stderr, "[cuBLASLt ERROR] at %s:%d: no algorithm for the bf16 product c (%d, %d) = op(a) @ op(b), "
+                "k = %d, trans_a %d, trans_b %d, lda %d, ldb %d, ldc %d, c %s, bias %s\n", __FILE__, __LINE__, m, n, k,
+                key->trans_a, key->trans_b, key->lda, key->ldb, key->ldc, key->c_type == CUDA_R_16BF ? "bf16" : "float",
+                key->has_bias ? "yes" : "no");
+        exit(EXIT_FAILURE);
+    }
+    p->algo = heuristic.algo;
+    num_cublaslt_plans++;
+    return p;
+}
+
 // as matmul_twin_cuda, with a and b bf16, on the tensor cores: sums in fp32 (in cuBLASLt's
 // order), the bias in the epilogue, c rounded once
 template <typename Tc>
 void matmul_cublaslt(Tc* c, int ldc, const bf16* a, int lda, int trans_a, const bf16* b, int ldb, int trans_b,
                      int m, int n, int k, float alpha, float beta, const Tc* bias, cudaStream_t stream) {
-    const cudaDataType_t c_type = std::is_same<Tc, bf16>::value ? CUDA_R_16BF : CUDA_R_32F;
-    // column-major, as cuBLAS: the row-major c is the column-major c^T (n, m) = op(b)^T op(a)^T,
-    // and a row-major (rows, cols) operand is the column-major (cols, rows) one
-    cublasLtMatmulDesc_t desc;
-    cublasLtCheck(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_b, sizeof(op_b)));
-    cublasLtCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_a, sizeof(op_a)));
-    if (bias != NULL) {  // (n): a row of the column-major c^T per entry, so a column of c
-        cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
-        int32_t bias_type = c_type;
-        cublasLtCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof(epilogue)));
-        cublasLtCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
-        cublasLtCheck(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
-                                                     sizeof(bias_type)));
+    CublasLtPlan key;
+    memset(&key, 0, sizeof(key));
+    key.m = m; key.n = n; key.k = k;
+    key.trans_a = trans_a; key.trans_b = trans_b;
+    key.lda = lda; key.ldb = ldb; key.ldc = ldc;
+    key.has_bias = bias != NULL;
+    key.c_type = std::is_same<Tc, bf16>::value ? CUDA_R_16BF : CUDA_R_32F;
+    // each pointer's real alignment: the heuristic assumes 256 bytes unless told, and the
+    // layers' tensors start at any offset of the flat buffers
+    key.align_a = alignment_of(a); key.align_b = alignment_of(b); key.align_c = alignment_of(c);
+    const CublasLtPlan* plan = cublaslt_plan(&key);
+    if (bias != NULL) {
+        cublasLtCheck(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
+                                                     sizeof(bias)));
     }
-    cublasLtMatrixLayout_t layout_b, layout_a, layout_c;
-    cublasLtCheck(cublasLtMatrixLayoutCreate(&layout_b, CUDA_R_16BF, trans_b ? k : n, trans_b ? n : k, ldb));
-    cublasLtCheck(cublasLtMatrixLayoutCreate(&layout_a, CUDA_R_16BF, trans_a ? m : k, trans_a ? k : m, lda));
-    cublasLtCheck(cublasLtMatrixLayoutCreate(&layout_c, c_type, n, m, ldc));
-    cublasLtMatmulPreference_t preference;
-    cublasLtCheck(cublasLtMatmulPreferenceCreate(&preference));
-    uint64_t workspace_size = CUBLASLT_WORKSPACE_SIZE;
-    uint32_t align_b = alignment_of(b), align_a = alignment_of(a), align_c = alignment_of(c);
-    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                       &workspace_size, sizeof(workspace_size)));
-    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_b,
-                                                       sizeof(align_b)));
-    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_a,
-                                                       sizeof(align_a)));
-    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_c,
-                                                       sizeof(align_c)));
-    cublasLtCheck(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_c,
-                                                       sizeof(align_c)));
-    cublasLtMatmulHeuristicResult_t heuristic;
-    int found = 0;
-    cublasLtCheck(cublasLtMatmulAlgoGetHeuristic(cublaslt_handle, desc, layout_b, layout_a, layout_c, layout_c,
-                                                 preference, 1, &heuristic, &found));
-    if (found == 0) {
-        fprintf(stderr, "[cuBLASLt ERROR] at %s:%d: no algorithm for the bf16 product c (%d, %d) = op(a) @ op(b), "
-                "k = %d, trans_a %d, trans_b %d, lda %d, ldb %d, ldc %d, c %s, bias %s\n", __FILE__, __LINE__, m, n, k,
-                trans_a, trans_b, lda, ldb, ldc, c_type == CUDA_R_16BF ? "bf16" : "float", bias != NULL ? "yes" : "no");
-        exit(EXIT_FAILURE);
-    }
-    cublasLtCheck(cublasLtMatmul(cublaslt_handle, desc, &alpha, b, layout_b, a, layout_a, &beta, c, layout_c, c,
-                                 layout_c, &heuristic.algo, cublaslt_workspace, CUBLASLT_WORKSPACE_SIZE, stream));
-    cublasLtCheck(cublasLtMatmulPreferenceDestroy(preference));
-    cublasLtCheck(cublasLtMatrixLayoutDestroy(layout_b));
-    cublasLtCheck(cublasLtMatrixLayoutDestroy(layout_a));
-    cublasLtCheck(cublasLtMatrixLayoutDestroy(layout_c));
-    cublasLtCheck(cublasLtMatmulDescDestroy(desc));
+    cublasLtCheck(cublasLtMatmul(cublaslt_handle, plan->desc, &alpha, b, plan->layout_b, a, plan->layout_a, &beta, c,
+                                 plan->layout_c, c, plan->layout_c, &plan->algo, cublaslt_workspace,
+                                 CUBLASLT_WORKSPACE_SIZE, stream));
 }
 #endif
 

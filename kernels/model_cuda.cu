@@ -6,6 +6,7 @@
  */
 #include <stddef.h>
 #include <string.h>
+#include <type_traits>
 #include "kernels/model_cuda.h"
 #include "kernels/common.cuh"
 #include "kernels/embeddings.cuh"
@@ -13,6 +14,7 @@
 #include "kernels/gelu.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/flash_attention.cuh"
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "kernels/global_norm.cuh"
@@ -57,6 +59,16 @@ static size_t slice_align(Precision precision) {
     return precision == PRECISION_BF16 ? 16 : sizeof(float);
 }
 
+// whether the layers' attention is the fused kernel (kernels/flash_attention.cuh): under bf16,
+// at the head sizes it is built for (32: MiniLM; 64: BERT-base and -large). It keeps each
+// row's logsumexp, (N, NH) floats a layer, where attention.cuh's kernels keep the probabilities,
+// (NH, T, T) a sequence; those stay the fp32 backend's (the CPU's twin) and bf16's at other
+// head sizes
+static int uses_flash_attention(const BertConfig* cfg, Precision precision) {
+    int head_size = cfg->hidden_size / cfg->num_heads;
+    return precision == PRECISION_BF16 && (head_size == 32 || head_size == 64);
+}
+
 // points ptrs (n) into the device buffer *memory, first growing it to the slices' bytes when
 // its *capacity (bytes) is below; the capacity only grows, so a training loop settles
 static void grow_and_point(void** memory, size_t* capacity, void** ptrs, const size_t* sizes, const size_t* widths,
@@ -81,7 +93,8 @@ static size_t device_parameter_sizes(size_t* sizes, const BertConfig* config, Pa
 
 // the activations the device keeps for N tokens, S sequences and A attention entries per layer:
 // model.h's layout with every layer's, except ln1, fch_gelu and ln2, of which it keeps one
-// layer's, the forward's current one. The backward pass recomputes them layer by layer from
+// layer's, the forward's current one; under the fused attention (uses_flash_attention) att
+// holds each layer's (N, NH) float logsumexps in place of its A probabilities. The backward pass recomputes them layer by layer from
 // what is kept (res1, fch, res2 and the LayerNorms' mean and rstd), the forward's bytes: per
 // layer, N x (I + 2C) entries fewer, at I = 4C 6C of the 16C per token a layer kept beside its
 // attention probabilities. widths: each tensor's bytes per entry, the layers' storage type but
@@ -100,12 +113,17 @@ static size_t device_activation_layout(size_t* sizes, size_t* widths, const Bert
                                 ACTIVATION_INDEX(ln1_rstd), ACTIVATION_INDEX(ln2_mean), ACTIVATION_INDEX(ln2_rstd),
                                 ACTIVATION_INDEX(logits), ACTIVATION_INDEX(embeddings), ACTIVATION_INDEX(segmeans)};
     for (size_t i : in_float) { widths[i] = sizeof(float); }
+    if (uses_flash_attention(cfg, precision)) {
+        sizes[ACTIVATION_INDEX(att)] = (size_t)cfg->num_layers * N * cfg->num_heads;
+        widths[ACTIVATION_INDEX(att)] = sizeof(float);
+    }
     return point_slices(NULL, NULL, sizes, widths, NUM_ACTIVATION_TENSORS, slice_align(precision));
 }
 
 // the backward pass's scratch, as model.c's bert_backward: gradients of one layer's
 // activations, reused by every layer, in the layers' storage type; in float: the attention's
-// dS (datt, kernels/attention.cuh), the heads' buffers (the cosine head's dsegmeans are float;
+// dS (datt, kernels/attention.cuh; under the fused attention its (N, NH) row sums D instead,
+// kernels/flash_attention.cuh's delta), the heads' buffers (the cosine head's dsegmeans are float;
 // the classifier's dcls and dpooled fit in the same bytes) and the caller's dlogits and
 // dembeddings; under bf16, dlogits rounded to bf16 for the classifier's backward (DLOGITS_X,
 // empty under fp32, where DOUTPUTS's are read as they are). Returns the bytes in all
@@ -113,8 +131,9 @@ enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, DL
 static size_t backward_scratch_layout(size_t* sizes, size_t* widths, const BertConfig* cfg, Precision precision,
                                       size_t N, size_t S, size_t A) {
     size_t C = cfg->hidden_size, NC = N * C, NL = (size_t)cfg->num_labels;
+    size_t datt = uses_flash_attention(cfg, precision) ? N * cfg->num_heads : A;
     size_t scratch_sizes[NUM_SCRATCH] = {
-        NC, NC, NC, NC, NC, NC, N * cfg->intermediate_size, N * 3 * C, A,
+        NC, NC, NC, NC, NC, NC, N * cfg->intermediate_size, N * 3 * C, datt,
         S * C * 2,                                  // dcls and dpooled, or the cosine head's dsegmeans
         S * NL + S * C,                             // the caller's dlogits and dembeddings
         precision == PRECISION_BF16 ? S * NL : 0,   // dlogits in bf16
@@ -130,6 +149,7 @@ void bert_cuda_build(BertModelCuda* model, const BertConfig* config, Packing pac
     model->config = *config;
     model->packing = packing;
     model->precision = precision;
+    model->flash = uses_flash_attention(config, precision);
     model->num_parameters = device_parameter_sizes(model->param_sizes, config, packing);
     cudaCheck(cudaMalloc((void**)&model->params_memory, model->num_parameters * sizeof(float)));
     point_tensors_in((float**)&model->params, model->params_memory, model->param_sizes, NUM_PARAMETER_TENSORS);
@@ -217,12 +237,12 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
     int* piece_starts = (int*)mallocCheck((size_t)(2 * S + 1) * sizeof(int));
     int* embed_types = (int*)mallocCheck((size_t)N * sizeof(int));
     int num_pieces = packing_layout(split_at, piece_starts, embed_types, types, seq_starts, S, model->packing);
-    size_t A = 0;
+    size_t A = 0;  // the probabilities attention.cuh keeps; none under the fused attention
     int max_T = 0;
     for (int s = 0; s < S; s++) {
         size_t T = (size_t)(seq_starts[s + 1] - seq_starts[s]);
         att_offsets[s] = (int)A;
-        A += (size_t)cfg->num_heads * T * T;
+        if (!model->flash) { A += (size_t)cfg->num_heads * T * T; }
         if (A > INT32_MAX) { die("bert_cuda_forward: batch too large (attention needs %zu floats per layer)", A); }
         if ((int)T > max_T) { max_T = (int)T; }
     }
@@ -295,14 +315,63 @@ static void set_batch(BertModelCuda* model, const int* ids, const int* types, co
 // backward_scratch_layout lay them out), so offsets are taken after the cast
 #define X(ptr) ((floatX*)(void*)(ptr))
 
+// one layer's attention, out (N, C) from qkv (N, 3*C); saved: what the backward reads, the
+// probabilities (A, floatX) under attention.cuh's kernels, each row's logsumexp (N, NH, float)
+// under the fused one (model->flash, bf16 only); gates (NH) the layer's, or NULL (joint)
+template <typename floatX>
+static void attention_layer_forward(BertModelCuda* model, floatX* out, void* saved, const floatX* qkv,
+                                    const float* gates) {
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, C = cfg->hidden_size, NH = cfg->num_heads;
+    if constexpr (std::is_same<floatX, bf16>::value) {
+        if (model->flash) {
+            flash_attention_forward_cuda(out, (float*)saved, qkv, model->seq_starts, model->split_at, gates, S, N, C,
+                                         NH, model->stream);
+            return;
+        }
+    }
+    attention_forward_cuda(out, (floatX*)saved, qkv, model->seq_starts, model->att_offsets, model->split_at, gates, S,
+                           N, model->max_T, C, NH, model->stream);
+}
+
+// its backward: dqkv (N, 3*C) written from dout (N, C), the forward's qkv, out and saved;
+// scratch: attention.cuh's dS (A floats) or the fused kernel's D (N, NH floats); dgates (NH)
+// accumulated, NULL for the joint packing, where gates is NULL too
+template <typename floatX>
+static void attention_layer_backward(BertModelCuda* model, floatX* dqkv, float* scratch, float* dgates,
+                                     const floatX* dout, const floatX* qkv, const floatX* out, const void* saved,
+                                     const float* gates) {
+    const BertConfig* cfg = &model->config;
+    int N = model->num_tokens, S = model->num_seqs, C = cfg->hidden_size, NH = cfg->num_heads;
+    if constexpr (std::is_same<floatX, bf16>::value) {
+        if (model->flash) {
+            flash_attention_backward_cuda(dqkv, scratch, dgates, model->dgate_rows, dout, qkv, out,
+                                          (const float*)saved, model->seq_starts, model->split_at, gates, S, N, C, NH,
+                                          model->stream);
+            return;
+        }
+    }
+    attention_backward_cuda(dqkv, scratch, dgates, model->dgate_rows, dout, qkv, (const floatX*)saved,
+                            model->seq_starts, model->att_offsets, model->split_at, S, N, model->max_T, C, NH,
+                            model->stream);
+}
+
+// where layer l's saved attention starts in the activations: A probabilities (floatX) a layer,
+// or under the fused attention N x NH logsumexps (float)
+template <typename floatX>
+static void* attention_saved(const BertModelCuda* model, int l) {
+    if (model->flash) { return model->acts.att + (size_t)l * model->num_tokens * model->config.num_heads; }
+    return X(model->acts.att) + (size_t)l * model->att_size;
+}
+
 // the forward pass of set_batch's batch, every layer's tensors of type floatX (float: the fp32
 // backend, the CPU's twin; bf16: the mixed-precision one); the outputs left on the device
 template <typename floatX>
 static void forward_layers(BertModelCuda* model) {
     const BertConfig* cfg = &model->config;
-    int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
+    int N = model->num_tokens, S = model->num_seqs;
     int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
-    size_t A = (size_t)model->att_size, NC = (size_t)N * C;
+    size_t NC = (size_t)N * C;
     float eps = cfg->layer_norm_eps;
     int split = model->packing == PACKING_SPLIT;
     cudaStream_t stream = model->stream;
@@ -318,7 +387,6 @@ static void forward_layers(BertModelCuda* model) {
         // the layer's input until the first LayerNorm's residual has read it, then its output
         const floatX* x = l == 0 ? X(a.emb_ln) : X(a.ln2);  // (N, C)
         floatX* qkv = X(a.qkv) + (size_t)l * N * 3 * C;
-        floatX* att = X(a.att) + (size_t)l * A;
         floatX* atty = X(a.atty) + (size_t)l * NC;
         floatX* res1 = X(a.res1) + (size_t)l * NC;
         floatX* ln1 = X(a.ln1);
@@ -327,8 +395,8 @@ static void forward_layers(BertModelCuda* model) {
         floatX* res2 = X(a.res2) + (size_t)l * NC;
         floatX* ln2 = X(a.ln2);
         linear_forward_cuda(qkv, x, X(p.qkvw) + (size_t)l * 3 * C * C, X(p.qkvb) + (size_t)l * 3 * C, N, C, 3 * C, stream);
-        attention_forward_cuda(atty, att, qkv, model->seq_starts, model->att_offsets, model->split_at,
-                               split ? master.xgate + (size_t)l * NH : NULL, S, N, max_T, C, NH, stream);
+        attention_layer_forward(model, atty, attention_saved<floatX>(model, l), (const floatX*)qkv,
+                                split ? master.xgate + (size_t)l * NH : NULL);
         // res1 first gets the dense output, then the residual is added in place, as the reference
         linear_forward_cuda(res1, atty, X(p.attprojw) + (size_t)l * C * C, X(p.attprojb) + (size_t)l * C,
                             N, C, C, stream);
@@ -408,7 +476,7 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
     int N = model->num_tokens, S = model->num_seqs, max_T = model->max_T;
     int C = cfg->hidden_size, NH = cfg->num_heads, I = cfg->intermediate_size, L = cfg->num_layers;
     int NL = cfg->num_labels;
-    size_t A = (size_t)model->att_size, NC = (size_t)N * C;
+    size_t NC = (size_t)N * C;
     cudaStream_t stream = model->stream;
     int split = model->packing == PACKING_SPLIT;
     floatX *dres2 = X(buffers[DRES2]), *dln1 = X(buffers[DLN1]), *dres1 = X(buffers[DRES1]);
@@ -416,7 +484,7 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
     float* datt = (float*)buffers[DATT];
     floatX *dcls = X(buffers[DHEADS]), *dpooled = X(buffers[DHEADS]) + (size_t)S * C;
     float* dsegmeans = (float*)buffers[DHEADS];
-    ParameterTensors p = model->params_x, g = model->grads;
+    ParameterTensors p = model->params_x, g = model->grads, master = model->params;
     ActivationTensors a = model->acts;
 
     floatX* dh = X(buffers[DH]);
@@ -448,7 +516,6 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
         dh = X(buffers[(L - 1 - l) % 2 == 0 ? DH : DX]);
         floatX* dx = X(buffers[(L - 1 - l) % 2 == 0 ? DX : DH]);
         const floatX* qkv = X(a.qkv) + (size_t)l * N * 3 * C;
-        const floatX* att = X(a.att) + (size_t)l * A;
         const floatX* atty = X(a.atty) + (size_t)l * NC;
         const floatX* res1 = X(a.res1) + (size_t)l * NC;
         const floatX* fch = X(a.fch) + (size_t)l * N * I;
@@ -480,9 +547,9 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
         zero_entries(datty, NC, stream);
         linear_backward_cuda(datty, g.attprojw + (size_t)l * C * C, g.attprojb + (size_t)l * C, dres1,
                              atty, X(p.attprojw) + (size_t)l * C * C, N, C, C, stream);
-        attention_backward_cuda(dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, model->dgate_rows,
-                                datty, qkv, att, model->seq_starts, model->att_offsets, model->split_at,
-                                S, N, max_T, C, NH, stream);
+        attention_layer_backward(model, dqkv, datt, split ? g.xgate + (size_t)l * NH : NULL, (const floatX*)datty,
+                                 qkv, atty, attention_saved<floatX>(model, l),
+                                 split ? master.xgate + (size_t)l * NH : NULL);
         // the layer's input: emb_ln, or the layer below's output recomputed as ln1 was
         const floatX* x = X(a.emb_ln);
         if (l > 0) {

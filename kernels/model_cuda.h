@@ -12,7 +12,9 @@
  * Two precisions (model.h, Precision): fp32, every tensor float, the CPU's twin; and bf16, the
  * layers reading a bf16 copy of the fp32 master weights and keeping their activations in bf16,
  * with the gradients, AdamW's state, the LayerNorms' statistics and the heads' outputs in float
- * (kernels/bf16.cuh says which sums stay float inside the kernels).
+ * (kernels/bf16.cuh says which sums stay float inside the kernels). Under bf16 at head sizes 32
+ * and 64 the attention is the fused kernel of kernels/flash_attention.cuh, which keeps no
+ * T x T probabilities.
  */
 #ifndef ZELO_MODEL_CUDA_H
 #define ZELO_MODEL_CUDA_H
@@ -30,6 +32,8 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     ScoreHead score_head;     // the host model's, set by bert_to_device
     float cosine_scale;       // the host model's, set by bert_to_device and bert_set_cosine_scale
     Precision precision;      // the layers' storage type: fp32 (the CPU's twin) or bf16 (model.h)
+    int flash;                // the layers' attention is kernels/flash_attention.cuh's fused kernel (bf16 at
+                              // head size 32 or 64), else attention.cuh's, which keeps the probabilities
     size_t param_sizes[NUM_PARAMETER_TENSORS];
     size_t num_parameters;
     ParameterTensors params;  // on the device, pointing into params_memory
@@ -49,12 +53,14 @@ typedef struct BertModelCuda {  // named: model.h's BertModel points to one
     ActivationTensors acts;   // on the device, model.h's layout with every layer kept but ln1,
                               // fch_gelu and ln2, one layer each (the backward recomputes them);
                               // under bf16 bf16 entries but for the LayerNorms' statistics and the
-                              // heads' outputs (model_cuda.cu, device_activation_layout)
+                              // heads' outputs (model_cuda.cu, device_activation_layout); att holds the
+                              // probabilities, or under flash each row's logsumexp (L, N, NH) in float
     void* acts_memory;
     size_t acts_capacity;     // bytes in acts_memory; only grows
     // the batch of the last forward pass, on the device
     int* seq_starts;          // (S+1)
-    int* att_offsets;         // (S+1) where sequence s's (NH, T, T) block starts in one layer of att
+    int* att_offsets;         // (S+1) where sequence s's (NH, T, T) block starts in one layer of att (all 0
+                              // under flash)
     int* inputs;              // (N)
     int* types;               // (N)
     int* split_at;            // (S) where each sequence's document starts (packing_layout; T when joint)

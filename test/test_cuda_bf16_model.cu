@@ -74,23 +74,27 @@ static double relative_norm_error(const float* got, const float* want, size_t n)
 // without the alignment padding (kernels/model_cuda.cu, point_slices), and how many tensors may
 // each carry up to 15 bytes of it
 static DeviceMemory expected_bf16_memory(const BertConfig* cfg, size_t P, size_t N, size_t S, size_t A, int split,
-                                         size_t* padded_tensors) {
+                                         int flash, size_t* padded_tensors) {
     size_t C = cfg->hidden_size, I = cfg->intermediate_size, L = cfg->num_layers, NH = cfg->num_heads;
     size_t NL = cfg->num_labels;
     DeviceMemory m;
     m.parameters = 4 * P + 2 * P;  // the fp32 master and its bf16 copy
     m.gradients = 4 * P;
     m.optimizer = 2 * 4 * P;
-    // bf16: each layer's qkv, att, atty, res1, fch, res2; once emb, emb_ln, and ln1, fch_gelu,
-    // ln2 (one layer's), cls and pooled. float: the LayerNorms' mean and rstd, logits,
-    // embeddings and segmeans
-    size_t bf16_entries = L * (N * 3 * C + A + 2 * N * C + N * I + N * C) + 2 * N * C + N * C + N * I + N * C +
-                          2 * S * C;
-    size_t float_entries = 2 * N + L * 4 * N + S * NL + S * C + S * 2 * C;
+    // bf16: each layer's qkv, att (the probabilities, A; under the fused attention none), atty,
+    // res1, fch, res2; once emb, emb_ln, and ln1, fch_gelu, ln2 (one layer's), cls and pooled.
+    // float: the LayerNorms' mean and rstd, logits, embeddings and segmeans, and under the fused
+    // attention each layer's logsumexps (N, NH)
+    size_t att_bf16 = flash ? 0 : A, lse = flash ? N * NH : 0;
+    size_t bf16_entries = L * (N * 3 * C + att_bf16 + 2 * N * C + N * I + N * C) + 2 * N * C + N * C + N * I +
+                          N * C + 2 * S * C;
+    size_t float_entries = 2 * N + L * 4 * N + S * NL + S * C + S * 2 * C + L * lse;
     m.activations = 2 * bf16_entries + 4 * float_entries;
-    // bf16: dh, dx, dres2, dln1, dres1, datty, dffn, dqkv and the rounded dlogits; float: datt,
-    // the heads' buffers (2 S C), the caller's dlogits and dembeddings; the norm's doubles
-    m.scratch = 2 * (6 * N * C + N * I + N * 3 * C + S * NL) + 4 * (A + 2 * S * C + S * NL + S * C) +
+    // bf16: dh, dx, dres2, dln1, dres1, datty, dffn, dqkv and the rounded dlogits; float: datt
+    // (dS, A; under the fused attention D, N x NH), the heads' buffers (2 S C), the caller's
+    // dlogits and dembeddings; the norm's doubles
+    size_t datt = flash ? N * NH : A;
+    m.scratch = 2 * (6 * N * C + N * I + N * 3 * C + S * NL) + 4 * (datt + 2 * S * C + S * NL + S * C) +
                 8 * (1 + global_norm_num_chunks(P));
     m.batch = 4 * (2 * (S + 1) + S + 2 * S + 1 + 5 * N + N + 1) + (split ? 8 * N * NH : 0);
     *padded_tensors = NUM_ACTIVATION_TENSORS + NUM_SCRATCH;
@@ -113,8 +117,9 @@ static void expect_bf16_memory(const char* name, const DeviceMemory* got, const 
 static void test_bf16_step(const char* name, const Fixture* fx, ScoreHead head, Packing packing) {
     const BertConfig* cfg = &fx->config;
     int S = fx->S, C = cfg->hidden_size, L = cfg->num_layers, NL = cfg->num_labels;
-    printf("%s, bf16: %d layers, hidden %d, %d heads; %d sequences, %d tokens; %s head, %s packing\n", name, L, C,
-           cfg->num_heads, S, fx->N, score_head_name(head), packing_name(packing));
+    printf("%s, bf16: %d layers, hidden %d, %d heads; %d sequences, %d tokens; %s head, %s packing; %s attention\n",
+           name, L, C, cfg->num_heads, S, fx->N, score_head_name(head), packing_name(packing),
+           C / cfg->num_heads == 32 || C / cfg->num_heads == 64 ? "fused" : "simple");
     BertModel cpu = fixture_model(fx);
     BertModel dev = fixture_model(fx);
     BertModel* sides[2] = {&cpu, &dev};
@@ -133,7 +138,11 @@ static void test_bf16_step(const char* name, const Fixture* fx, ScoreHead head, 
         bert_set_cosine_scale(&dev, 3.5f);
     }
 
-    int R_f = 2 + 9 * L + 2, R_b = 2 + 10 * L + 2;
+    // the fused attention (the model's at head sizes 32 and 64, kernels/model_cuda.cu) rounds
+    // the probabilities where attention.cuh stores them (the same count) and, one more per
+    // layer, the scores' gradient dS, which attention.cuh keeps in float
+    int flash = C / cfg->num_heads == 32 || C / cfg->num_heads == 64;
+    int R_f = 2 + 9 * L + 2, R_b = 2 + 10 * L + 2 + (flash ? L : 0);
     double tol_f = 4.0 * BF16_U * sqrt((double)R_f), tol_b = 4.0 * BF16_U * sqrt((double)(R_f + R_b));
     bert_forward(&cpu, fx->ids, fx->types, fx->seq_starts, S);
     bert_forward(&dev, fx->ids, fx->types, fx->seq_starts, S);
@@ -199,7 +208,9 @@ static void test_bf16_step(const char* name, const Fixture* fx, ScoreHead head, 
     DeviceMemory memory;
     CHECK(bert_device_memory(&dev, &memory), "%s: bert_device_memory reports none for the model on the device", name);
     size_t padded;
-    DeviceMemory want = expected_bf16_memory(cfg, P, fx->N, S, A, packing == PACKING_SPLIT, &padded);
+    CHECK(dev.cuda->flash == flash, "%s: the device %s the fused attention at head size %d", name,
+          dev.cuda->flash ? "takes" : "does not take", C / cfg->num_heads);
+    DeviceMemory want = expected_bf16_memory(cfg, P, fx->N, S, A, packing == PACKING_SPLIT, flash, &padded);
     expect_bf16_memory(name, &memory, &want, padded);
     DeviceMemory from_shapes = bert_cuda_training_memory(cfg, packing, PRECISION_BF16, fx->N, S, A);
     CHECK(device_memory_total(&from_shapes) == device_memory_total(&memory),
@@ -241,6 +252,12 @@ int main(int argc, char** argv) {
         int starts[6];
         Fixture mfx = minilm_fixture(&minilm, starts, dir);
         test_bf16_step("all-MiniLM-L6-v2", &mfx, SCORE_HEAD_CLS, PACKING_JOINT);
+        // the split packing through the fused attention: gates of either sign, some open
+        float* gates = host_random((size_t)mfx.config.num_layers * mfx.config.num_heads, -3.0f, 1.0f);
+        mfx.split_gates = gates;
+        test_bf16_step("all-MiniLM-L6-v2", &mfx, SCORE_HEAD_COSINE, PACKING_SPLIT);
+        mfx.split_gates = NULL;
+        free(gates);
         minilm_fixture_free(&mfx, &minilm);
     } else if (getenv("ZELO_NO_MINILM") != NULL) {
         printf("all-MiniLM-L6-v2 not found: its bf16 step was not run (ZELO_NO_MINILM is set)\n");

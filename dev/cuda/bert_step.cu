@@ -1,8 +1,10 @@
 /*
  * dev/cuda/bert_step.cu — a whole training step of kernels/model_cuda.cu (forward, backward
  * from random derivatives of the scores, gradient clip, AdamW) timed at MiniLM-L6 and
- * BERT-base shapes on 8 packed sequences of 512 tokens, for dev/gpu_check.sh to hold beside
- * transformers' BertForSequenceClassification (dev/bench_hf_step.py). It first checks a small
+ * BERT-base shapes on 8 packed sequences of 512 tokens, and at MiniLM-L6's on 32 packed
+ * sequences of mixed lengths (32 to 503 tokens), at fp32 and bf16, for dev/gpu_check.sh to hold
+ * beside transformers' BertForSequenceClassification (dev/bench_hf_step.py, which pads the
+ * mixed batch). It first checks a small
  * 2-layer step against model.c (test/test_cuda.cu checks every tensor; here the outputs,
  * the gradient norm and the outputs after the update, enough to know the timed code is right).
  * Prints one line per model: "bert_step <name> ms=<per step> tokens_per_s=<...>", and the device
@@ -46,6 +48,79 @@ static void print_bert_base_at_512(Precision precision) {
     }
     printf("bert_step bert-base %s at 512 tokens: 64 sequences take %.1f GB; 80 GB holds up to %zu\n",
            precision_name(precision), device_memory_total(&at_64) / 1e9, most);
+}
+
+// the card's dense bf16 tensor-core peak in TFLOP/s, for the bf16 step's MFU: SMs x clock x the
+// bf16 flops an SM's tensor cores do per clock without sparsity (4,096 on sm_90, H100 and H200;
+// 2,048 on sm_80, A100); 0 where the architecture is not one of those or under the emulator.
+// The clock is the attribute's, the boost clock (1,980 MHz on an H100 SXM, which puts its peak
+// at 1,070 TFLOP/s where NVIDIA's sheet says 989 at 1,830 MHz): the MFU is the lower for it
+static double bf16_peak_tflops(void) {
+#ifdef CUDA_EMULATOR
+    return 0.0;
+#else
+    int dev, sm_khz = 0, sms = 0, major = 0, minor = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&sm_khz, cudaDevAttrClockRate, dev));
+    cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+    cudaCheck(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+    int per_clock = major == 9 && minor == 0 ? 4096 : major == 8 && minor == 0 ? 2048 : 0;
+    return (double)sms * sm_khz * 1e3 * per_clock / 1e12;
+#endif
+}
+
+// the mixed batch: MIXED_S sequences of 32 + (157 i mod 481) tokens, i = 0, 1, ..., from 32 to
+// 503 (9,151 tokens; padded to the longest, 16,096); dev/bench_hf_step.py draws the same lengths
+#define MIXED_S 32
+static void mixed_batch(int* seq_starts) {
+    seq_starts[0] = 0;
+    for (int i = 0; i < MIXED_S; i++) { seq_starts[i + 1] = seq_starts[i] + 32 + (157 * i) % 481; }
+}
+
+// times training steps of a model of the config on the packed batch (S sequences, seq_starts on
+// the host) and prints its line: ms a step, tokens/s (the batch's tokens, no padding), TFLOP/s,
+// and the device memory the step took
+static void time_step(const char* what, const BertConfig* config, Precision precision, const int* seq_starts, int S,
+                      const float* dlogits) {
+    int N = seq_starts[S];
+    int* ids = (int*)mallocCheck((size_t)N * sizeof(int));
+    int* types = (int*)mallocCheck((size_t)N * sizeof(int));
+    BertModel cpu;  // only for its random initialisation and parameter layout
+    BertModelCuda gpu;
+    build_pair(&cpu, &gpu, config, precision);
+    random_batch(ids, types, seq_starts, S, config->vocab_size);
+    int step = 0;
+    float ms = benchmark(10, [&] {
+        bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+        bert_cuda_zero_grad(&gpu);
+        bert_cuda_backward(&gpu, dlogits, NULL);
+        bert_cuda_clip_grad_norm(&gpu, 1.0f);
+        bert_cuda_adamw_update(&gpu, 1e-5f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);
+    });
+    // flops of the step: 6 per weight per token in the layers' products, and attention's
+    // 4 hs per (query, key) pair per head forward, twice that backward
+    double C = config->hidden_size, pairs = 0;
+    for (int s = 0; s < S; s++) {
+        double T = seq_starts[s + 1] - seq_starts[s];
+        pairs += T * T;
+    }
+    double flops = config->num_layers * (6.0 * N * 12 * C * C + 12.0 * C * pairs);
+    char name[96];
+    snprintf(name, sizeof(name), "%s %s", what, precision_name(precision));
+    double tflops = flops / (ms * 1e-3) / 1e12, peak = bf16_peak_tflops();
+    char mfu[64] = "";
+    if (precision == PRECISION_BF16 && peak > 0.0) {
+        snprintf(mfu, sizeof(mfu), " mfu=%.1f%% of %.0f", 100.0 * tflops / peak, peak);
+    }
+    printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f%s (%zu parameters, %d tokens in %d sequences)\n", name,
+           ms, N / (ms * 1e-3), tflops, mfu, cpu.num_parameters, N, S);
+    DeviceMemory memory = bert_cuda_memory(&gpu);
+    print_memory(name, &memory);
+    bert_cuda_free(&gpu);
+    bert_free(&cpu);
+    free(ids);
+    free(types);
 }
 
 int main(void) {
@@ -102,36 +177,19 @@ int main(void) {
     const int layers[2] = {6, 12}, widths[2] = {384, 768};
     const Precision precisions[2] = {PRECISION_FP32, PRECISION_BF16};
     for (int run = 0; run < 4; run++) {
-        int k = run / 2;
-        Precision precision = precisions[run % 2];
-        BertConfig config = bert_config(layers[k], widths[k], 30522);
-        BertModel cpu;  // only for its random initialisation and parameter layout
-        BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config, precision);
-        random_batch(ids, types, seq_starts, S, config.vocab_size);
-        int step = 0;
-        float ms = benchmark(10, [&] {
-            bert_cuda_forward(&gpu, ids, types, seq_starts, S);
-            bert_cuda_zero_grad(&gpu);
-            bert_cuda_backward(&gpu, dlogits, NULL);
-            bert_cuda_clip_grad_norm(&gpu, 1.0f);
-            bert_cuda_adamw_update(&gpu, 1e-5f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);
-        });
-        // flops of the step: 6 per weight per token in the layers' products, and attention's
-        // 4 hs per (query, key) pair per head forward, twice that backward
-        double C = config.hidden_size, pairs = 0;
-        for (int s = 0; s < S; s++) { pairs += (double)bench_lengths[s] * bench_lengths[s]; }
-        double flops = config.num_layers * (6.0 * N * 12 * C * C + 12.0 * C * pairs);
-        char name[64];
-        snprintf(name, sizeof(name), "%s %s", names[k], precision_name(precision));
-        printf("bert_step %s ms=%.2f tokens_per_s=%.0f tflops=%.2f (%zu parameters, %d tokens)\n", name, ms,
-               N / (ms * 1e-3), flops / (ms * 1e-3) / 1e12, cpu.num_parameters, N);
-        DeviceMemory memory = bert_cuda_memory(&gpu);
-        print_memory(name, &memory);
-        bert_cuda_free(&gpu);
-        bert_free(&cpu);
+        BertConfig config = bert_config(layers[run / 2], widths[run / 2], 30522);
+        time_step(names[run / 2], &config, precisions[run % 2], seq_starts, S, dlogits);
+    }
+    // MiniLM-L6 on sequences of mixed lengths, packed: what the packing saves against a peer
+    // that pads every sequence to the batch's longest (dev/bench_hf_step.py's "mixed" line)
+    int mixed_starts[MIXED_S + 1];
+    mixed_batch(mixed_starts);
+    float* mixed_dlogits = make_random(MIXED_S, 1.0f);
+    for (Precision precision : precisions) {
+        BertConfig config = bert_config(6, 384, 30522);
+        time_step("minilm-l6 mixed", &config, precision, mixed_starts, MIXED_S, mixed_dlogits);
     }
     matmul_teardown();
-    free(ids); free(types); free(dlogits);
+    free(ids); free(types); free(dlogits); free(mixed_dlogits);
     return 0;
 }

@@ -6,7 +6,9 @@
  * its ms in the step and its share of the step (events around the whole step), sorted by
  * share, and the rest: memsets and copies between launches, and the GPU idle while the host
  * prepares the batch (set_batch) or waits for results. A linear_* launcher is cuBLAS's product
- * with the bias kernel.
+ * with the bias kernel under fp32, one cuBLASLt call with the bias in its epilogue under bf16.
+ * Each shape runs at both precisions: fp32 (attention.cuh's kernels) and bf16 (the fused
+ * attention of flash_attention.cuh, head sizes 32 and 64).
  *
  * model_cuda.cu is not changed for this: the launchers it calls are renamed by macros before
  * it is included here (its kernel headers are included first, so their definitions keep
@@ -29,6 +31,7 @@
 #include "kernels/gelu.cuh"
 #include "kernels/matmul.cuh"
 #include "kernels/attention.cuh"
+#include "kernels/flash_attention.cuh"
 #include "kernels/pooler.cuh"
 #include "kernels/adamw.cuh"
 #include "kernels/global_norm.cuh"
@@ -68,6 +71,15 @@ static void profile_end(const char* name) {
 #define linear_backward_cuda(...) PROFILED("linear_backward", linear_backward_cuda(__VA_ARGS__))
 #define attention_forward_cuda(...) PROFILED("attention_forward", attention_forward_cuda(__VA_ARGS__))
 #define attention_backward_cuda(...) PROFILED("attention_backward", attention_backward_cuda(__VA_ARGS__))
+#define flash_attention_forward_cuda(...) PROFILED("flash_attention_forward", flash_attention_forward_cuda(__VA_ARGS__))
+#define flash_attention_backward_cuda(...) PROFILED("flash_attention_backward", flash_attention_backward_cuda(__VA_ARGS__))
+#define matmul_cuda(...) PROFILED("classifier_matmul", matmul_cuda(__VA_ARGS__))
+#define bias_broadcast_cuda(...) PROFILED("bias_broadcast", bias_broadcast_cuda(__VA_ARGS__))
+#define segment_means_forward_cuda(...) PROFILED("segment_means_forward", segment_means_forward_cuda(__VA_ARGS__))
+#define segment_means_backward_cuda(...) PROFILED("segment_means_backward", segment_means_backward_cuda(__VA_ARGS__))
+#define cosine_score_forward_cuda(...) PROFILED("cosine_score_forward", cosine_score_forward_cuda(__VA_ARGS__))
+#define cosine_score_backward_cuda(...) PROFILED("cosine_score_backward", cosine_score_backward_cuda(__VA_ARGS__))
+#define float_to_bf16_cuda(...) PROFILED("float_to_bf16", float_to_bf16_cuda(__VA_ARGS__))
 #define cls_gather_forward_cuda(...) PROFILED("cls_gather_forward", cls_gather_forward_cuda(__VA_ARGS__))
 #define cls_gather_backward_cuda(...) PROFILED("cls_gather_backward", cls_gather_backward_cuda(__VA_ARGS__))
 #define tanh_forward_cuda(...) PROFILED("tanh_forward", tanh_forward_cuda(__VA_ARGS__))
@@ -121,15 +133,15 @@ static void profile_step(const char* what, BertModelCuda* gpu, const int* ids, c
     }
     std::sort(totals, totals + num_totals, by_time);
     printf("profile_step %s: %.3f ms, %d launches of %d launchers\n", what, step_ms, num_timed_calls, num_totals);
-    printf("  %-22s %6s %10s %7s\n", "launcher", "calls", "ms", "share");
+    printf("  %-26s %6s %10s %7s\n", "launcher", "calls", "ms", "share");
     double shares = 0.0;
     for (int k = 0; k < num_totals; k++) {
         double share = 100.0 * totals[k].ms / step_ms;
         shares += share;
-        printf("  %-22s %6d %10.3f %6.2f%%\n", totals[k].name, totals[k].calls, totals[k].ms, share);
+        printf("  %-26s %6d %10.3f %6.2f%%\n", totals[k].name, totals[k].calls, totals[k].ms, share);
     }
     double rest = step_ms - timed_ms, rest_share = 100.0 * rest / step_ms;
-    printf("  %-22s %6s %10.3f %6.2f%%  (memsets, copies, the host's work between launches)\n", "rest", "", rest,
+    printf("  %-26s %6s %10.3f %6.2f%%  (memsets, copies, the host's work between launches)\n", "rest", "", rest,
            rest_share);
     shares += rest_share;
     // the events nest, so the launchers' sum stays under the step's (1e-3 relative: each
@@ -157,20 +169,24 @@ int main(void) {
     float* dlogits = make_random(S, 1.0f);
     const char* names[3] = {"2 layers C=384 (small)", "minilm-l6", "bert-base"};
     const int layers[3] = {2, 6, 12}, widths[3] = {384, 384, 768}, vocab[3] = {1000, 30522, 30522};
+    const Precision precisions[2] = {PRECISION_FP32, PRECISION_BF16};
     for (int k = small_shapes() ? 0 : 1; k < (small_shapes() ? 1 : 3); k++) {
-        BertConfig config = bert_config(layers[k], widths[k], vocab[k]);
-        BertModel cpu;  // only for its random initialisation and parameter layout
-        BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config, PRECISION_FP32);
-        random_batch(ids, types, seq_starts, S, config.vocab_size);
-        profiled_stream = gpu.stream;
-        char what[96];
-        snprintf(what, sizeof(what), "%s, %d tokens in %d sequences (warm-up step)", names[k], N, S);
-        profile_step(what, &gpu, ids, types, seq_starts, S, dlogits, 1);
-        snprintf(what, sizeof(what), "%s, %d tokens in %d sequences", names[k], N, S);
-        profile_step(what, &gpu, ids, types, seq_starts, S, dlogits, 2);
-        bert_cuda_free(&gpu);
-        bert_free(&cpu);
+        for (Precision precision : precisions) {
+            BertConfig config = bert_config(layers[k], widths[k], vocab[k]);
+            BertModel cpu;  // only for its random initialisation and parameter layout
+            BertModelCuda gpu;
+            build_pair(&cpu, &gpu, &config, precision);
+            random_batch(ids, types, seq_starts, S, config.vocab_size);
+            profiled_stream = gpu.stream;
+            char what[128];
+            snprintf(what, sizeof(what), "%s %s, %d tokens in %d sequences (warm-up step)", names[k],
+                     precision_name(precision), N, S);
+            profile_step(what, &gpu, ids, types, seq_starts, S, dlogits, 1);
+            snprintf(what, sizeof(what), "%s %s, %d tokens in %d sequences", names[k], precision_name(precision), N, S);
+            profile_step(what, &gpu, ids, types, seq_starts, S, dlogits, 2);
+            bert_cuda_free(&gpu);
+            bert_free(&cpu);
+        }
     }
     for (int i = 0; i < MAX_TIMED_CALLS; i++) {
         cudaCheck(cudaEventDestroy(timed_calls[i].start));
