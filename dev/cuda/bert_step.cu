@@ -4,9 +4,8 @@
  * BERT-base shapes on 8 packed sequences of 512 tokens, and at MiniLM-L6's on 32 packed
  * sequences of mixed lengths (32 to 503 tokens), at fp32 and bf16, for dev/gpu_check.sh to hold
  * beside transformers' BertForSequenceClassification (dev/bench_hf_step.py, which pads the
- * mixed batch). It first checks a small
- * 2-layer step against model.c (test/test_cuda.cu checks every tensor; here the outputs,
- * the gradient norm and the outputs after the update, enough to know the timed code is right).
+ * mixed batch). It first checks a small 2-layer step at each precision against model.c
+ * (check_step).
  * Prints one line per model: "bert_step <name> ms=<per step> tokens_per_s=<...>", and the device
  * memory of each model's step; first, from the sizes alone (so under the emulator too), the
  * device memory of BERT-base's step on 64 sequences of 512 tokens (issue 15: it must fit an 80 GB
@@ -48,6 +47,84 @@ static void print_bert_base_at_512(Precision precision) {
     }
     printf("bert_step bert-base %s at 512 tokens: 64 sequences take %.1f GB; 80 GB holds up to %zu\n",
            precision_name(precision), device_memory_total(&at_64) / 1e9, most);
+}
+
+// ||got - want|| / ||want|| over n values (two-norm), printed and checked against tol; exits 1
+// past it (a NaN included)
+static void validate_normwise(const float* got, const float* want, size_t n, const char* name, double tol) {
+    double diff = 0.0, norm = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)got[i] - want[i];
+        diff += d * d;
+        norm += (double)want[i] * want[i];
+    }
+    double err = sqrt(diff / (norm > 0.0 ? norm : 1.0));
+    int ok = err <= tol;
+    printf("  %-10s relative error %.2e (tolerance %.2e) %s\n", name, err, tol, ok ? "OK" : "FAIL");
+    if (!ok) { exit(EXIT_FAILURE); }
+}
+
+// one training step of a 2-layer model at C=384 on the small batch, on both sides: the outputs,
+// the gradient norm and the outputs after the update against model.c's (test/test_cuda.cu and
+// test_cuda_bf16_model check every tensor; this is enough to know the timed code is right).
+// fp32: test_cuda's bound per entry. bf16: the CPU holds the device's bf16-rounded weights, and
+// each figure is held normwise to test_cuda_bf16_model's 4 x 2^-8 x sqrt(R), R the bf16
+// roundings on its chain: 22 for the forward of 2 layers, 22 + 48 for the gradient norm (the
+// backward's 2 + 10 L + 2, and the fused attention's dS, one a layer)
+static void check_step(Precision precision, int* ids, int* types, const int* seq_starts, int S, int max_T,
+                       const float* dlogits) {
+    BertConfig config = bert_config(2, 384, 1000);
+    BertModel cpu;
+    BertModelCuda gpu;
+    build_pair(&cpu, &gpu, &config, precision);
+    int bf16 = precision == PRECISION_BF16;
+    if (bf16) {
+        for (size_t i = 0; i < cpu.num_parameters; i++) {
+            cpu.params_memory[i] = __bfloat162float(__float2bfloat16_rn(cpu.params_memory[i]));
+        }
+        bert_cuda_upload_parameters(&gpu, cpu.params_memory);
+    }
+    random_batch(ids, types, seq_starts, S, config.vocab_size);
+    printf("bert_step check %s: 2 layers, C=384, N=%d S=%d\n", precision_name(precision), seq_starts[S], S);
+    // fp32: each embedding entry behind 2 layers of sums over 4C and the sequence, then the
+    // mean over T; the norm sums every gradient, each behind the whole backward chain
+    double K = 2.0 * (4 * 384 + max_T) + max_T;
+    const double u = 0.00390625;  // 2^-8
+    double forward_tol = bf16 ? 4.0 * u * sqrt(22.0) : tolerance(K);
+    double backward_tol = bf16 ? 4.0 * u * sqrt(22.0 + 48.0) : tolerance(4 * K);
+    size_t SC = (size_t)S * 384;
+    bert_forward(&cpu, ids, types, seq_starts, S);
+    bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+    if (bf16) {
+        validate_normwise(gpu.embeddings, cpu.embeddings, SC, "embeddings", forward_tol);
+    } else {
+        validate_host(gpu.embeddings, cpu.embeddings, SC, "embeddings", forward_tol);
+    }
+    bert_zero_grad(&cpu);
+    bert_cuda_zero_grad(&gpu);
+    bert_backward(&cpu, dlogits, NULL);
+    bert_cuda_backward(&gpu, dlogits, NULL);
+    float norm = bert_clip_grad_norm(&cpu, 1.0f), gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
+    if (bf16) {
+        validate_normwise(&gpu_norm, &norm, 1, "grad norm", backward_tol);
+    } else {
+        validate_host(&gpu_norm, &norm, 1, "grad norm", backward_tol);
+    }
+    bert_adamw_update(&cpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    bert_cuda_adamw_update(&gpu, 1e-4f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    // the parameters themselves are no fair test: Adam moves each by about lr whatever its
+    // gradient's size, so a tiny gradient's rounding flips its step; the next forward pass
+    // is (a missing or wrong update moves it by far more than this tolerance). Under bf16 the
+    // two sides' weights now differ by the copy's rounding of the new master: one more a weight
+    bert_forward(&cpu, ids, types, seq_starts, S);
+    bert_cuda_forward(&gpu, ids, types, seq_starts, S);
+    if (bf16) {
+        validate_normwise(gpu.embeddings, cpu.embeddings, SC, "after step", 4.0 * u * sqrt(23.0));
+    } else {
+        validate_host(gpu.embeddings, cpu.embeddings, SC, "after step", tolerance(4 * K));
+    }
+    bert_cuda_free(&gpu);
+    bert_free(&cpu);
 }
 
 // the card's dense bf16 tensor-core peak in TFLOP/s, for the bf16 step's MFU: SMs x clock x the
@@ -135,37 +212,10 @@ int main(void) {
     int* types = (int*)malloc(N * sizeof(int));
     float* dlogits = make_random(S, 1.0f);
 
-    // the check: a 2-layer model at C=384, one step on both sides
-    {
-        BertConfig config = bert_config(2, 384, 1000);
-        BertModel cpu;
-        BertModelCuda gpu;
-        build_pair(&cpu, &gpu, &config, PRECISION_FP32);
-        random_batch(ids, types, seq_starts, S, config.vocab_size);
-        printf("bert_step check: 2 layers, C=384, N=%d S=%d\n", N, S);
-        bert_forward(&cpu, ids, types, seq_starts, S);
-        bert_cuda_forward(&gpu, ids, types, seq_starts, S);
-        // each embedding entry: 2 layers of sums over 4C and the sequence, then the mean over T
-        double K = 2.0 * (4 * 384 + max_T) + max_T;
-        validate_host(gpu.embeddings, cpu.embeddings, (size_t)S * 384, "embeddings", tolerance(K));
-        bert_zero_grad(&cpu);
-        bert_cuda_zero_grad(&gpu);
-        bert_backward(&cpu, dlogits, NULL);
-        bert_cuda_backward(&gpu, dlogits, NULL);
-        float norm = bert_clip_grad_norm(&cpu, 1.0f), gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
-        // the norm sums every gradient, each behind the whole backward chain
-        validate_host(&gpu_norm, &norm, 1, "grad norm", tolerance(4 * K));
-        bert_adamw_update(&cpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-        bert_cuda_adamw_update(&gpu, 1e-4f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-        // the parameters themselves are no fair test: Adam moves each by about lr whatever its
-        // gradient's size, so a tiny gradient's rounding flips its step; the next forward pass
-        // is (a missing or wrong update moves it by far more than this tolerance)
-        bert_forward(&cpu, ids, types, seq_starts, S);
-        bert_cuda_forward(&gpu, ids, types, seq_starts, S);
-        validate_host(gpu.embeddings, cpu.embeddings, (size_t)S * 384, "after step", tolerance(4 * K));
-        bert_cuda_free(&gpu);
-        bert_free(&cpu);
-    }
+    // the check: a 2-layer model at C=384 (head size 32: under bf16 the fused attention), one
+    // step on both sides at each precision
+    check_step(PRECISION_FP32, ids, types, seq_starts, S, max_T, dlogits);
+    check_step(PRECISION_BF16, ids, types, seq_starts, S, max_T, dlogits);
 
     if (small_shapes()) {
         printf("bert_step: results match; timing skipped in small shapes\n");
