@@ -94,7 +94,8 @@ static size_t device_parameter_sizes(size_t* sizes, const BertConfig* config, Pa
 // the activations the device keeps for N tokens, S sequences and A attention entries per layer:
 // model.h's layout with every layer's, except ln1, fch_gelu and ln2, of which it keeps one
 // layer's, the forward's current one; under the fused attention (uses_flash_attention) att
-// holds each layer's (N, NH) float logsumexps in place of its A probabilities. The backward pass recomputes them layer by layer from
+// holds each layer's (N, NH) float logsumexps in place of its A probabilities. The backward
+// pass recomputes ln1, fch_gelu and ln2 layer by layer from
 // what is kept (res1, fch, res2 and the LayerNorms' mean and rstd), the forward's bytes: per
 // layer, N x (I + 2C) entries fewer, at I = 4C 6C of the 16C per token a layer kept beside its
 // attention probabilities. widths: each tensor's bytes per entry, the layers' storage type but
@@ -123,8 +124,8 @@ static size_t device_activation_layout(size_t* sizes, size_t* widths, const Bert
 // the backward pass's scratch, as model.c's bert_backward: gradients of one layer's
 // activations, reused by every layer, in the layers' storage type; in float: the attention's
 // dS (datt, kernels/attention.cuh; under the fused attention its (N, NH) row sums D instead,
-// kernels/flash_attention.cuh's delta), the heads' buffers (the cosine head's dsegmeans are float;
-// the classifier's dcls and dpooled fit in the same bytes) and the caller's dlogits and
+// kernels/flash_attention.cuh's delta), the heads' buffers (the cosine head's dsegmeans are
+// float; the classifier's dcls and dpooled fit in the same bytes) and the caller's dlogits and
 // dembeddings; under bf16, dlogits rounded to bf16 for the classifier's backward (DLOGITS_X,
 // empty under fp32, where DOUTPUTS's are read as they are). Returns the bytes in all
 enum { DH, DX, DRES2, DLN1, DRES1, DATTY, DFFN, DQKV, DATT, DHEADS, DOUTPUTS, DLOGITS_X, NUM_SCRATCH };
