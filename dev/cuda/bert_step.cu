@@ -92,24 +92,17 @@ static void check_step(Precision precision, int* ids, int* types, const int* seq
     const double u = 0.00390625;  // 2^-8
     double forward_tol = bf16 ? 4.0 * u * sqrt(22.0) : tolerance(K);
     double backward_tol = bf16 ? 4.0 * u * sqrt(22.0 + 48.0) : tolerance(4 * K);
+    void (*validate)(const float*, const float*, size_t, const char*, double) = bf16 ? validate_normwise : validate_host;
     size_t SC = (size_t)S * 384;
     bert_forward(&cpu, ids, types, seq_starts, S);
     bert_cuda_forward(&gpu, ids, types, seq_starts, S);
-    if (bf16) {
-        validate_normwise(gpu.embeddings, cpu.embeddings, SC, "embeddings", forward_tol);
-    } else {
-        validate_host(gpu.embeddings, cpu.embeddings, SC, "embeddings", forward_tol);
-    }
+    validate(gpu.embeddings, cpu.embeddings, SC, "embeddings", forward_tol);
     bert_zero_grad(&cpu);
     bert_cuda_zero_grad(&gpu);
     bert_backward(&cpu, dlogits, NULL);
     bert_cuda_backward(&gpu, dlogits, NULL);
     float norm = bert_clip_grad_norm(&cpu, 1.0f), gpu_norm = bert_cuda_clip_grad_norm(&gpu, 1.0f);
-    if (bf16) {
-        validate_normwise(&gpu_norm, &norm, 1, "grad norm", backward_tol);
-    } else {
-        validate_host(&gpu_norm, &norm, 1, "grad norm", backward_tol);
-    }
+    validate(&gpu_norm, &norm, 1, "grad norm", backward_tol);
     bert_adamw_update(&cpu, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     bert_cuda_adamw_update(&gpu, 1e-4f, 1.0f, 1.0f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     // the parameters themselves are no fair test: Adam moves each by about lr whatever its
@@ -118,11 +111,7 @@ static void check_step(Precision precision, int* ids, int* types, const int* seq
     // two sides' weights now differ by the copy's rounding of the new master: one more a weight
     bert_forward(&cpu, ids, types, seq_starts, S);
     bert_cuda_forward(&gpu, ids, types, seq_starts, S);
-    if (bf16) {
-        validate_normwise(gpu.embeddings, cpu.embeddings, SC, "after step", 4.0 * u * sqrt(23.0));
-    } else {
-        validate_host(gpu.embeddings, cpu.embeddings, SC, "after step", tolerance(4 * K));
-    }
+    validate(gpu.embeddings, cpu.embeddings, SC, "after step", bf16 ? 4.0 * u * sqrt(23.0) : tolerance(4 * K));
     bert_cuda_free(&gpu);
     bert_free(&cpu);
 }
