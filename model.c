@@ -687,7 +687,7 @@ static int maxsim_best(double* best, const float* q, double inv_q, const float* 
     return arg;
 }
 
-// logits (S) = scale x the mean over the query's content tokens of each one's largest cosine
+// logits (S) += scale x the mean over the query's content tokens of each one's largest cosine
 // with a document content token (segment_span's spans of inp (N, C), the last hidden states):
 // ColBERT's MaxSim, over the one joint encoding of the pair. Every query token looks for its
 // best match in the document, so a word the two share counts at once, as it does for BM25,
@@ -697,7 +697,7 @@ void maxsim_score_forward(float* logits, const float* inp, const int* types, con
     for (int s = 0; s < S; s++) {
         int qf, nq = segment_span(&qf, types, seq_starts[s], seq_starts[s + 1], 0, 0);
         int df, nd = segment_span(&df, types, seq_starts[s], seq_starts[s + 1], 1, 0);
-        if (nq == 0 || nd == 0) { logits[s] = 0.0f; continue; }
+        if (nq == 0 || nd == 0) { continue; }
         double* inv_d = (double*)mallocCheck((size_t)nd * sizeof(double));
         inverse_norms(inv_d, inp, df, nd, C);
         double sum = 0.0;
@@ -708,7 +708,7 @@ void maxsim_score_forward(float* logits, const float* inp, const int* types, con
             sum += best;
         }
         free(inv_d);
-        logits[s] = (float)(scale * sum / nq);
+        logits[s] += (float)(scale * sum / nq);
     }
 }
 
@@ -743,11 +743,20 @@ void maxsim_score_backward(float* dinp, const float* dlogits, const float* inp, 
 }
 
 const char* score_head_name(ScoreHead head) {
-    return head == SCORE_HEAD_MAXSIM ? "maxsim" : head == SCORE_HEAD_COSINE ? "cosine" : "cls";
+    return head == SCORE_HEAD_COSINE_MAXSIM ? "cosine+maxsim" : head == SCORE_HEAD_MAXSIM ? "maxsim"
+           : head == SCORE_HEAD_COSINE ? "cosine" : "cls";
+}
+
+int score_head_has_cosine(ScoreHead head) {
+    return head == SCORE_HEAD_COSINE || head == SCORE_HEAD_COSINE_MAXSIM;
+}
+
+int score_head_has_maxsim(ScoreHead head) {
+    return head == SCORE_HEAD_MAXSIM || head == SCORE_HEAD_COSINE_MAXSIM;
 }
 
 int score_head_on_gpu(ScoreHead head) {
-    return head != SCORE_HEAD_MAXSIM;
+    return !score_head_has_maxsim(head);
 }
 
 const char* packing_name(Packing packing) {
@@ -884,8 +893,8 @@ void bert_split_segments(BertModel* model, float gate_init) {
         die("bert_split_segments: call it on a model just built or loaded, before training or bert_to_device");
     }
     if (model->packing == PACKING_SPLIT) { die("bert_split_segments: the model is split already"); }
-    if (model->score_head != SCORE_HEAD_COSINE) {
-        die("the split packing is read by the cosine score head only; the head is %s", score_head_name(model->score_head));
+    if (model->score_head == SCORE_HEAD_CLS) {
+        die("the split packing is not read by the cls score head (a classifier trained on the joint sequence)");
     }
     if (!isfinite(gate_init)) { die("bert_split_segments: the gates' start %g is not finite", (double)gate_init); }
     size_t n = split_gate_count(&model->config);
@@ -1125,13 +1134,18 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
     const float* x = L == 0 ? a.emb_ln : a.ln2 + (keep_all_layers ? (size_t)(L - 1) : 0) * N * C;
 
     // the two heads: the cross-encoder score and the mean-pooled sentence embedding
-    if (model->score_head == SCORE_HEAD_COSINE) {
-        if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
-        segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C, model->packing == PACKING_SPLIT);
-        cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
-    } else if (model->score_head == SCORE_HEAD_MAXSIM) {
-        if (cfg->num_labels != 1) { die("the maxsim score head makes one logit; the model has %d labels", cfg->num_labels); }
-        maxsim_score_forward(a.logits, x, model->types, model->seq_starts, S, C, model->cosine_scale);
+    if (model->score_head != SCORE_HEAD_CLS) {
+        if (cfg->num_labels != 1) {
+            die("the %s score head makes one logit; the model has %d labels", score_head_name(model->score_head), cfg->num_labels);
+        }
+        memset(a.logits, 0, (size_t)S * sizeof(float));
+        if (score_head_has_cosine(model->score_head)) {
+            segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C, model->packing == PACKING_SPLIT);
+            cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
+        }
+        if (score_head_has_maxsim(model->score_head)) {
+            maxsim_score_forward(a.logits, x, model->types, model->seq_starts, S, C, model->cosine_scale);
+        }
     } else {
         cls_gather_forward(a.cls, x, model->seq_starts, S, C);
         linear_forward(a.pooled, a.cls, p.poolw, p.poolb, S, C, C);
@@ -1233,11 +1247,15 @@ void bert_backward(BertModel* model, const float* dlogits, const float* dembeddi
     ActivationTensors a = model->acts;
 
     memset(dh, 0, (size_t)N * C * sizeof(float));
-    if (dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
-        cosine_score_backward(dcls, dlogits, a.segmeans, S, C, model->cosine_scale);
-        segment_means_backward(dh, dcls, model->types, seq_starts, S, C, model->packing == PACKING_SPLIT);
-    } else if (dlogits != NULL && model->score_head == SCORE_HEAD_MAXSIM) {
-        maxsim_score_backward(dh, dlogits, L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * N * C, model->types, seq_starts, S, C, model->cosine_scale);
+    if (dlogits != NULL && model->score_head != SCORE_HEAD_CLS) {
+        if (score_head_has_cosine(model->score_head)) {
+            cosine_score_backward(dcls, dlogits, a.segmeans, S, C, model->cosine_scale);
+            segment_means_backward(dh, dcls, model->types, seq_starts, S, C, model->packing == PACKING_SPLIT);
+        }
+        if (score_head_has_maxsim(model->score_head)) {
+            maxsim_score_backward(dh, dlogits, L == 0 ? a.emb_ln : a.ln2 + (size_t)(L - 1) * N * C, model->types, seq_starts,
+                                  S, C, model->cosine_scale);
+        }
     } else if (dlogits != NULL) {
         memset(dpooled, 0, (size_t)S * C * sizeof(float));
         linear_backward(dpooled, g.clsw, g.clsb, dlogits, a.pooled, p.clsw, S, C, NL);
@@ -1572,7 +1590,7 @@ void bert_save(const BertModel* model, const char* path) {
     header[11] = (int)(uint32_t)(model->num_parameters & 0xFFFFFFFFu);
     header[12] = (int)(uint32_t)(model->num_parameters >> 32);
     header[13] = (int)model->score_head;
-    // word 14: the cosine or maxsim head's scale (float bits); 0 under the cls head
+    // word 14: the score head's scale (float bits); 0 under the cls head
     if (model->score_head != SCORE_HEAD_CLS) { memcpy(&header[14], &model->cosine_scale, sizeof(float)); }
     header[15] = (int)model->packing;
     const float* payloads[1] = {model->params_memory};
@@ -1595,23 +1613,24 @@ void bert_load(BertModel* model, const char* path) {
     if (header[15] != PACKING_JOINT && header[15] != PACKING_SPLIT) {
         die("'%s': header word 15 (the packing) is %d, expected 0 (joint) or 1 (split)", path, header[15]);
     }
-    if (header[15] == PACKING_SPLIT && header[13] != SCORE_HEAD_COSINE) {
-        die("'%s': the split packing (header word 15) with the %s head; only the cosine head reads it", path,
-            score_head_name((ScoreHead)header[13]));
+    if (header[13] < SCORE_HEAD_CLS || header[13] > SCORE_HEAD_COSINE_MAXSIM) {
+        die("'%s': header word 13 (the score head) is %d, expected 0 (cls), 1 (cosine), 2 (maxsim) or 3 (cosine+maxsim)",
+            path, header[13]);
     }
-    if (header[13] != SCORE_HEAD_CLS && header[13] != SCORE_HEAD_COSINE && header[13] != SCORE_HEAD_MAXSIM) {
-        die("'%s': header word 13 (the score head) is %d, expected 0 (cls), 1 (cosine) or 2 (maxsim)", path, header[13]);
+    if (header[15] == PACKING_SPLIT && header[13] == SCORE_HEAD_CLS) {
+        die("'%s': the split packing (header word 15) with the cls head, which does not read it", path);
     }
     float cosine_scale = SCORE_HEAD_COSINE_SCALE;  // a cosine checkpoint written before word 14 held it
     if (header[14] != 0) {
         memcpy(&cosine_scale, &header[14], sizeof(float));
         if (header[13] == SCORE_HEAD_CLS || !(cosine_scale > 0.0f) || !isfinite(cosine_scale)) {
             die("'%s': header word 14 (the score head's scale) reads %g under the %s head; expected a finite scale > 0 "
-                "under the cosine and maxsim heads, 0 under the cls head", path, (double)cosine_scale,
+                "under the other heads, 0 under the cls head", path, (double)cosine_scale,
                 score_head_name((ScoreHead)header[13]));
         }
-    } else if (header[13] == SCORE_HEAD_MAXSIM) {
-        die("'%s': header word 14 (the maxsim head's scale) is 0; a maxsim checkpoint always stores its scale", path);
+    } else if (score_head_has_maxsim((ScoreHead)header[13])) {
+        die("'%s': header word 14 (the %s head's scale) is 0; a checkpoint of that head always stores its scale", path,
+            score_head_name((ScoreHead)header[13]));
     }
     BertConfig cfg = {
         .vocab_size = header[2], .hidden_size = header[3], .num_layers = header[4],

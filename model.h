@@ -86,15 +86,20 @@ int parameter_tensor_decays(int i);
 // started from one starts close to its ranking instead of from a random head; the pooler and
 // classifier tensors stay in the buffer, unused; SCORE_HEAD_MAXSIM is model->cosine_scale x the
 // mean over the query's tokens of each one's largest cosine with a document token (ColBERT's
-// MaxSim over the joint encoding; maxsim_score_forward), on the CPU only for now
-typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1, SCORE_HEAD_MAXSIM = 2 } ScoreHead;
+// MaxSim over the joint encoding; maxsim_score_forward); SCORE_HEAD_COSINE_MAXSIM is
+// model->cosine_scale x (the cosine head's cosine + the maxsim head's mean), the first seeing
+// what each text is about, the second the words the two share (README, issue 13)
+typedef enum { SCORE_HEAD_CLS = 0, SCORE_HEAD_COSINE = 1, SCORE_HEAD_MAXSIM = 2, SCORE_HEAD_COSINE_MAXSIM = 3 } ScoreHead;
 // the cosine head's scale before train_zelo fits it to the targets (cosine_scale_fit): 1 / 0.05,
 // the temperature of the bi-encoder's contrastive loss, so that cosines a few hundredths apart
 // give logits a unit apart. Checkpoints of the cosine head written before the scale was stored
 // were trained with it.
 #define SCORE_HEAD_COSINE_SCALE 20.0f
-// "cls", "cosine", "maxsim"
+// "cls", "cosine", "maxsim", "cosine+maxsim"
 const char* score_head_name(ScoreHead head);
+// whether the head's logit has the cosine of the segment means in it, and the maxsim term
+int score_head_has_cosine(ScoreHead head);
+int score_head_has_maxsim(ScoreHead head);
 
 // How a (query, document) sequence is laid out for the encoder. JOINT, BERT's and the default:
 // [CLS] query [SEP] document [SEP], token types 0 then 1, positions 0..T-1, every token attending
@@ -105,13 +110,16 @@ const char* score_head_name(ScoreHead head);
 // gets the bias params.xgate[l, h] of its layer and head, which starts far below 0 (the two
 // segments then hardly see each other, and the cosine head over each whole segment is the
 // bi-encoder's score) and is learnt with the rest, so that training opens the attention across
-// as far as the targets ask. Only the cosine head reads it. README, issue 13.
+// as far as the targets ask. Every head but cls reads it (the cosine over each whole segment;
+// maxsim over the query's tokens without [CLS] and [SEP] and the document's from its [CLS] to
+// before its [SEP], segment_span's spans); a trained classifier was trained on the joint
+// sequence. README, issue 13.
 typedef enum { PACKING_JOINT = 0, PACKING_SPLIT = 1 } Packing;
 // "joint", "split"
 const char* packing_name(Packing packing);
 // the split packing's gates before training: exp(-6) = 0.0025 of a cross-segment key's weight
 #define SPLIT_GATE_INIT -6.0f
-// whether the GPU backend (kernels/) can run this head: maxsim has no kernels there yet
+// whether the GPU backend (kernels/) can run this head: the maxsim term has no kernels there yet
 int score_head_on_gpu(ScoreHead head);
 
 #define NUM_ACTIVATION_TENSORS 22
@@ -180,7 +188,7 @@ typedef struct {
     // AdamW's learning rate on the split packing's gates (xgate) is lr x this: they start at
     // SPLIT_GATE_INIT and have units of a logit, far from where the encoder's weights move at lr
     float gate_lr_scale;
-    // the cosine and maxsim heads' logit is this x their cosine (SCORE_HEAD_COSINE_SCALE from bert_build;
+    // every head but cls makes its logit as this x its cosines (SCORE_HEAD_COSINE_SCALE from bert_build;
     // bert_load reads it from the file; set it with bert_set_cosine_scale, which tells the device)
     float cosine_scale;
     // activations, (re)allocated on demand by the forward pass when a batch needs more room

@@ -287,23 +287,23 @@ static void usage(FILE* fp) {
 "                        with --data, 3e-4 on the synthetic collection]\n"
 "  --head-lr-scale S     the score head's (pooler, classifier) rate is S x --lr: a head\n"
 "                        drawn at random on a pretrained encoder may want larger steps [1]\n"
-"  --head cls|cosine|maxsim   the score: cls, BERT's pooler and classifier on [CLS];\n"
-"                        cosine, a scale x the cosine of the query's and the document's\n"
-"                        mean-pooled tokens; maxsim, a scale x the mean over the query's\n"
-"                        tokens of each one's best cosine with a document token (CPU\n"
-"                        only; neither has --export) [cosine without a trained\n"
-"                        classifier; cls with one, with --export or --head-fit; a\n"
-"                        checkpoint's own]\n"
+"  --head cls|cosine|maxsim|cosine+maxsim   the score: cls, BERT's pooler and\n"
+"                        classifier on [CLS]; cosine, a scale x the cosine of the query's\n"
+"                        and the document's mean-pooled tokens; maxsim, a scale x the mean\n"
+"                        over the query's tokens of each one's best cosine with a document\n"
+"                        token; cosine+maxsim, a scale x their sum (none but cls has\n"
+"                        --export) [cosine+maxsim without a trained classifier; cls with\n"
+"                        one, with --export or --head-fit; a checkpoint's own]\n"
 "  --packing joint|split  the reranker's sequence: joint, [CLS] q [SEP] d [SEP]; split,\n"
 "                        [CLS] q [SEP] [CLS] d [SEP] with positions restarting at the\n"
 "                        document and a learnt bias per layer and head on the attention\n"
 "                        across the two, which starts closed: a cross-encoder that starts\n"
-"                        as the bi-encoder (cosine head) [split for the cosine head on a\n"
-"                        pretrained encoder without a classifier, else joint; a\n"
-"                        checkpoint's own]\n"
+"                        as the bi-encoder (cosine term); not for the cls head [split\n"
+"                        for a head with the cosine term on a pretrained encoder without\n"
+"                        a classifier, else joint; a checkpoint's own]\n"
 "  --gate-init X         the split packing's gates before training [-6]\n"
 "  --gate-lr X           the gates' learning rate, under --lr's schedule [0.03]\n"
-"  --cosine-scale fit|X  the cosine or maxsim head's scale: fit, fitted to the ratings of 16\n"
+"  --cosine-scale fit|X  the scale of every head but cls: fit, fitted to the ratings of 16\n"
 "                        training queries before the first step, or X [fit; an --init\n"
 "                        checkpoint's own]\n"
 "  --warmup F            fraction of the steps spent warming up [0.1]\n"
@@ -467,7 +467,8 @@ static void parse_options(Options* o, int argc, char** argv) {
                 if (strcmp(optarg, "cls") == 0) { o->head = SCORE_HEAD_CLS; }
                 else if (strcmp(optarg, "cosine") == 0) { o->head = SCORE_HEAD_COSINE; }
                 else if (strcmp(optarg, "maxsim") == 0) { o->head = SCORE_HEAD_MAXSIM; }
-                else { fprintf(stderr, "train_zelo: --head wants cls, cosine or maxsim, got '%s'\n", optarg); exit(2); }
+                else if (strcmp(optarg, "cosine+maxsim") == 0) { o->head = SCORE_HEAD_COSINE_MAXSIM; }
+                else { fprintf(stderr, "train_zelo: --head wants cls, cosine, maxsim or cosine+maxsim, got '%s'\n", optarg); exit(2); }
                 break;
             case O_COSINE_SCALE:
                 if (strcmp(optarg, "fit") == 0) { o->cosine_scale = 0.0f; break; }
@@ -2138,26 +2139,25 @@ static int model_init(BertModel* model, const Options* o, const Tokenizer* tok, 
 }
 
 // The reranker's packing (model.h, Packing): --packing when given, else an --init checkpoint's
-// own, else split where the cosine head reads a pretrained encoder that has no trained
-// classifier (a bi-encoder such as all-MiniLM-L6-v2: the split packing starts from its ranking,
-// which the joint sequence loses; README, issue 13), else joint (a random model has no ranking
-// to keep, and a trained classifier was trained on the joint sequence). Split needs the cosine
-// head, and turns a model that is not split yet into one with its gates at --gate-init.
+// own, else split where a head with the cosine term reads a pretrained encoder that has no
+// trained classifier (a bi-encoder such as all-MiniLM-L6-v2: the split packing starts from its
+// ranking, which the joint sequence loses; README, issue 13), else joint (a random model has no
+// ranking to keep, and a trained classifier was trained on the joint sequence). Split is not for
+// the cls head, and turns a model that is not split yet into one with its gates at --gate-init.
 static void packing_setup(BertModel* model, Options* o, int from_checkpoint, int head_trained) {
     const char* why = "--packing";
     if (o->packing < 0 && from_checkpoint) { o->packing = model->packing; why = "the --init checkpoint's"; }
-    else if (o->packing < 0 && o->init != NULL && !head_trained && model->score_head == SCORE_HEAD_COSINE) {
+    else if (o->packing < 0 && o->init != NULL && !head_trained && score_head_has_cosine(model->score_head)) {
         o->packing = PACKING_SPLIT;
-        why = "the cosine head on a pretrained encoder";
+        why = "the cosine term on a pretrained encoder";
     } else if (o->packing < 0) { o->packing = PACKING_JOINT; }
     if (from_checkpoint && o->packing != (int)model->packing) {
         die("--packing %s: %s was trained with the %s packing", packing_name((Packing)o->packing), o->init,
             packing_name(model->packing));
     }
     if (o->packing == PACKING_JOINT) { return; }
-    if (model->score_head != SCORE_HEAD_COSINE) {
-        die("--packing split is read by the cosine head only (the mean of each whole segment); the head is %s",
-            score_head_name(model->score_head));
+    if (model->score_head == SCORE_HEAD_CLS) {
+        die("--packing split is not for the cls head: its classifier reads the joint sequence's [CLS]");
     }
     if (model->packing != PACKING_SPLIT) { bert_split_segments(model, o->gate_init); }
     model->gate_lr_scale = o->gate_lr / o->lr;
@@ -2172,10 +2172,11 @@ static void packing_setup(BertModel* model, Options* o, int from_checkpoint, int
 
 // The reranker's score head. --head when given; otherwise a train_zelo checkpoint's own (it
 // is not silently given another head than the one its weights were trained with), cls for
-// Hugging Face weights with a trained classifier, and cosine for a head that would start at
-// random (an encoder's weights such as all-MiniLM-L6-v2's, or a random model): it needs no new
-// weights and starts from the ranking of the mean pooling the encoder learned (README, issue
-// 13). --export and --head-fit work on the cls head, so they keep it by default.
+// Hugging Face weights with a trained classifier, and cosine+maxsim for a head that would start
+// at random (an encoder's weights such as all-MiniLM-L6-v2's, or a random model): it needs no
+// new weights, starts from the ranking of the mean pooling the encoder learned, and its maxsim
+// term sees the words a query and a document share from the first step (README, issue 13).
+// --export and --head-fit work on the cls head, so they keep it by default.
 static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (o->biencoder) {
         if (o->head >= 0) { die("--head %s scores (query, document) pairs; --train bi-encoder has no score head", score_head_name((ScoreHead)o->head)); }
@@ -2189,7 +2190,7 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
         if (from_checkpoint) { o->head = model->score_head; why = "the --init checkpoint's"; }
         else if (head_trained) { o->head = SCORE_HEAD_CLS; why = "the --init model's trained classifier"; }
         else if (o->export_dir != NULL || o->head_fit > 0) { o->head = SCORE_HEAD_CLS; why = "--export and --head-fit want it"; }
-        else { o->head = SCORE_HEAD_COSINE; why = "no trained classifier to start from"; }
+        else { o->head = SCORE_HEAD_COSINE_MAXSIM; why = "no trained classifier to start from"; }
     }
     if (from_checkpoint && o->head != (int)model->score_head) {
         die("--head %s: %s was trained with the %s head", score_head_name((ScoreHead)o->head), o->init,
@@ -2204,13 +2205,16 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
         die("--head-fit fits the cls head's classifier; --head is %s", score_head_name(model->score_head));
     }
     if (model->score_head == SCORE_HEAD_CLS && o->cosine_scale >= 0) {
-        die("--cosine-scale is the cosine and maxsim heads'; the head is cls (%s)", why);
+        die("--cosine-scale is the scale of the cosine, maxsim and cosine+maxsim heads; the head is cls (%s)", why);
     }
     packing_setup(model, o, from_checkpoint, head_trained);
     if (model->score_head == SCORE_HEAD_COSINE) {
         printf("score head: cosine, a scale x the cosine of the query's and the document's mean tokens (%s)\n", why);
     } else if (model->score_head == SCORE_HEAD_MAXSIM) {
         printf("score head: maxsim, a scale x the mean over the query's tokens of each one's best cosine with a document token (%s)\n", why);
+    } else if (model->score_head == SCORE_HEAD_COSINE_MAXSIM) {
+        printf("score head: cosine+maxsim, a scale x (the cosine of the query's and the document's mean tokens + the mean "
+               "over the query's tokens of each one's best cosine with a document token) (%s)\n", why);
     } else {
         printf("score head: cls, the pooler and classifier on [CLS] (%s)\n", why);
     }

@@ -9,7 +9,8 @@ hidden state and a document token's (from the first type-1 token to before the l
 an empty side gives the score 0. The loss is test_model's:
     loss = sum_s 0.5 * (score_s - y_s)^2 + sum_{s,c} embedding_{s,c} * R_{s,c}
 A max has no gradient where two document tokens tie for a query token: the script checks that
-every maximum leads the runner-up by more than 1e-3, so that fp32 picks the same token.
+every maximum leads the runner-up by more than 1e-4, so that fp32 picks the same token (its
+scores agree with these to 2e-5 at scale 20, test_model's tolerance: a cosine to 1e-6).
 File: header of 256 int32, [0] magic 0x7A4C5846, [1] 5; payload f32 (rounded from f64): the
 loss (1), the scores (S), the gradient of every parameter (num_parameters, model.h order).
 """
@@ -24,7 +25,7 @@ def maxsim(q, d):
     if d.shape[0] > 1:
         top2 = cos.topk(2, dim=1).values
         margin = (top2[:, 0] - top2[:, 1]).min().item()
-        assert margin > 1e-3, f"a query token's best two document tokens are {margin:.1e} apart: draw another batch"
+        assert margin > 1e-4, f"a query token's best two document tokens are {margin:.1e} apart: draw another batch"
     return SCALE * cos.max(dim=1).values.mean()
 
 

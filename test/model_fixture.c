@@ -17,8 +17,8 @@ static float float_bits(int bits) {
 
 // reads one fixture file, checks its header and exact size; returns the payload
 static char* read_fixture_file(Fixture* fx, int kind, size_t payload_bytes_if_known, size_t* payload_len) {
-    static const char* names[7] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin", "model_cosine.bin",
-                                   "model_maxsim.bin", "model_split.bin"};
+    static const char* names[8] = {NULL, "model_params.bin", "model_grads.bin", "model_adamw.bin", "model_cosine.bin",
+                                   "model_maxsim.bin", "model_split.bin", "model_split_cosmax.bin"};
     char path[256];
     snprintf(path, sizeof(path), "%s/%s", FIXTURE_DIR, names[kind]);
     size_t len;
@@ -92,10 +92,19 @@ void fixture_read(Fixture* fx) {
     fx->split_loss = *(float*)p; p += 4;
     fx->split_logits = (float*)p; p += 4 * S;
     fx->split_grads = (float*)p;
+
+    p = read_fixture_file(fx, 7, 4 * (G + 1 + S + P + G), &len);
+    for (size_t i = 0; i < G; i++) {
+        if (((float*)p)[i] != fx->split_gates[i]) { die("%s/model_split_cosmax.bin: its gates are not model_split.bin's", FIXTURE_DIR); }
+    }
+    p += 4 * G;
+    fx->split_cosmax_loss = *(float*)p; p += 4;
+    fx->split_cosmax_logits = (float*)p; p += 4 * S;
+    fx->split_cosmax_grads = (float*)p;
 }
 
 void fixture_free(Fixture* fx) {
-    for (int i = 0; i < 6; i++) { free(fx->buffers[i]); }
+    for (int i = 0; i < 7; i++) { free(fx->buffers[i]); }
 }
 
 double fixture_loss(const BertModel* m, const Fixture* fx, float* dlogits, float* dembeddings) {

@@ -46,10 +46,14 @@ typedef struct {
     float split_loss;
     float* split_logits;  // (S)
     float* split_grads;   // (num_parameters + L * NH) the gates' last
-    char* buffers[6];
+    // and with the split packing and the cosine+maxsim head, the same gates (the same script)
+    float split_cosmax_loss;
+    float* split_cosmax_logits; // (S)
+    float* split_cosmax_grads;  // (num_parameters + L * NH)
+    char* buffers[7];
 } Fixture;
 
-// reads the six fixture files, every header field and exact size checked; dies naming the file
+// reads the seven fixture files, every header field and exact size checked; dies naming the file
 void fixture_read(Fixture* fx);
 void fixture_free(Fixture* fx);
 // a model built from the fixture's config holding its weights; dies if model.h's layout

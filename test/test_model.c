@@ -656,10 +656,10 @@ static void test_cosine_head(const Fixture* fx) {
     CHECK(r.cosine_scale == SCORE_HEAD_COSINE_SCALE, "a cosine checkpoint without a scale loaded scale %g, want %g",
           (double)r.cosine_scale, SCORE_HEAD_COSINE_SCALE);
     bert_free(&r);
-    v = 3;
+    v = 4;
     write_modified(bad, path, 13 * 4, &v, 4, -1);
     const char* load_bad[] = {"--load", bad, NULL};
-    expect_refusal("unknown score head", load_bad, "header word 13 (the score head) is 3");
+    expect_refusal("unknown score head", load_bad, "header word 13 (the score head) is 4");
     float f = -1.0f;
     write_modified(bad, path, 14 * 4, &f, 4, -1);
     expect_refusal("negative cosine scale", load_bad, "header word 14 (the score head's scale) reads -1");
@@ -672,18 +672,24 @@ static void test_cosine_head(const Fixture* fx) {
 
 // The split packing (model.h, Packing) against dev/gen_split_packing_fixture.py (float64, open
 // gates of both signs): scores, loss and every gradient, the gates' included, at the cosine
-// head's tolerances. Then what it is for: with the gates shut (-30: a key across weighs
+// head's tolerances, under the cosine head and the cosine+maxsim head. Then what it is for: with the gates shut (-30: a key across weighs
 // exp(-30) = 1e-13 of one inside, below fp32's resolution) every sequence scores as the
 // bi-encoder, 20 x the cosine of the mean embeddings of its query and its document each
 // encoded alone as a sequence of type 0 (bert_forward's mean-pooled embeddings); the sums
-// differ only in order, so 1e-5. A checkpoint keeps the packing and the gates, and a corrupt
-// word 15 or a split cls model is refused.
+// differ only in order, so 1e-5. A checkpoint keeps the packing and the gates (and the
+// cosine+maxsim head, whose checkpoint must hold its scale), and a corrupt word 15 or a split
+// cls model is refused.
 static void test_split_packing(const Fixture* fx) {
     BertModel m = fixture_model(fx);
     split_fixture_model(&m, fx);
     CHECK(m.num_parameters == fx->num_parameters + m.param_sizes[XGATE_TENSOR] && m.param_sizes[XGATE_TENSOR] == 8,
           "the split model has %zu parameters, want %zu + 8 gates", m.num_parameters, fx->num_parameters);
     free(check_head_against_fixture(&m, fx, SCORE_HEAD_COSINE, fx->split_loss, fx->split_logits, fx->split_grads));
+    // the cosine+maxsim head adds the maxsim term (its query's and document's spans under the
+    // split packing, model.h) to the same graph: again sums in double on the last hidden states
+    free(check_head_against_fixture(&m, fx, SCORE_HEAD_COSINE_MAXSIM, fx->split_cosmax_loss, fx->split_cosmax_logits,
+                                    fx->split_cosmax_grads));
+    m.score_head = SCORE_HEAD_COSINE;
 
     int S = fx->S, C = fx->config.hidden_size;
     for (size_t i = 0; i < m.param_sizes[XGATE_TENSOR]; i++) { m.params.xgate[i] = -30.0f; }
@@ -734,7 +740,14 @@ static void test_split_packing(const Fixture* fx) {
           r.num_parameters);
     bert_free(&r);
     const char* load_bad[] = {"--load", bad, NULL};
-    int v = 2;
+    m.score_head = SCORE_HEAD_COSINE_MAXSIM;
+    check_head_checkpoint(&m, path);
+    int v = 0;
+    write_modified(bad, path, 14 * 4, &v, 4, -1);
+    expect_refusal("a cosine+maxsim checkpoint without its scale", load_bad, "(the cosine+maxsim head's scale) is 0");
+    m.score_head = SCORE_HEAD_COSINE;
+    bert_save(&m, path);
+    v = 2;
     write_modified(bad, path, 15 * 4, &v, 4, -1);
     expect_refusal("unknown packing", load_bad, "header word 15 (the packing) is 2");
     v = PACKING_JOINT;  // the gates are then 8 floats too many
@@ -748,7 +761,7 @@ static void test_split_packing(const Fixture* fx) {
     write_modified(bad, bad, 15 * 4, &v, 4, -1);
     expect_refusal("split under the cls head", load_bad, "the split packing (header word 15) with the cls head");
     const char* split_cls[] = {"--split-cls", NULL};
-    expect_refusal("bert_split_segments under the cls head", split_cls, "read by the cosine score head only");
+    expect_refusal("bert_split_segments under the cls head", split_cls, "not read by the cls score head");
     remove_checkpoint_paths(dir, path, bad);
     bert_free(&m);
 }
