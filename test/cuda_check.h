@@ -251,6 +251,31 @@ static inline void random_model(BertModel* model, int C, int NH) {
     for (size_t i = 0; i < n; i++) { model->grads_memory[i] = rng_uniform(-1.0f, 1.0f); }
 }
 
+// ---- the maxsim head's inputs ----
+
+// the token types of the batch's sequences as (query, document) pairs, type 1 from split[s]
+// (relative to sequence s) on: split at T, no document
+static inline int* pair_types_split_at(const Batch* b, const int* split) {
+    int* types = (int*)mallocCheck((size_t)b->N * sizeof(int));
+    for (int s = 0; s < b->S; s++) {
+        for (int t = b->seq_starts[s]; t < b->seq_starts[s + 1]; t++) { types[t] = t - b->seq_starts[s] >= split[s]; }
+    }
+    return types;
+}
+
+// the maxsim head's edge cases planted in hidden states (N, C) of the batch, in sequence 0 (its
+// tokens 0-32; the query's content tokens 1-10 and the document's 12-31 when its document starts
+// at token 12): token 20 a copy of token 15 and token 3 close to them, a tie for token 3's best
+// match that the first (15) must win; tokens 5 and 25 the zero vector (cosine 0, no gradient)
+static inline void plant_maxsim_cases(float* hidden, int C) {
+    for (int c = 0; c < C; c++) {
+        hidden[(size_t)20 * C + c] = hidden[(size_t)15 * C + c];
+        hidden[(size_t)3 * C + c] = hidden[(size_t)15 * C + c] + rng_uniform(-0.1f, 0.1f);
+        hidden[(size_t)5 * C + c] = 0.0f;
+        hidden[(size_t)25 * C + c] = 0.0f;
+    }
+}
+
 // ---- the attention probabilities' rows ----
 
 // the rows of the (NH, T, T) attention blocks of L layers, for expect_close_rows: each row its

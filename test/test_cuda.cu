@@ -504,9 +504,46 @@ static void test_pooler(const Batch* b, int C) {
     segment_means_backward_cuda(d_dhidden, d_dsegmeans, d_pair_types, b->d_seq_starts, S, C, 1, stream);
     expect_close("segment_means_backward whole", C, d_dhidden, dhidden, NC, b->max_T);
 
+    // the maxsim score head, forward and backward (each finding the matches again), on the
+    // pair's types and on the split packing's layout (SPLIT_POINTS: the sequences of 1 and 7
+    // tokens have no document, and get no term), over the hidden states with plant_maxsim_cases'
+    // tie and zero vectors; from random logits and gradients, to which both add. Both sides
+    // compute the same doubles in the same order (the norms and dot products in index order, the
+    // same expressions), round each result to float once and add the gradient's terms in query
+    // order: K = 1. A match could flip only where two cosines are within the doubles' rounding
+    // (a GPU's fused multiply-adds, ~1e-16), which the planted tie meets exactly on both sides
+    // (copies) and random vectors miss by 1e-6 or more (the closest second best over such batches)
+    float* ms_hidden = (float*)mallocCheck(NC * sizeof(float));
+    memcpy(ms_hidden, hidden, NC * sizeof(float));
+    plant_maxsim_cases(ms_hidden, C);
+    float* d_ms_hidden = device_from(ms_hidden, NC);
+    int* split_types = pair_types_split_at(b, SPLIT_POINTS);
+    for (int layout = 0; layout < 2; layout++) {
+        const int* types = layout == 0 ? pair_types : split_types;
+        int* d_types = device_from_ints(types, N);
+        float* ms_scores = host_random((size_t)S, -1.0f, 1.0f);
+        float* d_ms_scores = device_from(ms_scores, (size_t)S);
+        maxsim_score_forward(ms_scores, ms_hidden, types, b->seq_starts, S, C, SCORE_HEAD_COSINE_SCALE);
+        maxsim_score_forward_cuda(d_ms_scores, d_ms_hidden, d_types, b->d_seq_starts, S, b->max_T, C,
+                                  SCORE_HEAD_COSINE_SCALE, stream);
+        expect_close(layout == 0 ? "maxsim_score_forward" : "maxsim_score_forward split", C, d_ms_scores, ms_scores,
+                     (size_t)S, 1);
+        float* dms_hidden = host_random(NC, -1.0f, 1.0f);
+        float* d_dms_hidden = device_from(dms_hidden, NC);
+        maxsim_score_backward(dms_hidden, dscores, ms_hidden, types, b->seq_starts, S, C, SCORE_HEAD_COSINE_SCALE);
+        maxsim_score_backward_cuda(d_dms_hidden, d_dscores, d_ms_hidden, d_types, b->d_seq_starts, S, b->max_T, C,
+                                   SCORE_HEAD_COSINE_SCALE, stream);
+        expect_close(layout == 0 ? "maxsim_score_backward" : "maxsim_score_backward split", C, d_dms_hidden, dms_hidden,
+                     NC, 1);
+        free(ms_scores); free(dms_hidden);
+        cudaCheck(cudaFree(d_types)); cudaCheck(cudaFree(d_ms_scores)); cudaCheck(cudaFree(d_dms_hidden));
+    }
+
     free(hidden); free(cls); free(emb); free(dcls); free(demb); free(dhidden);
     free(segmeans); free(scores); free(dscores); free(dsegmeans); free(pair_types);
+    free(ms_hidden); free(split_types);
     cudaCheck(cudaFree(d_pair_types));
+    cudaCheck(cudaFree(d_ms_hidden));
     float* device_buffers[] = {d_hidden, d_cls, d_emb, d_dcls, d_demb, d_dhidden, d_segmeans, d_scores, d_dscores, d_dsegmeans};
     for (float* d : device_buffers) { cudaCheck(cudaFree(d)); }
 }

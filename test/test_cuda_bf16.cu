@@ -4,10 +4,10 @@
  * backward; LayerNorm forward, backward, their residual-fused forms and the recomputation;
  * GELU forward and its backward fused with the bias gradient; the Linear layer's bias
  * broadcast and bias gradient; the attention forward and backward over packed sequences, both
- * packings; the heads' [CLS] gather, tanh, mean pooling, segment means and cosine, forward and
- * backward) and AdamW writing the bf16 copy of its fp32 master; the matrix products of bf16
- * operands (kernels/matmul.cuh: matmul_cuda into a float or bf16 c, the Linear layer forward
- * with its bias and backward). Seeded as test_cuda
+ * packings; the heads' [CLS] gather, tanh, mean pooling, segment means and cosine, and maxsim,
+ * forward and backward) and AdamW writing the bf16 copy of its fp32 master; the matrix
+ * products of bf16 operands (kernels/matmul.cuh: matmul_cuda into a float or bf16 c, the
+ * Linear layer forward with its bias and backward). Seeded as test_cuda
  * (`test_cuda_bf16 SEED` repeats a run), on test_cuda's packed batch (test/cuda_check.h) at
  * C = 128, 384 and 768. And the fused attention (kernels/flash_attention.cuh), bf16 only, on a
  * batch of its own, against model.c and the simple kernels: its section derives its bounds.
@@ -1004,7 +1004,10 @@ static void test_flash_attention(int C, int NH, int split) {
 // backend (K = max_T, as test_cuda), and the gradients added into bf16 hidden-state gradients
 // (each a float addition rounded once; K = 1 from the same values, max_T after the cosine's
 // backward). Each backward accumulates into its own random dhidden, so that each bf16 entry is
-// one rounding of its twin's
+// one rounding of its twin's. maxsim (test_cuda's layouts and planted cases, the tie exact in
+// bf16 too: a copy) computes its cosines in double from the bf16 values read as floats, the same
+// doubles as model.c's from the same values, rounded to float once: the logits, float, K = 1;
+// its gradient terms added in float in model.c's order and the sum rounded to bf16 once, K = 1
 static void test_pooler(const Batch* b, int C) {
     int N = b->N, S = b->S;
     size_t NC = (size_t)N * C, SC = (size_t)S * C, S2C = (size_t)S * 2 * C;
@@ -1076,10 +1079,40 @@ static void test_pooler(const Batch* b, int C) {
         for (Tensor<float>* t : sides) { tensor_free(t); }
         tensor_free(&dh);
     }
-    Tensor<bf16>* bf16s[] = {&hidden, &cls, &dcls, &dhidden, &th, &dth, &dhidden_mean};
+
+    // maxsim: plant_maxsim_cases' values rounded to bf16, the same on every side
+    float* planted = (float*)mallocCheck(NC * sizeof(float));
+    memcpy(planted, hidden.ref, NC * sizeof(float));
+    plant_maxsim_cases(planted, C);
+    for (size_t i = 0; i < NC; i++) { planted[i] = to_float(from_float<bf16>(planted[i])); }
+    Tensor<bf16> ms_hidden = {NC, planted, device_as<bf16>(planted, NC), device_from(planted, NC)};
+    int* split_types = pair_types_split_at(b, SPLIT_POINTS);
+    for (int layout = 0; layout < 2; layout++) {
+        const int* types = layout == 0 ? pair_types : split_types;
+        int* d_types = device_from_ints(types, N);
+        Tensor<float> logits = tensor_random<float>((size_t)S, -1.0f, 1.0f);
+        Tensor<float> dlogits = tensor_random<float>((size_t)S, -1.0f, 1.0f);
+        Tensor<bf16> dh = tensor_random<bf16>(NC, -1.0f, 1.0f);
+        maxsim_score_forward(logits.ref, ms_hidden.ref, types, b->seq_starts, S, C, SCORE_HEAD_COSINE_SCALE);
+        maxsim_score_backward(dh.ref, dlogits.ref, ms_hidden.ref, types, b->seq_starts, S, C, SCORE_HEAD_COSINE_SCALE);
+        maxsim_score_forward_cuda(logits.bf, ms_hidden.bf, d_types, b->d_seq_starts, S, b->max_T, C,
+                                  SCORE_HEAD_COSINE_SCALE, stream);
+        maxsim_score_forward_cuda(logits.fp, ms_hidden.fp, d_types, b->d_seq_starts, S, b->max_T, C,
+                                  SCORE_HEAD_COSINE_SCALE, stream);
+        maxsim_score_backward_cuda(dh.bf, dlogits.bf, ms_hidden.bf, d_types, b->d_seq_starts, S, b->max_T, C,
+                                   SCORE_HEAD_COSINE_SCALE, stream);
+        maxsim_score_backward_cuda(dh.fp, dlogits.fp, ms_hidden.fp, d_types, b->d_seq_starts, S, b->max_T, C,
+                                   SCORE_HEAD_COSINE_SCALE, stream);
+        expect_tensor(layout == 0 ? "maxsim_score_forward" : "maxsim_score_forward split", C, &logits, 1);
+        expect_tensor(layout == 0 ? "maxsim_score_backward" : "maxsim_score_backward split", C, &dh, 1);
+        tensor_free(&logits); tensor_free(&dlogits); tensor_free(&dh);
+        cudaCheck(cudaFree(d_types));
+    }
+
+    Tensor<bf16>* bf16s[] = {&hidden, &cls, &dcls, &dhidden, &th, &dth, &dhidden_mean, &ms_hidden};
     for (Tensor<bf16>* t : bf16s) { tensor_free(t); }
     tensor_free(&emb); tensor_free(&demb);
-    free(pair_types);
+    free(pair_types); free(split_types);
     cudaCheck(cudaFree(d_pair_types));
 }
 
