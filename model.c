@@ -755,10 +755,6 @@ int score_head_has_maxsim(ScoreHead head) {
     return head == SCORE_HEAD_MAXSIM || head == SCORE_HEAD_COSINE_MAXSIM;
 }
 
-int score_head_on_gpu(ScoreHead head) {
-    return !score_head_has_maxsim(head);
-}
-
 const char* packing_name(Packing packing) {
     return packing == PACKING_SPLIT ? "split" : "joint";
 }
@@ -835,10 +831,6 @@ void bert_to_device(BertModel* model, Device device, Precision precision) {
     }
 #ifdef USE_CUDA
     if (model->cuda != NULL) { die("bert_to_device: the model is on the device already"); }
-    if (!score_head_on_gpu(model->score_head)) {
-        die("the %s score head runs on the CPU only: the GPU backend has no kernels for it yet (--device cpu)",
-            score_head_name(model->score_head));
-    }
     model->cuda = (struct BertModelCuda*)mallocCheck(sizeof(BertModelCuda));
     bert_cuda_build(model->cuda, &model->config, model->packing, precision);
     model->cuda->score_head = model->score_head;

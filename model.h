@@ -119,8 +119,6 @@ typedef enum { PACKING_JOINT = 0, PACKING_SPLIT = 1 } Packing;
 const char* packing_name(Packing packing);
 // the split packing's gates before training: exp(-6) = 0.0025 of a cross-segment key's weight
 #define SPLIT_GATE_INIT -6.0f
-// whether the GPU backend (kernels/) can run this head: the maxsim term has no kernels there yet
-int score_head_on_gpu(ScoreHead head);
 
 #define NUM_ACTIVATION_TENSORS 22
 typedef struct {

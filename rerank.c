@@ -475,10 +475,6 @@ int main(int argc, char** argv) {
     Tokenizer tok;
     int max_len;
     model_setup(&model, &tok, &max_len, &o);
-    if (!score_head_on_gpu(model.score_head) && device == DEVICE_CUDA && strcmp(o.device, "auto") == 0) {
-        printf("device: the CPU, not the GPU that --device auto found: the maxsim head runs on the CPU only\n");
-        device = DEVICE_CPU;
-    }
     Precision precision;
     const char* precision_err = precision_select(&precision, o.precision, device);
     if (precision_err != NULL) { fprintf(stderr, "rerank: --precision '%s': %s\n", o.precision, precision_err); exit(2); }

@@ -3100,16 +3100,6 @@ int main(int argc, char** argv) {
     Device device;
     const char* device_err = device_select(&device, o.device);
     if (device_err != NULL) { fprintf(stderr, "train_zelo: --device '%s': %s\n", o.device, device_err); exit(2); }
-    if (o.head >= 0 && !score_head_on_gpu((ScoreHead)o.head) && device == DEVICE_CUDA) {
-        if (strcmp(o.device, "cuda") == 0) {
-            fprintf(stderr, "train_zelo: --head %s runs on the CPU only (the GPU backend has no kernels for it yet): "
-                            "use --device cpu or auto\n", score_head_name((ScoreHead)o.head));
-            exit(2);
-        }
-        printf("device: the CPU, not the GPU that --device auto found: --head %s runs on the CPU only\n",
-               score_head_name((ScoreHead)o.head));
-        device = DEVICE_CPU;
-    }
     processes_setup(&device, &o);
     Precision precision;
     const char* precision_err = precision_select(&precision, o.precision, device);

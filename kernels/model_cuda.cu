@@ -365,6 +365,12 @@ static void* attention_saved(const BertModelCuda* model, int l) {
     return X(model->acts.att) + (size_t)l * model->att_size;
 }
 
+// a device buffer of n entries (float or bf16) set to zero, in stream order (zero bits are 0 in both)
+template <typename T>
+static void zero_entries(T* x, size_t n, cudaStream_t stream) {
+    cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(T), stream));
+}
+
 // the forward pass of set_batch's batch, every layer's tensors of type floatX (float: the fp32
 // backend, the CPU's twin; bf16: the mixed-precision one); the outputs left on the device
 template <typename floatX>
@@ -415,11 +421,24 @@ static void forward_layers(BertModelCuda* model) {
     }
     const floatX* x = L == 0 ? X(a.emb_ln) : X(a.ln2);
 
-    // the two heads: the cross-encoder score and the mean-pooled sentence embedding, both float
-    if (model->score_head == SCORE_HEAD_COSINE) {
-        if (cfg->num_labels != 1) { die("the cosine score head makes one logit; the model has %d labels", cfg->num_labels); }
-        segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, split, stream);
-        cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
+    // the two heads: the cross-encoder score and the mean-pooled sentence embedding, both float;
+    // the score the sum of its head's terms, as model.c's forward_pass
+    if (model->score_head != SCORE_HEAD_CLS) {
+        if (cfg->num_labels != 1) {
+            die("the %s score head makes one logit; the model has %d labels", score_head_name(model->score_head),
+                cfg->num_labels);
+        }
+        // the cosine term writes the logits, the maxsim term adds to them
+        if (score_head_has_cosine(model->score_head)) {
+            segment_means_forward_cuda(a.segmeans, x, model->types, model->seq_starts, S, C, split, stream);
+            cosine_score_forward_cuda(a.logits, a.segmeans, S, C, model->cosine_scale, stream);
+        } else {
+            zero_entries(a.logits, (size_t)S, stream);
+        }
+        if (score_head_has_maxsim(model->score_head)) {
+            maxsim_score_forward_cuda(a.logits, x, model->types, model->seq_starts, S, model->max_T, C, model->cosine_scale,
+                                      stream);
+        }
     } else {
         cls_gather_forward_cuda(X(a.cls), x, model->seq_starts, S, C, stream);
         linear_forward_cuda(X(a.pooled), X(a.cls), X(p.poolw), X(p.poolb), S, C, C, stream);
@@ -463,12 +482,6 @@ void bert_cuda_zero_grad(BertModelCuda* model) {
     }
 }
 
-// a device buffer of n entries (float or bf16) set to zero, in stream order (zero bits are 0 in both)
-template <typename T>
-static void zero_entries(T* x, size_t n, cudaStream_t stream) {
-    cudaCheck(cudaMemsetAsync(x, 0, n * sizeof(T), stream));
-}
-
 // the backward pass of the last forward pass, floatX as forward_layers; dlogits and dembeddings
 // already on the device (float), either NULL; the parameters' gradients are float in both
 template <typename floatX>
@@ -490,9 +503,18 @@ static void backward_layers(BertModelCuda* model, void** buffers, const float* d
 
     floatX* dh = X(buffers[DH]);
     zero_entries(dh, NC, stream);
-    if (d_dlogits != NULL && model->score_head == SCORE_HEAD_COSINE) {
-        cosine_score_backward_cuda(dsegmeans, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
-        segment_means_backward_cuda(dh, (const float*)dsegmeans, model->types, model->seq_starts, S, C, split, stream);
+    if (d_dlogits != NULL && model->score_head != SCORE_HEAD_CLS) {
+        if (score_head_has_cosine(model->score_head)) {
+            cosine_score_backward_cuda(dsegmeans, d_dlogits, a.segmeans, S, C, model->cosine_scale, stream);
+            segment_means_backward_cuda(dh, (const float*)dsegmeans, model->types, model->seq_starts, S, C, split, stream);
+        }
+        if (score_head_has_maxsim(model->score_head)) {
+            // the last layer's output, which ln2 still holds: the layers below recompute theirs
+            // into it only after
+            const floatX* x = L == 0 ? X(a.emb_ln) : X(a.ln2);
+            maxsim_score_backward_cuda(dh, d_dlogits, x, model->types, model->seq_starts, S, max_T, C, model->cosine_scale,
+                                       stream);
+        }
     } else if (d_dlogits != NULL) {
         // the classifier's backward reads dlogits in the layers' type: under bf16 rounded once
         const floatX* dlogits_x = X(d_dlogits);

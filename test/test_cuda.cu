@@ -37,9 +37,9 @@
  * Last, whole training steps through model.h's API as train_zelo makes them (bert_to_device,
  * then bert_forward, bert_backward, bert_clip_grad_norm, bert_adamw_update, dispatched by
  * model.c), against the same calls on the CPU: on the tiny BERT of test/fixtures/model with
- * its batch (the cls head, the cosine head, and the split packing with the fixture's gates,
- * their gradients and their own AdamW rate), and on all-MiniLM-L6-v2 with a packed batch of
- * pairs (lengths 33, 1, 130, 7, 64);
+ * its batch (the cls head, the cosine head, the split packing with the fixture's gates,
+ * their gradients and their own AdamW rate, the maxsim head, and cosine + maxsim over the split
+ * packing), and on all-MiniLM-L6-v2 with a packed batch of pairs (lengths 33, 1, 130, 7, 64);
  * the AdamW step is held to a bound derived from the two sides' gradients (adamw_step_bound),
  * and each backend's checkpoint and optimizer files load into the other with the same bytes.
  * MiniLM's weights come from dev/find_minilm.sh or ZELO_MINILM_DIR; without them the test
@@ -632,7 +632,7 @@ static void expect_close_parameters(const char* what, int C, const float* got_de
             max_diff = diff > max_diff ? diff : max_diff;
             max_want = fabs(want[offset + j]) > max_want ? fabs(want[offset + j]) : max_want;
         }
-        // a tensor the loss does not reach (the cls head's under the cosine head) must be
+        // a tensor the loss does not reach (the cls head's under the other heads) must be
         // exactly 0 on both sides
         int unused = max_want == 0.0 && max_diff == 0.0;
         double err = unused ? 0.0 : max_diff / max_want, tol = tolerance(K);
@@ -811,7 +811,7 @@ static void expect_same_floats(const char* what, const float* a, const float* b,
 }
 
 // one training step of fx's weights on fx's batch on both backends, clipped to max_norm. Under
-// the split packing (the cosine head's) the gates are the fixture's (dev/gen_split_packing_fixture.py:
+// the split packing (any head's but cls) the gates are the fixture's (dev/gen_split_packing_fixture.py:
 // open, of both signs, so that a wrong bias or gradient shows) and move at SPLIT_GATE_LR_SCALE x lr
 #define SPLIT_GATE_LR_SCALE 30.0f  // train_zelo's --gate-lr 0.03 over the fixture's lr 1e-3
 static void test_training_step(const char* name, const Fixture* fx, float max_norm, ScoreHead head, Packing packing) {
@@ -838,7 +838,7 @@ static void test_training_step(const char* name, const Fixture* fx, float max_no
     }
     bert_to_device(&dev, DEVICE_CUDA, PRECISION_FP32);
     // a scale other than bert_build's, set after the move: the device must take it too
-    if (head == SCORE_HEAD_COSINE) {
+    if (head != SCORE_HEAD_CLS) {
         bert_set_cosine_scale(&cpu, 3.5f);
         bert_set_cosine_scale(&dev, 3.5f);
     }
@@ -995,6 +995,12 @@ int main(int argc, char** argv) {
     test_training_step("tiny BERT (test/fixtures/model)", &fx, fx.max_norm, SCORE_HEAD_CLS, PACKING_JOINT);
     test_training_step("tiny BERT (test/fixtures/model), cosine head", &fx, fx.max_norm, SCORE_HEAD_COSINE, PACKING_JOINT);
     test_training_step("tiny BERT (test/fixtures/model), split packing", &fx, fx.max_norm, SCORE_HEAD_COSINE, PACKING_SPLIT);
+    // the maxsim term: each query token's best cosine is 3e-3 (joint) and 8e-4 (split packing) or
+    // more above its second best, far above the backends' 1e-7 differences in the hidden states,
+    // so both sides find the same matches
+    test_training_step("tiny BERT (test/fixtures/model), maxsim head", &fx, fx.max_norm, SCORE_HEAD_MAXSIM, PACKING_JOINT);
+    test_training_step("tiny BERT (test/fixtures/model), cosine+maxsim head, split packing", &fx, fx.max_norm,
+                       SCORE_HEAD_COSINE_MAXSIM, PACKING_SPLIT);
     fixture_free(&fx);
     char dir[4096];
     if (find_minilm(dir, sizeof(dir))) {
