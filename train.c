@@ -292,8 +292,9 @@ static void usage(FILE* fp) {
 "                        and the document's mean-pooled tokens; maxsim, a scale x the mean\n"
 "                        over the query's tokens of each one's best cosine with a document\n"
 "                        token; cosine+maxsim, a scale x their sum (none but cls has\n"
-"                        --export) [cosine+maxsim without a trained classifier; cls with\n"
-"                        one, with --export or --head-fit; a checkpoint's own]\n"
+"                        --export) [cosine+maxsim for an encoder without a trained\n"
+"                        classifier; cosine for a random model; cls with a classifier,\n"
+"                        with --export or --head-fit; a checkpoint's own]\n"
 "  --packing joint|split  the reranker's sequence: joint, [CLS] q [SEP] d [SEP]; split,\n"
 "                        [CLS] q [SEP] [CLS] d [SEP] with positions restarting at the\n"
 "                        document and a learnt bias per layer and head on the attention\n"
@@ -2172,10 +2173,11 @@ static void packing_setup(BertModel* model, Options* o, int from_checkpoint, int
 
 // The reranker's score head. --head when given; otherwise a train_zelo checkpoint's own (it
 // is not silently given another head than the one its weights were trained with), cls for
-// Hugging Face weights with a trained classifier, and cosine+maxsim for a head that would start
-// at random (an encoder's weights such as all-MiniLM-L6-v2's, or a random model): it needs no
-// new weights, starts from the ranking of the mean pooling the encoder learned, and its maxsim
-// term sees the words a query and a document share from the first step (README, issue 13).
+// Hugging Face weights with a trained classifier, cosine+maxsim for an encoder's weights without
+// one (such as all-MiniLM-L6-v2's): it needs no new weights, starts from the ranking of the mean
+// pooling the encoder learned, and its maxsim term sees the words a query and a document share
+// from the first step (README, issue 13); and cosine for a random model, whose tokens have
+// learnt no words to match yet (the head its figures in the README were measured with).
 // --export and --head-fit work on the cls head, so they keep it by default.
 static void score_head_setup(BertModel* model, Options* o, int head_trained) {
     if (o->biencoder) {
@@ -2190,7 +2192,8 @@ static void score_head_setup(BertModel* model, Options* o, int head_trained) {
         if (from_checkpoint) { o->head = model->score_head; why = "the --init checkpoint's"; }
         else if (head_trained) { o->head = SCORE_HEAD_CLS; why = "the --init model's trained classifier"; }
         else if (o->export_dir != NULL || o->head_fit > 0) { o->head = SCORE_HEAD_CLS; why = "--export and --head-fit want it"; }
-        else { o->head = SCORE_HEAD_COSINE_MAXSIM; why = "no trained classifier to start from"; }
+        else if (o->init != NULL) { o->head = SCORE_HEAD_COSINE_MAXSIM; why = "an encoder without a trained classifier"; }
+        else { o->head = SCORE_HEAD_COSINE; why = "a random model: no trained classifier to start from"; }
     }
     if (from_checkpoint && o->head != (int)model->score_head) {
         die("--head %s: %s was trained with the %s head", score_head_name((ScoreHead)o->head), o->init,

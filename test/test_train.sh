@@ -63,8 +63,8 @@ check "rerank --interpolate 1.5 is refused by name" grep -q -- "--interpolate wa
 $T --run-dir "$D/nv" $SMALL --val-frac 0 >"$D/nv.out" 2>&1
 check "--val-frac 0: every training query trains, no reranker row, no fusion.txt" \
     sh -c "! grep -q '^validation:' '$D/nv.out' && ! grep -q '^reranker' '$D/nv/results.tsv' && test ! -e '$D/nv/fusion.txt'"
-check "a random model's head is cosine+maxsim by default, and the run says why" \
-    grep -q "^score head: cosine+maxsim, a scale x (the cosine of .*) (no trained classifier to start from)" "$D/a.out"
+check "a random model's head is cosine by default, and the run says why" \
+    grep -q "^score head: cosine, a scale x the cosine of the query's and the document's mean tokens (a random model: no trained classifier to start from)" "$D/a.out"
 # the scale is fitted before the first step: the printed pair loss there is below the loss at 20
 check "... its scale is fitted to the ratings, at a lower pair loss than the unfitted 20's" \
     awk '/^cosine scale: .*, fitted to the ratings of [0-9]+ training queries .*: pair loss [0-9.]+ there, [0-9.]+ at 20;/ {
@@ -112,7 +112,7 @@ check "without --steps, an epoch under 300 steps ($epoch16) is raised to 300" \
 check "... and an epoch over 300 steps ($total4 of 4 sequences, the same items) is kept" \
     test -n "$epoch16" -a -n "$total4" -a "$total4" -gt 300 -a "$(( (total4 + 3) / 4 ))" = "$epoch16"
 check "... without the floor's line" test "$(grep -c "default budget is at least" "$D/floor4.out")" = 0
-$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --head cosine --cosine-scale 5 >"$D/cos8.out" 2>&1
+$T --run-dir "$D/cos" $SMALL --val-frac 0 --resume --cosine-scale 5 >"$D/cos8.out" 2>&1
 check "... --resume with --cosine-scale is refused: the checkpoint has its scale" grep -q -- "--resume continues with the checkpoint's cosine scale ($fitted)" "$D/cos8.out"
 $T --run-dir "$D/cos9" $SMALL --head cls --cosine-scale 5 >"$D/cos9.out" 2>&1
 check "... --cosine-scale with --head cls is refused" grep -q -- "--cosine-scale is the scale of the cosine, maxsim and cosine+maxsim heads; the head is cls" "$D/cos9.out"
@@ -572,16 +572,27 @@ done
 # 13). --head cosine: the default cosine+maxsim head starts from the bi-encoder plus its maxsim
 # term, another ranking. The sim run's stages are reused: only the evaluations and one step run.
 R="$D/cran_split"
-mkdir -p "$R"
-for f in bm25.idx candidates.bin judgments.jsonl targets.bin ratings.tsv dense_docs.bin dense_queries.bin; do
-    cp "$D/cran_sim/$f" "$R/"
-done
+# the sim run's stages copied into $R, so that a variant runs only its evaluations and steps
+copy_sim_stages() {
+    mkdir -p "$R"
+    for f in bm25.idx candidates.bin judgments.jsonl targets.bin ratings.tsv dense_docs.bin dense_queries.bin; do
+        cp "$D/cran_sim/$f" "$R/"
+    done
+}
+copy_sim_stages
 $T --run-dir "$R" $CRAN --judge sim --steps 1 --head cosine >"$R.out" 2>"$R.err"
 check "cranfield from all-MiniLM-L6-v2 without --export takes the split packing, saying why (see $R.err)" \
     grep -q "^packing: split, .*(the cosine term on a pretrained encoder;" "$R.out"
 check "... and before training ranks within 0.01 of the dense model" awk -F'\t' '
     $1 == "dense (bi-encoder cosine)" { d = $2 } $1 == "model before training" { b = $2 }
     END { exit !(d > 0 && b - d < 0.01 && d - b < 0.01) }' "$R/results.tsv"
+# without --head the encoder takes the cosine+maxsim head over the split packing (one step)
+R="$D/cran_cosmax"
+copy_sim_stages
+$T --run-dir "$R" $CRAN --judge sim --steps 1 >"$R.out" 2>"$R.err"
+check "cranfield from all-MiniLM-L6-v2 without --export or --head takes the cosine+maxsim head, saying why (see $R.out)" \
+    grep -q "^score head: cosine+maxsim, a scale x (the cosine of .*) (an encoder without a trained classifier)" "$R.out"
+check "... over the split packing" grep -q "^packing: split, .*(the cosine term on a pretrained encoder;" "$R.out"
 # hybrid candidates: each source's recall and the fusion's are printed (over every judged query:
 # the first stage sees no label); on Cranfield the fusion finds at least as many relevant
 # documents in its top 100 and top 10 as the better source
