@@ -1130,10 +1130,12 @@ static void forward_pass(BertModel* model, const int* ids, const int* types, con
         if (cfg->num_labels != 1) {
             die("the %s score head makes one logit; the model has %d labels", score_head_name(model->score_head), cfg->num_labels);
         }
-        memset(a.logits, 0, (size_t)S * sizeof(float));
+        // the cosine term writes the logits, the maxsim term adds to them
         if (score_head_has_cosine(model->score_head)) {
             segment_means_forward(a.segmeans, x, model->types, model->seq_starts, S, C, model->packing == PACKING_SPLIT);
             cosine_score_forward(a.logits, a.segmeans, S, C, model->cosine_scale);
+        } else {
+            memset(a.logits, 0, (size_t)S * sizeof(float));
         }
         if (score_head_has_maxsim(model->score_head)) {
             maxsim_score_forward(a.logits, x, model->types, model->seq_starts, S, C, model->cosine_scale);

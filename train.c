@@ -465,11 +465,11 @@ static void parse_options(Options* o, int argc, char** argv) {
             case O_STEPS: o->steps = parse_int_option("steps", optarg, 1, 1 << 30); break;
             case O_LR: o->lr = (float)parse_number_option("lr", optarg, 1e-12, 10.0); break;
             case O_HEAD:
-                if (strcmp(optarg, "cls") == 0) { o->head = SCORE_HEAD_CLS; }
-                else if (strcmp(optarg, "cosine") == 0) { o->head = SCORE_HEAD_COSINE; }
-                else if (strcmp(optarg, "maxsim") == 0) { o->head = SCORE_HEAD_MAXSIM; }
-                else if (strcmp(optarg, "cosine+maxsim") == 0) { o->head = SCORE_HEAD_COSINE_MAXSIM; }
-                else { fprintf(stderr, "train_zelo: --head wants cls, cosine, maxsim or cosine+maxsim, got '%s'\n", optarg); exit(2); }
+                o->head = -1;  // a later --head replaces an earlier one
+                for (int h = SCORE_HEAD_CLS; h <= SCORE_HEAD_COSINE_MAXSIM; h++) {
+                    if (strcmp(optarg, score_head_name((ScoreHead)h)) == 0) { o->head = h; }
+                }
+                if (o->head < 0) { fprintf(stderr, "train_zelo: --head wants cls, cosine, maxsim or cosine+maxsim, got '%s'\n", optarg); exit(2); }
                 break;
             case O_COSINE_SCALE:
                 if (strcmp(optarg, "fit") == 0) { o->cosine_scale = 0.0f; break; }
